@@ -1,0 +1,43 @@
+# smartetl — PGXS build.
+#
+# The install script is assembled from the readable pieces in src/sql/ (in
+# file-name order) into smartetl--$(EXTVERSION).sql.
+
+EXTENSION   = smartetl
+EXTVERSION  = 0.1.0
+MODULE_big  = smartetl
+
+OBJS = \
+	src/smartetl.o \
+	src/common/line_reader.o \
+	src/ingest/csv_lexer.o \
+	src/ingest/json_fields.o \
+	src/ingest/log_format.o \
+	src/ingest/options.o \
+	src/ingest/values.o \
+	src/ingest/field_map.o \
+	src/ingest/run_record.o \
+	src/ingest/source.o \
+	src/ingest/ingest_csv.o \
+	src/ingest/ingest_jsonl.o \
+	src/ingest/ingest_logline.o \
+	src/ingest/store.o
+
+SQL_PIECES = $(sort $(wildcard src/sql/*.sql))
+DATA_built = $(EXTENSION)--$(EXTVERSION).sql
+
+REGRESS = schema ingest_csv ingest_jsonl ingest_logline ingest_errors ingest_real_data drop
+REGRESS_OPTS = --load-extension=$(EXTENSION)
+ENCODING = UTF8
+NO_LOCALE = 1
+
+PG_CPPFLAGS = -I$(srcdir)/src
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
+EXTRA_CLEAN = $(DATA_built)
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+$(EXTENSION)--$(EXTVERSION).sql: $(SQL_PIECES)
+	cat $^ > $@

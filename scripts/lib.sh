@@ -1,0 +1,63 @@
+# scripts/lib.sh — shared by scripts/demo.sh and scripts/test.sh (sourced).
+# Installs what smartetl needs on Debian 12, builds it, and runs a throwaway
+# PostgreSQL 15 cluster in a local folder.  Run as root.
+
+PG_BIN=/usr/lib/postgresql/15/bin
+PG_CONFIG=$PG_BIN/pg_config
+export PATH="$PATH:/usr/sbin:/sbin"
+
+APT_PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-15-pgtap \
+libtap-parser-sourcehandler-pgtap-perl libcurl4-openssl-dev make gcc python3"
+
+log() { printf '\n== %s\n' "$*"; }
+
+install_packages() {
+	local missing=""
+	for p in $APT_PACKAGES; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+	done
+	if [ -n "$missing" ]; then
+		log "installing Debian packages:$missing"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -q >/tmp/smartetl-apt.log 2>&1 || { tail -20 /tmp/smartetl-apt.log; return 1; }
+		apt-get install -y -q $missing >>/tmp/smartetl-apt.log 2>&1 || { tail -20 /tmp/smartetl-apt.log; return 1; }
+	fi
+}
+
+build_install() {
+	log "building and installing smartetl"
+	make -s PG_CONFIG=$PG_CONFIG with_llvm=no >/dev/null
+	make -s PG_CONFIG=$PG_CONFIG with_llvm=no install >/dev/null
+}
+
+# cluster_start DIR PORT: initdb (if new) and start a cluster whose socket
+# lives in DIR (keep DIR short: socket paths are limited to 107 bytes).
+cluster_start() {
+	local dir=$1 port=$2
+	mkdir -p "$dir"
+	chown postgres:postgres "$dir"
+	chmod 700 "$dir"
+	if [ ! -f "$dir/data/PG_VERSION" ]; then
+		(cd / && runuser -u postgres -- $PG_BIN/initdb -D "$dir/data" -U postgres --auth=trust \
+			--encoding=UTF8 --locale=C.UTF-8 --no-sync >/dev/null)
+		cat >>"$dir/data/postgresql.conf" <<CONF
+port = $port
+listen_addresses = ''
+unix_socket_directories = '$dir'
+shared_preload_libraries = 'smartetl,pg_cron'
+cron.database_name = 'postgres'
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+CONF
+	fi
+	(cd / && runuser -u postgres -- $PG_BIN/pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null) \
+		|| { cat "$dir/server.log"; return 1; }
+	export PGHOST="$dir" PGPORT="$port" PGUSER=postgres PGDATABASE=postgres
+}
+
+cluster_stop() {
+	local dir=$1
+	[ -f "$dir/data/postmaster.pid" ] || return 0
+	(cd / && runuser -u postgres -- $PG_BIN/pg_ctl -D "$dir/data" -m fast -w stop >/dev/null) || true
+}

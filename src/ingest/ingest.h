@@ -1,0 +1,151 @@
+/*-------------------------------------------------------------------------
+ * src/ingest/ingest.h
+ *		Backend side of ingestion: options, run fields, value parsing, the
+ *		batch that parsers fill and the store step that writes it.
+ *
+ * Flow: smartetl.ingest()/ingest_file() (source.c) validate the options,
+ * open a LineReader and call one format parser (ingest_csv.c, ...).  The
+ * parser turns records into rows of an IngestBatch (run_record.c), or into
+ * rejects in quarantine mode.  Nothing touches a table until parsing has
+ * finished; store.c then writes the whole batch with a few set-based
+ * statements, so a bad row in strict mode leaves nothing half-written.
+ *-------------------------------------------------------------------------
+ */
+#ifndef SMARTETL_INGEST_H
+#define SMARTETL_INGEST_H
+
+#include "datatype/timestamp.h"
+#include "pgtime.h"
+#include "utils/hsearch.h"
+#include "utils/jsonb.h"
+#include "utils/tuplestore.h"
+
+#include "common/line_reader.h"
+
+typedef enum IngestFormat
+{
+	INGEST_CSV,
+	INGEST_JSONL,
+	INGEST_LOGLINE
+} IngestFormat;
+
+/* Run fields a source column or JSON path can map onto. */
+typedef enum RunField
+{
+	RF_PIPELINE,
+	RF_NAMESPACE,
+	RF_EXTERNAL_ID,
+	RF_ATTEMPT,
+	RF_PARENT_ID,
+	RF_STATUS,
+	RF_STARTED_AT,
+	RF_ENDED_AT,
+	RF_DURATION,
+	RF_ROWS_READ,
+	RF_ROWS_WRITTEN,
+	RF_BYTES,
+	RF_HOST,
+	RF_ERROR_MESSAGE,
+	RF_COUNT
+} RunField;
+
+typedef struct IngestOptions
+{
+	IngestFormat format;
+	const char *format_name;
+	bool		quarantine;		/* on_error = 'quarantine' */
+	size_t		max_line;
+	char	   *namespace;		/* default namespace of new pipelines */
+	char	   *pipeline;		/* constant pipeline when the source has none */
+	char	   *source;			/* label for rejects and log events */
+	char	   *run_external_id;	/* logline: attach events to this run */
+	pg_tz	   *timezone;		/* zone for timestamps without one; NULL = session */
+
+	/* csv */
+	char		delimiter;
+	char		quote;
+	bool		header;
+
+	/* csv, jsonl */
+	JsonbContainer *columns;	/* run field → column name / JSON path */
+	JsonbContainer *status_map; /* site word → run status */
+	double		epoch_unit_s;	/* seconds per epoch unit; 0 = guess */
+	TimestampTz epoch_origin;
+	double		duration_unit_s;
+	bool		extra_to_attrs; /* unmapped columns go to attrs */
+
+	/* logline */
+	char	   *log_format;
+} IngestOptions;
+
+/* A value that failed to parse: enough to name the field and the problem. */
+typedef struct FieldError
+{
+	const char *field;			/* run field or source column */
+	const char *expected;
+	const char *found;
+} FieldError;
+
+typedef struct IngestBatch
+{
+	MemoryContext row_ctx;		/* reset after every record */
+
+	TupleDesc	run_desc;
+	Tuplestorestate *runs;
+	int64		nruns;
+	HTAB	   *identities;		/* hashes of run identities seen */
+	bool		has_duplicates;
+
+	TupleDesc	event_desc;
+	Tuplestorestate *events;
+	int64		nevents;
+	TimestampTz min_ts;
+	TimestampTz max_ts;
+
+	TupleDesc	reject_desc;
+	Tuplestorestate *rejects;
+	int64		nrejects;
+} IngestBatch;
+
+typedef struct IngestCounts
+{
+	int64		inserted;
+	int64		updated;
+	int64		unchanged;
+	int64		rejected;
+} IngestCounts;
+
+/* options.c */
+extern void ingest_options_parse(IngestOptions *o, const char *format, Jsonb *options);
+extern char *ingest_option_text(JsonbContainer *obj, const char *key);
+
+/* field_map.c */
+extern const char *run_field_name(RunField f);
+extern void field_map_from_header(const IngestOptions *o, char **names, int n, int *map);
+extern const char *field_map_json_path(const IngestOptions *o, RunField f,
+									   const void *json_fields);
+
+/* values.c */
+extern bool value_timestamp(const char *s, const IngestOptions *o, TimestampTz *out);
+extern bool value_duration(const char *s, const IngestOptions *o, Interval *out);
+extern bool value_int64(const char *s, int64 *out);
+extern const char *value_status(const char *s, const IngestOptions *o);
+
+/* run_record.c */
+extern void ingest_batch_init(IngestBatch *b, const IngestOptions *o);
+extern void ingest_add_run(IngestBatch *b, const IngestOptions *o, char **values, const char **src,
+						   Jsonb *attrs, long line_no, const char *raw);
+extern void ingest_reject(IngestBatch *b, const IngestOptions *o, long line_no,
+						  const char *raw, const char *field, const char *reason);
+extern void ingest_line_problem(IngestBatch *b, const IngestOptions *o,
+								LineStatus st, LineReader *r);
+
+/* format parsers */
+extern void ingest_csv(LineReader *r, const IngestOptions *o, IngestBatch *b);
+extern void ingest_jsonl(LineReader *r, const IngestOptions *o, IngestBatch *b);
+extern void ingest_logline(LineReader *r, const IngestOptions *o, IngestBatch *b);
+
+/* store.c */
+extern void ingest_store(IngestBatch *b, const IngestOptions *o, IngestCounts *counts);
+
+#endif							/* SMARTETL_INGEST_H */

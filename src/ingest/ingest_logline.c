@@ -1,0 +1,327 @@
+/*-------------------------------------------------------------------------
+ * src/ingest/ingest_logline.c
+ *		format 'logline' and smartetl.parse_log(): text log lines split by a
+ *		Loghub-style format string into log events.
+ *
+ * The format becomes an anchored regular expression (log_format.c) run by
+ * PostgreSQL's own regex engine.  A line that does not match continues the
+ * event before it (stack traces, multi-line messages); a non-matching
+ * first line is an error.  Well-known headers fill the log_event columns
+ * (Content → message, Level, Component, and the time from Timestamp or
+ * Date + Time); every other header goes to attrs.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_collation.h"
+#include "fmgr.h"
+#include "mb/pg_wchar.h"
+#include "regex/regex.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "ingest/ingest.h"
+#include "ingest/log_format.h"
+
+PG_FUNCTION_INFO_V1(smartetl_parse_log);
+
+typedef struct LogMatcher
+{
+	LogFormat	fmt;
+	regex_t    *re;
+	regmatch_t *matches;
+	int			level_col;
+	int			component_col;
+	int			content_col;
+} LogMatcher;
+
+/* First header present among the candidate names, or -1. */
+static int
+header_any(const LogFormat *fmt, const char *const *names)
+{
+	int			i,
+				col;
+
+	for (i = 0; names[i]; i++)
+		if ((col = log_format_header_index(fmt, names[i])) >= 0)
+			return col;
+	return -1;
+}
+
+static void
+log_matcher_init(LogMatcher *m, const char *format)
+{
+	static const char *const level_names[] = {"Level", "Severity", "LogLevel", NULL};
+	static const char *const component_names[] = {"Component", "Logger", "Module", "Source", NULL};
+	static const char *const content_names[] = {"Content", "Message", NULL};
+	const char *err;
+	int			pos;
+
+	err = log_format_compile(format, &m->fmt, &pos);
+	if (err)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid log format \"%s\"", format),
+				 errdetail("At character %d: %s.", pos + 1, err)));
+	/* regex syntax errors in the literal parts are reported by the compiler */
+	m->re = RE_compile_and_cache(cstring_to_text(m->fmt.regex), REG_ADVANCED,
+								 C_COLLATION_OID);
+	m->matches = palloc(sizeof(regmatch_t) * (m->fmt.nheaders + 1));
+	m->level_col = header_any(&m->fmt, level_names);
+	m->component_col = header_any(&m->fmt, component_names);
+	m->content_col = header_any(&m->fmt, content_names);
+}
+
+/* Match one line; on success m->matches holds byte-free character offsets. */
+static bool
+log_matcher_match(LogMatcher *m, const char *line, int len, pg_wchar **wide, int *wlen)
+{
+	*wide = palloc(sizeof(pg_wchar) * (len + 1));
+	*wlen = pg_mb2wchar_with_len(line, *wide, len);
+	return pg_regexec(m->re, *wide, *wlen, 0, NULL, m->fmt.nheaders + 1,
+					  m->matches, 0) == REG_OKAY;
+}
+
+/* Text of capture i (0-based header index) from the wide line. */
+static char *
+log_capture(LogMatcher *m, pg_wchar *wide, int i)
+{
+	regmatch_t *rm = &m->matches[i + 1];
+	char	   *out;
+
+	if (rm->rm_so < 0)
+		return NULL;
+	out = palloc(pg_database_encoding_max_length() * (rm->rm_eo - rm->rm_so) + 1);
+	pg_wchar2mb_with_len(wide + rm->rm_so, out, rm->rm_eo - rm->rm_so);
+	return out;
+}
+
+static JsonbValue *
+push_pair(JsonbParseState **st, const char *key, const char *val)
+{
+	JsonbValue	k,
+				v;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	pushJsonbValue(st, WJB_KEY, &k);
+	if (val == NULL)
+		v.type = jbvNull;
+	else
+	{
+		v.type = jbvString;
+		v.val.string.val = (char *) val;
+		v.val.string.len = strlen(val);
+	}
+	return pushJsonbValue(st, WJB_VALUE, &v);
+}
+
+/*
+ * The event time from the headers: Timestamp, Date + Time, Datetime or
+ * Time alone, the first that parses.  Log timestamps often use a comma
+ * before the milliseconds ("17:41:44,747"), read as a decimal point.
+ */
+static bool
+log_event_time(LogMatcher *m, char **caps, const IngestOptions *o, TimestampTz *ts)
+{
+	static const char *const tries[][2] = {
+		{"Timestamp", NULL}, {"Date", "Time"}, {"Datetime", NULL}, {"Time", NULL},
+		{"Date", NULL}};
+	int			i;
+
+	for (i = 0; i < lengthof(tries); i++)
+	{
+		int			a = log_format_header_index(&m->fmt, tries[i][0]);
+		int			b = tries[i][1] ? log_format_header_index(&m->fmt, tries[i][1]) : -1;
+		char	   *s,
+				   *p;
+
+		if (a < 0 || caps[a] == NULL || (tries[i][1] && (b < 0 || caps[b] == NULL)))
+			continue;
+		s = b >= 0 ? psprintf("%s %s", caps[a], caps[b]) : pstrdup(caps[a]);
+		for (p = s + 1; *p; p++)
+			if (*p == ',' && isdigit((unsigned char) p[-1]) && isdigit((unsigned char) p[1]))
+				*p = '.';
+		if (value_timestamp(s, o, ts))
+			return true;
+	}
+	return false;
+}
+
+/* State of the event being assembled across continuation lines. */
+typedef struct PendingEvent
+{
+	bool		active;
+	long		line_no;
+	TimestampTz ts;
+	char	   *level;
+	char	   *component;
+	StringInfoData message;
+	JsonbParseState *attrs;
+	int			continuation_lines;
+} PendingEvent;
+
+static void
+flush_event(PendingEvent *ev, IngestBatch *b)
+{
+	Datum		d[6];
+	bool		nulls[6] = {false};
+	JsonbValue *attrs;
+
+	if (!ev->active)
+		return;
+	if (ev->continuation_lines > 0)
+	{
+		JsonbValue	k,
+					v;
+
+		k.type = jbvString;
+		k.val.string.val = "continuation_lines";
+		k.val.string.len = strlen(k.val.string.val);
+		v.type = jbvNumeric;
+		v.val.numeric = int64_to_numeric(ev->continuation_lines);
+		pushJsonbValue(&ev->attrs, WJB_KEY, &k);
+		pushJsonbValue(&ev->attrs, WJB_VALUE, &v);
+	}
+	attrs = pushJsonbValue(&ev->attrs, WJB_END_OBJECT, NULL);
+	d[0] = Int64GetDatum(ev->line_no);
+	d[1] = TimestampTzGetDatum(ev->ts);
+	nulls[2] = ev->level == NULL;
+	d[2] = ev->level ? CStringGetTextDatum(ev->level) : (Datum) 0;
+	nulls[3] = ev->component == NULL;
+	d[3] = ev->component ? CStringGetTextDatum(ev->component) : (Datum) 0;
+	d[4] = CStringGetTextDatum(ev->message.data);
+	d[5] = JsonbPGetDatum(JsonbValueToJsonb(attrs));
+	tuplestore_putvalues(b->events, b->event_desc, d, nulls);
+	b->nevents++;
+	b->min_ts = Min(b->min_ts, ev->ts);
+	b->max_ts = Max(b->max_ts, ev->ts);
+	ev->active = false;
+}
+
+/*
+ * Start a new event from a matched line.  An event without a readable time
+ * takes the previous event's time (continuation of the same burst), or the
+ * statement time for the first one; its raw time fields stay in attrs.
+ */
+static void
+start_event(PendingEvent *ev, LogMatcher *m, char **caps, long line_no,
+			const IngestOptions *o, TimestampTz last_ts)
+{
+	int			i;
+	TimestampTz ts;
+
+	ev->active = true;
+	ev->line_no = line_no;
+	ev->continuation_lines = 0;
+	ev->ts = log_event_time(m, caps, o, &ts) ? ts :
+		(last_ts != DT_NOBEGIN ? last_ts : GetCurrentStatementStartTimestamp());
+	ev->level = m->level_col >= 0 ? caps[m->level_col] : NULL;
+	ev->component = m->component_col >= 0 ? caps[m->component_col] : NULL;
+	resetStringInfo(&ev->message);
+	if (m->content_col >= 0 && caps[m->content_col])
+		appendStringInfoString(&ev->message, caps[m->content_col]);
+	ev->attrs = NULL;
+	pushJsonbValue(&ev->attrs, WJB_BEGIN_OBJECT, NULL);
+	for (i = 0; i < m->fmt.nheaders; i++)
+		if (i != m->level_col && i != m->component_col && i != m->content_col)
+			push_pair(&ev->attrs, m->fmt.headers[i], caps[i]);
+}
+
+static void
+logline_unmatched(LineReader *r, const IngestOptions *o, IngestBatch *b)
+{
+	if (!o->quarantine)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("invalid logline input on line %ld", r->line_no),
+				 errdetail("The line does not match log_format \"%s\" and there is no earlier line for it to continue.",
+						   o->log_format)));
+	ingest_reject(b, o, r->line_no, r->line.data, NULL,
+				  "line does not match log_format and continues no earlier line");
+}
+
+void
+ingest_logline(LineReader *r, const IngestOptions *o, IngestBatch *b)
+{
+	LogMatcher	m;
+	PendingEvent ev;
+	LineStatus	st;
+	MemoryContext event_ctx = AllocSetContextCreate(CurrentMemoryContext,
+													"smartetl log event",
+													ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old;
+	TimestampTz last_ts = DT_NOBEGIN;
+
+	log_matcher_init(&m, o->log_format);
+	memset(&ev, 0, sizeof(ev));
+	initStringInfo(&ev.message);
+	old = MemoryContextSwitchTo(b->row_ctx);
+	while ((st = line_reader_next(r)) != LINE_EOF)
+	{
+		pg_wchar   *wide;
+		int			wlen;
+
+		MemoryContextReset(b->row_ctx);
+		if (st != LINE_OK)
+		{
+			ingest_line_problem(b, o, st, r);
+			continue;
+		}
+		if (log_matcher_match(&m, r->line.data, r->line.len, &wide, &wlen))
+		{
+			char	  **caps = palloc(sizeof(char *) * m.fmt.nheaders);
+			int			i;
+
+			flush_event(&ev, b);
+			MemoryContextReset(event_ctx);
+			MemoryContextSwitchTo(event_ctx);
+			for (i = 0; i < m.fmt.nheaders; i++)
+				caps[i] = log_capture(&m, wide, i);
+			start_event(&ev, &m, caps, r->line_no, o, last_ts);
+			last_ts = ev.ts;
+			MemoryContextSwitchTo(b->row_ctx);
+		}
+		else if (ev.active && r->line.len > 0)
+		{
+			appendStringInfoChar(&ev.message, '\n');
+			appendBinaryStringInfo(&ev.message, r->line.data, r->line.len);
+			ev.continuation_lines++;
+		}
+		else if (r->line.len > 0)
+			logline_unmatched(r, o, b);
+	}
+	flush_event(&ev, b);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(event_ctx);
+}
+
+/*
+ * smartetl.parse_log(line text, log_format text) RETURNS jsonb
+ *		The line's fields by header name, or NULL when it does not match.
+ */
+Datum
+smartetl_parse_log(PG_FUNCTION_ARGS)
+{
+	text	   *line = PG_GETARG_TEXT_PP(0);
+	char	   *format = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	LogMatcher	m;
+	pg_wchar   *wide;
+	int			wlen;
+	JsonbParseState *st = NULL;
+	JsonbValue *res = NULL;
+	int			i;
+
+	log_matcher_init(&m, format);
+	if (!log_matcher_match(&m, VARDATA_ANY(line), VARSIZE_ANY_EXHDR(line), &wide, &wlen))
+		PG_RETURN_NULL();
+	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
+	for (i = 0; i < m.fmt.nheaders; i++)
+		push_pair(&st, m.fmt.headers[i], log_capture(&m, wide, i));
+	res = pushJsonbValue(&st, WJB_END_OBJECT, NULL);
+	PG_RETURN_JSONB_P(JsonbValueToJsonb(res));
+}

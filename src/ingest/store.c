@@ -1,0 +1,272 @@
+/*-------------------------------------------------------------------------
+ * src/ingest/store.c
+ *		Write a parsed batch: pipelines, runs (idempotent upsert), parent
+ *		links, log events and rejects.
+ *
+ * The batch's tuplestores are registered with SPI as ephemeral named
+ * relations (the mechanism behind trigger transition tables), so each
+ * step is one set-based statement instead of a statement per row.
+ *
+ * Run identity is (pipeline, external_id, attempt), or (pipeline,
+ * started_at) when the source has no run id.  On conflict the newer record
+ * wins field by field, except that a 'running' record never overwrites a
+ * finished run (late or replayed start events must not resurrect it).
+ * Rows whose merged values equal the stored ones are left alone and
+ * counted as unchanged.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "ingest/ingest.h"
+
+#define BATCH_RUNS "smartetl_batch_runs"
+#define BATCH_EVENTS "smartetl_batch_events"
+#define BATCH_REJECTS "smartetl_batch_rejects"
+
+typedef struct MergeRule
+{
+	const char *column;
+	const char *merged;			/* value after the upsert; r = stored row */
+} MergeRule;
+
+static const MergeRule run_merge[] = {
+	{"status", "CASE WHEN excluded.status = 'running' AND r.status <> 'running' THEN r.status ELSE excluded.status END"},
+	{"started_at", "coalesce(excluded.started_at, r.started_at)"},
+	{"ended_at", "CASE WHEN excluded.status = 'running' AND r.status <> 'running' THEN r.ended_at ELSE coalesce(excluded.ended_at, r.ended_at) END"},
+	{"duration", "CASE WHEN excluded.status = 'running' AND r.status <> 'running' THEN r.duration ELSE coalesce(excluded.duration, r.duration) END"},
+	{"rows_read", "coalesce(excluded.rows_read, r.rows_read)"},
+	{"rows_written", "coalesce(excluded.rows_written, r.rows_written)"},
+	{"bytes", "coalesce(excluded.bytes, r.bytes)"},
+	{"host", "coalesce(excluded.host, r.host)"},
+	{"error_message", "coalesce(excluded.error_message, r.error_message)"},
+	{"parent_external_id", "coalesce(excluded.parent_external_id, r.parent_external_id)"},
+	{"attrs", "CASE WHEN excluded.attrs IS NULL THEN r.attrs ELSE coalesce(r.attrs, '{}'::jsonb) OPERATOR(pg_catalog.||) excluded.attrs END"},
+};
+
+static void
+register_batch(const char *name, TupleDesc desc, Tuplestorestate *ts, int64 n)
+{
+	EphemeralNamedRelation enr = palloc0(sizeof(EphemeralNamedRelationData));
+
+	enr->md.name = (char *) name;
+	enr->md.reliddesc = InvalidOid;
+	enr->md.tupdesc = desc;
+	enr->md.enrtype = ENR_NAMED_TUPLESTORE;
+	enr->md.enrtuples = (double) n;
+	enr->reldata = ts;
+	if (SPI_register_relation(enr) != SPI_OK_REL_REGISTER)
+		elog(ERROR, "could not register ephemeral relation \"%s\"", name);
+}
+
+static void
+spi_exec(const char *sql, int expected)
+{
+	int			rc = SPI_execute(sql, false, 0);
+
+	if (rc != expected)
+		elog(ERROR, "smartetl store statement failed (%s): %s",
+			 SPI_result_code_string(rc), sql);
+}
+
+static int64
+spi_int64(int row, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, &isnull);
+
+	return isnull ? 0 : DatumGetInt64(d);
+}
+
+/* The ON CONFLICT ... DO UPDATE SET ... WHERE <changed> tail. */
+static char *
+run_merge_clause(void)
+{
+	StringInfoData set,
+				old,
+				merged;
+	int			i;
+
+	initStringInfo(&set);
+	initStringInfo(&old);
+	initStringInfo(&merged);
+	for (i = 0; i < lengthof(run_merge); i++)
+	{
+		const char *sep = i ? ", " : "";
+
+		appendStringInfo(&set, "%s%s = %s", sep, run_merge[i].column, run_merge[i].merged);
+		appendStringInfo(&old, "%sr.%s", sep, run_merge[i].column);
+		appendStringInfo(&merged, "%s%s", sep, run_merge[i].merged);
+	}
+	return psprintf("DO UPDATE SET %s, updated_at = pg_catalog.now() "
+					"WHERE (%s) IS DISTINCT FROM (%s)", set.data, old.data, merged.data);
+}
+
+/*
+ * Upsert the runs of one identity kind.  with_id selects rows that carry
+ * an external id (conflict on pipeline + external_id + attempt) or those
+ * that do not (conflict on pipeline + started_at).
+ */
+static void
+store_runs_kind(IngestBatch *b, bool with_id, IngestCounts *counts)
+{
+	const char *key = with_id ? "external_id, attempt" : "started_at";
+	const char *dedupe_on = with_id ? "namespace, pipeline, external_id, attempt"
+		: "namespace, pipeline, started_at";
+	char	   *sql;
+
+	sql = psprintf("WITH b AS (SELECT %s%s%s * FROM " BATCH_RUNS
+				   " WHERE external_id IS %s NULL %s%s%s), "
+				   "u AS (INSERT INTO smartetl.run AS r (pipeline_id, external_id, attempt, "
+				   "parent_external_id, status, started_at, ended_at, duration, rows_read, "
+				   "rows_written, bytes, host, error_message, attrs) "
+				   "SELECT p.pipeline_id, b.external_id, b.attempt, b.parent_external_id, "
+				   "b.status::smartetl.run_status, b.started_at, b.ended_at, b.duration, "
+				   "b.rows_read, b.rows_written, b.bytes, b.host, b.error_message, b.attrs "
+				   "FROM b JOIN smartetl.pipeline p ON p.namespace OPERATOR(pg_catalog.=) b.namespace "
+				   "AND p.name OPERATOR(pg_catalog.=) b.pipeline "
+				   "ON CONFLICT (pipeline_id, %s) WHERE external_id IS %s NULL %s "
+				   "RETURNING (r.xmax OPERATOR(pg_catalog.=) 0) AS inserted) "
+				   "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM u",
+				   b->has_duplicates ? "DISTINCT ON (" : "",
+				   b->has_duplicates ? dedupe_on : "",
+				   b->has_duplicates ? ")" : "",
+				   with_id ? "NOT" : "",
+				   b->has_duplicates ? "ORDER BY " : "",
+				   b->has_duplicates ? dedupe_on : "",
+				   b->has_duplicates ? ", line_no DESC" : "",
+				   key, with_id ? "NOT" : "", run_merge_clause());
+	spi_exec(sql, SPI_OK_SELECT);
+	counts->inserted += spi_int64(0, 1);
+	counts->updated += spi_int64(0, 2);
+}
+
+/*
+ * Link children to parents by external id within a namespace, both for
+ * children in this batch and for earlier children whose parent has only
+ * now arrived.
+ */
+static void
+store_parent_links(void)
+{
+	spi_exec("UPDATE smartetl.run c SET parent_run_id = p.run_id "
+			 "FROM smartetl.pipeline cp, smartetl.pipeline pp, smartetl.run p "
+			 "WHERE c.parent_run_id IS NULL AND c.parent_external_id IS NOT NULL "
+			 "AND cp.pipeline_id OPERATOR(pg_catalog.=) c.pipeline_id "
+			 "AND p.external_id OPERATOR(pg_catalog.=) c.parent_external_id "
+			 "AND pp.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id "
+			 "AND pp.namespace OPERATOR(pg_catalog.=) cp.namespace "
+			 "AND p.run_id OPERATOR(pg_catalog.<>) c.run_id",
+			 SPI_OK_UPDATE);
+}
+
+static void
+store_runs(IngestBatch *b, IngestCounts *counts)
+{
+	register_batch(BATCH_RUNS, b->run_desc, b->runs, b->nruns);
+	spi_exec("INSERT INTO smartetl.pipeline (namespace, name) "
+			 "SELECT DISTINCT namespace, pipeline FROM " BATCH_RUNS
+			 " ON CONFLICT (namespace, name) DO NOTHING", SPI_OK_INSERT);
+	store_runs_kind(b, true, counts);
+	store_runs_kind(b, false, counts);
+	counts->unchanged += b->nruns - counts->inserted - counts->updated;
+
+	spi_exec("SELECT count(*) FROM (SELECT 1 FROM smartetl.run "
+			 "WHERE parent_run_id IS NULL AND parent_external_id IS NOT NULL LIMIT 1) s",
+			 SPI_OK_SELECT);
+	if (spi_int64(0, 1) != 0)
+		store_parent_links();
+}
+
+static void
+store_rejects(IngestBatch *b, const IngestOptions *o, IngestCounts *counts)
+{
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+
+	register_batch(BATCH_REJECTS, b->reject_desc, b->rejects, b->nrejects);
+	values[0] = CStringGetTextDatum(o->format_name);
+	values[1] = CStringGetTextDatum(o->source ? o->source : "");
+	if (SPI_execute_with_args("INSERT INTO smartetl.ingest_reject "
+							  "(format, source, line_no, field, raw, reason) "
+							  "SELECT $1, $2, line_no, field, raw, reason FROM " BATCH_REJECTS,
+							  2, types, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not store ingest rejects");
+	counts->rejected += b->nrejects;
+}
+
+/* The pipeline id named by the options (created if new), or NULL. */
+static Datum
+event_pipeline(const IngestOptions *o, bool *isnull)
+{
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+
+	*isnull = true;
+	if (o->pipeline == NULL)
+		return (Datum) 0;
+	values[0] = CStringGetTextDatum(o->namespace);
+	values[1] = CStringGetTextDatum(o->pipeline);
+	if (SPI_execute_with_args("SELECT smartetl._pipeline_ensure($1, $2)",
+							  2, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not look up pipeline");
+	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, isnull);
+}
+
+/*
+ * Insert log events into their monthly partitions (created on demand).
+ * (source, line_no, ts) identifies an event, so re-ingesting a file, or a
+ * file that has grown since, adds only the lines not stored yet.
+ */
+static void
+store_events(IngestBatch *b, const IngestOptions *o, IngestCounts *counts)
+{
+	Oid			types[5] = {TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, INT8OID, TEXTOID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	bool		no_pipeline;
+	int64		inserted;
+
+	register_batch(BATCH_EVENTS, b->event_desc, b->events, b->nevents);
+	values[0] = TimestampTzGetDatum(b->min_ts);
+	values[1] = TimestampTzGetDatum(b->max_ts);
+	if (SPI_execute_with_args("SELECT smartetl._log_partitions_ensure($1, $2)",
+							  2, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not create log event partitions");
+
+	values[2] = CStringGetTextDatum(o->source);
+	values[3] = event_pipeline(o, &no_pipeline);
+	nulls[3] = no_pipeline ? 'n' : ' ';
+	nulls[4] = o->run_external_id ? ' ' : 'n';
+	values[4] = o->run_external_id ? CStringGetTextDatum(o->run_external_id) : (Datum) 0;
+	if (SPI_execute_with_args("WITH ins AS (INSERT INTO smartetl.log_event "
+							  "(pipeline_id, run_id, ts, level, component, message, source, line_no, attrs) "
+							  "SELECT $4, (SELECT run_id FROM smartetl.run WHERE pipeline_id "
+							  "OPERATOR(pg_catalog.=) $4 AND external_id OPERATOR(pg_catalog.=) $5 "
+							  "ORDER BY attempt DESC LIMIT 1), ts, level, component, message, $3, line_no, attrs "
+							  "FROM " BATCH_EVENTS " ON CONFLICT (source, line_no, ts) DO NOTHING RETURNING 1) "
+							  "SELECT count(*) FROM ins",
+							  5, types, values, nulls, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not store log events");
+	inserted = spi_int64(0, 1);
+	counts->inserted += inserted;
+	counts->unchanged += b->nevents - inserted;
+}
+
+void
+ingest_store(IngestBatch *b, const IngestOptions *o, IngestCounts *counts)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (b->nruns > 0)
+		store_runs(b, counts);
+	if (b->nevents > 0)
+		store_events(b, o, counts);
+	if (b->nrejects > 0)
+		store_rejects(b, o, counts);
+	SPI_finish();
+}

@@ -1,0 +1,174 @@
+-- ---------------------------------------------------------------------------
+-- Run store: pipelines, runs, log events (partitioned by time), templates,
+-- and the quarantine of rejected input rows.
+-- ---------------------------------------------------------------------------
+
+-- API: Public
+CREATE TYPE smartetl.run_status AS ENUM ('running', 'success', 'failed', 'skipped', 'cancelled');
+COMMENT ON TYPE smartetl.run_status IS 'state of a pipeline run';
+
+-- API: Public
+CREATE TABLE smartetl.pipeline (
+    pipeline_id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    namespace         text NOT NULL DEFAULT 'default',
+    name              text NOT NULL,
+    owner             text,
+    expected_interval interval,
+    sla               interval,
+    tags              text[] NOT NULL DEFAULT '{}',
+    created_at        timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (namespace, name),
+    CHECK (expected_interval IS NULL OR expected_interval > interval '0'),
+    CHECK (sla IS NULL OR sla > interval '0')
+);
+COMMENT ON TABLE smartetl.pipeline IS 'one row per monitored pipeline (Airflow DAG, dbt project, cron job, ...); created on first ingest';
+
+-- API: Public
+CREATE TABLE smartetl.template (
+    template_id  bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    template     text NOT NULL UNIQUE,
+    first_seen   timestamptz NOT NULL DEFAULT now(),
+    last_seen    timestamptz NOT NULL DEFAULT now(),
+    occurrences  bigint NOT NULL DEFAULT 0
+);
+COMMENT ON TABLE smartetl.template IS 'mined log/error message templates (variables as <*>); ids never change once given';
+
+-- API: Public
+CREATE TABLE smartetl.run (
+    run_id             bigint GENERATED ALWAYS AS IDENTITY (CACHE 100) PRIMARY KEY,
+    pipeline_id        bigint NOT NULL REFERENCES smartetl.pipeline ON DELETE CASCADE,
+    parent_run_id      bigint REFERENCES smartetl.run ON DELETE SET NULL,
+    parent_external_id text,
+    external_id        text,
+    attempt            integer NOT NULL DEFAULT 1 CHECK (attempt >= 0),
+    status             smartetl.run_status NOT NULL,
+    started_at         timestamptz,
+    ended_at           timestamptz,
+    duration           interval CHECK (duration >= interval '0'),
+    duration_s         double precision GENERATED ALWAYS AS (extract(epoch FROM duration)::double precision) STORED,
+    rows_read          bigint CHECK (rows_read >= 0),
+    rows_written       bigint CHECK (rows_written >= 0),
+    bytes              bigint CHECK (bytes >= 0),
+    host               text,
+    error_message      text,
+    template_id        bigint REFERENCES smartetl.template,
+    attrs              jsonb,
+    ingested_at        timestamptz NOT NULL DEFAULT now(),
+    updated_at         timestamptz NOT NULL DEFAULT now(),
+    CHECK (external_id IS NOT NULL OR started_at IS NOT NULL),
+    CHECK (ended_at IS NULL OR started_at IS NULL OR ended_at >= started_at)
+);
+COMMENT ON TABLE smartetl.run IS 'one row per pipeline run or task run (parent_run_id); identity is (pipeline, external_id, attempt), or (pipeline, started_at) without an external id';
+COMMENT ON COLUMN smartetl.run.duration_s IS 'duration in seconds, for aggregates and dashboards';
+
+-- identities used by idempotent re-ingest
+CREATE UNIQUE INDEX run_identity_external ON smartetl.run (pipeline_id, external_id, attempt)
+    WHERE external_id IS NOT NULL;
+CREATE UNIQUE INDEX run_identity_start ON smartetl.run (pipeline_id, started_at)
+    WHERE external_id IS NULL;
+-- KPIs and alert rules scan a pipeline's runs over a time range
+CREATE INDEX run_pipeline_time ON smartetl.run (pipeline_id, started_at DESC) INCLUDE (status);
+-- task runs of a parent; children still waiting for their parent to arrive
+CREATE INDEX run_parent ON smartetl.run (parent_run_id) WHERE parent_run_id IS NOT NULL;
+CREATE INDEX run_orphan ON smartetl.run (parent_external_id)
+    WHERE parent_run_id IS NULL AND parent_external_id IS NOT NULL;
+
+-- API: Public
+-- The one table that grows fast: partitioned by month on ts, so retention
+-- drops partitions instead of deleting rows.  Partitions are created on
+-- demand by ingestion (smartetl._log_partitions_ensure).
+CREATE TABLE smartetl.log_event (
+    event_id     bigint GENERATED ALWAYS AS IDENTITY (CACHE 100),
+    run_id       bigint,
+    pipeline_id  bigint,
+    ts           timestamptz NOT NULL,
+    level        text,
+    component    text,
+    message      text NOT NULL,
+    template_id  bigint,
+    source       text NOT NULL,
+    line_no      bigint NOT NULL,
+    attrs        jsonb,
+    PRIMARY KEY (event_id, ts),
+    UNIQUE (source, line_no, ts)
+) PARTITION BY RANGE (ts);
+COMMENT ON TABLE smartetl.log_event IS 'log lines (multi-line entries joined), monthly partitions on ts; (source, line_no, ts) makes re-ingest idempotent';
+CREATE INDEX log_event_pipeline_time ON smartetl.log_event (pipeline_id, ts);
+CREATE INDEX log_event_run ON smartetl.log_event (run_id) WHERE run_id IS NOT NULL;
+
+-- API: Public
+CREATE TABLE smartetl.ingest_reject (
+    reject_id    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    rejected_at  timestamptz NOT NULL DEFAULT now(),
+    format       text NOT NULL,
+    source       text NOT NULL,
+    line_no      bigint NOT NULL,
+    field        text,
+    raw          text,
+    reason       text NOT NULL
+);
+COMMENT ON TABLE smartetl.ingest_reject IS 'input rows set aside by ingest(..., ''{"on_error": "quarantine"}''), with line and reason';
+CREATE INDEX ingest_reject_time ON smartetl.ingest_reject (rejected_at);
+
+-- API: Private
+-- Create the monthly log_event partitions covering [from_ts, to_ts].
+CREATE FUNCTION smartetl._log_partitions_ensure(from_ts timestamptz, to_ts timestamptz)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    month timestamptz := date_trunc('month', from_ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
+    part  text;
+BEGIN
+    IF to_ts - from_ts > interval '100 years' THEN
+        RAISE EXCEPTION 'log event times span % to %, more than 100 years', from_ts, to_ts
+            USING HINT = 'Check the log_format time fields; unparsable times take the ingest time.';
+    END IF;
+    WHILE month <= to_ts LOOP
+        part := 'log_event_' || to_char(month AT TIME ZONE 'UTC', 'YYYYMM');
+        IF to_regclass('smartetl.' || part) IS NULL THEN
+            -- serialise concurrent creators of the same partition
+            PERFORM pg_advisory_xact_lock(hashtext('smartetl.' || part));
+            IF to_regclass('smartetl.' || part) IS NULL THEN
+                EXECUTE format('CREATE TABLE smartetl.%I PARTITION OF smartetl.log_event '
+                               'FOR VALUES FROM (%L) TO (%L)',
+                               part, month, month + interval '1 month');
+            END IF;
+        END IF;
+        month := month + interval '1 month';
+    END LOOP;
+END $$;
+
+-- API: Public
+CREATE FUNCTION smartetl.drop_log_partitions(older_than timestamptz)
+RETURNS SETOF text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT c.oid::regclass AS part,
+               (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \(''([^'']+)''\)'))[1]::timestamptz AS upper
+        FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE i.inhparent = 'smartetl.log_event'::regclass
+    LOOP
+        IF r.upper <= older_than THEN
+            EXECUTE format('DROP TABLE %s', r.part);
+            RETURN NEXT r.part::text;
+        END IF;
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION smartetl.drop_log_partitions(timestamptz) IS 'retention: drop log_event partitions wholly older than the given time; returns their names';
+
+-- API: Private
+-- The id of a pipeline, created if missing.
+CREATE FUNCTION smartetl._pipeline_ensure(p_namespace text, p_name text)
+RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    id bigint;
+BEGIN
+    INSERT INTO smartetl.pipeline (namespace, name) VALUES (p_namespace, p_name)
+    ON CONFLICT (namespace, name) DO NOTHING RETURNING pipeline_id INTO id;
+    IF id IS NULL THEN
+        SELECT pipeline_id INTO id FROM smartetl.pipeline
+        WHERE namespace = p_namespace AND name = p_name;
+    END IF;
+    RETURN id;
+END $$;

@@ -1,0 +1,35 @@
+-- ---------------------------------------------------------------------------
+-- Ingestion: C parsers behind one entry point per source kind.
+-- ---------------------------------------------------------------------------
+
+-- API: Public
+CREATE TYPE smartetl.ingest_result AS (
+    inserted  bigint,
+    updated   bigint,
+    unchanged bigint,
+    rejected  bigint
+);
+COMMENT ON TYPE smartetl.ingest_result IS 'rows inserted, updated (re-ingest with newer state), unchanged (re-ingest of identical data) and rejected (quarantined)';
+
+-- API: Public
+CREATE FUNCTION smartetl.ingest(format text, payload text, options jsonb DEFAULT '{}')
+RETURNS smartetl.ingest_result
+LANGUAGE C STRICT VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'smartetl_ingest';
+COMMENT ON FUNCTION smartetl.ingest(text, text, jsonb) IS 'parse a payload (csv, jsonl, logline) into runs or log events; idempotent; options->>''on_error'' = ''quarantine'' keeps bad rows in smartetl.ingest_reject';
+
+-- API: Public
+CREATE FUNCTION smartetl.ingest_file(path text, format text, options jsonb DEFAULT '{}')
+RETURNS smartetl.ingest_result
+LANGUAGE C STRICT VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'smartetl_ingest_file';
+COMMENT ON FUNCTION smartetl.ingest_file(text, text, jsonb) IS 'ingest a server-side file (streamed, any size); superusers and pg_read_server_files members only';
+
+-- API: Public
+CREATE FUNCTION smartetl.parse_log(line text, log_format text)
+RETURNS jsonb
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'smartetl_parse_log';
+COMMENT ON FUNCTION smartetl.parse_log(text, text) IS 'split one log line by a Loghub-style format such as ''<Date> <Time> <Level> <Component>: <Content>''; NULL when it does not match';

@@ -1,0 +1,41 @@
+-- ---------------------------------------------------------------------------
+-- Roles.  Group roles are cluster-wide and shared by every database that
+-- installs smartetl, so they are created when missing and never dropped by
+-- DROP EXTENSION (see README "Uninstalling").
+--   smartetl_reader: KPIs, views, runs, logs (read-only)
+--   smartetl_writer: reader + ingest
+--   smartetl_admin:  writer + pipeline settings, rejects, retention
+-- ---------------------------------------------------------------------------
+DO $$
+DECLARE
+    r text;
+BEGIN
+    FOREACH r IN ARRAY ARRAY['smartetl_reader', 'smartetl_writer', 'smartetl_admin'] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r) THEN
+            EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r);
+        END IF;
+    END LOOP;
+END $$;
+GRANT smartetl_reader TO smartetl_writer;
+GRANT smartetl_writer TO smartetl_admin;
+
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA smartetl FROM PUBLIC;
+GRANT USAGE ON SCHEMA smartetl TO smartetl_reader;
+
+GRANT SELECT ON smartetl.pipeline, smartetl.run, smartetl.log_event, smartetl.template
+    TO smartetl_reader;
+GRANT EXECUTE ON FUNCTION smartetl.parse_log(text, text) TO smartetl_reader;
+
+GRANT INSERT, UPDATE ON smartetl.pipeline, smartetl.run, smartetl.log_event, smartetl.template
+    TO smartetl_writer;
+GRANT SELECT, INSERT ON smartetl.ingest_reject TO smartetl_writer;
+GRANT EXECUTE ON FUNCTION smartetl.ingest(text, text, jsonb),
+                          smartetl._pipeline_ensure(text, text)
+    TO smartetl_writer;
+
+GRANT DELETE ON smartetl.pipeline, smartetl.run, smartetl.log_event, smartetl.ingest_reject,
+                smartetl.template
+    TO smartetl_admin;
+GRANT EXECUTE ON FUNCTION smartetl.ingest_file(text, text, jsonb),
+                          smartetl.drop_log_partitions(timestamptz)
+    TO smartetl_admin;
