@@ -69,6 +69,7 @@ typedef struct IngestOptions
 	/* csv, jsonl */
 	JsonbContainer *columns;	/* run field → column name / JSON path */
 	JsonbContainer *status_map; /* site word → run status */
+	char	   *timestamp_format;	/* to_timestamp() pattern, or NULL = auto */
 	double		epoch_unit_s;	/* seconds per epoch unit; 0 = guess */
 	TimestampTz epoch_origin;
 	double		duration_unit_s;
@@ -135,6 +136,7 @@ extern const char *value_status(const char *s, const IngestOptions *o);
 extern void ingest_batch_init(IngestBatch *b, const IngestOptions *o);
 extern void ingest_add_run(IngestBatch *b, const IngestOptions *o, char **values, const char **src,
 						   Jsonb *attrs, long line_no, const char *raw);
+extern void ingest_batch_free(IngestBatch *b);
 extern void ingest_reject(IngestBatch *b, const IngestOptions *o, long line_no,
 						  const char *raw, const char *field, const char *reason);
 extern void ingest_line_problem(IngestBatch *b, const IngestOptions *o,

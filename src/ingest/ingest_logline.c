@@ -121,6 +121,18 @@ push_pair(JsonbParseState **st, const char *key, const char *val)
 }
 
 /*
+ * A bare number is read as an epoch time only when it is long enough to be
+ * one (9+ digits: after 1973 in seconds); "14" in a <Date> field is a day.
+ */
+static bool
+plausible_time_text(const char *s)
+{
+	size_t		digits = strspn(s, "0123456789");
+
+	return s[digits] != '\0' || digits >= 9;
+}
+
+/*
  * The event time from the headers: Timestamp, Date + Time, Datetime or
  * Time alone, the first that parses.  Log timestamps often use a comma
  * before the milliseconds ("17:41:44,747"), read as a decimal point.
@@ -143,10 +155,10 @@ log_event_time(LogMatcher *m, char **caps, const IngestOptions *o, TimestampTz *
 		if (a < 0 || caps[a] == NULL || (tries[i][1] && (b < 0 || caps[b] == NULL)))
 			continue;
 		s = b >= 0 ? psprintf("%s %s", caps[a], caps[b]) : pstrdup(caps[a]);
-		for (p = s + 1; *p; p++)
+		for (p = s + 1; *p && o->timestamp_format == NULL; p++)
 			if (*p == ',' && isdigit((unsigned char) p[-1]) && isdigit((unsigned char) p[1]))
 				*p = '.';
-		if (value_timestamp(s, o, ts))
+		if (plausible_time_text(s) && value_timestamp(s, o, ts))
 			return true;
 	}
 	return false;

@@ -25,7 +25,7 @@ typedef struct FormatSpec
 } FormatSpec;
 
 static const char *const common_keys =
-"on_error max_line_bytes namespace pipeline source timezone";
+"on_error max_line_bytes namespace pipeline source timezone timestamp_format";
 
 static const char *const mapping_keys =
 "columns status_map epoch_unit epoch_origin duration_unit extra_columns";
@@ -97,8 +97,9 @@ check_option_keys(const FormatSpec *spec, Jsonb *options)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown option \"%.*s\" for format \"%s\"",
 						v.val.string.len, v.val.string.val, spec->name),
-				 errhint("Options for %s are: %s %s%s.", spec->name, common_keys,
-						 mapping ? mapping_keys : "", spec->keys)));
+				 errhint("Options for %s are: %s%s%s%s%s.", spec->name, common_keys,
+						 mapping ? " " : "", mapping ? mapping_keys : "",
+						 spec->keys[0] ? " " : "", spec->keys)));
 	}
 }
 
@@ -218,6 +219,7 @@ parse_time_options(IngestOptions *o, JsonbContainer *root)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("option \"timezone\" names an unknown time zone \"%s\"", s)));
 	}
+	o->timestamp_format = ingest_option_text(root, "timestamp_format");
 	if ((s = ingest_option_text(root, "epoch_unit")) != NULL && strcmp(s, "auto") != 0)
 	{
 		o->epoch_unit_s = unit_seconds(s);

@@ -68,8 +68,9 @@ ingest_batch_init(IngestBatch *b, const IngestOptions *o)
 	b->run_desc = make_desc(BR_NCOLS, run_names, run_types);
 	b->event_desc = make_desc(lengthof(event_names), event_names, event_types);
 	b->reject_desc = make_desc(lengthof(reject_names), reject_names, reject_types);
-	b->runs = tuplestore_begin_heap(false, false, work_mem);
-	b->events = tuplestore_begin_heap(false, false, work_mem);
+	/* a bulk load: allow it the bulk-operation memory budget before spilling */
+	b->runs = tuplestore_begin_heap(false, false, Max(work_mem, maintenance_work_mem));
+	b->events = tuplestore_begin_heap(false, false, Max(work_mem, maintenance_work_mem));
 	b->rejects = tuplestore_begin_heap(false, false, work_mem);
 	b->min_ts = DT_NOEND;
 	b->max_ts = DT_NOBEGIN;
@@ -80,6 +81,17 @@ ingest_batch_init(IngestBatch *b, const IngestOptions *o)
 	ctl.hcxt = CurrentMemoryContext;
 	b->identities = hash_create("smartetl run identities", 1024, &ctl,
 								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+/* Release the batch's tuplestores (and their temporary files). */
+void
+ingest_batch_free(IngestBatch *b)
+{
+	tuplestore_end(b->runs);
+	tuplestore_end(b->events);
+	tuplestore_end(b->rejects);
+	hash_destroy(b->identities);
+	MemoryContextDelete(b->row_ctx);
 }
 
 /* Record a bad row (quarantine mode). */

@@ -72,6 +72,7 @@ ingest_from_reader(FunctionCallInfo fcinfo, LineReader *r, IngestOptions *o)
 				 errmsg("%s input holds no records", o->format_name),
 				 errdetail("The input is empty or holds only a header or blank lines.")));
 	ingest_store(&b, o, &counts);
+	ingest_batch_free(&b);
 	return ingest_result_datum(fcinfo, &counts);
 }
 

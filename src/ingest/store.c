@@ -38,7 +38,9 @@ static const MergeRule run_merge[] = {
 	{"status", "CASE WHEN excluded.status = 'running' AND r.status <> 'running' THEN r.status ELSE excluded.status END"},
 	{"started_at", "coalesce(excluded.started_at, r.started_at)"},
 	{"ended_at", "CASE WHEN excluded.status = 'running' AND r.status <> 'running' THEN r.ended_at ELSE coalesce(excluded.ended_at, r.ended_at) END"},
-	{"duration", "CASE WHEN excluded.status = 'running' AND r.status <> 'running' THEN r.duration ELSE coalesce(excluded.duration, r.duration) END"},
+	{"duration", "CASE WHEN excluded.status = 'running' AND r.status <> 'running' THEN r.duration "
+	 "ELSE coalesce(excluded.duration, coalesce(excluded.ended_at, r.ended_at) "
+	 "OPERATOR(pg_catalog.-) coalesce(excluded.started_at, r.started_at), r.duration) END"},
 	{"rows_read", "coalesce(excluded.rows_read, r.rows_read)"},
 	{"rows_written", "coalesce(excluded.rows_written, r.rows_written)"},
 	{"bytes", "coalesce(excluded.bytes, r.bytes)"},

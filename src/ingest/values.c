@@ -16,6 +16,8 @@
 
 #include "pgtime.h"
 #include "utils/builtins.h"
+#include "utils/elog.h"
+#include "utils/fmgrprotos.h"
 #include "utils/datetime.h"
 #include "utils/timestamp.h"
 
@@ -68,9 +70,50 @@ epoch_timestamp(double v, const IngestOptions *o, TimestampTz *out)
 }
 
 /*
+ * A timestamp in the "timestamp_format" option's to_timestamp() pattern.
+ *
+ * to_timestamp() reports bad input only by throwing.  It is a pure
+ * function (no locks, buffers or files), so catching its data-exception
+ * errors without a subtransaction is safe; anything else is re-thrown.
+ */
+static bool
+timestamp_by_format(const char *s, const IngestOptions *o, TimestampTz *out)
+{
+	MemoryContext ctx = CurrentMemoryContext;
+	pg_tz	   *saved_zone = session_timezone;
+	volatile bool ok = true;
+
+	if (o->timezone)
+		session_timezone = o->timezone;
+	PG_TRY();
+	{
+		*out = DatumGetTimestampTz(DirectFunctionCall2(to_timestamp,
+													   CStringGetTextDatum(s),
+													   CStringGetTextDatum(o->timestamp_format)));
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		session_timezone = saved_zone;
+		MemoryContextSwitchTo(ctx);
+		edata = CopyErrorData();
+		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
+			PG_RE_THROW();
+		FlushErrorState();
+		FreeErrorData(edata);
+		ok = false;
+	}
+	PG_END_TRY();
+	session_timezone = saved_zone;
+	return ok;
+}
+
+/*
  * ISO 8601, 'YYYY-MM-DD HH24:MI:SS[.ffffff]' and the other forms that
  * timestamptz input accepts, or an epoch number.  A timestamp without a
- * zone is read in the "timezone" option's zone (else the session's).
+ * zone is read in the "timezone" option's zone (else the session's).  With
+ * the "timestamp_format" option, only that pattern is accepted.
  */
 bool
 value_timestamp(const char *s, const IngestOptions *o, TimestampTz *out)
@@ -87,6 +130,8 @@ value_timestamp(const char *s, const IngestOptions *o, TimestampTz *out)
 	int			dterr;
 	pg_tz	   *saved_zone = session_timezone;
 
+	if (o->timestamp_format)
+		return timestamp_by_format(s, o, out);
 	if (looks_numeric(s, &v))
 		return epoch_timestamp(v, o, out);
 	if (strlen(s) > MAXDATELEN)

@@ -36,7 +36,7 @@ COMMENT ON TABLE smartetl.template IS 'mined log/error message templates (variab
 -- API: Public
 CREATE TABLE smartetl.run (
     run_id             bigint GENERATED ALWAYS AS IDENTITY (CACHE 100) PRIMARY KEY,
-    pipeline_id        bigint NOT NULL REFERENCES smartetl.pipeline ON DELETE CASCADE,
+    pipeline_id        bigint NOT NULL,  -- checked per statement, see run_pipeline_exists
     parent_run_id      bigint REFERENCES smartetl.run ON DELETE SET NULL,
     parent_external_id text,
     external_id        text,
@@ -45,7 +45,7 @@ CREATE TABLE smartetl.run (
     started_at         timestamptz,
     ended_at           timestamptz,
     duration           interval CHECK (duration >= interval '0'),
-    duration_s         double precision GENERATED ALWAYS AS (extract(epoch FROM duration)::double precision) STORED,
+    duration_s         double precision GENERATED ALWAYS AS (date_part('epoch', duration)) STORED,
     rows_read          bigint CHECK (rows_read >= 0),
     rows_written       bigint CHECK (rows_written >= 0),
     bytes              bigint CHECK (bytes >= 0),
@@ -72,6 +72,45 @@ CREATE INDEX run_pipeline_time ON smartetl.run (pipeline_id, started_at DESC) IN
 CREATE INDEX run_parent ON smartetl.run (parent_run_id) WHERE parent_run_id IS NOT NULL;
 CREATE INDEX run_orphan ON smartetl.run (parent_external_id)
     WHERE parent_run_id IS NULL AND parent_external_id IS NOT NULL;
+
+-- run.pipeline_id must name a pipeline.  A row-level foreign key would run
+-- one lookup per inserted run (a quarter of bulk ingest time); this
+-- statement-level check does the same job with one anti-join per statement.
+-- API: Private
+CREATE FUNCTION smartetl._run_pipeline_exists() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    missing bigint;
+BEGIN
+    SELECT n.pipeline_id INTO missing FROM new_runs n
+    WHERE NOT EXISTS (SELECT 1 FROM smartetl.pipeline p WHERE p.pipeline_id = n.pipeline_id)
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'run references pipeline_id % which does not exist', missing
+            USING ERRCODE = 'foreign_key_violation',
+                  HINT = 'Insert the pipeline first, or load runs with smartetl.ingest(), which creates pipelines.';
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER run_pipeline_exists_ins AFTER INSERT ON smartetl.run
+    REFERENCING NEW TABLE AS new_runs FOR EACH STATEMENT
+    EXECUTE FUNCTION smartetl._run_pipeline_exists();
+CREATE TRIGGER run_pipeline_exists_upd AFTER UPDATE ON smartetl.run
+    REFERENCING NEW TABLE AS new_runs FOR EACH STATEMENT
+    EXECUTE FUNCTION smartetl._run_pipeline_exists();
+
+-- Deleting a pipeline deletes its runs and log events (ON DELETE CASCADE).
+-- API: Private
+CREATE FUNCTION smartetl._pipeline_delete_cascade() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM smartetl.run r USING old_pipelines o WHERE r.pipeline_id = o.pipeline_id;
+    DELETE FROM smartetl.log_event e USING old_pipelines o WHERE e.pipeline_id = o.pipeline_id;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER pipeline_delete_cascade AFTER DELETE ON smartetl.pipeline
+    REFERENCING OLD TABLE AS old_pipelines FOR EACH STATEMENT
+    EXECUTE FUNCTION smartetl._pipeline_delete_cascade();
 
 -- API: Public
 -- The one table that grows fast: partitioned by month on ts, so retention
@@ -144,14 +183,14 @@ DECLARE
     r record;
 BEGIN
     FOR r IN
-        SELECT c.oid::regclass AS part,
+        SELECT c.oid::regclass::text AS part,
                (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \(''([^'']+)''\)'))[1]::timestamptz AS upper
         FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
         WHERE i.inhparent = 'smartetl.log_event'::regclass
     LOOP
         IF r.upper <= older_than THEN
             EXECUTE format('DROP TABLE %s', r.part);
-            RETURN NEXT r.part::text;
+            RETURN NEXT r.part;
         END IF;
     END LOOP;
 END $$;
