@@ -7,7 +7,7 @@ PG_CONFIG=$PG_BIN/pg_config
 export PATH="$PATH:/usr/sbin:/sbin"
 
 APT_PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-15-pgtap \
-libtap-parser-sourcehandler-pgtap-perl libcurl4-openssl-dev make gcc python3"
+libtap-parser-sourcehandler-pgtap-perl libcurl4-openssl-dev make gcc clang-14 libclang-rt-14-dev"
 
 log() { printf '\n== %s\n' "$*"; }
 
@@ -30,10 +30,12 @@ build_install() {
 	make -s PG_CONFIG=$PG_CONFIG with_llvm=no install >/dev/null
 }
 
-# cluster_start DIR PORT: initdb (if new) and start a cluster whose socket
-# lives in DIR (keep DIR short: socket paths are limited to 107 bytes).
+# cluster_start DIR PORT: initdb (if new) and start a cluster in DIR.  The
+# socket lives in DIR too when the path is short enough (the limit is 107
+# bytes), else in /tmp.
 cluster_start() {
-	local dir=$1 port=$2
+	local dir=$1 port=$2 sockdir=$1
+	[ ${#dir} -le 80 ] || sockdir=/tmp
 	mkdir -p "$dir"
 	chown postgres:postgres "$dir"
 	chmod 700 "$dir"
@@ -43,7 +45,7 @@ cluster_start() {
 		cat >>"$dir/data/postgresql.conf" <<CONF
 port = $port
 listen_addresses = ''
-unix_socket_directories = '$dir'
+unix_socket_directories = '$sockdir'
 shared_preload_libraries = 'smartetl,pg_cron'
 cron.database_name = 'postgres'
 fsync = off
@@ -53,7 +55,12 @@ CONF
 	fi
 	(cd / && runuser -u postgres -- $PG_BIN/pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null) \
 		|| { cat "$dir/server.log"; return 1; }
-	export PGHOST="$dir" PGPORT="$port" PGUSER=postgres PGDATABASE=postgres
+	export PGHOST="$sockdir" PGPORT="$port" PGUSER=postgres PGDATABASE=postgres
+}
+
+# psql_do SQL...: run statements, stop at the first error.
+psql_do() {
+	psql -X -q -v ON_ERROR_STOP=1 "$@"
 }
 
 cluster_stop() {

@@ -75,10 +75,16 @@ log_matcher_init(LogMatcher *m, const char *format)
 	m->content_col = header_any(&m->fmt, content_names);
 }
 
-/* Match one line; on success m->matches holds byte-free character offsets. */
+/*
+ * Match one line; on success m->matches holds character offsets into
+ * *wide.  Trailing whitespace is ignored, as Loghub strips its lines:
+ * otherwise "\s+<Content>" could match the trailing blanks alone.
+ */
 static bool
 log_matcher_match(LogMatcher *m, const char *line, int len, pg_wchar **wide, int *wlen)
 {
+	while (len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\t'))
+		len--;
 	*wide = palloc(sizeof(pg_wchar) * (len + 1));
 	*wlen = pg_mb2wchar_with_len(line, *wide, len);
 	return pg_regexec(m->re, *wide, *wlen, 0, NULL, m->fmt.nheaders + 1,

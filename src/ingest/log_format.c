@@ -3,7 +3,8 @@
  *		Loghub log format string → regular expression.
  *
  * Same translation as Loghub's own benchmark code, so its published
- * format strings work unchanged: each <Header> becomes a lazy capture, the
+ * format strings work unchanged: each <Header> becomes a lazy capture (a
+ * final one greedy, see add_header), the
  * whole line is anchored, spaces become \s+.  The user's own parentheses
  * are made non-capturing so capture n is always header n.
  *-------------------------------------------------------------------------
@@ -33,8 +34,44 @@ header_token_length(const char *s)
 	return n + 1;
 }
 
+/*
+ * Length of the bracket expression at s (s[0] == '['), delimited as the ARE
+ * lexer does it: a leading ^ and then ] are members, [:class:], [.coll.]
+ * and [=equiv=] are skipped whole, and a backslash escapes the next
+ * character.  Returns 0 if it never closes (the regex compiler reports it).
+ */
+static int
+bracket_length(const char *s)
+{
+	const char *p = s + 1;
+
+	if (*p == '^')
+		p++;
+	if (*p == ']')
+		p++;
+	while (*p && *p != ']')
+	{
+		if (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '='))
+		{
+			char		close = p[1];
+
+			p += 2;
+			while (*p && !(p[0] == close && p[1] == ']'))
+				p++;
+			if (*p == '\0')
+				return 0;
+			p += 2;
+		}
+		else if (*p == '\\' && p[1] != '\0')
+			p += 2;
+		else
+			p++;
+	}
+	return *p ? (int) (p - s) + 1 : 0;
+}
+
 static const char *
-add_header(LogFormat *out, const char *name, int len, StringInfo re)
+add_header(LogFormat *out, const char *name, int len, StringInfo re, bool at_end)
 {
 	int			i;
 	char	   *h;
@@ -48,7 +85,15 @@ add_header(LogFormat *out, const char *name, int len, StringInfo re)
 		if (strcmp(out->headers[i], h) == 0)
 			return "duplicate <Header> name in the log format";
 	out->headers[out->nheaders++] = h;
-	appendStringInfoString(re, "(.*?)");
+
+	/*
+	 * Lazy, as in Loghub; but a header that ends the format is greedy.  With
+	 * Python's backtracking both give the same split, while PostgreSQL's
+	 * engine, which resolves quantifier preferences globally, would
+	 * otherwise let a lazy last field shrink to nothing by stretching an
+	 * optional group before it, e.g. "(\[<PID>\])?: <Content>".
+	 */
+	appendStringInfoString(re, at_end ? "(.*)" : "(.*?)");
 	return NULL;
 }
 
@@ -66,12 +111,13 @@ log_format_compile(const char *format, LogFormat *out, int *error_pos)
 	while (*p)
 	{
 		int			hlen = header_token_length(p);
+		int			blen;
 		const char *err;
 
 		*error_pos = (int) (p - format);
 		if (hlen > 0)
 		{
-			if ((err = add_header(out, p + 1, hlen - 2, &re)) != NULL)
+			if ((err = add_header(out, p + 1, hlen - 2, &re, p[hlen] == '\0')) != NULL)
 				return err;
 			p += hlen;
 		}
@@ -81,8 +127,11 @@ log_format_compile(const char *format, LogFormat *out, int *error_pos)
 				p++;
 			appendStringInfoString(&re, "\\s+");
 		}
-		else if (*p == '\\' && p[1] != '\0')
+		else if (*p == '\\')
 		{
+			/* a lone trailing backslash would escape the closing $ */
+			if (p[1] == '\0')
+				return "the log format ends with a lone backslash";
 			appendBinaryStringInfo(&re, p, 2);
 			p += 2;
 		}
@@ -90,6 +139,25 @@ log_format_compile(const char *format, LogFormat *out, int *error_pos)
 		{
 			appendStringInfoString(&re, "(?:");
 			p++;
+		}
+		else if (*p == '[' && (blen = bracket_length(p)) > 0)
+		{
+			int			i;
+
+			/*
+			 * A <Header> inside brackets would be no capture at all for the
+			 * regex compiler, shifting every later header onto the wrong
+			 * group.  (Loghub's code fails on it too.)
+			 */
+			for (i = 1; i < blen - 1; i += (p[i] == '\\') ? 2 : 1)
+			{
+				if (header_token_length(p + i) > 0)
+				{
+					*error_pos = (int) (p + i - format);
+					return "a <Header> field inside a bracket expression (write \\[ and \\] for literal brackets)";
+				}
+			}
+			appendStringInfoChar(&re, *p++);
 		}
 		else
 			appendStringInfoChar(&re, *p++);

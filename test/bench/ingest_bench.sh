@@ -394,7 +394,7 @@ SELECT pg_sleep(1);
 LOAD 'auto_explain';
 SET auto_explain.log_min_duration = 0;
 SET auto_explain.log_analyze = on;
-SET auto_explain.log_timing = off;
+SET auto_explain.log_timing = on;
 SET auto_explain.log_triggers = on;
 SET auto_explain.log_buffers = on;
 SET auto_explain.log_nested_statements = on;
@@ -419,18 +419,47 @@ SQL
 	grep -E '^Time:|^[0-9]' "$DIR/$name.out" | sed 's/^/  /'
 	# auto_explain output of this backend: one "duration: ... plan:" per statement
 	tail -c +"$((logpos + 1))" "$DIR/server.log" | grep -v 'pg_sleep\|pg_backend_pid' >"$DIR/$name.plans"
+	# One block per statement ("duration: X ms  plan:" then "Query Text: ...").
+	# Statements issued by store.c are summed as the store phase; the rest of
+	# the ingest_file() statement is parsing and filling the tuplestores.
 	awk '
-		/duration: [0-9.]+ ms  plan:/ { match($0, /duration: [0-9.]+/); d = substr($0, RSTART + 10, RLENGTH - 10); getline; q = $0;
-		                             sub(/^[ \t]*Query Text: /, "", q); printf "  %10.1f ms  %s\n", d, substr(q, 1, 150) }' "$DIR/$name.plans"
+		function flush() {
+			if (q == "") return
+			if (q ~ /smartetl\.ingest_file\(/) { top = d; kind = "total" }
+			else if (q ~ /^(INSERT INTO smartetl\.pipeline|WITH b AS|SELECT count\(\*\) FROM \(SELECT 1 FROM smartetl\.run|UPDATE smartetl\.run c|SELECT smartetl\._log_partitions_ensure|SELECT smartetl\._pipeline_ensure|WITH ins AS|INSERT INTO smartetl\.ingest_reject)/) {
+				store += d; kind = "store" }
+			else kind = "  nested"
+			if (kind != "total") {
+				printf "  %-8s %10.1f ms  %s\n", kind, d, substr(q, 1, 110)
+				if (trig != "") printf "%s", trig
+			}
+			q = ""
+		}
+		/LOG:  duration: [0-9.]+ ms  plan:/ {
+			flush(); match($0, /duration: [0-9.]+/); d = substr($0, RSTART + 10, RLENGTH - 10) + 0
+			getline; q = $0; sub(/^[ \t]*Query Text: /, "", q); gsub(/[ \t]+/, " ", q); trig = ""; next }
+		/LOG:/ { flush(); next }
+		q != "" && /(Trigger .*calls=|^[ \t]*(->  )?(Insert on|Update on|Hash Join|Named Tuplestore Scan|Seq Scan|Index).*actual time)/ {
+			t = $0; sub(/^[ \t]+/, "", t); sub(/\(cost=[^)]*\) /, "", t); trig = trig sprintf("  %-8s %13s  | %s\n", "", "", substr(t, 1, 110)) }
+		END {
+			flush()
+			printf "  %-8s %10.1f ms  sum of the statements issued by store.c\n", "STORE", store
+			printf "  %-8s %10.1f ms  parse (read, lex, convert, fill tuplestores) = total - store\n", "PARSE", top - store
+			printf "  %-8s %10.1f ms  smartetl.ingest_file() statement (instrumented)\n", "TOTAL", top
+		}' "$DIR/$name.plans"
 	echo "  (full plans with per-node rows, buffers and trigger calls: see the artefacts directory)"
 	if [ -f "$perfdata" ]; then
-		echo "  perf, inclusive share of samples (children) for the main phases:"
-		perf report -i "$perfdata" --children --stdio --no-demangle --sort sym -g none 2>/dev/null |
-			grep -E '\] (ingest_(csv|logline|store)|csv_lexer_feed|csv_attrs|ingest_add_run|value_timestamp|tuplestore_(puttuple|putvalues|gettupleslot)|note_identity|line_reader_next|pg_regexec|pg_mb2wchar_with_len|JsonbValueToJsonb|pushJsonbValue|SPI_execute(_with_args)?|ExecInsert|ExecOnConflictUpdate|ExecCheckIndexConstraints|ExecInsertIndexTuples|btinsert|_bt_doinsert|heap_insert|heap_lock_tuple|RI_FKey_check_ins|AfterTriggerEndQuery|ExecComputeStoredGenerated|ExecConstraints|ExecHashJoin|standard_ExecutorRun|ExecScan|CheckpointerMain|XLogInsert|tuplestore_gettuple|BufFileRead|BufFileWrite)$' |
-			awk '{ printf "    %7s incl %7s self  %s\n", $1, $2, $NF }' | head -40
-		echo "  perf, top self symbols:"
-		perf report -i "$perfdata" --no-children --stdio --no-demangle --sort dso,sym -g none 2>/dev/null |
-			grep -E '^ +[0-9]' | head -30 | sed 's/^/  /'
+		perf report -i "$perfdata" --children --stdio --no-demangle --sort sym -g none \
+			>"$DIR/$name.perf-children.txt" 2>/dev/null || true
+		perf report -i "$perfdata" --no-children --stdio --no-demangle --sort dso,sym -g none \
+			>"$DIR/$name.perf-self.txt" 2>/dev/null || true
+		rm -f "$perfdata"
+		echo "  perf (stack copies are cut at 16 kB, so outer frames are undercounted):"
+		echo "  inclusive share of samples (children) for the main phases:"
+		grep -E '\] (ingest_(csv|logline|store)|csv_lexer_feed|csv_attrs|ingest_add_run|value_timestamp|tuplestore_(puttuple|putvalues|gettupleslot)|note_identity|line_reader_next|pg_regexec|pg_mb2wchar_with_len|JsonbValueToJsonb|pushJsonbValue|SPI_execute(_with_args)?|ExecInsert|ExecOnConflictUpdate|ExecCheckIndexConstraints|ExecInsertIndexTuples|btinsert|_bt_doinsert|heap_insert|heap_lock_tuple|RI_FKey_check_ins|AfterTriggerEndQuery|ExecComputeStoredGenerated|ExecConstraints|ExecHashJoin|standard_ExecutorRun|ExecScan|XLogInsert|varstr_cmp|bttextcmp|BufFileRead|BufFileWrite|ReadBuffer_common|FlushBuffer|asm_exc_page_fault)$' \
+			"$DIR/$name.perf-children.txt" | awk '{ printf "    %7s incl %7s self  %s\n", $1, $2, $NF }' | head -45
+		echo "  top self symbols:"
+		grep -E '^ +[0-9]' "$DIR/$name.perf-self.txt" | head -25 | sed 's/^/  /'
 	fi
 }
 
@@ -442,13 +471,6 @@ if [ "$PROFILE" = 1 ]; then
 	profile_one log logline "$APP_LOG" "$LOG_OPTIONS"
 	OUT=${BENCH_OUT:-/tmp/ingest_bench_profile.$$}
 	mkdir -p "$OUT"
-	for f in "$DIR"/*.plans; do cp "$f" "$OUT"/; done
-	for f in "$DIR"/*.perf; do
-		[ -f "$f" ] || continue
-		perf report -i "$f" --no-children --stdio --no-demangle --sort dso,sym -g none \
-			>"$OUT/$(basename "$f" .perf).perf-self.txt" 2>/dev/null || true
-		perf report -i "$f" --children --stdio --no-demangle --sort sym -g none \
-			>"$OUT/$(basename "$f" .perf).perf-children.txt" 2>/dev/null || true
-	done
+	cp "$DIR"/*.plans "$DIR"/*.perf-*.txt "$OUT"/ 2>/dev/null || true
 	echo "profile artefacts (plans, perf reports) in $OUT"
 fi

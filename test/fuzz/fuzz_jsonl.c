@@ -24,7 +24,8 @@
  * linkable as a frontend object on 15 as it stands.  The harness supplies
  * a stand-in below instead of touching json_fields.c.  Like the backend's
  * version it reads the offending token (token_start..token_terminator),
- * so ASan checks that the lexer's error position lies inside the line.
+ * so ASan checks that the lexer's error position lies inside the line
+ * (token_start is NULL only at end of input, i.e. for JSON_EXPECTED_MORE).
  *-------------------------------------------------------------------------
  */
 #include "postgres_fe.h"
@@ -38,7 +39,7 @@
 
 #define FUZZ_MAX_LINE		(1024 * 1024)
 #ifndef FUZZ_JSON_MAX_DEPTH
-#define FUZZ_JSON_MAX_DEPTH	1000
+#define FUZZ_JSON_MAX_DEPTH	10000
 #endif
 
 /*
@@ -53,6 +54,13 @@ json_errdetail(JsonParseErrorType error, JsonLexContext *lex)
 	const char *end = lex->input + lex->input_length;
 	int			toklen;
 
+	/* at end of input json_lex clears token_start; only EXPECTED_MORE then */
+	if (lex->token_start == NULL)
+	{
+		FUZZ_CHECK(error == JSON_EXPECTED_MORE,
+				   "JSON error %d reported at end of input", (int) error);
+		return pstrdup("The input string ended unexpectedly.");
+	}
 	FUZZ_CHECK(lex->token_start >= lex->input && lex->token_start <= end &&
 			   lex->token_terminator >= lex->token_start &&
 			   lex->token_terminator <= end,

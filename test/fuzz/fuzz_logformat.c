@@ -12,8 +12,9 @@
  *	- capture groups == nheaders, counted two ways: the plain count of
  *	  unescaped '(' not followed by '?', and an ARE-aware count that skips
  *	  bracket expressions (where '(' is literal).  The second count is only
- *	  compared when the regex's brackets and parentheses balance, since
- *	  otherwise the backend's regex compiler rejects it anyway;
+ *	  compared when the regex's brackets and parentheses balance and its
+ *	  [:class:] names are known, since otherwise the backend's regex
+ *	  compiler rejects it anyway;
  *	- on error: a message, and error_pos inside the format.
  *-------------------------------------------------------------------------
  */
@@ -44,6 +45,29 @@ count_captures_plain(const char *re)
 }
 
 /*
+ * Whether [:name:] is a class the ARE compiler knows, or [.x.] / [=x=]
+ * names a single character (multi-character collating names are treated
+ * as unknown, which only makes the check below more conservative).
+ */
+static bool
+valid_bracket_name(char kind, const char *name, size_t len)
+{
+	static const char *const classes[] = {
+		"alnum", "alpha", "ascii", "blank", "cntrl", "digit", "graph",
+		"lower", "print", "punct", "space", "upper", "xdigit", "word",
+		"<", ">", NULL
+	};
+	int			i;
+
+	if (kind != ':')
+		return len == 1;
+	for (i = 0; classes[i]; i++)
+		if (strlen(classes[i]) == len && strncmp(classes[i], name, len) == 0)
+			return true;
+	return false;
+}
+
+/*
  * Skip an ARE bracket expression starting at re (just after '[').  Returns
  * the position after its closing ']', or NULL if it never closes.
  */
@@ -59,11 +83,15 @@ skip_bracket(const char *re)
 		if (*re == '[' && (re[1] == ':' || re[1] == '.' || re[1] == '='))
 		{
 			char		kind = re[1];
+			const char *name = re + 2;
 
 			re += 2;
 			while (*re && !(re[0] == kind && re[1] == ']'))
 				re++;
 			if (!*re)
+				return NULL;
+			/* the compiler rejects unknown names; treat them as invalid */
+			if (!valid_bracket_name(kind, name, re - name))
 				return NULL;
 			re += 2;
 		}

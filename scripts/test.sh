@@ -1,0 +1,49 @@
+#!/bin/bash
+# Run every smartetl test on a fresh Debian 12 machine, as root:
+#   bash scripts/test.sh
+# Installs the packages it needs, builds and installs the extension, starts a
+# throwaway PostgreSQL 15 cluster (smartetl + pg_cron preloaded), runs the
+# pg_regress suite (sql/, expected/), a short fuzzing pass over every parser
+# (test/fuzz), then the pgTAP suite (test/sql/*.sql) with pg_prove, and
+# leaves nothing running.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+source scripts/lib.sh
+
+PORT=${SMARTETL_TEST_PORT:-54329}
+export SMARTETL_DATA=${SMARTETL_DATA:-$(cd "$REPO/.." && pwd)/shared/data}
+FUZZ_SECONDS=${SMARTETL_FUZZ_SECONDS:-15}
+TMPDIR_TEST=$(mktemp -d /tmp/smartetl-test.XXXXXX)
+
+cleanup() {
+	cluster_stop "$TMPDIR_TEST"
+	rm -rf "$TMPDIR_TEST"
+}
+trap cleanup EXIT
+
+install_packages
+build_install
+cluster_start "$TMPDIR_TEST" "$PORT"
+
+log "pg_regress (sql/, expected/)"
+if ! make -s PG_CONFIG=$PG_CONFIG with_llvm=no installcheck; then
+	cat regression.diffs 2>/dev/null || true
+	exit 1
+fi
+
+log "fuzzing every parser for ${FUZZ_SECONDS}s each (test/fuzz; long runs: test/fuzz/run.sh 600)"
+bash test/fuzz/run.sh "$FUZZ_SECONDS"
+
+log "pgTAP (test/sql/*.sql)"
+psql_do -c 'CREATE EXTENSION IF NOT EXISTS pgtap; CREATE EXTENSION IF NOT EXISTS smartetl; CREATE EXTENSION IF NOT EXISTS pg_cron;'
+# a file with one line longer than 1 GB between two good lines, for big_input.sql
+export SMARTETL_BIG_FILE="$TMPDIR_TEST/big_line.csv"
+{
+	printf 'job,run_id,status\nbig_ok,1,ok\n'
+	head -c 1100000000 /dev/zero | tr '\0' 'x'
+	printf ',2,ok\nbig_ok,3,failed\n'
+} >"$SMARTETL_BIG_FILE"
+chown postgres "$SMARTETL_BIG_FILE"
+[ -d "$SMARTETL_DATA" ] || echo "WARNING: real data not found at $SMARTETL_DATA; test/sql/real_data.sql will fail"
+pg_prove -d postgres test/sql/*.sql
