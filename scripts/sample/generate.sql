@@ -47,11 +47,11 @@ SELECT format('COPY (SELECT pipeline AS job_name, run_id, started_at AS start_ti
               FROM sample_run ORDER BY started_at) TO %L WITH (FORMAT csv, HEADER)', :'dir' || '/runs.csv') \gexec
 
 SELECT format($f$COPY (SELECT line FROM (VALUES
-  (1, to_char(now() - interval '2 hours', 'YYYY-MM-DD HH24:MI:SS') || ',120 INFO  [main] loader.Partner: fetching /outgoing/partner_2024.csv'),
-  (2, to_char(now() - interval '2 hours', 'YYYY-MM-DD HH24:MI:SS') || ',455 WARN  [main] loader.Partner: retry 1/3 after 550 reply'),
-  (3, to_char(now() - interval '2 hours' + interval '30 s', 'YYYY-MM-DD HH24:MI:SS') || ',002 ERROR [main] loader.Partner: import failed'),
+  (1, to_char(date_trunc('day', now()) - interval '2 hours', 'YYYY-MM-DD HH24:MI:SS') || ',120 INFO  [main] loader.Partner: fetching /outgoing/partner_2024.csv'),
+  (2, to_char(date_trunc('day', now()) - interval '2 hours', 'YYYY-MM-DD HH24:MI:SS') || ',455 WARN  [main] loader.Partner: retry 1/3 after 550 reply'),
+  (3, to_char(date_trunc('day', now()) - interval '2 hours' + interval '30 s', 'YYYY-MM-DD HH24:MI:SS') || ',002 ERROR [main] loader.Partner: import failed'),
   (4, 'Traceback (most recent call last):'),
   (5, '  File "/opt/etl/partner.py", line 88, in fetch'),
   (6, 'ftplib.error_perm: 550 /outgoing/partner_2024.csv: No such file or directory'),
-  (7, to_char(now() - interval '1 hour', 'YYYY-MM-DD HH24:MI:SS') || ',010 INFO  [main] loader.Partner: next attempt scheduled')
+  (7, to_char(date_trunc('day', now()) - interval '1 hour', 'YYYY-MM-DD HH24:MI:SS') || ',010 INFO  [main] loader.Partner: next attempt scheduled')
 ) v(n, line) ORDER BY n) TO %L$f$, :'dir' || '/partner_loader.log') \gexec
