@@ -21,6 +21,7 @@ OBJS = \
 	src/ingest/ingest_csv.o \
 	src/ingest/ingest_jsonl.o \
 	src/ingest/ingest_logline.o \
+	src/ingest/run_insert.o \
 	src/ingest/store.o
 
 SQL_PIECES = $(sort $(wildcard src/sql/*.sql))

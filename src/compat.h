@@ -19,6 +19,17 @@
 #define compat_DecodeDateTime(f, t, n, dt, tm, fs, tz) \
 	DecodeDateTime((f), (t), (n), (dt), (tm), (fs), (tz))
 #endif
+
+/* PG16 gave ExecInitRangeTable a permInfos list and ExecInsertIndexTuples onlySummarizing. */
+#if PG_VERSION_NUM >= 160000
+#define compat_ExecInitRangeTable(estate, rtable) ExecInitRangeTable((estate), (rtable), NIL)
+#define compat_ExecInsertIndexTuples(rri, slot, estate) \
+	ExecInsertIndexTuples((rri), (slot), (estate), false, false, NULL, NIL, false)
+#else
+#define compat_ExecInitRangeTable(estate, rtable) ExecInitRangeTable((estate), (rtable))
+#define compat_ExecInsertIndexTuples(rri, slot, estate) \
+	ExecInsertIndexTuples((rri), (slot), (estate), false, false, NULL, NIL)
+#endif
 #endif							/* !FRONTEND */
 
 /* PG17 made makeJsonLexContextCstringLen take a caller-supplied context. */

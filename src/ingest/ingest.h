@@ -16,7 +16,7 @@
 
 #include "datatype/timestamp.h"
 #include "pgtime.h"
-#include "utils/hsearch.h"
+#include "executor/tuptable.h"
 #include "utils/jsonb.h"
 #include "utils/tuplestore.h"
 
@@ -54,6 +54,7 @@ typedef struct IngestOptions
 	IngestFormat format;
 	const char *format_name;
 	bool		quarantine;		/* on_error = 'quarantine' */
+	bool		dry_run;		/* parse and validate only, store nothing */
 	size_t		max_line;
 	char	   *namespace;		/* default namespace of new pipelines */
 	char	   *pipeline;		/* constant pipeline when the source has none */
@@ -94,8 +95,8 @@ typedef struct IngestBatch
 	TupleDesc	run_desc;
 	Tuplestorestate *runs;
 	int64		nruns;
-	HTAB	   *identities;		/* hashes of run identities seen */
-	bool		has_duplicates;
+	uint64	   *identities;		/* hash of each run's identity */
+	int64		identities_cap;
 
 	TupleDesc	event_desc;
 	Tuplestorestate *events;
@@ -137,6 +138,7 @@ extern void ingest_batch_init(IngestBatch *b, const IngestOptions *o);
 extern void ingest_add_run(IngestBatch *b, const IngestOptions *o, char **values, const char **src,
 						   Jsonb *attrs, long line_no, const char *raw);
 extern void ingest_batch_free(IngestBatch *b);
+extern bool ingest_batch_has_duplicates(IngestBatch *b);
 extern void ingest_reject(IngestBatch *b, const IngestOptions *o, long line_no,
 						  const char *raw, const char *field, const char *reason);
 extern void ingest_line_problem(IngestBatch *b, const IngestOptions *o,
@@ -146,6 +148,13 @@ extern void ingest_line_problem(IngestBatch *b, const IngestOptions *o,
 extern void ingest_csv(LineReader *r, const IngestOptions *o, IngestBatch *b);
 extern void ingest_jsonl(LineReader *r, const IngestOptions *o, IngestBatch *b);
 extern void ingest_logline(LineReader *r, const IngestOptions *o, IngestBatch *b);
+
+/* run_insert.c */
+typedef struct RunInserter RunInserter;
+extern bool run_insert_usable(void);
+extern RunInserter *run_insert_begin(TupleDesc batch_desc);
+extern void run_insert_add(RunInserter *ri, TupleTableSlot *batch_slot, int64 pipeline_id);
+extern int64 run_insert_end(RunInserter *ri);
 
 /* store.c */
 extern void ingest_store(IngestBatch *b, const IngestOptions *o, IngestCounts *counts);

@@ -25,7 +25,7 @@ typedef struct FormatSpec
 } FormatSpec;
 
 static const char *const common_keys =
-"on_error max_line_bytes namespace pipeline source timezone timestamp_format";
+"on_error max_line_bytes namespace pipeline source timezone timestamp_format dry_run";
 
 static const char *const mapping_keys =
 "columns status_map epoch_unit epoch_origin duration_unit extra_columns";
@@ -296,6 +296,7 @@ ingest_options_parse(IngestOptions *o, const char *format, Jsonb *options)
 	o->quarantine = on_error && strcmp(on_error, "quarantine") == 0;
 	o->max_line = (size_t) option_int(root, "max_line_bytes",
 									  SMARTETL_DEFAULT_MAX_LINE_BYTES, 1, MaxAllocSize - 1);
+	o->dry_run = option_bool(root, "dry_run", false);
 	o->namespace = ingest_option_text(root, "namespace");
 	if (o->namespace == NULL)
 		o->namespace = "default";

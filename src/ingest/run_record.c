@@ -60,8 +60,6 @@ ingest_batch_init(IngestBatch *b, const IngestOptions *o)
 	TEXTOID, JSONBOID};
 	static const char *const reject_names[] = {"line_no", "field", "raw", "reason"};
 	static const Oid reject_types[] = {INT8OID, TEXTOID, TEXTOID, TEXTOID};
-	HASHCTL		ctl;
-
 	memset(b, 0, sizeof(*b));
 	b->row_ctx = AllocSetContextCreate(CurrentMemoryContext, "smartetl ingest row",
 									   ALLOCSET_DEFAULT_SIZES);
@@ -74,13 +72,8 @@ ingest_batch_init(IngestBatch *b, const IngestOptions *o)
 	b->rejects = tuplestore_begin_heap(false, false, work_mem);
 	b->min_ts = DT_NOEND;
 	b->max_ts = DT_NOBEGIN;
-
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(uint64);
-	ctl.entrysize = sizeof(uint64);
-	ctl.hcxt = CurrentMemoryContext;
-	b->identities = hash_create("smartetl run identities", 1024, &ctl,
-								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	b->identities_cap = 1024;
+	b->identities = palloc(sizeof(uint64) * b->identities_cap);
 }
 
 /* Release the batch's tuplestores (and their temporary files). */
@@ -90,7 +83,7 @@ ingest_batch_free(IngestBatch *b)
 	tuplestore_end(b->runs);
 	tuplestore_end(b->events);
 	tuplestore_end(b->rejects);
-	hash_destroy(b->identities);
+	pfree(b->identities);
 	MemoryContextDelete(b->row_ctx);
 }
 
@@ -167,13 +160,38 @@ field_error(IngestBatch *b, const IngestOptions *o, long line_no,
 						   e->field, e->expected, e->found));
 }
 
-/* Remember a run identity; notice duplicates so store.c can dedupe. */
+static int
+cmp_uint64(const void *a, const void *b)
+{
+	uint64		x = *(const uint64 *) a;
+	uint64		y = *(const uint64 *) b;
+
+	return x < y ? -1 : (x > y);
+}
+
+/*
+ * Could two runs of the batch have the same identity?  Equal hashes say
+ * "maybe" (store.c then deduplicates exactly, in SQL); distinct hashes
+ * prove there are none.  Sorting once is cheaper than a hash table probe
+ * per row.
+ */
+bool
+ingest_batch_has_duplicates(IngestBatch *b)
+{
+	int64		i;
+
+	qsort(b->identities, b->nruns, sizeof(uint64), cmp_uint64);
+	for (i = 1; i < b->nruns; i++)
+		if (b->identities[i] == b->identities[i - 1])
+			return true;
+	return false;
+}
+
+/* Remember the hash of a run's identity, for ingest_batch_has_duplicates. */
 static void
 note_identity(IngestBatch *b, char **v, TimestampTz started, int32 attempt)
 {
 	StringInfoData key;
-	uint64		h;
-	bool		found;
 
 	initStringInfo(&key);
 	appendStringInfo(&key, "%s%c%s%c", v[RF_NAMESPACE], 0, v[RF_PIPELINE], 0);
@@ -181,10 +199,12 @@ note_identity(IngestBatch *b, char **v, TimestampTz started, int32 attempt)
 		appendStringInfo(&key, "%s%c%d", v[RF_EXTERNAL_ID], 0, attempt);
 	else
 		appendBinaryStringInfo(&key, (char *) &started, sizeof(started));
-	h = hash_bytes_extended((unsigned char *) key.data, key.len, 0);
-	hash_search(b->identities, &h, HASH_ENTER, &found);
-	if (found)
-		b->has_duplicates = true;
+	if (b->nruns == b->identities_cap)
+	{
+		b->identities_cap *= 2;
+		b->identities = repalloc_huge(b->identities, sizeof(uint64) * b->identities_cap);
+	}
+	b->identities[b->nruns] = hash_bytes_extended((unsigned char *) key.data, key.len, 0);
 }
 
 /* Convert one timestamp field; on failure fill *e and return false. */

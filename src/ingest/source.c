@@ -71,7 +71,14 @@ ingest_from_reader(FunctionCallInfo fcinfo, LineReader *r, IngestOptions *o)
 				(errcode(ERRCODE_NO_DATA),
 				 errmsg("%s input holds no records", o->format_name),
 				 errdetail("The input is empty or holds only a header or blank lines.")));
-	ingest_store(&b, o, &counts);
+	if (o->dry_run)
+	{
+		/* what would be stored: valid records as inserted, bad ones as rejected */
+		counts.inserted = b.nruns + b.nevents;
+		counts.rejected = b.nrejects;
+	}
+	else
+		ingest_store(&b, o, &counts);
 	ingest_batch_free(&b);
 	return ingest_result_datum(fcinfo, &counts);
 }

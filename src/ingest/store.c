@@ -18,13 +18,17 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "miscadmin.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "utils/memutils.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
 #include "ingest/ingest.h"
 
 #define BATCH_RUNS "smartetl_batch_runs"
+#define BATCH_RUNS_EXISTING "smartetl_batch_runs_existing"
 #define BATCH_EVENTS "smartetl_batch_events"
 #define BATCH_REJECTS "smartetl_batch_rejects"
 
@@ -109,19 +113,21 @@ run_merge_clause(void)
 }
 
 /*
- * Upsert the runs of one identity kind.  with_id selects rows that carry
+ * Upsert the runs of one identity kind from the ephemeral relation batch,
+ * keeping only the last of several rows with the same identity when dedupe
+ * is set.  with_id selects rows that carry
  * an external id (conflict on pipeline + external_id + attempt) or those
  * that do not (conflict on pipeline + started_at).
  */
 static void
-store_runs_kind(IngestBatch *b, bool with_id, IngestCounts *counts)
+store_runs_kind(const char *batch, bool dedupe, bool with_id, IngestCounts *counts)
 {
 	const char *key = with_id ? "external_id, attempt" : "started_at";
 	const char *dedupe_on = with_id ? "namespace, pipeline, external_id, attempt"
 		: "namespace, pipeline, started_at";
 	char	   *sql;
 
-	sql = psprintf("WITH b AS (SELECT %s%s%s * FROM " BATCH_RUNS
+	sql = psprintf("WITH b AS (SELECT %s%s%s * FROM %s"
 				   " WHERE external_id IS %s NULL %s%s%s), "
 				   "u AS (INSERT INTO smartetl.run AS r (pipeline_id, external_id, attempt, "
 				   "parent_external_id, status, started_at, ended_at, duration, rows_read, "
@@ -134,13 +140,14 @@ store_runs_kind(IngestBatch *b, bool with_id, IngestCounts *counts)
 				   "ON CONFLICT (pipeline_id, %s) WHERE external_id IS %s NULL %s "
 				   "RETURNING (r.xmax OPERATOR(pg_catalog.=) 0) AS inserted) "
 				   "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM u",
-				   b->has_duplicates ? "DISTINCT ON (" : "",
-				   b->has_duplicates ? dedupe_on : "",
-				   b->has_duplicates ? ")" : "",
+				   dedupe ? "DISTINCT ON (" : "",
+				   dedupe ? dedupe_on : "",
+				   dedupe ? ")" : "",
+				   batch,
 				   with_id ? "NOT" : "",
-				   b->has_duplicates ? "ORDER BY " : "",
-				   b->has_duplicates ? dedupe_on : "",
-				   b->has_duplicates ? ", line_no DESC" : "",
+				   dedupe ? "ORDER BY " : "",
+				   dedupe ? dedupe_on : "",
+				   dedupe ? ", line_no DESC" : "",
 				   key, with_id ? "NOT" : "", run_merge_clause());
 	spi_exec(sql, SPI_OK_SELECT);
 	counts->inserted += spi_int64(0, 1);
@@ -166,15 +173,180 @@ store_parent_links(void)
 			 SPI_OK_UPDATE);
 }
 
+/*
+ * Serialise ingests that touch the same pipelines, so that "is this run
+ * new?" cannot change between the check and the insert.  Pipelines hash to
+ * one of 64 transaction-level advisory locks, taken in order (no deadlock
+ * between two ingests) and few enough for the shared lock table.
+ */
+static void
+lock_pipelines(void)
+{
+	spi_exec("SELECT pg_catalog.pg_advisory_xact_lock(1397572948, k) FROM "
+			 "(SELECT DISTINCT (p.pipeline_id OPERATOR(pg_catalog.%) 64)::int4 AS k "
+			 " FROM smartetl.pipeline p JOIN (SELECT DISTINCT namespace, pipeline FROM " BATCH_RUNS ") b "
+			 " ON p.namespace OPERATOR(pg_catalog.=) b.namespace AND p.name OPERATOR(pg_catalog.=) b.pipeline "
+			 " ORDER BY 1 OFFSET 0) s", SPI_OK_SELECT);
+}
+
+typedef struct PipelineId
+{
+	char	   *key;			/* namespace '\0' name */
+	int			keylen;
+	int64		id;
+} PipelineId;
+
+static int
+cmp_pipeline_id(const void *a, const void *b)
+{
+	const PipelineId *x = a;
+	const PipelineId *y = b;
+	int			c = memcmp(x->key, y->key, Min(x->keylen, y->keylen));
+
+	return c != 0 ? c : x->keylen - y->keylen;
+}
+
+/*
+ * The ids of the batch's pipelines, sorted for bsearch.  FOR KEY SHARE
+ * keeps them from being deleted before we commit, as a foreign key would.
+ */
+static PipelineId *
+load_pipeline_ids(int *n)
+{
+	PipelineId *ids;
+	int			i;
+
+	spi_exec("SELECT p.namespace, p.name, p.pipeline_id FROM smartetl.pipeline p "
+			 "JOIN (SELECT DISTINCT namespace, pipeline FROM " BATCH_RUNS ") b "
+			 "ON p.namespace OPERATOR(pg_catalog.=) b.namespace AND p.name OPERATOR(pg_catalog.=) b.pipeline "
+			 "FOR KEY SHARE OF p", SPI_OK_SELECT);
+	*n = (int) SPI_processed;
+	ids = palloc(sizeof(PipelineId) * Max(*n, 1));
+	for (i = 0; i < *n; i++)
+	{
+		char	   *ns = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		char	   *name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+
+		ids[i].keylen = strlen(ns) + 1 + strlen(name);
+		ids[i].key = psprintf("%s%c%s", ns, '\0', name);
+		ids[i].id = spi_int64(i, 3);
+	}
+	qsort(ids, *n, sizeof(PipelineId), cmp_pipeline_id);
+	return ids;
+}
+
+static int64
+find_pipeline_id(PipelineId *ids, int n, TupleTableSlot *slot)
+{
+	char	   *ns = TextDatumGetCString(slot_getattr(slot, 2, &(bool) {false}));
+	char	   *name = TextDatumGetCString(slot_getattr(slot, 3, &(bool) {false}));
+	PipelineId	want;
+	PipelineId *found;
+
+	want.keylen = strlen(ns) + 1 + strlen(name);
+	want.key = psprintf("%s%c%s", ns, '\0', name);
+	found = bsearch(&want, ids, n, sizeof(PipelineId), cmp_pipeline_id);
+	if (found == NULL)
+		elog(ERROR, "pipeline \"%s\".\"%s\" vanished during ingest", ns, name);
+	return found->id;
+}
+
+/* Line numbers of batch runs whose identity is already stored, ascending. */
+static int64 *
+existing_run_lines(int64 *n)
+{
+	int64	   *lines;
+	int64		i;
+
+	spi_exec("SELECT b.line_no FROM " BATCH_RUNS " b "
+			 "JOIN smartetl.pipeline p ON p.namespace OPERATOR(pg_catalog.=) b.namespace "
+			 " AND p.name OPERATOR(pg_catalog.=) b.pipeline "
+			 "JOIN smartetl.run r ON r.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id "
+			 " AND r.external_id OPERATOR(pg_catalog.=) b.external_id "
+			 " AND r.attempt OPERATOR(pg_catalog.=) b.attempt "
+			 "UNION ALL "
+			 "SELECT b.line_no FROM " BATCH_RUNS " b "
+			 "JOIN smartetl.pipeline p ON p.namespace OPERATOR(pg_catalog.=) b.namespace "
+			 " AND p.name OPERATOR(pg_catalog.=) b.pipeline "
+			 "JOIN smartetl.run r ON r.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id "
+			 " AND r.started_at OPERATOR(pg_catalog.=) b.started_at AND r.external_id IS NULL "
+			 "WHERE b.external_id IS NULL "
+			 "ORDER BY 1", SPI_OK_SELECT);
+	*n = (int64) SPI_processed;
+	lines = palloc_extended(sizeof(int64) * Max(*n, 1), MCXT_ALLOC_HUGE);
+	for (i = 0; i < *n; i++)
+		lines[i] = spi_int64(i, 1);
+	return lines;
+}
+
+/*
+ * New runs go through the bulk inserter; runs already stored are copied to
+ * a second batch, returned for the SQL upsert.  The batch is in line
+ * order, as are the existing line numbers, so one merge pass splits them.
+ */
+static Tuplestorestate *
+store_new_runs(IngestBatch *b, IngestCounts *counts, int64 *nexisting)
+{
+	int			npipelines;
+	PipelineId *ids = load_pipeline_ids(&npipelines);
+	int64		nlines;
+	int64	   *lines = existing_run_lines(&nlines);
+	int64		next = 0;
+	Tuplestorestate *existing = tuplestore_begin_heap(false, false, work_mem);
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(b->run_desc, &TTSOpsMinimalTuple);
+	RunInserter *ri = run_insert_begin(b->run_desc);
+	MemoryContext old = MemoryContextSwitchTo(b->row_ctx);
+
+	tuplestore_rescan(b->runs);
+	while (tuplestore_gettupleslot(b->runs, true, false, slot))
+	{
+		int64		line_no = DatumGetInt64(slot_getattr(slot, 1, &(bool) {false}));
+
+		if (next < nlines && lines[next] == line_no)
+		{
+			tuplestore_puttupleslot(existing, slot);
+			next++;
+		}
+		else
+			run_insert_add(ri, slot, find_pipeline_id(ids, npipelines, slot));
+		MemoryContextReset(b->row_ctx);
+	}
+	MemoryContextSwitchTo(old);
+	counts->inserted += run_insert_end(ri);
+	ExecDropSingleTupleTableSlot(slot);
+	*nexisting = nlines;
+	return existing;
+}
+
 static void
 store_runs(IngestBatch *b, IngestCounts *counts)
 {
+	bool		dedupe = ingest_batch_has_duplicates(b);
+
 	register_batch(BATCH_RUNS, b->run_desc, b->runs, b->nruns);
 	spi_exec("INSERT INTO smartetl.pipeline (namespace, name) "
 			 "SELECT DISTINCT namespace, pipeline FROM " BATCH_RUNS
 			 " ON CONFLICT (namespace, name) DO NOTHING", SPI_OK_INSERT);
-	store_runs_kind(b, true, counts);
-	store_runs_kind(b, false, counts);
+	lock_pipelines();
+
+	if (!dedupe && run_insert_usable())
+	{
+		int64		nexisting;
+		Tuplestorestate *existing = store_new_runs(b, counts, &nexisting);
+
+		if (nexisting > 0)
+		{
+			register_batch(BATCH_RUNS_EXISTING, b->run_desc, existing, nexisting);
+			store_runs_kind(BATCH_RUNS_EXISTING, false, true, counts);
+			store_runs_kind(BATCH_RUNS_EXISTING, false, false, counts);
+		}
+		tuplestore_end(existing);
+	}
+	else
+	{
+		store_runs_kind(BATCH_RUNS, dedupe, true, counts);
+		store_runs_kind(BATCH_RUNS, dedupe, false, counts);
+	}
 	counts->unchanged += b->nruns - counts->inserted - counts->updated;
 
 	spi_exec("SELECT count(*) FROM (SELECT 1 FROM smartetl.run "

@@ -416,9 +416,9 @@ SQL
 		wait "$PERF_PID" 2>/dev/null || true
 		PERF_PID=""
 	fi
-	grep -E '^Time:|^[0-9]' "$DIR/$name.out" | sed 's/^/  /'
+	{ grep -E '^Time:|^[0-9]' "$DIR/$name.out" || true; } | sed 's/^/  /'
 	# auto_explain output of this backend: one "duration: ... plan:" per statement
-	tail -c +"$((logpos + 1))" "$DIR/server.log" | grep -v 'pg_sleep\|pg_backend_pid' >"$DIR/$name.plans"
+	tail -c +"$((logpos + 1))" "$DIR/server.log" | { grep -v 'pg_sleep\|pg_backend_pid' || true; } >"$DIR/$name.plans"
 	# One block per statement ("duration: X ms  plan:" then "Query Text: ...").
 	# Statements issued by store.c are summed as the store phase; the rest of
 	# the ingest_file() statement is parsing and filling the tuplestores.
@@ -456,10 +456,10 @@ SQL
 		rm -f "$perfdata"
 		echo "  perf (stack copies are cut at 16 kB, so outer frames are undercounted):"
 		echo "  inclusive share of samples (children) for the main phases:"
-		grep -E '\] (ingest_(csv|logline|store)|csv_lexer_feed|csv_attrs|ingest_add_run|value_timestamp|tuplestore_(puttuple|putvalues|gettupleslot)|note_identity|line_reader_next|pg_regexec|pg_mb2wchar_with_len|JsonbValueToJsonb|pushJsonbValue|SPI_execute(_with_args)?|ExecInsert|ExecOnConflictUpdate|ExecCheckIndexConstraints|ExecInsertIndexTuples|btinsert|_bt_doinsert|heap_insert|heap_lock_tuple|RI_FKey_check_ins|AfterTriggerEndQuery|ExecComputeStoredGenerated|ExecConstraints|ExecHashJoin|standard_ExecutorRun|ExecScan|XLogInsert|varstr_cmp|bttextcmp|BufFileRead|BufFileWrite|ReadBuffer_common|FlushBuffer|asm_exc_page_fault)$' \
-			"$DIR/$name.perf-children.txt" | awk '{ printf "    %7s incl %7s self  %s\n", $1, $2, $NF }' | head -45
+		{ grep -E '\] (ingest_(csv|logline|store)|csv_lexer_feed|csv_attrs|ingest_add_run|value_timestamp|tuplestore_(puttuple|putvalues|gettupleslot)|note_identity|line_reader_next|pg_regexec|pg_mb2wchar_with_len|JsonbValueToJsonb|pushJsonbValue|SPI_execute(_with_args)?|ExecInsert|ExecOnConflictUpdate|ExecCheckIndexConstraints|ExecInsertIndexTuples|btinsert|_bt_doinsert|heap_insert|heap_lock_tuple|RI_FKey_check_ins|AfterTriggerEndQuery|ExecComputeStoredGenerated|ExecConstraints|ExecHashJoin|standard_ExecutorRun|ExecScan|XLogInsert|varstr_cmp|bttextcmp|csv_next_record|csv_add_record|convert_times|convert_identity|log_matcher_match|log_capture|start_event|flush_event|log_event_time|pg_wchar2mb_with_len|AllocSetReset|MemoryContextReset|BufFileRead|BufFileWrite|ReadBuffer_common|FlushBuffer|asm_exc_page_fault)$' \
+			"$DIR/$name.perf-children.txt" || true; } | awk 'NR <= 45 { printf "    %7s incl %7s self  %s\n", $1, $2, $NF }'
 		echo "  top self symbols:"
-		grep -E '^ +[0-9]' "$DIR/$name.perf-self.txt" | head -25 | sed 's/^/  /'
+		{ grep -E '^ +[0-9]' "$DIR/$name.perf-self.txt" || true; } | sed -n '1,25s/^/  /p'
 	fi
 }
 

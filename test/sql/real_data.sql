@@ -64,7 +64,7 @@ SELECT is((SELECT count(*) FROM smartetl.log_event e JOIN smartetl.pipeline p US
 
 -- Google Borg 2011: 149,944 runs of 14,827 recurring jobs
 CREATE TEMP TABLE borg_options AS SELECT jsonb_build_object(
-    'namespace', 'borg',
+    'namespace', 'tap_borg',
     'columns', jsonb_build_object('pipeline', 'logical_job_id', 'external_id', 'job_id',
                                   'started_at', 'schedule_us', 'ended_at', 'end_us',
                                   'status', 'final_event'),
@@ -74,13 +74,13 @@ SELECT is((smartetl.ingest_file(:'data' || '/pipeline_runs/google_borg_2011/job_
           149944::bigint, 'borg: all 149,944 runs inserted') FROM borg_options;
 SELECT results_eq(
     $$SELECT r.status::text, count(*) FROM smartetl.run r JOIN smartetl.pipeline p USING (pipeline_id)
-      WHERE p.namespace = 'borg' GROUP BY 1 ORDER BY 1$$,
+      WHERE p.namespace = 'tap_borg' GROUP BY 1 ORDER BY 1$$,
     $$VALUES ('cancelled', 58528::bigint), ('failed', 1821), ('success', 89595)$$,
     'borg: FINISH 89,595, KILL 58,528, FAIL+EVICT+LOST 1,806+9+6 as in PROVENANCE.md');
-SELECT is((SELECT count(*) FROM smartetl.pipeline WHERE namespace = 'borg'), 14827::bigint,
+SELECT is((SELECT count(*) FROM smartetl.pipeline WHERE namespace = 'tap_borg'), 14827::bigint,
           'borg: one pipeline per logical job');
 SELECT ok((SELECT min(started_at) >= '2011-05-01 23:00+00' AND max(started_at) < '2011-05-09 00:00+00'
-           FROM smartetl.run r JOIN smartetl.pipeline p USING (pipeline_id) WHERE p.namespace = 'borg'),
+           FROM smartetl.run r JOIN smartetl.pipeline p USING (pipeline_id) WHERE p.namespace = 'tap_borg'),
           'borg: start times fall in the 7-day window');
 SELECT is((smartetl.ingest_file(:'data' || '/pipeline_runs/google_borg_2011/job_runs_7d.csv', 'csv', o)).unchanged,
           149944::bigint, 'borg: re-ingest leaves all 149,944 runs unchanged') FROM borg_options;
