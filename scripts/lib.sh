@@ -30,37 +30,42 @@ build_install() {
 	make -s PG_CONFIG=$PG_CONFIG with_llvm=no install >/dev/null
 }
 
-# cluster_start DIR PORT: initdb (if new) and start a cluster in DIR.  The
-# socket lives in DIR too when the path is short enough (the limit is 107
-# bytes), else in /tmp.
-cluster_start() {
-	local dir=$1 port=$2 sockdir=$1
-	[ ${#dir} -le 80 ] || sockdir=/tmp
+# cluster_init DIR PORT: initdb a cluster in DIR (once) configured for
+# smartetl.  Its socket lives in DIR when the path is short enough (the
+# limit is 107 bytes), else in /tmp.
+cluster_init() {
+	local dir=$1 port=$2
 	mkdir -p "$dir"
 	chown postgres:postgres "$dir"
 	chmod 700 "$dir"
-	if [ ! -f "$dir/data/PG_VERSION" ]; then
-		(cd / && runuser -u postgres -- $PG_BIN/initdb -D "$dir/data" -U postgres --auth=trust \
-			--encoding=UTF8 --locale=C.UTF-8 --no-sync >/dev/null)
-		cat >>"$dir/data/postgresql.conf" <<CONF
+	[ -f "$dir/data/PG_VERSION" ] && return 0
+	(cd / && runuser -u postgres -- $PG_BIN/initdb -D "$dir/data" -U postgres --auth=trust \
+		--encoding=UTF8 --locale=C.UTF-8 --no-sync >/dev/null)
+	cat >>"$dir/data/postgresql.conf" <<CONF
 port = $port
 listen_addresses = ''
-unix_socket_directories = '$sockdir'
+unix_socket_directories = '$(socket_dir "$dir")'
 shared_preload_libraries = 'smartetl,pg_cron'
 cron.database_name = 'postgres'
 fsync = off
 synchronous_commit = off
 full_page_writes = off
 CONF
-	fi
-	(cd / && runuser -u postgres -- $PG_BIN/pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null) \
-		|| { cat "$dir/server.log"; return 1; }
-	export PGHOST="$sockdir" PGPORT="$port" PGUSER=postgres PGDATABASE=postgres
 }
 
-# psql_do SQL...: run statements, stop at the first error.
-psql_do() {
-	psql -X -q -v ON_ERROR_STOP=1 "$@"
+socket_dir() {
+	if [ ${#1} -le 80 ]; then echo "$1"; else echo /tmp; fi
+}
+
+# cluster_start DIR PORT [ENV=VALUE...]: init if needed, start (the server
+# gets the extra environment, e.g. LD_PRELOAD), and point libpq at it.
+cluster_start() {
+	local dir=$1 port=$2
+	shift 2
+	cluster_init "$dir" "$port"
+	(cd / && runuser -u postgres -- env "$@" $PG_BIN/pg_ctl -D "$dir/data" -l "$dir/server.log" \
+		-w -t 120 start >/dev/null) || { cat "$dir/server.log"; return 1; }
+	export PGHOST="$(socket_dir "$dir")" PGPORT="$port" PGUSER=postgres PGDATABASE=postgres
 }
 
 cluster_stop() {

@@ -86,6 +86,20 @@ SELECT * FROM smartetl.ingest('csv', E'job,run_id,status\ndag_a,p1,success\n');
 SELECT c.external_id AS child, p.external_id AS parent
 FROM smartetl.run c JOIN smartetl.run p ON p.run_id = c.parent_run_id;
 
+-- a batch larger than its memory budget spills to disk and is read back
+SET maintenance_work_mem = '1MB';
+SET work_mem = '64kB';
+SELECT * FROM smartetl.ingest('csv', (SELECT E'job,run_id,start,status,rows\n' ||
+  string_agg(format('spill_%s,%s,2024-04-01 00:00:00+00,%s,%s', g % 3, g, CASE WHEN g % 10 = 0 THEN 'failed' ELSE 'ok' END, g), E'\n')
+  FROM generate_series(1, 30000) g));
+SELECT * FROM smartetl.ingest('csv', (SELECT E'job,run_id,start,status,rows\n' ||
+  string_agg(format('spill_%s,%s,2024-04-01 00:00:00+00,%s,%s', g % 3, g, CASE WHEN g % 10 = 0 THEN 'failed' ELSE 'ok' END, g + 1), E'\n')
+  FROM generate_series(1, 30000) g));
+SELECT pipeline, count(*), count(*) FILTER (WHERE status = 'failed') AS failed, sum(rows_written)
+FROM runs WHERE pipeline LIKE 'spill\_%' GROUP BY 1 ORDER BY 1;
+RESET maintenance_work_mem;
+RESET work_mem;
+
 -- pipelines were created on first sight
-SELECT namespace, name FROM smartetl.pipeline ORDER BY namespace, name;
+SELECT namespace, name FROM smartetl.pipeline WHERE name NOT LIKE 'spill\_%' ORDER BY namespace, name;
 DROP VIEW runs;

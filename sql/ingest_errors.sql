@@ -1,7 +1,8 @@
 -- Bad input: clear errors naming the line and column, nothing half-stored.
 SET timezone = 'UTC';
 SET intervalstyle = 'postgres';
-CREATE FUNCTION run_count() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM smartetl.run';
+CREATE FUNCTION run_count() RETURNS bigint LANGUAGE sql AS
+  $$SELECT count(*) FROM smartetl.run r JOIN smartetl.pipeline p USING (pipeline_id) WHERE p.name IN ('ok_job', 'good', 'bad')$$;
 SELECT * FROM smartetl.ingest('csv', E'job,run_id,status\nok_job,1,success\n');
 
 -- a malformed value on line 3 stops the call: line 2 is not stored either

@@ -309,6 +309,8 @@ store_new_runs(IngestBatch *b, IngestCounts *counts, int64 *nexisting)
 		}
 		else
 			run_insert_add(ri, slot, find_pipeline_id(ids, npipelines, slot));
+		/* a row read back from a spilled batch lives in row_ctx: release it first */
+		ExecClearTuple(slot);
 		MemoryContextReset(b->row_ctx);
 	}
 	MemoryContextSwitchTo(old);

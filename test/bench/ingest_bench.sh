@@ -7,20 +7,24 @@
 #   * runs.csv : N pipeline runs (csv format), first ingest into empty tables
 #   * runs.csv again on top of the first ingest (idempotent path: all unchanged)
 #   * app.log  : N physical log lines (logline format, ~1% multi-line traces)
-# Rounds are interleaved (COPY, smartetl, re-ingest, COPY, smartetl per
-# round) so a slow phase of the machine hits both sides.  Times are taken
+# Rounds are interleaved (per round: csv COPY, parse only, smartetl,
+# re-ingest; log COPY, parse only, smartetl) so a slow phase of the machine
+# hits both sides.  "Parse only" uses the dry_run option when the build has
+# it; store time is then full ingest minus parse only.  Times are taken
 # server-side with clock_timestamp() around one EXECUTE, plus the backend's
 # own CPU time from /proc/self/stat (wall >> cpu means the backend waited:
 # I/O or another process on the CPU).
 #
 # Usage (as root, from anywhere):
-#   test/bench/ingest_bench.sh [--rows N] [--rounds R] [--profile] [--keep]
+#   test/bench/ingest_bench.sh [--rows N] [--rounds R] [--profile] [--keep] [--set G=V]...
 #     --rows N     data rows of runs.csv and physical lines of app.log (default 1000000)
 #     --rounds R   timed rounds (default 3); medians are reported
 #     --profile    afterwards, one extra (untimed) ingest of each file with
 #                  auto_explain on the nested store statements, and a perf
 #                  profile of the backend when perf is installed
 #     --keep       leave the cluster directory in place (it is stopped anyway)
+#     --set G=V    set a server parameter in the benchmark cluster (repeatable),
+#                  e.g. --set shared_buffers=1GB; printed with the other settings
 #
 # Own throwaway cluster: /tmp/pgbench.<pid>, port 54340 (never /tmp/pgdev or
 # any other cluster); stopped and removed on exit.
@@ -31,6 +35,7 @@ ROUNDS=3
 PROFILE=0
 KEEP=0
 PORT=54340
+SETTINGS=()
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
@@ -42,6 +47,8 @@ while [ $# -gt 0 ]; do
 		--rounds=*) ROUNDS=${1#*=}; shift ;;
 		--profile) PROFILE=1; shift ;;
 		--keep) KEEP=1; shift ;;
+		--set) SETTINGS+=("${2:?--set needs NAME=VALUE}"); shift 2 ;;
+		--set=*) SETTINGS+=("${1#*=}"); shift ;;
 		-h|--help) usage; exit 0 ;;
 		*) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
 	esac
@@ -112,24 +119,36 @@ background_load
 echo "note: the machine has $(nproc) cores; a fuzzer may be running under nice in the"
 echo "      background, which inflates wall times (compare wall with backend CPU below)."
 
-# Build from a private copy of the working tree, from scratch: the Makefile
-# has no header dependencies (Debian's PGXS is built without autodepend), so
-# an incremental build in a tree whose headers changed can link objects
-# compiled against different struct layouts.  The copy also keeps this
-# benchmark from racing other builds in the shared tree.
+# Build from a private copy of the working tree (Makefile, control file,
+# src/), from scratch: an incremental build in a tree whose headers changed
+# can link objects compiled against different struct layouts (PGXS tracks
+# no header dependencies by itself), and the copy keeps this benchmark from
+# racing other builds in a shared tree.  build_install still installs into
+# the system PostgreSQL directories, as every other script here does.
 echo "source:  $(source_state)"
 mkdir -p "$DIR/build"
-tar -C "$REPO" --exclude=./.git --exclude=./test --exclude='*.o' --exclude='*.so' --exclude='*.bc' \
-	--exclude='./smartetl--*.sql' -cf - . | tar -C "$DIR/build" -xf -
+tar -C "$REPO" --exclude='*.o' --exclude='*.so' --exclude='*.bc' -cf - Makefile smartetl.control src |
+	tar -C "$DIR/build" -xf -
 echo "snapshot of src/: sha1 $(cd "$DIR/build" && find src Makefile smartetl.control -type f | sort | xargs sha1sum | sha1sum | cut -c1-10)"
 (cd "$DIR/build" && build_install)
+echo "installed: $($PG_CONFIG --pkglibdir)/smartetl.so sha1 $(sha1sum "$($PG_CONFIG --pkglibdir)/smartetl.so" | cut -c1-10)"
 log "starting cluster $DIR on port $PORT"
 cluster_start "$DIR" "$PORT"
-psql_ -c "ALTER SYSTEM SET autovacuum = off" -c "SELECT pg_reload_conf()" >/dev/null
+psql_ -c "ALTER SYSTEM SET autovacuum = off" >/dev/null
+for setting in ${SETTINGS[@]+"${SETTINGS[@]}"}; do
+	case "$setting" in *=*) ;; *) echo "--set wants NAME=VALUE, got: $setting" >&2; exit 2 ;; esac
+	psql_ -v name="${setting%%=*}" -v value="${setting#*=}" <<'SQL' >/dev/null
+SELECT format('ALTER SYSTEM SET %I = %L', :'name', :'value') \gexec
+SQL
+done
+# restart so that every setting, including restart-only ones, is in effect
+cluster_stop "$DIR"
+cluster_start "$DIR" "$PORT"
 psql_ -c "SELECT version()"
 psql_ -F ' = ' -c "SELECT name, current_setting(name) FROM pg_settings
 	WHERE name IN ('shared_buffers', 'work_mem', 'maintenance_work_mem', 'fsync', 'synchronous_commit',
 	               'full_page_writes', 'wal_level', 'max_wal_size', 'autovacuum', 'jit', 'TimeZone')
+	   OR source = 'configuration file' AND sourcefile LIKE '%postgresql.auto.conf'
 	ORDER BY name" | sed 's/^/  /'
 
 # ---------------------------------------------------------------------------
@@ -182,6 +201,16 @@ BEGIN
 END $$;
 SQL
 psql_ -c "SELECT bench.cpu_seconds()" >/dev/null	# /proc/self/stat is readable
+# Parse-only timing needs the "dry_run" option (parse and validate, store
+# nothing); older builds reject it as an unknown option.
+if psql_ -c "SELECT smartetl.ingest('csv', E'pipeline,status,started_at\\nx,success,2025-01-01', '{\"dry_run\": true}')" \
+	>/dev/null 2>&1; then
+	DRY_RUN=1
+	echo "dry_run option supported: parse-only time is measured too (store = full - parse only)"
+else
+	DRY_RUN=0
+	echo "dry_run option not supported by this build: no parse-only timing"
+fi
 
 # ---------------------------------------------------------------------------
 log "generating $ROWS csv runs into $RUNS_CSV"
@@ -332,6 +361,10 @@ for round in $(seq 1 "$ROUNDS"); do
 	echo "-- round $round/$ROUNDS  ($(cut -d' ' -f1-3 /proc/loadavg))"
 	reset_all
 	timed "$round" csv "COPY" "$(copy_sql "$RUNS_CSV")"
+	if [ "$DRY_RUN" = 1 ]; then
+		reset_all
+		timed "$round" csv "smartetl parse only" "SELECT smartetl.ingest_file('$RUNS_CSV', 'csv', '{\"dry_run\": true}')::text"
+	fi
 	reset_all
 	timed "$round" csv "smartetl" "SELECT smartetl.ingest_file('$RUNS_CSV', 'csv', '{}')::text"
 	# re-ingest the same file on top: every row is a conflict, merged, unchanged.
@@ -341,13 +374,17 @@ for round in $(seq 1 "$ROUNDS"); do
 	timed "$round" csv "smartetl re-ingest" "SELECT smartetl.ingest_file('$RUNS_CSV', 'csv', '{}')::text"
 	reset_all
 	timed "$round" log "COPY" "$(copy_sql "$APP_LOG")"
+	if [ "$DRY_RUN" = 1 ]; then
+		reset_all
+		timed "$round" log "smartetl parse only" "SELECT smartetl.ingest_file('$APP_LOG', 'logline', '${LOG_OPTIONS%\}}, \"dry_run\": true}')::text"
+	fi
 	reset_all
 	timed "$round" log "smartetl" "SELECT smartetl.ingest_file('$APP_LOG', 'logline', '$LOG_OPTIONS')::text"
 done
 
 # ---------------------------------------------------------------------------
 log "summary (medians over $ROUNDS rounds; lines/s = $ROWS input lines / median wall seconds)"
-psql_ -P format=aligned -P footer=off <<'SQL'
+psql_ -P format=aligned -P tuples_only=off -P footer=off <<'SQL'
 WITH m AS (
     SELECT input, method, max(lines) AS lines,
            percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds) AS wall,
@@ -371,8 +408,32 @@ SELECT m.input AS "input", m.method AS "method", m.lines AS "lines",
         FROM per_round p WHERE p.input = m.input AND p.method = m.method) AS "per-round ratios",
        m.outcome AS "result (ins,upd,unch,rej)"
 FROM m JOIN m c ON c.input = m.input AND c.method = 'COPY'
-ORDER BY m.input, m.method <> 'COPY', m.method;
+ORDER BY m.input, m.method <> 'COPY', m.method <> 'smartetl', m.method;
 SQL
+if [ "$DRY_RUN" = 1 ]; then
+	echo
+	echo "phases (medians): parse = the dry_run time; store = full ingest - parse; by wall time and,"
+	echo "less sensitive to other processes on the CPUs, by the backend's CPU time"
+	psql_ -P format=aligned -P tuples_only=off -P footer=off <<'SQL'
+WITH m AS (
+    SELECT input, method, percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds) AS wall,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY cpu_seconds) AS cpu
+    FROM bench.result GROUP BY input, method
+)
+SELECT f.input AS "input", f.method AS "ingest",
+       round(f.wall::numeric, 3) AS "total s",
+       round(p.wall::numeric, 3) AS "parse s",
+       round((f.wall - p.wall)::numeric, 3) AS "store s",
+       round((100 * p.wall / f.wall)::numeric) || ' / ' || round((100 * (f.wall - p.wall) / f.wall)::numeric) AS "parse / store %",
+       round(f.cpu::numeric, 2) AS "total cpu s",
+       round(p.cpu::numeric, 2) AS "parse cpu s",
+       round((f.cpu - p.cpu)::numeric, 2) AS "store cpu s",
+       round((100 * p.cpu / f.cpu)::numeric) || ' / ' || round((100 * (f.cpu - p.cpu) / f.cpu)::numeric) AS "cpu parse / store %"
+FROM m f JOIN m p ON p.input = f.input AND p.method = 'smartetl parse only'
+WHERE f.method IN ('smartetl', 'smartetl re-ingest')
+ORDER BY f.input, f.method;
+SQL
+fi
 echo
 echo "csv target: smartetl/COPY ratio >= 0.5"
 background_load
@@ -420,17 +481,18 @@ SQL
 	# auto_explain output of this backend: one "duration: ... plan:" per statement
 	tail -c +"$((logpos + 1))" "$DIR/server.log" | { grep -v 'pg_sleep\|pg_backend_pid' || true; } >"$DIR/$name.plans"
 	# One block per statement ("duration: X ms  plan:" then "Query Text: ...").
-	# Statements issued by store.c are summed as the store phase; the rest of
-	# the ingest_file() statement is parsing and filling the tuplestores.
+	# Statements issued by store.c (those reading the batch relations
+	# smartetl_batch_*, and a few more) are summed; statements run inside them
+	# (trigger bodies, plpgsql) are listed as nested and not added again.
 	awk '
 		function flush() {
 			if (q == "") return
 			if (q ~ /smartetl\.ingest_file\(/) { top = d; kind = "total" }
-			else if (q ~ /^(INSERT INTO smartetl\.pipeline|WITH b AS|SELECT count\(\*\) FROM \(SELECT 1 FROM smartetl\.run|UPDATE smartetl\.run c|SELECT smartetl\._log_partitions_ensure|SELECT smartetl\._pipeline_ensure|WITH ins AS|INSERT INTO smartetl\.ingest_reject)/) {
+			else if (q ~ /smartetl_batch_/ || q ~ /^(SELECT count\(\*\) FROM \(SELECT 1 FROM smartetl\.run|UPDATE smartetl\.run c|SELECT smartetl\._log_partitions_ensure|SELECT smartetl\._pipeline_ensure)/) {
 				store += d; kind = "store" }
 			else kind = "  nested"
 			if (kind != "total") {
-				printf "  %-8s %10.1f ms  %s\n", kind, d, substr(q, 1, 110)
+				printf "  %-9s %10.1f ms  %s\n", kind, d, substr(q, 1, 110)
 				if (trig != "") printf "%s", trig
 			}
 			q = ""
@@ -440,12 +502,12 @@ SQL
 			getline; q = $0; sub(/^[ \t]*Query Text: /, "", q); gsub(/[ \t]+/, " ", q); trig = ""; next }
 		/LOG:/ { flush(); next }
 		q != "" && /(Trigger .*calls=|^[ \t]*(->  )?(Insert on|Update on|Hash Join|Named Tuplestore Scan|Seq Scan|Index).*actual time)/ {
-			t = $0; sub(/^[ \t]+/, "", t); sub(/\(cost=[^)]*\) /, "", t); trig = trig sprintf("  %-8s %13s  | %s\n", "", "", substr(t, 1, 110)) }
+			t = $0; sub(/^[ \t]+/, "", t); sub(/\(cost=[^)]*\) /, "", t); trig = trig sprintf("  %-9s %13s  | %s\n", "", "", substr(t, 1, 110)) }
 		END {
 			flush()
-			printf "  %-8s %10.1f ms  sum of the statements issued by store.c\n", "STORE", store
-			printf "  %-8s %10.1f ms  parse (read, lex, convert, fill tuplestores) = total - store\n", "PARSE", top - store
-			printf "  %-8s %10.1f ms  smartetl.ingest_file() statement (instrumented)\n", "TOTAL", top
+			printf "  %-9s %10.1f ms  sum of the SQL statements issued by store.c\n", "STORE SQL", store
+			printf "  %-9s %10.1f ms  total - store SQL: parsing, plus store work done in C (bulk inserter)\n", "REST", top - store
+			printf "  %-9s %10.1f ms  smartetl.ingest_file() statement (instrumented)\n", "TOTAL", top
 		}' "$DIR/$name.plans"
 	echo "  (full plans with per-node rows, buffers and trigger calls: see the artefacts directory)"
 	if [ -f "$perfdata" ]; then

@@ -13,6 +13,10 @@
  * each field is NUL-terminated inside buf.  It then re-encodes the record
  * with every field quoted and lexes that again through a fresh
  * line_reader + csv_lexer: the fields must come back byte for byte.
+ *
+ * Before that, the payload is also read through line_reader_init_file (on
+ * an fmemopen stream, as ingest_file reads server files), which must
+ * return exactly the lines, statuses and offsets of the in-memory reader.
  *-------------------------------------------------------------------------
  */
 #include "postgres_fe.h"
@@ -145,6 +149,41 @@ check_roundtrip(const CsvLexer *lx)
 	pfree(enc.data);
 }
 
+/* The file-mode reader must split the payload as the memory reader does. */
+static void
+check_file_reader(const char *payload, size_t len, size_t max_line)
+{
+	LineReader	m,
+				f;
+	LineStatus	sm,
+				sf;
+	FILE	   *fp;
+
+	if (len == 0)				/* fmemopen may refuse an empty buffer */
+		return;
+	fp = fmemopen((void *) payload, len, "r");
+	FUZZ_CHECK(fp != NULL, "fmemopen failed");
+	line_reader_init_mem(&m, payload, len, PG_UTF8, max_line);
+	line_reader_init_file(&f, fp, PG_UTF8, max_line);
+	do
+	{
+		sm = line_reader_next(&m);
+		sf = line_reader_next(&f);
+		FUZZ_CHECK(sm == sf, "line %ld: memory reader says %d, file reader %d",
+				   m.line_no, (int) sm, (int) sf);
+		FUZZ_CHECK(m.line_no == f.line_no && m.crlf == f.crlf &&
+				   m.line.len == f.line.len &&
+				   memcmp(m.line.data, f.line.data, m.line.len) == 0,
+				   "line %ld differs between memory and file readers", m.line_no);
+		if (sm == LINE_HAS_NUL || sm == LINE_BAD_ENCODING)
+			FUZZ_CHECK(m.bad_offset == f.bad_offset, "bad_offset differs");
+	} while (sm != LINE_EOF);
+	FUZZ_CHECK(line_reader_next(&f) == LINE_EOF, "file reader goes on after EOF");
+	line_reader_free(&m);
+	line_reader_free(&f);
+	fclose(fp);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -171,6 +210,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	/* as in ingest_csv.c: per-record work happens in a reset context */
 	fuzz_arena_switch(&row);
+	check_file_reader((const char *) data + 3, size - 3, max_line);
+	fuzz_arena_reset(&row);
 	while ((st = line_reader_next(&r)) != LINE_EOF)
 	{
 		CsvStatus	cs;
