@@ -13,6 +13,7 @@ OBJS = \
 	src/ingest/csv_lexer.o \
 	src/ingest/json_fields.o \
 	src/ingest/log_format.o \
+	src/ingest/log_split.o \
 	src/ingest/options.o \
 	src/ingest/values.o \
 	src/ingest/field_map.o \

@@ -73,3 +73,8 @@ cluster_stop() {
 	[ -f "$dir/data/postmaster.pid" ] || return 0
 	(cd / && runuser -u postgres -- $PG_BIN/pg_ctl -D "$dir/data" -m fast -w stop >/dev/null) || true
 }
+
+# psql_do ARGS...: run psql quietly, stopping at the first error.
+psql_do() {
+	psql -X -q -v ON_ERROR_STOP=1 "$@"
+}

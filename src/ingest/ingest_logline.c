@@ -31,8 +31,14 @@ PG_FUNCTION_INFO_V1(smartetl_parse_log);
 typedef struct LogMatcher
 {
 	LogFormat	fmt;
+	bool		plain;			/* split by separators, no regex needed */
+	LogSplitter splitter;
+	int		   *starts;			/* byte offsets of each header (plain) */
+	int		   *ends;
 	regex_t    *re;
 	regmatch_t *matches;
+	pg_wchar   *wide;			/* the line as wide characters (regex) */
+	int			wide_cap;
 	int			level_col;
 	int			component_col;
 	int			content_col;
@@ -60,6 +66,7 @@ log_matcher_init(LogMatcher *m, const char *format)
 	const char *err;
 	int			pos;
 
+	memset(m, 0, sizeof(*m));
 	err = log_format_compile(format, &m->fmt, &pos);
 	if (err)
 		ereport(ERROR,
@@ -70,39 +77,67 @@ log_matcher_init(LogMatcher *m, const char *format)
 	m->re = RE_compile_and_cache(cstring_to_text(m->fmt.regex), REG_ADVANCED,
 								 C_COLLATION_OID);
 	m->matches = palloc(sizeof(regmatch_t) * (m->fmt.nheaders + 1));
+	m->plain = log_splitter_build(format, &m->splitter);
+	m->starts = palloc(sizeof(int) * m->fmt.nheaders);
+	m->ends = palloc(sizeof(int) * m->fmt.nheaders);
 	m->level_col = header_any(&m->fmt, level_names);
 	m->component_col = header_any(&m->fmt, component_names);
 	m->content_col = header_any(&m->fmt, content_names);
 }
 
-/*
- * Match one line; on success m->matches holds character offsets into
- * *wide.  Trailing whitespace is ignored, as Loghub strips its lines:
- * otherwise "\s+<Content>" could match the trailing blanks alone.
- */
-static bool
-log_matcher_match(LogMatcher *m, const char *line, int len, pg_wchar **wide, int *wlen)
+/* Regex path: one capture per header, NULL for an unmatched optional group. */
+static char **
+log_regex_captures(LogMatcher *m, const char *line, int len)
 {
-	while (len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\t'))
-		len--;
-	*wide = palloc(sizeof(pg_wchar) * (len + 1));
-	*wlen = pg_mb2wchar_with_len(line, *wide, len);
-	return pg_regexec(m->re, *wide, *wlen, 0, NULL, m->fmt.nheaders + 1,
-					  m->matches, 0) == REG_OKAY;
+	char	  **caps;
+	int			wlen;
+	int			i;
+
+	if (len + 1 > m->wide_cap)
+	{
+		m->wide_cap = Max(len + 1, 2 * m->wide_cap);
+		m->wide = m->wide ? repalloc(m->wide, sizeof(pg_wchar) * m->wide_cap)
+			: MemoryContextAlloc(GetMemoryChunkContext(m->matches), sizeof(pg_wchar) * m->wide_cap);
+	}
+	wlen = pg_mb2wchar_with_len(line, m->wide, len);
+	if (pg_regexec(m->re, m->wide, wlen, 0, NULL, m->fmt.nheaders + 1,
+				   m->matches, 0) != REG_OKAY)
+		return NULL;
+	caps = palloc(sizeof(char *) * m->fmt.nheaders);
+	for (i = 0; i < m->fmt.nheaders; i++)
+	{
+		regmatch_t *rm = &m->matches[i + 1];
+
+		caps[i] = NULL;
+		if (rm->rm_so < 0)
+			continue;
+		caps[i] = palloc(pg_database_encoding_max_length() * (rm->rm_eo - rm->rm_so) + 1);
+		pg_wchar2mb_with_len(m->wide + rm->rm_so, caps[i], rm->rm_eo - rm->rm_so);
+	}
+	return caps;
 }
 
-/* Text of capture i (0-based header index) from the wide line. */
-static char *
-log_capture(LogMatcher *m, pg_wchar *wide, int i)
+/*
+ * The line's value for each header, or NULL when it does not match.
+ * Trailing whitespace is ignored, as Loghub strips its lines: otherwise
+ * "\s+<Content>" could match the trailing blanks alone.
+ */
+static char **
+log_matcher_match(LogMatcher *m, const char *line, int len)
 {
-	regmatch_t *rm = &m->matches[i + 1];
-	char	   *out;
+	char	  **caps;
+	int			i;
 
-	if (rm->rm_so < 0)
+	while (len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\t'))
+		len--;
+	if (!m->plain)
+		return log_regex_captures(m, line, len);
+	if (!log_splitter_split(&m->splitter, line, len, m->starts, m->ends))
 		return NULL;
-	out = palloc(pg_database_encoding_max_length() * (rm->rm_eo - rm->rm_so) + 1);
-	pg_wchar2mb_with_len(wide + rm->rm_so, out, rm->rm_eo - rm->rm_so);
-	return out;
+	caps = palloc(sizeof(char *) * m->fmt.nheaders);
+	for (i = 0; i < m->fmt.nheaders; i++)
+		caps[i] = pnstrdup(line + m->starts[i], m->ends[i] - m->starts[i]);
+	return caps;
 }
 
 static JsonbValue *
@@ -168,6 +203,18 @@ log_event_time(LogMatcher *m, char **caps, const IngestOptions *o, TimestampTz *
 			return true;
 	}
 	return false;
+}
+
+/* The captures, copied into the current (event) context. */
+static char **
+copy_captures(char **caps, int n)
+{
+	char	  **copy = palloc(sizeof(char *) * n);
+	int			i;
+
+	for (i = 0; i < n; i++)
+		copy[i] = caps[i] ? pstrdup(caps[i]) : NULL;
+	return copy;
 }
 
 /* State of the event being assembled across continuation lines. */
@@ -281,8 +328,7 @@ ingest_logline(LineReader *r, const IngestOptions *o, IngestBatch *b)
 	old = MemoryContextSwitchTo(b->row_ctx);
 	while ((st = line_reader_next(r)) != LINE_EOF)
 	{
-		pg_wchar   *wide;
-		int			wlen;
+		char	  **caps;
 
 		MemoryContextReset(b->row_ctx);
 		if (st != LINE_OK)
@@ -290,17 +336,12 @@ ingest_logline(LineReader *r, const IngestOptions *o, IngestBatch *b)
 			ingest_line_problem(b, o, st, r);
 			continue;
 		}
-		if (log_matcher_match(&m, r->line.data, r->line.len, &wide, &wlen))
+		if ((caps = log_matcher_match(&m, r->line.data, r->line.len)) != NULL)
 		{
-			char	  **caps = palloc(sizeof(char *) * m.fmt.nheaders);
-			int			i;
-
 			flush_event(&ev, b);
 			MemoryContextReset(event_ctx);
 			MemoryContextSwitchTo(event_ctx);
-			for (i = 0; i < m.fmt.nheaders; i++)
-				caps[i] = log_capture(&m, wide, i);
-			start_event(&ev, &m, caps, r->line_no, o, last_ts);
+			start_event(&ev, &m, copy_captures(caps, m.fmt.nheaders), r->line_no, o, last_ts);
 			last_ts = ev.ts;
 			MemoryContextSwitchTo(b->row_ctx);
 		}
@@ -328,18 +369,18 @@ smartetl_parse_log(PG_FUNCTION_ARGS)
 	text	   *line = PG_GETARG_TEXT_PP(0);
 	char	   *format = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	LogMatcher	m;
-	pg_wchar   *wide;
-	int			wlen;
+	char	  **caps;
 	JsonbParseState *st = NULL;
 	JsonbValue *res = NULL;
 	int			i;
 
 	log_matcher_init(&m, format);
-	if (!log_matcher_match(&m, VARDATA_ANY(line), VARSIZE_ANY_EXHDR(line), &wide, &wlen))
+	caps = log_matcher_match(&m, VARDATA_ANY(line), VARSIZE_ANY_EXHDR(line));
+	if (caps == NULL)
 		PG_RETURN_NULL();
 	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
 	for (i = 0; i < m.fmt.nheaders; i++)
-		push_pair(&st, m.fmt.headers[i], log_capture(&m, wide, i));
+		push_pair(&st, m.fmt.headers[i], caps[i]);
 	res = pushJsonbValue(&st, WJB_END_OBJECT, NULL);
 	PG_RETURN_JSONB_P(JsonbValueToJsonb(res));
 }

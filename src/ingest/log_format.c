@@ -20,8 +20,8 @@
 #include "ingest/log_format.h"
 
 /* Length of a <Header> token at s, or 0 if s does not start one. */
-static int
-header_token_length(const char *s)
+int
+log_format_header_length(const char *s)
 {
 	int			n = 1;
 
@@ -110,7 +110,7 @@ log_format_compile(const char *format, LogFormat *out, int *error_pos)
 
 	while (*p)
 	{
-		int			hlen = header_token_length(p);
+		int			hlen = log_format_header_length(p);
 		int			blen;
 		const char *err;
 
@@ -151,7 +151,7 @@ log_format_compile(const char *format, LogFormat *out, int *error_pos)
 			 */
 			for (i = 1; i < blen - 1; i += (p[i] == '\\') ? 2 : 1)
 			{
-				if (header_token_length(p + i) > 0)
+				if (log_format_header_length(p + i) > 0)
 				{
 					*error_pos = (int) (p + i - format);
 					return "a <Header> field inside a bracket expression (write \\[ and \\] for literal brackets)";

@@ -25,5 +25,28 @@ typedef struct LogFormat
 extern const char *log_format_compile(const char *format, LogFormat *out,
 									  int *error_pos);
 extern int	log_format_header_index(const LogFormat *fmt, const char *name);
+extern int	log_format_header_length(const char *s);
+
+/*
+ * A format whose text between headers is plain (literal bytes, escaped
+ * punctuation, spaces) can be split without the regex engine; see
+ * log_split.c.
+ */
+typedef struct LogLiteral
+{
+	int			len;
+	char	   *bytes;			/* byte to match, where !ws[i] */
+	bool	   *ws;				/* a run of one or more whitespace bytes */
+} LogLiteral;
+
+typedef struct LogSplitter
+{
+	int			nheaders;
+	LogLiteral	lits[LOG_FORMAT_MAX_HEADERS + 1];	/* before, between, after */
+} LogSplitter;
+
+extern bool log_splitter_build(const char *format, LogSplitter *out);
+extern bool log_splitter_split(const LogSplitter *sp, const char *line, int len,
+							   int *starts, int *ends);
 
 #endif							/* SMARTETL_LOG_FORMAT_H */
