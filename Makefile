@@ -23,12 +23,15 @@ OBJS = \
 	src/ingest/ingest_jsonl.o \
 	src/ingest/ingest_logline.o \
 	src/ingest/run_insert.o \
-	src/ingest/store.o
+	src/ingest/store.o \
+	src/template/miner.o \
+	src/template/tokenize.o \
+	src/template/template_store.o
 
 SQL_PIECES = $(sort $(wildcard src/sql/*.sql))
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 
-REGRESS = schema ingest_csv ingest_jsonl ingest_logline ingest_errors drop
+REGRESS = schema ingest_csv ingest_jsonl ingest_logline ingest_errors template drop
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 ENCODING = UTF8
 NO_LOCALE = 1

@@ -12,7 +12,12 @@ REPO=$(pwd)
 source scripts/lib.sh
 
 PORT=${SMARTETL_TEST_PORT:-54329}
-export SMARTETL_DATA=${SMARTETL_DATA:-$(cd "$REPO/.." && pwd)/shared/data}
+# the shared real data sits beside the checkout (../shared/data)
+if [ -z "${SMARTETL_DATA:-}" ]; then
+	SMARTETL_DATA=$(cd "$REPO/.." && pwd)/shared/data
+	[ -d "$SMARTETL_DATA" ] || SMARTETL_DATA=/work/shared/data
+fi
+export SMARTETL_DATA
 FUZZ_SECONDS=${SMARTETL_FUZZ_SECONDS:-15}
 TMPDIR_TEST=$(mktemp -d /tmp/smartetl-test.XXXXXX)
 

@@ -91,6 +91,7 @@ typedef struct FieldError
 typedef struct IngestBatch
 {
 	MemoryContext row_ctx;		/* reset after every record */
+	struct TemplateSession *templates;	/* started at the first message */
 
 	TupleDesc	run_desc;
 	Tuplestorestate *runs;
@@ -139,6 +140,8 @@ extern void ingest_add_run(IngestBatch *b, const IngestOptions *o, char **values
 						   Jsonb *attrs, long line_no, const char *raw);
 extern void ingest_batch_free(IngestBatch *b);
 extern bool ingest_batch_has_duplicates(IngestBatch *b);
+extern int64 ingest_template_id(IngestBatch *b, const IngestOptions *o, const char *msg,
+								TimestampTz ts);
 extern void ingest_reject(IngestBatch *b, const IngestOptions *o, long line_no,
 						  const char *raw, const char *field, const char *reason);
 extern void ingest_line_problem(IngestBatch *b, const IngestOptions *o,

@@ -231,10 +231,11 @@ typedef struct PendingEvent
 } PendingEvent;
 
 static void
-flush_event(PendingEvent *ev, IngestBatch *b)
+flush_event(PendingEvent *ev, IngestBatch *b, const IngestOptions *o)
 {
-	Datum		d[6];
-	bool		nulls[6] = {false};
+	Datum		d[7];
+	bool		nulls[7] = {false};
+	int64		template_id;
 	JsonbValue *attrs;
 
 	if (!ev->active)
@@ -260,7 +261,10 @@ flush_event(PendingEvent *ev, IngestBatch *b)
 	nulls[3] = ev->component == NULL;
 	d[3] = ev->component ? CStringGetTextDatum(ev->component) : (Datum) 0;
 	d[4] = CStringGetTextDatum(ev->message.data);
-	d[5] = JsonbPGetDatum(JsonbValueToJsonb(attrs));
+	template_id = ingest_template_id(b, o, ev->message.data, ev->ts);
+	nulls[5] = template_id == 0;
+	d[5] = Int64GetDatum(template_id);
+	d[6] = JsonbPGetDatum(JsonbValueToJsonb(attrs));
 	tuplestore_putvalues(b->events, b->event_desc, d, nulls);
 	b->nevents++;
 	b->min_ts = Min(b->min_ts, ev->ts);
@@ -338,7 +342,7 @@ ingest_logline(LineReader *r, const IngestOptions *o, IngestBatch *b)
 		}
 		if ((caps = log_matcher_match(&m, r->line.data, r->line.len)) != NULL)
 		{
-			flush_event(&ev, b);
+			flush_event(&ev, b, o);
 			MemoryContextReset(event_ctx);
 			MemoryContextSwitchTo(event_ctx);
 			start_event(&ev, &m, copy_captures(caps, m.fmt.nheaders), r->line_no, o, last_ts);
@@ -354,7 +358,7 @@ ingest_logline(LineReader *r, const IngestOptions *o, IngestBatch *b)
 		else if (r->line.len > 0)
 			logline_unmatched(r, o, b);
 	}
-	flush_event(&ev, b);
+	flush_event(&ev, b, o);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(event_ctx);
 }

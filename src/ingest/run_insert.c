@@ -15,7 +15,8 @@
  * row-level security and no row-level triggers on smartetl.run.  The
  * statement-level reference check (run_references_ins) is unnecessary here:
  * pipeline ids come from rows the caller has locked (store.c), and new runs
- * have no parent or template id yet.
+ * have no parent id yet and their template ids were just stored by the
+ * template session (store.c).
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -48,7 +49,8 @@
 /* Batch-row columns copied to the run column of the same name. */
 static const char *const copied_columns[] = {
 	"external_id", "attempt", "parent_external_id", "started_at", "ended_at",
-	"duration", "rows_read", "rows_written", "bytes", "host", "error_message", "attrs"
+	"duration", "rows_read", "rows_written", "bytes", "host", "error_message", "template_id",
+	"attrs"
 };
 
 struct RunInserter

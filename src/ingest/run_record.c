@@ -12,6 +12,7 @@
 #include "postgres.h"
 
 #include "access/tupdesc.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "funcapi.h"
@@ -22,6 +23,7 @@
 #include "utils/timestamp.h"
 
 #include "ingest/ingest.h"
+#include "template/template.h"
 
 /* Column numbers of a batch run row (see store.c for the SQL side). */
 enum
@@ -29,7 +31,7 @@ enum
 	BR_LINE_NO, BR_NAMESPACE, BR_PIPELINE, BR_EXTERNAL_ID, BR_ATTEMPT,
 	BR_PARENT_ID, BR_STATUS, BR_STARTED_AT, BR_ENDED_AT, BR_DURATION,
 	BR_ROWS_READ, BR_ROWS_WRITTEN, BR_BYTES, BR_HOST, BR_ERROR_MESSAGE,
-	BR_ATTRS, BR_NCOLS
+	BR_TEMPLATE_ID, BR_ATTRS, BR_NCOLS
 };
 
 static TupleDesc
@@ -49,15 +51,15 @@ ingest_batch_init(IngestBatch *b, const IngestOptions *o)
 	static const char *const run_names[BR_NCOLS] = {
 		"line_no", "namespace", "pipeline", "external_id", "attempt",
 		"parent_external_id", "status", "started_at", "ended_at", "duration",
-		"rows_read", "rows_written", "bytes", "host", "error_message", "attrs"};
+		"rows_read", "rows_written", "bytes", "host", "error_message", "template_id", "attrs"};
 	static const Oid run_types[BR_NCOLS] = {
 		INT8OID, TEXTOID, TEXTOID, TEXTOID, INT4OID,
 		TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, INTERVALOID,
-		INT8OID, INT8OID, INT8OID, TEXTOID, TEXTOID, JSONBOID};
+		INT8OID, INT8OID, INT8OID, TEXTOID, TEXTOID, INT8OID, JSONBOID};
 	static const char *const event_names[] = {"line_no", "ts", "level", "component",
-	"message", "attrs"};
+	"message", "template_id", "attrs"};
 	static const Oid event_types[] = {INT8OID, TIMESTAMPTZOID, TEXTOID, TEXTOID,
-	TEXTOID, JSONBOID};
+	TEXTOID, INT8OID, JSONBOID};
 	static const char *const reject_names[] = {"line_no", "field", "raw", "reason"};
 	static const Oid reject_types[] = {INT8OID, TEXTOID, TEXTOID, TEXTOID};
 	memset(b, 0, sizeof(*b));
@@ -185,6 +187,39 @@ ingest_batch_has_duplicates(IngestBatch *b)
 		if (b->identities[i] == b->identities[i - 1])
 			return true;
 	return false;
+}
+
+/*
+ * The template id of a message, learning it (0 in a dry run, which must not
+ * change the miner, or when the miner is full).
+ */
+int64
+ingest_template_id(IngestBatch *b, const IngestOptions *o, const char *msg,
+				   TimestampTz ts)
+{
+	MemoryContext old;
+
+	if (o->dry_run)
+		return 0;
+	if (b->templates == NULL)
+	{
+		/* the session outlives the per-row context */
+		old = MemoryContextSwitchTo(GetMemoryChunkContext(b->identities));
+		b->templates = template_session_begin();
+		MemoryContextSwitchTo(old);
+	}
+	return template_session_learn(b->templates, msg, ts);
+}
+
+/* When a run happened, for its template's first/last seen times. */
+static TimestampTz
+run_time(Datum *d, bool *nulls)
+{
+	if (!nulls[BR_STARTED_AT])
+		return DatumGetTimestampTz(d[BR_STARTED_AT]);
+	if (!nulls[BR_ENDED_AT])
+		return DatumGetTimestampTz(d[BR_ENDED_AT]);
+	return GetCurrentTransactionStartTimestamp();
 }
 
 /* Remember the hash of a run's identity, for ingest_batch_has_duplicates. */
@@ -369,6 +404,10 @@ ingest_add_run(IngestBatch *b, const IngestOptions *o, char **values,
 	}
 	d[BR_HOST] = text_or_null(values[RF_HOST], &nulls[BR_HOST]);
 	d[BR_ERROR_MESSAGE] = text_or_null(values[RF_ERROR_MESSAGE], &nulls[BR_ERROR_MESSAGE]);
+	d[BR_TEMPLATE_ID] = Int64GetDatum(values[RF_ERROR_MESSAGE] ?
+									  ingest_template_id(b, o, values[RF_ERROR_MESSAGE],
+														 run_time(d, nulls)) : 0);
+	nulls[BR_TEMPLATE_ID] = DatumGetInt64(d[BR_TEMPLATE_ID]) == 0;
 	nulls[BR_ATTRS] = (attrs == NULL);
 	d[BR_ATTRS] = attrs ? JsonbPGetDatum(attrs) : (Datum) 0;
 

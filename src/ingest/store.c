@@ -26,6 +26,7 @@
 #include "utils/timestamp.h"
 
 #include "ingest/ingest.h"
+#include "template/template.h"
 
 #define BATCH_RUNS "smartetl_batch_runs"
 #define BATCH_RUNS_EXISTING "smartetl_batch_runs_existing"
@@ -50,6 +51,7 @@ static const MergeRule run_merge[] = {
 	{"bytes", "coalesce(excluded.bytes, r.bytes)"},
 	{"host", "coalesce(excluded.host, r.host)"},
 	{"error_message", "coalesce(excluded.error_message, r.error_message)"},
+	{"template_id", "coalesce(excluded.template_id, r.template_id)"},
 	{"parent_external_id", "coalesce(excluded.parent_external_id, r.parent_external_id)"},
 	{"attrs", "CASE WHEN excluded.attrs IS NULL THEN r.attrs ELSE coalesce(r.attrs, '{}'::jsonb) OPERATOR(pg_catalog.||) excluded.attrs END"},
 };
@@ -131,10 +133,10 @@ store_runs_kind(const char *batch, bool dedupe, bool with_id, IngestCounts *coun
 				   " WHERE external_id IS %s NULL %s%s%s), "
 				   "u AS (INSERT INTO smartetl.run AS r (pipeline_id, external_id, attempt, "
 				   "parent_external_id, status, started_at, ended_at, duration, rows_read, "
-				   "rows_written, bytes, host, error_message, attrs) "
+				   "rows_written, bytes, host, error_message, template_id, attrs) "
 				   "SELECT p.pipeline_id, b.external_id, b.attempt, b.parent_external_id, "
 				   "b.status::smartetl.run_status, b.started_at, b.ended_at, b.duration, "
-				   "b.rows_read, b.rows_written, b.bytes, b.host, b.error_message, b.attrs "
+				   "b.rows_read, b.rows_written, b.bytes, b.host, b.error_message, b.template_id, b.attrs "
 				   "FROM b JOIN smartetl.pipeline p ON p.namespace OPERATOR(pg_catalog.=) b.namespace "
 				   "AND p.name OPERATOR(pg_catalog.=) b.pipeline "
 				   "ON CONFLICT (pipeline_id, %s) WHERE external_id IS %s NULL %s "
@@ -420,10 +422,10 @@ store_events(IngestBatch *b, const IngestOptions *o, IngestCounts *counts)
 	nulls[4] = o->run_external_id ? ' ' : 'n';
 	values[4] = o->run_external_id ? CStringGetTextDatum(o->run_external_id) : (Datum) 0;
 	if (SPI_execute_with_args("WITH ins AS (INSERT INTO smartetl.log_event "
-							  "(pipeline_id, run_id, ts, level, component, message, source, line_no, attrs) "
+							  "(pipeline_id, run_id, ts, level, component, message, template_id, source, line_no, attrs) "
 							  "SELECT $4, (SELECT run_id FROM smartetl.run WHERE pipeline_id "
 							  "OPERATOR(pg_catalog.=) $4 AND external_id OPERATOR(pg_catalog.=) $5 "
-							  "ORDER BY attempt DESC LIMIT 1), ts, level, component, message, $3, line_no, attrs "
+							  "ORDER BY attempt DESC LIMIT 1), ts, level, component, message, template_id, $3, line_no, attrs "
 							  "FROM " BATCH_EVENTS " ON CONFLICT (source, line_no, ts) DO NOTHING RETURNING 1) "
 							  "SELECT count(*) FROM ins",
 							  5, types, values, nulls, false, 0) != SPI_OK_SELECT)
@@ -438,6 +440,8 @@ ingest_store(IngestBatch *b, const IngestOptions *o, IngestCounts *counts)
 {
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	if (b->templates)
+		template_session_end(b->templates);
 	if (b->nruns > 0)
 		store_runs(b, counts);
 	if (b->nevents > 0)

@@ -24,14 +24,21 @@ CREATE TABLE smartetl.pipeline (
 COMMENT ON TABLE smartetl.pipeline IS 'one row per monitored pipeline (Airflow DAG, dbt project, cron job, ...); created on first ingest';
 
 -- API: Public
+-- Ids are assigned by the template miner (src/template), dense from 1 and
+-- never changed; a template's text may still generalise as variables are
+-- discovered, which bumps its revision.
+CREATE SEQUENCE smartetl.template_revision;
 CREATE TABLE smartetl.template (
-    template_id  bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    template     text NOT NULL UNIQUE,
-    first_seen   timestamptz NOT NULL DEFAULT now(),
-    last_seen    timestamptz NOT NULL DEFAULT now(),
+    template_id  bigint PRIMARY KEY CHECK (template_id > 0),
+    template     text NOT NULL,
+    revision     bigint NOT NULL,
+    first_seen   timestamptz NOT NULL,
+    last_seen    timestamptz NOT NULL,
     occurrences  bigint NOT NULL DEFAULT 0
 );
 COMMENT ON TABLE smartetl.template IS 'mined log/error message templates (variables as <*>); ids never change once given';
+CREATE INDEX template_revision_idx ON smartetl.template (revision);
+CREATE INDEX template_text_idx ON smartetl.template (template);
 
 -- API: Public
 CREATE TABLE smartetl.run (
@@ -156,6 +163,7 @@ CREATE TABLE smartetl.log_event (
 COMMENT ON TABLE smartetl.log_event IS 'log lines (multi-line entries joined), monthly partitions on ts; (source, line_no, ts) makes re-ingest idempotent';
 CREATE INDEX log_event_pipeline_time ON smartetl.log_event (pipeline_id, ts);
 CREATE INDEX log_event_run ON smartetl.log_event (run_id) WHERE run_id IS NOT NULL;
+CREATE INDEX log_event_template ON smartetl.log_event (template_id, ts) WHERE template_id IS NOT NULL;
 
 -- API: Public
 CREATE TABLE smartetl.ingest_reject (

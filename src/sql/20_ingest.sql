@@ -33,3 +33,21 @@ RETURNS jsonb
 LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'smartetl_parse_log';
 COMMENT ON FUNCTION smartetl.parse_log(text, text) IS 'split one log line by a Loghub-style format such as ''<Date> <Time> <Level> <Component>: <Content>''; NULL when it does not match';
+
+-- API: Public
+-- Both learn the message if it is new, so they write smartetl.template:
+-- SECURITY DEFINER lets readers call them.
+CREATE FUNCTION smartetl.log_template(message text)
+RETURNS text
+LANGUAGE C STRICT VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'smartetl_log_template';
+COMMENT ON FUNCTION smartetl.log_template(text) IS 'the mined template of a message (variables as <*>), learning it if new';
+
+-- API: Public
+CREATE FUNCTION smartetl.log_template_id(message text)
+RETURNS bigint
+LANGUAGE C STRICT VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'smartetl_log_template_id';
+COMMENT ON FUNCTION smartetl.log_template_id(text) IS 'the id in smartetl.template of a message''s template, learning it if new';

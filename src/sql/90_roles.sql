@@ -24,7 +24,9 @@ GRANT USAGE ON SCHEMA smartetl TO smartetl_reader;
 
 GRANT SELECT ON smartetl.pipeline, smartetl.run, smartetl.log_event, smartetl.template
     TO smartetl_reader;
-GRANT EXECUTE ON FUNCTION smartetl.parse_log(text, text) TO smartetl_reader;
+GRANT EXECUTE ON FUNCTION smartetl.parse_log(text, text), smartetl.log_template(text),
+                          smartetl.log_template_id(text) TO smartetl_reader;
+GRANT USAGE ON SEQUENCE smartetl.template_revision TO smartetl_writer;
 
 GRANT INSERT, UPDATE ON smartetl.pipeline, smartetl.run, smartetl.log_event, smartetl.template
     TO smartetl_writer;

@@ -1,12 +1,10 @@
 /*-------------------------------------------------------------------------
  * src/template/miner.c
- *		Online log-template miner: masking, tokenizing, Drain-style tree.
+ *		Online log-template miner: Drain-style tree and clusters.
  *
- * A message is split into tokens at whitespace and at structural
- * punctuation (see CC_DELIM); tokens that are obviously variable (numbers,
- * hex, addresses, ids, paths, URLs, dates) are masked to <*>.  The tree
- * routes the token list by token count and leading token to a leaf, whose
- * clusters are compared position by position; the most similar one above
+ * Messages are masked and tokenized by tokenize.c.  The tree routes the
+ * token list by token count and leading token to a leaf, whose clusters
+ * are compared position by position; the most similar one above
  * MINER_SIM_THRESHOLD absorbs the message, and positions where they differ
  * become <*> in its template.
  *
@@ -19,16 +17,13 @@
  * a variable after all (MINER_MAX_NAME_SIBLINGS), so that a word variable,
  * such as a user name, cannot grow the miner without bound.
  *
- * Restore: a cluster's template text re-tokenizes to exactly its tokens:
- * a literal <*> is one token, a punctuation token never becomes <*>, the
- * steps that look at neighbours are skipped for templates, and neither
- * collapsing nor cutting a long message glues a token onto another word.
- * A cluster's place in the tree depends only on its template and on the
- * clusters created before it.  So restoring the texts in id order
- * rebuilds the same tree, the same ids and the same future behaviour.
+ * Restore: a cluster's template text re-tokenizes to exactly its tokens
+ * (see tokenize.c), and a cluster's place in the tree depends only on its
+ * template and on the clusters created before it.  So restoring the texts
+ * in id order rebuilds the same tree, the same ids and the same future
+ * behaviour.
  *
- * Deterministic: no randomness, no pointer-order dependence, ASCII-only
- * classification (not the locale's).
+ * Deterministic: no randomness, no pointer-order dependence.
  *-------------------------------------------------------------------------
  */
 #ifdef FRONTEND
@@ -39,9 +34,9 @@
 #endif
 
 #include "common/hashfn.h"
-#include "lib/stringinfo.h"
 
 #include "template/miner.h"
+#include "template/miner_int.h"
 
 /* Drain's defaults: one token level in the tree, 100 children a node */
 #define MINER_TREE_DEPTH		1
@@ -49,65 +44,6 @@
 #define MINER_SIM_THRESHOLD		0.5
 /* a slot keeps at most this many name-like words apart; then it is <*> */
 #define MINER_MAX_NAME_SIBLINGS	12
-/* longest repeated token group collapsed to one copy (variable lists) */
-#define MINER_MAX_REPEAT_GROUP	4
-/* a longer word is a blob (base64, dump...), and keeps templates bounded */
-#define MINER_MAX_PIECE			128
-
-#define MINER_VAR		0		/* token id of the wildcard <*> */
-#define MINER_UNKNOWN	(-1)	/* text that is in no template */
-
-/* character classes, ASCII only so that the locale cannot change a result */
-#define CC_DELIM	0x01		/* always a token of its own */
-#define CC_LEAD		0x02		/* may wrap a variable on the left */
-#define CC_TRAIL	0x04		/* may wrap a variable on the right */
-#define CC_SUBSEP	0x08		/* separates the parts of an identifier */
-#define CC_NUMSEP	0x10		/* may join numbers: dates, ip:port, lists */
-#define CC_END		0x20		/* sentence end: own token at a word's end */
-
-static const uint8 char_class[256] = {
-	['='] = CC_DELIM | CC_TRAIL,
-	[','] = CC_DELIM | CC_TRAIL | CC_NUMSEP,
-	[':'] = CC_DELIM | CC_TRAIL | CC_NUMSEP | CC_SUBSEP,
-	[';'] = CC_DELIM | CC_TRAIL,
-	['('] = CC_DELIM | CC_LEAD,
-	[')'] = CC_DELIM | CC_TRAIL,
-	['['] = CC_DELIM | CC_LEAD,
-	[']'] = CC_DELIM | CC_TRAIL,
-	['{'] = CC_DELIM | CC_LEAD,
-	['}'] = CC_DELIM | CC_TRAIL,
-	['<'] = CC_DELIM | CC_LEAD,
-	['>'] = CC_DELIM | CC_TRAIL,
-	['"'] = CC_DELIM | CC_LEAD | CC_TRAIL,
-	['\''] = CC_LEAD | CC_TRAIL,
-	['.'] = CC_TRAIL | CC_END | CC_SUBSEP | CC_NUMSEP,
-	['!'] = CC_TRAIL | CC_END,
-	['?'] = CC_TRAIL | CC_END,
-	['-'] = CC_SUBSEP | CC_NUMSEP,
-	['_'] = CC_SUBSEP | CC_NUMSEP,
-	['/'] = CC_SUBSEP | CC_NUMSEP,
-	['+'] = CC_SUBSEP | CC_NUMSEP,
-	['#'] = CC_SUBSEP,
-	['@'] = CC_SUBSEP,
-	['\\'] = CC_SUBSEP,
-};
-
-#define CC(c, cls)	((char_class[(unsigned char) (c)] & (cls)) != 0)
-#define is_digit(c)	((c) >= '0' && (c) <= '9')
-#define is_alpha(c)	(((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z'))
-#define is_hexc(c)	(is_digit(c) || ((c) >= 'a' && (c) <= 'f') || \
-					 ((c) >= 'A' && (c) <= 'F'))
-
-typedef struct MinerTok
-{
-	const char *s;				/* text, pointing into the message */
-	int			len;
-	int			id;				/* interned id, MINER_VAR or MINER_UNKNOWN */
-	bool		var;			/* masked */
-	bool		space;			/* whitespace before it */
-	bool		punct;			/* punctuation only */
-	bool		name;			/* a name-like word, see is_name_word */
-} MinerTok;
 
 typedef struct MinerKid
 {
@@ -131,7 +67,7 @@ typedef struct MinerStr
 	int			len;
 	bool		punct;			/* punctuation only */
 	bool		digit;			/* has a digit */
-	bool		name;			/* a name-like word, see is_name_word */
+	bool		name;			/* a name-like word (tokenize.c) */
 } MinerStr;
 
 typedef struct MinerCluster
@@ -178,534 +114,6 @@ grow(TemplateMiner *m, void *arr, int n, int *cap, Size elem)
 	return arr ? repalloc(arr, elem * *cap) : miner_alloc(m, elem * *cap);
 }
 
-/* ---- Shapes of variable text ---- */
-
-/* Does s start with the wildcard <*>? */
-static inline bool
-starts_wild(const char *s, int n)
-{
-	return n >= 3 && s[0] == '<' && s[1] == '*' && s[2] == '>';
-}
-
-/* Does s hold a <*> anywhere? */
-static bool
-has_wild(const char *s, int n)
-{
-	int			i;
-
-	for (i = 0; i + 3 <= n; i++)
-		if (starts_wild(s + i, 3))
-			return true;
-	return false;
-}
-
-/* Does s hold an ASCII digit? */
-static bool
-has_digit(const char *s, int n)
-{
-	int			i;
-
-	for (i = 0; i < n; i++)
-		if (is_digit(s[i]))
-			return true;
-	return false;
-}
-
-/*
- * A number: signed, dotted (2.6.9, 10.0.0.1), with a unit of up to three
- * letters or % (12ms, 3.5s, 10KB, 95%).  Units are part of the value.
- */
-static bool
-is_number_unit(const char *s, int n)
-{
-	int			i = 0;
-	int			units = 0;
-
-	if (i < n && (s[i] == '-' || s[i] == '+'))
-		i++;
-	if (i >= n || !is_digit(s[i]))
-		return false;
-	while (i < n && (is_digit(s[i]) ||
-					 (s[i] == '.' && i + 1 < n && is_digit(s[i + 1]))))
-		i++;
-	while (i < n && (is_alpha(s[i]) || s[i] == '%') && units < 3)
-		i++, units++;
-	return i == n;
-}
-
-/*
- * 0x-prefixed hex, or a bare hex string of 8+ characters with a digit
- * (ids, hashes, registers; the digit spares words such as "acceded").
- */
-static bool
-is_hex(const char *s, int n)
-{
-	int			i;
-	int			start = 0;
-
-	if (n > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
-		start = 2;
-	else if (n < 8 || !has_digit(s, n))
-		return false;
-	for (i = start; i < n; i++)
-		if (!is_hexc(s[i]))
-			return false;
-	return true;
-}
-
-/*
- * Digits joined by . : , - / + _ only: dates, times, ip:port, lists; also
- * ISO 8601's T between digits and Z after them.
- */
-static bool
-is_numeric_shape(const char *s, int n)
-{
-	int			i;
-	bool		digit = false;
-
-	for (i = 0; i < n; i++)
-	{
-		if (is_digit(s[i]))
-			digit = true;
-		else if (!CC(s[i], CC_NUMSEP) &&
-				 !(s[i] == 'T' && i > 0 && i + 1 < n && is_digit(s[i - 1]) &&
-				   is_digit(s[i + 1])) &&
-				 !(s[i] == 'Z' && i > 0 && i + 1 == n && is_digit(s[i - 1])))
-			return false;
-	}
-	return digit;
-}
-
-/*
- * Hex groups and 2+ colons (with a digit): IPv6 (with a %zone), MAC
- * addresses, times.
- */
-static bool
-is_ipv6ish(const char *s, int n)
-{
-	int			i;
-	int			colons = 0;
-
-	for (i = 0; i < n && s[i] != '%'; i++)
-	{
-		if (s[i] == ':')
-			colons++;
-		else if (!is_hexc(s[i]) && s[i] != '.')
-			return false;
-	}
-	return colons >= 2 && has_digit(s, n);
-}
-
-/* An absolute or home-relative path, or an URL (scheme://...). */
-static bool
-is_path_or_url(const char *s, int n)
-{
-	int			i;
-
-	if (n > 1 && s[0] == '/')
-		return true;
-	if (n > 2 && s[0] == '~' && s[1] == '/')
-		return true;
-	for (i = 0; i < n && (is_alpha(s[i]) || is_digit(s[i]) || s[i] == '+' ||
-						  s[i] == '-' || s[i] == '.'); i++)
-		;
-	return i > 0 && i + 3 <= n && s[i] == ':' && s[i + 1] == '/' && s[i + 2] == '/';
-}
-
-/*
- * Is one piece (no delimiters, no <*> inside) a variable?  Besides the shapes
- * above, an identifier with a numeric or long-hex part (blk_-1608999,
- * node-246, core.2275, rdd_2_3, req-38101a0b-...) is; one whose digits are
- * only glued to letters (jk2_init, BIOS-e820, alt0, Slf4jLogger) is not.
- * Measured: masking every token with a digit loses HPC's interface names
- * (GA 0.974 -> 0.928); masking none loses HDFS and HPC ids (-0.002 each).
- */
-static bool
-piece_is_var(const char *s, int n)
-{
-	int			start = 0;
-	int			i;
-
-	if (n > MINER_MAX_PIECE || is_number_unit(s, n) || is_hex(s, n) ||
-		is_numeric_shape(s, n) || is_path_or_url(s, n))
-		return true;
-	if (!has_digit(s, n))
-		return false;
-	for (i = 0; i <= n; i++)
-	{
-		if (i == n || CC(s[i], CC_SUBSEP))
-		{
-			if (i > start && (is_number_unit(s + start, i - start) ||
-							  is_hex(s + start, i - start)))
-				return true;
-			start = i + 1;
-		}
-	}
-	return false;
-}
-
-/* Length of the punctuation token at w, or 0 if a piece starts there. */
-static int
-punct_len(const char *w, int n)
-{
-	int			q = 1;
-
-	if (starts_wild(w, n))
-		return 0;
-	if (CC(w[0], CC_DELIM))
-		return 1;
-	if (w[0] == '.' && n > 1 && w[1] == '.')
-	{
-		/* a dot leader, BGL's "enable.........0", is one separator */
-		while (q < n && w[q] == '.' && q < MINER_MAX_PIECE)
-			q++;
-		return q;
-	}
-	if (CC(w[0], CC_END) && (n == 1 || CC(w[1], CC_DELIM)))
-		return 1;
-	return 0;
-}
-
-/*
- * Is a whole word (less its wrappers) a variable?  Checked before the
- * word is split at delimiters, which would break up URLs, ip:port, IPv6,
- * times and paths such as /a/b:/c/d.
- */
-static bool
-core_is_var(const char *s, int n)
-{
-	int			i;
-
-	if (n == 0 || (has_wild(s, n) && !(n == 3 && starts_wild(s, n))))
-		return false;
-	if (n == 3 && starts_wild(s, n))
-		return true;
-	if (is_path_or_url(s, n) || is_ipv6ish(s, n) || is_numeric_shape(s, n))
-		return true;
-	for (i = 0; i < n && s[i] != ']'; i++)
-		;
-	/* [IPv6]:port, whose [ went as a wrapper */
-	if (i < n && is_ipv6ish(s, i) &&
-		(i + 1 == n || (s[i + 1] == ':' && is_number_unit(s + i + 2, n - i - 2))))
-		return true;
-	for (i = 0; i < n; i++)
-		if (punct_len(s + i, n - i) > 0)
-			return false;
-	return piece_is_var(s, n);
-}
-
-/*
- * A name-like word: has letters, and digits only as a short suffix after
- * more letters (eth0, alt0, PSR0; not U11, node-D3, x86).  Different
- * name-like words at one position mark different events; see the banner.
- */
-static bool
-is_name_word(const char *s, int n)
-{
-	int			letters = 0;
-	int			digits = 0;
-	int			seg = 0;
-	int			i;
-
-	for (i = 0; i < n; i++)
-	{
-		if (is_digit(s[i]))
-			digits++;
-		else if (digits > 0)
-			return false;
-		else if (is_alpha(s[i]))
-			letters++;
-	}
-	if (letters == 0 || digits > 2)
-		return false;
-	for (i = n - digits - 1; i >= 0 && is_alpha(s[i]); i--)
-		seg++;
-	return digits == 0 || seg > digits;
-}
-
-/*
- * Punctuation only (ASCII, not the locale's ispunct)?  Such tokens are
- * structure: they must match exactly and never become <*>.
- */
-static bool
-all_punct(const char *s, int n)
-{
-	int			i;
-
-	for (i = 0; i < n; i++)
-		if ((unsigned char) s[i] <= ' ' || (unsigned char) s[i] >= 0x7f ||
-			is_alpha(s[i]) || is_digit(s[i]))
-			return false;
-	return n > 0;
-}
-
-/* ---- Tokenizer ---- */
-
-typedef struct TokState
-{
-	MinerTok   *out;
-	int			n;
-	int			word_start;		/* first token of the current word */
-	bool		truncated;
-} TokState;
-
-/* Append a token; one slot stays free for the <*> that ends a long one. */
-static void
-emit(TokState *ts, const char *s, int len, bool var, bool space)
-{
-	MinerTok   *t;
-
-	if (ts->n >= MINER_MAX_TOKENS - 1)
-	{
-		ts->truncated = true;
-		return;
-	}
-	t = &ts->out[ts->n++];
-	t->s = s;
-	t->len = len;
-	t->var = var;
-	t->space = space && ts->n > 1;
-	t->punct = !var && all_punct(s, len);
-	t->name = !var && !t->punct && is_name_word(s, len);
-	t->id = MINER_UNKNOWN;
-}
-
-/*
- * Emit the next token of w and return its length.  A standalone empty
- * pair, "()" or "[]", is an empty value: an empty <*> goes between, so
- * "(host)" and "()" line up (Linux's "connection from ... ()": 45% of it).
- */
-static int
-split_next(TokState *ts, const char *w, int n, bool space)
-{
-	int			q = punct_len(w, n);
-
-	if (starts_wild(w, n))
-	{
-		emit(ts, w, 3, true, space);
-		return 3;
-	}
-	if (q > 0)
-	{
-		emit(ts, w, q, false, space);
-		if (space && n > 1 && q == 1 &&
-			((w[0] == '(' && w[1] == ')') || (w[0] == '[' && w[1] == ']') ||
-			 (w[0] == '{' && w[1] == '}') || (w[0] == '"' && w[1] == '"')))
-			emit(ts, w + 1, 0, true, false);
-		return q;
-	}
-	while (q < n && !starts_wild(w + q, n - q) && punct_len(w + q, n - q) == 0)
-		q++;
-	emit(ts, w, q, piece_is_var(w, q), space);
-	return q;
-}
-
-/*
- * If w, less brackets, quotes and trailing punctuation, is a variable as a
- * whole, emit the wrappers and one <*> and return true.  Never strips the
- * brackets of a literal <*>, so a template re-tokenizes to itself.
- */
-static bool
-whole_var(TokState *ts, const char *w, int n, bool space)
-{
-	int			lead = 0;
-	int			end = n;
-	int			p;
-
-	while (lead < n && CC(w[lead], CC_LEAD) && !starts_wild(w + lead, n - lead))
-		lead++;
-	while (end > lead && CC(w[end - 1], CC_TRAIL) &&
-		   !(end - lead >= 3 && starts_wild(w + end - 3, 3)))
-		end--;
-	if (!core_is_var(w + lead, end - lead))
-		return false;
-	for (p = 0; p < lead; p++)
-		emit(ts, w + p, 1, false, space && p == 0);
-	emit(ts, w + lead, end - lead, true, space && lead == 0);
-	for (p = end; p < n;)
-		p += split_next(ts, w + p, n - p, false);
-	return true;
-}
-
-/*
- * Tokens of one whitespace-delimited word.  The value of key=value gets
- * the whole-word test too (rhost=10.0.0.1:22, path=/a/b:/c), at most a
- * few times a word so that a pathological word stays linear.
- */
-static void
-split_word(TokState *ts, const char *w, int n, bool space)
-{
-	int			p = 0;
-	int			rescans = 0;
-
-	while (p < n)
-	{
-		if ((p == 0 || (w[p - 1] == '=' && rescans++ < 8)) &&
-			whole_var(ts, w + p, n - p, space && p == 0))
-			return;
-		p += split_next(ts, w + p, n - p, space && p == 0);
-	}
-}
-
-/* Is t exactly one of the names (a NULL-terminated list)? */
-static bool
-tok_in(const MinerTok *t, const char *const *names)
-{
-	int			i;
-
-	if (t->var)
-		return false;
-	for (i = 0; names[i]; i++)
-		if (strncmp(names[i], t->s, t->len) == 0 && names[i][t->len] == '\0')
-			return true;
-	return false;
-}
-
-static const char *const unit_names[] = {
-	"B", "KB", "MB", "GB", "TB", "PB", "kB", "KiB", "MiB", "GiB", "TiB",
-	"ms", "us", "ns", NULL
-};
-static const char *const month_names[] = {
-	"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
-	"Nov", "Dec", "January", "February", "March", "April", "June", "July",
-	"August", "September", "October", "November", "December", NULL
-};
-static const char *const day_names[] = {
-	"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun", "Monday", "Tuesday",
-	"Wednesday", "Thursday", "Friday", "Saturday", "Sunday", NULL
-};
-
-/* Mask a token that its neighbours reveal as a variable. */
-static inline void
-mask_tok(MinerTok *t)
-{
-	t->var = true;
-	t->name = false;
-}
-
-/*
- * Variables that only their neighbours reveal: a size or time unit after a
- * number ("5.2 KB" vs "384.0 B": Spark 0.925 -> 1.000), and month (and day)
- * names next to a number ("Fri Jun 17 07:07:00 2005": Linux 0.42 -> 0.88).
- */
-static void
-mask_context(MinerTok *t, int n)
-{
-	int			i;
-
-	for (i = 1; i < n; i++)
-		if (t[i].space && t[i - 1].var && t[i].len <= 3 && tok_in(&t[i], unit_names))
-			mask_tok(&t[i]);
-	for (i = 0; i < n; i++)
-	{
-		if (t[i].len < 3 || !(t[i].s[0] >= 'A' && t[i].s[0] <= 'Z') ||
-			!tok_in(&t[i], month_names))
-			continue;
-		if (!((i + 1 < n && t[i + 1].var && t[i + 1].space) ||
-			  (i > 0 && t[i - 1].var && t[i].space)))
-			continue;
-		mask_tok(&t[i]);
-		if (i > 0 && t[i].space && tok_in(&t[i - 1], day_names))
-			mask_tok(&t[i - 1]);
-	}
-}
-
-/* Same token for collapse(): both <*>, or the same text and spacing. */
-static bool
-tok_same(const MinerTok *a, const MinerTok *b)
-{
-	if (a->space != b->space || a->var != b->var)
-		return false;
-	return a->var || (a->len == b->len && memcmp(a->s, b->s, a->len) == 0);
-}
-
-/*
- * Collapse what makes the token count of one event vary: a run of
- * space-separated <*> ("to datanode(s) <*> <*>" -> "<*>"), and a group of
- * up to MINER_MAX_REPEAT_GROUP tokens with a <*> that repeats back to back
- * ("node-1 <ok> node-2 <ok>" -> "<*> <ok>"); groups must start after
- * whitespace, so that host:port next to a masked host stays host:port.
- */
-static int
-collapse(MinerTok *t, int n)
-{
-	int			k = 0;
-	int			i;
-
-	for (i = 0; i < n; i++)
-	{
-		int			g;
-
-		/* the kept <*> must start its word: see "Restore" in the banner */
-		if (k > 0 && t[i].var && t[i].space && t[k - 1].var &&
-			(k == 1 || t[k - 1].space))
-			continue;
-		t[k++] = t[i];
-		for (g = 2; g <= MINER_MAX_REPEAT_GROUP && 2 * g <= k; g++)
-		{
-			bool		same = t[k - g].space;
-			bool		var = false;
-			int			j;
-
-			for (j = 0; j < g && same; j++)
-			{
-				same = tok_same(&t[k - g + j], &t[k - 2 * g + j]);
-				var |= t[k - g + j].var;
-			}
-			if (same && var)
-			{
-				k -= g;
-				break;
-			}
-		}
-	}
-	return k;
-}
-
-/*
- * Tokenize and mask msg into out (MINER_MAX_TOKENS entries); returns the
- * count.  A message beyond the limit ends in one <*>.  A template (not a
- * message) skips the steps that look at neighbours, which could rewrite a
- * token next to a <*> that merging produced: it maps back to its tokens.
- */
-static int
-tokenize(const char *msg, int len, MinerTok *out, bool message)
-{
-	TokState	ts = {out, 0, 0, false};
-	int			i = 0;
-	bool		space = true;	/* a word start; emit() drops it for token 0 */
-
-	while (i < len && !ts.truncated)
-	{
-		int			j = i;
-
-		if ((unsigned char) msg[i] <= ' ' || msg[i] == 0x7f)
-		{
-			space = true;
-			i++;
-			continue;
-		}
-		while (j < len && (unsigned char) msg[j] > ' ' && msg[j] != 0x7f)
-			j++;
-		ts.word_start = ts.n;
-		split_word(&ts, msg + i, j - i, space);
-		space = false;
-		i = j;
-	}
-	if (ts.truncated)
-	{
-		/* a <*> replaces the cut word and the rest, in a word of its own */
-		ts.n = ts.word_start;
-		out[ts.n] = (MinerTok) {.s = "<*>", .len = 3, .id = MINER_UNKNOWN,
-		.var = true, .space = ts.n > 0};
-		ts.n++;
-	}
-	if (!message)
-		return ts.n;
-	mask_context(out, ts.n);
-	return collapse(out, ts.n);
-}
-
 /* ---- Interned token texts ---- */
 
 /* (Re)build the hash table of the texts, twice as large as before. */
@@ -741,9 +149,7 @@ intern_new(TemplateMiner *m, const char *s, int len)
 	memcpy(str->s, s, len);
 	str->s[len] = '\0';
 	str->len = len;
-	str->punct = all_punct(s, len);
-	str->digit = has_digit(s, len);
-	str->name = !str->punct && is_name_word(s, len);
+	tokenize_classify(s, len, &str->punct, &str->digit, &str->name);
 	return m->nstr++;
 }
 
@@ -1008,7 +414,7 @@ cluster_absorb(TemplateMiner *m, MinerCluster *c, const MinerTok *t)
 static int
 miner_prepare(TemplateMiner *m, const char *msg, int len, bool message)
 {
-	int			n = tokenize(msg, len, m->tok, message);
+	int			n = tokenize_text(msg, len, m->tok, message);
 	int			i;
 
 	for (i = 0; i < n; i++)
@@ -1151,27 +557,4 @@ miner_template(const TemplateMiner *m, int cluster)
 	if (cluster < 0 || cluster >= m->nclust)
 		return NULL;
 	return m->clust[cluster]->text;
-}
-
-/* The masked, re-spaced text of a message, palloc'd (for tests). */
-char *
-miner_mask(const char *msg, int len)
-{
-	MinerTok   *tok = palloc(sizeof(MinerTok) * MINER_MAX_TOKENS);
-	int			n = tokenize(msg, len, tok, true);
-	StringInfoData buf;
-	int			i;
-
-	initStringInfo(&buf);
-	for (i = 0; i < n; i++)
-	{
-		if (tok[i].space)
-			appendStringInfoChar(&buf, ' ');
-		if (tok[i].var)
-			appendStringInfoString(&buf, "<*>");
-		else
-			appendBinaryStringInfo(&buf, tok[i].s, tok[i].len);
-	}
-	pfree(tok);
-	return buf.data;
 }

@@ -42,5 +42,5 @@ INCLUDES="-I $root/src -I $pg_server_inc -I $pg_internal_inc"
 mkdir -p "$out"
 # shellcheck disable=SC2086
 "$CC" $CFLAGS $INCLUDES -o "$out/template_ga" "$here/template_ga.c" \
-	"$root/src/template/miner.c" $pglibs -lm
+	"$root/src/template/miner.c" "$root/src/template/tokenize.c" $pglibs -lm
 exec "$out/template_ga" "$@"

@@ -1,0 +1,63 @@
+#!/bin/bash
+# Run the pg_regress suite and the pgTAP real-data test with every backend
+# under valgrind memcheck, and fail on any error whose stack passes through
+# smartetl.so.
+#   bash test/valgrind.sh
+# (AddressSanitizer is not an option here: a stock postgres started with
+# libasan preloaded deadlocks in glibc's bindtextdomain before main()
+# finishes; the frontend-safe parser cores run under ASan+UBSan in the
+# libFuzzer harnesses instead.)  PostgreSQL itself is not built for
+# valgrind, so errors inside it alone (padding bytes written to WAL, ...)
+# are listed but do not fail the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+source scripts/lib.sh
+export SMARTETL_DATA=${SMARTETL_DATA:-$(cd .. && pwd)/shared/data}
+DIR=$(mktemp -d /tmp/smartetl-vg.XXXXXX)
+PORT=${SMARTETL_VALGRIND_PORT:-54337}
+
+cleanup() {
+	runuser -u postgres -- $PG_BIN/pg_ctl -D "$DIR/data" -m fast -w -t 120 stop >/dev/null 2>&1 || true
+	rm -rf "$DIR"
+}
+trap cleanup EXIT
+
+if ! command -v valgrind >/dev/null; then
+	apt-get install -y -q valgrind >/dev/null
+fi
+install_packages
+build_install
+cluster_init "$DIR" "$PORT"
+mkdir -p "$DIR/vg" && chown postgres "$DIR/vg"
+(cd / && runuser -u postgres -- valgrind --quiet --tool=memcheck --leak-check=no \
+	--track-origins=no --error-markers=VGERROR-BEGIN,VGERROR-END --num-callers=30 \
+	--log-file="$DIR/vg/%p.log" $PG_BIN/postgres -D "$DIR/data" >"$DIR/server.log" 2>&1 &)
+export PGHOST="$(socket_dir "$DIR")" PGPORT="$PORT" PGUSER=postgres PGDATABASE=postgres
+for i in $(seq 240); do
+	psql -X -q -c 'SELECT 1' >/dev/null 2>&1 && break
+	sleep 0.5
+done
+
+log "pg_regress under valgrind"
+mkdir -p "$DIR/regress"
+$(dirname $($PG_CONFIG --pgxs))/../test/regress/pg_regress --inputdir="$REPO" \
+	--outputdir="$DIR/regress" --bindir=$PG_BIN --dbname=contrib_regression \
+	--load-extension=smartetl --encoding=UTF8 --no-locale \
+	$(sed -n 's/^REGRESS = //p' Makefile) || { cat "$DIR/regress/regression.diffs"; exit 1; }
+log "pgTAP real data under valgrind"
+psql_do -c 'CREATE EXTENSION IF NOT EXISTS pgtap; CREATE EXTENSION IF NOT EXISTS smartetl;'
+pg_prove -d postgres test/sql/real_data.sql test/sql/roles.sql
+
+# each error block between the markers; ours are those naming smartetl.so
+ours=0
+theirs=0
+for f in "$DIR"/vg/*.log; do
+	n=$(awk '/VGERROR-BEGIN/{b=""; on=1} on{b=b"\n"$0} /VGERROR-END/{on=0; if (b ~ /smartetl.so/) print b}' "$f" | grep -c VGERROR-BEGIN || true)
+	t=$(grep -c VGERROR-BEGIN "$f" || true)
+	ours=$((ours + n))
+	theirs=$((theirs + t - n))
+	[ "$n" -gt 0 ] && awk '/VGERROR-BEGIN/{b=""; on=1} on{b=b"\n"$0} /VGERROR-END/{on=0; if (b ~ /smartetl.so/) print b}' "$f"
+done
+echo "valgrind: $ours error(s) in smartetl, $theirs in PostgreSQL alone"
+[ "$ours" -eq 0 ]
