@@ -69,15 +69,27 @@ csv_fail(CsvLexer *lx, const char *message)
 	return CSV_ERROR;
 }
 
+/* Length of the run at s (at most n bytes) holding neither a nor b. */
+static size_t
+plain_run(const char *s, size_t n, char a, char b)
+{
+	size_t		i = 0;
+
+	while (i < n && s[i] != a && s[i] != b)
+		i++;
+	return i;
+}
+
 /*
  * Consume one physical line (terminator stripped; crlf says whether it was
- * \r\n, which is restored inside quoted fields).
+ * \r\n, which is restored inside quoted fields).  Runs of ordinary bytes
+ * are copied in one call: per-byte appends were the lexer's main cost.
  */
 CsvStatus
 csv_lexer_feed(CsvLexer *lx, const char *line, size_t len, bool crlf,
 			   long line_no)
 {
-	size_t		i;
+	size_t		i = 0;
 
 	if (lx->state != CSV_QUOTED)
 	{
@@ -88,11 +100,12 @@ csv_lexer_feed(CsvLexer *lx, const char *line, size_t len, bool crlf,
 		csv_open_field(lx);
 	}
 	if ((size_t) lx->buf.len + len > lx->max_record)
-		return csv_fail(lx, "record exceeds the maximum record length");
+		return csv_fail(lx, "The record is longer than max_line_bytes");
 
-	for (i = 0; i < len; i++)
+	while (i < len)
 	{
 		char		c = line[i];
+		size_t		run;
 
 		switch (lx->state)
 		{
@@ -101,34 +114,38 @@ csv_lexer_feed(CsvLexer *lx, const char *line, size_t len, bool crlf,
 				{
 					lx->quoted[lx->nfields - 1] = true;
 					lx->state = CSV_QUOTED;
+					i++;
 				}
 				else if (c == lx->delimiter)
 				{
 					csv_close_field(lx);
 					csv_open_field(lx);
+					i++;
 				}
 				else
-				{
-					appendStringInfoChar(&lx->buf, c);
 					lx->state = CSV_UNQUOTED;
-				}
 				break;
 			case CSV_UNQUOTED:
-				if (c == lx->delimiter)
-				{
-					csv_close_field(lx);
-					csv_open_field(lx);
-				}
-				else if (c == lx->quote)
-					return csv_fail(lx, "quote character inside an unquoted field");
-				else
-					appendStringInfoChar(&lx->buf, c);
+				run = plain_run(line + i, len - i, lx->delimiter, lx->quote);
+				appendBinaryStringInfo(&lx->buf, line + i, (int) run);
+				i += run;
+				if (i == len)
+					break;
+				if (line[i] == lx->quote)
+					return csv_fail(lx, "A quote character appears inside an unquoted field");
+				csv_close_field(lx);
+				csv_open_field(lx);
+				i++;
 				break;
 			case CSV_QUOTED:
-				if (c == lx->quote)
+				run = plain_run(line + i, len - i, lx->quote, lx->quote);
+				appendBinaryStringInfo(&lx->buf, line + i, (int) run);
+				i += run;
+				if (i < len)
+				{
 					lx->state = CSV_QUOTE_IN_QUOTED;
-				else
-					appendStringInfoChar(&lx->buf, c);
+					i++;
+				}
 				break;
 			case CSV_QUOTE_IN_QUOTED:
 				if (c == lx->quote)
@@ -142,7 +159,8 @@ csv_lexer_feed(CsvLexer *lx, const char *line, size_t len, bool crlf,
 					csv_open_field(lx);
 				}
 				else
-					return csv_fail(lx, "text after a closing quote");
+					return csv_fail(lx, "Text follows the closing quote of a field");
+				i++;
 				break;
 		}
 	}
@@ -161,6 +179,6 @@ CsvStatus
 csv_lexer_finish(CsvLexer *lx)
 {
 	if (lx->state == CSV_QUOTED)
-		return csv_fail(lx, "unterminated quoted field at end of input");
+		return csv_fail(lx, "A quoted field is not closed before the end of input");
 	return CSV_RECORD;
 }

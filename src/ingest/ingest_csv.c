@@ -64,7 +64,7 @@ csv_next_record(LineReader *r, CsvContext *cx, const IngestOptions *o,
 						(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 						 errmsg("invalid csv input on line %ld, field %d",
 								r->line_no, cx->lx.error_field),
-						 errdetail("Found a %s.", cx->lx.error),
+						 errdetail("%s.", cx->lx.error),
 						 errhint("Quote fields that contain the delimiter, quotes or line breaks, doubling inner quotes (RFC 4180).")));
 			ingest_reject(b, o, cx->lx.record_line, cx->raw.data, e.field, cx->lx.error);
 			resetStringInfo(&cx->raw);
@@ -77,7 +77,7 @@ csv_next_record(LineReader *r, CsvContext *cx, const IngestOptions *o,
 					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 					 errmsg("invalid csv input on line %ld, field %d",
 							cx->lx.record_line, cx->lx.error_field),
-					 errdetail("Found an %s.", cx->lx.error)));
+					 errdetail("%s.", cx->lx.error)));
 		ingest_reject(b, o, cx->lx.record_line, cx->raw.data, NULL, cx->lx.error);
 	}
 	return false;

@@ -2,6 +2,7 @@
 -- the 9 Loghub 2k logs against Loghub's own per-line ground truth, and the
 -- Google Borg 2011 run history against the counts in its PROVENANCE.md.
 \set ON_ERROR_STOP 1
+SET client_min_messages = warning;
 \getenv data SMARTETL_DATA
 BEGIN;
 SELECT plan(43);
