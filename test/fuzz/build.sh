@@ -61,3 +61,5 @@ build() {
 build fuzz_csv "$root/src/common/line_reader.c" "$root/src/ingest/csv_lexer.c"
 build fuzz_jsonl "$root/src/common/line_reader.c" "$root/src/ingest/json_fields.c"
 build fuzz_logformat "$root/src/ingest/log_format.c"
+build fuzz_logsplit "$root/src/ingest/log_format.c" "$root/src/ingest/log_split.c"
+build fuzz_template "$root/src/template/miner.c" "$root/src/template/tokenize.c"
