@@ -47,6 +47,9 @@ listen_addresses = ''
 unix_socket_directories = '$(socket_dir "$dir")'
 shared_preload_libraries = 'smartetl,pg_cron'
 cron.database_name = 'postgres'
+# run jobs in background workers: the cluster listens on a socket only
+cron.use_background_workers = on
+max_worker_processes = 16
 fsync = off
 synchronous_commit = off
 full_page_writes = off

@@ -38,6 +38,8 @@ GRANT EXECUTE ON FUNCTION smartetl.ingest(text, text, jsonb),
 GRANT DELETE ON smartetl.pipeline, smartetl.run, smartetl.log_event, smartetl.ingest_reject,
                 smartetl.template
     TO smartetl_admin;
+GRANT SELECT, INSERT, UPDATE ON smartetl.sync_state TO smartetl_admin;
+GRANT EXECUTE ON FUNCTION smartetl.sync_pg_cron() TO smartetl_admin;
 GRANT EXECUTE ON FUNCTION smartetl.ingest_file(text, text, jsonb),
                           smartetl.drop_log_partitions(timestamptz)
     TO smartetl_admin;

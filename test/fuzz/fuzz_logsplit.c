@@ -32,6 +32,7 @@ typedef struct Ref
 	int			starts[MAX_HEADERS];
 	int			ends[MAX_HEADERS];
 	long		steps;
+	bool		gave_up;		/* exponential case: no verdict */
 } Ref;
 
 static bool ref_header(Ref *r, int h, int pos);
@@ -40,8 +41,11 @@ static bool ref_header(Ref *r, int h, int pos);
 static bool
 ref_literal(Ref *r, const LogLiteral *lit, int i, int pos, int h)
 {
-	if (++r->steps > 2000000)
-		fuzz_fail("reference matcher ran away");
+	if (r->gave_up || ++r->steps > 2000000)
+	{
+		r->gave_up = true;
+		return false;
+	}
 	if (i == lit->len)
 		return h == r->sp->nheaders ? pos == r->len : ref_header(r, h, pos);
 	if (lit->ws[i])
@@ -89,6 +93,9 @@ check_line(const LogSplitter *sp, const char *line, int len)
 	bool		got = log_splitter_split(sp, line, len, starts, ends);
 	bool		want = ref_literal(&r, &sp->lits[0], 0, 0, 0);
 	int			h;
+
+	if (r.gave_up)
+		return;
 
 	FUZZ_CHECK(got == want, "splitter says %s, reference says %s: \"%.*s\"",
 			   got ? "match" : "no match", want ? "match" : "no match", len, line);

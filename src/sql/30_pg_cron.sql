@@ -1,0 +1,66 @@
+-- ---------------------------------------------------------------------------
+-- pg_cron: import cron.job_run_details as runs (each cron job a pipeline of
+-- namespace 'pg_cron', each runid a run), incrementally.
+-- ---------------------------------------------------------------------------
+
+-- API: Private
+-- Where each incremental import stopped.
+CREATE TABLE smartetl.sync_state (
+    source     text PRIMARY KEY,
+    position   bigint NOT NULL,
+    synced_at  timestamptz NOT NULL
+);
+COMMENT ON TABLE smartetl.sync_state IS 'high-water marks of incremental imports (sync_pg_cron)';
+
+-- API: Public
+CREATE FUNCTION smartetl.sync_pg_cron()
+RETURNS smartetl.ingest_result
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    from_runid bigint;
+    payload    text;
+    result     smartetl.ingest_result;
+BEGIN
+    IF to_regclass('cron.job_run_details') IS NULL THEN
+        RAISE EXCEPTION 'cron.job_run_details does not exist in this database'
+            USING ERRCODE = 'undefined_table',
+                  HINT = 'Install pg_cron 1.4 or later here (CREATE EXTENSION pg_cron) or call this in cron.database_name.';
+    END IF;
+    -- one import at a time; the import itself is idempotent anyway
+    PERFORM pg_advisory_xact_lock(1397572950, 1);
+    SELECT position INTO from_runid FROM smartetl.sync_state WHERE source = 'pg_cron';
+
+    -- from the high-water mark: every run after it, which includes the ones
+    -- that were still running at the last import.  The next mark is taken
+    -- from the same snapshot: after the last run read, or just before the
+    -- first one still in progress.
+    EXECUTE $q$
+        SELECT coalesce(min(d.runid) FILTER (WHERE d.status NOT IN ('succeeded', 'failed')) - 1,
+                        max(d.runid), $1),
+               string_agg(jsonb_build_object(
+                   'pipeline', coalesce(j.jobname, 'job ' || d.jobid),
+                   'run_id', d.runid, 'status', d.status,
+                   'start', d.start_time, 'end', d.end_time,
+                   'error', CASE WHEN d.status = 'failed' THEN d.return_message END,
+                   'database', d.database, 'username', d.username, 'command', d.command,
+                   'job_pid', d.job_pid, 'return_message', d.return_message)::text, E'\n'
+                   ORDER BY d.runid)
+        FROM cron.job_run_details d LEFT JOIN cron.job j USING (jobid)
+        WHERE d.runid > $1 $q$
+    INTO from_runid, payload USING coalesce(from_runid, 0);
+
+    IF payload IS NULL THEN
+        result := (0, 0, 0, 0);
+    ELSE
+        result := smartetl.ingest('jsonl', payload, jsonb_build_object(
+            'namespace', 'pg_cron', 'source', 'cron.job_run_details',
+            'status_map', jsonb_build_object('starting', 'running', 'connecting', 'running',
+                                             'sending', 'running')));
+    END IF;
+
+    INSERT INTO smartetl.sync_state AS s (source, position, synced_at)
+    VALUES ('pg_cron', from_runid, now())
+    ON CONFLICT (source) DO UPDATE SET position = excluded.position, synced_at = excluded.synced_at;
+    RETURN result;
+END $$;
+COMMENT ON FUNCTION smartetl.sync_pg_cron() IS 'import new and changed rows of cron.job_run_details as runs (namespace pg_cron); safe to call every minute, also concurrently';

@@ -1,0 +1,58 @@
+-- smartetl.sync_pg_cron() against the real pg_cron of the test cluster: a
+-- job that fails and one that succeeds run once (pg_cron's granularity is a
+-- minute), then their runs are imported, once, even by concurrent calls.
+-- Not in a transaction: pg_cron must see the jobs and commit its runs.
+\set ON_ERROR_STOP 1
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS dblink;
+SELECT plan(8);
+SELECT cron.schedule('smartetl_tap_fail', '* * * * *', 'SELECT 1/0') AS fail_job \gset
+SELECT cron.schedule('smartetl_tap_ok', '* * * * *', 'SELECT 1') AS ok_job \gset
+
+-- wait (at most 130 s) until both have finished at least once
+DO $$
+BEGIN
+    FOR i IN 1..260 LOOP
+        EXIT WHEN (SELECT count(DISTINCT jobid) FROM cron.job_run_details d JOIN cron.job j USING (jobid)
+                   WHERE j.jobname LIKE 'smartetl\_tap\_%' AND d.status IN ('succeeded', 'failed')) = 2;
+        PERFORM pg_sleep(0.5);
+    END LOOP;
+END $$;
+SELECT is((SELECT count(DISTINCT jobid) FROM cron.job_run_details WHERE jobid IN (:fail_job, :ok_job)
+           AND status IN ('succeeded', 'failed')), 2::bigint, 'pg_cron ran both jobs');
+SELECT ok((smartetl.sync_pg_cron()).inserted >= 2, 'sync imports the new runs');
+SELECT cron.unschedule(:fail_job), cron.unschedule(:ok_job);
+SELECT results_eq(
+    $$SELECT r.status::text, r.error_message LIKE '%division by zero%', r.template_id IS NOT NULL
+      FROM smartetl.run r JOIN smartetl.pipeline p USING (pipeline_id)
+      WHERE p.namespace = 'pg_cron' AND p.name = 'smartetl_tap_fail' LIMIT 1$$,
+    $$VALUES ('failed', true, true)$$,
+    'the failing job is a failed run with its error and error template');
+SELECT is((SELECT status::text FROM smartetl.run r JOIN smartetl.pipeline p USING (pipeline_id)
+           WHERE p.namespace = 'pg_cron' AND p.name = 'smartetl_tap_ok' LIMIT 1), 'success',
+          'the other job is a successful run');
+SELECT ok((SELECT bool_and(r.started_at IS NOT NULL AND r.ended_at IS NOT NULL AND r.attrs ? 'command')
+           FROM smartetl.run r JOIN smartetl.pipeline p USING (pipeline_id)
+           WHERE p.namespace = 'pg_cron' AND p.name LIKE 'smartetl\_tap\_%'),
+          'runs keep start, end and the command');
+
+-- again, and from two sessions at once: nothing is imported twice
+SELECT format('dbname=%s port=%s host=%s user=%s', current_database(), current_setting('port'),
+              current_setting('unix_socket_directories'), current_user) AS conn \gset
+SELECT count(*) AS runs_before FROM smartetl.run r JOIN smartetl.pipeline p USING (pipeline_id)
+WHERE p.namespace = 'pg_cron' \gset
+SELECT dblink_connect('c' || i, :'conn') FROM generate_series(1, 2) i;
+SELECT dblink_send_query('c' || i, 'SELECT (smartetl.sync_pg_cron()).inserted') FROM generate_series(1, 2) i;
+SELECT is(count(*), 2::bigint, 'two concurrent syncs both succeed')
+FROM generate_series(1, 2) i, LATERAL dblink_get_result('c' || i) AS r(inserted bigint);
+SELECT dblink_disconnect('c' || i) FROM generate_series(1, 2) i;
+SELECT results_eq(
+    $$SELECT r.external_id::bigint FROM smartetl.run r JOIN smartetl.pipeline p USING (pipeline_id)
+      WHERE p.namespace = 'pg_cron' AND p.name LIKE 'smartetl\_tap\_%' ORDER BY 1$$,
+    format('SELECT runid FROM cron.job_run_details WHERE jobid IN (%s, %s) ORDER BY 1', :fail_job, :ok_job),
+    'each pg_cron run is imported exactly once');
+SELECT is((SELECT count(*) FROM smartetl.run r JOIN smartetl.pipeline p USING (pipeline_id)
+           WHERE p.namespace = 'pg_cron' AND r.external_id IS NULL), 0::bigint, 'runs carry the pg_cron runid');
+SELECT * FROM finish();
+DELETE FROM smartetl.pipeline WHERE namespace = 'pg_cron';
+DELETE FROM smartetl.sync_state WHERE source = 'pg_cron';
