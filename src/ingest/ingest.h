@@ -26,7 +26,8 @@ typedef enum IngestFormat
 {
 	INGEST_CSV,
 	INGEST_JSONL,
-	INGEST_LOGLINE
+	INGEST_LOGLINE,
+	INGEST_OPENLINEAGE
 } IngestFormat;
 
 /* Run fields a source column or JSON path can map onto. */
@@ -151,6 +152,7 @@ extern void ingest_line_problem(IngestBatch *b, const IngestOptions *o,
 extern void ingest_csv(LineReader *r, const IngestOptions *o, IngestBatch *b);
 extern void ingest_jsonl(LineReader *r, const IngestOptions *o, IngestBatch *b);
 extern void ingest_logline(LineReader *r, const IngestOptions *o, IngestBatch *b);
+extern void ingest_openlineage(LineReader *r, const IngestOptions *o, IngestBatch *b);
 
 /* run_insert.c */
 typedef struct RunInserter RunInserter;

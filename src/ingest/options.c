@@ -21,6 +21,7 @@ typedef struct FormatSpec
 {
 	const char *name;
 	IngestFormat format;
+	bool		mapping;		/* takes the column-mapping keys */
 	const char *keys;			/* accepted keys besides the common ones */
 } FormatSpec;
 
@@ -31,9 +32,10 @@ static const char *const mapping_keys =
 "columns status_map epoch_unit epoch_origin duration_unit extra_columns";
 
 static const FormatSpec format_specs[] = {
-	{"csv", INGEST_CSV, "delimiter quote header"},
-	{"jsonl", INGEST_JSONL, ""},
-	{"logline", INGEST_LOGLINE, "log_format run_id"},
+	{"csv", INGEST_CSV, true, "delimiter quote header"},
+	{"jsonl", INGEST_JSONL, true, ""},
+	{"logline", INGEST_LOGLINE, false, "log_format run_id"},
+	{"openlineage", INGEST_OPENLINEAGE, false, ""},
 };
 
 /* Is key one of the space-separated words in list? */
@@ -67,7 +69,7 @@ find_format(const char *format)
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("unknown ingest format \"%s\"", format),
-			 errhint("Valid formats are: csv, jsonl, logline.")));
+			 errhint("Valid formats are: csv, jsonl, logline, openlineage.")));
 	return NULL;				/* keep compiler quiet */
 }
 
@@ -77,7 +79,7 @@ check_option_keys(const FormatSpec *spec, Jsonb *options)
 	JsonbIterator *it;
 	JsonbValue	v;
 	JsonbIteratorToken tok;
-	bool		mapping = spec->format != INGEST_LOGLINE;
+	bool		mapping = spec->mapping;
 
 	if (!JB_ROOT_IS_OBJECT(options))
 		ereport(ERROR,

@@ -38,6 +38,9 @@ ingest_run_parser(LineReader *r, const IngestOptions *o, IngestBatch *b)
 		case INGEST_LOGLINE:
 			ingest_logline(r, o, b);
 			break;
+		case INGEST_OPENLINEAGE:
+			ingest_openlineage(r, o, b);
+			break;
 	}
 }
 

@@ -10,7 +10,8 @@
  * Run identity is (pipeline, external_id, attempt), or (pipeline,
  * started_at) when the source has no run id.  On conflict the newer record
  * wins field by field, except that a 'running' record never overwrites a
- * finished run (late or replayed start events must not resurrect it).
+ * finished run (late or replayed start events must not resurrect it); its
+ * start time still fills in, so events arriving out of order converge.
  * Rows whose merged values equal the stored ones are left alone and
  * counted as unchanged.
  *-------------------------------------------------------------------------
@@ -43,7 +44,8 @@ static const MergeRule run_merge[] = {
 	{"status", "CASE WHEN excluded.status = 'running' AND r.status <> 'running' THEN r.status ELSE excluded.status END"},
 	{"started_at", "coalesce(excluded.started_at, r.started_at)"},
 	{"ended_at", "CASE WHEN excluded.status = 'running' AND r.status <> 'running' THEN r.ended_at ELSE coalesce(excluded.ended_at, r.ended_at) END"},
-	{"duration", "CASE WHEN excluded.status = 'running' AND r.status <> 'running' THEN r.duration "
+	{"duration", "CASE WHEN excluded.status = 'running' AND r.status <> 'running' "
+	 "THEN coalesce(r.duration, r.ended_at OPERATOR(pg_catalog.-) coalesce(excluded.started_at, r.started_at)) "
 	 "ELSE coalesce(excluded.duration, coalesce(excluded.ended_at, r.ended_at) "
 	 "OPERATOR(pg_catalog.-) coalesce(excluded.started_at, r.started_at), r.duration) END"},
 	{"rows_read", "coalesce(excluded.rows_read, r.rows_read)"},
@@ -115,22 +117,15 @@ run_merge_clause(void)
 }
 
 /*
- * Upsert the runs of one identity kind from the ephemeral relation batch,
- * keeping only the last of several rows with the same identity when dedupe
- * is set.  with_id selects rows that carry
- * an external id (conflict on pipeline + external_id + attempt) or those
- * that do not (conflict on pipeline + started_at).
+ * Upsert the rows produced by source (a query over the batch) into
+ * smartetl.run, merging into existing runs per run_merge.
  */
 static void
-store_runs_kind(const char *batch, bool dedupe, bool with_id, IngestCounts *counts)
+upsert_runs(const char *source, bool with_id, IngestCounts *counts)
 {
-	const char *key = with_id ? "external_id, attempt" : "started_at";
-	const char *dedupe_on = with_id ? "namespace, pipeline, external_id, attempt"
-		: "namespace, pipeline, started_at";
 	char	   *sql;
 
-	sql = psprintf("WITH b AS (SELECT %s%s%s * FROM %s"
-				   " WHERE external_id IS %s NULL %s%s%s), "
+	sql = psprintf("WITH b AS (%s), "
 				   "u AS (INSERT INTO smartetl.run AS r (pipeline_id, external_id, attempt, "
 				   "parent_external_id, status, started_at, ended_at, duration, rows_read, "
 				   "rows_written, bytes, host, error_message, template_id, attrs) "
@@ -142,18 +137,49 @@ store_runs_kind(const char *batch, bool dedupe, bool with_id, IngestCounts *coun
 				   "ON CONFLICT (pipeline_id, %s) WHERE external_id IS %s NULL %s "
 				   "RETURNING (r.xmax OPERATOR(pg_catalog.=) 0) AS inserted) "
 				   "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM u",
-				   dedupe ? "DISTINCT ON (" : "",
-				   dedupe ? dedupe_on : "",
-				   dedupe ? ")" : "",
-				   batch,
-				   with_id ? "NOT" : "",
-				   dedupe ? "ORDER BY " : "",
-				   dedupe ? dedupe_on : "",
-				   dedupe ? ", line_no DESC" : "",
-				   key, with_id ? "NOT" : "", run_merge_clause());
+				   source, with_id ? "external_id, attempt" : "started_at",
+				   with_id ? "NOT" : "", run_merge_clause());
 	spi_exec(sql, SPI_OK_SELECT);
 	counts->inserted += spi_int64(0, 1);
 	counts->updated += spi_int64(0, 2);
+}
+
+/*
+ * Upsert the runs of one identity kind from the ephemeral relation batch.
+ * with_id selects rows that carry an external id (conflict on pipeline +
+ * external_id + attempt) or those that do not (pipeline + started_at).
+ *
+ * When several rows of the batch describe the same run (a START and a
+ * COMPLETE event, a "running" line then a "failed" one), one statement
+ * cannot touch a row twice: the rows are numbered per run in line order
+ * and applied one "generation" at a time, exactly as if they had arrived
+ * in separate calls.
+ */
+static void
+store_runs_kind(const char *batch, bool dedupe, bool with_id, IngestCounts *counts)
+{
+	const char *identity = with_id ? "namespace, pipeline, external_id, attempt"
+		: "namespace, pipeline, started_at";
+	const char *which = with_id ? "NOT" : "";
+	int64		generations,
+				g;
+
+	if (!dedupe)
+	{
+		upsert_runs(psprintf("SELECT * FROM %s WHERE external_id IS %s NULL", batch, which),
+					with_id, counts);
+		return;
+	}
+	spi_exec(psprintf("SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM %s "
+					  "WHERE external_id IS %s NULL GROUP BY %s) s", batch, which, identity),
+			 SPI_OK_SELECT);
+	generations = spi_int64(0, 1);
+	for (g = 1; g <= generations; g++)
+		upsert_runs(psprintf("SELECT * FROM (SELECT *, row_number() OVER "
+							 "(PARTITION BY %s ORDER BY line_no) AS generation FROM %s "
+							 "WHERE external_id IS %s NULL) s WHERE generation = " INT64_FORMAT,
+							 identity, batch, which, g),
+					with_id, counts);
 }
 
 /*

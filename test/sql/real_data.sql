@@ -5,7 +5,7 @@
 SET client_min_messages = warning;
 \getenv data SMARTETL_DATA
 BEGIN;
-SELECT plan(43);
+SELECT plan(46);
 SELECT (pg_stat_file(:'data' || '/README.md', true)).size IS NOT NULL AS have_data \gset
 
 \if :have_data
@@ -107,9 +107,25 @@ SELECT ok((SELECT min(started_at) >= '2011-05-01 23:00+00' AND max(started_at) <
           'borg: start times fall in the 7-day window');
 SELECT is((smartetl.ingest_file(:'data' || '/pipeline_runs/google_borg_2011/job_runs_7d.csv', 'csv', o)).unchanged,
           149944::bigint, 'borg: re-ingest leaves all 149,944 runs unchanged') FROM borg_options;
+
+-- OpenLineage: the RunEvent examples of the OpenLineage repository
+CREATE TEMP TABLE ol_result AS
+SELECT f, (smartetl.ingest_file(:'data' || '/format_refs/openlineage/' || f, 'openlineage',
+                                '{"namespace": "unused"}'::jsonb - 'namespace')).*
+FROM unnest(ARRAY['client_python_example_full_event.json', 'client_python_serde_example_run_event.json',
+                  'spec_tests_example_full_event.json']) f;
+SELECT is(inserted + updated + unchanged + rejected, 1::bigint, 'openlineage ' || f || ': one run') FROM ol_result
+WHERE f <> 'spec_tests_example_full_event.json' ORDER BY f;
+SELECT results_eq(
+    $$SELECT p.namespace || '/' || p.name, r.status::text FROM smartetl.run r JOIN smartetl.pipeline p USING (pipeline_id)
+      WHERE r.external_id IN ('ea041791-68bc-4ae1-bd89-4c8106a157e4', '69f4acab-b87d-4fc0-b27b-8ea950370ff3',
+                              'f69a6e9b-9bac-3c9a-9cf6-eacb70ecc9a9') ORDER BY 1$$,
+    $$VALUES ('food_delivery/dbt', 'success'), ('my-scheduler-namespace/myjob.mytask', 'success'),
+             ('openlineage/name', 'running')$$,
+    'openlineage examples: job namespace/name as pipeline, eventType as status');
 \else
 -- missing data is a failure, not a skip: these are the tests on real input
-SELECT fail('real data not found at ' || :'data' || ' (set SMARTETL_DATA)') FROM generate_series(1, 43);
+SELECT fail('real data not found at ' || :'data' || ' (set SMARTETL_DATA)') FROM generate_series(1, 46);
 \endif
 
 SELECT * FROM finish();
