@@ -27,7 +27,8 @@ typedef enum IngestFormat
 	INGEST_CSV,
 	INGEST_JSONL,
 	INGEST_LOGLINE,
-	INGEST_OPENLINEAGE
+	INGEST_OPENLINEAGE,
+	INGEST_DBT
 } IngestFormat;
 
 /* Run fields a source column or JSON path can map onto. */
@@ -137,7 +138,8 @@ extern const char *value_status(const char *s, const IngestOptions *o);
 
 /* run_record.c */
 extern void ingest_batch_init(IngestBatch *b, const IngestOptions *o);
-extern void ingest_add_run(IngestBatch *b, const IngestOptions *o, char **values, const char **src,
+extern void ingest_add_run(IngestBatch *b, const IngestOptions *o, char **values,
+						   const char *const *src,
 						   Jsonb *attrs, long line_no, const char *raw);
 extern void ingest_batch_free(IngestBatch *b);
 extern bool ingest_batch_has_duplicates(IngestBatch *b);
@@ -148,11 +150,19 @@ extern void ingest_reject(IngestBatch *b, const IngestOptions *o, long line_no,
 extern void ingest_line_problem(IngestBatch *b, const IngestOptions *o,
 								LineStatus st, LineReader *r);
 
+/* json_doc.c */
+extern char *json_doc_read(LineReader *r, const IngestOptions *o, IngestBatch *b, int *len);
+extern bool json_doc_valid(char *text, int len, char **detail, int *line);
+extern JsonbValue *json_doc_get(JsonbContainer *c, const char *path, JsonbValue *buf);
+extern char *json_doc_text(JsonbContainer *c, const char *path);
+extern void json_doc_put(JsonbParseState **st, const char *key, JsonbValue *value);
+
 /* format parsers */
 extern void ingest_csv(LineReader *r, const IngestOptions *o, IngestBatch *b);
 extern void ingest_jsonl(LineReader *r, const IngestOptions *o, IngestBatch *b);
 extern void ingest_logline(LineReader *r, const IngestOptions *o, IngestBatch *b);
 extern void ingest_openlineage(LineReader *r, const IngestOptions *o, IngestBatch *b);
+extern void ingest_dbt(LineReader *r, const IngestOptions *o, IngestBatch *b);
 
 /* run_insert.c */
 typedef struct RunInserter RunInserter;

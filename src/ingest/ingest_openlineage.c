@@ -19,7 +19,6 @@
  */
 #include "postgres.h"
 
-#include "common/jsonapi.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
@@ -27,7 +26,6 @@
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 
-#include "compat.h"
 #include "ingest/ingest.h"
 
 /* JSON path of each run field, for error messages */
@@ -47,49 +45,6 @@ static const char *const ol_paths[RF_COUNT] = {
 	[RF_HOST] = "host",
 	[RF_ERROR_MESSAGE] = "run.facets.errorMessage.message",
 };
-
-/* The value at a dotted path, or NULL. */
-static JsonbValue *
-ol_get(JsonbContainer *c, const char *path, JsonbValue *buf)
-{
-	char	   *copy = pstrdup(path);
-	char	   *key = strtok(copy, ".");
-	JsonbValue *v = NULL;
-
-	while (key)
-	{
-		if (c == NULL || !JsonContainerIsObject(c))
-			return NULL;
-		v = getKeyJsonValueFromContainer(c, key, strlen(key), buf);
-		if (v == NULL)
-			return NULL;
-		c = (v->type == jbvBinary) ? v->val.binary.data : NULL;
-		key = strtok(NULL, ".");
-	}
-	return v;
-}
-
-/* A scalar at a path as text (strings, numbers, booleans), or NULL. */
-static char *
-ol_text(JsonbContainer *c, const char *path)
-{
-	JsonbValue	buf;
-	JsonbValue *v = ol_get(c, path, &buf);
-
-	if (v == NULL)
-		return NULL;
-	switch (v->type)
-	{
-		case jbvString:
-			return v->val.string.len ? pnstrdup(v->val.string.val, v->val.string.len) : NULL;
-		case jbvNumeric:
-			return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
-		case jbvBool:
-			return pstrdup(v->val.boolean ? "true" : "false");
-		default:
-			return NULL;
-	}
-}
 
 typedef struct DatasetStats
 {
@@ -117,7 +72,7 @@ static void
 ol_datasets(JsonbContainer *ev, const char *key, const char *facet, DatasetStats *st)
 {
 	JsonbValue	buf;
-	JsonbValue *arr = ol_get(ev, key, &buf);
+	JsonbValue *arr = json_doc_get(ev, key, &buf);
 	JsonbIterator *it;
 	JsonbValue	v;
 	JsonbIteratorToken tok;
@@ -136,30 +91,16 @@ ol_datasets(JsonbContainer *ev, const char *key, const char *facet, DatasetStats
 
 			if (tok != WJB_ELEM || v.type != jbvBinary)
 				continue;
-			ns = ol_text(v.val.binary.data, "namespace");
-			nm = ol_text(v.val.binary.data, "name");
+			ns = json_doc_text(v.val.binary.data, "namespace");
+			nm = json_doc_text(v.val.binary.data, "name");
 			name.type = jbvString;
 			name.val.string.val = psprintf("%s/%s", ns ? ns : "", nm ? nm : "");
 			name.val.string.len = strlen(name.val.string.val);
 			pushJsonbValue(&st->names, WJB_ELEM, &name);
-			add_count(ol_text(v.val.binary.data, rows_path), &st->rows, &st->have_rows);
-			add_count(ol_text(v.val.binary.data, size_path), &st->bytes, &st->have_bytes);
+			add_count(json_doc_text(v.val.binary.data, rows_path), &st->rows, &st->have_rows);
+			add_count(json_doc_text(v.val.binary.data, size_path), &st->bytes, &st->have_bytes);
 		}
 	}
-}
-
-static void
-attr_value(JsonbParseState **st, const char *key, JsonbValue *value)
-{
-	JsonbValue	k;
-
-	if (value == NULL)
-		return;
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	pushJsonbValue(st, WJB_KEY, &k);
-	pushJsonbValue(st, WJB_VALUE, value);
 }
 
 /* Event details that are not run fields, for run.attrs. */
@@ -180,9 +121,9 @@ ol_attrs(JsonbContainer *ev, DatasetStats *in, DatasetStats *out)
 
 	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
 	for (i = 0; i < lengthof(kept); i++)
-		attr_value(&st, kept[i][0], ol_get(ev, kept[i][1], &buf));
-	attr_value(&st, "inputs", pushJsonbValue(&in->names, WJB_END_ARRAY, NULL));
-	attr_value(&st, "outputs", pushJsonbValue(&out->names, WJB_END_ARRAY, NULL));
+		json_doc_put(&st, kept[i][0], json_doc_get(ev, kept[i][1], &buf));
+	json_doc_put(&st, "inputs", pushJsonbValue(&in->names, WJB_END_ARRAY, NULL));
+	json_doc_put(&st, "outputs", pushJsonbValue(&out->names, WJB_END_ARRAY, NULL));
 	res = pushJsonbValue(&st, WJB_END_OBJECT, NULL);
 	return JsonbValueToJsonb(res);
 }
@@ -207,8 +148,8 @@ ol_event(JsonbContainer *ev, long line_no, const char *raw,
 		 const IngestOptions *o, IngestBatch *b)
 {
 	char	   *values[RF_COUNT] = {0};
-	char	   *event_type = ol_text(ev, "eventType");
-	char	   *event_time = ol_text(ev, "eventTime");
+	char	   *event_type = json_doc_text(ev, "eventType");
+	char	   *event_time = json_doc_text(ev, "eventTime");
 	DatasetStats in = {0},
 				out = {0};
 	bool		start;
@@ -218,11 +159,11 @@ ol_event(JsonbContainer *ev, long line_no, const char *raw,
 		values[RF_STATUS] = event_type ? event_type : NULL;	/* reported as unknown */
 	start = values[RF_STATUS] && strcmp(values[RF_STATUS], "running") == 0;
 	values[start ? RF_STARTED_AT : RF_ENDED_AT] = event_time;
-	values[RF_NAMESPACE] = ol_text(ev, "job.namespace");
-	values[RF_PIPELINE] = ol_text(ev, "job.name");
-	values[RF_EXTERNAL_ID] = ol_text(ev, "run.runId");
-	values[RF_PARENT_ID] = ol_text(ev, "run.facets.parent.run.runId");
-	values[RF_ERROR_MESSAGE] = ol_text(ev, "run.facets.errorMessage.message");
+	values[RF_NAMESPACE] = json_doc_text(ev, "job.namespace");
+	values[RF_PIPELINE] = json_doc_text(ev, "job.name");
+	values[RF_EXTERNAL_ID] = json_doc_text(ev, "run.runId");
+	values[RF_PARENT_ID] = json_doc_text(ev, "run.facets.parent.run.runId");
+	values[RF_ERROR_MESSAGE] = json_doc_text(ev, "run.facets.errorMessage.message");
 	ol_datasets(ev, "inputs", "inputFacets.inputStatistics", &in);
 	ol_datasets(ev, "outputs", "outputFacets.outputStatistics", &out);
 	if (in.have_rows)
@@ -242,22 +183,8 @@ ol_event(JsonbContainer *ev, long line_no, const char *raw,
 		ingest_reject(b, o, line_no, raw, "run.runId", "missing run.runId");
 		return;
 	}
-	ingest_add_run(b, o, values, (const char **) ol_paths, ol_attrs(ev, &in, &out),
+	ingest_add_run(b, o, values, ol_paths, ol_attrs(ev, &in, &out),
 				   line_no, raw);
-}
-
-/* Is text one valid JSON document?  On failure: the lexer's detail and line. */
-static bool
-json_valid(char *text, int len, char **detail, int *line)
-{
-	JsonLexContext *lex = compat_json_lex_context(text, len, GetDatabaseEncoding());
-	JsonParseErrorType rc = pg_parse_json(lex, &nullSemAction);
-
-	if (rc == JSON_SUCCESS)
-		return true;
-	*detail = json_errdetail(rc, lex);
-	*line = lex->line_number;
-	return false;
 }
 
 /* Events of a document: the object itself, or each element of an array. */
@@ -288,30 +215,21 @@ ol_document(char *text, const char *raw, const IngestOptions *o, IngestBatch *b,
 void
 ingest_openlineage(LineReader *r, const IngestOptions *o, IngestBatch *b)
 {
-	StringInfoData all;
-	LineStatus	st;
+	int			len;
+	char	   *all = json_doc_read(r, o, b, &len);
 	char	   *detail;
 	char	   *doc_detail;
 	int			line;
 	int			doc_line;
 	MemoryContext old;
 
-	initStringInfo(&all);
-	while ((st = line_reader_next(r)) != LINE_EOF)
-	{
-		if (st != LINE_OK)
-			ingest_line_problem(b, o, st, r);	/* errors out unless quarantining */
-		else
-			appendBinaryStringInfo(&all, r->line.data, r->line.len);
-		appendStringInfoChar(&all, '\n');
-	}
 	old = MemoryContextSwitchTo(b->row_ctx);
-	if (json_valid(all.data, all.len, &doc_detail, &doc_line))
-		ol_document(all.data, NULL, o, b, 1);
+	if (json_doc_valid(all, len, &doc_detail, &doc_line))
+		ol_document(all, NULL, o, b, 1);
 	else
 	{
 		/* not one document: JSON lines, one event per line */
-		char	   *p = all.data;
+		char	   *p = all;
 		long		line_no = 0;
 		bool		any_valid = false;
 
@@ -325,7 +243,7 @@ ingest_openlineage(LineReader *r, const IngestOptions *o, IngestBatch *b)
 			p += len + (nl ? 1 : 0);
 			if (strspn(text, " \t\r") == (size_t) len)
 				continue;
-			if (!json_valid(text, len, &detail, &line))
+			if (!json_doc_valid(text, len, &detail, &line))
 			{
 				/* a broken multi-line document: its own error says more */
 				if (!any_valid && !o->quarantine && text[strspn(text, " \t")] == '{' &&

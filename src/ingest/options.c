@@ -36,6 +36,7 @@ static const FormatSpec format_specs[] = {
 	{"jsonl", INGEST_JSONL, true, ""},
 	{"logline", INGEST_LOGLINE, false, "log_format run_id"},
 	{"openlineage", INGEST_OPENLINEAGE, false, ""},
+	{"dbt", INGEST_DBT, false, ""},
 };
 
 /* Is key one of the space-separated words in list? */
@@ -69,7 +70,7 @@ find_format(const char *format)
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("unknown ingest format \"%s\"", format),
-			 errhint("Valid formats are: csv, jsonl, logline, openlineage.")));
+			 errhint("Valid formats are: csv, jsonl, logline, openlineage, dbt.")));
 	return NULL;				/* keep compiler quiet */
 }
 
@@ -301,7 +302,7 @@ ingest_options_parse(IngestOptions *o, const char *format, Jsonb *options)
 	o->dry_run = option_bool(root, "dry_run", false);
 	o->namespace = ingest_option_text(root, "namespace");
 	if (o->namespace == NULL)
-		o->namespace = "default";
+		o->namespace = (o->format == INGEST_DBT) ? "dbt" : "default";
 	o->pipeline = ingest_option_text(root, "pipeline");
 	o->source = ingest_option_text(root, "source");
 	parse_time_options(o, root);

@@ -244,7 +244,7 @@ note_identity(IngestBatch *b, char **v, TimestampTz started, int32 attempt)
 
 /* Convert one timestamp field; on failure fill *e and return false. */
 static bool
-convert_timestamp(char **v, RunField f, const char **src, const IngestOptions *o,
+convert_timestamp(char **v, RunField f, const char *const *src, const IngestOptions *o,
 				  TimestampTz *out, FieldError *e)
 {
 	if (value_timestamp(v[f], o, out))
@@ -256,7 +256,7 @@ convert_timestamp(char **v, RunField f, const char **src, const IngestOptions *o
 }
 
 static bool
-convert_count(char **v, RunField f, const char **src, Datum *d, bool *isnull,
+convert_count(char **v, RunField f, const char *const *src, Datum *d, bool *isnull,
 			  FieldError *e)
 {
 	int64		n;
@@ -282,9 +282,9 @@ text_or_null(const char *s, bool *isnull)
 	return s ? CStringGetTextDatum(s) : (Datum) 0;
 }
 
-/* Times: derive the missing one of ended_at/duration from the others. */
+/* Times: derive the missing one of started_at/ended_at/duration from the others. */
 static bool
-convert_times(char **v, const char **src, const IngestOptions *o,
+convert_times(char **v, const char *const *src, const IngestOptions *o,
 			  Datum *d, bool *nulls, TimestampTz *started, FieldError *e)
 {
 	TimestampTz ended = 0;
@@ -325,6 +325,13 @@ convert_times(char **v, const char **src, const IngestOptions *o,
 														IntervalPGetDatum(dur)));
 		has_end = true;
 	}
+	else if (!has_start && has_end && dur != NULL)
+	{
+		*started = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_mi_interval,
+														   TimestampTzGetDatum(ended),
+														   IntervalPGetDatum(dur)));
+		has_start = true;
+	}
 	nulls[BR_STARTED_AT] = !has_start;
 	d[BR_STARTED_AT] = TimestampTzGetDatum(*started);
 	nulls[BR_ENDED_AT] = !has_end;
@@ -335,7 +342,7 @@ convert_times(char **v, const char **src, const IngestOptions *o,
 }
 
 static bool
-convert_identity(char **v, const char **src, const IngestOptions *o,
+convert_identity(char **v, const char *const *src, const IngestOptions *o,
 				 Datum *d, bool *nulls, FieldError *e)
 {
 	int64		attempt = 1;
@@ -378,7 +385,7 @@ convert_identity(char **v, const char **src, const IngestOptions *o,
  */
 void
 ingest_add_run(IngestBatch *b, const IngestOptions *o, char **values,
-			   const char **src, Jsonb *attrs, long line_no, const char *raw)
+			   const char *const *src, Jsonb *attrs, long line_no, const char *raw)
 {
 	Datum		d[BR_NCOLS];
 	bool		nulls[BR_NCOLS];
@@ -396,7 +403,7 @@ ingest_add_run(IngestBatch *b, const IngestOptions *o, char **values,
 		field_error(b, o, line_no, raw, &e);
 		return;
 	}
-	if (values[RF_EXTERNAL_ID] == NULL && values[RF_STARTED_AT] == NULL)
+	if (values[RF_EXTERNAL_ID] == NULL && nulls[BR_STARTED_AT])
 	{
 		e = (FieldError) {src[RF_EXTERNAL_ID], "a run id or a start time to identify the run", ""};
 		field_error(b, o, line_no, raw, &e);

@@ -41,6 +41,9 @@ ingest_run_parser(LineReader *r, const IngestOptions *o, IngestBatch *b)
 		case INGEST_OPENLINEAGE:
 			ingest_openlineage(r, o, b);
 			break;
+		case INGEST_DBT:
+			ingest_dbt(r, o, b);
+			break;
 	}
 }
 

@@ -45,8 +45,8 @@ CREATE TABLE smartetl.run (
     run_id             bigint GENERATED ALWAYS AS IDENTITY (CACHE 100) PRIMARY KEY,
     pipeline_id        bigint NOT NULL,  -- checked per statement, see run_references_ins
     parent_run_id      bigint,  -- checked per statement, see run_references_ins
-    parent_external_id text COLLATE "C",
-    external_id        text COLLATE "C",  -- an identifier: byte order, cheap to index
+    parent_external_id text,
+    external_id        text,
     attempt            integer NOT NULL DEFAULT 1 CHECK (attempt >= 0),
     status             smartetl.run_status NOT NULL,
     started_at         timestamptz,
@@ -154,7 +154,7 @@ CREATE TABLE smartetl.log_event (
     component    text,
     message      text NOT NULL,
     template_id  bigint,
-    source       text COLLATE "C" NOT NULL,
+    source       text NOT NULL,
     line_no      bigint NOT NULL,
     attrs        jsonb,
     PRIMARY KEY (event_id, ts),
@@ -170,7 +170,7 @@ CREATE TABLE smartetl.ingest_reject (
     reject_id    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     rejected_at  timestamptz NOT NULL DEFAULT now(),
     format       text NOT NULL,
-    source       text COLLATE "C" NOT NULL,
+    source       text NOT NULL,
     line_no      bigint NOT NULL,
     field        text,
     raw          text,

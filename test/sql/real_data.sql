@@ -5,7 +5,7 @@
 SET client_min_messages = warning;
 \getenv data SMARTETL_DATA
 BEGIN;
-SELECT plan(46);
+SELECT plan(50);
 SELECT (pg_stat_file(:'data' || '/README.md', true)).size IS NOT NULL AS have_data \gset
 
 \if :have_data
@@ -110,12 +110,12 @@ SELECT is((smartetl.ingest_file(:'data' || '/pipeline_runs/google_borg_2011/job_
 
 -- OpenLineage: the RunEvent examples of the OpenLineage repository
 CREATE TEMP TABLE ol_result AS
-SELECT f, (smartetl.ingest_file(:'data' || '/format_refs/openlineage/' || f, 'openlineage',
-                                '{"namespace": "unused"}'::jsonb - 'namespace')).*
+SELECT f, r.*
 FROM unnest(ARRAY['client_python_example_full_event.json', 'client_python_serde_example_run_event.json',
-                  'spec_tests_example_full_event.json']) f;
-SELECT is(inserted + updated + unchanged + rejected, 1::bigint, 'openlineage ' || f || ': one run') FROM ol_result
-WHERE f <> 'spec_tests_example_full_event.json' ORDER BY f;
+                  'spec_tests_example_full_event.json']) f,
+     LATERAL smartetl.ingest_file(:'data' || '/format_refs/openlineage/' || f, 'openlineage') r;
+SELECT is(inserted + updated + unchanged + rejected, 1::bigint, 'openlineage ' || f || ': one run')
+FROM ol_result ORDER BY f;
 SELECT results_eq(
     $$SELECT p.namespace || '/' || p.name, r.status::text FROM smartetl.run r JOIN smartetl.pipeline p USING (pipeline_id)
       WHERE r.external_id IN ('ea041791-68bc-4ae1-bd89-4c8106a157e4', '69f4acab-b87d-4fc0-b27b-8ea950370ff3',
@@ -123,9 +123,32 @@ SELECT results_eq(
     $$VALUES ('food_delivery/dbt', 'success'), ('my-scheduler-namespace/myjob.mytask', 'success'),
              ('openlineage/name', 'running')$$,
     'openlineage examples: job namespace/name as pipeline, eventType as status');
+
+-- dbt: run_results.json of real dbt runs (schema v2, v4, v5)
+CREATE TEMP TABLE dbt_result AS
+SELECT d, r.*
+FROM unnest(ARRAY['fail_dbt0.21', 'jaffle_shop_postgres_dbt1.3.1', 'no_test_metadata_dbt1.8.5']) d,
+     LATERAL smartetl.ingest_file(:'data' || '/format_refs/dbt/' || d || '/run_results.json', 'dbt',
+                                  '{"namespace": "tap_dbt"}') r;
+SELECT results_eq($$SELECT d, inserted FROM dbt_result ORDER BY d$$,
+    $$VALUES ('fail_dbt0.21', 5::bigint), ('jaffle_shop_postgres_dbt1.3.1', 6), ('no_test_metadata_dbt1.8.5', 22)$$,
+    'dbt: one run per node result plus one per invocation');
+SELECT results_eq(
+    $$SELECT r.external_id, r.status::text, count(c.*) FROM smartetl.run r
+      JOIN smartetl.pipeline p USING (pipeline_id) LEFT JOIN smartetl.run c ON c.parent_run_id = r.run_id
+      WHERE p.namespace = 'tap_dbt' AND r.parent_run_id IS NULL GROUP BY 1, 2 ORDER BY 1$$,
+    $$VALUES ('1269f08d-da04-4fbd-8207-1ddc9110cb1b', 'success', 5::bigint),
+             ('8c814240-637d-4a36-937e-43787f5c79e0', 'failed', 4),
+             ('ebb384bf-f2f3-4303-bb1b-98b1daa6d2d4', 'failed', 21)$$,
+    'dbt: each invocation is a parent run, failed when a node errored or a test failed');
+SELECT results_eq(
+    $$SELECT r.status::text, count(*) FROM smartetl.run r JOIN smartetl.pipeline p USING (pipeline_id)
+      WHERE p.namespace = 'tap_dbt' AND r.parent_run_id IS NOT NULL GROUP BY 1 ORDER BY 1$$,
+    $$VALUES ('failed', 3::bigint), ('skipped', 1), ('success', 26)$$,
+    'dbt: node statuses (error/fail failed, success/pass success, skipped)');
 \else
 -- missing data is a failure, not a skip: these are the tests on real input
-SELECT fail('real data not found at ' || :'data' || ' (set SMARTETL_DATA)') FROM generate_series(1, 46);
+SELECT fail('real data not found at ' || :'data' || ' (set SMARTETL_DATA)') FROM generate_series(1, 50);
 \endif
 
 SELECT * FROM finish();
