@@ -18,6 +18,10 @@ SELECT smartetl.parse_log('Jun 15 04:06:18 combo su: session opened for user cyr
 SELECT smartetl.parse_log('[Sun Dec 04 04:47:44 2005] [notice] workerEnv.init() ok /etc/httpd/conf/workers2.properties',
                           '\[<Time>\] \[<Level>\] <Content>');
 SELECT smartetl.parse_log('not an apache line', '\[<Time>\] \[<Level>\] <Content>');
+-- a blank given back by a whitespace run to an empty header, as Python's re does
+-- (found by the differential fuzzer: the separator scan alone missed it)
+SELECT smartetl.parse_log('2024-05123 INFO  [main] etl.Loader: loading orders',
+                          '<Date> <Time> <Level> \[<Thread>\] <Component>: <Content>');
 
 -- bad format strings are rejected with the position
 SELECT smartetl.parse_log('x', 'no headers at all');

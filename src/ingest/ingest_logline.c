@@ -130,10 +130,9 @@ log_matcher_match(LogMatcher *m, const char *line, int len)
 
 	while (len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\t'))
 		len--;
-	if (!m->plain)
+	/* the separator scan when it applies; backtracking cases go to the regex */
+	if (!m->plain || !log_splitter_split(&m->splitter, line, len, m->starts, m->ends))
 		return log_regex_captures(m, line, len);
-	if (!log_splitter_split(&m->splitter, line, len, m->starts, m->ends))
-		return NULL;
 	caps = palloc(sizeof(char *) * m->fmt.nheaders);
 	for (i = 0; i < m->fmt.nheaders; i++)
 		caps[i] = pnstrdup(line + m->starts[i], m->ends[i] - m->starts[i]);

@@ -6,10 +6,15 @@
  * <Level> \[<Thread>\] <Component>: <Content>".  For those, Loghub's regex
  * (lazy captures, \s+ for spaces, anchored) has a direct reading: each
  * header ends where the next separator first occurs, and the last one
- * takes the rest of the line.  Scanning for the separators gives exactly
- * the split a backtracking engine finds first, without converting the line
- * to wide characters or running an automaton: the benchmark in
- * BENCHMARKS.md measured the regex at 86% of log ingestion time.
+ * takes the rest of the line.  When that scan succeeds, its split is the
+ * one a backtracking engine finds first (it only ever takes the engine's
+ * first choice at each step), without converting the line to wide
+ * characters or running an automaton: the benchmark in BENCHMARKS.md
+ * measured the regex at 86% of log ingestion time.  When it fails, the line
+ * may still match by backtracking (a whitespace run giving a blank back to
+ * an empty header), so the caller then asks the regex; that is rare, as
+ * most failing lines are continuation lines.  test/fuzz/fuzz_logsplit.c
+ * checks both claims against a backtracking reference.
  *
  * Formats with regex constructs (optional groups, classes, alternatives)
  * or text after the last header are "not plain"; ingest_logline.c uses
@@ -136,7 +141,8 @@ literal_match_at(const LogLiteral *lit, const char *line, int len, int pos)
 
 /*
  * Split line into headers: starts[i]/ends[i] are byte offsets of header i.
- * Returns false when the line does not match the format.
+ * Returns false when the direct reading finds no split (see the banner:
+ * the regex decides then).
  */
 bool
 log_splitter_split(const LogSplitter *sp, const char *line, int len,

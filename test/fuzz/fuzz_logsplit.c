@@ -4,12 +4,13 @@
  *		against a backtracking reference with Loghub's regex semantics.
  *
  * Input: the first line is a log format, the following lines are log
- * lines.  When log_splitter_build accepts the format, every line must get
- * the same verdict and the same header offsets from log_splitter_split as
- * from the reference below: lazy headers tried shortest first, whitespace
- * runs longest first (Python's re order), the last header taking the rest.
- * This checks the claim in log_split.c that scanning for separators finds
- * exactly the split a backtracking engine finds first.
+ * lines.  When log_splitter_build accepts the format and log_splitter_split
+ * finds a split, the reference below must find a match with the same
+ * header offsets: lazy headers tried shortest first, whitespace runs
+ * longest first (Python's re order), the last header taking the rest.
+ * This checks the claim in log_split.c that a split found by scanning for
+ * separators is exactly the one a backtracking engine finds first.  (When
+ * the scan finds none, the backend asks the regex, so no claim is made.)
  *-------------------------------------------------------------------------
  */
 #include "postgres_fe.h"
@@ -97,8 +98,9 @@ check_line(const LogSplitter *sp, const char *line, int len)
 	if (r.gave_up)
 		return;
 
-	FUZZ_CHECK(got == want, "splitter says %s, reference says %s: \"%.*s\"",
-			   got ? "match" : "no match", want ? "match" : "no match", len, line);
+	if (!got)
+		return;
+	FUZZ_CHECK(want, "splitter found a split, the reference no match: \"%.*s\"", len, line);
 	for (h = 0; got && h < sp->nheaders; h++)
 		FUZZ_CHECK(starts[h] == r.starts[h] && ends[h] == r.ends[h],
 				   "header %d: splitter [%d,%d), reference [%d,%d): \"%.*s\"",
