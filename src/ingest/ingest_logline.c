@@ -8,7 +8,8 @@
  * event before it (stack traces, multi-line messages); a non-matching
  * first line is an error.  Well-known headers fill the log_event columns
  * (Content → message, Level, Component, and the time from Timestamp or
- * Date + Time); every other header goes to attrs.
+ * Date + Time); every other header goes to attrs.  An indented line always
+ * continues the entry before it.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -32,6 +33,7 @@ typedef struct LogMatcher
 {
 	LogFormat	fmt;
 	bool		plain;			/* split by separators, no regex needed */
+	bool		format_starts_with_header;
 	LogSplitter splitter;
 	int		   *starts;			/* byte offsets of each header (plain) */
 	int		   *ends;
@@ -78,6 +80,7 @@ log_matcher_init(LogMatcher *m, const char *format)
 								 C_COLLATION_OID);
 	m->matches = palloc(sizeof(regmatch_t) * (m->fmt.nheaders + 1));
 	m->plain = log_splitter_build(format, &m->splitter);
+	m->format_starts_with_header = log_format_header_length(format) > 0;
 	m->starts = palloc(sizeof(int) * m->fmt.nheaders);
 	m->ends = palloc(sizeof(int) * m->fmt.nheaders);
 	m->level_col = header_any(&m->fmt, level_names);
@@ -202,6 +205,18 @@ log_event_time(LogMatcher *m, char **caps, const IngestOptions *o, TimestampTz *
 			return true;
 	}
 	return false;
+}
+
+/*
+ * An indented line continues the entry before it (stack frames, wrapped
+ * messages), even where a loose format like "<Date> <Time> <Level>
+ * <Content>" would match it by leaving the first headers empty.
+ */
+static bool
+continues_entry(const LogMatcher *m, const LineReader *r, bool have_entry)
+{
+	return have_entry && m->format_starts_with_header && r->line.len > 0 &&
+		(r->line.data[0] == ' ' || r->line.data[0] == '\t');
 }
 
 /* The captures, copied into the current (event) context. */
@@ -339,7 +354,8 @@ ingest_logline(LineReader *r, const IngestOptions *o, IngestBatch *b)
 			ingest_line_problem(b, o, st, r);
 			continue;
 		}
-		if ((caps = log_matcher_match(&m, r->line.data, r->line.len)) != NULL)
+		if (!continues_entry(&m, r, ev.active) &&
+			(caps = log_matcher_match(&m, r->line.data, r->line.len)) != NULL)
 		{
 			flush_event(&ev, b, o);
 			MemoryContextReset(event_ctx);
