@@ -24,7 +24,14 @@ cluster_stop "$DEMO_DIR"	# pick up a freshly built library
 cluster_start "$DEMO_DIR" "$PORT"
 
 log "creating the extension"
-psql_do -c 'CREATE EXTENSION IF NOT EXISTS smartetl; CREATE EXTENSION IF NOT EXISTS pg_cron;'
+# 0.1.0 is not released yet: when its install script changed since the last
+# demo, recreate the extension (the demo data is loaded again below)
+script_md5=$(md5sum "$($PG_CONFIG --sharedir)/extension/smartetl--0.1.0.sql" | cut -d' ' -f1)
+if [ "$(cat "$DEMO_DIR/extension.md5" 2>/dev/null)" != "$script_md5" ]; then
+	psql_do -c 'DROP EXTENSION IF EXISTS smartetl CASCADE;'
+	echo "$script_md5" >"$DEMO_DIR/extension.md5"
+fi
+psql_do -c 'SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS smartetl; CREATE EXTENSION IF NOT EXISTS pg_cron;'
 
 log "writing sample data to $DEMO_DIR/sample"
 mkdir -p "$DEMO_DIR/sample"
@@ -54,9 +61,10 @@ FROM smartetl.run r JOIN smartetl.pipeline p USING (pipeline_id)
 WHERE p.namespace = 'demo' AND r.started_at > now() - interval '30 days'
 GROUP BY p.name ORDER BY failures DESC, p.name;
 
-SELECT left(error_message, 70) AS most_frequent_errors, count(*) AS times
-FROM smartetl.run WHERE status = 'failed' AND error_message IS NOT NULL
-GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 5;
+SELECT left(t.template, 70) AS most_frequent_error_templates, count(*) AS times,
+       count(DISTINCT r.pipeline_id) AS pipelines
+FROM smartetl.run r JOIN smartetl.template t USING (template_id)
+WHERE r.status = 'failed' GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 5;
 
 SELECT ts, level, component, replace(message, E'\n', ' | ') AS log_event
 FROM smartetl.log_event e JOIN smartetl.pipeline p USING (pipeline_id)
