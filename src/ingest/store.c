@@ -279,37 +279,90 @@ find_pipeline_id(PipelineId *ids, int n, TupleTableSlot *slot)
 	return found->id;
 }
 
-/* Line numbers of batch runs whose identity is already stored, ascending. */
+/*
+ * run_merge's merged value of every column, reading the new values from
+ * batch row b instead of the upsert's excluded row, and the test "would
+ * the upsert change the stored run r?".
+ */
+static char *
+run_changes_test(void)
+{
+	StringInfoData old,
+				merged;
+	int			i;
+
+	initStringInfo(&old);
+	initStringInfo(&merged);
+	for (i = 0; i < lengthof(run_merge); i++)
+	{
+		const char *p = run_merge[i].merged;
+		const char *hit;
+
+		appendStringInfo(&old, "%sr.%s", i ? ", " : "", run_merge[i].column);
+		if (i)
+			appendStringInfoString(&merged, ", ");
+		while ((hit = strstr(p, "excluded.")) != NULL)
+		{
+			appendBinaryStringInfo(&merged, p, hit - p);
+			p = hit + strlen("excluded.");
+			/* the batch carries status as text */
+			if (strncmp(p, "status", 6) == 0)
+			{
+				appendStringInfoString(&merged, "b.status::smartetl.run_status");
+				p += 6;
+			}
+			else
+				appendStringInfoString(&merged, "b.");
+		}
+		appendStringInfoString(&merged, p);
+	}
+	return psprintf("(%s) IS DISTINCT FROM (%s)", old.data, merged.data);
+}
+
+/*
+ * Batch runs whose identity is already stored, ascending by line: their
+ * line numbers, and whether storing them would change anything (a re-sent
+ * file mostly would not, and then costs one index probe per row instead of
+ * an upsert).
+ */
 static int64 *
-existing_run_lines(int64 *n)
+existing_run_lines(int64 *n, bool **changes)
 {
 	int64	   *lines;
 	int64		i;
+	char	   *test = run_changes_test();
 
-	spi_exec("SELECT b.line_no FROM " BATCH_RUNS " b "
-			 "JOIN smartetl.pipeline p ON p.namespace OPERATOR(pg_catalog.=) b.namespace "
-			 " AND p.name OPERATOR(pg_catalog.=) b.pipeline "
-			 "JOIN smartetl.run r ON r.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id "
-			 " AND r.external_id OPERATOR(pg_catalog.=) b.external_id "
-			 " AND r.attempt OPERATOR(pg_catalog.=) b.attempt "
-			 "UNION ALL "
-			 "SELECT b.line_no FROM " BATCH_RUNS " b "
-			 "JOIN smartetl.pipeline p ON p.namespace OPERATOR(pg_catalog.=) b.namespace "
-			 " AND p.name OPERATOR(pg_catalog.=) b.pipeline "
-			 "JOIN smartetl.run r ON r.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id "
-			 " AND r.started_at OPERATOR(pg_catalog.=) b.started_at AND r.external_id IS NULL "
-			 "WHERE b.external_id IS NULL "
-			 "ORDER BY 1", SPI_OK_SELECT);
+	spi_exec(psprintf("SELECT b.line_no, %s FROM " BATCH_RUNS " b "
+					  "JOIN smartetl.pipeline p ON p.namespace OPERATOR(pg_catalog.=) b.namespace "
+					  " AND p.name OPERATOR(pg_catalog.=) b.pipeline "
+					  "JOIN smartetl.run r ON r.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id "
+					  " AND r.external_id OPERATOR(pg_catalog.=) b.external_id "
+					  " AND r.attempt OPERATOR(pg_catalog.=) b.attempt "
+					  "UNION ALL "
+					  "SELECT b.line_no, %s FROM " BATCH_RUNS " b "
+					  "JOIN smartetl.pipeline p ON p.namespace OPERATOR(pg_catalog.=) b.namespace "
+					  " AND p.name OPERATOR(pg_catalog.=) b.pipeline "
+					  "JOIN smartetl.run r ON r.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id "
+					  " AND r.started_at OPERATOR(pg_catalog.=) b.started_at AND r.external_id IS NULL "
+					  "WHERE b.external_id IS NULL "
+					  "ORDER BY 1", test, test), SPI_OK_SELECT);
 	*n = (int64) SPI_processed;
 	lines = palloc_extended(sizeof(int64) * Max(*n, 1), MCXT_ALLOC_HUGE);
+	*changes = palloc_extended(sizeof(bool) * Max(*n, 1), MCXT_ALLOC_HUGE);
 	for (i = 0; i < *n; i++)
+	{
+		bool		isnull;
+
 		lines[i] = spi_int64(i, 1);
+		(*changes)[i] = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i],
+												   SPI_tuptable->tupdesc, 2, &isnull));
+	}
 	return lines;
 }
 
 /*
- * New runs go through the bulk inserter; runs already stored are copied to
- * a second batch, returned for the SQL upsert.  The batch is in line
+ * New runs go through the bulk inserter; runs already stored that would
+ * change are copied to a second batch, returned for the SQL upsert.  The batch is in line
  * order, as are the existing line numbers, so one merge pass splits them.
  */
 static Tuplestorestate *
@@ -318,8 +371,10 @@ store_new_runs(IngestBatch *b, IngestCounts *counts, int64 *nexisting)
 	int			npipelines;
 	PipelineId *ids = load_pipeline_ids(&npipelines);
 	int64		nlines;
-	int64	   *lines = existing_run_lines(&nlines);
+	bool	   *changes;
+	int64	   *lines = existing_run_lines(&nlines, &changes);
 	int64		next = 0;
+	int64		nchanged = 0;
 	Tuplestorestate *existing = tuplestore_begin_heap(false, false, work_mem);
 	TupleTableSlot *slot = MakeSingleTupleTableSlot(b->run_desc, &TTSOpsMinimalTuple);
 	RunInserter *ri = run_insert_begin(b->run_desc);
@@ -332,7 +387,12 @@ store_new_runs(IngestBatch *b, IngestCounts *counts, int64 *nexisting)
 
 		if (next < nlines && lines[next] == line_no)
 		{
-			tuplestore_puttupleslot(existing, slot);
+			/* stored already: upsert only what would change */
+			if (changes[next])
+			{
+				tuplestore_puttupleslot(existing, slot);
+				nchanged++;
+			}
 			next++;
 		}
 		else
@@ -344,7 +404,7 @@ store_new_runs(IngestBatch *b, IngestCounts *counts, int64 *nexisting)
 	MemoryContextSwitchTo(old);
 	counts->inserted += run_insert_end(ri);
 	ExecDropSingleTupleTableSlot(slot);
-	*nexisting = nlines;
+	*nexisting = nchanged;
 	return existing;
 }
 
