@@ -97,13 +97,14 @@ run_field_by_name(const char *key, int len)
 	return RF_COUNT;			/* keep compiler quiet */
 }
 
-/* The source name options->'columns' gives for field f, or NULL. */
+/*
+ * The source name options->'columns' gives for field f, or NULL (read once
+ * per call by options.c: this is asked for every field of every jsonl line).
+ */
 static char *
 explicit_source(const IngestOptions *o, RunField f)
 {
-	if (o->columns == NULL)
-		return NULL;
-	return ingest_option_text(o->columns, run_fields[f].name);
+	return o->column_source[f];
 }
 
 /* Reject keys of options->'columns' that are not run fields. */

@@ -71,6 +71,7 @@ typedef struct IngestOptions
 
 	/* csv, jsonl */
 	JsonbContainer *columns;	/* run field → column name / JSON path */
+	char	   *column_source[RF_COUNT];	/* the same, per field, read once */
 	JsonbContainer *status_map; /* site word → run status */
 	char	   *timestamp_format;	/* to_timestamp() pattern, or NULL = auto */
 	double		epoch_unit_s;	/* seconds per epoch unit; 0 = guess */

@@ -246,6 +246,7 @@ static void
 parse_format_options(IngestOptions *o, JsonbContainer *root)
 {
 	char	   *s;
+	int			f;
 
 	o->delimiter = option_char(root, "delimiter", ',');
 	o->quote = option_char(root, "quote", '"');
@@ -260,6 +261,8 @@ parse_format_options(IngestOptions *o, JsonbContainer *root)
 				 errmsg("csv input without a header row is not supported"),
 				 errhint("Add a header line; columns are matched by name.")));
 	o->columns = option_object(root, "columns");
+	for (f = 0; o->columns && f < RF_COUNT; f++)
+		o->column_source[f] = ingest_option_text(o->columns, run_field_name((RunField) f));
 	o->status_map = option_object(root, "status_map");
 	if ((s = ingest_option_text(root, "extra_columns")) != NULL)
 	{
