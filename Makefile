@@ -25,6 +25,9 @@ OBJS = \
 	src/ingest/json_doc.o \
 	src/ingest/ingest_openlineage.o \
 	src/ingest/ingest_dbt.o \
+	src/ingest/ingest_airflow.o \
+	src/ingest/ingest_airflow_rest.o \
+	src/ingest/airflow_marker.o \
 	src/ingest/run_insert.o \
 	src/ingest/store.o \
 	src/template/miner.o \
@@ -34,7 +37,7 @@ OBJS = \
 SQL_PIECES = $(sort $(wildcard src/sql/*.sql))
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 
-REGRESS = schema ingest_csv ingest_jsonl ingest_logline ingest_openlineage ingest_dbt ingest_errors template drop
+REGRESS = schema ingest_csv ingest_jsonl ingest_logline ingest_openlineage ingest_dbt ingest_errors template ingest_airflow drop
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 ENCODING = UTF8
 NO_LOCALE = 1

@@ -35,7 +35,8 @@ SELECT * FROM smartetl.ingest('openlineage', $$[
 ]$$);
 SELECT c.external_id, c.status, c.error_message, p.external_id AS parent,
        (SELECT template FROM smartetl.template t WHERE t.template_id = c.template_id) AS template,
-       r.attrs->>'stackTrace' IS NOT NULL AS has_stack_trace
+       (SELECT e.level || ' ' || e.component || ': ' || e.message FROM smartetl.log_event e
+        WHERE e.run_id = c.run_id) AS stack_trace_event
 FROM smartetl.run c JOIN smartetl.run p ON p.run_id = c.parent_run_id
 JOIN smartetl.run r ON r.run_id = c.run_id
 WHERE c.external_id = 'task-run-9';

@@ -28,6 +28,8 @@ line_reader_init_common(LineReader *r, int encoding, size_t max_line)
 	r->line_no = 0;
 	r->crlf = false;
 	r->bad_offset = 0;
+	r->replay = false;
+	r->last_status = LINE_EOF;
 	initStringInfo(&r->line);
 }
 
@@ -116,6 +118,8 @@ line_reader_scan(LineReader *r, bool *too_long, bool *any)
 	}
 }
 
+static LineStatus line_reader_read(LineReader *r);
+
 /*
  * Read the next line into r->line.  On LINE_TOO_LONG, LINE_HAS_NUL and
  * LINE_BAD_ENCODING the reader has still advanced past the line, so a
@@ -123,6 +127,25 @@ line_reader_scan(LineReader *r, bool *too_long, bool *any)
  */
 LineStatus
 line_reader_next(LineReader *r)
+{
+	if (r->replay)
+	{
+		r->replay = false;
+		return r->last_status;
+	}
+	r->last_status = line_reader_read(r);
+	return r->last_status;
+}
+
+/* Make the next line_reader_next() return the current line again. */
+void
+line_reader_unread(LineReader *r)
+{
+	r->replay = true;
+}
+
+static LineStatus
+line_reader_read(LineReader *r)
 {
 	bool		too_long = false;
 	bool		any = false;

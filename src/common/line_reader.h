@@ -42,6 +42,8 @@ typedef struct LineReader
 	bool		crlf;			/* the line ended with \r\n */
 	size_t		bad_offset;		/* byte offset of a NUL or bad sequence */
 	StringInfoData line;		/* the line, terminator stripped */
+	bool		replay;			/* line_reader_unread(): return `line` again */
+	LineStatus	last_status;
 } LineReader;
 
 extern void line_reader_init_mem(LineReader *r, const char *data, size_t len,
@@ -49,6 +51,7 @@ extern void line_reader_init_mem(LineReader *r, const char *data, size_t len,
 extern void line_reader_init_file(LineReader *r, FILE *file,
 								  int encoding, size_t max_line);
 extern LineStatus line_reader_next(LineReader *r);
+extern void line_reader_unread(LineReader *r);
 extern void line_reader_free(LineReader *r);
 
 #endif							/* SMARTETL_LINE_READER_H */

@@ -28,7 +28,8 @@ typedef enum IngestFormat
 	INGEST_JSONL,
 	INGEST_LOGLINE,
 	INGEST_OPENLINEAGE,
-	INGEST_DBT
+	INGEST_DBT,
+	INGEST_AIRFLOW
 } IngestFormat;
 
 /* Run fields a source column or JSON path can map onto. */
@@ -105,6 +106,7 @@ typedef struct IngestBatch
 	TupleDesc	event_desc;
 	Tuplestorestate *events;
 	int64		nevents;
+	bool		events_link_runs;	/* some event has a run_line */
 	TimestampTz min_ts;
 	TimestampTz max_ts;
 
@@ -112,6 +114,25 @@ typedef struct IngestBatch
 	Tuplestorestate *rejects;
 	int64		nrejects;
 } IngestBatch;
+
+/*
+ * A log event for the batch.  run_line links it to the run record the same
+ * parser added with that line_no (airflow task logs, OpenLineage stack
+ * traces); 0 means the run named by the options, if any.
+ */
+typedef struct LogEventRow
+{
+	long		line_no;
+	TimestampTz ts;
+	const char *level;
+	const char *component;
+	const char *message;
+	Jsonb	   *attrs;
+	long		run_line;
+} LogEventRow;
+
+/* Called with each complete log entry before it joins the batch. */
+typedef void (*LogEventHook) (void *arg, LogEventRow *ev);
 
 typedef struct IngestCounts
 {
@@ -144,6 +165,7 @@ extern void ingest_add_run(IngestBatch *b, const IngestOptions *o, char **values
 						   Jsonb *attrs, long line_no, const char *raw);
 extern void ingest_batch_free(IngestBatch *b);
 extern bool ingest_batch_has_duplicates(IngestBatch *b);
+extern void ingest_add_event(IngestBatch *b, const IngestOptions *o, const LogEventRow *ev);
 extern int64 ingest_template_id(IngestBatch *b, const IngestOptions *o, const char *msg,
 								TimestampTz ts);
 extern void ingest_reject(IngestBatch *b, const IngestOptions *o, long line_no,
@@ -157,6 +179,12 @@ extern bool json_doc_valid(char *text, int len, char **detail, int *line);
 extern JsonbValue *json_doc_get(JsonbContainer *c, const char *path, JsonbValue *buf);
 extern char *json_doc_text(JsonbContainer *c, const char *path);
 extern void json_doc_put(JsonbParseState **st, const char *key, JsonbValue *value);
+typedef void (*JsonDocHandler) (Jsonb *doc, long line_no, const char *raw,
+								const IngestOptions *o, IngestBatch *b);
+extern void json_docs_read(LineReader *r, const IngestOptions *o, IngestBatch *b,
+						   const char *hint, JsonDocHandler fn);
+extern Jsonb *json_doc_parse(char *text);
+extern void json_doc_put_text(JsonbParseState **st, const char *key, const char *val);
 
 /* format parsers */
 extern void ingest_csv(LineReader *r, const IngestOptions *o, IngestBatch *b);
@@ -164,6 +192,15 @@ extern void ingest_jsonl(LineReader *r, const IngestOptions *o, IngestBatch *b);
 extern void ingest_logline(LineReader *r, const IngestOptions *o, IngestBatch *b);
 extern void ingest_openlineage(LineReader *r, const IngestOptions *o, IngestBatch *b);
 extern void ingest_dbt(LineReader *r, const IngestOptions *o, IngestBatch *b);
+extern void ingest_airflow(LineReader *r, const IngestOptions *o, IngestBatch *b);
+
+/* ingest_logline.c: log entries of a text log, each through the hook */
+extern void log_events_read(LineReader *r, const IngestOptions *o, IngestBatch *b,
+							const char *log_format, LogEventHook hook, void *arg);
+
+/* ingest_airflow_rest.c */
+extern void airflow_rest_document(Jsonb *doc, long line_no, const char *raw,
+								  const IngestOptions *o, IngestBatch *b);
 
 /* run_insert.c */
 typedef struct RunInserter RunInserter;

@@ -102,13 +102,9 @@ dbt_result_attrs(JsonbContainer *result, const char *status)
 {
 	JsonbParseState *st = NULL;
 	JsonbValue	buf;
-	JsonbValue	s;
 
 	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
-	s.type = jbvString;
-	s.val.string.val = (char *) status;
-	s.val.string.len = strlen(status);
-	json_doc_put(&st, "dbt_status", &s);
+	json_doc_put_text(&st, "dbt_status", status);
 	json_doc_put(&st, "failures", json_doc_get(result, "failures", &buf));
 	json_doc_put(&st, "adapter_response", json_doc_get(result, "adapter_response", &buf));
 	return JsonbValueToJsonb(pushJsonbValue(&st, WJB_END_OBJECT, NULL));

@@ -142,25 +142,16 @@ log_matcher_match(LogMatcher *m, const char *line, int len)
 	return caps;
 }
 
-static JsonbValue *
-push_pair(JsonbParseState **st, const char *key, const char *val)
+/* header: value, or header: null for an optional group that did not match */
+static void
+put_capture(JsonbParseState **st, const char *header, const char *val)
 {
-	JsonbValue	k,
-				v;
+	JsonbValue	null_value = {.type = jbvNull};
 
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	pushJsonbValue(st, WJB_KEY, &k);
-	if (val == NULL)
-		v.type = jbvNull;
+	if (val)
+		json_doc_put_text(st, header, val);
 	else
-	{
-		v.type = jbvString;
-		v.val.string.val = (char *) val;
-		v.val.string.len = strlen(val);
-	}
-	return pushJsonbValue(st, WJB_VALUE, &v);
+		json_doc_put(st, header, &null_value);
 }
 
 /*
@@ -244,45 +235,33 @@ typedef struct PendingEvent
 	int			continuation_lines;
 } PendingEvent;
 
+/* Hand the finished entry to the hook, then to the batch. */
 static void
-flush_event(PendingEvent *ev, IngestBatch *b, const IngestOptions *o)
+flush_event(PendingEvent *ev, IngestBatch *b, const IngestOptions *o,
+			LogEventHook hook, void *arg)
 {
-	Datum		d[7];
-	bool		nulls[7] = {false};
-	int64		template_id;
-	JsonbValue *attrs;
+	LogEventRow row;
 
 	if (!ev->active)
 		return;
 	if (ev->continuation_lines > 0)
 	{
-		JsonbValue	k,
-					v;
+		JsonbValue	v;
 
-		k.type = jbvString;
-		k.val.string.val = "continuation_lines";
-		k.val.string.len = strlen(k.val.string.val);
 		v.type = jbvNumeric;
 		v.val.numeric = int64_to_numeric(ev->continuation_lines);
-		pushJsonbValue(&ev->attrs, WJB_KEY, &k);
-		pushJsonbValue(&ev->attrs, WJB_VALUE, &v);
+		json_doc_put(&ev->attrs, "continuation_lines", &v);
 	}
-	attrs = pushJsonbValue(&ev->attrs, WJB_END_OBJECT, NULL);
-	d[0] = Int64GetDatum(ev->line_no);
-	d[1] = TimestampTzGetDatum(ev->ts);
-	nulls[2] = ev->level == NULL;
-	d[2] = ev->level ? CStringGetTextDatum(ev->level) : (Datum) 0;
-	nulls[3] = ev->component == NULL;
-	d[3] = ev->component ? CStringGetTextDatum(ev->component) : (Datum) 0;
-	d[4] = CStringGetTextDatum(ev->message.data);
-	template_id = ingest_template_id(b, o, ev->message.data, ev->ts);
-	nulls[5] = template_id == 0;
-	d[5] = Int64GetDatum(template_id);
-	d[6] = JsonbPGetDatum(JsonbValueToJsonb(attrs));
-	tuplestore_putvalues(b->events, b->event_desc, d, nulls);
-	b->nevents++;
-	b->min_ts = Min(b->min_ts, ev->ts);
-	b->max_ts = Max(b->max_ts, ev->ts);
+	memset(&row, 0, sizeof(row));
+	row.line_no = ev->line_no;
+	row.ts = ev->ts;
+	row.level = ev->level;
+	row.component = ev->component;
+	row.message = ev->message.data;
+	row.attrs = JsonbValueToJsonb(pushJsonbValue(&ev->attrs, WJB_END_OBJECT, NULL));
+	if (hook)
+		hook(arg, &row);
+	ingest_add_event(b, o, &row);
 	ev->active = false;
 }
 
@@ -312,24 +291,38 @@ start_event(PendingEvent *ev, LogMatcher *m, char **caps, long line_no,
 	pushJsonbValue(&ev->attrs, WJB_BEGIN_OBJECT, NULL);
 	for (i = 0; i < m->fmt.nheaders; i++)
 		if (i != m->level_col && i != m->component_col && i != m->content_col)
-			push_pair(&ev->attrs, m->fmt.headers[i], caps[i]);
+			put_capture(&ev->attrs, m->fmt.headers[i], caps[i]);
 }
 
 static void
-logline_unmatched(LineReader *r, const IngestOptions *o, IngestBatch *b)
+logline_unmatched(LineReader *r, const IngestOptions *o, IngestBatch *b,
+				  const char *log_format)
 {
 	if (!o->quarantine)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("invalid logline input on line %ld", r->line_no),
+				 errmsg("invalid %s input on line %ld", o->format_name, r->line_no),
 				 errdetail("The line does not match log_format \"%s\" and there is no earlier line for it to continue.",
-						   o->log_format)));
+						   log_format),
+				 o->format == INGEST_AIRFLOW ?
+				 errhint("Airflow input is a task log (lines like \"[2024-05-01T00:00:02.123+0000] {taskinstance.py:1234} INFO - ...\") or REST API JSON starting with { or [.") : 0));
 	ingest_reject(b, o, r->line_no, r->line.data, NULL,
 				  "line does not match log_format and continues no earlier line");
 }
 
 void
 ingest_logline(LineReader *r, const IngestOptions *o, IngestBatch *b)
+{
+	log_events_read(r, o, b, o->log_format, NULL, NULL);
+}
+
+/*
+ * The entries of a text log in the given format; each complete entry goes
+ * through hook (when not NULL) and into the batch.
+ */
+void
+log_events_read(LineReader *r, const IngestOptions *o, IngestBatch *b,
+				const char *log_format, LogEventHook hook, void *arg)
 {
 	LogMatcher	m;
 	PendingEvent ev;
@@ -340,7 +333,7 @@ ingest_logline(LineReader *r, const IngestOptions *o, IngestBatch *b)
 	MemoryContext old;
 	TimestampTz last_ts = DT_NOBEGIN;
 
-	log_matcher_init(&m, o->log_format);
+	log_matcher_init(&m, log_format);
 	memset(&ev, 0, sizeof(ev));
 	initStringInfo(&ev.message);
 	old = MemoryContextSwitchTo(b->row_ctx);
@@ -357,7 +350,7 @@ ingest_logline(LineReader *r, const IngestOptions *o, IngestBatch *b)
 		if (!continues_entry(&m, r, ev.active) &&
 			(caps = log_matcher_match(&m, r->line.data, r->line.len)) != NULL)
 		{
-			flush_event(&ev, b, o);
+			flush_event(&ev, b, o, hook, arg);
 			MemoryContextReset(event_ctx);
 			MemoryContextSwitchTo(event_ctx);
 			start_event(&ev, &m, copy_captures(caps, m.fmt.nheaders), r->line_no, o, last_ts);
@@ -371,9 +364,9 @@ ingest_logline(LineReader *r, const IngestOptions *o, IngestBatch *b)
 			ev.continuation_lines++;
 		}
 		else if (r->line.len > 0)
-			logline_unmatched(r, o, b);
+			logline_unmatched(r, o, b, log_format);
 	}
-	flush_event(&ev, b, o);
+	flush_event(&ev, b, o, hook, arg);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(event_ctx);
 }
@@ -399,7 +392,7 @@ smartetl_parse_log(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
 	for (i = 0; i < m.fmt.nheaders; i++)
-		push_pair(&st, m.fmt.headers[i], caps[i]);
+		put_capture(&st, m.fmt.headers[i], caps[i]);
 	res = pushJsonbValue(&st, WJB_END_OBJECT, NULL);
 	PG_RETURN_JSONB_P(JsonbValueToJsonb(res));
 }

@@ -10,7 +10,8 @@
  * ABORT) time.  The parent run facet gives the parent run, the errorMessage
  * facet the error; output dataset statistics give rows and bytes written,
  * input statistics rows read.  Dataset names, nominal time, processing
- * engine, producer and the stack trace are kept in attrs.
+ * engine and producer are kept in attrs; the stack trace becomes a log
+ * event of the run.
  *
  * Events of one run are merged (store.c applies several events of a run in
  * order; a late START never reopens a finished run), so events arriving
@@ -114,7 +115,6 @@ ol_attrs(JsonbContainer *ev, DatasetStats *in, DatasetStats *out)
 		{"eventType", "eventType"}, {"producer", "producer"},
 		{"nominalTime", "run.facets.nominalTime"},
 		{"processing_engine", "run.facets.processing_engine"},
-		{"stackTrace", "run.facets.errorMessage.stackTrace"},
 		{"programmingLanguage", "run.facets.errorMessage.programmingLanguage"},
 		{"parentJob", "run.facets.parent.job"}};
 	int			i;
@@ -126,6 +126,24 @@ ol_attrs(JsonbContainer *ev, DatasetStats *in, DatasetStats *out)
 	json_doc_put(&st, "outputs", pushJsonbValue(&out->names, WJB_END_ARRAY, NULL));
 	res = pushJsonbValue(&st, WJB_END_OBJECT, NULL);
 	return JsonbValueToJsonb(res);
+}
+
+/* The errorMessage facet's stack trace as a log event of the run. */
+static void
+ol_stack_trace(JsonbContainer *ev, const char *event_time, long line_no,
+			   const IngestOptions *o, IngestBatch *b)
+{
+	LogEventRow row;
+
+	memset(&row, 0, sizeof(row));
+	row.message = json_doc_text(ev, "run.facets.errorMessage.stackTrace");
+	if (row.message == NULL || event_time == NULL || !value_timestamp(event_time, o, &row.ts))
+		return;
+	row.line_no = line_no;
+	row.level = "ERROR";
+	row.component = json_doc_text(ev, "run.facets.errorMessage.programmingLanguage");
+	row.run_line = line_no;
+	ingest_add_event(b, o, &row);
 }
 
 static const char *
@@ -185,13 +203,13 @@ ol_event(JsonbContainer *ev, long line_no, const char *raw,
 	}
 	ingest_add_run(b, o, values, ol_paths, ol_attrs(ev, &in, &out),
 				   line_no, raw);
+	ol_stack_trace(ev, event_time, line_no, o, b);
 }
 
 /* Events of a document: the object itself, or each element of an array. */
 static void
-ol_document(char *text, const char *raw, const IngestOptions *o, IngestBatch *b, long first)
+ol_document(Jsonb *doc, long first, const char *raw, const IngestOptions *o, IngestBatch *b)
 {
-	Jsonb	   *doc = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(text)));
 	JsonbIterator *it;
 	JsonbValue	v;
 	JsonbIteratorToken tok;
@@ -205,7 +223,7 @@ ol_document(char *text, const char *raw, const IngestOptions *o, IngestBatch *b,
 	if (!JB_ROOT_IS_ARRAY(doc) || JB_ROOT_IS_SCALAR(doc))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("invalid openlineage input: expected a RunEvent object or an array of them")));
+				 errmsg("invalid openlineage input on line %ld: expected a RunEvent object or an array of them", first)));
 	it = JsonbIteratorInit(&doc->root);
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 		if (tok == WJB_ELEM && v.type == jbvBinary && JsonContainerIsObject(v.val.binary.data))
@@ -215,55 +233,7 @@ ol_document(char *text, const char *raw, const IngestOptions *o, IngestBatch *b,
 void
 ingest_openlineage(LineReader *r, const IngestOptions *o, IngestBatch *b)
 {
-	int			len;
-	char	   *all = json_doc_read(r, o, b, &len);
-	char	   *detail;
-	char	   *doc_detail;
-	int			line;
-	int			doc_line;
-	MemoryContext old;
-
-	old = MemoryContextSwitchTo(b->row_ctx);
-	if (json_doc_valid(all, len, &doc_detail, &doc_line))
-		ol_document(all, NULL, o, b, 1);
-	else
-	{
-		/* not one document: JSON lines, one event per line */
-		char	   *p = all;
-		long		line_no = 0;
-		bool		any_valid = false;
-
-		while (*p)
-		{
-			char	   *nl = strchr(p, '\n');
-			int			len = nl ? (int) (nl - p) : (int) strlen(p);
-			char	   *text = pnstrdup(p, len);
-
-			line_no++;
-			p += len + (nl ? 1 : 0);
-			if (strspn(text, " \t\r") == (size_t) len)
-				continue;
-			if (!json_doc_valid(text, len, &detail, &line))
-			{
-				/* a broken multi-line document: its own error says more */
-				if (!any_valid && !o->quarantine && text[strspn(text, " \t")] == '{' &&
-					strchr(text, '}') == NULL)
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-							 errmsg("invalid openlineage input on line %d", doc_line),
-							 errdetail("%s", doc_detail)));
-				if (!o->quarantine)
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-							 errmsg("invalid openlineage input on line %ld", line_no),
-							 errdetail("%s", detail),
-							 errhint("Send one RunEvent document, a JSON array of them, or one event per line.")));
-				ingest_reject(b, o, line_no, text, NULL, psprintf("invalid JSON: %s", detail));
-				continue;
-			}
-			any_valid = true;
-			ol_document(text, text, o, b, line_no);
-		}
-	}
-	MemoryContextSwitchTo(old);
+	json_docs_read(r, o, b,
+				   "Send one RunEvent document, a JSON array of them, or one event per line.",
+				   ol_document);
 }

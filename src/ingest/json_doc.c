@@ -107,3 +107,84 @@ json_doc_put(JsonbParseState **st, const char *key, JsonbValue *value)
 	pushJsonbValue(st, WJB_KEY, &k);
 	pushJsonbValue(st, WJB_VALUE, value);
 }
+
+/* Add key: "val" to an object being built; nothing when val is NULL. */
+void
+json_doc_put_text(JsonbParseState **st, const char *key, const char *val)
+{
+	JsonbValue	v;
+
+	if (val == NULL)
+		return;
+	v.type = jbvString;
+	v.val.string.val = (char *) val;
+	v.val.string.len = strlen(val);
+	json_doc_put(st, key, &v);
+}
+
+/*
+ * The JSON documents of an input: one document (perhaps spread over many
+ * lines), or JSON lines of documents.  fn gets each parsed document with
+ * its first line number and, for JSON lines, the line's text (for rejects).
+ */
+void
+json_docs_read(LineReader *r, const IngestOptions *o, IngestBatch *b,
+			   const char *hint, JsonDocHandler fn)
+{
+	int			len;
+	char	   *all = json_doc_read(r, o, b, &len);
+	char	   *doc_detail;
+	int			doc_line;
+	char	   *p = all;
+	long		line_no = 0;
+	bool		any_valid = false;
+	MemoryContext old = MemoryContextSwitchTo(b->row_ctx);
+
+	if (json_doc_valid(all, len, &doc_detail, &doc_line))
+	{
+		fn(json_doc_parse(all), 1, NULL, o, b);
+		MemoryContextSwitchTo(old);
+		return;
+	}
+	while (*p)
+	{
+		char	   *nl = strchr(p, '\n');
+		int			n = nl ? (int) (nl - p) : (int) strlen(p);
+		char	   *text = pnstrdup(p, n);
+		char	   *detail;
+		int			line;
+
+		line_no++;
+		p += n + (nl ? 1 : 0);
+		if (strspn(text, " \t\r") == (size_t) n)
+			continue;
+		if (json_doc_valid(text, n, &detail, &line))
+		{
+			any_valid = true;
+			fn(json_doc_parse(text), line_no, text, o, b);
+			continue;
+		}
+		/* a broken multi-line document: its own error says more */
+		if (!any_valid && !o->quarantine && text[strspn(text, " \t")] == '{' &&
+			strchr(text, '}') == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					 errmsg("invalid %s input on line %d", o->format_name, doc_line),
+					 errdetail("%s", doc_detail)));
+		if (!o->quarantine)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					 errmsg("invalid %s input on line %ld", o->format_name, line_no),
+					 errdetail("%s", detail),
+					 errhint("%s", hint)));
+		ingest_reject(b, o, line_no, text, NULL, psprintf("invalid JSON: %s", detail));
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/* Text already checked by json_doc_valid() as jsonb. */
+Jsonb *
+json_doc_parse(char *text)
+{
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(text)));
+}

@@ -37,6 +37,7 @@ static const FormatSpec format_specs[] = {
 	{"logline", INGEST_LOGLINE, false, "log_format run_id"},
 	{"openlineage", INGEST_OPENLINEAGE, false, ""},
 	{"dbt", INGEST_DBT, false, ""},
+	{"airflow", INGEST_AIRFLOW, false, ""},
 };
 
 /* Is key one of the space-separated words in list? */
@@ -70,7 +71,7 @@ find_format(const char *format)
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("unknown ingest format \"%s\"", format),
-			 errhint("Valid formats are: csv, jsonl, logline, openlineage, dbt.")));
+			 errhint("Valid formats are: csv, jsonl, logline, openlineage, dbt, airflow.")));
 	return NULL;				/* keep compiler quiet */
 }
 
@@ -305,7 +306,8 @@ ingest_options_parse(IngestOptions *o, const char *format, Jsonb *options)
 	o->dry_run = option_bool(root, "dry_run", false);
 	o->namespace = ingest_option_text(root, "namespace");
 	if (o->namespace == NULL)
-		o->namespace = (o->format == INGEST_DBT) ? "dbt" : "default";
+		o->namespace = (o->format == INGEST_DBT) ? "dbt" :
+			(o->format == INGEST_AIRFLOW) ? "airflow" : "default";
 	o->pipeline = ingest_option_text(root, "pipeline");
 	o->source = ingest_option_text(root, "source");
 	parse_time_options(o, root);

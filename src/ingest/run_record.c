@@ -34,6 +34,8 @@ enum
 	BR_TEMPLATE_ID, BR_ATTRS, BR_NCOLS
 };
 
+static Datum text_or_null(const char *s, bool *isnull);
+
 static TupleDesc
 make_desc(int n, const char *const *names, const Oid *types)
 {
@@ -57,9 +59,9 @@ ingest_batch_init(IngestBatch *b, const IngestOptions *o)
 		TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, INTERVALOID,
 		INT8OID, INT8OID, INT8OID, TEXTOID, TEXTOID, INT8OID, JSONBOID};
 	static const char *const event_names[] = {"line_no", "ts", "level", "component",
-	"message", "template_id", "attrs"};
+	"message", "template_id", "attrs", "run_line"};
 	static const Oid event_types[] = {INT8OID, TIMESTAMPTZOID, TEXTOID, TEXTOID,
-	TEXTOID, INT8OID, JSONBOID};
+	TEXTOID, INT8OID, JSONBOID, INT8OID};
 	static const char *const reject_names[] = {"line_no", "field", "raw", "reason"};
 	static const Oid reject_types[] = {INT8OID, TEXTOID, TEXTOID, TEXTOID};
 	memset(b, 0, sizeof(*b));
@@ -87,6 +89,32 @@ ingest_batch_free(IngestBatch *b)
 	tuplestore_end(b->rejects);
 	pfree(b->identities);
 	MemoryContextDelete(b->row_ctx);
+}
+
+/* Add one log event (its template found or mined here). */
+void
+ingest_add_event(IngestBatch *b, const IngestOptions *o, const LogEventRow *ev)
+{
+	Datum		d[8];
+	bool		nulls[8] = {false};
+	int64		template_id = ingest_template_id(b, o, ev->message, ev->ts);
+
+	d[0] = Int64GetDatum(ev->line_no);
+	d[1] = TimestampTzGetDatum(ev->ts);
+	d[2] = text_or_null(ev->level, &nulls[2]);
+	d[3] = text_or_null(ev->component, &nulls[3]);
+	d[4] = CStringGetTextDatum(ev->message);
+	nulls[5] = template_id == 0;
+	d[5] = Int64GetDatum(template_id);
+	nulls[6] = ev->attrs == NULL;
+	d[6] = ev->attrs ? JsonbPGetDatum(ev->attrs) : (Datum) 0;
+	nulls[7] = ev->run_line == 0;
+	d[7] = Int64GetDatum(ev->run_line);
+	tuplestore_putvalues(b->events, b->event_desc, d, nulls);
+	b->nevents++;
+	b->events_link_runs |= ev->run_line != 0;
+	b->min_ts = Min(b->min_ts, ev->ts);
+	b->max_ts = Max(b->max_ts, ev->ts);
 }
 
 /* Record a bad row (quarantine mode). */

@@ -44,6 +44,9 @@ ingest_run_parser(LineReader *r, const IngestOptions *o, IngestBatch *b)
 		case INGEST_DBT:
 			ingest_dbt(r, o, b);
 			break;
+		case INGEST_AIRFLOW:
+			ingest_airflow(r, o, b);
+			break;
 	}
 }
 

@@ -197,7 +197,12 @@ store_parent_links(void)
 			 "AND p.external_id OPERATOR(pg_catalog.=) c.parent_external_id "
 			 "AND pp.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id "
 			 "AND pp.namespace OPERATOR(pg_catalog.=) cp.namespace "
-			 "AND p.run_id OPERATOR(pg_catalog.<>) c.run_id",
+			 "AND p.run_id OPERATOR(pg_catalog.<>) c.run_id "
+			 /* siblings share the parent reference; the parent does not */
+			 "AND p.parent_external_id IS DISTINCT FROM c.parent_external_id "
+			 /* run ids repeat across pipelines (Airflow's scheduled__<date>) */
+			 "AND (c.attrs OPERATOR(pg_catalog.->>) 'parent_pipeline' IS NULL "
+			 "OR pp.name OPERATOR(pg_catalog.=) (c.attrs OPERATOR(pg_catalog.->>) 'parent_pipeline'))",
 			 SPI_OK_UPDATE);
 }
 
@@ -482,6 +487,25 @@ event_pipeline(const IngestOptions *o, bool *isnull)
 }
 
 /*
+ * The pipeline and run of each batch run record by line_no, for events
+ * that name their run by run_line (airflow task logs, OpenLineage stack
+ * traces).  An empty relation when no event does.
+ */
+static const char *
+event_run_links(IngestBatch *b)
+{
+	if (!b->events_link_runs || b->nruns == 0)
+		return "SELECT NULL::int8 AS line_no, NULL::int8 AS pipeline_id, NULL::int8 AS run_id";
+	return "SELECT DISTINCT ON (br.line_no) br.line_no, p.pipeline_id, r.run_id "
+		"FROM " BATCH_RUNS " br JOIN smartetl.pipeline p "
+		"ON p.namespace OPERATOR(pg_catalog.=) br.namespace AND p.name OPERATOR(pg_catalog.=) br.pipeline "
+		"LEFT JOIN smartetl.run r ON r.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id "
+		"AND r.external_id OPERATOR(pg_catalog.=) br.external_id "
+		"AND r.attempt OPERATOR(pg_catalog.=) br.attempt "
+		"ORDER BY br.line_no";
+}
+
+/*
  * Insert log events into their monthly partitions (created on demand).
  * (source, line_no, ts) identifies an event, so re-ingesting a file, or a
  * file that has grown since, adds only the lines not stored yet.
@@ -507,13 +531,17 @@ store_events(IngestBatch *b, const IngestOptions *o, IngestCounts *counts)
 	nulls[3] = no_pipeline ? 'n' : ' ';
 	nulls[4] = o->run_external_id ? ' ' : 'n';
 	values[4] = o->run_external_id ? CStringGetTextDatum(o->run_external_id) : (Datum) 0;
-	if (SPI_execute_with_args("WITH ins AS (INSERT INTO smartetl.log_event "
-							  "(pipeline_id, run_id, ts, level, component, message, template_id, source, line_no, attrs) "
-							  "SELECT $4, (SELECT run_id FROM smartetl.run WHERE pipeline_id "
-							  "OPERATOR(pg_catalog.=) $4 AND external_id OPERATOR(pg_catalog.=) $5 "
-							  "ORDER BY attempt DESC LIMIT 1), ts, level, component, message, template_id, $3, line_no, attrs "
-							  "FROM " BATCH_EVENTS " ON CONFLICT (source, line_no, ts) DO NOTHING RETURNING 1) "
-							  "SELECT count(*) FROM ins",
+	if (SPI_execute_with_args(psprintf("WITH links AS MATERIALIZED (%s), "
+									   "ins AS (INSERT INTO smartetl.log_event "
+									   "(pipeline_id, run_id, ts, level, component, message, template_id, source, line_no, attrs) "
+									   "SELECT COALESCE(l.pipeline_id, $4), COALESCE(l.run_id, "
+									   "(SELECT run_id FROM smartetl.run WHERE pipeline_id OPERATOR(pg_catalog.=) $4 "
+									   "AND external_id OPERATOR(pg_catalog.=) $5 ORDER BY attempt DESC LIMIT 1)), "
+									   "e.ts, e.level, e.component, e.message, e.template_id, $3, e.line_no, e.attrs "
+									   "FROM " BATCH_EVENTS " e LEFT JOIN links l ON l.line_no OPERATOR(pg_catalog.=) e.run_line "
+									   "ON CONFLICT (source, line_no, ts) DO NOTHING RETURNING 1) "
+									   "SELECT count(*) FROM ins",
+									   event_run_links(b)),
 							  5, types, values, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not store log events");
 	inserted = spi_int64(0, 1);

@@ -5,7 +5,7 @@
 SET client_min_messages = warning;
 \getenv data SMARTETL_DATA
 BEGIN;
-SELECT plan(50);
+SELECT plan(55);
 SELECT (pg_stat_file(:'data' || '/README.md', true)).size IS NOT NULL AS have_data \gset
 
 \if :have_data
@@ -146,9 +146,42 @@ SELECT results_eq(
       WHERE p.namespace = 'tap_dbt' AND r.parent_run_id IS NOT NULL GROUP BY 1 ORDER BY 1$$,
     $$VALUES ('failed', 3::bigint), ('skipped', 1), ('success', 26)$$,
     'dbt: node statuses (error/fail failed, success/pass success, skipped)');
+
+-- Airflow: real task logs of one DAG (a failed try, then a successful DAG run)
+CREATE TEMP TABLE af_result AS
+SELECT f, r.*
+FROM unnest(ARRAY['the_best_movies__filter_movies__manual__2023-09-13T13-05-53__attempt1_FAILED.log',
+                  'the_best_movies__filter_movies__manual__2023-09-13T13-21-22__attempt1_SUCCESS.log',
+                  'the_best_movies__insert_movies__manual__2023-09-13T13-21-22__attempt1_SUCCESS.log',
+                  'the_best_movies__read_movies__manual__2023-09-13T13-21-22__attempt1_SUCCESS.log']) f,
+     LATERAL smartetl.ingest_file(:'data' || '/format_refs/airflow/' || f, 'airflow', '{"namespace": "tap_airflow"}') r;
+SELECT results_eq(
+    $$SELECT p.name, r.external_id, r.attempt, r.status::text, r.host, r.attrs->>'operator'
+      FROM smartetl.run r JOIN smartetl.pipeline p USING (pipeline_id)
+      WHERE p.namespace = 'tap_airflow' ORDER BY 1, 2$$,
+    $$VALUES ('the_best_movies.filter_movies', 'manual__2023-09-13T13:05:53.295314+00:00', 1, 'failed', '7f15b43741c2', '_PythonDecoratedOperator'),
+             ('the_best_movies.filter_movies', 'manual__2023-09-13T13:21:22.841059+00:00', 1, 'success', '056025c9bfde', '_PythonDecoratedOperator'),
+             ('the_best_movies.insert_movies', 'manual__2023-09-13T13:21:22.841059+00:00', 1, 'success', '056025c9bfde', '_PythonDecoratedOperator'),
+             ('the_best_movies.read_movies', 'manual__2023-09-13T13:21:22.841059+00:00', 1, 'success', '056025c9bfde', '_PythonDecoratedOperator')$$,
+    'airflow logs: one run per task try, named by dag.task and DAG run id, status from the markers');
+SELECT is((SELECT r.error_message FROM smartetl.run r JOIN smartetl.pipeline p USING (pipeline_id)
+           WHERE p.namespace = 'tap_airflow' AND r.status = 'failed'),
+          $$OSError: Cannot save file into a non-existent directory: 'tmp'$$,
+          'airflow logs: the failed try''s error is the traceback''s exception');
+SELECT is((SELECT r.ended_at - r.started_at FROM smartetl.run r JOIN smartetl.pipeline p USING (pipeline_id)
+           WHERE p.namespace = 'tap_airflow' AND r.status = 'failed'),
+          interval '0.333 s', 'airflow logs: the try runs from "Starting attempt" to "Marking task as"');
+SELECT results_eq(
+    $$SELECT count(*), count(e.run_id), count(DISTINCT e.run_id), count(*) FILTER (WHERE e.attrs ? 'continuation_lines')
+      FROM smartetl.log_event e JOIN smartetl.pipeline p USING (pipeline_id) WHERE p.namespace = 'tap_airflow'$$,
+    $$VALUES (53::bigint, 53::bigint, 4::bigint, 1::bigint)$$,
+    'airflow logs: 71 lines are 53 entries (the traceback joins its ERROR entry), each linked to its run');
+SELECT is((SELECT sum(unchanged) FROM (SELECT (smartetl.ingest_file(:'data' || '/format_refs/airflow/' || f, 'airflow',
+                                               '{"namespace": "tap_airflow"}')).unchanged FROM af_result) s),
+          57::numeric, 'airflow logs: re-ingest leaves 4 runs and 53 events unchanged');
 \else
 -- missing data is a failure, not a skip: these are the tests on real input
-SELECT fail('real data not found at ' || :'data' || ' (set SMARTETL_DATA)') FROM generate_series(1, 50);
+SELECT fail('real data not found at ' || :'data' || ' (set SMARTETL_DATA)') FROM generate_series(1, 55);
 \endif
 
 SELECT * FROM finish();
