@@ -4,7 +4,11 @@
  *		the same).  See airflow_marker.h.
  *-------------------------------------------------------------------------
  */
+#ifdef FRONTEND
+#include "postgres_fe.h"
+#else
 #include "postgres.h"
+#endif
 
 #include <ctype.h>
 
@@ -34,17 +38,22 @@ trimmed_copy(const char *s, const char *end)
 	return end > s ? pnstrdup(s, end - s) : NULL;
 }
 
-/* Take the dag and task ids, unless exact ones are known already. */
+/* Copy of len bytes at s, or NULL when empty. */
+static char *
+nonempty_copy(const char *s, size_t len)
+{
+	return len > 0 ? pnstrdup(s, len) : NULL;
+}
+
+/* Take a dag and task id pair, unless exact ones are known already. */
 static void
 set_ids(AirflowFacts *f, char *dag_id, char *task_id, bool exact)
 {
-	if (f->ids_exact && !exact)
+	if ((f->ids_exact && !exact) || dag_id == NULL || task_id == NULL)
 		return;
-	if (dag_id)
-		f->dag_id = dag_id;
-	if (task_id)
-		f->task_id = task_id;
-	f->ids_exact |= exact && dag_id && task_id;
+	f->dag_id = dag_id;
+	f->task_id = task_id;
+	f->ids_exact |= exact;
 }
 
 /*
@@ -70,7 +79,7 @@ scan_task_instance(const char *msg, AirflowFacts *f)
 		return false;
 	dot = memchr(p, '.', name_end - p);
 	if (dot)
-		set_ids(f, pnstrdup(p, dot - p), pnstrdup(dot + 1, name_end - dot - 1), false);
+		set_ids(f, nonempty_copy(p, dot - p), nonempty_copy(dot + 1, name_end - dot - 1), false);
 	map = strstr(name_end, " map_index=");
 	if (map && map < state)
 	{
@@ -95,13 +104,13 @@ env_value(const char **pp)
 		if (end == NULL)
 			end = p + strlen(p);
 		*pp = *end ? end + 1 : end;
-		return pnstrdup(p + 1, end - p - 1);
+		return nonempty_copy(p + 1, end - p - 1);
 	}
 	end = p;
 	while (*end && !isspace((unsigned char) *end))
 		end++;
 	*pp = end;
-	return end > p ? pnstrdup(p, end - p) : NULL;
+	return nonempty_copy(p, end - p);
 }
 
 /* "AIRFLOW_CTX_DAG_ID='d' AIRFLOW_CTX_TASK_ID='t' ..." (one line or several). */

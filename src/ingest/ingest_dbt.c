@@ -193,12 +193,17 @@ dbt_document(Jsonb *doc, const IngestOptions *o, IngestBatch *b)
 	bool		any_failed = false;
 	char	   *project = NULL;
 
-	if (invocation == NULL || results == NULL || results->type != jbvBinary ||
+	if (invocation == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("invalid dbt input, field \"metadata.invocation_id\""),
+				 errdetail("Expected the invocation id of a run_results.json.")));
+	if (results == NULL || results->type != jbvBinary ||
 		!JsonContainerIsArray(results->val.binary.data))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("invalid dbt input: not a run_results.json"),
-				 errdetail("Expected metadata.invocation_id and a results array.")));
+				 errmsg("invalid dbt input, field \"results\""),
+				 errdetail("Expected the array of node results of a run_results.json.")));
 	it = JsonbIteratorInit(results->val.binary.data);
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 	{

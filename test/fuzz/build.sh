@@ -63,3 +63,4 @@ build fuzz_jsonl "$root/src/common/line_reader.c" "$root/src/ingest/json_fields.
 build fuzz_logformat "$root/src/ingest/log_format.c"
 build fuzz_logsplit "$root/src/ingest/log_format.c" "$root/src/ingest/log_split.c"
 build fuzz_template "$root/src/template/miner.c" "$root/src/template/tokenize.c"
+build fuzz_airflow "$root/src/ingest/airflow_marker.c"
