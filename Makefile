@@ -32,12 +32,14 @@ OBJS = \
 	src/ingest/store.o \
 	src/template/miner.o \
 	src/template/tokenize.o \
-	src/template/template_store.o
+	src/template/template_store.o \
+	src/kpi/qsketch_core.o \
+	src/kpi/qsketch.o
 
 SQL_PIECES = $(sort $(wildcard src/sql/*.sql))
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 
-REGRESS = schema ingest_csv ingest_jsonl ingest_logline ingest_openlineage ingest_dbt ingest_errors template ingest_airflow drop
+REGRESS = schema ingest_csv ingest_jsonl ingest_logline ingest_openlineage ingest_dbt ingest_errors template ingest_airflow qsketch drop
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 ENCODING = UTF8
 NO_LOCALE = 1

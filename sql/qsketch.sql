@@ -1,0 +1,35 @@
+-- qsketch: special values, text and binary forms, bad input.
+-- NaN is counted but never ranked; infinities rank at the ends; negatives
+-- are sketched by magnitude; zero is exact; NULLs are skipped.
+SELECT smartetl.qsketch_agg(x) FROM (VALUES (1.0::float8), (2), (3)) v(x);
+SELECT smartetl.quantiles(smartetl.qsketch_agg(x), '{0, 0.25, 0.5, 0.75, 1}')
+FROM (VALUES ('-100'::float8), ('-1'), ('0'), ('0'), ('1'), ('100'), (NULL), ('NaN')) v(x);
+SELECT smartetl.qsketch_count(s), smartetl.qsketch_mean(s), smartetl.quantiles(s, '{0, 0.5, 1}')
+FROM (SELECT smartetl.qsketch_agg(x) s
+      FROM (VALUES ('-Infinity'::float8), ('1'), ('2'), ('3'), ('Infinity'), ('NaN')) v(x)) q;
+-- only NaN: a sketch with nothing to rank; no rows at all: NULL
+SELECT smartetl.quantile(smartetl.qsketch_agg('NaN'::float8), 0.5) IS NULL AS nan_only_is_null,
+       smartetl.qsketch_agg(x) IS NULL AS empty_is_null
+FROM (SELECT 1.0::float8 WHERE false) e(x);
+-- extreme magnitudes keep their relative accuracy
+SELECT round((smartetl.quantile(s, 0) / 1e-300)::numeric, 6) AS lo, round((smartetl.quantile(s, 1) / 1e300)::numeric, 6) AS hi,
+       abs(smartetl.quantile(s, 0.5) / 1.0 - 1) <= 0.005 + 1e-12 AS mid_within_bound
+FROM (SELECT smartetl.qsketch_agg(x) s FROM (VALUES (1e-300::float8), (1.0), (1e300)) v(x)) q;
+-- fractions outside [0, 1] are errors, like percentile_cont
+SELECT smartetl.quantile(smartetl.qsketch_agg(1.0), 1.5);
+SELECT smartetl.quantiles(smartetl.qsketch_agg(1.0), '{0.5, NaN}');
+-- text form round trip and validation
+SELECT '{"alpha": 0.005, "count": 2, "zero": 1, "nan": 0, "pos_inf": 0, "neg_inf": 0, "sum": 5, "min": 0, "max": 5, "pos": [[323, 1]], "neg": []}'::smartetl.qsketch;
+SELECT '{"alpha": 0.01, "count": 0, "zero": 0, "nan": 0, "pos_inf": 0, "neg_inf": 0, "sum": 0, "min": 0, "max": 0, "pos": [], "neg": []}'::smartetl.qsketch;
+SELECT '{"alpha": 0.005, "count": 3, "zero": 1, "nan": 0, "pos_inf": 0, "neg_inf": 0, "sum": 5, "min": 0, "max": 5, "pos": [[323, 1]], "neg": []}'::smartetl.qsketch;
+SELECT '{"alpha": 0.005, "count": 2, "zero": 0, "nan": 0, "pos_inf": 0, "neg_inf": 0, "sum": 5, "min": 0, "max": 5, "pos": [[323, 1], [20, 1]], "neg": []}'::smartetl.qsketch;
+SELECT '{"alpha": 0.005, "count": 1, "zero": 0, "nan": 0, "pos_inf": 0, "neg_inf": 0, "sum": 5, "min": 0, "max": 5, "pos": [[323]], "neg": []}'::smartetl.qsketch;
+SELECT '{"alpha": 0.005, "count": 1, "zero": 0, "nan": 0, "pos_inf": 1, "neg_inf": 0, "sum": 0, "min": "Infinity", "max": "Infinity", "pos": [], "neg": []}'::smartetl.qsketch;
+SELECT '[1, 2]'::smartetl.qsketch;
+-- binary form: COPY BINARY out and back in
+CREATE TABLE qs_copy (s smartetl.qsketch);
+INSERT INTO qs_copy SELECT smartetl.qsketch_agg(g) FROM generate_series(-50, 1000) g;
+COPY qs_copy TO '/tmp/smartetl_qs_copy.bin' WITH (FORMAT binary);
+COPY qs_copy FROM '/tmp/smartetl_qs_copy.bin' WITH (FORMAT binary);
+SELECT count(*), count(DISTINCT s::text) FROM qs_copy;
+DROP TABLE qs_copy;

@@ -1,0 +1,425 @@
+/*-------------------------------------------------------------------------
+ * src/kpi/qsketch_core.c
+ *		The quantile sketch itself: buckets, merging, quantiles and the
+ *		serialized form.  See qsketch_core.h.
+ *-------------------------------------------------------------------------
+ */
+#ifdef FRONTEND
+#include "postgres_fe.h"
+#else
+#include "postgres.h"
+#endif
+
+#include <math.h>
+
+#include "kpi/qsketch_core.h"
+
+#define QS_HEADER_BYTES (4 + 5 * 8 + 3 * 8 + 2 * 4)
+#define QS_PAIR_BYTES (4 + 8)
+
+static double
+qs_log_gamma(void)
+{
+	return log((1.0 + QS_ALPHA) / (1.0 - QS_ALPHA));
+}
+
+int32_t
+qs_value_key(double x)
+{
+	double		k = ceil(log(x) / qs_log_gamma());
+
+	return (int32_t) Max(Min(k, QS_KEY_LIMIT), -QS_KEY_LIMIT);
+}
+
+double
+qs_key_value(int32_t key)
+{
+	double		gamma = (1.0 + QS_ALPHA) / (1.0 - QS_ALPHA);
+
+	return 2.0 * exp(key * qs_log_gamma()) / (gamma + 1.0);
+}
+
+static void
+store_init(QStore *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->empty = true;
+}
+
+/*
+ * Make the array cover [lo, hi] (hi - lo < QS_MAX_BUCKETS), folding the
+ * counts of keys below lo into lo.
+ */
+static void
+store_cover(QStore *st, int32_t lo, int32_t hi)
+{
+	int64_t    *counts;
+	int32_t		cap,
+				base,
+				k;
+
+	if (!st->empty && lo >= st->base && hi < st->base + st->cap)
+	{
+		for (k = st->min_key; k < lo && k <= st->max_key; k++)
+		{
+			st->counts[lo - st->base] += st->counts[k - st->base];
+			st->counts[k - st->base] = 0;
+		}
+		return;
+	}
+	/* room for growth on both sides, within twice the bucket limit */
+	cap = Max(64, Min(2 * (hi - lo + 1), 2 * QS_MAX_BUCKETS));
+	base = lo - (cap - (hi - lo + 1)) / 2;
+	counts = palloc0(sizeof(int64_t) * cap);
+	for (k = st->min_key; !st->empty && k <= st->max_key; k++)
+		counts[Max(k, lo) - base] += st->counts[k - st->base];
+	if (st->counts)
+		pfree(st->counts);
+	st->counts = counts;
+	st->base = base;
+	st->cap = cap;
+}
+
+/* Add cnt to bucket key, folding the lowest buckets beyond the size limit. */
+static void
+store_add(QStore *st, int32_t key, int64_t cnt)
+{
+	int32_t		lo = st->empty ? key : Min(st->min_key, key);
+	int32_t		hi = st->empty ? key : Max(st->max_key, key);
+
+	if ((int64_t) hi - lo + 1 > QS_MAX_BUCKETS)
+		lo = hi - QS_MAX_BUCKETS + 1;
+	store_cover(st, lo, hi);
+	st->counts[Max(key, lo) - st->base] += cnt;
+	st->min_key = lo;
+	st->max_key = hi;
+	st->empty = false;
+}
+
+void
+qs_init(QSketch *s)
+{
+	memset(s, 0, sizeof(*s));
+	store_init(&s->pos);
+	store_init(&s->neg);
+}
+
+static void
+note_extremes(QSketch *s, double x)
+{
+	if (s->count == 0 || x < s->min)
+		s->min = x;
+	if (s->count == 0 || x > s->max)
+		s->max = x;
+}
+
+void
+qs_add(QSketch *s, double x)
+{
+	if (isnan(x))
+	{
+		s->nan++;
+		return;
+	}
+	note_extremes(s, x);
+	s->count++;
+	if (isinf(x))
+	{
+		if (x > 0)
+			s->pos_inf++;
+		else
+			s->neg_inf++;
+		return;
+	}
+	s->sum += x;
+	if (x > 0)
+		store_add(&s->pos, qs_value_key(x), 1);
+	else if (x < 0)
+		store_add(&s->neg, qs_value_key(-x), 1);
+	else
+		s->zero++;
+}
+
+static void
+store_merge(QStore *into, const QStore *from)
+{
+	int32_t		k;
+
+	if (from->empty)
+		return;
+	/* the widest range first, so the adds below never reallocate */
+	store_add(into, from->max_key, 0);
+	store_add(into, from->min_key, 0);
+	for (k = from->min_key; k <= from->max_key; k++)
+		if (from->counts[k - from->base] != 0)
+			store_add(into, k, from->counts[k - from->base]);
+}
+
+void
+qs_merge(QSketch *into, const QSketch *from)
+{
+	if (from->count > 0)
+	{
+		note_extremes(into, from->min);
+		note_extremes(into, from->max);
+	}
+	into->count += from->count;
+	into->zero += from->zero;
+	into->nan += from->nan;
+	into->pos_inf += from->pos_inf;
+	into->neg_inf += from->neg_inf;
+	into->sum += from->sum;
+	store_merge(&into->pos, &from->pos);
+	store_merge(&into->neg, &from->neg);
+}
+
+/* The rank-th smallest ranked value (0-based), as the sketch knows it. */
+static double
+qs_value_at(const QSketch *s, int64_t rank)
+{
+	int32_t		k;
+
+	if (rank < s->neg_inf)
+		return -INFINITY;
+	rank -= s->neg_inf;
+	for (k = s->neg.max_key; !s->neg.empty && k >= s->neg.min_key; k--)
+	{
+		if (rank < s->neg.counts[k - s->neg.base])
+			return -qs_key_value(k);
+		rank -= s->neg.counts[k - s->neg.base];
+	}
+	if (rank < s->zero)
+		return 0.0;
+	rank -= s->zero;
+	for (k = s->pos.min_key; !s->pos.empty && k <= s->pos.max_key; k++)
+	{
+		if (rank < s->pos.counts[k - s->pos.base])
+			return qs_key_value(k);
+		rank -= s->pos.counts[k - s->pos.base];
+	}
+	return INFINITY;
+}
+
+/* The order statistic at rank, exact at both ends and clamped between. */
+static double
+qs_order_statistic(const QSketch *s, int64_t rank)
+{
+	double		v;
+
+	if (rank <= 0)
+		return s->min;
+	if (rank >= s->count - 1)
+		return s->max;
+	v = qs_value_at(s, rank);
+	return Max(s->min, Min(s->max, v));
+}
+
+double
+qs_quantile(const QSketch *s, double p)
+{
+	double		r = p * (double) (s->count - 1);
+	int64_t		lo = (int64_t) floor(r);
+	double		frac = r - (double) lo;
+	double		a = qs_order_statistic(s, lo);
+	double		b;
+
+	if (frac == 0.0)
+		return a;
+	b = qs_order_statistic(s, lo + 1);
+	return a + (b - a) * frac;
+}
+
+/* Big-endian writers and readers, so the bytes mean the same everywhere. */
+static char *
+put_u64(char *p, uint64_t v)
+{
+	int			i;
+
+	for (i = 7; i >= 0; i--)
+		*p++ = (char) ((v >> (8 * i)) & 0xFF);
+	return p;
+}
+
+static char *
+put_u32(char *p, uint32_t v)
+{
+	int			i;
+
+	for (i = 3; i >= 0; i--)
+		*p++ = (char) ((v >> (8 * i)) & 0xFF);
+	return p;
+}
+
+static char *
+put_f64(char *p, double d)
+{
+	uint64_t	v;
+
+	memcpy(&v, &d, sizeof(v));
+	return put_u64(p, v);
+}
+
+static uint64_t
+get_u64(const char **p)
+{
+	uint64_t	v = 0;
+	int			i;
+
+	for (i = 0; i < 8; i++)
+		v = (v << 8) | (unsigned char) *(*p)++;
+	return v;
+}
+
+static uint32_t
+get_u32(const char **p)
+{
+	uint32_t	v = 0;
+	int			i;
+
+	for (i = 0; i < 4; i++)
+		v = (v << 8) | (unsigned char) *(*p)++;
+	return v;
+}
+
+static double
+get_f64(const char **p)
+{
+	uint64_t	v = get_u64(p);
+	double		d;
+
+	memcpy(&d, &v, sizeof(d));
+	return d;
+}
+
+static int32_t
+store_nonempty(const QStore *st)
+{
+	int32_t		n = 0,
+				k;
+
+	for (k = st->min_key; !st->empty && k <= st->max_key; k++)
+		n += st->counts[k - st->base] != 0;
+	return n;
+}
+
+static char *
+put_store(char *p, const QStore *st)
+{
+	int32_t		k;
+
+	for (k = st->min_key; !st->empty && k <= st->max_key; k++)
+		if (st->counts[k - st->base] != 0)
+		{
+			p = put_u32(p, (uint32_t) k);
+			p = put_u64(p, (uint64_t) st->counts[k - st->base]);
+		}
+	return p;
+}
+
+char *
+qs_serialize(const QSketch *s, size_t *len)
+{
+	int32_t		npos = store_nonempty(&s->pos);
+	int32_t		nneg = store_nonempty(&s->neg);
+	char	   *buf,
+			   *p;
+
+	*len = QS_HEADER_BYTES + (size_t) (npos + nneg) * QS_PAIR_BYTES;
+	buf = p = palloc(*len);
+	p = put_u32(p, QS_FORMAT_VERSION);
+	p = put_u64(p, (uint64_t) s->count);
+	p = put_u64(p, (uint64_t) s->zero);
+	p = put_u64(p, (uint64_t) s->nan);
+	p = put_u64(p, (uint64_t) s->pos_inf);
+	p = put_u64(p, (uint64_t) s->neg_inf);
+	p = put_f64(p, s->sum);
+	p = put_f64(p, s->min);
+	p = put_f64(p, s->max);
+	p = put_u32(p, (uint32_t) npos);
+	p = put_u32(p, (uint32_t) nneg);
+	p = put_store(p, &s->pos);
+	put_store(p, &s->neg);
+	return buf;
+}
+
+/* Read n (key, count) pairs into st; their sum into *total. */
+static const char *
+get_store(const char **p, int32_t n, QStore *st, int64_t *total)
+{
+	int32_t		i;
+	int32_t		prev = 0;
+
+	*total = 0;
+	for (i = 0; i < n; i++)
+	{
+		int32_t		key = (int32_t) get_u32(p);
+		int64_t		cnt = (int64_t) get_u64(p);
+
+		if (key < -QS_KEY_LIMIT || key > QS_KEY_LIMIT)
+			return "bucket key out of range";
+		if (i > 0 && key <= prev)
+			return "bucket keys not in increasing order";
+		if (i > 0 && (int64_t) key - st->min_key >= QS_MAX_BUCKETS)
+			return "bucket keys span more than the bucket limit";
+		if (cnt <= 0 || *total > INT64_MAX - cnt)
+			return "bucket count not positive or too large";
+		store_add(st, key, cnt);
+		*total += cnt;
+		prev = key;
+	}
+	return NULL;
+}
+
+static bool
+add_overflows(int64_t a, int64_t b)
+{
+	return b > INT64_MAX - a;
+}
+
+const char *
+qs_deserialize(const char *buf, size_t len, QSketch *s)
+{
+	const char *p = buf;
+	int32_t		npos,
+				nneg;
+	int64_t		pos_total,
+				neg_total,
+				ranked;
+	const char *err;
+
+	qs_init(s);
+	if (len < QS_HEADER_BYTES)
+		return "too short for a qsketch header";
+	if (get_u32(&p) != QS_FORMAT_VERSION)
+		return "unknown qsketch format version";
+	s->count = (int64_t) get_u64(&p);
+	s->zero = (int64_t) get_u64(&p);
+	s->nan = (int64_t) get_u64(&p);
+	s->pos_inf = (int64_t) get_u64(&p);
+	s->neg_inf = (int64_t) get_u64(&p);
+	s->sum = get_f64(&p);
+	s->min = get_f64(&p);
+	s->max = get_f64(&p);
+	npos = (int32_t) get_u32(&p);
+	nneg = (int32_t) get_u32(&p);
+	if (npos < 0 || nneg < 0 || npos > QS_MAX_BUCKETS || nneg > QS_MAX_BUCKETS)
+		return "bucket count out of range";
+	if (len != QS_HEADER_BYTES + (size_t) (npos + nneg) * QS_PAIR_BYTES)
+		return "length does not match the bucket counts";
+	if (s->count < 0 || s->zero < 0 || s->nan < 0 || s->pos_inf < 0 || s->neg_inf < 0)
+		return "negative count";
+	if ((err = get_store(&p, npos, &s->pos, &pos_total)) != NULL ||
+		(err = get_store(&p, nneg, &s->neg, &neg_total)) != NULL)
+		return err;
+	ranked = s->zero;
+	if (add_overflows(ranked, s->pos_inf) || add_overflows(ranked += s->pos_inf, s->neg_inf) ||
+		add_overflows(ranked += s->neg_inf, pos_total) || add_overflows(ranked += pos_total, neg_total))
+		return "counts overflow";
+	if (ranked + neg_total != s->count)
+		return "bucket counts do not add up to the value count";
+	if (s->count > 0 && (isnan(s->min) || isnan(s->max) || s->min > s->max))
+		return "min and max are not an ordered pair";
+	if (isnan(s->sum) && s->count > s->pos_inf + s->neg_inf)
+		return "sum is not a number";
+	return NULL;
+}
