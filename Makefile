@@ -34,7 +34,8 @@ OBJS = \
 	src/template/tokenize.o \
 	src/template/template_store.o \
 	src/kpi/qsketch_core.o \
-	src/kpi/qsketch.o
+	src/kpi/qsketch.o \
+	src/kpi/rollup.o
 
 SQL_PIECES = $(sort $(wildcard src/sql/*.sql))
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql

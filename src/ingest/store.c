@@ -27,6 +27,7 @@
 #include "utils/timestamp.h"
 
 #include "ingest/ingest.h"
+#include "kpi/rollup.h"
 #include "template/template.h"
 
 #define BATCH_RUNS "smartetl_batch_runs"
@@ -365,6 +366,19 @@ existing_run_lines(int64 *n, bool **changes)
 	return lines;
 }
 
+/* The rollup hour of a new run: its start, else its end (run.run_at). */
+static void
+note_touched_hour(TouchedHours *touched, int64 pipeline_id, TupleTableSlot *slot)
+{
+	bool		isnull;
+	Datum		at = slot_getattr(slot, 8, &isnull);	/* started_at */
+
+	if (isnull)
+		at = slot_getattr(slot, 9, &isnull);	/* ended_at */
+	if (!isnull)
+		touched_hours_add(touched, pipeline_id, DatumGetTimestampTz(at));
+}
+
 /*
  * New runs go through the bulk inserter; runs already stored that would
  * change are copied to a second batch, returned for the SQL upsert.  The batch is in line
@@ -383,8 +397,11 @@ store_new_runs(IngestBatch *b, IngestCounts *counts, int64 *nexisting)
 	Tuplestorestate *existing = tuplestore_begin_heap(false, false, work_mem);
 	TupleTableSlot *slot = MakeSingleTupleTableSlot(b->run_desc, &TTSOpsMinimalTuple);
 	RunInserter *ri = run_insert_begin(b->run_desc);
-	MemoryContext old = MemoryContextSwitchTo(b->row_ctx);
+	TouchedHours touched;
+	MemoryContext old;
 
+	touched_hours_init(&touched);
+	old = MemoryContextSwitchTo(b->row_ctx);
 	tuplestore_rescan(b->runs);
 	while (tuplestore_gettupleslot(b->runs, true, false, slot))
 	{
@@ -401,13 +418,20 @@ store_new_runs(IngestBatch *b, IngestCounts *counts, int64 *nexisting)
 			next++;
 		}
 		else
-			run_insert_add(ri, slot, find_pipeline_id(ids, npipelines, slot));
+		{
+			int64		pipeline_id = find_pipeline_id(ids, npipelines, slot);
+
+			run_insert_add(ri, slot, pipeline_id);
+			note_touched_hour(&touched, pipeline_id, slot);
+		}
 		/* a row read back from a spilled batch lives in row_ctx: release it first */
 		ExecClearTuple(slot);
 		MemoryContextReset(b->row_ctx);
 	}
 	MemoryContextSwitchTo(old);
 	counts->inserted += run_insert_end(ri);
+	/* the bulk path fires no triggers: refresh the rollups here */
+	touched_hours_refresh(&touched);
 	ExecDropSingleTupleTableSlot(slot);
 	*nexisting = nchanged;
 	return existing;

@@ -53,6 +53,7 @@ CREATE TABLE smartetl.run (
     ended_at           timestamptz,
     duration           interval CHECK (duration >= interval '0'),
     duration_s         double precision GENERATED ALWAYS AS (date_part('epoch', duration)) STORED,
+    run_at             timestamptz GENERATED ALWAYS AS (COALESCE(started_at, ended_at)) STORED,
     rows_read          bigint CHECK (rows_read >= 0),
     rows_written       bigint CHECK (rows_written >= 0),
     bytes              bigint CHECK (bytes >= 0),
@@ -67,6 +68,7 @@ CREATE TABLE smartetl.run (
 );
 COMMENT ON TABLE smartetl.run IS 'one row per pipeline run or task run (parent_run_id); identity is (pipeline, external_id, attempt), or (pipeline, started_at) without an external id';
 COMMENT ON COLUMN smartetl.run.duration_s IS 'duration in seconds, for aggregates and dashboards';
+COMMENT ON COLUMN smartetl.run.run_at IS 'when the run happened: its start, or its end when the start is unknown; KPIs, rollups and rules use it';
 
 -- identities used by idempotent re-ingest
 CREATE UNIQUE INDEX run_identity_external ON smartetl.run (pipeline_id, external_id, attempt)
@@ -74,7 +76,7 @@ CREATE UNIQUE INDEX run_identity_external ON smartetl.run (pipeline_id, external
 CREATE UNIQUE INDEX run_identity_start ON smartetl.run (pipeline_id, started_at)
     WHERE external_id IS NULL;
 -- KPIs and alert rules scan a pipeline's runs over a time range
-CREATE INDEX run_pipeline_time ON smartetl.run (pipeline_id, started_at DESC) INCLUDE (status);
+CREATE INDEX run_pipeline_time ON smartetl.run (pipeline_id, run_at DESC) INCLUDE (status);
 -- task runs of a parent; children still waiting for their parent to arrive
 CREATE INDEX run_parent ON smartetl.run (parent_run_id) WHERE parent_run_id IS NOT NULL;
 CREATE INDEX run_orphan ON smartetl.run (parent_external_id)

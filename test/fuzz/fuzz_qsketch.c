@@ -1,0 +1,104 @@
+/*-------------------------------------------------------------------------
+ * test/fuzz/fuzz_qsketch.c
+ *		libFuzzer harness: qs_deserialize on untrusted bytes (the binary
+ *		receive form and the aggregate's serialized state), then the
+ *		sketch operations on whatever it accepts.
+ *
+ * Invariants for an accepted sketch:
+ *	- serializing it again gives back exactly the input bytes;
+ *	- quantiles are non-decreasing in p, p = 0 gives min and p = 1 max;
+ *	- merging it into an empty sketch and into itself keeps the counts
+ *	  (count doubles) and the min and max;
+ * and the first bytes also drive qs_add on a fresh sketch, whose
+ * serialization must be accepted.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres_fe.h"
+
+#include <math.h>
+
+#include "kpi/qsketch_core.h"
+
+#include "fuzz_common.h"
+
+static void
+check_quantiles(const QSketch *s)
+{
+	double		prev = -INFINITY;
+	int			i;
+
+	if (s->count == 0)
+		return;
+	FUZZ_CHECK(qs_quantile(s, 0.0) == s->min || (isnan(s->min) && isnan(qs_quantile(s, 0.0))),
+			   "p0 is not min");
+	FUZZ_CHECK(qs_quantile(s, 1.0) == s->max, "p1 is not max");
+	for (i = 0; i <= 20; i++)
+	{
+		double		q = qs_quantile(s, i / 20.0);
+
+		if (isnan(q))
+			continue;			/* -inf + (x - -inf) * frac */
+		FUZZ_CHECK(q >= prev, "quantile decreases at p=%g (%g < %g)", i / 20.0, q, prev);
+		prev = q;
+	}
+}
+
+static void
+check_accepted(const uint8_t *data, size_t size, const QSketch *s)
+{
+	size_t		len;
+	char	   *again = qs_serialize(s, &len);
+	QSketch		merged;
+
+	FUZZ_CHECK(len == size && memcmp(again, data, size) == 0, "re-serialization differs");
+	check_quantiles(s);
+	qs_init(&merged);
+	qs_merge(&merged, s);
+	qs_merge(&merged, s);
+	FUZZ_CHECK(merged.count == 2 * s->count, "merged count %lld != 2 * %lld",
+			   (long long) merged.count, (long long) s->count);
+	if (s->count > 0)
+		FUZZ_CHECK(merged.min == s->min && merged.max == s->max, "merge changed min/max");
+	check_quantiles(&merged);
+}
+
+/* Values from the input's bytes (8 at a time), added to a fresh sketch. */
+static void
+check_added(const uint8_t *data, size_t size)
+{
+	QSketch		s,
+				back;
+	size_t		i,
+				len;
+	char	   *bytes;
+
+	qs_init(&s);
+	for (i = 0; i + 8 <= size; i += 8)
+	{
+		double		x;
+
+		memcpy(&x, data + i, 8);
+		qs_add(&s, x);
+	}
+	bytes = qs_serialize(&s, &len);
+	FUZZ_CHECK(qs_deserialize(bytes, len, &back) == NULL, "own serialization rejected");
+	check_quantiles(&s);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	FuzzArena	arena;
+	QSketch		s;
+	char	   *copy;
+
+	fuzz_arena_init(&arena, "call");
+	fuzz_arena_switch(&arena);
+	copy = palloc(size + 1);	/* exact size: reads past the end are caught */
+	memcpy(copy, data, size);
+	if (qs_deserialize(copy, size, &s) == NULL)
+		check_accepted(data, size, &s);
+	check_added(data, size);
+	fuzz_arena_reset(&arena);
+	return 0;
+}
