@@ -35,7 +35,8 @@ OBJS = \
 	src/template/template_store.o \
 	src/kpi/qsketch_core.o \
 	src/kpi/qsketch.o \
-	src/kpi/rollup.o
+	src/kpi/rollup.o \
+	src/kpi/robust_baseline.o
 
 SQL_PIECES = $(sort $(wildcard src/sql/*.sql))
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql

@@ -1,0 +1,93 @@
+-- Anomaly detection on synthetic run histories with planted anomalies:
+-- 36 pipelines (hourly, 6-hourly, daily), log-normal durations with an
+-- hour-of-day cycle and volumes with a weekend dip, 90 days of history;
+-- in the last 30 days 1.5 % of runs get a planted duration or volume
+-- anomaly (x3..x8 or x0.1..x0.3, volume x0.05..x0.2 or x4..x10).  Reports
+-- precision and recall per kind; seeded, so runs repeat.  Also: missing
+-- runs and freshness, and that a run never counts in its own baseline.
+\set ON_ERROR_STOP 1
+SET client_min_messages = warning;
+BEGIN;
+SELECT plan(7);
+SELECT setseed(0.777);
+CREATE FUNCTION pg_temp.gauss() RETURNS double precision LANGUAGE sql VOLATILE AS
+$$ SELECT sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random()) $$;
+
+INSERT INTO smartetl.pipeline (namespace, name)
+SELECT 'tap_anomaly', 'job_' || g FROM generate_series(1, 36) g;
+
+CREATE TEMP TABLE planted AS
+SELECT p.pipeline_id, t AS run_at,
+       (60 + 40 * (k % 7)) * exp(0.2 * pg_temp.gauss())
+           * (1 + 0.5 * sin(2 * pi() * extract(hour FROM t) / 24)) AS duration_s,
+       round((1000 + 500 * (k % 5)) * exp(0.1 * pg_temp.gauss())
+           * CASE WHEN extract(isodow FROM t) >= 6 THEN 0.5 ELSE 1 END) AS rows_written,
+       CASE WHEN t > now() - interval '30 days' AND random() < 0.015
+            THEN (ARRAY['duration', 'volume'])[1 + floor(random() * 2)::int] END AS planted,
+       random() AS r
+FROM smartetl.pipeline p,
+     LATERAL (SELECT substr(p.name, 5)::int AS k) n,
+     LATERAL (SELECT (ARRAY['1 hour', '6 hours', '1 day'])[1 + k % 3]::interval AS every) e,
+     LATERAL generate_series(date_trunc('hour', now()) - interval '90 days', now() - interval '1 hour', e.every) t
+WHERE p.namespace = 'tap_anomaly'
+ORDER BY k, t;
+UPDATE planted SET duration_s = duration_s * CASE WHEN r < 0.5 THEN 3 + 5 * random() ELSE 0.1 + 0.2 * random() END
+WHERE planted = 'duration';
+UPDATE planted SET rows_written = round(rows_written * CASE WHEN r < 0.5 THEN 0.05 + 0.15 * random() ELSE 4 + 6 * random() END)
+WHERE planted = 'volume';
+
+INSERT INTO smartetl.run (pipeline_id, external_id, status, started_at, ended_at, duration, rows_written)
+SELECT pipeline_id, 'r' || row_number() OVER (), 'success', run_at, run_at + make_interval(secs => duration_s),
+       make_interval(secs => duration_s), rows_written::bigint
+FROM planted;
+
+CREATE TEMP TABLE found AS
+SELECT a.* FROM smartetl.detect_anomalies(now() - interval '30 days', now()) a
+JOIN smartetl.pipeline p USING (pipeline_id) WHERE p.namespace = 'tap_anomaly';
+
+CREATE TEMP TABLE quality AS
+SELECT k.kind,
+       (SELECT count(*) FROM found f JOIN planted t ON t.pipeline_id = f.pipeline_id AND t.run_at = f.run_at
+        WHERE f.kind = k.kind AND t.planted = k.kind) AS tp,
+       (SELECT count(*) FROM found f WHERE f.kind = k.kind) AS flagged,
+       (SELECT count(*) FROM planted t WHERE t.planted = k.kind) AS planted
+FROM (VALUES ('duration'), ('volume')) k(kind);
+
+SELECT cmp_ok(tp::float8 / flagged, '>=', 0.9::float8,
+              kind || ' precision >= 0.9: ' || tp || ' of ' || flagged || ' flagged runs were planted ('
+              || round(tp::numeric / flagged, 3) || ')')
+FROM quality ORDER BY kind;
+SELECT cmp_ok(tp::float8 / planted, '>=', 0.9::float8,
+              kind || ' recall >= 0.9: ' || tp || ' of ' || planted || ' planted anomalies found ('
+              || round(tp::numeric / planted, 3) || ')')
+FROM quality ORDER BY kind;
+
+-- the baseline never includes the run itself: 20 runs of 100..119 s an
+-- hour apart, then one of 1000 s.  Its expected value is the median of
+-- the 20 before it (109.5 s); with itself included it would be 110 s.
+INSERT INTO smartetl.pipeline (namespace, name) VALUES ('tap_anomaly', 'self_check');
+INSERT INTO smartetl.run (pipeline_id, external_id, status, started_at, duration)
+SELECT p.pipeline_id, 's' || g, 'success', now() - interval '2 days' + make_interval(hours => g),
+       make_interval(secs => CASE WHEN g < 20 THEN 100 + g ELSE 1000 END)
+FROM smartetl.pipeline p, generate_series(0, 20) g WHERE p.name = 'self_check';
+SELECT is((SELECT round(expected::numeric, 1) || ' s, ' || baseline || ', ' || baseline_runs || ' runs'
+           FROM smartetl.detect_anomalies(now() - interval '3 days', now()) WHERE pipeline = 'self_check'),
+          '109.5 s, recent_runs, 20 runs', 'the expected value comes from the earlier runs only');
+
+-- missing runs and freshness: an hourly pipeline silent for 5 hours, and
+-- one that keeps running but fails
+INSERT INTO smartetl.pipeline (namespace, name, expected_interval)
+VALUES ('tap_anomaly', 'silent', '1 hour'), ('tap_anomaly', 'failing', '1 hour');
+INSERT INTO smartetl.run (pipeline_id, external_id, status, started_at, ended_at)
+SELECT p.pipeline_id, p.name || g, CASE WHEN p.name = 'failing' AND g < 8 THEN 'failed' ELSE 'success' END::smartetl.run_status,
+       now() - make_interval(hours => g) - CASE WHEN p.name = 'silent' THEN interval '4 hours' ELSE interval '0' END,
+       now() - make_interval(hours => g) - CASE WHEN p.name = 'silent' THEN interval '4 hours' ELSE interval '0' END + interval '1 minute'
+FROM smartetl.pipeline p, generate_series(0, 20) g WHERE p.name IN ('silent', 'failing');
+SELECT results_eq($$SELECT pipeline, kind FROM smartetl.overdue_pipelines() WHERE pipeline IN ('silent', 'failing') ORDER BY 1, 2$$,
+                  $$VALUES ('failing', 'freshness'), ('silent', 'freshness'), ('silent', 'missing_run')$$,
+                  'overdue: the silent pipeline missed runs, the failing one is stale');
+SELECT ok((SELECT count(*) FROM smartetl.anomalies WHERE pipeline = 'silent' AND kind = 'missing_run') = 1,
+          'the anomalies view lists the missed run');
+
+SELECT * FROM finish();
+ROLLBACK;
