@@ -43,3 +43,27 @@ GRANT EXECUTE ON FUNCTION smartetl.sync_pg_cron() TO smartetl_admin;
 GRANT EXECUTE ON FUNCTION smartetl.ingest_file(text, text, jsonb),
                           smartetl.drop_log_partitions(timestamptz)
     TO smartetl_admin;
+
+-- KPIs, anomalies and views (the helpers run as the caller inside them)
+GRANT SELECT ON smartetl.kpi_hourly, smartetl.kpi_daily, smartetl.anomalies, smartetl.run_cube,
+                smartetl.frequent_errors, smartetl.current_failures, smartetl.freshness,
+                smartetl.ts_runs, smartetl.ts_failure_rate, smartetl.ts_duration_p95, smartetl.metrics
+    TO smartetl_reader;
+GRANT EXECUTE ON FUNCTION smartetl.qsketch_agg(double precision), smartetl.qsketch_merge(smartetl.qsketch),
+                          smartetl.quantile(smartetl.qsketch, double precision),
+                          smartetl.quantiles(smartetl.qsketch, double precision[]),
+                          smartetl.qsketch_count(smartetl.qsketch), smartetl.qsketch_mean(smartetl.qsketch),
+                          smartetl._qsketch_in(cstring), smartetl._qsketch_out(smartetl.qsketch),
+                          smartetl._qsketch_recv(internal), smartetl._qsketch_send(smartetl.qsketch),
+                          smartetl.median_mad(double precision),
+                          smartetl.pipeline_kpi(timestamptz, timestamptz),
+                          smartetl.detect_anomalies(timestamptz, timestamptz, double precision),
+                          smartetl.overdue_pipelines(timestamptz),
+                          smartetl.run_cube(timestamptz, timestamptz),
+                          smartetl.frequent_errors(timestamptz, timestamptz),
+                          smartetl._utc_trunc(text, timestamptz),
+                          smartetl._expected_interval(bigint, timestamptz),
+                          smartetl._failure_streaks(bigint, timestamptz, timestamptz),
+                          smartetl._kpi_buckets(timestamptz, timestamptz)
+    TO smartetl_reader;
+GRANT EXECUTE ON FUNCTION smartetl._kpi_refresh(bigint[], timestamptz[]) TO smartetl_writer;
