@@ -303,9 +303,14 @@ agg_merge(FunctionCallInfo fcinfo, const QSketch *other)
 	MemoryContext aggctx;
 	QSketch    *s = agg_state(fcinfo, 0, &aggctx);
 	MemoryContext old = MemoryContextSwitchTo(aggctx);
+	bool		merged = qs_merge(s, other);
 
-	qs_merge(s, other);
 	MemoryContextSwitchTo(old);
+	if (!merged)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("qsketch value count out of range"),
+				 errdetail("Merged sketches would count more than 2^63 - 1 values.")));
 	return s;
 }
 

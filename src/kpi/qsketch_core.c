@@ -12,6 +12,7 @@
 
 #include <math.h>
 
+#include "common/int.h"
 #include "kpi/qsketch_core.h"
 
 #define QS_HEADER_BYTES (4 + 5 * 8 + 3 * 8 + 2 * 4)
@@ -155,13 +156,24 @@ store_merge(QStore *into, const QStore *from)
 			store_add(into, k, from->counts[k - from->base]);
 }
 
-void
+bool
 qs_merge(QSketch *into, const QSketch *from)
 {
-	if (from->count > 0)
+	int64_t		unused;
+
+	/* every other count is at most count or nan: these two bound them all */
+	if (pg_add_s64_overflow(into->count, from->count, &unused) ||
+		pg_add_s64_overflow(into->nan, from->nan, &unused))
+		return false;
+	if (from->count > 0 && into->count == 0)
 	{
-		note_extremes(into, from->min);
-		note_extremes(into, from->max);
+		into->min = from->min;
+		into->max = from->max;
+	}
+	else if (from->count > 0)
+	{
+		into->min = Min(into->min, from->min);
+		into->max = Max(into->max, from->max);
 	}
 	into->count += from->count;
 	into->zero += from->zero;
@@ -171,6 +183,7 @@ qs_merge(QSketch *into, const QSketch *from)
 	into->sum += from->sum;
 	store_merge(&into->pos, &from->pos);
 	store_merge(&into->neg, &from->neg);
+	return true;
 }
 
 /* The rank-th smallest ranked value (0-based), as the sketch knows it. */

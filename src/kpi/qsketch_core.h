@@ -61,7 +61,8 @@ typedef struct QSketch
 
 extern void qs_init(QSketch *s);
 extern void qs_add(QSketch *s, double x);
-extern void qs_merge(QSketch *into, const QSketch *from);
+/* false, leaving into unchanged, when the counts would overflow int64 */
+extern bool qs_merge(QSketch *into, const QSketch *from);
 
 /* p in [0, 1]; the sketch must have count > 0. */
 extern double qs_quantile(const QSketch *s, double p);

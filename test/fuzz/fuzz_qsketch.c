@@ -8,7 +8,8 @@
  *	- serializing it again gives back exactly the input bytes;
  *	- quantiles are non-decreasing in p, p = 0 gives min and p = 1 max;
  *	- merging it into an empty sketch and into itself keeps the counts
- *	  (count doubles) and the min and max;
+ *	  (count doubles) and the min and max, or is refused only when the
+ *	  doubled counts would overflow;
  * and the first bytes also drive qs_add on a fresh sketch, whose
  * serialization must be accepted.
  *-------------------------------------------------------------------------
@@ -53,8 +54,15 @@ check_accepted(const uint8_t *data, size_t size, const QSketch *s)
 	FUZZ_CHECK(len == size && memcmp(again, data, size) == 0, "re-serialization differs");
 	check_quantiles(s);
 	qs_init(&merged);
-	qs_merge(&merged, s);
-	qs_merge(&merged, s);
+	FUZZ_CHECK(qs_merge(&merged, s), "merge into an empty sketch refused");
+	FUZZ_CHECK(s->count == 0 || (merged.min == s->min && merged.max == s->max),
+			   "merge into an empty sketch changed min/max");
+	if (!qs_merge(&merged, s))
+	{
+		/* refused only when the doubled counts would overflow */
+		FUZZ_CHECK(s->count > INT64_MAX / 2 || s->nan > INT64_MAX / 2, "merge refused without overflow");
+		return;
+	}
 	FUZZ_CHECK(merged.count == 2 * s->count, "merged count %lld != 2 * %lld",
 			   (long long) merged.count, (long long) s->count);
 	if (s->count > 0)
