@@ -2,7 +2,7 @@
 -- dblink): no error, no duplicate pipeline, run or log partition.
 \set ON_ERROR_STOP 1
 CREATE EXTENSION IF NOT EXISTS dblink;
-SELECT plan(5);
+SELECT plan(8);
 SELECT format('dbname=%s port=%s host=%s user=%s', current_database(), current_setting('port'),
               current_setting('unix_socket_directories'), current_user) AS conn \gset
 CREATE TEMP TABLE payload AS
@@ -19,6 +19,8 @@ CREATE TEMP TABLE outcome AS
 SELECT i, r.ok FROM generate_series(1, 4) i,
        LATERAL dblink_get_result('s' || i, false) AS r(ok text, ev text);
 SELECT is(count(*), 4::bigint, 'four concurrent ingests of the same 5,000 runs all succeed') FROM outcome;
+-- an async query's results end with an empty one: read it so the connection is free again
+SELECT count(*) FROM generate_series(1, 4) i, LATERAL dblink_get_result('s' || i) AS r(ok text, ev text);
 SELECT is((SELECT count(*) FROM smartetl.pipeline WHERE name LIKE 'conc\_%'), 7::bigint,
           'each pipeline exists once');
 SELECT is((SELECT count(*) FROM smartetl.run r JOIN smartetl.pipeline p USING (pipeline_id)
@@ -27,6 +29,26 @@ SELECT is((SELECT count(*) FROM smartetl.log_event WHERE source LIKE 'conc-%'), 
           'concurrent sessions share the new log partition');
 SELECT is((SELECT count(*) FROM smartetl.template WHERE template LIKE 'concurrent session%'), 1::bigint,
           'the four sessions share one template for their messages');
+
+-- different runs of the same pipelines and hours from four sessions at
+-- once: the KPI rollups count every run (each refresh sees the others)
+SELECT dblink_send_query('s' || i, format($$SELECT (smartetl.ingest('csv', %L)).inserted$$,
+       'job,run_id,start,status' || E'\n' ||
+       string_agg(format('conc_%s,s%s_%s,2024-03-%s 00:%s:00,ok', g % 7, i, g, lpad((1 + g % 28)::text, 2, '0'),
+                         lpad((g % 60)::text, 2, '0')), E'\n')))
+FROM generate_series(1, 4) i, generate_series(1, 1000) g GROUP BY i;
+SELECT is((SELECT sum(n::bigint) FROM generate_series(1, 4) i, LATERAL dblink_get_result('s' || i) AS r(n text)),
+          4000::numeric, 'four sessions insert 1,000 new runs each into the same pipelines and hours');
+SELECT is((SELECT sum(runs) FROM smartetl.kpi_daily d JOIN smartetl.pipeline p USING (pipeline_id)
+           WHERE p.name LIKE 'conc\_%'), 9000::numeric, 'the daily rollups count all 9,000 runs');
+SELECT is((SELECT count(*) FROM (
+              SELECT pipeline_id, smartetl._utc_trunc('hour', run_at) AS bucket, count(*) AS runs
+              FROM smartetl.run JOIN smartetl.pipeline p USING (pipeline_id)
+              WHERE p.name LIKE 'conc\_%' GROUP BY 1, 2) r
+           FULL JOIN (SELECT h.* FROM smartetl.kpi_hourly h JOIN smartetl.pipeline p USING (pipeline_id)
+                      WHERE p.name LIKE 'conc\_%') h USING (pipeline_id, bucket)
+           WHERE r.runs IS DISTINCT FROM h.runs), 0::bigint,
+          'every hourly rollup equals a recount of its runs');
 SELECT dblink_disconnect('s' || i) FROM generate_series(1, 4) i;
 SELECT * FROM finish();
 -- not in a transaction (the sessions must see each other's commits): clean up

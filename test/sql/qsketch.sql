@@ -47,9 +47,9 @@ SELECT is((SELECT count(*) FROM (SELECT dist, smartetl.quantiles(smartetl.qsketc
            WHERE q <> m), 0::bigint, 'p0 and p100 are the exact min and max');
 
 -- merging sketches of parts equals the sketch of the whole
-SELECT is((SELECT smartetl.quantiles(smartetl.qsketch_merge(sk), '{0.01,0.5,0.99}')::text
+SELECT is((SELECT smartetl.quantiles(smartetl.qsketch_merge(sk), '{0,0.01,0.5,0.99,1}')::text
            FROM (SELECT smartetl.qsketch_agg(x) sk FROM sample GROUP BY dist, (x * 1000)::bigint % 7) parts),
-          (SELECT smartetl.quantiles(smartetl.qsketch_agg(x), '{0.01,0.5,0.99}')::text FROM sample),
+          (SELECT smartetl.quantiles(smartetl.qsketch_agg(x), '{0,0.01,0.5,0.99,1}')::text FROM sample),
           'qsketch_merge of 21 partial sketches gives the same quantiles as one sketch');
 SELECT is((SELECT smartetl.qsketch_count(smartetl.qsketch_agg(x)) FROM sample), 600000::bigint,
           'count of all values');
