@@ -77,6 +77,8 @@ CREATE UNIQUE INDEX run_identity_start ON smartetl.run (pipeline_id, started_at)
     WHERE external_id IS NULL;
 -- KPIs and alert rules scan a pipeline's runs over a time range
 CREATE INDEX run_pipeline_time ON smartetl.run (pipeline_id, run_at DESC) INCLUDE (status);
+-- failure KPIs (MTTR, streaks, top error) and failure alerts read failures only
+CREATE INDEX run_failed_time ON smartetl.run (pipeline_id, run_at) WHERE status = 'failed';
 -- task runs of a parent; children still waiting for their parent to arrive
 CREATE INDEX run_parent ON smartetl.run (parent_run_id) WHERE parent_run_id IS NOT NULL;
 CREATE INDEX run_orphan ON smartetl.run (parent_external_id)

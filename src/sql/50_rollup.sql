@@ -46,8 +46,13 @@ RETURN (pg_catalog.date_trunc(unit, t AT TIME ZONE 'UTC') AT TIME ZONE 'UTC');
 -- Recompute the rollups of the given (pipeline, time) pairs.  Takes the
 -- ingest locks of those pipelines first, so that of two transactions
 -- changing one pipeline the later recomputes after the earlier committed.
+-- The joins carry both the time range (index scans for a few buckets) and
+-- the bucket equality (a hash join for a bulk load's many), and every call
+-- is planned for its own key count (plan_cache_mode below), with memory
+-- enough to sort a bulk load's keys without spilling.
 CREATE FUNCTION smartetl._kpi_refresh(pipeline_ids bigint[], times timestamptz[]) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan SET work_mem = '64MB' AS $$
 BEGIN
     PERFORM pg_advisory_xact_lock(1397572948, k)
     FROM (SELECT DISTINCT (p % 64)::int4 AS k FROM unnest(pipeline_ids) p WHERE p IS NOT NULL ORDER BY 1) s;
@@ -56,25 +61,26 @@ BEGIN
         SELECT DISTINCT p AS pipeline_id, smartetl._utc_trunc('hour', t) AS bucket
         FROM unnest(pipeline_ids, times) u(p, t) WHERE p IS NOT NULL AND t IS NOT NULL
     ), fresh AS (
-        SELECT t.pipeline_id, t.bucket, a.*
+        SELECT t.pipeline_id, t.bucket,
+               count(r.run_id) AS runs,
+               count(*) FILTER (WHERE r.status = 'success') AS successes,
+               count(*) FILTER (WHERE r.status = 'failed') AS failures,
+               count(*) FILTER (WHERE r.status = 'skipped') AS skipped,
+               count(*) FILTER (WHERE r.status = 'cancelled') AS cancelled,
+               count(*) FILTER (WHERE r.status = 'running') AS running,
+               count(*) FILTER (WHERE r.attempt > 1) AS retries,
+               count(*) FILTER (WHERE r.duration > p.sla) AS sla_breaches,
+               smartetl.qsketch_agg(r.duration_s) FILTER (WHERE r.status IN ('success', 'failed'))
+                   AS duration,
+               sum(r.rows_read)::bigint AS rows_read,
+               sum(r.rows_written)::bigint AS rows_written,
+               sum(r.bytes)::bigint AS bytes
         FROM touched t
-        CROSS JOIN LATERAL (
-            SELECT count(*) AS runs,
-                   count(*) FILTER (WHERE r.status = 'success') AS successes,
-                   count(*) FILTER (WHERE r.status = 'failed') AS failures,
-                   count(*) FILTER (WHERE r.status = 'skipped') AS skipped,
-                   count(*) FILTER (WHERE r.status = 'cancelled') AS cancelled,
-                   count(*) FILTER (WHERE r.status = 'running') AS running,
-                   count(*) FILTER (WHERE r.attempt > 1) AS retries,
-                   count(*) FILTER (WHERE r.duration > p.sla) AS sla_breaches,
-                   smartetl.qsketch_agg(r.duration_s) FILTER (WHERE r.status IN ('success', 'failed'))
-                       AS duration,
-                   sum(r.rows_read)::bigint AS rows_read,
-                   sum(r.rows_written)::bigint AS rows_written,
-                   sum(r.bytes)::bigint AS bytes
-            FROM smartetl.run r JOIN smartetl.pipeline p USING (pipeline_id)
-            WHERE r.pipeline_id = t.pipeline_id
-              AND r.run_at >= t.bucket AND r.run_at < t.bucket + interval '1 hour') a
+        JOIN smartetl.pipeline p ON p.pipeline_id = t.pipeline_id
+        LEFT JOIN smartetl.run r ON r.pipeline_id = t.pipeline_id
+             AND r.run_at >= t.bucket AND r.run_at < t.bucket + interval '1 hour'
+             AND smartetl._utc_trunc('hour', r.run_at) = t.bucket
+        GROUP BY t.pipeline_id, t.bucket
     ), gone AS (
         DELETE FROM smartetl.kpi_hourly h USING fresh f
         WHERE h.pipeline_id = f.pipeline_id AND h.bucket = f.bucket AND f.runs = 0
@@ -92,19 +98,19 @@ BEGIN
         SELECT DISTINCT p AS pipeline_id, smartetl._utc_trunc('day', t) AS bucket
         FROM unnest(pipeline_ids, times) u(p, t) WHERE p IS NOT NULL AND t IS NOT NULL
     ), fresh AS (
-        SELECT t.pipeline_id, t.bucket, a.*
+        SELECT t.pipeline_id, t.bucket,
+               coalesce(sum(h.runs), 0)::bigint AS runs, sum(h.successes)::bigint AS successes,
+               sum(h.failures)::bigint AS failures, sum(h.skipped)::bigint AS skipped,
+               sum(h.cancelled)::bigint AS cancelled, sum(h.running)::bigint AS running,
+               sum(h.retries)::bigint AS retries, sum(h.sla_breaches)::bigint AS sla_breaches,
+               smartetl.qsketch_merge(h.duration) AS duration,
+               sum(h.rows_read)::bigint AS rows_read, sum(h.rows_written)::bigint AS rows_written,
+               sum(h.bytes)::bigint AS bytes
         FROM touched t
-        CROSS JOIN LATERAL (
-            SELECT coalesce(sum(h.runs), 0)::bigint AS runs, sum(h.successes)::bigint AS successes,
-                   sum(h.failures)::bigint AS failures, sum(h.skipped)::bigint AS skipped,
-                   sum(h.cancelled)::bigint AS cancelled, sum(h.running)::bigint AS running,
-                   sum(h.retries)::bigint AS retries, sum(h.sla_breaches)::bigint AS sla_breaches,
-                   smartetl.qsketch_merge(h.duration) AS duration,
-                   sum(h.rows_read)::bigint AS rows_read, sum(h.rows_written)::bigint AS rows_written,
-                   sum(h.bytes)::bigint AS bytes
-            FROM smartetl.kpi_hourly h
-            WHERE h.pipeline_id = t.pipeline_id
-              AND h.bucket >= t.bucket AND h.bucket < t.bucket + interval '1 day') a
+        LEFT JOIN smartetl.kpi_hourly h ON h.pipeline_id = t.pipeline_id
+             AND h.bucket >= t.bucket AND h.bucket < t.bucket + interval '1 day'
+             AND smartetl._utc_trunc('day', h.bucket) = t.bucket
+        GROUP BY t.pipeline_id, t.bucket
     ), gone AS (
         DELETE FROM smartetl.kpi_daily d USING fresh f
         WHERE d.pipeline_id = f.pipeline_id AND d.bucket = f.bucket AND f.runs = 0

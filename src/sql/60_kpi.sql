@@ -4,9 +4,10 @@
 -- the qsketch bound), rows and throughput come from the rollups (whole
 -- days from kpi_daily, the hours at the ends from kpi_hourly; the range is
 -- rounded out to whole UTC hours).  Sequence KPIs (MTTR, MTBF, failure
--- streaks) and the top error walk the range's runs by the
--- (pipeline_id, run_at) index; freshness looks at each pipeline's latest
--- success.
+-- streaks) and the top error read only the range's failed runs (partial
+-- index run_failed_time) and the success after each; freshness reads each
+-- pipeline's latest success.  So the cost follows pipelines, days and
+-- failures, not the number of runs.
 -- ---------------------------------------------------------------------------
 
 -- API: Private
@@ -26,24 +27,23 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 -- API: Private
--- Failure incidents of one pipeline in a range: each streak of consecutive
--- failed runs, when it began, how many runs it lasted and when the next
--- success ended it (NULL while it lasts).
-CREATE FUNCTION smartetl._failure_streaks(p_pipeline_id bigint, from_ts timestamptz, to_ts timestamptz)
-RETURNS TABLE (began timestamptz, failed_runs bigint, recovered timestamptz)
+-- Failure incidents in a range: each streak of consecutive failed runs of a
+-- pipeline, when it began, how many runs it lasted and when the success
+-- that ended it finished (NULL while it lasts).  Failures are few: each
+-- finds its next success through the index, and failures sharing that
+-- success are one streak, so the cost follows the failures, not the runs.
+CREATE FUNCTION smartetl._failure_streaks(from_ts timestamptz, to_ts timestamptz)
+RETURNS TABLE (pipeline_id bigint, began timestamptz, failed_runs bigint, recovered timestamptz)
 LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-    WITH seq AS (
-        SELECT run_at, coalesce(ended_at, run_at) AS done, status,
-               count(*) FILTER (WHERE status = 'success') OVER (ORDER BY run_at, run_id) AS successes_before
-        FROM smartetl.run
-        WHERE pipeline_id = p_pipeline_id AND run_at >= from_ts AND run_at < to_ts
-          AND status IN ('success', 'failed')
-    )
-    SELECT min(f.run_at), count(*),
-           (SELECT min(s.done) FROM seq s WHERE s.status = 'success'
-            AND s.successes_before = f.successes_before + 1)
-    FROM seq f WHERE f.status = 'failed'
-    GROUP BY f.successes_before
+    SELECT f.pipeline_id, min(f.run_at), count(*), ns.done
+    FROM smartetl.run f
+    LEFT JOIN LATERAL (
+        SELECT s.run_at, coalesce(s.ended_at, s.run_at) AS done FROM smartetl.run s
+        WHERE s.pipeline_id = f.pipeline_id AND s.run_at > f.run_at AND s.run_at < to_ts
+          AND s.status = 'success'
+        ORDER BY s.run_at LIMIT 1) ns ON true
+    WHERE f.status = 'failed' AND f.run_at >= from_ts AND f.run_at < to_ts
+    GROUP BY f.pipeline_id, ns.run_at, ns.done
 $$;
 
 -- API: Public
@@ -83,6 +83,12 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
                sum(b.rows_read)::bigint AS rows_read, sum(b.rows_written)::bigint AS rows_written
         FROM smartetl._kpi_buckets(from_ts, to_ts) b
         GROUP BY b.pipeline_id
+    ), streaks AS (
+        SELECT s.pipeline_id, avg(s.recovered - s.began) AS mttr,
+               (max(s.began) - min(s.began)) / nullif(count(*) - 1, 0) AS mtbf,
+               max(s.failed_runs) AS longest
+        FROM smartetl._failure_streaks(from_ts, to_ts) s
+        GROUP BY s.pipeline_id
     )
     SELECT a.pipeline_id, p.namespace, p.name, a.runs, a.failures,
            a.successes::float8 / nullif(a.successes + a.failures, 0),
@@ -99,14 +105,11 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     FROM agg a
     JOIN smartetl.pipeline p USING (pipeline_id)
     CROSS JOIN LATERAL (SELECT smartetl.quantiles(a.duration, '{0.5,0.95,0.99}') AS q) qq
-    CROSS JOIN LATERAL (
-        SELECT avg(s.recovered - s.began) AS mttr,
-               (max(s.began) - min(s.began)) / nullif(count(*) - 1, 0) AS mtbf,
-               max(s.failed_runs) AS longest
-        FROM smartetl._failure_streaks(a.pipeline_id, from_ts, to_ts) s) st
-    CROSS JOIN LATERAL (
-        SELECT max(r.ended_at) AS last_success FROM smartetl.run r
-        WHERE r.pipeline_id = a.pipeline_id AND r.status = 'success' AND r.run_at < to_ts) ls
+    LEFT JOIN streaks st ON st.pipeline_id = a.pipeline_id
+    LEFT JOIN LATERAL (
+        SELECT coalesce(r.ended_at, r.run_at) AS last_success FROM smartetl.run r
+        WHERE r.pipeline_id = a.pipeline_id AND r.status = 'success' AND r.run_at < to_ts
+        ORDER BY r.run_at DESC LIMIT 1) ls ON true
     CROSS JOIN LATERAL (SELECT smartetl._expected_interval(a.pipeline_id, to_ts) AS expected) ei
     CROSS JOIN LATERAL (SELECT least(to_ts, now()) - ls.last_success AS v) lag
     LEFT JOIN LATERAL (

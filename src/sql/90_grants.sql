@@ -1,23 +1,6 @@
 -- ---------------------------------------------------------------------------
--- Roles.  Group roles are cluster-wide and shared by every database that
--- installs smartetl, so they are created when missing and never dropped by
--- DROP EXTENSION (see README "Uninstalling").
---   smartetl_reader: KPIs, views, runs, logs (read-only)
---   smartetl_writer: reader + ingest
---   smartetl_admin:  writer + pipeline settings, rejects, retention
+-- Grants to the roles of 05_roles.sql, once every object exists.
 -- ---------------------------------------------------------------------------
-DO $$
-DECLARE
-    r text;
-BEGIN
-    FOREACH r IN ARRAY ARRAY['smartetl_reader', 'smartetl_writer', 'smartetl_admin'] LOOP
-        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r) THEN
-            EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r);
-        END IF;
-    END LOOP;
-END $$;
-GRANT smartetl_reader TO smartetl_writer;
-GRANT smartetl_writer TO smartetl_admin;
 
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA smartetl FROM PUBLIC;
 GRANT USAGE ON SCHEMA smartetl TO smartetl_reader;
@@ -63,7 +46,7 @@ GRANT EXECUTE ON FUNCTION smartetl.qsketch_agg(double precision), smartetl.qsket
                           smartetl.frequent_errors(timestamptz, timestamptz),
                           smartetl._utc_trunc(text, timestamptz),
                           smartetl._expected_interval(bigint, timestamptz),
-                          smartetl._failure_streaks(bigint, timestamptz, timestamptz),
+                          smartetl._failure_streaks(timestamptz, timestamptz),
                           smartetl._kpi_buckets(timestamptz, timestamptz)
     TO smartetl_reader;
 GRANT EXECUTE ON FUNCTION smartetl._kpi_refresh(bigint[], timestamptz[]) TO smartetl_writer;

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# test/bench/kpi_bench.sh — KPI benchmark (measures and prints, asserts nothing).
+#
+# Loads a year of runs (--runs N over --pipelines P, default 1,000,000 over
+# 300) with smartetl.ingest_file (the rollups are maintained during the
+# load), then times, as medians of --rounds R runs in the same session:
+#   1. qsketch_agg + quantiles vs percentile_cont over all run durations;
+#   2. pipeline_kpi(year) vs the same per-pipeline counts, mean and
+#      p50/p95/p99 computed from the raw runs with percentile_cont;
+#   3. a year of daily p95 per pipeline from kpi_daily vs percentile_cont
+#      over the raw runs grouped by day;
+#   4. the anomalies of the last 7 days (detect_anomalies).
+# Ratios are baseline time / smartetl time (> 1: smartetl is faster).
+#
+# Usage (as root): test/bench/kpi_bench.sh [--runs N] [--pipelines P] [--rounds R]
+# Own throwaway cluster in /tmp/kpibench.<pid>, port 54344; removed on exit.
+set -euo pipefail
+
+RUNS=1000000
+PIPELINES=300
+ROUNDS=3
+while [ $# -gt 0 ]; do
+	case "$1" in
+		--runs) RUNS=$2; shift 2 ;;
+		--pipelines) PIPELINES=$2; shift 2 ;;
+		--rounds) ROUNDS=$2; shift 2 ;;
+		*) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2 ;;
+	esac
+done
+[ "$(id -u)" -eq 0 ] || { echo "run as root (the cluster helpers use runuser)" >&2; exit 2; }
+
+cd "$(dirname "$0")/../.."
+source scripts/lib.sh
+DIR=/tmp/kpibench.$$
+PORT=54344
+trap 'cluster_stop "$DIR" >/dev/null 2>&1 || true; rm -rf "$DIR"' EXIT
+cluster_init "$DIR" "$PORT"
+cluster_start "$DIR" "$PORT" >/dev/null
+export PGHOST=$(socket_dir "$DIR") PGPORT=$PORT PGUSER=postgres PGDATABASE=postgres
+psql -X -q -c "SET client_min_messages = warning; CREATE EXTENSION smartetl;"
+mkdir -p "$DIR/data" && chown postgres "$DIR/data"
+
+log "generating $RUNS runs of $PIPELINES pipelines over 365 days"
+psql -X -q -v runs="$RUNS" -v pipelines="$PIPELINES" -v file="$DIR/data/runs.csv" <<'SQL'
+SELECT setseed(0.5);
+COPY (
+  SELECT 'p' || (g % :pipelines) AS job, g AS run_id,
+         now() - interval '365 days' + (g::float8 / :runs) * interval '365 days' AS start,
+         round((30 + 10 * (g % 17)) * exp(0.4 * sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random())))::int AS duration,
+         CASE WHEN random() < 0.03 THEN 'failed' ELSE 'success' END AS status,
+         (1000 * random())::int AS rows
+  FROM generate_series(1, :runs) g) TO :'file' WITH (FORMAT csv, HEADER);
+SQL
+
+log "ingest (rollups maintained during the load)"
+psql -X -At <<SQL
+\timing on
+SELECT * FROM smartetl.ingest_file('$DIR/data/runs.csv', 'csv', '{"duration_unit": "s"}');
+SELECT 'hourly rollup rows: ' || count(*) FROM smartetl.kpi_hourly;
+SELECT 'daily rollup rows:  ' || count(*) FROM smartetl.kpi_daily;
+SQL
+psql -X -q -c "VACUUM ANALYZE"
+
+log "timings: median of $ROUNDS rounds (ms)"
+psql -X -q -v rounds="$ROUNDS" <<'SQL'
+CREATE FUNCTION pg_temp.ms(q text) RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE t0 timestamptz; BEGIN t0 := clock_timestamp(); EXECUTE q; RETURN 1000 * extract(epoch FROM clock_timestamp() - t0); END $$;
+CREATE TEMP TABLE bench (name text, smartetl text, baseline text);
+INSERT INTO bench VALUES
+ ('quantiles of all durations',
+  $$SELECT smartetl.quantiles(smartetl.qsketch_agg(duration_s), '{0.5,0.95,0.99}') FROM smartetl.run$$,
+  $$SELECT percentile_cont(ARRAY[0.5,0.95,0.99]) WITHIN GROUP (ORDER BY duration_s) FROM smartetl.run$$),
+ ('pipeline KPIs over the year',
+  $$SELECT count(*) FROM smartetl.pipeline_kpi(now() - interval '366 days', now())$$,
+  $$SELECT count(*) FROM (SELECT pipeline_id, count(*), count(*) FILTER (WHERE status = 'failed'), avg(duration_s),
+        percentile_cont(ARRAY[0.5,0.95,0.99]) WITHIN GROUP (ORDER BY duration_s)
+        FROM smartetl.run WHERE run_at >= now() - interval '366 days' GROUP BY pipeline_id) s$$),
+ ('daily p95 per pipeline, one year',
+  $$SELECT count(smartetl.quantile(duration, 0.95)) FROM smartetl.kpi_daily WHERE bucket >= now() - interval '366 days'$$,
+  $$SELECT count(p) FROM (SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_s) p FROM smartetl.run
+        WHERE run_at >= now() - interval '366 days' GROUP BY pipeline_id, date_trunc('day', run_at)) s$$),
+ ('anomalies of the last 7 days',
+  $$SELECT count(*) FROM smartetl.detect_anomalies(now() - interval '7 days', now())$$, NULL);
+CREATE TEMP TABLE t AS
+SELECT b.name, r, pg_temp.ms(b.smartetl) AS s_ms,
+       CASE WHEN b.baseline IS NOT NULL THEN pg_temp.ms(b.baseline) END AS b_ms
+FROM bench b, generate_series(1, :rounds) r;
+\pset footer off
+SELECT name, round(percentile_cont(0.5) WITHIN GROUP (ORDER BY s_ms)::numeric, 1) AS smartetl_ms,
+       round(percentile_cont(0.5) WITHIN GROUP (ORDER BY b_ms)::numeric, 1) AS baseline_ms,
+       round((percentile_cont(0.5) WITHIN GROUP (ORDER BY b_ms) / percentile_cont(0.5) WITHIN GROUP (ORDER BY s_ms))::numeric, 1) AS speedup
+FROM t GROUP BY name ORDER BY min(r), name;
+SQL
