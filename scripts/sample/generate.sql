@@ -36,7 +36,8 @@ SELECT p.name AS pipeline,
        greatest(0, round(p.rows_median * (0.7 + 0.6 * random())))::bigint AS rows_written,
        'etl-worker-' || (1 + floor(random() * 3))::int AS host
 FROM sample_pipeline p,
-     generate_series(date_trunc('day', now()) - interval '30 days', now() - p.every, p.every) t;
+     generate_series(date_trunc('day', now()) - interval '30 days', now(), p.every) t
+WHERE t + make_interval(secs => p.median_s * 2) < now();  -- finished by now
 
 -- status words as real exports write them: ok/SUCCESS/done, failed/ERROR
 SELECT format('COPY (SELECT pipeline AS job_name, run_id, started_at AS start_time, ended_at AS end_time,

@@ -31,6 +31,7 @@
 #include "template/template.h"
 
 #define BATCH_RUNS "smartetl_batch_runs"
+#define BATCH_RUNS_NEW "smartetl_batch_runs_new"
 #define BATCH_RUNS_EXISTING "smartetl_batch_runs_existing"
 #define BATCH_EVENTS "smartetl_batch_events"
 #define BATCH_REJECTS "smartetl_batch_rejects"
@@ -366,19 +367,6 @@ existing_run_lines(int64 *n, bool **changes)
 	return lines;
 }
 
-/* The rollup hour of a new run: its start, else its end (run.run_at). */
-static void
-note_touched_hour(TouchedHours *touched, int64 pipeline_id, TupleTableSlot *slot)
-{
-	bool		isnull;
-	Datum		at = slot_getattr(slot, 8, &isnull);	/* started_at */
-
-	if (isnull)
-		at = slot_getattr(slot, 9, &isnull);	/* ended_at */
-	if (!isnull)
-		touched_hours_add(touched, pipeline_id, DatumGetTimestampTz(at));
-}
-
 /*
  * New runs go through the bulk inserter; runs already stored that would
  * change are copied to a second batch, returned for the SQL upsert.  The batch is in line
@@ -397,11 +385,10 @@ store_new_runs(IngestBatch *b, IngestCounts *counts, int64 *nexisting)
 	Tuplestorestate *existing = tuplestore_begin_heap(false, false, work_mem);
 	TupleTableSlot *slot = MakeSingleTupleTableSlot(b->run_desc, &TTSOpsMinimalTuple);
 	RunInserter *ri = run_insert_begin(b->run_desc);
-	TouchedHours touched;
-	MemoryContext old;
+	Tuplestorestate *inserted = tuplestore_begin_heap(false, false, Max(work_mem, maintenance_work_mem));
+	int64		ninserted = 0;
+	MemoryContext old = MemoryContextSwitchTo(b->row_ctx);
 
-	touched_hours_init(&touched);
-	old = MemoryContextSwitchTo(b->row_ctx);
 	tuplestore_rescan(b->runs);
 	while (tuplestore_gettupleslot(b->runs, true, false, slot))
 	{
@@ -419,10 +406,9 @@ store_new_runs(IngestBatch *b, IngestCounts *counts, int64 *nexisting)
 		}
 		else
 		{
-			int64		pipeline_id = find_pipeline_id(ids, npipelines, slot);
-
-			run_insert_add(ri, slot, pipeline_id);
-			note_touched_hour(&touched, pipeline_id, slot);
+			run_insert_add(ri, slot, find_pipeline_id(ids, npipelines, slot));
+			tuplestore_puttupleslot(inserted, slot);
+			ninserted++;
 		}
 		/* a row read back from a spilled batch lives in row_ctx: release it first */
 		ExecClearTuple(slot);
@@ -430,8 +416,13 @@ store_new_runs(IngestBatch *b, IngestCounts *counts, int64 *nexisting)
 	}
 	MemoryContextSwitchTo(old);
 	counts->inserted += run_insert_end(ri);
-	/* the bulk path fires no triggers: refresh the rollups here */
-	touched_hours_refresh(&touched);
+	/* the bulk path fires no triggers: add the new runs to the rollups here */
+	if (ninserted > 0)
+	{
+		register_batch(BATCH_RUNS_NEW, b->run_desc, inserted, ninserted);
+		rollup_add_new_runs(BATCH_RUNS_NEW);
+	}
+	tuplestore_end(inserted);
 	ExecDropSingleTupleTableSlot(slot);
 	*nexisting = nchanged;
 	return existing;

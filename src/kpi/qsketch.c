@@ -44,6 +44,7 @@ PG_FUNCTION_INFO_V1(qsketch_quantile);
 PG_FUNCTION_INFO_V1(qsketch_quantiles);
 PG_FUNCTION_INFO_V1(qsketch_count);
 PG_FUNCTION_INFO_V1(qsketch_mean);
+PG_FUNCTION_INFO_V1(qsketch_combine2);
 
 /* A sketch from serialized bytes, or an error saying what is wrong. */
 static QSketch *
@@ -429,4 +430,25 @@ qsketch_mean(PG_FUNCTION_ARGS)
 	if (finite == 0)
 		PG_RETURN_NULL();
 	PG_RETURN_FLOAT8(s->sum / finite);
+}
+
+/* qsketch_combine(a, b): one sketch of both; NULL only when both are. */
+Datum
+qsketch_combine2(PG_FUNCTION_ARGS)
+{
+	QSketch    *a;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+	{
+		if (PG_ARGISNULL(0) && PG_ARGISNULL(1))
+			PG_RETURN_NULL();
+		PG_RETURN_DATUM(PG_ARGISNULL(0) ? PG_GETARG_DATUM(1) : PG_GETARG_DATUM(0));
+	}
+	a = sketch_from_datum(PG_GETARG_DATUM(0));
+	if (!qs_merge(a, sketch_from_datum(PG_GETARG_DATUM(1))))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("qsketch value count out of range"),
+				 errdetail("Merged sketches would count more than 2^63 - 1 values.")));
+	PG_RETURN_BYTEA_P(sketch_to_bytea(a));
 }

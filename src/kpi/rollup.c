@@ -1,113 +1,59 @@
 /*-------------------------------------------------------------------------
  * src/kpi/rollup.c
- *		Collect the rollup buckets a bulk ingest touched and refresh them.
- *		See rollup.h; the recomputation itself is smartetl._kpi_refresh.
+ *		Add bulk-inserted runs to the KPI rollups.
+ *
+ * Runs changed with SQL refresh their buckets by recomputing them from the
+ * runs (smartetl._kpi_refresh, from triggers).  Runs written by the bulk
+ * inserter are all new, so their contribution can simply be added: counts
+ * and sums add, sketches merge.  That reads the batch once instead of
+ * looking every bucket up again in smartetl.run, which keeps loading a
+ * year of history about as fast as it was without rollups.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "catalog/pg_type.h"
 #include "executor/spi.h"
-#include "utils/array.h"
-#include "utils/timestamp.h"
 
 #include "kpi/rollup.h"
 
-typedef struct HourKey
-{
-	int64		pipeline_id;
-	TimestampTz hour;
-} HourKey;
+/* Grouped contributions of the batch per pipeline and UTC `unit`. */
+#define NEW_RUNS_GROUPED(unit) \
+	"SELECT p.pipeline_id, smartetl._utc_trunc('" unit "', coalesce(b.started_at, b.ended_at)) AS bucket, " \
+	"count(*) AS runs, " \
+	"count(*) FILTER (WHERE b.status = 'success') AS successes, " \
+	"count(*) FILTER (WHERE b.status = 'failed') AS failures, " \
+	"count(*) FILTER (WHERE b.status = 'skipped') AS skipped, " \
+	"count(*) FILTER (WHERE b.status = 'cancelled') AS cancelled, " \
+	"count(*) FILTER (WHERE b.status = 'running') AS running, " \
+	"count(*) FILTER (WHERE b.attempt > 1) AS retries, " \
+	"count(*) FILTER (WHERE b.duration > p.sla) AS sla_breaches, " \
+	"smartetl.qsketch_agg(date_part('epoch', b.duration)) " \
+	"  FILTER (WHERE b.status IN ('success', 'failed')) AS duration, " \
+	"sum(b.rows_read)::bigint AS rows_read, sum(b.rows_written)::bigint AS rows_written, " \
+	"sum(b.bytes)::bigint AS bytes " \
+	"FROM %s b JOIN smartetl.pipeline p " \
+	"ON p.namespace OPERATOR(pg_catalog.=) b.namespace AND p.name OPERATOR(pg_catalog.=) b.pipeline " \
+	"WHERE coalesce(b.started_at, b.ended_at) IS NOT NULL GROUP BY 1, 2"
+
+/* A nullable sum: NULL only when both sides are. */
+#define ADD_SUM(col) \
+	col " = CASE WHEN k." col " IS NULL AND excluded." col " IS NULL THEN NULL " \
+	"ELSE coalesce(k." col ", 0) + coalesce(excluded." col ", 0) END"
+
+#define ADD_NEW_RUNS(table, unit) \
+	"INSERT INTO smartetl." table " AS k " NEW_RUNS_GROUPED(unit) " " \
+	"ON CONFLICT (pipeline_id, bucket) DO UPDATE SET " \
+	"runs = k.runs + excluded.runs, successes = k.successes + excluded.successes, " \
+	"failures = k.failures + excluded.failures, skipped = k.skipped + excluded.skipped, " \
+	"cancelled = k.cancelled + excluded.cancelled, running = k.running + excluded.running, " \
+	"retries = k.retries + excluded.retries, sla_breaches = k.sla_breaches + excluded.sla_breaches, " \
+	"duration = smartetl.qsketch_combine(k.duration, excluded.duration), " \
+	ADD_SUM("rows_read") ", " ADD_SUM("rows_written") ", " ADD_SUM("bytes")
 
 void
-touched_hours_init(TouchedHours *t)
+rollup_add_new_runs(const char *batch_relation)
 {
-	t->n = 0;
-	t->cap = 256;
-	t->pipeline_ids = palloc(sizeof(int64) * t->cap);
-	t->hours = palloc(sizeof(TimestampTz) * t->cap);
-}
-
-/* The UTC hour of a time (floor, also before 2000). */
-static TimestampTz
-utc_hour(TimestampTz at)
-{
-	TimestampTz r = at % USECS_PER_HOUR;
-
-	return at - (r < 0 ? r + USECS_PER_HOUR : r);
-}
-
-void
-touched_hours_add(TouchedHours *t, int64 pipeline_id, TimestampTz at)
-{
-	TimestampTz hour = utc_hour(at);
-
-	/* runs of one pipeline and hour usually arrive together */
-	if (t->n > 0 && t->pipeline_ids[t->n - 1] == pipeline_id && t->hours[t->n - 1] == hour)
-		return;
-	if (t->n == t->cap)
-	{
-		t->cap *= 2;
-		t->pipeline_ids = repalloc_huge(t->pipeline_ids, sizeof(int64) * t->cap);
-		t->hours = repalloc_huge(t->hours, sizeof(TimestampTz) * t->cap);
-	}
-	t->pipeline_ids[t->n] = pipeline_id;
-	t->hours[t->n] = hour;
-	t->n++;
-}
-
-static int
-cmp_hour_key(const void *a, const void *b)
-{
-	const HourKey *x = a;
-	const HourKey *y = b;
-
-	if (x->pipeline_id != y->pipeline_id)
-		return x->pipeline_id < y->pipeline_id ? -1 : 1;
-	return x->hour < y->hour ? -1 : (x->hour > y->hour);
-}
-
-/* Sort and drop repeats, so the refresh gets each bucket once. */
-static int64
-unique_keys(TouchedHours *t, Datum **pids, Datum **hours)
-{
-	HourKey    *keys = palloc_extended(sizeof(HourKey) * Max(t->n, 1), MCXT_ALLOC_HUGE);
-	int64		i,
-				n = 0;
-
-	for (i = 0; i < t->n; i++)
-		keys[i] = (HourKey) {t->pipeline_ids[i], t->hours[i]};
-	qsort(keys, t->n, sizeof(HourKey), cmp_hour_key);
-	*pids = palloc_extended(sizeof(Datum) * Max(t->n, 1), MCXT_ALLOC_HUGE);
-	*hours = palloc_extended(sizeof(Datum) * Max(t->n, 1), MCXT_ALLOC_HUGE);
-	for (i = 0; i < t->n; i++)
-	{
-		if (n > 0 && cmp_hour_key(&keys[i], &keys[i - 1]) == 0)
-			continue;
-		(*pids)[n] = Int64GetDatum(keys[i].pipeline_id);
-		(*hours)[n] = TimestampTzGetDatum(keys[i].hour);
-		n++;
-	}
-	pfree(keys);
-	return n;
-}
-
-void
-touched_hours_refresh(TouchedHours *t)
-{
-	Oid			types[2] = {INT8ARRAYOID, TIMESTAMPTZARRAYOID};
-	Datum		args[2];
-	Datum	   *pids,
-			   *hours;
-	int64		n;
-
-	if (t->n == 0)
-		return;
-	n = unique_keys(t, &pids, &hours);
-	args[0] = PointerGetDatum(construct_array(pids, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	args[1] = PointerGetDatum(construct_array(hours, n, TIMESTAMPTZOID, sizeof(TimestampTz),
-											  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	if (SPI_execute_with_args("SELECT smartetl._kpi_refresh($1, $2)", 2, types, args, NULL,
-							  false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not refresh KPI rollups");
+	if (SPI_execute(psprintf(ADD_NEW_RUNS("kpi_hourly", "hour"), batch_relation), false, 0) != SPI_OK_INSERT ||
+		SPI_execute(psprintf(ADD_NEW_RUNS("kpi_daily", "day"), batch_relation), false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not add new runs to the KPI rollups");
 }

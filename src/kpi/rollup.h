@@ -1,27 +1,17 @@
 /*-------------------------------------------------------------------------
  * src/kpi/rollup.h
- *		The (pipeline, hour) buckets that runs written without the executor
- *		(bulk ingest, which fires no triggers) touched, to refresh the KPI
- *		rollups once at the end of the store step.
+ *		KPI rollups for runs stored without the executor (bulk ingest,
+ *		which fires no triggers).
  *-------------------------------------------------------------------------
  */
 #ifndef SMARTETL_ROLLUP_H
 #define SMARTETL_ROLLUP_H
 
-#include "datatype/timestamp.h"
-
-typedef struct TouchedHours
-{
-	int64	   *pipeline_ids;
-	TimestampTz *hours;
-	int64		n;
-	int64		cap;
-} TouchedHours;
-
-extern void touched_hours_init(TouchedHours *t);
-extern void touched_hours_add(TouchedHours *t, int64 pipeline_id, TimestampTz at);
-
-/* Recompute those buckets (smartetl._kpi_refresh); SPI must be connected. */
-extern void touched_hours_refresh(TouchedHours *t);
+/*
+ * Add the runs of the registered ephemeral relation (batch run rows, all
+ * of them new runs) to kpi_hourly and kpi_daily.  SPI must be connected
+ * and the caller must hold the ingest locks of their pipelines.
+ */
+extern void rollup_add_new_runs(const char *batch_relation);
 
 #endif							/* SMARTETL_ROLLUP_H */

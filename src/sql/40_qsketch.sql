@@ -81,3 +81,8 @@ COMMENT ON FUNCTION smartetl.qsketch_count(smartetl.qsketch) IS 'number of ranke
 CREATE FUNCTION smartetl.qsketch_mean(smartetl.qsketch) RETURNS double precision
 AS 'MODULE_PATHNAME', 'qsketch_mean' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION smartetl.qsketch_mean(smartetl.qsketch) IS 'exact mean of the finite values';
+
+-- API: Public
+CREATE FUNCTION smartetl.qsketch_combine(smartetl.qsketch, smartetl.qsketch) RETURNS smartetl.qsketch
+AS 'MODULE_PATHNAME', 'qsketch_combine2' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION smartetl.qsketch_combine(smartetl.qsketch, smartetl.qsketch) IS 'one sketch of both sketches'' values (NULL counts as empty)';

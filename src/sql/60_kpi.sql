@@ -111,7 +111,9 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
         WHERE r.pipeline_id = a.pipeline_id AND r.status = 'success' AND r.run_at < to_ts
         ORDER BY r.run_at DESC LIMIT 1) ls ON true
     CROSS JOIN LATERAL (SELECT smartetl._expected_interval(a.pipeline_id, to_ts) AS expected) ei
-    CROSS JOIN LATERAL (SELECT least(to_ts, now()) - ls.last_success AS v) lag
+    CROSS JOIN LATERAL (
+        SELECT least(to_ts, now()) - coalesce(ls.last_success,
+            (SELECT min(r.run_at) FROM smartetl.run r WHERE r.pipeline_id = a.pipeline_id)) AS v) lag
     LEFT JOIN LATERAL (
         SELECT r.template_id, t.template, count(*) AS n FROM smartetl.run r
         JOIN smartetl.template t USING (template_id)

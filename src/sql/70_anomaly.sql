@@ -96,22 +96,23 @@ COMMENT ON FUNCTION smartetl.detect_anomalies(timestamptz, timestamptz, double p
 
 -- API: Public
 -- Pipelines that should have run by at_ts and did not (missing_run), or
--- whose last success is too old (freshness): more than 1.5 expected
--- intervals (set, or inferred from recent runs) have passed.
+-- whose last success is too old (freshness; a pipeline that never
+-- succeeded counts from its first run): more than 1.5 expected intervals
+-- (set, or inferred from recent runs) have passed.
 CREATE FUNCTION smartetl.overdue_pipelines(at_ts timestamptz DEFAULT now())
 RETURNS TABLE (pipeline_id bigint, pipeline text, kind text, last_at timestamptz,
                expected_interval interval, overdue_by interval)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT p.pipeline_id, p.name, k.kind, k.last_at, e.expected,
-           at_ts - k.last_at - e.expected * 1.5
+           justify_interval(at_ts - k.last_at - e.expected * 1.5)
     FROM smartetl.pipeline p
     CROSS JOIN LATERAL (SELECT smartetl._expected_interval(p.pipeline_id, at_ts) AS expected) e
     CROSS JOIN LATERAL (
-        SELECT 'missing_run'::text AS kind, max(r.run_at) AS last_at FROM smartetl.run r
-        WHERE r.pipeline_id = p.pipeline_id AND r.run_at <= at_ts
-        UNION ALL
-        SELECT 'freshness', max(coalesce(r.ended_at, r.run_at)) FROM smartetl.run r
-        WHERE r.pipeline_id = p.pipeline_id AND r.run_at <= at_ts AND r.status = 'success') k
+        SELECT min(r.run_at) AS first_run, max(r.run_at) AS last_run,
+               max(coalesce(r.ended_at, r.run_at)) FILTER (WHERE r.status = 'success') AS last_success
+        FROM smartetl.run r WHERE r.pipeline_id = p.pipeline_id AND r.run_at <= at_ts) h
+    CROSS JOIN LATERAL (VALUES ('missing_run'::text, h.last_run),
+                               ('freshness', coalesce(h.last_success, h.first_run))) k(kind, last_at)
     WHERE e.expected IS NOT NULL AND k.last_at IS NOT NULL
       AND at_ts - k.last_at > e.expected * 1.5
 $$;

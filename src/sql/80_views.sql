@@ -92,57 +92,63 @@ WHERE last.status = 'failed';
 COMMENT ON VIEW smartetl.current_failures IS 'pipelines whose latest finished run failed: since when, how many runs in a row, the last error and its template';
 
 -- API: Public
+-- A pipeline that never succeeded counts from its first run.
 CREATE VIEW smartetl.freshness AS
-SELECT p.pipeline_id, p.namespace, p.name AS pipeline, lr.last_run, ls.last_success, e.expected_interval,
-       extract(epoch FROM now() - ls.last_success) AS lag_s,
-       now() - ls.last_success > e.expected_interval * 1.5 AS stale
+SELECT p.pipeline_id, p.namespace, p.name AS pipeline, lr.first_run, lr.last_run, ls.last_success,
+       e.expected_interval,
+       extract(epoch FROM now() - coalesce(ls.last_success, lr.first_run)) AS lag_s,
+       now() - coalesce(ls.last_success, lr.first_run) > e.expected_interval * 1.5 AS stale
 FROM smartetl.pipeline p
-CROSS JOIN LATERAL (SELECT max(r.run_at) AS last_run FROM smartetl.run r WHERE r.pipeline_id = p.pipeline_id) lr
+CROSS JOIN LATERAL (SELECT min(r.run_at) AS first_run, max(r.run_at) AS last_run FROM smartetl.run r
+                    WHERE r.pipeline_id = p.pipeline_id) lr
 CROSS JOIN LATERAL (SELECT max(coalesce(r.ended_at, r.run_at)) AS last_success FROM smartetl.run r
                     WHERE r.pipeline_id = p.pipeline_id AND r.status = 'success') ls
 CROSS JOIN LATERAL (SELECT smartetl._expected_interval(p.pipeline_id, now()) AS expected_interval) e
 WHERE lr.last_run IS NOT NULL;
-COMMENT ON VIEW smartetl.freshness IS 'per pipeline: last run, last success, expected interval, seconds since the last success, stale (more than 1.5 expected intervals)';
+COMMENT ON VIEW smartetl.freshness IS 'per pipeline: first and last run, last success, expected interval, seconds since the last success (or the first run, if none succeeded), stale (more than 1.5 expected intervals)';
 
 -- API: Public
--- Grafana time series: one row per (hour, pipeline), columns time, metric, value.
+-- Grafana time series: one row per (hour, pipeline), columns time, metric
+-- (namespace/name, unique), value.
 CREATE VIEW smartetl.ts_runs AS
-SELECT h.bucket AS "time", p.name AS metric, h.runs::float8 AS value, h.pipeline_id
+SELECT h.bucket AS "time", p.namespace || '/' || p.name AS metric, h.runs::float8 AS value, h.pipeline_id
 FROM smartetl.kpi_hourly h JOIN smartetl.pipeline p USING (pipeline_id);
 COMMENT ON VIEW smartetl.ts_runs IS 'Grafana time series: runs per pipeline and hour';
 
 -- API: Public
 CREATE VIEW smartetl.ts_failure_rate AS
-SELECT h.bucket AS "time", p.name AS metric,
+SELECT h.bucket AS "time", p.namespace || '/' || p.name AS metric,
        h.failures::float8 / nullif(h.successes + h.failures, 0) AS value, h.pipeline_id
 FROM smartetl.kpi_hourly h JOIN smartetl.pipeline p USING (pipeline_id);
 COMMENT ON VIEW smartetl.ts_failure_rate IS 'Grafana time series: failed / finished runs per pipeline and hour';
 
 -- API: Public
 CREATE VIEW smartetl.ts_duration_p95 AS
-SELECT h.bucket AS "time", p.name AS metric, smartetl.quantile(h.duration, 0.95) AS value, h.pipeline_id
+SELECT h.bucket AS "time", p.namespace || '/' || p.name AS metric, smartetl.quantile(h.duration, 0.95) AS value, h.pipeline_id
 FROM smartetl.kpi_hourly h JOIN smartetl.pipeline p USING (pipeline_id)
 WHERE h.duration IS NOT NULL;
 COMMENT ON VIEW smartetl.ts_duration_p95 IS 'Grafana time series: p95 run duration (s) per pipeline and hour (merge kpi_hourly.duration with qsketch_merge for coarser steps)';
 
 -- API: Public
 -- Prometheus (prometheus-postgres-exporter, prometheus/queries.yaml): one
--- row per pipeline.  runs_total and failures_total are counters (they only
--- fall when runs are deleted); quantiles are over the last 24 hours.
+-- row per pipeline.  runs_total and failures_total are counters (they fall
+-- only when runs are deleted or a failure is corrected, which Prometheus
+-- reads as a counter reset); quantiles are over the last 7 days, so daily
+-- pipelines have some.
 CREATE VIEW smartetl.metrics AS
 SELECT p.namespace, p.name AS pipeline,
-       coalesce(tot.runs, 0) AS runs_total, coalesce(tot.failures, 0) AS failures_total,
-       smartetl.quantile(day.duration, 0.5) AS duration_p50_seconds,
-       smartetl.quantile(day.duration, 0.95) AS duration_p95_seconds,
-       smartetl.quantile(day.duration, 0.99) AS duration_p99_seconds,
-       f.lag_s AS freshness_seconds,
+       coalesce(tot.runs, 0)::bigint AS runs_total, coalesce(tot.failures, 0)::bigint AS failures_total,
+       smartetl.quantile(week.duration, 0.5) AS duration_p50_seconds,
+       smartetl.quantile(week.duration, 0.95) AS duration_p95_seconds,
+       smartetl.quantile(week.duration, 0.99) AS duration_p99_seconds,
+       f.lag_s::float8 AS freshness_seconds,
        CASE WHEN f.stale THEN 1 ELSE 0 END AS stale,
        CASE WHEN cf.pipeline_id IS NOT NULL THEN 1 ELSE 0 END AS failing
 FROM smartetl.pipeline p
 LEFT JOIN LATERAL (SELECT sum(d.runs) AS runs, sum(d.failures) AS failures FROM smartetl.kpi_daily d
                    WHERE d.pipeline_id = p.pipeline_id) tot ON true
 LEFT JOIN LATERAL (SELECT smartetl.qsketch_merge(h.duration) AS duration FROM smartetl.kpi_hourly h
-                   WHERE h.pipeline_id = p.pipeline_id AND h.bucket >= now() - interval '24 hours') day ON true
+                   WHERE h.pipeline_id = p.pipeline_id AND h.bucket >= now() - interval '7 days') week ON true
 LEFT JOIN smartetl.freshness f ON f.pipeline_id = p.pipeline_id
 LEFT JOIN smartetl.current_failures cf ON cf.pipeline_id = p.pipeline_id;
-COMMENT ON VIEW smartetl.metrics IS 'Prometheus metrics per pipeline: runs_total, failures_total (counters), duration p50/p95/p99 over 24 h, freshness_seconds, stale, failing';
+COMMENT ON VIEW smartetl.metrics IS 'Prometheus metrics per pipeline: runs_total, failures_total (counters), duration p50/p95/p99 over 7 days, freshness_seconds, stale, failing';

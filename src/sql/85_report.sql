@@ -14,7 +14,8 @@
 -- API: Private
 -- Text made safe for HTML element content and quoted attribute values:
 -- & < > " ' become entities; C0 control characters other than tab and
--- newlines (not allowed in HTML text) become U+FFFD.  Like the duration
+-- newlines (not allowed in HTML text) become U+FFFD (as an entity: this
+-- script is ASCII only, so it installs in databases of any encoding).  Like the duration
 -- format below, a SQL-standard body (names bound when it is created) with
 -- no SET clause, so that it can be inlined into the report's queries.
 CREATE FUNCTION smartetl._html_escape(s text) RETURNS text
@@ -22,16 +23,18 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 RETURN pg_catalog.regexp_replace(
     pg_catalog.replace(pg_catalog.replace(pg_catalog.replace(pg_catalog.replace(pg_catalog.replace(
         s, '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), '"', '&quot;'), '''', '&#39;'),
-    E'[\\x01-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]', E'\uFFFD', 'g');
+    E'[\\x01-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]', '&#xFFFD;', 'g');
 COMMENT ON FUNCTION smartetl._html_escape(text) IS
-'text escaped for HTML content and quoted attributes (& < > " '' as entities, control characters as U+FFFD)';
+'text escaped for HTML content and quoted attributes (& < > " '' as entities, control characters as &#xFFFD;)';
 
 -- API: Private
--- A duration in seconds for people: 42.5 s, 3 min 07 s, 2 h 05 min, 3 d 04 h.
+-- A duration in seconds for people, as HTML text: 0.25 s, 42.5 s, 3 min 07 s,
+-- 2 h 05 min, 3 d 04 h (&ndash; when unknown).
 CREATE FUNCTION smartetl._report_duration(seconds double precision) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN CASE WHEN seconds IS NULL OR seconds = 'NaN' THEN '–' ELSE
+RETURN CASE WHEN seconds IS NULL OR seconds = 'NaN' THEN '&ndash;' ELSE
     CASE WHEN seconds < 0 THEN '-' ELSE '' END || CASE
+    WHEN abs(seconds) < 0.95 THEN pg_catalog.to_char(abs(seconds), 'FM0.00') || ' s'
     WHEN round(abs(seconds)::numeric, 1) < 60 THEN pg_catalog.to_char(abs(seconds), 'FM990.0') || ' s'
     WHEN round(abs(seconds)) < 3600 THEN
         pg_catalog.format('%s min %s s', round(abs(seconds))::bigint / 60,
@@ -42,9 +45,9 @@ RETURN CASE WHEN seconds IS NULL OR seconds = 'NaN' THEN '–' ELSE
     WHEN abs(seconds) < 1e15 THEN
         pg_catalog.format('%s d %s h', round(abs(seconds) / 3600)::bigint / 24,
                           pg_catalog.lpad((round(abs(seconds) / 3600)::bigint % 24)::text, 2, '0'))
-    ELSE '∞' END END;
+    ELSE '&infin;' END END;
 COMMENT ON FUNCTION smartetl._report_duration(double precision) IS
-'seconds as a short human duration (42.5 s, 3 min 07 s, 2 h 05 min, 3 d 04 h)';
+'seconds as a short human duration in HTML (42.5 s, 3 min 07 s, 2 h 05 min, 3 d 04 h; &ndash; when NULL)';
 
 -- API: Private
 -- A column chart as inline SVG: one stacked column per label, the failed
@@ -57,8 +60,8 @@ CREATE FUNCTION smartetl._report_columns(chart_id text, title text, description 
 RETURNS text
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    w  constant int := 760;
-    h  constant int := 280;
+    w  constant int := 1000;
+    h  constant int := 300;
     ml constant int := 64;   -- room for the y ticks and the y axis label
     mr constant int := 12;
     mt constant int := 30;   -- room for the legend
@@ -140,7 +143,7 @@ CREATE FUNCTION smartetl._report_rate_bars(chart_id text, title text, descriptio
 RETURNS text
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    w   constant int := 760;
+    w   constant int := 1000;
     ml  constant int := 230;  -- room for the pipeline names and the y axis label
     mr  constant int := 90;   -- room for the value after the longest bar
     mt  constant int := 10;
@@ -179,8 +182,8 @@ BEGIN
                     smartetl._html_escape(labels[i]),
                     coalesce(to_char(r * 100, 'FM990.0') || ' % failed', smartetl._html_escape(notes[i]), 'no data'),
                     ml - 8, y + 15,
-                    smartetl._html_escape(CASE WHEN length(labels[i]) > 30
-                                               THEN left(labels[i], 29) || '…' ELSE labels[i] END),
+                    CASE WHEN length(labels[i]) > 30 THEN smartetl._html_escape(left(labels[i], 29)) || '&hellip;'
+                         ELSE smartetl._html_escape(labels[i]) END,
                     CASE WHEN bl > 0 THEN format('<rect class="bar" x="%s" y="%s" width="%s" height="%s" fill="#d9480f"/>',
                                                  ml, y + 4, bl, row_h - 8) ELSE '' END,
                     ml + bl + 6, y + 15,
@@ -259,18 +262,18 @@ BEGIN
         'h3{font-size:1.05em;margin:14px 0 6px}section{margin:22px 0}'
         '.meta,.note,.empty{color:var(--muted)}.empty{font-style:italic}'
         '.tiles{display:flex;flex-wrap:wrap;gap:12px;margin:0;padding:0}'
-        '.tile{border:1px solid var(--line);border-radius:6px;padding:10px 16px;min-width:130px;margin:0}'
-        '.tile dt{font-size:.85em;color:var(--muted)}.tile dd{margin:0;font-size:1.5em;font-weight:600}'
+        '.tile{box-sizing:border-box;flex:1 1 140px;border:1px solid var(--line);border-radius:6px;padding:10px 16px;margin:0}'
+        '.tile dt{font-size:.85em;color:var(--muted)}.tile dd{margin:0;font-size:1.5em;font-weight:600;white-space:nowrap}'
         '.tile.bad dd{color:var(--fail)}'
         'table{border-collapse:collapse;width:100%%;font-size:.92em}'
         'th,td{border-bottom:1px solid var(--line);padding:5px 8px;text-align:left;vertical-align:top}'
         'th{background:#f3f5f8;font-weight:600}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}'
         'td.t{white-space:nowrap}td.msg{font-family:ui-monospace,"DejaVu Sans Mono",Menlo,Consolas,monospace;'
-        'font-size:.9em;overflow-wrap:anywhere}td.name{overflow-wrap:anywhere}'
+        'font-size:.9em;overflow-wrap:anywhere}td.name{overflow-wrap:anywhere;min-width:13em}'
         '.badge{display:inline-block;padding:0 6px;border-radius:4px;font-size:.85em;font-weight:600}'
         '.badge.stale,.badge.bad{background:#fde2d6;color:#9a3412}.badge.fresh{background:#e0ecf8;color:#1e4f85}'
         '.ns{color:var(--muted)}'
-        'svg.chart{display:block;max-width:100%%;height:auto;font-size:12px}'
+        'svg.chart{display:block;width:100%%;max-width:1000px;height:auto;font-size:12px}'
         'svg.chart text{fill:#1d2733}svg.chart .tick{fill:var(--muted);font-size:11px}'
         'svg.chart .axis-label{font-weight:600}svg.chart .grid{stroke:#e6eaef}svg.chart .axis{stroke:#8792a2}'
         'svg.chart .value{fill:var(--muted)}'
@@ -292,8 +295,10 @@ BEGIN
            sum(b.failures)::float8 / nullif(sum(b.successes) + sum(b.failures), 0) AS failure_rate,
            count(DISTINCT b.pipeline_id) AS pipelines,
            smartetl.qsketch_mean(smartetl.qsketch_merge(b.duration)) AS mean_s,
-           sum(b.rows_written)::bigint AS rows_written
-    INTO s FROM smartetl._kpi_buckets(from_ts, to_ts) b;
+           sum(b.rows_written)::bigint AS rows_written,
+           count(DISTINCT p.namespace) > 1 AS multi_ns
+    INTO s FROM smartetl._kpi_buckets(from_ts, to_ts) b LEFT JOIN smartetl.pipeline p USING (pipeline_id);
+    multi_ns := s.multi_ns;  -- then pipelines are shown as namespace/name
 
     summary := format(
         '<section id="summary" aria-labelledby="summary-h"><h2 id="summary-h">Summary</h2>'
@@ -308,10 +313,10 @@ BEGIN
         to_char(s.runs, int_fmt),
         CASE WHEN s.failures > 0 THEN ' bad' ELSE '' END, to_char(s.failures, int_fmt),
         CASE WHEN s.failure_rate > 0.05 THEN ' bad' ELSE '' END,
-        coalesce(to_char(s.failure_rate * 100, 'FM990.0') || ' %', '–'),
+        coalesce(to_char(s.failure_rate * 100, 'FM990.0') || ' %', '&ndash;'),
         to_char(s.pipelines, int_fmt),
         smartetl._report_duration(s.mean_s),
-        coalesce(to_char(s.rows_written, int_fmt), '–'),
+        coalesce(to_char(s.rows_written, int_fmt), '&ndash;'),
         CASE WHEN s.runs = 0 THEN '<p class="empty">No runs in this range.</p>'
              ELSE format('<p class="note">Counts and durations cover whole UTC hours, %s to %s; '
                          'the failure rate is failed / finished (succeeded or failed) runs; '
@@ -345,22 +350,22 @@ BEGIN
                          unit, runs_chart);
 
     -- ---- per pipeline ------------------------------------------------------
-    SELECT count(DISTINCT k.namespace) > 1 INTO multi_ns FROM smartetl.pipeline_kpi(from_ts, to_ts) k;
     SELECT string_agg(format(
                '<tr><td class="name">%s</td><td class="num">%s</td><td class="num">%s</td><td class="num">%s</td>'
                '<td class="num">%s</td><td class="num">%s</td><td class="num">%s</td><td class="t">%s</td><td>%s</td></tr>',
-               CASE WHEN multi_ns THEN '<span class="ns">' || smartetl._html_escape(k.namespace) || '/</span>' ELSE '' END
-                   || smartetl._html_escape(k.pipeline),
+               -- long names wrap after the namespace and at underscores first
+               CASE WHEN multi_ns THEN '<span class="ns">' || smartetl._html_escape(k.namespace) || '/</span><wbr>' ELSE '' END
+                   || replace(smartetl._html_escape(k.pipeline), '_', '_<wbr>'),
                to_char(k.runs, int_fmt), to_char(k.failures, int_fmt),
-               coalesce(to_char((1 - k.success_rate) * 100, 'FM990.0') || ' %', '–'),
+               coalesce(to_char((1 - k.success_rate) * 100, 'FM990.0') || ' %', '&ndash;'),
                smartetl._report_duration(k.mean_duration_s), smartetl._report_duration(k.p95_duration_s),
-               coalesce(to_char(k.rows_written, int_fmt), '–'),
+               coalesce(to_char(k.rows_written, int_fmt), '&ndash;'),
                coalesce(to_char(k.last_success AT TIME ZONE 'UTC', utc), 'never'),
                CASE WHEN k.stale THEN format('<span class="badge stale" title="no success for %s, expected every %s">stale</span>',
                                              smartetl._report_duration(extract(epoch FROM k.freshness_lag)::float8),
                                              smartetl._report_duration(extract(epoch FROM k.expected_interval)::float8))
                     WHEN NOT k.stale THEN '<span class="badge fresh">fresh</span>'
-                    ELSE '–' END),
+                    ELSE '&ndash;' END),
                '' ORDER BY k.namespace, k.pipeline),
            array_agg(CASE WHEN multi_ns THEN k.namespace || '/' ELSE '' END || k.pipeline
                      ORDER BY 1 - k.success_rate DESC NULLS LAST, k.namespace, k.pipeline),
@@ -395,11 +400,12 @@ BEGIN
     SELECT count(*),
            string_agg(format('<tr><td class="num">%s</td><td class="msg">%s</td><td class="num">%s</td>'
                              '<td class="name">%s</td><td class="t">%s</td><td class="t">%s</td></tr>',
-                             e.rank, smartetl._html_escape(CASE WHEN length(e.template) > 400
-                                                                THEN left(e.template, 399) || '…' ELSE e.template END),
+                             e.rank, CASE WHEN length(e.template) > 400
+                                          THEN smartetl._html_escape(left(e.template, 399)) || '&hellip;'
+                                          ELSE smartetl._html_escape(e.template) END,
                              to_char(e.occurrences, int_fmt),
                              coalesce((SELECT string_agg(smartetl._html_escape(pn), ', ' ORDER BY o)
-                                       FROM unnest(e.pipeline_names[1:5]) WITH ORDINALITY u(pn, o)), '–')
+                                       FROM unnest(e.pipeline_names[1:5]) WITH ORDINALITY u(pn, o)), '&ndash;')
                                  || CASE WHEN cardinality(e.pipeline_names) > 5
                                          THEN format(' and %s more', cardinality(e.pipeline_names) - 5) ELSE '' END,
                              to_char(e.first_seen AT TIME ZONE 'UTC', utc), to_char(e.last_seen AT TIME ZONE 'UTC', utc)),
@@ -420,6 +426,8 @@ BEGIN
                                  ELSE format('%s template%s', n_errors, CASE WHEN n_errors > 1 THEN 's' ELSE '' END) END) END);
 
     -- ---- anomalies ---------------------------------------------------------
+    -- abnormal runs of the range, and pipelines overdue at its end (or now,
+    -- for a range that ends in the future, as pipeline_kpi's freshness does)
     WITH a AS (
         SELECT a.*, p.namespace, row_number() OVER (ORDER BY a.run_at DESC, a.run_id, a.kind) AS rn
         FROM smartetl.detect_anomalies(from_ts, to_ts) a JOIN smartetl.pipeline p USING (pipeline_id)
@@ -437,8 +445,8 @@ BEGIN
                              CASE WHEN a.kind = 'duration' THEN smartetl._report_duration(a.expected)
                                   ELSE to_char(a.expected, 'FM999,999,999,999,999,990') END,
                              CASE WHEN a.kind = 'duration'
-                                  THEN smartetl._report_duration(a.expected_low) || ' – ' || smartetl._report_duration(a.expected_high)
-                                  ELSE to_char(a.expected_low, 'FM999,999,999,999,999,990') || ' – '
+                                  THEN smartetl._report_duration(a.expected_low) || ' &ndash; ' || smartetl._report_duration(a.expected_high)
+                                  ELSE to_char(a.expected_low, 'FM999,999,999,999,999,990') || ' &ndash; '
                                        || to_char(a.expected_high, 'FM999,999,999,999,999,990') END,
                              to_char(a.score, 'FMS990.0')), '' ORDER BY a.rn) FILTER (WHERE a.rn <= 50)
     INTO n_anomalies, anomalies FROM a;
@@ -447,11 +455,11 @@ BEGIN
              '<th scope="col">What</th><th scope="col" class="num">Value</th><th scope="col" class="num">Expected</th>'
              '<th scope="col" class="num">Normal range</th><th scope="col" class="num">Score</th></tr></thead><tbody>'
              || anomalies || '</tbody></table>'
-             || format('<p class="note">%s runs whose duration or rows written are abnormal against earlier runs of the same '
-                       'pipeline (robust score over 4).</p>',
-                       CASE WHEN n_anomalies > 50 THEN format('The latest 50 of %s', n_anomalies)
-                            ELSE format('%s', n_anomalies) END) END;
-    WITH o AS (SELECT o.*, p.namespace FROM smartetl.overdue_pipelines(to_ts) o JOIN smartetl.pipeline p USING (pipeline_id))
+             || format('<p class="note">%s whose duration or rows written are abnormal against earlier runs of the same '
+                       'pipeline (robust score beyond &plusmn;4).</p>',
+                       CASE WHEN n_anomalies > 50 THEN format('The latest 50 of %s runs', n_anomalies)
+                            WHEN n_anomalies = 1 THEN 'One run' ELSE format('%s runs', n_anomalies) END) END;
+    WITH o AS (SELECT o.*, p.namespace FROM smartetl.overdue_pipelines(least(to_ts, now())) o JOIN smartetl.pipeline p USING (pipeline_id))
     SELECT count(*),
            anomalies || CASE WHEN count(*) = 0 THEN '' ELSE
                '<h3>Overdue pipelines</h3><table><thead><tr><th scope="col">Pipeline</th><th scope="col">Problem</th>'
@@ -469,7 +477,7 @@ BEGIN
                              '' ORDER BY o.namespace, o.pipeline, o.kind)
                || '</tbody></table>'
                || format('<p class="note">At %s, no run or no success for more than 1.5 expected intervals.</p>',
-                         to_char(to_ts AT TIME ZONE 'UTC', utc)) END
+                         to_char(least(to_ts, now()) AT TIME ZONE 'UTC', utc)) END
     INTO n_overdue, anomalies FROM o;
     anomalies := format(
         '<section id="anomalies" aria-labelledby="anomalies-h"><h2 id="anomalies-h">Anomalies</h2>%s</section>' || E'\n',
@@ -482,7 +490,7 @@ BEGIN
     IF s.runs = 0 THEN
         hours_chart := '<p class="empty">No runs in this range.</p>';
     ELSE
-        SELECT array_agg(format('%s:00–%s:59 UTC', lpad(hr::text, 2, '0'), lpad(hr::text, 2, '0')) ORDER BY hr),
+        SELECT array_agg(format('%s:00-%s:59 UTC', lpad(hr::text, 2, '0'), lpad(hr::text, 2, '0')) ORDER BY hr),
                array_agg(lpad(hr::text, 2, '0') ORDER BY hr),
                array_agg(coalesce(k.runs, 0) ORDER BY hr), array_agg(coalesce(k.failures, 0) ORDER BY hr)
         INTO labels, ticks, totals, fails
@@ -507,6 +515,7 @@ END $$;
 COMMENT ON FUNCTION smartetl.report_html(timestamptz, timestamptz) IS
 'a self-contained HTML report (inline CSS and SVG, no script, no external assets) of the runs in [from, to): headline numbers, runs per day, per-pipeline KPIs (pipeline_kpi), failure rate per pipeline, frequent errors, anomalies and overdue pipelines, busiest UTC hours; database text is HTML-escaped';
 
+-- (90_grants.sql, after this file, revokes EXECUTE from PUBLIC on every function.)
 GRANT EXECUTE ON FUNCTION smartetl.report_html(timestamptz, timestamptz), smartetl._html_escape(text) TO smartetl_reader;
 GRANT EXECUTE ON FUNCTION smartetl._report_duration(double precision),
                           smartetl._report_columns(text, text, text, text, text, text[], text[], bigint[], bigint[]),

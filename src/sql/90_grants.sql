@@ -36,6 +36,7 @@ GRANT EXECUTE ON FUNCTION smartetl.qsketch_agg(double precision), smartetl.qsket
                           smartetl.quantile(smartetl.qsketch, double precision),
                           smartetl.quantiles(smartetl.qsketch, double precision[]),
                           smartetl.qsketch_count(smartetl.qsketch), smartetl.qsketch_mean(smartetl.qsketch),
+                          smartetl.qsketch_combine(smartetl.qsketch, smartetl.qsketch),
                           smartetl._qsketch_in(cstring), smartetl._qsketch_out(smartetl.qsketch),
                           smartetl._qsketch_recv(internal), smartetl._qsketch_send(smartetl.qsketch),
                           smartetl.median_mad(double precision),
@@ -50,3 +51,6 @@ GRANT EXECUTE ON FUNCTION smartetl.qsketch_agg(double precision), smartetl.qsket
                           smartetl._kpi_buckets(timestamptz, timestamptz)
     TO smartetl_reader;
 GRANT EXECUTE ON FUNCTION smartetl._kpi_refresh(bigint[], timestamptz[]) TO smartetl_writer;
+-- bulk ingest adds its new runs to the rollups as the ingesting role
+GRANT INSERT, UPDATE ON smartetl.kpi_hourly, smartetl.kpi_daily TO smartetl_writer;
+GRANT DELETE ON smartetl.kpi_hourly, smartetl.kpi_daily TO smartetl_admin;

@@ -72,7 +72,7 @@ trap 'exit 130' INT TERM HUP
 
 # lib/pq URL: percent-encode every byte but the unreserved characters
 urlencode() {
-	local LC_ALL=C s=$1 out= c i
+	local LC_ALL=C s=$1 out='' c i
 	for ((i = 0; i < ${#s}; i++)); do
 		c=${s:i:1}
 		case $c in
@@ -84,6 +84,12 @@ urlencode() {
 }
 
 exporter_pguser=${SMARTETL_EXPORTER_PGUSER:-$PGUSER}
+# 0.11.1 rewrites the URL as key='value' pairs that its collector code then
+# splits on spaces ("Failed to create PostgresCollector ... malformed dsn")
+for v in "$exporter_pguser" "$PGDATABASE" "$PGHOST" "${PGPASSWORD:-}"; do
+	[[ $v != *[[:space:]]* ]] ||
+		bail "prometheus-postgres-exporter 0.11 cannot connect when the user, database, host or password contains a space"
+done
 dsn="postgresql://$(urlencode "$exporter_pguser")"
 [ -n "${PGPASSWORD:-}" ] && dsn+=":$(urlencode "$PGPASSWORD")"
 case $PGHOST in

@@ -8,9 +8,9 @@
 # superuser will do).  Inside one transaction that is rolled back (the
 # database is left as it was) it adds a pipeline named
 # <script>alert(1)</script>&"x" with a failed run whose error is HTML, and a
-# pipeline with one run 100 times slower than its usual, then writes the
-# report of the last 30 days as smartetl_reader to a temporary directory,
-# with two more (an empty range, a 400-day range).  Then:
+# pipeline (in namespace report<&>check) with one run 100 times slower than
+# its usual, then writes the report of the last 30 days as smartetl_reader
+# to a temporary directory, and two more (an empty range, 400 days).  Then:
 #   - check_html.py: balanced tags (python3 html.parser), self-contained;
 #   - render.mjs: headless Debian Chromium through playwright-core: loads
 #     with no console error and no network request at all, the sections,
@@ -69,7 +69,8 @@ SELECT * FROM smartetl.ingest('jsonl', (
           FROM generate_series(1, 2) i
           UNION ALL
           -- 40 hourly runs of about a minute, then one of 100 minutes
-          SELECT json_build_object('pipeline', :'planted', 'run_id', 'planted-' || i, 'status', 'success',
+          SELECT json_build_object('pipeline', :'planted', 'namespace', 'report<&>check',
+                                   'run_id', 'planted-' || i, 'status', 'success',
                                    'started_at', now() - make_interval(hours => 43 - i),
                                    'duration', CASE WHEN i = 41 THEN 6000 ELSE 60 + i % 7 END,
                                    'rows_written', 1000 + i % 5)
@@ -102,7 +103,7 @@ if [ -s "$OUT/report.html" ]; then
 	note "report: $OUT/report.html, $(wc -c <"$OUT/report.html") bytes"
 	# ---- static checks (python3 html.parser) ------------------------------------
 	python3 "$HERE/check_html.py" "$OUT/report.html" "30 days" \
-		"$EVIL" "$EVIL_ERROR" "Runs per day" "Busiest hours" >>"$RAW" 2>&1 || true
+		"$EVIL" "$EVIL_ERROR" "report<&>check/$PLANTED" "Runs per day" "Busiest hours" >>"$RAW" 2>&1 || true
 	python3 "$HERE/check_html.py" "$OUT/report_empty.html" "empty range" \
 		"No runs in this range." "No pipeline ran in this range." "No errors in this range." \
 		"No anomalies in this range." >>"$RAW" 2>&1 || true
