@@ -36,7 +36,12 @@ OBJS = \
 	src/kpi/qsketch_core.o \
 	src/kpi/qsketch.o \
 	src/kpi/rollup.o \
-	src/kpi/robust_baseline.o
+	src/kpi/robust_baseline.o \
+	src/alert/alert_wake.o \
+	src/alert/alert_outbox.o \
+	src/alert/alert_send.o \
+	src/alert/alert_worker.o \
+	src/alert/alert_test_channel.o
 
 SQL_PIECES = $(sort $(wildcard src/sql/*.sql))
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
@@ -47,6 +52,7 @@ ENCODING = UTF8
 NO_LOCALE = 1
 
 PG_CPPFLAGS = -I$(srcdir)/src
+SHLIB_LINK = -lcurl
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 EXTRA_CLEAN = $(DATA_built)
 

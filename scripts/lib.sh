@@ -7,7 +7,9 @@ PG_CONFIG=$PG_BIN/pg_config
 export PATH="$PATH:/usr/sbin:/sbin"
 
 APT_PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-15-pgtap \
-libtap-parser-sourcehandler-pgtap-perl libcurl4-openssl-dev make gcc clang-14 libclang-rt-14-dev"
+libtap-parser-sourcehandler-pgtap-perl libcurl4-openssl-dev make gcc clang-14 libclang-rt-14-dev \
+curl openssl python3 python3-aiosmtpd prometheus-alertmanager prometheus-postgres-exporter \
+chromium nodejs npm"
 
 log() { printf '\n== %s\n' "$*"; }
 
@@ -47,6 +49,10 @@ listen_addresses = ''
 unix_socket_directories = '$(socket_dir "$dir")'
 shared_preload_libraries = 'smartetl,pg_cron'
 cron.database_name = 'postgres'
+# the alert worker, and where it may send notifications (loopback only here)
+smartetl.database = 'postgres'
+smartetl.allowed_hosts = '127.0.0.1,localhost,::1'
+smartetl.naptime = 2
 # run jobs in background workers: the cluster listens on a socket only
 cron.use_background_workers = on
 max_worker_processes = 16

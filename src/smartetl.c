@@ -1,24 +1,88 @@
 /*-------------------------------------------------------------------------
  * src/smartetl.c
- *		Module magic and _PG_init; this file only wires modules together.
+ *		Module magic and _PG_init: the GUCs, and, when loaded through
+ *		shared_preload_libraries, the alert workers and their shared memory.
+ *		Without preloading, everything but alerting's worker still works.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "fmgr.h"
+#include <limits.h>
 
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "utils/guc.h"
+
+#include "alert/alert.h"
 #include "smartetl.h"
 
 PG_MODULE_MAGIC;
 
 void		_PG_init(void);
 
-/*
- * Nothing to set up yet: the ingest functions need no shared state, so
- * CREATE EXTENSION works with or without shared_preload_libraries.  GUCs
- * and the alert worker register here once they exist.
- */
+char	   *smartetl_databases = NULL;
+int			smartetl_naptime_s = 10;
+int			smartetl_http_timeout_ms = 10000;
+int			smartetl_max_attempts = 8;
+int			smartetl_max_in_flight = 64;
+char	   *smartetl_allowed_hosts = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static void
+smartetl_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	alert_shmem_request();
+}
+
+static void
+smartetl_shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	alert_shmem_startup();
+}
+
+static void
+define_gucs(void)
+{
+	DefineCustomStringVariable("smartetl.database",
+							   "Databases to run an alert worker in (comma-separated).",
+							   NULL, &smartetl_databases, "", PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("smartetl.naptime",
+							"Seconds between alert evaluations when nothing wakes the worker.",
+							NULL, &smartetl_naptime_s, 10, 1, 3600, PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("smartetl.http_timeout",
+							"Timeout of one notification request.",
+							NULL, &smartetl_http_timeout_ms, 10000, 100, 600000, PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("smartetl.max_attempts",
+							"Attempts before a delivery is dead.",
+							NULL, &smartetl_max_attempts, 8, 1, 100, PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("smartetl.max_in_flight",
+							"Notification requests in flight at once per worker.",
+							NULL, &smartetl_max_in_flight, 64, 1, 1000, PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("smartetl.allowed_hosts",
+							   "Hosts notifications may be sent to (comma-separated; * = any).",
+							   "Empty: none.  Set in postgresql.conf only.",
+							   &smartetl_allowed_hosts, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
+	MarkGUCPrefixReserved("smartetl");
+}
+
 void
 _PG_init(void)
 {
+	define_gucs();
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = smartetl_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = smartetl_shmem_startup;
+	alert_worker_register();
 }

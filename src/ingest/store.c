@@ -28,6 +28,7 @@
 
 #include "ingest/ingest.h"
 #include "kpi/rollup.h"
+#include "alert/alert.h"
 #include "template/template.h"
 
 #define BATCH_RUNS "smartetl_batch_runs"
@@ -572,7 +573,11 @@ ingest_store(IngestBatch *b, const IngestOptions *o, IngestCounts *counts)
 	if (b->templates)
 		template_session_end(b->templates);
 	if (b->nruns > 0)
+	{
 		store_runs(b, counts);
+		/* bulk-inserted runs fire no triggers: wake the alert worker here */
+		alert_wake_at_commit();
+	}
 	if (b->nevents > 0)
 		store_events(b, o, counts);
 	if (b->nrejects > 0)

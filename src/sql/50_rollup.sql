@@ -127,30 +127,24 @@ END $$;
 
 -- API: Private
 -- Statement triggers: the hours of the rows before and after the change.
--- Ingest defers these (smartetl.kpi_deferred) and refreshes its batch once.
+-- (Bulk ingest fires none; it adds its new runs itself, src/kpi/rollup.c.)
 CREATE FUNCTION smartetl._run_kpi_new() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF current_setting('smartetl.kpi_deferred', true) IS DISTINCT FROM 'on' THEN
-        PERFORM smartetl._kpi_refresh(array_agg(pipeline_id), array_agg(run_at)) FROM new_runs;
-    END IF;
+    PERFORM smartetl._kpi_refresh(array_agg(pipeline_id), array_agg(run_at)) FROM new_runs;
     RETURN NULL;
 END $$;
 CREATE FUNCTION smartetl._run_kpi_old() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF current_setting('smartetl.kpi_deferred', true) IS DISTINCT FROM 'on' THEN
-        PERFORM smartetl._kpi_refresh(array_agg(pipeline_id), array_agg(run_at)) FROM old_runs;
-    END IF;
+    PERFORM smartetl._kpi_refresh(array_agg(pipeline_id), array_agg(run_at)) FROM old_runs;
     RETURN NULL;
 END $$;
 CREATE FUNCTION smartetl._run_kpi_both() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF current_setting('smartetl.kpi_deferred', true) IS DISTINCT FROM 'on' THEN
-        PERFORM smartetl._kpi_refresh(array_agg(pipeline_id), array_agg(run_at))
-        FROM (SELECT pipeline_id, run_at FROM old_runs UNION SELECT pipeline_id, run_at FROM new_runs) s;
-    END IF;
+    PERFORM smartetl._kpi_refresh(array_agg(pipeline_id), array_agg(run_at))
+    FROM (SELECT pipeline_id, run_at FROM old_runs UNION SELECT pipeline_id, run_at FROM new_runs) s;
     RETURN NULL;
 END $$;
 CREATE TRIGGER run_kpi_ins AFTER INSERT ON smartetl.run

@@ -7,7 +7,7 @@
 -- vary by factors, not by amounts).  The expected value is the median of
 -- the same hour of the week in the previous 8 weeks when at least 4 such
 -- runs exist (daily and weekly seasonality), else of the previous 30 runs.
--- The spread is the MAD of the previous 30 runs' own residuals against
+-- The spread is the MAD of the previous 100 runs' own residuals against
 -- their expected values, so seasonality does not widen it and a handful of
 -- same-hour runs does not make it noisy: score = (log(1 + x) - expected) /
 -- max(1.4826 * MAD, 0.05), and |score| > threshold is an anomaly.  Scoring
@@ -123,7 +123,7 @@ COMMENT ON FUNCTION smartetl.overdue_pipelines(timestamptz) IS
 CREATE VIEW smartetl.anomalies AS
 SELECT a.kind, a.pipeline_id, a.pipeline, a.run_id, a.run_at AS at, a.value, a.expected,
        a.expected_low, a.expected_high, a.score, a.baseline
-FROM smartetl.detect_anomalies(now() - interval '7 days', now()) a
+FROM smartetl.detect_anomalies(now() - interval '168 hours', now()) a
 UNION ALL
 SELECT o.kind, o.pipeline_id, o.pipeline, NULL, o.last_at,
        extract(epoch FROM now() - o.last_at), extract(epoch FROM o.expected_interval),

@@ -9,7 +9,7 @@ CREATE FUNCTION smartetl.run_cube(from_ts timestamptz, to_ts timestamptz)
 RETURNS TABLE (grouping_set text, namespace text, pipeline text, day timestamptz,
                status smartetl.run_status, host text, runs bigint, failures bigint,
                failure_rate double precision, mean_duration_s double precision,
-               p95_duration_s double precision, rows_written numeric)
+               p95_duration_s double precision, rows_written bigint)
 LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT concat_ws(',', CASE WHEN GROUPING(p.name) = 0 THEN 'pipeline' END,
                           CASE WHEN GROUPING(d.day) = 0 THEN 'day' END,
@@ -21,7 +21,7 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
                / nullif(count(*) FILTER (WHERE r.status IN ('success', 'failed')), 0),
            avg(r.duration_s),
            smartetl.quantile(smartetl.qsketch_agg(r.duration_s), 0.95),
-           sum(r.rows_written)
+           sum(r.rows_written)::bigint
     FROM smartetl.run r
     JOIN smartetl.pipeline p USING (pipeline_id)
     CROSS JOIN LATERAL (SELECT smartetl._utc_trunc('day', r.run_at) AS day) d
@@ -35,7 +35,7 @@ COMMENT ON FUNCTION smartetl.run_cube(timestamptz, timestamptz) IS
 
 -- API: Public
 CREATE VIEW smartetl.run_cube AS
-SELECT * FROM smartetl.run_cube(now() - interval '30 days', now());
+SELECT * FROM smartetl.run_cube(now() - interval '720 hours', now());
 COMMENT ON VIEW smartetl.run_cube IS 'run_cube() over the last 30 days';
 
 -- API: Public
@@ -57,7 +57,7 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     )
     SELECT h.template_id, t.template, count(*), count(*) FILTER (WHERE h.is_run),
            count(*) FILTER (WHERE NOT h.is_run), count(DISTINCT h.pipeline_id),
-           array_agg(DISTINCT p.name) FILTER (WHERE p.name IS NOT NULL),
+           array_agg(DISTINCT p.namespace || '/' || p.name) FILTER (WHERE p.name IS NOT NULL),
            min(h.at), max(h.at)
     FROM hits h
     JOIN smartetl.template t USING (template_id)
@@ -70,7 +70,7 @@ COMMENT ON FUNCTION smartetl.frequent_errors(timestamptz, timestamptz) IS
 
 -- API: Public
 CREATE VIEW smartetl.frequent_errors AS
-SELECT * FROM smartetl.frequent_errors(now() - interval '30 days', now());
+SELECT * FROM smartetl.frequent_errors(now() - interval '720 hours', now());
 COMMENT ON VIEW smartetl.frequent_errors IS 'frequent_errors() over the last 30 days';
 
 -- API: Public
@@ -148,7 +148,7 @@ FROM smartetl.pipeline p
 LEFT JOIN LATERAL (SELECT sum(d.runs) AS runs, sum(d.failures) AS failures FROM smartetl.kpi_daily d
                    WHERE d.pipeline_id = p.pipeline_id) tot ON true
 LEFT JOIN LATERAL (SELECT smartetl.qsketch_merge(h.duration) AS duration FROM smartetl.kpi_hourly h
-                   WHERE h.pipeline_id = p.pipeline_id AND h.bucket >= now() - interval '7 days') week ON true
+                   WHERE h.pipeline_id = p.pipeline_id AND h.bucket >= now() - interval '168 hours') week ON true
 LEFT JOIN smartetl.freshness f ON f.pipeline_id = p.pipeline_id
 LEFT JOIN smartetl.current_failures cf ON cf.pipeline_id = p.pipeline_id;
 COMMENT ON VIEW smartetl.metrics IS 'Prometheus metrics per pipeline: runs_total, failures_total (counters), duration p50/p95/p99 over 7 days, freshness_seconds, stale, failing';

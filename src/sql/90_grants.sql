@@ -54,3 +54,23 @@ GRANT EXECUTE ON FUNCTION smartetl._kpi_refresh(bigint[], timestamptz[]) TO smar
 -- bulk ingest adds its new runs to the rollups as the ingesting role
 GRANT INSERT, UPDATE ON smartetl.kpi_hourly, smartetl.kpi_daily TO smartetl_writer;
 GRANT DELETE ON smartetl.kpi_hourly, smartetl.kpi_daily TO smartetl_admin;
+
+-- alerting: channels (targets and secrets), rules, the outbox: admins only;
+-- readers see alerts and silences
+GRANT SELECT ON smartetl.alert, smartetl.silence TO smartetl_reader;
+GRANT SELECT, INSERT, UPDATE, DELETE ON smartetl.channel, smartetl.alert_rule, smartetl.silence,
+                                        smartetl.delivery, smartetl.alert, smartetl.alert_group,
+                                        smartetl.alert_rule_state
+    TO smartetl_admin;
+GRANT EXECUTE ON FUNCTION smartetl._alert_wake() TO smartetl_writer;
+GRANT EXECUTE ON FUNCTION smartetl.evaluate_alerts(), smartetl.test_channel(text),
+                          smartetl._glob_match(text, text),
+                          smartetl._selector_matches(jsonb, smartetl.pipeline),
+                          smartetl._rule_query_check(text, text), smartetl._recent_history(bigint),
+                          smartetl._run_annotations(text, text, bigint, timestamptz, bigint),
+                          smartetl._alert_conditions(smartetl.alert_rule),
+                          smartetl._silence_matches(jsonb, jsonb),
+                          smartetl._alert_apply_rule(smartetl.alert_rule),
+                          smartetl._alert_notification(text, text, text), smartetl._alert_notify(),
+                          smartetl._test_notification(text)
+    TO smartetl_admin;

@@ -1,0 +1,293 @@
+-- ---------------------------------------------------------------------------
+-- Alerting, the data: channels and rules that admins edit with SQL,
+-- silences, alerts (firing / resolved, Alertmanager-style fingerprints),
+-- alert groups (notification timing) and the delivery outbox that the
+-- background worker (src/alert) sends.  Rules and channels are checked when
+-- written, so a bad URL or an unknown channel fails at INSERT, not at 3 am.
+-- ---------------------------------------------------------------------------
+
+-- API: Public
+CREATE TABLE smartetl.channel (
+    name        text PRIMARY KEY CHECK (name ~ '^[A-Za-z0-9_.-]{1,63}$'),
+    kind        text NOT NULL CHECK (kind IN ('teams', 'slack', 'webhook', 'alertmanager', 'email', 'notify')),
+    target      text NOT NULL,
+    options     jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(options) = 'object'),
+    secret      text,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE smartetl.channel IS 'where notifications go: target is the webhook URL (teams, slack, webhook, alertmanager: its /api/v2/alerts URL), smtp(s)://host:port (email; options from, to[], username, starttls), or a LISTEN channel name (notify); options.link_template ({pipeline}, {namespace}), title_prefix, timeout_ms, insecure_skip_verify; secret holds the password or token (admins only)';
+
+-- API: Public
+CREATE TABLE smartetl.alert_rule (
+    name             text PRIMARY KEY CHECK (name ~ '^[A-Za-z0-9_.-]{1,63}$'),
+    kind             text NOT NULL CHECK (kind IN ('run_failed', 'consecutive_failures', 'duration_anomaly',
+                                                   'volume_anomaly', 'freshness', 'risk', 'model_drift', 'sql')),
+    selector         jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(selector) = 'object'),
+    threshold        double precision,
+    severity         text NOT NULL DEFAULT 'warning' CHECK (severity IN ('info', 'warning', 'critical')),
+    channels         text[] NOT NULL DEFAULT '{}',
+    group_by         text[] NOT NULL DEFAULT '{pipeline}',
+    group_wait       interval NOT NULL DEFAULT '10 seconds' CHECK (group_wait >= interval '0'),
+    group_interval   interval NOT NULL DEFAULT '1 minute' CHECK (group_interval >= interval '0'),
+    repeat_interval  interval NOT NULL DEFAULT '4 hours' CHECK (repeat_interval > interval '0'),
+    query            text,
+    enabled          boolean NOT NULL DEFAULT true,
+    created_at       timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE smartetl.alert_rule IS 'alert rules: kind, selector {"namespace", "pipeline" (glob * ?), "tags" [all of]}, threshold (consecutive failures, anomaly score, risk, drift, or the sql rule''s value), severity, channels, group_by labels (pipeline, namespace, severity), group_wait / group_interval / repeat_interval as in Alertmanager; kind sql runs query, a read-only SELECT returning pipeline text and value double precision';
+
+-- API: Public
+CREATE TABLE smartetl.silence (
+    silence_id  bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    matchers    jsonb NOT NULL CHECK (jsonb_typeof(matchers) = 'object'),
+    starts_at   timestamptz NOT NULL DEFAULT now(),
+    ends_at     timestamptz NOT NULL,
+    created_by  text NOT NULL DEFAULT current_user,
+    comment     text,
+    CHECK (ends_at > starts_at)
+);
+COMMENT ON TABLE smartetl.silence IS 'mutes alerts whose labels match every matcher (rule, pipeline glob, namespace, severity) between starts_at and ends_at: they are recorded, not sent';
+
+-- API: Public
+CREATE TABLE smartetl.alert (
+    alert_id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    fingerprint     text NOT NULL,
+    rule_name       text NOT NULL,
+    group_key       text NOT NULL,
+    labels          jsonb NOT NULL,
+    annotations     jsonb NOT NULL,
+    value           double precision,
+    state           text NOT NULL CHECK (state IN ('firing', 'resolved')),
+    silenced        boolean NOT NULL DEFAULT false,
+    started_at      timestamptz NOT NULL,
+    last_seen_at    timestamptz NOT NULL,
+    resolved_at     timestamptz,
+    notified_state  text CHECK (notified_state IN ('firing', 'resolved'))
+);
+COMMENT ON TABLE smartetl.alert IS 'alerts: one firing row per fingerprint (rule + labels) at a time, kept after it resolves; notified_state is what the last notification said about it';
+CREATE UNIQUE INDEX alert_firing ON smartetl.alert (fingerprint) WHERE state = 'firing';
+CREATE INDEX alert_group_idx ON smartetl.alert (group_key, state);
+
+-- API: Private
+CREATE TABLE smartetl.alert_group (
+    group_key         text PRIMARY KEY,
+    rule_name         text NOT NULL,
+    labels            jsonb NOT NULL,
+    last_notified_at  timestamptz,
+    seq               bigint NOT NULL DEFAULT 0
+);
+COMMENT ON TABLE smartetl.alert_group IS 'notification state of each alert group: when it was last notified and how many notifications it had (the idempotency key counter)';
+
+-- API: Public
+CREATE TABLE smartetl.delivery (
+    delivery_id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    channel          text NOT NULL,
+    group_key        text NOT NULL,
+    idempotency_key  text NOT NULL,
+    notification     jsonb NOT NULL,
+    payload          jsonb NOT NULL,
+    status           text NOT NULL DEFAULT 'pending'
+                     CHECK (status IN ('pending', 'sending', 'sent', 'retrying', 'dead')),
+    attempts         integer NOT NULL DEFAULT 0,
+    next_attempt_at  timestamptz NOT NULL DEFAULT now(),
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    sent_at          timestamptz,
+    last_status      integer,
+    last_error       text,
+    UNIQUE (channel, idempotency_key)
+);
+COMMENT ON TABLE smartetl.delivery IS 'the outbox: one row per notification and channel; pending -> sent, or retrying with exponential backoff and jitter (Retry-After honoured) -> dead after smartetl.max_attempts; per channel and group, notifications are sent in order';
+CREATE INDEX delivery_due ON smartetl.delivery (next_attempt_at) WHERE status IN ('pending', 'retrying');
+CREATE INDEX delivery_group ON smartetl.delivery (channel, group_key, delivery_id)
+    WHERE status IN ('pending', 'retrying', 'sending');
+
+-- API: Private
+-- Does a glob (* and ?) match s?  Other characters are literal.
+CREATE FUNCTION smartetl._glob_match(pattern text, s text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN s LIKE replace(replace(replace(replace(replace(pattern, '\', '\\'), '%', '\%'), '_', '\_'),
+                              '*', '%'), '?', '_');
+
+-- API: Private
+-- Is a pipeline selected by a rule's selector?
+CREATE FUNCTION smartetl._selector_matches(selector jsonb, p smartetl.pipeline) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT (selector->>'namespace' IS NULL OR smartetl._glob_match(selector->>'namespace', p.namespace))
+       AND (selector->>'pipeline' IS NULL OR smartetl._glob_match(selector->>'pipeline', p.name))
+       AND (selector->'tags' IS NULL
+            OR ARRAY(SELECT jsonb_array_elements_text(selector->'tags')) <@ p.tags)
+$$;
+
+-- API: Private
+CREATE FUNCTION smartetl._channel_check() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    bad text;
+BEGIN
+    IF NEW.kind IN ('teams', 'slack', 'webhook', 'alertmanager') THEN
+        IF NEW.target !~ '^https?://[A-Za-z0-9._~-]+(:[0-9]{1,5})?(/[^[:space:]]*)?$' THEN
+            RAISE EXCEPTION 'invalid target for % channel "%"', NEW.kind, NEW.name
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = format('Expected an http:// or https:// URL without credentials, found %L.', NEW.target),
+                      HINT = 'Put a token or password in the secret column, not in the URL.';
+        END IF;
+    ELSIF NEW.kind = 'email' THEN
+        IF NEW.target !~ '^smtps?://[A-Za-z0-9._~-]+(:[0-9]{1,5})?/?$' THEN
+            RAISE EXCEPTION 'invalid target for email channel "%"', NEW.name
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = format('Expected smtp://host:port or smtps://host:port, found %L.', NEW.target);
+        END IF;
+        SELECT string_agg(a, ', ') INTO bad
+        FROM (SELECT NEW.options->>'from' AS a
+              UNION ALL SELECT jsonb_array_elements_text(CASE WHEN jsonb_typeof(NEW.options->'to') = 'array'
+                                                              THEN NEW.options->'to' ELSE '[]' END)) s
+        WHERE a IS NULL OR a !~ '^[^@[:space:]<>]+@[^@[:space:]<>]+$';
+        IF bad IS NOT NULL OR jsonb_typeof(NEW.options->'to') IS DISTINCT FROM 'array'
+           OR jsonb_array_length(NEW.options->'to') = 0 THEN
+            RAISE EXCEPTION 'invalid addresses for email channel "%"', NEW.name
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = format('options need "from" and a non-empty "to" array of addresses; bad: %s.',
+                                      coalesce(bad, 'to')),
+                      HINT = 'For example {"from": "etl@example.com", "to": ["team@example.com"]}.';
+        END IF;
+    ELSIF NEW.kind = 'notify' AND NEW.target !~ '^[A-Za-z_][A-Za-z0-9_]{0,62}$' THEN
+        RAISE EXCEPTION 'invalid target for notify channel "%"', NEW.name
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('Expected a LISTEN channel name (an identifier), found %L.', NEW.target);
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER channel_check BEFORE INSERT OR UPDATE ON smartetl.channel
+    FOR EACH ROW EXECUTE FUNCTION smartetl._channel_check();
+
+-- API: Private
+-- A channel still named by a rule cannot be dropped or renamed.
+CREATE FUNCTION smartetl._channel_in_use() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r text;
+BEGIN
+    IF TG_OP = 'UPDATE' AND NEW.name = OLD.name THEN
+        RETURN NEW;
+    END IF;
+    SELECT string_agg(name, ', ') INTO r FROM smartetl.alert_rule WHERE OLD.name = ANY (channels);
+    IF r IS NOT NULL THEN
+        RAISE EXCEPTION 'channel "%" is used by alert rule %', OLD.name, r
+            USING ERRCODE = 'foreign_key_violation',
+                  HINT = 'Remove it from the rules'' channels first.';
+    END IF;
+    RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+END $$;
+CREATE TRIGGER channel_in_use BEFORE UPDATE OR DELETE ON smartetl.channel
+    FOR EACH ROW EXECUTE FUNCTION smartetl._channel_in_use();
+
+-- API: Private
+-- A sql rule's query must be one read-only SELECT returning pipeline and value.
+CREATE FUNCTION smartetl._rule_query_check(rule_name text, q text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    plan json;
+    cols text[];
+BEGIN
+    IF q IS NULL OR q !~* '^\s*(select|with)\s' OR rtrim(q, E' \t\n;') ~ ';' THEN
+        RAISE EXCEPTION 'unsafe query in sql rule "%"', rule_name
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'Expected a single SELECT (or WITH ... SELECT) statement.';
+    END IF;
+    BEGIN
+        EXECUTE 'EXPLAIN (FORMAT JSON, VERBOSE) ' || q INTO plan;
+    EXCEPTION WHEN OTHERS THEN
+        RAISE EXCEPTION 'invalid query in sql rule "%": %', rule_name, SQLERRM
+            USING ERRCODE = 'invalid_parameter_value';
+    END;
+    IF plan::text ~ '"Node Type": "ModifyTable"' OR q ~* '\m(for\s+(update|share|no\s+key|key))\M' THEN
+        RAISE EXCEPTION 'unsafe query in sql rule "%"', rule_name
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'The query writes or locks rows; rules may only read.';
+    END IF;
+    SELECT array_agg(c) INTO cols FROM json_array_elements_text(plan->0->'Plan'->'Output') c;
+    IF cardinality(cols) < 2 THEN
+        RAISE EXCEPTION 'invalid query in sql rule "%"', rule_name
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'The query must return two columns: pipeline (text) and value (double precision).';
+    END IF;
+END $$;
+
+-- API: Private
+CREATE FUNCTION smartetl._rule_check() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    missing text;
+    bad text;
+BEGIN
+    SELECT string_agg(c, ', ') INTO missing
+    FROM unnest(NEW.channels) c WHERE NOT EXISTS (SELECT 1 FROM smartetl.channel WHERE name = c);
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION 'alert rule "%" names unknown channel %', NEW.name, missing
+            USING ERRCODE = 'foreign_key_violation',
+                  HINT = 'Create the channel in smartetl.channel first.';
+    END IF;
+    SELECT string_agg(k, ', ') INTO bad FROM jsonb_object_keys(NEW.selector) k
+    WHERE k NOT IN ('namespace', 'pipeline', 'tags');
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'alert rule "%" has unknown selector key %', NEW.name, bad
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'Selector keys are namespace, pipeline (glob) and tags (array).';
+    END IF;
+    SELECT string_agg(g, ', ') INTO bad FROM unnest(NEW.group_by) g
+    WHERE g NOT IN ('pipeline', 'namespace', 'severity');
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'alert rule "%" groups by unknown label %', NEW.name, bad
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'group_by labels are pipeline, namespace and severity.';
+    END IF;
+    IF NEW.kind = 'sql' THEN
+        PERFORM smartetl._rule_query_check(NEW.name, NEW.query);
+    ELSIF NEW.query IS NOT NULL THEN
+        RAISE EXCEPTION 'alert rule "%" of kind % takes no query', NEW.name, NEW.kind
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER alert_rule_check BEFORE INSERT OR UPDATE ON smartetl.alert_rule
+    FOR EACH ROW EXECUTE FUNCTION smartetl._rule_check();
+
+-- API: Private
+-- Wake this database's alert worker when the transaction commits.
+CREATE FUNCTION smartetl._alert_wake() RETURNS void
+AS 'MODULE_PATHNAME', 'smartetl_alert_wake' LANGUAGE C VOLATILE;
+CREATE FUNCTION smartetl._run_alert_wake() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM smartetl._alert_wake();
+    RETURN NULL;
+END $$;
+CREATE TRIGGER run_alert_wake AFTER INSERT OR UPDATE OR DELETE ON smartetl.run
+    FOR EACH STATEMENT EXECUTE FUNCTION smartetl._run_alert_wake();
+
+-- API: Private
+-- A test notification for test_channel(): one firing alert, clearly a test.
+CREATE FUNCTION smartetl._test_notification(channel_name text) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT jsonb_build_object(
+        'idempotency_key', 'test-' || md5(channel_name || clock_timestamp()::text),
+        'group_key', 'smartetl-test/' || channel_name,
+        'status', 'firing',
+        'rule', jsonb_build_object('name', 'smartetl-test', 'kind', 'test', 'severity', 'info'),
+        'group_labels', jsonb_build_object('pipeline', 'smartetl_test'),
+        'alerts', jsonb_build_array(jsonb_build_object(
+            'fingerprint', md5(channel_name), 'status', 'firing', 'starts_at', now(), 'ends_at', NULL,
+            'labels', jsonb_build_object('alertname', 'smartetl-test', 'pipeline', 'smartetl_test',
+                                         'namespace', 'smartetl', 'severity', 'info'),
+            'annotations', jsonb_build_object('summary', 'smartetl test notification',
+                                              'description', 'Sent by smartetl.test_channel(' || quote_literal(channel_name) || '); nothing failed.',
+                                              'recent_history', '[]'::jsonb),
+            'value', NULL)),
+        'link', NULL,
+        'sent_at', now())
+$$;
+
+-- API: Public
+CREATE FUNCTION smartetl.test_channel(name text) RETURNS jsonb
+AS 'MODULE_PATHNAME', 'smartetl_test_channel' LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION smartetl.test_channel(text) IS 'send a test notification through the channel now and return the outcome: {ok, kind, status, elapsed_ms, error}';

@@ -1,0 +1,905 @@
+-- ---------------------------------------------------------------------------
+-- Alert payloads: a notification for one alert group (jsonb, the contract
+-- below) turned into the exact request body each receiver accepts.  Pure
+-- functions: no table is read, nothing is sent; the caller (the alert
+-- worker) posts the body with the content type given here.
+--
+-- Notification:
+--   {"idempotency_key", "group_key", "status": "firing" | "resolved",
+--    "rule": {"name", "kind", "severity"}, "group_labels": {...},
+--    "alerts": [{"fingerprint", "status", "starts_at", "ends_at",
+--                "labels": {...}, "annotations": {"summary", "description",
+--                "error", "error_template", "value", "since", "host",
+--                "recent_history": [{"run_at", "status", "duration_s"}]}}],
+--    "link": url | null, "sent_at"}
+-- Channel options: {"title_prefix", "mention", "from", "to"} (the caller
+-- has already expanded "link_template" into n.link).
+--
+-- Every builder returns {"content_type", "body", "idempotency_key"} (email:
+-- "subject", "text" and "html" instead of "body").  JSON is only ever built
+-- with the jsonb functions, and every text that comes from the notification
+-- is escaped for its target: Slack mrkdwn (& < > as entities, backticks
+-- kept out of code spans), Adaptive Card markdown (backslash escapes), HTML
+-- (smartetl._html_escape), Alertmanager label names (sanitised).  Texts
+-- are cut to the receivers' limits with an ellipsis.  This script is ASCII
+-- only (it installs in databases of any encoding): the few non-ASCII
+-- characters used (ellipsis, zero-width space) are made at run time, with
+-- an ASCII stand-in in databases that are not UTF8.
+-- ---------------------------------------------------------------------------
+
+-- API: Private
+-- The ellipsis that ends a cut text: U+2026 in UTF8 databases, "..." in
+-- others.  (The database encoding never changes, hence IMMUTABLE.)
+CREATE FUNCTION smartetl._alert_ellipsis() RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE WHEN pg_catalog.getdatabaseencoding() = 'UTF8' THEN pg_catalog.chr(8230) ELSE '...' END;
+COMMENT ON FUNCTION smartetl._alert_ellipsis() IS
+'the ellipsis ending a cut text (U+2026, or ... in databases that are not UTF8)';
+
+-- API: Private
+-- s cut to at most max_len characters, the last one an ellipsis.  With
+-- escaped, s holds entities (&amp; ...) and an entity cut in two is
+-- dropped whole.
+CREATE FUNCTION smartetl._alert_trunc(s text, max_len integer, escaped boolean DEFAULT false)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    ell constant text := smartetl._alert_ellipsis();
+    t text;
+BEGIN
+    IF s IS NULL OR length(s) <= max_len THEN
+        RETURN s;
+    END IF;
+    t := left(s, greatest(max_len - length(ell), 0));
+    IF escaped THEN
+        t := regexp_replace(t, '&[A-Za-z0-9#]*$', '');
+    END IF;
+    RETURN t || ell;
+END $$;
+COMMENT ON FUNCTION smartetl._alert_trunc(text, integer, boolean) IS
+'text cut to max_len characters ending with an ellipsis (escaped: never cutting an &entity; in two)';
+
+-- API: Private
+-- Text for Slack mrkdwn (and the message's fallback "text"): & < > are
+-- Slack's control characters and become &amp; &lt; &gt;, nothing else
+-- (https://api.slack.com/reference/surfaces/formatting#escaping).
+CREATE FUNCTION smartetl._alert_slack_escape(s text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN pg_catalog.replace(pg_catalog.replace(pg_catalog.replace(
+    s, '&', '&amp;'), '<', '&lt;'), '>', '&gt;');
+COMMENT ON FUNCTION smartetl._alert_slack_escape(text) IS
+'text escaped for Slack mrkdwn: & < > as &amp; &lt; &gt;';
+
+-- API: Private
+-- Text as a Slack code span (inline) or code block, escaped and cut to
+-- max_len characters.  mrkdwn has no escape for the backtick: each one is
+-- wrapped in zero-width spaces so that no run of them can close the code
+-- early (in databases that are not UTF8 it becomes an apostrophe).
+CREATE FUNCTION smartetl._alert_slack_code(s text, max_len integer, is_inline boolean DEFAULT false)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    fence constant text := CASE WHEN is_inline THEN '`' ELSE '```' END;
+    t text := smartetl._alert_slack_escape(s);
+BEGIN
+    IF t IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF getdatabaseencoding() = 'UTF8' THEN
+        t := replace(t, '`', chr(8203) || '`' || chr(8203));
+    ELSE
+        t := replace(t, '`', '''');
+    END IF;
+    IF is_inline THEN
+        t := regexp_replace(t, '[\r\n]+', ' ', 'g');
+    END IF;
+    IF t = '' THEN
+        t := ' ';
+    END IF;
+    RETURN fence || smartetl._alert_trunc(t, max_len - 2 * length(fence), true) || fence;
+END $$;
+COMMENT ON FUNCTION smartetl._alert_slack_code(text, integer, boolean) IS
+'text as a Slack mrkdwn code block (or inline code span) of at most max_len characters, escaped, backticks neutralised';
+
+-- API: Private
+-- Text for an Adaptive Card TextBlock or Fact (a markdown subset: bold,
+-- italic, lists, links; no HTML).  \ * _ [ ] are backslash-escaped, a list
+-- marker at the start of a line too, and a line break becomes the blank
+-- line that TextBlock markdown needs to show it.
+CREATE FUNCTION smartetl._alert_md_escape(s text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN pg_catalog.regexp_replace(pg_catalog.regexp_replace(pg_catalog.regexp_replace(
+    pg_catalog.regexp_replace(pg_catalog.regexp_replace(
+        s, E'\\r\\n?', E'\n', 'g'),
+        '([\\*_\[\]])', '\\\1', 'g'),
+        '^([ \t]*)([-+])(?=[ \t])', '\1\\\2', 'gn'),
+        '^([ \t]*)([0-9]+)\.(?=[ \t])', '\1\2\\.', 'gn'),
+    E'\n+', E'\n\n', 'g');
+COMMENT ON FUNCTION smartetl._alert_md_escape(text) IS
+'text escaped for Adaptive Card markdown (\ * _ [ ] and list markers backslash-escaped, line breaks doubled)';
+
+-- API: Private
+-- An RFC 3339 / ISO 8601 timestamp as timestamptz; NULL when s is not one
+-- or names no real instant (never an error).  No offset means UTC.
+CREATE FUNCTION smartetl._alert_ts(s text) RETURNS timestamptz
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    m text[] := regexp_match(btrim(s),
+        '^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(\.\d{1,9})?)?[ ]?([Zz]|[+-]\d{2}(?::?\d{2})?)?$');
+BEGIN
+    IF m IS NULL OR m[1]::int < 1 OR m[2]::int NOT BETWEEN 1 AND 12 OR m[3]::int < 1
+       OR m[4]::int > 23 OR m[5]::int > 59 OR coalesce(m[6]::int, 0) > 59 THEN
+        RETURN NULL;
+    END IF;
+    IF m[3]::int > extract(day FROM make_date(m[1]::int, m[2]::int, 1) + interval '1 month - 1 day') THEN
+        RETURN NULL;
+    END IF;
+    IF m[8] ~ '^[+-]' AND (substr(m[8], 2, 2)::int > 14 OR (length(m[8]) > 3 AND right(m[8], 2)::int > 59)) THEN
+        RETURN NULL;
+    END IF;
+    RETURN (format('%s-%s-%s %s:%s:%s%s', m[1], m[2], m[3], m[4], m[5], coalesce(m[6], '00'), coalesce(m[7], ''))
+            || CASE WHEN m[8] IS NULL OR upper(m[8]) = 'Z' THEN '+00' ELSE m[8] END)::timestamptz;
+END $$;
+COMMENT ON FUNCTION smartetl._alert_ts(text) IS
+'an RFC 3339 timestamp as timestamptz (UTC when no offset), NULL when it is not a valid one';
+
+-- API: Private
+CREATE FUNCTION smartetl._alert_rfc3339(t timestamptz) RETURNS text
+LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+RETURN to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
+       || CASE WHEN extract(microseconds FROM t) % 1000000 <> 0
+               THEN rtrim(to_char(t AT TIME ZONE 'UTC', '.US'), '0') ELSE '' END
+       || 'Z';
+COMMENT ON FUNCTION smartetl._alert_rfc3339(timestamptz) IS
+'a timestamp in RFC 3339 form, in UTC (2026-11-22T10:00:00Z)';
+
+-- API: Private
+-- A timestamp of the notification for people: 2026-11-22 10:00 UTC (the
+-- text as it is when it is not a timestamp).
+CREATE FUNCTION smartetl._alert_human_ts(s text) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+RETURN coalesce(to_char(smartetl._alert_ts(s) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"'),
+                nullif(btrim(s), ''));
+COMMENT ON FUNCTION smartetl._alert_human_ts(text) IS
+'a notification timestamp for people (2026-11-22 10:00 UTC), the text itself when it is not a timestamp';
+
+-- API: Private
+-- A duration in seconds (a JSON number or numeric string) as plain text,
+-- like the report's (12.5 s, 3 min 07 s); NULL when it is not a number.
+CREATE FUNCTION smartetl._alert_duration(v jsonb) RETURNS text
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    x numeric;
+BEGIN
+    IF jsonb_typeof(v) = 'number' THEN
+        x := (v #>> '{}')::numeric;
+    ELSIF jsonb_typeof(v) = 'string' AND v #>> '{}' ~ '^\s*[-+]?([0-9]{1,15}(\.[0-9]{0,9})?|\.[0-9]{1,9})\s*$' THEN
+        x := (v #>> '{}')::numeric;
+    END IF;
+    IF x IS NULL OR abs(x) >= 1e12 THEN
+        RETURN NULL;
+    END IF;
+    RETURN replace(replace(smartetl._report_duration(x::float8), '&ndash;', '-'), '&infin;', 'inf');
+END $$;
+COMMENT ON FUNCTION smartetl._alert_duration(jsonb) IS
+'a duration in seconds (JSON number or numeric string) as plain text (12.5 s, 3 min 07 s), NULL when not a number';
+
+-- API: Private
+-- The notification must be a JSON object; anything else is the caller's bug.
+CREATE FUNCTION smartetl._alert_check(n jsonb) RETURNS void
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF jsonb_typeof(n) IS DISTINCT FROM 'object' THEN
+        RAISE EXCEPTION 'an alert notification must be a JSON object, not %', coalesce(jsonb_typeof(n), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+END $$;
+COMMENT ON FUNCTION smartetl._alert_check(jsonb) IS 'raises invalid_parameter_value unless n is a JSON object';
+
+-- API: Private
+-- The alerts of a notification, one row each, with the fallbacks every
+-- payload shares: status (the alert's, else the notification's), pipeline
+-- and namespace (labels, then group labels), severity (labels, then rule),
+-- summary, host, since, value, errors, and the recent history (an array).
+CREATE FUNCTION smartetl._alert_rows(n jsonb)
+RETURNS TABLE (ord bigint, status text, resolved boolean, summary text, description text,
+               namespace text, pipeline text, host text, severity text, since text,
+               starts_at text, ends_at text, value text, error_template text, error text,
+               history jsonb, labels jsonb, annotations jsonb, fingerprint text)
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT a.ord, x.st, x.st = 'resolved',
+           coalesce(nullif(btrim(x.ann->>'summary'), ''),
+                    concat_ws(' ', coalesce(nullif(x.l->>'pipeline', ''), nullif(n->'group_labels'->>'pipeline', '')),
+                              CASE WHEN n->'rule'->>'kind' = 'run_failed' THEN 'failed' END),
+                    nullif(n->'rule'->>'name', ''), 'alert'),
+           nullif(btrim(x.ann->>'description'), ''),
+           coalesce(nullif(x.l->>'namespace', ''), nullif(n->'group_labels'->>'namespace', '')),
+           coalesce(nullif(x.l->>'pipeline', ''), nullif(n->'group_labels'->>'pipeline', '')),
+           coalesce(nullif(x.ann->>'host', ''), nullif(x.l->>'host', '')),
+           lower(coalesce(nullif(x.l->>'severity', ''), nullif(n->'rule'->>'severity', ''))),
+           nullif(x.ann->>'since', ''),
+           nullif(a.al->>'starts_at', ''),
+           nullif(a.al->>'ends_at', ''),
+           nullif(x.ann->>'value', ''),
+           nullif(btrim(x.ann->>'error_template'), ''),
+           nullif(btrim(x.ann->>'error'), ''),
+           CASE WHEN jsonb_typeof(x.ann->'recent_history') = 'array' THEN x.ann->'recent_history' ELSE '[]' END,
+           x.l, x.ann,
+           nullif(a.al->>'fingerprint', '')
+    FROM jsonb_array_elements(CASE WHEN jsonb_typeof(n->'alerts') = 'array' THEN n->'alerts' ELSE '[]' END)
+         WITH ORDINALITY AS a(al, ord)
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN jsonb_typeof(a.al->'labels') = 'object' THEN a.al->'labels' ELSE '{}' END AS l,
+               CASE WHEN jsonb_typeof(a.al->'annotations') = 'object' THEN a.al->'annotations' ELSE '{}' END AS ann,
+               CASE WHEN lower(coalesce(nullif(a.al->>'status', ''), n->>'status')) = 'resolved'
+                    THEN 'resolved' ELSE 'firing' END AS st
+    ) x
+    WHERE jsonb_typeof(a.al) = 'object'
+    ORDER BY a.ord
+$$;
+COMMENT ON FUNCTION smartetl._alert_rows(jsonb) IS
+'the alerts of a notification as rows, with the shared fallbacks (status, pipeline, namespace, severity, summary, ...)';
+
+-- API: Private
+-- The recent history of an alert (first max_rows entries), for people.
+CREATE FUNCTION smartetl._alert_history(h jsonb, max_rows integer)
+RETURNS TABLE (ord bigint, run_at text, status text, duration text, failed boolean)
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT e.ord, coalesce(smartetl._alert_human_ts(e.v->>'run_at'), '-'),
+           coalesce(nullif(lower(e.v->>'status'), ''), 'unknown'),
+           smartetl._alert_duration(e.v->'duration_s'),
+           lower(e.v->>'status') IN ('failed', 'failure', 'error', 'timeout', 'timed_out')
+    FROM jsonb_array_elements(CASE WHEN jsonb_typeof(h) = 'array' THEN h ELSE '[]' END) WITH ORDINALITY AS e(v, ord)
+    WHERE jsonb_typeof(e.v) = 'object' AND e.ord <= max_rows
+    ORDER BY e.ord
+$$;
+COMMENT ON FUNCTION smartetl._alert_history(jsonb, integer) IS
+'the first max_rows entries of an alert''s recent_history: run time, status, duration for people, failed or not';
+
+-- API: Private
+-- "F of last N runs failed" from a recent history (NULL when it is empty).
+CREATE FUNCTION smartetl._alert_runs_text(h jsonb) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+RETURN (SELECT format('%s of last %s run%s failed', count(*) FILTER (WHERE failed), count(*),
+                      CASE WHEN count(*) = 1 THEN '' ELSE 's' END)
+        FROM smartetl._alert_history(h, 2147483647) HAVING count(*) > 0);
+COMMENT ON FUNCTION smartetl._alert_runs_text(jsonb) IS '"F of last N runs failed" for a recent history, NULL when empty';
+
+-- API: Private
+-- Whether the notification is a resolution: its status, else whether all
+-- its alerts are resolved.
+CREATE FUNCTION smartetl._alert_resolved(n jsonb) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+RETURN CASE WHEN nullif(n->>'status', '') IS NOT NULL THEN lower(n->>'status') = 'resolved'
+            ELSE coalesce((SELECT bool_and(r.resolved) FROM smartetl._alert_rows(n) r), false) END;
+COMMENT ON FUNCTION smartetl._alert_resolved(jsonb) IS 'true when the notification announces a resolution';
+
+-- API: Private
+-- The severity of the notification: the rule's, else its first alert's.
+CREATE FUNCTION smartetl._alert_severity(n jsonb) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+RETURN coalesce(lower(nullif(n->'rule'->>'severity', '')),
+                (SELECT r.severity FROM smartetl._alert_rows(n) r WHERE r.severity IS NOT NULL LIMIT 1));
+COMMENT ON FUNCTION smartetl._alert_severity(jsonb) IS 'the rule severity of a notification (else its first alert''s)';
+
+-- API: Private
+-- The notification's link when it is an http(s) URL without spaces, else
+-- NULL (receivers reject other URLs).
+CREATE FUNCTION smartetl._alert_link(n jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE WHEN n->>'link' ~* '^https?://[^\s<>"]+$' AND pg_catalog.length(n->>'link') <= 3000
+            THEN n->>'link' END;
+COMMENT ON FUNCTION smartetl._alert_link(jsonb) IS 'n.link when it is an http(s) URL of at most 3000 characters, else NULL';
+
+-- API: Private
+-- The one-line title of a notification, raw (escape it for its target):
+--   [prod] [FIRING:2] etl-failures: dag_sales_daily failed (+1 more)
+-- Whitespace and control characters become single spaces (it is also the
+-- e-mail subject).
+CREATE FUNCTION smartetl._alert_title(n jsonb, opts jsonb) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+RETURN (
+    SELECT btrim(regexp_replace(concat_ws(' ',
+               nullif(btrim(opts->>'title_prefix'), ''),
+               '[' || CASE WHEN smartetl._alert_resolved(n) THEN 'RESOLVED' ELSE 'FIRING' END
+                   || CASE WHEN count(r.ord) > 1 THEN ':' || count(r.ord) ELSE '' END || ']',
+               coalesce(nullif(n->'rule'->>'name', '') || ':', ''),
+               coalesce((array_agg(r.summary ORDER BY r.ord))[1],
+                        (SELECT string_agg(g.key || '=' || (g.value #>> '{}'), ', ' ORDER BY g.key)
+                         FROM jsonb_each(CASE WHEN jsonb_typeof(n->'group_labels') = 'object'
+                                              THEN n->'group_labels' ELSE '{}' END) g),
+                        nullif(n->>'group_key', ''), 'alert'),
+               CASE WHEN count(r.ord) > 1 THEN format('(+%s more)', count(r.ord) - 1) END),
+           '[\s\x01-\x1f\x7f]+', ' ', 'g'))
+    FROM smartetl._alert_rows(n) r);
+COMMENT ON FUNCTION smartetl._alert_title(jsonb, jsonb) IS
+'the one-line title of a notification: [title_prefix] [FIRING:n] rule: first summary (+k more), raw text';
+
+-- ---------------------------------------------------------------------------
+-- Generic webhook
+-- ---------------------------------------------------------------------------
+
+-- API: Private
+CREATE FUNCTION smartetl._payload_webhook(n jsonb, opts jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM smartetl._alert_check(n);
+    RETURN jsonb_build_object('content_type', 'application/json',
+                              'body', n || jsonb_build_object('version', 'smartetl/1'),
+                              'idempotency_key', n->'idempotency_key');
+END $$;
+COMMENT ON FUNCTION smartetl._payload_webhook(jsonb, jsonb) IS
+'generic webhook body: the notification itself plus "version": "smartetl/1" (application/json)';
+
+-- ---------------------------------------------------------------------------
+-- Slack (Incoming Webhook, Block Kit).  Limits: header text 150, section
+-- text 3000, field 2000, at most 10 fields, button text 75, URL 3000, at
+-- most 50 blocks.  At most 10 alerts are shown (3 blocks each).
+-- ---------------------------------------------------------------------------
+
+-- API: Private
+-- opts.mention in Slack syntax: @here, @channel and @everyone become the
+-- special mentions (<!here> ...), a ready-made <@U123> / <!subteam^ID> is
+-- kept, anything else is escaped text.
+CREATE FUNCTION smartetl._alert_slack_mention(m text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+RETURN CASE WHEN nullif(btrim(m), '') IS NULL THEN NULL
+            WHEN lower(btrim(m)) IN ('@here', '@channel', '@everyone') THEN '<!' || lower(substr(btrim(m), 2)) || '>'
+            WHEN btrim(m) ~ '^<[@!#][A-Za-z0-9^|_.-]+>$' THEN btrim(m)
+            ELSE smartetl._alert_slack_escape(btrim(m)) END;
+COMMENT ON FUNCTION smartetl._alert_slack_mention(text) IS
+'a channel option mention in Slack syntax (@here -> <!here>, <@U123> kept, other text escaped)';
+
+-- API: Private
+CREATE FUNCTION smartetl._payload_slack(n jsonb, opts jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    max_alerts constant int := 10;
+    o        jsonb := coalesce(opts, '{}');
+    resolved boolean;
+    sev      text;
+    title    text;
+    link     text;
+    mention  text;
+    emoji    text;
+    intro    text;
+    blocks   jsonb;
+    fields   jsonb;
+    txt      text;
+    total    int := 0;
+    r        record;
+BEGIN
+    PERFORM smartetl._alert_check(n);
+    resolved := smartetl._alert_resolved(n);
+    sev := smartetl._alert_severity(n);
+    title := smartetl._alert_title(n, o);
+    link := smartetl._alert_link(n);
+    mention := CASE WHEN NOT resolved THEN smartetl._alert_slack_mention(o->>'mention') END;
+    emoji := CASE WHEN resolved THEN ':white_check_mark:' WHEN sev = 'critical' THEN ':red_circle:'
+                  WHEN sev = 'warning' THEN ':warning:' WHEN sev = 'info' THEN ':information_source:'
+                  ELSE ':bell:' END;
+
+    -- header (plain_text: shown as is, never parsed)
+    blocks := jsonb_build_array(jsonb_build_object('type', 'header',
+        'text', jsonb_build_object('type', 'plain_text', 'emoji', true,
+                                   'text', smartetl._alert_trunc(emoji || ' ' || title, 150))));
+
+    SELECT count(*) INTO total FROM smartetl._alert_rows(n);
+    intro := concat_ws(' ', mention,
+        CASE WHEN resolved THEN '*Resolved*' ELSE '*Firing*' END
+        || coalesce(' - rule *' || smartetl._alert_slack_escape(nullif(n->'rule'->>'name', '')) || '*', '')
+        || coalesce(' (' || smartetl._alert_slack_escape(nullif(n->'rule'->>'kind', '')) || ')', '')
+        || coalesce(', severity *' || smartetl._alert_slack_escape(sev) || '*', '')
+        || format(', %s alert%s', total, CASE WHEN total = 1 THEN '' ELSE 's' END));
+    blocks := blocks || jsonb_build_object('type', 'section',
+        'text', jsonb_build_object('type', 'mrkdwn', 'text', smartetl._alert_trunc(intro, 3000, true)));
+
+    FOR r IN SELECT * FROM smartetl._alert_rows(n) LIMIT max_alerts LOOP
+        -- what: summary, status, description
+        txt := CASE WHEN r.resolved THEN ':white_check_mark:' ELSE ':rotating_light:' END
+               || ' *' || smartetl._alert_slack_escape(r.summary) || '* - '
+               || CASE WHEN r.resolved
+                       THEN 'resolved' || coalesce(' at ' || smartetl._alert_slack_escape(smartetl._alert_human_ts(r.ends_at)), '')
+                       ELSE 'firing' END
+               || coalesce(E'\n' || smartetl._alert_slack_escape(r.description), '');
+        -- where, how bad, since when, how many runs
+        SELECT coalesce(jsonb_agg(jsonb_build_object('type', 'mrkdwn',
+                   'text', smartetl._alert_trunc('*' || f.label || E'*\n' || smartetl._alert_slack_escape(f.val), 2000, true))
+                   ORDER BY f.i), '[]')
+        INTO fields
+        FROM (VALUES (1, 'Pipeline', concat_ws('/', r.namespace, r.pipeline)),
+                     (2, 'Severity', r.severity),
+                     (3, 'Since', smartetl._alert_human_ts(coalesce(r.since, r.starts_at))),
+                     (4, 'Runs', smartetl._alert_runs_text(r.history)),
+                     (5, 'Value', r.value),
+                     (6, 'Host', r.host)) AS f(i, label, val)
+        WHERE nullif(f.val, '') IS NOT NULL;
+        blocks := blocks || (jsonb_build_object('type', 'section',
+                      'text', jsonb_build_object('type', 'mrkdwn', 'text', smartetl._alert_trunc(txt, 3000, true)))
+                  || CASE WHEN jsonb_array_length(fields) > 0 THEN jsonb_build_object('fields', fields) ELSE '{}' END);
+        -- the error: template and last message as code blocks
+        IF r.error_template IS NOT NULL OR r.error IS NOT NULL THEN
+            txt := concat_ws(E'\n',
+                       CASE WHEN r.error_template IS NOT NULL
+                            THEN E'*Error template*\n' || smartetl._alert_slack_code(r.error_template, 1400) END,
+                       CASE WHEN r.error IS NOT NULL AND r.error IS DISTINCT FROM r.error_template
+                            THEN E'*Last error*\n' || smartetl._alert_slack_code(r.error, 1400) END);
+            blocks := blocks || jsonb_build_object('type', 'section',
+                'text', jsonb_build_object('type', 'mrkdwn', 'text', smartetl._alert_trunc(txt, 3000, true)));
+        END IF;
+        -- recent runs, one line
+        SELECT '*Recent runs:* ' || string_agg(
+                   CASE WHEN h.failed THEN ':x: ' WHEN h.status = 'success' THEN ':white_check_mark: ' ELSE ':grey_question: ' END
+                   || smartetl._alert_slack_escape(h.run_at || ' ' || h.status || coalesce(' (' || h.duration || ')', '')),
+                   ' | ' ORDER BY h.ord)
+        INTO txt
+        FROM smartetl._alert_history(r.history, 10) h;
+        IF txt IS NOT NULL THEN
+            blocks := blocks || jsonb_build_object('type', 'context', 'elements',
+                jsonb_build_array(jsonb_build_object('type', 'mrkdwn', 'text', smartetl._alert_trunc(txt, 3000, true))));
+        END IF;
+    END LOOP;
+
+    IF total > max_alerts THEN
+        blocks := blocks || jsonb_build_object('type', 'context', 'elements', jsonb_build_array(
+            jsonb_build_object('type', 'mrkdwn', 'text', format('_%s more alerts not shown_', total - max_alerts))));
+    END IF;
+
+    txt := concat_ws(' | ', 'smartetl',
+                     'group ' || smartetl._alert_slack_code(nullif(n->>'group_key', ''), 400, true),
+                     'key ' || smartetl._alert_slack_code(nullif(n->>'idempotency_key', ''), 400, true),
+                     'sent ' || smartetl._alert_slack_escape(smartetl._alert_human_ts(n->>'sent_at')));
+    blocks := blocks || jsonb_build_object('type', 'context', 'elements',
+        jsonb_build_array(jsonb_build_object('type', 'mrkdwn', 'text', smartetl._alert_trunc(txt, 3000, true))));
+
+    IF link IS NOT NULL THEN
+        blocks := blocks || jsonb_build_object('type', 'actions', 'elements', jsonb_build_array(
+            jsonb_build_object('type', 'button', 'action_id', 'smartetl_open_link', 'url', link,
+                               'text', jsonb_build_object('type', 'plain_text', 'text', 'Open dashboard', 'emoji', true))));
+    END IF;
+
+    RETURN jsonb_build_object(
+        'content_type', 'application/json',
+        'body', jsonb_build_object(
+            'text', smartetl._alert_trunc(concat_ws(' ', mention, smartetl._alert_slack_escape(title)), 3000, true),
+            'blocks', blocks),
+        'idempotency_key', n->'idempotency_key');
+END $$;
+COMMENT ON FUNCTION smartetl._payload_slack(jsonb, jsonb) IS
+'Slack Incoming Webhook body (Block Kit): fallback text, header, summary, per alert fields/error/recent runs (at most 10 alerts), context, link button';
+
+-- ---------------------------------------------------------------------------
+-- Microsoft Teams (Workflows / Power Automate "post a card" webhook): a
+-- message with one Adaptive Card 1.4 attachment.  Teams accepts cards of
+-- about 28 KB: at most 8 alerts, errors cut to 600 characters, 5 runs.
+-- ---------------------------------------------------------------------------
+
+-- API: Private
+CREATE FUNCTION smartetl._payload_teams(n jsonb, opts jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    max_alerts constant int := 8;
+    o        jsonb := coalesce(opts, '{}');
+    resolved boolean;
+    sev      text;
+    link     text;
+    total    int;
+    body     jsonb;
+    items    jsonb;
+    facts    jsonb;
+    r        record;
+BEGIN
+    PERFORM smartetl._alert_check(n);
+    resolved := smartetl._alert_resolved(n);
+    sev := smartetl._alert_severity(n);
+    link := smartetl._alert_link(n);
+    SELECT count(*) INTO total FROM smartetl._alert_rows(n);
+
+    body := jsonb_build_array(
+        jsonb_build_object('type', 'TextBlock', 'size', 'Large', 'weight', 'Bolder', 'wrap', true,
+                           'color', CASE WHEN resolved THEN 'Good' ELSE 'Attention' END,
+                           'text', smartetl._alert_md_escape(smartetl._alert_trunc(smartetl._alert_title(n, o), 300))),
+        jsonb_build_object('type', 'TextBlock', 'isSubtle', true, 'spacing', 'None', 'wrap', true,
+                           'text', smartetl._alert_md_escape(concat_ws(', ',
+                               CASE WHEN resolved THEN 'Resolved' ELSE 'Firing' END,
+                               'rule ' || nullif(n->'rule'->>'name', '')
+                                   || coalesce(' (' || nullif(n->'rule'->>'kind', '') || ')', ''),
+                               'severity ' || sev,
+                               format('%s alert%s', total, CASE WHEN total = 1 THEN '' ELSE 's' END)))));
+
+    FOR r IN SELECT * FROM smartetl._alert_rows(n) LIMIT max_alerts LOOP
+        items := jsonb_build_array(jsonb_build_object('type', 'TextBlock', 'weight', 'Bolder', 'wrap', true,
+            'color', CASE WHEN r.resolved THEN 'Good' ELSE 'Attention' END,
+            'text', smartetl._alert_md_escape(smartetl._alert_trunc(
+                        CASE WHEN r.resolved THEN 'RESOLVED: ' ELSE 'FIRING: ' END || r.summary, 300))));
+        IF r.description IS NOT NULL THEN
+            items := items || jsonb_build_object('type', 'TextBlock', 'wrap', true, 'spacing', 'Small',
+                'text', smartetl._alert_md_escape(smartetl._alert_trunc(r.description, 1000)));
+        END IF;
+        SELECT coalesce(jsonb_agg(jsonb_build_object('title', f.label,
+                   'value', smartetl._alert_md_escape(smartetl._alert_trunc(f.val, 300))) ORDER BY f.i), '[]')
+        INTO facts
+        FROM (VALUES (1, 'Status', CASE WHEN r.resolved THEN 'resolved' ELSE 'firing' END),
+                     (2, 'Pipeline', concat_ws('/', r.namespace, r.pipeline)),
+                     (3, 'Host', r.host),
+                     (4, 'Severity', r.severity),
+                     (5, 'Since', smartetl._alert_human_ts(coalesce(r.since, r.starts_at))),
+                     (6, 'Resolved at', CASE WHEN r.resolved THEN smartetl._alert_human_ts(r.ends_at) END),
+                     (7, 'Runs', smartetl._alert_runs_text(r.history)),
+                     (8, 'Value', r.value)) AS f(i, label, val)
+        WHERE nullif(f.val, '') IS NOT NULL;
+        IF jsonb_array_length(facts) > 0 THEN
+            items := items || jsonb_build_object('type', 'FactSet', 'facts', facts);
+        END IF;
+        IF r.error_template IS NOT NULL THEN
+            items := items
+                || jsonb_build_object('type', 'TextBlock', 'text', 'Error template', 'weight', 'Bolder',
+                                      'size', 'Small', 'spacing', 'Medium')
+                || jsonb_build_object('type', 'TextBlock', 'wrap', true, 'fontType', 'Monospace', 'spacing', 'Small',
+                                      'text', smartetl._alert_md_escape(smartetl._alert_trunc(r.error_template, 600)));
+        END IF;
+        IF r.error IS NOT NULL AND r.error IS DISTINCT FROM r.error_template THEN
+            items := items
+                || jsonb_build_object('type', 'TextBlock', 'text', 'Last error', 'weight', 'Bolder',
+                                      'size', 'Small', 'spacing', 'Medium')
+                || jsonb_build_object('type', 'TextBlock', 'wrap', true, 'fontType', 'Monospace', 'spacing', 'Small',
+                                      'text', smartetl._alert_md_escape(smartetl._alert_trunc(r.error, 600)));
+        END IF;
+        SELECT jsonb_agg(jsonb_build_object('title', smartetl._alert_md_escape(h.run_at),
+                   'value', smartetl._alert_md_escape(h.status || coalesce(', ' || h.duration, ''))) ORDER BY h.ord)
+        INTO facts
+        FROM smartetl._alert_history(r.history, 5) h;
+        IF facts IS NOT NULL THEN
+            items := items
+                || jsonb_build_object('type', 'TextBlock', 'text', 'Recent runs', 'weight', 'Bolder',
+                                      'size', 'Small', 'spacing', 'Medium')
+                || jsonb_build_object('type', 'FactSet', 'spacing', 'Small', 'facts', facts);
+        END IF;
+        body := body || jsonb_build_object('type', 'Container', 'separator', true, 'spacing', 'Medium', 'items', items);
+    END LOOP;
+
+    IF total > max_alerts THEN
+        body := body || jsonb_build_object('type', 'TextBlock', 'isSubtle', true, 'wrap', true,
+                                           'text', format('%s more alerts not shown', total - max_alerts));
+    END IF;
+    body := body || jsonb_build_object('type', 'TextBlock', 'isSubtle', true, 'size', 'Small', 'wrap', true,
+        'separator', true,
+        'text', smartetl._alert_md_escape(concat_ws(' | ', 'smartetl',
+                    'group ' || smartetl._alert_trunc(nullif(n->>'group_key', ''), 300),
+                    'key ' || smartetl._alert_trunc(nullif(n->>'idempotency_key', ''), 300),
+                    'sent ' || smartetl._alert_human_ts(n->>'sent_at'))));
+
+    RETURN jsonb_build_object(
+        'content_type', 'application/json',
+        'body', jsonb_build_object(
+            'type', 'message',
+            'attachments', jsonb_build_array(jsonb_build_object(
+                'contentType', 'application/vnd.microsoft.card.adaptive',
+                'contentUrl', NULL,
+                'content', jsonb_build_object(
+                    '$schema', 'http://adaptivecards.io/schemas/adaptive-card.json',
+                    'type', 'AdaptiveCard',
+                    'version', '1.4',
+                    'body', body,
+                    'actions', CASE WHEN link IS NULL THEN '[]'::jsonb ELSE jsonb_build_array(
+                        jsonb_build_object('type', 'Action.OpenUrl', 'title', 'Open dashboard', 'url', link)) END,
+                    'msteams', jsonb_build_object('width', 'Full'))))),
+        'idempotency_key', n->'idempotency_key');
+END $$;
+COMMENT ON FUNCTION smartetl._payload_teams(jsonb, jsonb) IS
+'Microsoft Teams Workflows webhook body: a message with one Adaptive Card 1.4 (title, facts, error template, recent runs, Open dashboard action)';
+
+-- ---------------------------------------------------------------------------
+-- Alertmanager API v2: POST /api/v2/alerts takes an array of postable
+-- alerts.  Label and annotation names must match [a-zA-Z_][a-zA-Z0-9_]*
+-- (Alertmanager refuses the whole POST otherwise), values are strings.
+-- ---------------------------------------------------------------------------
+
+-- API: Private
+-- A name made a valid Prometheus label name: other characters become _,
+-- a leading digit gets a _ in front.
+CREATE FUNCTION smartetl._alert_label_name(k text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN pg_catalog.regexp_replace(
+    pg_catalog.regexp_replace(pg_catalog.regexp_replace(k, '[^a-zA-Z0-9_]', '_', 'g'), '^([0-9])', '_\1'),
+    '^$', '_');
+COMMENT ON FUNCTION smartetl._alert_label_name(text) IS
+'a name made a valid Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)';
+
+-- API: Private
+-- A JSON object as a label set: sanitised names, string values (numbers
+-- and booleans as text, objects and arrays as JSON text), no empty values.
+-- When two names sanitise alike the one first in key order wins.
+CREATE FUNCTION smartetl._alert_label_set(o jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+RETURN (SELECT coalesce(jsonb_object_agg(s.name, s.val), '{}')
+        FROM (SELECT DISTINCT ON (smartetl._alert_label_name(e.key))
+                     smartetl._alert_label_name(e.key) AS name, e.value #>> '{}' AS val
+              FROM jsonb_each(CASE WHEN jsonb_typeof(o) = 'object' THEN o ELSE '{}' END) e
+              WHERE nullif(e.value #>> '{}', '') IS NOT NULL
+              ORDER BY smartetl._alert_label_name(e.key), e.key) s);
+COMMENT ON FUNCTION smartetl._alert_label_set(jsonb) IS
+'a JSON object as an Alertmanager label set: valid names, non-empty string values';
+
+-- API: Private
+CREATE FUNCTION smartetl._payload_alertmanager(n jsonb, opts jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    link     text;
+    sent     timestamptz;
+    alerts   jsonb := '[]';
+    labels   jsonb;
+    ann      jsonb;
+    a        jsonb;
+    starts   timestamptz;
+    ends     timestamptz;
+    r        record;
+BEGIN
+    PERFORM smartetl._alert_check(n);
+    link := smartetl._alert_link(n);
+    sent := smartetl._alert_ts(n->>'sent_at');
+    FOR r IN SELECT * FROM smartetl._alert_rows(n) LOOP
+        -- group labels, then the alert's own; alertname and severity from the rule when missing
+        labels := smartetl._alert_label_set(
+                      jsonb_strip_nulls(jsonb_build_object('alertname', n->'rule'->'name', 'severity', n->'rule'->'severity'))
+                      || CASE WHEN jsonb_typeof(n->'group_labels') = 'object' THEN n->'group_labels' ELSE '{}' END
+                      || r.labels);
+        IF labels = '{}' THEN
+            labels := jsonb_build_object('alertname', 'smartetl');
+        END IF;
+        ann := smartetl._alert_label_set(
+                   (r.annotations - 'recent_history')
+                   || jsonb_strip_nulls(jsonb_build_object(
+                          'summary', r.summary,
+                          'recent_history', (SELECT string_agg(h.run_at || ' ' || h.status || coalesce(' (' || h.duration || ')', ''),
+                                                               '; ' ORDER BY h.ord)
+                                             FROM smartetl._alert_history(r.history, 20) h),
+                          'idempotency_key', n->'idempotency_key',
+                          'group_key', n->'group_key',
+                          'fingerprint', r.fingerprint,
+                          'rule_kind', n->'rule'->'kind',
+                          'link', link)));
+        starts := smartetl._alert_ts(r.starts_at);
+        a := jsonb_build_object('labels', labels, 'annotations', ann);
+        IF starts IS NOT NULL THEN
+            a := a || jsonb_build_object('startsAt', smartetl._alert_rfc3339(starts));
+        END IF;
+        -- endsAt only for resolved alerts (a firing alert with an endsAt would
+        -- expire by itself); never before startsAt
+        IF r.resolved THEN
+            ends := coalesce(smartetl._alert_ts(r.ends_at), sent, statement_timestamp());
+            a := a || jsonb_build_object('endsAt', smartetl._alert_rfc3339(greatest(ends, starts)));
+        END IF;
+        IF link IS NOT NULL THEN
+            a := a || jsonb_build_object('generatorURL', link);
+        END IF;
+        alerts := alerts || jsonb_build_array(a);
+    END LOOP;
+    RETURN jsonb_build_object('content_type', 'application/json', 'body', alerts,
+                              'idempotency_key', n->'idempotency_key');
+END $$;
+COMMENT ON FUNCTION smartetl._payload_alertmanager(jsonb, jsonb) IS
+'Alertmanager API v2 POST /api/v2/alerts body: one postable alert per alert (sanitised labels and annotations, startsAt, endsAt for resolved alerts only, generatorURL)';
+
+-- ---------------------------------------------------------------------------
+-- E-mail: subject, a plain-text and an HTML part (multipart/alternative).
+-- The HTML uses inline styles only (mail clients drop <style> and external
+-- sheets) and escapes every text with smartetl._html_escape.  The subject
+-- is one line of raw text: the sender encodes it (RFC 2047) as needed.
+-- ---------------------------------------------------------------------------
+
+-- API: Private
+CREATE FUNCTION smartetl._payload_email(n jsonb, opts jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    max_alerts constant int := 50;
+    o        jsonb := coalesce(opts, '{}');
+    resolved boolean;
+    sev      text;
+    title    text;
+    link     text;
+    total    int;
+    color    text;
+    intro    text;
+    t        text[] := '{}';
+    h        text[] := '{}';
+    facts    text;
+    hist_t   text;
+    hist_h   text;
+    r        record;
+    result   jsonb;
+    esc_link text;
+    td       constant text := 'padding:4px 12px 4px 0;vertical-align:top;';
+    pre      constant text := 'margin:4px 0 12px 0;padding:8px 10px;background:#f6f8fa;border:1px solid #e1e4e8;'
+                              'border-radius:4px;font-family:Menlo,Consolas,monospace;font-size:13px;'
+                              'white-space:pre-wrap;word-break:break-all;';
+BEGIN
+    PERFORM smartetl._alert_check(n);
+    resolved := smartetl._alert_resolved(n);
+    sev := smartetl._alert_severity(n);
+    title := smartetl._alert_title(n, o);
+    link := smartetl._alert_link(n);
+    esc_link := smartetl._html_escape(link);
+    SELECT count(*) INTO total FROM smartetl._alert_rows(n);
+    color := CASE WHEN resolved THEN '#2e7d32' WHEN sev = 'critical' THEN '#c62828'
+                  WHEN sev = 'warning' THEN '#ef6c00' ELSE '#1565c0' END;
+    intro := concat_ws(', ',
+                 CASE WHEN resolved THEN 'RESOLVED' ELSE 'FIRING' END,
+                 'rule ' || nullif(n->'rule'->>'name', '') || coalesce(' (' || nullif(n->'rule'->>'kind', '') || ')', ''),
+                 'severity ' || sev,
+                 format('%s alert%s', total, CASE WHEN total = 1 THEN '' ELSE 's' END));
+
+    t := ARRAY[title, repeat('=', least(length(title), 72)), '', intro];
+    IF nullif(n->>'group_key', '') IS NOT NULL THEN
+        t := t || ('Group: ' || (n->>'group_key'));
+    END IF;
+    h := ARRAY['<!DOCTYPE html>',
+               '<html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">',
+               '<title>' || smartetl._html_escape(title) || '</title></head>',
+               '<body style="margin:0;padding:16px;background:#ffffff;color:#1f2328;'
+                   || 'font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;font-size:14px;line-height:1.45;">',
+               '<div style="max-width:760px;">',
+               format('<div style="border-left:6px solid %s;padding:8px 14px;background:#f6f8fa;">', color),
+               format('<h1 style="margin:0;font-size:20px;color:%s;">%s</h1>', color, smartetl._html_escape(title)),
+               format('<p style="margin:4px 0 0 0;color:#57606a;">%s%s</p>', smartetl._html_escape(intro),
+                      coalesce('<br>Group: <code>' || smartetl._html_escape(nullif(n->>'group_key', '')) || '</code>', '')),
+               '</div>'];
+
+    FOR r IN SELECT * FROM smartetl._alert_rows(n) LIMIT max_alerts LOOP
+        -- plain text
+        t := t || ''::text
+               || format('[%s] %s - %s', r.ord, r.summary, CASE WHEN r.resolved THEN 'RESOLVED' ELSE 'FIRING' END);
+        SELECT string_agg(format('    %-12s %s', f.label || ':', f.val), E'\n' ORDER BY f.i)
+        INTO facts
+        FROM (VALUES (1, 'Where', concat_ws(' on ', nullif(concat_ws('/', r.namespace, r.pipeline), ''), r.host)),
+                     (2, 'Since', smartetl._alert_human_ts(coalesce(r.since, r.starts_at))
+                                  || CASE WHEN r.since IS NOT NULL AND r.starts_at IS NOT NULL
+                                          THEN ' (alert started ' || smartetl._alert_human_ts(r.starts_at) || ')' ELSE '' END),
+                     (3, 'Resolved', CASE WHEN r.resolved THEN coalesce(smartetl._alert_human_ts(r.ends_at), 'yes') END),
+                     (4, 'Severity', r.severity),
+                     (5, 'Runs', smartetl._alert_runs_text(r.history)),
+                     (6, 'Value', r.value)) AS f(i, label, val)
+        WHERE nullif(f.val, '') IS NOT NULL;
+        t := t || facts;
+        IF r.description IS NOT NULL THEN
+            t := t || ('    ' || replace(smartetl._alert_trunc(r.description, 4000), E'\n', E'\n    '));
+        END IF;
+        IF r.error_template IS NOT NULL THEN
+            t := t || '    Error template:'::text
+                   || ('        ' || replace(smartetl._alert_trunc(r.error_template, 4000), E'\n', E'\n        '));
+        END IF;
+        IF r.error IS NOT NULL AND r.error IS DISTINCT FROM r.error_template THEN
+            t := t || '    Last error:'::text
+                   || ('        ' || replace(smartetl._alert_trunc(r.error, 4000), E'\n', E'\n        '));
+        END IF;
+        SELECT string_agg(format('        %-21s %-10s %s', x.run_at, x.status, coalesce(x.duration, '')), E'\n' ORDER BY x.ord),
+               string_agg(format('<tr><td style="%s">%s</td><td style="%scolor:%s;font-weight:600;">%s</td>'
+                                 '<td style="%stext-align:right;">%s</td></tr>',
+                                 td, smartetl._html_escape(x.run_at), td,
+                                 CASE WHEN x.failed THEN '#c62828' WHEN x.status = 'success' THEN '#2e7d32' ELSE '#57606a' END,
+                                 smartetl._html_escape(x.status), td, coalesce(smartetl._html_escape(x.duration), '&ndash;')),
+                          '' ORDER BY x.ord)
+        INTO hist_t, hist_h
+        FROM smartetl._alert_history(r.history, 10) x;
+        IF hist_t IS NOT NULL THEN
+            t := t || '    Recent runs:'::text || rtrim(hist_t);
+        END IF;
+
+        -- HTML
+        h := h || format('<h2 style="margin:20px 0 4px 0;font-size:16px;">'
+                         '<span style="display:inline-block;padding:1px 6px;margin-right:6px;border-radius:3px;'
+                         'font-size:12px;color:#ffffff;background:%s;">%s</span>%s</h2>',
+                         CASE WHEN r.resolved THEN '#2e7d32' ELSE color END,
+                         CASE WHEN r.resolved THEN 'RESOLVED' ELSE 'FIRING' END,
+                         smartetl._html_escape(r.summary));
+        IF r.description IS NOT NULL THEN
+            h := h || format('<p style="margin:0 0 8px 0;white-space:pre-wrap;">%s</p>',
+                             smartetl._html_escape(smartetl._alert_trunc(r.description, 4000)));
+        END IF;
+        SELECT string_agg(format('<tr><td style="%scolor:#57606a;white-space:nowrap;">%s</td><td style="%s">%s</td></tr>',
+                                 td, f.label, td, smartetl._html_escape(f.val)), '' ORDER BY f.i)
+        INTO facts
+        FROM (VALUES (1, 'Pipeline', concat_ws('/', r.namespace, r.pipeline)),
+                     (2, 'Host', r.host),
+                     (3, 'Since', smartetl._alert_human_ts(coalesce(r.since, r.starts_at))),
+                     (4, 'Alert started', smartetl._alert_human_ts(r.starts_at)),
+                     (5, 'Resolved', CASE WHEN r.resolved THEN coalesce(smartetl._alert_human_ts(r.ends_at), 'yes') END),
+                     (6, 'Severity', r.severity),
+                     (7, 'Runs', smartetl._alert_runs_text(r.history)),
+                     (8, 'Value', r.value)) AS f(i, label, val)
+        WHERE nullif(f.val, '') IS NOT NULL;
+        IF facts IS NOT NULL THEN
+            h := h || ('<table role="presentation" style="border-collapse:collapse;font-size:14px;">' || facts || '</table>');
+        END IF;
+        IF r.error_template IS NOT NULL THEN
+            h := h || '<p style="margin:12px 0 0 0;font-weight:600;">Error template</p>'::text
+                   || format('<pre style="%s">%s</pre>', pre, smartetl._html_escape(smartetl._alert_trunc(r.error_template, 4000)));
+        END IF;
+        IF r.error IS NOT NULL AND r.error IS DISTINCT FROM r.error_template THEN
+            h := h || '<p style="margin:12px 0 0 0;font-weight:600;">Last error</p>'::text
+                   || format('<pre style="%s">%s</pre>', pre, smartetl._html_escape(smartetl._alert_trunc(r.error, 4000)));
+        END IF;
+        IF hist_h IS NOT NULL THEN
+            h := h || '<p style="margin:12px 0 4px 0;font-weight:600;">Recent runs</p>'::text
+                   || ('<table style="border-collapse:collapse;font-size:13px;"><tr>'
+                       || format('<th style="%stext-align:left;color:#57606a;">Run</th>', td)
+                       || format('<th style="%stext-align:left;color:#57606a;">Status</th>', td)
+                       || format('<th style="%stext-align:right;color:#57606a;">Duration</th></tr>', td)
+                       || hist_h || '</table>');
+        END IF;
+    END LOOP;
+
+    IF total > max_alerts THEN
+        t := t || ''::text || format('... and %s more alerts', total - max_alerts);
+        h := h || format('<p style="color:#57606a;">&hellip; and %s more alerts</p>', total - max_alerts);
+    END IF;
+    IF link IS NOT NULL THEN
+        t := t || ''::text || ('Dashboard: ' || link);
+        h := h || format('<p style="margin:20px 0;"><a href="%s" style="display:inline-block;padding:8px 14px;'
+                         'background:%s;color:#ffffff;text-decoration:none;border-radius:4px;">Open dashboard</a>'
+                         '<br><span style="font-size:12px;color:#57606a;word-break:break-all;">%s</span></p>',
+                         esc_link, color, esc_link);
+    END IF;
+    t := t || ''::text || '-- '::text
+           || concat_ws(', ', 'smartetl notification ' || nullif(n->>'idempotency_key', ''),
+                        'sent ' || smartetl._alert_human_ts(n->>'sent_at'));
+    h := h || format('<p style="margin-top:24px;font-size:12px;color:#57606a;border-top:1px solid #d0d7de;padding-top:8px;">%s</p>',
+                     smartetl._html_escape(concat_ws(', ', 'smartetl notification ' || nullif(n->>'idempotency_key', ''),
+                                                     'sent ' || smartetl._alert_human_ts(n->>'sent_at'))))
+           || '</div></body></html>'::text;
+
+    result := jsonb_build_object(
+        'content_type', 'multipart/alternative',
+        'subject', smartetl._alert_trunc(title, 250),
+        'text', array_to_string(t, E'\n') || E'\n',
+        'html', array_to_string(h, E'\n') || E'\n',
+        'idempotency_key', n->'idempotency_key');
+    IF nullif(o->>'from', '') IS NOT NULL THEN
+        result := result || jsonb_build_object('from', o->>'from');
+    END IF;
+    IF jsonb_typeof(o->'to') = 'array' THEN
+        result := result || jsonb_build_object('to', o->'to');
+    ELSIF nullif(o->>'to', '') IS NOT NULL THEN
+        result := result || jsonb_build_object('to', jsonb_build_array(o->>'to'));
+    END IF;
+    RETURN result;
+END $$;
+COMMENT ON FUNCTION smartetl._payload_email(jsonb, jsonb) IS
+'e-mail message: subject ([FIRING]/[RESOLVED] title), plain-text and inline-styled HTML parts (multipart/alternative), from/to from the channel options';
+
+-- ---------------------------------------------------------------------------
+-- Dispatch by channel kind
+-- ---------------------------------------------------------------------------
+
+-- API: Private
+CREATE FUNCTION smartetl._payload(kind text, n jsonb, opts jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    CASE kind
+        WHEN 'webhook'      THEN RETURN smartetl._payload_webhook(n, opts);
+        WHEN 'slack'        THEN RETURN smartetl._payload_slack(n, opts);
+        WHEN 'teams'        THEN RETURN smartetl._payload_teams(n, opts);
+        WHEN 'alertmanager' THEN RETURN smartetl._payload_alertmanager(n, opts);
+        WHEN 'email'        THEN RETURN smartetl._payload_email(n, opts);
+        ELSE
+            RAISE EXCEPTION 'unknown alert channel kind: %', coalesce(quote_literal(kind), 'NULL')
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'The channel kinds are teams, slack, webhook, alertmanager and email.';
+    END CASE;
+END $$;
+COMMENT ON FUNCTION smartetl._payload(text, jsonb, jsonb) IS
+'the request body of a notification for a channel kind (teams, slack, webhook, alertmanager, email)';
+
+GRANT EXECUTE ON FUNCTION
+    smartetl._alert_ellipsis(), smartetl._alert_trunc(text, integer, boolean),
+    smartetl._alert_slack_escape(text), smartetl._alert_slack_code(text, integer, boolean),
+    smartetl._alert_md_escape(text), smartetl._alert_ts(text), smartetl._alert_rfc3339(timestamptz),
+    smartetl._alert_human_ts(text), smartetl._alert_duration(jsonb), smartetl._alert_check(jsonb),
+    smartetl._alert_rows(jsonb), smartetl._alert_history(jsonb, integer), smartetl._alert_runs_text(jsonb),
+    smartetl._alert_resolved(jsonb), smartetl._alert_severity(jsonb), smartetl._alert_link(jsonb),
+    smartetl._alert_title(jsonb, jsonb), smartetl._alert_slack_mention(text),
+    smartetl._alert_label_name(text), smartetl._alert_label_set(jsonb),
+    smartetl._payload_webhook(jsonb, jsonb), smartetl._payload_slack(jsonb, jsonb),
+    smartetl._payload_teams(jsonb, jsonb), smartetl._payload_alertmanager(jsonb, jsonb),
+    smartetl._payload_email(jsonb, jsonb), smartetl._payload(text, jsonb, jsonb)
+    TO smartetl_admin;
