@@ -124,7 +124,11 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     bad text;
 BEGIN
-    IF NEW.kind IN ('teams', 'slack', 'webhook', 'alertmanager') THEN
+    IF NEW.kind IS NULL OR NEW.kind NOT IN ('teams', 'slack', 'webhook', 'alertmanager', 'email', 'notify') THEN
+        RAISE EXCEPTION 'unknown channel kind % for channel "%"', coalesce(quote_literal(NEW.kind), 'NULL'), NEW.name
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Channel kinds are teams, slack, webhook, alertmanager, email and notify.';
+    ELSIF NEW.kind IN ('teams', 'slack', 'webhook', 'alertmanager') THEN
         IF NEW.target !~ '^https?://[A-Za-z0-9._~-]+(:[0-9]{1,5})?(/[^[:space:]]*)?$' THEN
             RAISE EXCEPTION 'invalid target for % channel "%"', NEW.kind, NEW.name
                 USING ERRCODE = 'invalid_parameter_value',
@@ -220,6 +224,12 @@ DECLARE
     missing text;
     bad text;
 BEGIN
+    IF NEW.kind IS NULL OR NEW.kind NOT IN ('run_failed', 'consecutive_failures', 'duration_anomaly',
+                                            'volume_anomaly', 'freshness', 'risk', 'model_drift', 'sql') THEN
+        RAISE EXCEPTION 'unknown kind % for alert rule "%"', coalesce(quote_literal(NEW.kind), 'NULL'), NEW.name
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Rule kinds are run_failed, consecutive_failures, duration_anomaly, volume_anomaly, freshness, risk, model_drift and sql.';
+    END IF;
     SELECT string_agg(c, ', ') INTO missing
     FROM unnest(NEW.channels) c WHERE NOT EXISTS (SELECT 1 FROM smartetl.channel WHERE name = c);
     IF missing IS NOT NULL THEN

@@ -103,20 +103,25 @@ COMMENT ON FUNCTION smartetl._alert_slack_code(text, integer, boolean) IS
 
 -- API: Private
 -- Text for an Adaptive Card TextBlock or Fact (a markdown subset: bold,
--- italic, lists, links; no HTML).  \ * _ [ ] are backslash-escaped, a list
--- marker at the start of a line too, and a line break becomes the blank
--- line that TextBlock markdown needs to show it.
+-- italic, lists, links; no HTML, no code).  Backslash escapes, kept to what
+-- would otherwise format (some mobile renderers show the backslash): \ and
+-- *, _ unless inside a word (dag_sales_daily stays as is), the ( of a
+-- link's ]( and a list marker at the start of a line.  A line break becomes
+-- the blank line that TextBlock markdown needs to show it.
 CREATE FUNCTION smartetl._alert_md_escape(s text) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 RETURN pg_catalog.regexp_replace(pg_catalog.regexp_replace(pg_catalog.regexp_replace(
-    pg_catalog.regexp_replace(pg_catalog.regexp_replace(
+    pg_catalog.regexp_replace(pg_catalog.regexp_replace(pg_catalog.regexp_replace(
+    pg_catalog.regexp_replace(
         s, E'\\r\\n?', E'\n', 'g'),
-        '([\\*_\[\]])', '\\\1', 'g'),
+        '([\\*])', '\\\1', 'g'),
+        '(?<![[:alnum:]])_|_(?![[:alnum:]])', '\\_', 'g'),
+        '\]\(', ']\\(', 'g'),
         '^([ \t]*)([-+])(?=[ \t])', '\1\\\2', 'gn'),
         '^([ \t]*)([0-9]+)\.(?=[ \t])', '\1\2\\.', 'gn'),
     E'\n+', E'\n\n', 'g');
 COMMENT ON FUNCTION smartetl._alert_md_escape(text) IS
-'text escaped for Adaptive Card markdown (\ * _ [ ] and list markers backslash-escaped, line breaks doubled)';
+'text escaped for Adaptive Card markdown (\ * non-intraword _ ]( and list markers backslash-escaped, line breaks doubled)';
 
 -- API: Private
 -- An RFC 3339 / ISO 8601 timestamp as timestamptz; NULL when s is not one

@@ -126,7 +126,7 @@ BEGIN
         WHERE smartetl._selector_matches(r.selector, p)
     ), keyed AS (
         SELECT c.*, md5(c.labels::text) AS fingerprint,
-               r.name || '/' || (SELECT string_agg(g || '=' || coalesce(c.labels->>g, ''), ',' ORDER BY g)
+               r.name || '/' || (SELECT coalesce(string_agg(g || '=' || coalesce(c.labels->>g, ''), ',' ORDER BY g), '')
                                  FROM unnest(r.group_by) g) AS group_key
         FROM c
     ), refreshed AS (
@@ -207,7 +207,7 @@ BEGIN
         END IF;
         INSERT INTO smartetl.alert_group AS ag (group_key, rule_name, labels, last_notified_at, seq)
         VALUES (g.group_key, g.rule_name,
-                (SELECT jsonb_object_agg(l, g.labels->>l) FROM unnest(r.group_by) l), now(), 1)
+                (SELECT coalesce(jsonb_object_agg(l, g.labels->>l), '{}') FROM unnest(r.group_by) l), now(), 1)
         ON CONFLICT (group_key) DO UPDATE SET last_notified_at = now(), seq = ag.seq + 1
         RETURNING * INTO st;
         key := md5(g.group_key) || '-' || st.seq;
