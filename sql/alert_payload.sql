@@ -116,8 +116,8 @@ WHERE name IN ('firing', 'many') AND b->'text'->>'text' LIKE '%```%';
 -- Teams
 \pset format unaligned
 SELECT jsonb_pretty(smartetl._payload_teams(n, opts)) FROM notif WHERE name = 'firing';
-SELECT jsonb_pretty(p->'body'->'attachments'->0->'content'->'body'->0) AS title,
 \pset format aligned
+SELECT jsonb_pretty(p->'body'->'attachments'->0->'content'->'body'->0) AS title,
        p->'body'->'attachments'->0->'content'->'actions' AS actions
 FROM notif, smartetl._payload_teams(n, opts) p WHERE name = 'resolved';
 SELECT name,
@@ -160,7 +160,7 @@ SELECT p->>'text' AS text FROM notif, smartetl._payload_email(n, opts) p WHERE n
 SELECT p->>'html' AS html FROM notif, smartetl._payload_email(n, opts) p WHERE name = 'firing';
 \pset format aligned
 SELECT name,
-       p->>'html' LIKE '%load_&lt;b&gt;&amp;&quot;orders&quot;%' AS ok_escaped_name,
+       (p->>'html' LIKE '%load_&lt;b&gt;&amp;&quot;orders&quot;%') = (name = 'firing') AS ok_escaped_name,
        p->>'html' NOT LIKE '%<b>%' AS ok_no_raw_b,
        p->>'html' LIKE '%&lt;*&gt;%' AS ok_escaped_template,
        p->>'html' !~* '<(script|style|link)' AS ok_inline_styles_only,
@@ -196,12 +196,13 @@ SELECT smartetl._payload('email', NULL, '{}');
 \set VERBOSITY default
 
 -- helpers: timestamps, escaping, label names
-SELECT s, smartetl._alert_ts(s) AS ts
+SELECT s, smartetl._alert_rfc3339(smartetl._alert_ts(s)) AS ts
 FROM unnest(ARRAY['2026-11-22T10:00:00Z', '2026-11-22 10:00', '2026-11-22T10:00:00.5+05:30', '2026-02-29T10:00:00Z',
                   '2026-13-01T00:00:00Z', '2026-11-22T10:00:00+16:00', 'yesterday', '']) s;
 SELECT smartetl._alert_md_escape(E'a*b_c [x](y) \\ \n- item\n2. item') AS md,
        smartetl._alert_slack_escape('<@U1> & <!channel>') AS slack,
        smartetl._alert_trunc('a &amp; b', 6, true) AS cut_entity,
        smartetl._alert_label_name('dag.id') AS l1, smartetl._alert_label_name('1st') AS l2,
-       smartetl._alert_label_name('') AS l3;
+       smartetl._alert_label_name('') AS l3,
+       smartetl._alert_label_set('{"team-name": "a", "team_name": "b", "x y": 1, "z": null, "e": ""}') AS label_set;
 DROP TABLE notif;

@@ -19,6 +19,7 @@
 
 #include <curl/curl.h>
 
+#include "common/base64.h"
 #include "lib/stringinfo.h"
 #include "utils/memutils.h"
 
@@ -120,6 +121,25 @@ address_list(const char *lines)
 	return s.data;
 }
 
+/* A subject with non-ASCII characters as an RFC 2047 encoded word. */
+static char *
+encoded_subject(const char *subject)
+{
+	const unsigned char *p;
+	char	   *b64;
+	int			len = strlen(subject);
+	int			n;
+
+	for (p = (const unsigned char *) subject; *p && *p < 0x80 && *p >= 0x20; p++)
+		;
+	if (*p == '\0')
+		return pstrdup(subject);
+	b64 = palloc(pg_b64_enc_len(len) + 1);
+	n = pg_b64_encode(subject, len, b64, pg_b64_enc_len(len));
+	b64[Max(n, 0)] = '\0';
+	return psprintf("=?UTF-8?B?%s?=", b64);
+}
+
 /* The delivery's strings, copied into the transfer's own context. */
 static Delivery *
 delivery_copy(const Delivery *src)
@@ -183,7 +203,7 @@ prepare_mail(Transfer *t)
 		curl_easy_setopt(t->easy, CURLOPT_USERNAME, d->username);
 		curl_easy_setopt(t->easy, CURLOPT_PASSWORD, d->secret ? d->secret : "");
 	}
-	add_header(t, "Subject: %s", d->subject ? d->subject : "smartetl alert");
+	add_header(t, "Subject: %s", encoded_subject(d->subject ? d->subject : "smartetl alert"));
 	add_header(t, "From: %s", d->mail_from);
 	add_header(t, "To: %s", address_list(d->mail_to));
 	add_header(t, "Message-ID: <%s@smartetl>", d->idempotency_key);
@@ -191,14 +211,17 @@ prepare_mail(Transfer *t)
 
 	t->mime = curl_mime_init(t->easy);
 	alt = curl_mime_init(t->easy);
+	/* quoted-printable keeps lines under SMTP's 998-byte limit */
 	part = curl_mime_addpart(alt);
 	curl_mime_data(part, d->body ? d->body : "", CURL_ZERO_TERMINATED);
 	curl_mime_type(part, "text/plain; charset=utf-8");
+	curl_mime_encoder(part, "quoted-printable");
 	if (d->html)
 	{
 		part = curl_mime_addpart(alt);
 		curl_mime_data(part, d->html, CURL_ZERO_TERMINATED);
 		curl_mime_type(part, "text/html; charset=utf-8");
+		curl_mime_encoder(part, "quoted-printable");
 	}
 	part = curl_mime_addpart(t->mime);
 	curl_mime_subparts(part, alt);
@@ -302,7 +325,8 @@ finish_transfer(SendSet *set, Transfer *t, CURLcode rc)
 	{
 		snprintf(r->error, sizeof(r->error), "HTTP %ld", r->http_status);
 		r->permanent = permanent_status(r->http_status);
-		if (curl_easy_getinfo(t->easy, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK && retry_after >= 0 &&
+		/* libcurl reports 0 when there is no Retry-After header */
+		if (curl_easy_getinfo(t->easy, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK && retry_after > 0 &&
 			(r->http_status == 429 || r->http_status == 503))
 			r->retry_after_s = (int) Min(retry_after, 86400);
 	}

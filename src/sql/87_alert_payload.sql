@@ -29,10 +29,17 @@
 
 -- API: Private
 -- The ellipsis that ends a cut text: U+2026 in UTF8 databases, "..." in
--- others.  (The database encoding never changes, hence IMMUTABLE.)
+-- others.  (The database encoding never changes, hence IMMUTABLE.)  In
+-- PL/pgSQL so that chr(8230) is never folded at plan time in a database
+-- that cannot hold it.
 CREATE FUNCTION smartetl._alert_ellipsis() RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN CASE WHEN pg_catalog.getdatabaseencoding() = 'UTF8' THEN pg_catalog.chr(8230) ELSE '...' END;
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF getdatabaseencoding() = 'UTF8' THEN
+        RETURN chr(8230);
+    END IF;
+    RETURN '...';
+END $$;
 COMMENT ON FUNCTION smartetl._alert_ellipsis() IS
 'the ellipsis ending a cut text (U+2026, or ... in databases that are not UTF8)';
 
@@ -205,7 +212,8 @@ COMMENT ON FUNCTION smartetl._alert_check(jsonb) IS 'raises invalid_parameter_va
 -- The alerts of a notification, one row each, with the fallbacks every
 -- payload shares: status (the alert's, else the notification's), pipeline
 -- and namespace (labels, then group labels), severity (labels, then rule),
--- summary, host, since, value, errors, and the recent history (an array).
+-- summary, host, since, value (the annotation, else the alert's "value"),
+-- errors, and the recent history (an array).
 CREATE FUNCTION smartetl._alert_rows(n jsonb)
 RETURNS TABLE (ord bigint, status text, resolved boolean, summary text, description text,
                namespace text, pipeline text, host text, severity text, since text,
@@ -225,7 +233,7 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
            nullif(x.ann->>'since', ''),
            nullif(a.al->>'starts_at', ''),
            nullif(a.al->>'ends_at', ''),
-           nullif(x.ann->>'value', ''),
+           coalesce(nullif(x.ann->>'value', ''), nullif(a.al->>'value', '')),
            nullif(btrim(x.ann->>'error_template'), ''),
            nullif(btrim(x.ann->>'error'), ''),
            CASE WHEN jsonb_typeof(x.ann->'recent_history') = 'array' THEN x.ann->'recent_history' ELSE '[]' END,
@@ -614,7 +622,8 @@ COMMENT ON FUNCTION smartetl._alert_label_name(text) IS
 -- API: Private
 -- A JSON object as a label set: sanitised names, string values (numbers
 -- and booleans as text, objects and arrays as JSON text), no empty values.
--- When two names sanitise alike the one first in key order wins.
+-- When two names sanitise alike, the one that needed no change wins, else
+-- the first in key order.
 CREATE FUNCTION smartetl._alert_label_set(o jsonb) RETURNS jsonb
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
 RETURN (SELECT coalesce(jsonb_object_agg(s.name, s.val), '{}')
@@ -622,7 +631,7 @@ RETURN (SELECT coalesce(jsonb_object_agg(s.name, s.val), '{}')
                      smartetl._alert_label_name(e.key) AS name, e.value #>> '{}' AS val
               FROM jsonb_each(CASE WHEN jsonb_typeof(o) = 'object' THEN o ELSE '{}' END) e
               WHERE nullif(e.value #>> '{}', '') IS NOT NULL
-              ORDER BY smartetl._alert_label_name(e.key), e.key) s);
+              ORDER BY smartetl._alert_label_name(e.key), smartetl._alert_label_name(e.key) <> e.key, e.key) s);
 COMMENT ON FUNCTION smartetl._alert_label_set(jsonb) IS
 'a JSON object as an Alertmanager label set: valid names, non-empty string values';
 
@@ -656,6 +665,7 @@ BEGIN
                    (r.annotations - 'recent_history')
                    || jsonb_strip_nulls(jsonb_build_object(
                           'summary', r.summary,
+                          'value', r.value,
                           'recent_history', (SELECT string_agg(h.run_at || ' ' || h.status || coalesce(' (' || h.duration || ')', ''),
                                                                '; ' ORDER BY h.ord)
                                              FROM smartetl._alert_history(r.history, 20) h),
