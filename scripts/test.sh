@@ -4,8 +4,12 @@
 # Installs the packages it needs, builds and installs the extension, starts a
 # throwaway PostgreSQL 15 cluster (smartetl + pg_cron preloaded), runs the
 # pg_regress suite (sql/, expected/), a short fuzzing pass over every parser
-# (test/fuzz), then the pgTAP suite (test/sql/*.sql) with pg_prove, and
-# leaves nothing running.
+# (test/fuzz), the pgTAP suite (test/sql/*.sql) with pg_prove, then the
+# end-to-end checks on a database loaded with the sample history: the
+# Grafana dashboard's queries, a real Prometheus exporter, the HTML report
+# in headless Chromium, the test receivers, and alerting with the worker
+# delivering to real HTTP, SMTP and Alertmanager receivers (test/alert,
+# including a kill -9 of the server).  Leaves nothing running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -52,3 +56,20 @@ export SMARTETL_BIG_FILE="$TMPDIR_TEST/big_line.csv"
 chown postgres "$SMARTETL_BIG_FILE"
 [ -d "$SMARTETL_DATA" ] || echo "WARNING: real data not found at $SMARTETL_DATA; test/sql/real_data.sql will fail"
 pg_prove -d postgres test/sql/*.sql
+
+log "end-to-end: Grafana dashboard, Prometheus exporter, HTML report (sample history)"
+psql_do -c 'DROP DATABASE IF EXISTS smartetl_sample' -c 'CREATE DATABASE smartetl_sample'
+mkdir -p "$TMPDIR_TEST/sample" && chown postgres "$TMPDIR_TEST/sample"
+PGDATABASE=smartetl_sample psql_do -c 'SET client_min_messages = warning; CREATE EXTENSION smartetl;'
+PGDATABASE=smartetl_sample psql_do -v dir="$TMPDIR_TEST/sample" -f scripts/sample/generate.sql >/dev/null
+PGDATABASE=smartetl_sample psql_do -c "SELECT * FROM smartetl.ingest_file('$TMPDIR_TEST/sample/runs.csv', 'csv', '{\"namespace\": \"demo\"}')"
+export PGHOST=$(socket_dir "$TMPDIR_TEST") PGPORT=$PORT PGUSER=postgres
+PGDATABASE=smartetl_sample bash test/grafana/run.sh
+PGDATABASE=smartetl_sample bash test/prometheus/run.sh
+PGDATABASE=smartetl_sample bash test/report/check_report.sh
+
+log "test receivers (HTTP, SMTP, Alertmanager)"
+bash test/receivers/selftest.sh
+
+log "alerting end to end (worker, real receivers, receiver outage, kill -9)"
+PGDATABASE=postgres SMARTETL_CLUSTER_DIR="$TMPDIR_TEST" /usr/bin/python3 test/alert/e2e.py
