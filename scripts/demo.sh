@@ -71,10 +71,63 @@ FROM smartetl.log_event e JOIN smartetl.pipeline p USING (pipeline_id)
 WHERE p.name = 'ftp_partner_import' ORDER BY ts;
 SQL
 
+log "KPIs of the last 30 days (smartetl.pipeline_kpi, from the rollups)"
+psql_do <<'SQL'
+\pset footer off
+SELECT pipeline, runs, failures, round(success_rate::numeric, 3) AS success_rate,
+       round(p50_duration_s::numeric) AS p50_s, round(p95_duration_s::numeric) AS p95_s,
+       justify_interval(date_trunc('minute', mttr)) AS mttr, longest_failure_streak AS worst_streak,
+       stale, left(top_error, 40) AS top_error
+FROM smartetl.pipeline_kpi(now() - interval '30 days', now()) WHERE namespace = 'demo';
+SELECT kind, pipeline, round(value::numeric, 1) AS value, round(expected::numeric, 1) AS expected,
+       round(score::numeric, 1) AS score FROM smartetl.anomalies ORDER BY at DESC NULLS LAST LIMIT 5;
+SQL
+
+log "historical report: $DEMO_DIR/report.html"
+psql -X -At -c "SELECT smartetl.report_html(now() - interval '30 days', now())" > "$DEMO_DIR/report.html"
+ls -l "$DEMO_DIR/report.html"
+
+log "alerting: a webhook on 127.0.0.1, a rule, a failed run, the delivered alert"
+SINK_PORT=${SMARTETL_DEMO_SINK_PORT:-18099}
+mkdir -p "$DEMO_DIR/sink"
+/usr/bin/python3 test/receivers/http_sink.py --port "$SINK_PORT" --log "$DEMO_DIR/sink/requests.jsonl" \
+	>"$DEMO_DIR/sink/out.txt" 2>&1 &
+SINK_PID=$!
+trap 'kill $SINK_PID 2>/dev/null || true' EXIT
+for _ in $(seq 50); do grep -q ready "$DEMO_DIR/sink/out.txt" && break; sleep 0.1; done
+psql_do -v port="$SINK_PORT" <<'SQL'
+DELETE FROM smartetl.alert_rule WHERE name = 'demo-failures';
+DELETE FROM smartetl.channel WHERE name = 'demo-webhook';
+INSERT INTO smartetl.channel (name, kind, target, options)
+VALUES ('demo-webhook', 'webhook', 'http://127.0.0.1:' || :'port' || '/alerts',
+        '{"link_template": "http://localhost:3000/d/smartetl-overview?var-pipeline={pipeline}"}');
+INSERT INTO smartetl.alert_rule (name, kind, selector, severity, channels, group_wait)
+VALUES ('demo-failures', 'run_failed', '{"namespace": "demo", "pipeline": "dag_sales_daily"}', 'critical',
+        '{demo-webhook}', '0');
+SELECT smartetl.ingest('csv', 'job,run_id,start,end,status,error' || E'\n' ||
+       'dag_sales_daily,demo_' || to_char(now(), 'YYYYMMDDHH24MISS') || ',' || now() - interval '2 minutes' || ',' || now() ||
+       ',failed,psycopg2.OperationalError: could not connect to server: Connection refused (10.0.3.12:5432)',
+       '{"namespace": "demo"}');
+SQL
+for _ in $(seq 50); do
+	[ "$(psql -X -At -c "SELECT count(*) FROM smartetl.delivery WHERE channel = 'demo-webhook' AND status = 'sent'")" != 0 ] && break
+	sleep 0.2
+done
+psql_do <<'SQL'
+\pset footer off
+SELECT channel, status, attempts, last_status, sent_at - created_at AS queue_to_sent,
+       notification->'alerts'->0->'annotations'->>'summary' AS summary,
+       notification->'alerts'->0->'annotations'->>'error_template' AS error_template
+FROM smartetl.delivery WHERE channel = 'demo-webhook' ORDER BY delivery_id DESC LIMIT 1;
+SQL
+echo "received by the webhook on 127.0.0.1:$SINK_PORT:"
+tail -n 1 "$DEMO_DIR/sink/requests.jsonl" | /usr/bin/python3 -c 'import json,sys; r=json.loads(sys.stdin.readline()); j=r["json"]; print("  POST", r["path"], "Idempotency-Key:", r["headers"].get("Idempotency-Key")); print("  status:", j["status"], "| rule:", j["rule"]["name"], "| pipeline:", j["alerts"][0]["labels"]["pipeline"], "| link:", j["link"])'
+
 cat <<MSG
 
 == smartetl is running
 Connect:  psql -h $PGHOST -p $PGPORT -U postgres postgres
 Stop:     runuser -u postgres -- $PG_BIN/pg_ctl -D $DEMO_DIR/data stop
 Remove:   rm -rf $DEMO_DIR
+Report:   $DEMO_DIR/report.html
 MSG

@@ -9,7 +9,7 @@ export PATH="$PATH:/usr/sbin:/sbin"
 APT_PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-15-pgtap \
 libtap-parser-sourcehandler-pgtap-perl libcurl4-openssl-dev make gcc clang-14 libclang-rt-14-dev \
 curl openssl python3 python3-aiosmtpd prometheus-alertmanager prometheus-postgres-exporter \
-chromium nodejs npm"
+chromium"
 
 log() { printf '\n== %s\n' "$*"; }
 
@@ -49,16 +49,23 @@ listen_addresses = ''
 unix_socket_directories = '$(socket_dir "$dir")'
 shared_preload_libraries = 'smartetl,pg_cron'
 cron.database_name = 'postgres'
-# the alert worker, and where it may send notifications (loopback only here)
-smartetl.database = 'postgres'
-smartetl.allowed_hosts = '127.0.0.1,localhost,::1'
-smartetl.naptime = 2
 # run jobs in background workers: the cluster listens on a socket only
 cron.use_background_workers = on
 max_worker_processes = 16
 fsync = off
 synchronous_commit = off
 full_page_writes = off
+CONF
+}
+
+# cluster_configure DIR: settings added since a cluster was first made.
+cluster_configure() {
+	local conf=$1/data/postgresql.conf
+	grep -q '^smartetl.database' "$conf" || cat >>"$conf" <<CONF
+# the alert worker, and where it may send notifications (loopback only here)
+smartetl.database = 'postgres'
+smartetl.allowed_hosts = '127.0.0.1,localhost,::1'
+smartetl.naptime = 2
 CONF
 }
 
@@ -72,6 +79,7 @@ cluster_start() {
 	local dir=$1 port=$2
 	shift 2
 	cluster_init "$dir" "$port"
+	cluster_configure "$dir"
 	(cd / && runuser -u postgres -- env "$@" $PG_BIN/pg_ctl -D "$dir/data" -l "$dir/server.log" \
 		-w -t 120 start >/dev/null) || { cat "$dir/server.log"; return 1; }
 	export PGHOST="$(socket_dir "$dir")" PGPORT="$port" PGUSER=postgres PGDATABASE=postgres
