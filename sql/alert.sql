@@ -92,4 +92,17 @@ SELECT rule_name, last_error FROM smartetl.alert_rule_state WHERE last_error IS 
 UPDATE smartetl.alert_rule SET enabled = false WHERE name IN ('slow-loads', 'streaks', 'all-failures');
 SELECT smartetl.evaluate_alerts() >= 0 AS evaluated;
 SELECT count(*) AS still_firing FROM smartetl.alert WHERE rule_name IN ('slow-loads', 'streaks', 'all-failures') AND state = 'firing';
+-- firing groups are re-posted to Alertmanager every minute (its resolve_timeout is 5)
+INSERT INTO smartetl.channel (name, kind, target) VALUES ('am', 'alertmanager', 'http://127.0.0.1:9/api/v2/alerts');
+INSERT INTO smartetl.alert_rule (name, kind, channels, selector, group_wait)
+VALUES ('am-failures', 'run_failed', '{am}', '{"pipeline": "job_e"}', '0');
+SELECT * FROM smartetl.ingest('csv', E'job,run_id,start,end,status\njob_e,1,2024-05-01 12:00:00,2024-05-01 12:01:00,failed\n', '{"namespace": "alerts"}');
+SELECT smartetl.evaluate_alerts() >= 1 AS queued;
+SELECT smartetl.evaluate_alerts() AS nothing_yet;
+UPDATE smartetl.alert_group SET am_posted_at = now() - interval '2 minutes', last_notified_at = now() - interval '2 minutes'
+WHERE rule_name = 'am-failures';
+SELECT smartetl.evaluate_alerts() AS refreshed;
+SELECT count(*) AS posts, count(*) FILTER (WHERE idempotency_key ~ '-refresh-') AS refreshes,
+       bool_and(jsonb_typeof(payload->'body') = 'array') AS alertmanager_arrays
+FROM smartetl.delivery WHERE channel = 'am';
 DROP VIEW queued;

@@ -74,9 +74,10 @@ CREATE TABLE smartetl.alert_group (
     rule_name         text NOT NULL,
     labels            jsonb NOT NULL,
     last_notified_at  timestamptz,
+    am_posted_at      timestamptz,
     seq               bigint NOT NULL DEFAULT 0
 );
-COMMENT ON TABLE smartetl.alert_group IS 'notification state of each alert group: when it was last notified and how many notifications it had (the idempotency key counter)';
+COMMENT ON TABLE smartetl.alert_group IS 'notification state of each alert group: when it was last notified, when its firing alerts were last re-posted to Alertmanager, and how many notifications it had (the idempotency key counter)';
 
 -- API: Public
 CREATE TABLE smartetl.delivery (

@@ -168,6 +168,29 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 -- API: Private
+-- Re-post a firing group to the rule's Alertmanager channels (every minute,
+-- well within Alertmanager's default resolve_timeout of 5 minutes).
+CREATE FUNCTION smartetl._alert_refresh_alertmanager(r smartetl.alert_rule, st smartetl.alert_group)
+RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    ch smartetl.channel;
+    n jsonb;
+    key text := md5(st.group_key) || '-' || st.seq || '-refresh-' || floor(extract(epoch FROM now()))::bigint;
+    queued integer := 0;
+BEGIN
+    FOR ch IN SELECT * FROM smartetl.channel WHERE name = ANY (r.channels) AND kind = 'alertmanager' LOOP
+        n := smartetl._alert_notification(st.group_key, key, NULL);
+        INSERT INTO smartetl.delivery (channel, group_key, idempotency_key, notification, payload)
+        VALUES (ch.name, st.group_key, key, n, smartetl._payload(ch.kind, n, ch.options))
+        ON CONFLICT (channel, idempotency_key) DO NOTHING;
+        queued := queued + 1;
+    END LOOP;
+    UPDATE smartetl.alert_group SET am_posted_at = now() WHERE group_key = st.group_key;
+    RETURN queued;
+END $$;
+
+-- API: Private
 -- Queue the notifications that are due; returns how many deliveries.
 CREATE FUNCTION smartetl._alert_notify() RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -203,12 +226,17 @@ BEGIN
                 WHEN g.new_firing OR g.newly_resolved THEN st.last_notified_at + r.group_interval <= now()
                 ELSE g.any_firing AND st.last_notified_at + r.repeat_interval <= now() END;
         IF NOT coalesce(due, false) THEN
+            -- Alertmanager forgets alerts not re-posted within resolve_timeout
+            IF g.any_firing AND st.last_notified_at IS NOT NULL
+               AND coalesce(st.am_posted_at, st.last_notified_at) < now() - interval '1 minute' THEN
+                queued := queued + smartetl._alert_refresh_alertmanager(r, st);
+            END IF;
             CONTINUE;
         END IF;
         INSERT INTO smartetl.alert_group AS ag (group_key, rule_name, labels, last_notified_at, seq)
         VALUES (g.group_key, g.rule_name,
                 (SELECT coalesce(jsonb_object_agg(l, g.labels->>l), '{}') FROM unnest(r.group_by) l), now(), 1)
-        ON CONFLICT (group_key) DO UPDATE SET last_notified_at = now(), seq = ag.seq + 1
+        ON CONFLICT (group_key) DO UPDATE SET last_notified_at = now(), am_posted_at = now(), seq = ag.seq + 1
         RETURNING * INTO st;
         key := md5(g.group_key) || '-' || st.seq;
         FOR ch IN SELECT * FROM smartetl.channel WHERE name = ANY (r.channels) ORDER BY name LOOP

@@ -74,5 +74,6 @@ GRANT EXECUTE ON FUNCTION smartetl.evaluate_alerts(), smartetl.test_channel(text
                           smartetl._silence_matches(jsonb, jsonb),
                           smartetl._alert_apply_rule(smartetl.alert_rule),
                           smartetl._alert_notification(text, text, text), smartetl._alert_notify(),
+                          smartetl._alert_refresh_alertmanager(smartetl.alert_rule, smartetl.alert_group),
                           smartetl._test_notification(text)
     TO smartetl_admin;

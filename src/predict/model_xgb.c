@@ -1,0 +1,434 @@
+/*-------------------------------------------------------------------------
+ * src/predict/model_xgb.c
+ *		XGBoost boosters: training with fixed, single-threaded parameters,
+ *		prediction, SHAP contributions and (de)serialization.  See
+ *		model_xgb.h.
+ *-------------------------------------------------------------------------
+ */
+#ifdef FRONTEND
+#include "postgres_fe.h"
+#else
+#include "postgres.h"
+#endif
+
+#include <math.h>
+#include <xgboost/c_api.h>
+
+#include "predict/model_xgb.h"
+
+/* prediction types of XGBoosterPredictFromDMatrix's "type" */
+#define XGB_PREDICT_VALUE 0
+#define XGB_PREDICT_MARGIN 1
+#define XGB_PREDICT_CONTRIBUTIONS 2
+
+/* booster attributes saved with the model, checked on load */
+#define ATTR_KIND "smartetl_kind"
+#define ATTR_FEATURES "smartetl_features"
+
+static char xgb_error[1024];
+
+/* Copy XGBoost's last error, prefixed by what we were doing. */
+static const char *
+last_error(const char *doing)
+{
+	snprintf(xgb_error, sizeof(xgb_error), "XGBoost failed to %s: %s",
+			 doing, XGBGetLastError());
+	return xgb_error;
+}
+
+int
+xgb_version(void)
+{
+	int			major,
+				minor,
+				patch;
+
+	XGBoostVersion(&major, &minor, &patch);
+	return major * 10000 + minor * 100 + patch;
+}
+
+void
+xgb_default_params(XgbParams *p, bool regression)
+{
+	memset(p, 0, sizeof(*p));
+	p->regression = regression;
+	p->max_depth = 4;
+	p->eta = 0.1;
+	p->n_rounds = 200;
+	p->min_child_weight = 1;
+	p->subsample = 1;
+	p->lambda = 1;
+	p->scale_pos_weight = 1;
+	p->seed = 0;
+	p->eval_metric = NULL;
+}
+
+static const char *
+check_params(const XgbParams *p)
+{
+	if (p->max_depth < 1 || p->max_depth > 20)
+		return "max_depth must be between 1 and 20";
+	if (!(p->eta > 0 && p->eta <= 1))
+		return "eta must be in (0, 1]";
+	if (p->n_rounds < 1 || p->n_rounds > 10000)
+		return "n_rounds must be between 1 and 10000";
+	if (!(p->min_child_weight >= 0 && isfinite(p->min_child_weight)))
+		return "min_child_weight must be a non-negative number";
+	if (!(p->subsample > 0 && p->subsample <= 1))
+		return "subsample must be in (0, 1]";
+	if (!(p->lambda >= 0 && isfinite(p->lambda)))
+		return "lambda must be a non-negative number";
+	if (!(p->scale_pos_weight > 0 && isfinite(p->scale_pos_weight)))
+		return "scale_pos_weight must be a positive number";
+	return NULL;
+}
+
+static const char *
+check_labels(const ModelData *train, bool regression)
+{
+	int			i;
+
+	if (train->nrows < 1)
+		return "no training rows";
+	if (regression)
+		return NULL;
+	for (i = 0; i < train->nrows; i++)
+		if (train->y[i] != 0.0f && train->y[i] != 1.0f)
+			return "classifier labels must be 0 or 1";
+	return NULL;
+}
+
+static int
+set_param(BoosterHandle b, const char *name, const char *value)
+{
+	return XGBoosterSetParam(b, name, value);
+}
+
+static int
+set_param_number(BoosterHandle b, const char *name, double value)
+{
+	char		text[64];
+
+	snprintf(text, sizeof(text), "%.17g", value);
+	return XGBoosterSetParam(b, name, text);
+}
+
+/* Settings every booster gets, trained or loaded: quiet, one thread. */
+static int
+set_runtime_params(BoosterHandle b)
+{
+	if (set_param(b, "nthread", "1") != 0 ||
+		set_param(b, "verbosity", "0") != 0)
+		return -1;
+	return 0;
+}
+
+static int
+set_training_params(BoosterHandle b, const XgbParams *p)
+{
+	const char *metric = p->eval_metric ? p->eval_metric :
+		(p->regression ? "rmse" : "logloss");
+
+	if (set_runtime_params(b) != 0 ||
+		set_param(b, "objective", p->regression ? "reg:squarederror" : "binary:logistic") != 0 ||
+		set_param(b, "tree_method", "hist") != 0 ||
+		set_param_number(b, "max_depth", p->max_depth) != 0 ||
+		set_param_number(b, "eta", p->eta) != 0 ||
+		set_param_number(b, "min_child_weight", p->min_child_weight) != 0 ||
+		set_param_number(b, "subsample", p->subsample) != 0 ||
+		set_param_number(b, "lambda", p->lambda) != 0 ||
+		set_param_number(b, "seed", p->seed) != 0 ||
+		set_param(b, "eval_metric", metric) != 0)
+		return -1;
+	if (!p->regression &&
+		set_param_number(b, "scale_pos_weight", p->scale_pos_weight) != 0)
+		return -1;
+	return 0;
+}
+
+/* Write the attributes xgb_deserialize checks. */
+static int
+set_identity_attrs(BoosterHandle b, bool regression, int n_features)
+{
+	char		text[32];
+
+	snprintf(text, sizeof(text), "%d", n_features);
+	if (XGBoosterSetAttr(b, ATTR_KIND, regression ? "regressor" : "classifier") != 0 ||
+		XGBoosterSetAttr(b, ATTR_FEATURES, text) != 0)
+		return -1;
+	return 0;
+}
+
+static int
+make_dmatrix(const float *x, int nrows, int ncols, DMatrixHandle *out)
+{
+	return XGDMatrixCreateFromMat_omp(x, (bst_ulong) nrows, (bst_ulong) ncols,
+									  NAN, out, 1);
+}
+
+/* The training DMatrix with labels and weights; NULL or an error. */
+static const char *
+make_training_dmatrix(const ModelData *train, DMatrixHandle *out)
+{
+	*out = NULL;
+	if (make_dmatrix(train->x, train->nrows, train->ncols, out) != 0)
+		return last_error("build the training matrix");
+	if (XGDMatrixSetFloatInfo(*out, "label", train->y, (bst_ulong) train->nrows) != 0 ||
+		(train->w != NULL &&
+		 XGDMatrixSetFloatInfo(*out, "weight", train->w, (bst_ulong) train->nrows) != 0))
+	{
+		const char *err = last_error("set labels or weights");
+
+		(void) XGDMatrixFree(*out);
+		*out = NULL;
+		return err;
+	}
+	return NULL;
+}
+
+/* Boost n_rounds rounds on dtrain; NULL or an error. */
+static const char *
+boost(BoosterHandle b, DMatrixHandle dtrain, const XgbParams *p)
+{
+	int			round;
+
+	for (round = 0; round < p->n_rounds; round++)
+	{
+		if (p->cancel_requested && p->cancel_requested(p->cancel_arg))
+			return "training cancelled";
+		if (XGBoosterUpdateOneIter(b, round, dtrain) != 0)
+			return last_error("train");
+	}
+	return NULL;
+}
+
+/* Create a booster on dtrain and train it; the caller frees *booster. */
+static const char *
+train_booster(DMatrixHandle dtrain, const XgbParams *params, int n_features,
+			  BoosterHandle *booster)
+{
+	const char *err;
+
+	if (XGBoosterCreate(&dtrain, 1, booster) != 0)
+	{
+		*booster = NULL;
+		return last_error("create a booster");
+	}
+	if (set_training_params(*booster, params) != 0)
+		return last_error("set the training parameters");
+	if ((err = boost(*booster, dtrain, params)) != NULL)
+		return err;
+	if (set_identity_attrs(*booster, params->regression, n_features) != 0)
+		return last_error("set the model attributes");
+	return NULL;
+}
+
+const char *
+xgb_train(const ModelData *train, const XgbParams *params, XgbModel **out)
+{
+	XgbModel   *model;
+	DMatrixHandle dtrain;
+	BoosterHandle booster;
+	const char *err;
+
+	*out = NULL;
+	if ((err = check_params(params)) != NULL ||
+		(err = check_labels(train, params->regression)) != NULL)
+		return err;
+
+	/* allocate before any handle exists: an OOM longjmp leaks nothing */
+	model = palloc0(sizeof(XgbModel));
+	if ((err = make_training_dmatrix(train, &dtrain)) != NULL)
+	{
+		pfree(model);
+		return err;
+	}
+	err = train_booster(dtrain, params, train->ncols, &booster);
+	(void) XGDMatrixFree(dtrain);
+	if (err != NULL)
+	{
+		if (booster)
+			(void) XGBoosterFree(booster);
+		pfree(model);
+		return err;
+	}
+	model->booster = booster;
+	model->n_features = train->ncols;
+	model->regression = params->regression;
+	*out = model;
+	return NULL;
+}
+
+/*
+ * Run one kind of prediction on nrows rows and copy the per_row values of
+ * each row into out as doubles.
+ */
+static const char *
+run_prediction(const XgbModel *model, const float *x, int nrows, int ncols,
+			   int type, int per_row, double *out)
+{
+	DMatrixHandle dmat;
+	const bst_ulong *shape;
+	bst_ulong	dim,
+				total = 1,
+				i;
+	const float *result;
+	char		config[160];
+	const char *err = NULL;
+
+	if (ncols != model->n_features)
+		return "the number of features does not match the model";
+	if (nrows == 0)
+		return NULL;
+	if (nrows < 0)
+		return "negative row count";
+	snprintf(config, sizeof(config),
+			 "{\"type\": %d, \"training\": false, \"iteration_begin\": 0, "
+			 "\"iteration_end\": 0, \"strict_shape\": false}", type);
+	if (make_dmatrix(x, nrows, ncols, &dmat) != 0)
+		return last_error("build the prediction matrix");
+	if (XGBoosterPredictFromDMatrix(model->booster, dmat, config, &shape, &dim,
+									&result) != 0)
+		err = last_error("predict");
+	else
+	{
+		for (i = 0; i < dim; i++)
+			total *= shape[i];
+		if (total != (bst_ulong) nrows * (bst_ulong) per_row)
+			err = "XGBoost returned a prediction of unexpected shape";
+		else
+			for (i = 0; i < total; i++)
+				out[i] = result[i];
+	}
+	(void) XGDMatrixFree(dmat);
+	return err;
+}
+
+const char *
+xgb_predict(const XgbModel *model, const float *x, int nrows, int ncols,
+			double *out)
+{
+	return run_prediction(model, x, nrows, ncols, XGB_PREDICT_VALUE, 1, out);
+}
+
+const char *
+xgb_predict_margin(const XgbModel *model, const float *x, int nrows, int ncols,
+				   double *out)
+{
+	return run_prediction(model, x, nrows, ncols, XGB_PREDICT_MARGIN, 1, out);
+}
+
+const char *
+xgb_contributions(const XgbModel *model, const float *x, int nrows, int ncols,
+				  double *out)
+{
+	return run_prediction(model, x, nrows, ncols, XGB_PREDICT_CONTRIBUTIONS,
+						  ncols + 1, out);
+}
+
+const char *
+xgb_serialize(const XgbModel *model, char **buf, size_t *len)
+{
+	bst_ulong	n;
+	const char *bytes;
+
+	*buf = NULL;
+	*len = 0;
+	if (XGBoosterSaveModelToBuffer(model->booster, "{\"format\": \"ubj\"}",
+								   &n, &bytes) != 0)
+		return last_error("serialize the model");
+	if (n == 0 || n > MD_MAX_BYTES)
+		return "serialized model is empty or larger than 1 GB";
+	*buf = palloc_extended(n, MCXT_ALLOC_NO_OOM);
+	if (*buf == NULL)
+		return "out of memory";
+	memcpy(*buf, bytes, n);
+	*len = n;
+	return NULL;
+}
+
+/* An attribute of b as text; NULL if absent or on error. */
+static const char *
+get_attr(BoosterHandle b, const char *key)
+{
+	const char *value = NULL;
+	int			found = 0;
+
+	if (XGBoosterGetAttr(b, key, &value, &found) != 0 || !found)
+		return NULL;
+	return value;
+}
+
+/* Check a loaded booster's attributes and fill model's kind and width. */
+static const char *
+read_identity(BoosterHandle b, XgbModel *model)
+{
+	const char *kind = get_attr(b, ATTR_KIND);
+	const char *features = get_attr(b, ATTR_FEATURES);
+	bst_ulong	n_features;
+	char	   *end;
+	long		declared;
+
+	if (kind == NULL || features == NULL)
+		return "not a smartetl XGBoost model (attributes missing)";
+	if (strcmp(kind, "classifier") != 0 && strcmp(kind, "regressor") != 0)
+		return "unknown model kind";
+	model->regression = strcmp(kind, "regressor") == 0;
+	declared = strtol(features, &end, 10);
+	if (*end != '\0' || declared < 1 || declared > MD_MAX_COLS)
+		return "bad feature count attribute";
+	if (XGBoosterGetNumFeature(b, &n_features) != 0)
+		return last_error("read the feature count");
+	if (n_features != (bst_ulong) declared)
+		return "the model's feature count does not match its attribute";
+	model->n_features = (int) declared;
+	return NULL;
+}
+
+const char *
+xgb_deserialize(const char *buf, size_t len, XgbModel **out)
+{
+	XgbModel   *model;
+	BoosterHandle booster;
+	const char *err = NULL;
+
+	*out = NULL;
+
+	/*
+	 * Only UBJSON ('{' then a type marker, never '"'): anything else would
+	 * reach XGBoost's deprecated binary loader or its JSON parser.
+	 */
+	if (len < 2 || len > MD_MAX_BYTES || buf[0] != '{' || buf[1] == '"')
+		return "not an XGBoost model in UBJSON format";
+	model = palloc0(sizeof(XgbModel));
+	if (XGBoosterCreate(NULL, 0, &booster) != 0)
+	{
+		pfree(model);
+		return last_error("create a booster");
+	}
+	if (XGBoosterLoadModelFromBuffer(booster, buf, (bst_ulong) len) != 0)
+		err = last_error("load the model");
+	else if (set_runtime_params(booster) != 0)
+		err = last_error("set the runtime parameters");
+	else
+		err = read_identity(booster, model);
+	if (err != NULL)
+	{
+		(void) XGBoosterFree(booster);
+		pfree(model);
+		return err;
+	}
+	model->booster = booster;
+	*out = model;
+	return NULL;
+}
+
+void
+xgb_free(XgbModel *model)
+{
+	if (model == NULL)
+		return;
+	if (model->booster)
+		(void) XGBoosterFree(model->booster);
+	pfree(model);
+}
