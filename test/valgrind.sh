@@ -1,5 +1,7 @@
 #!/bin/bash
-# Run the pg_regress suite and the pgTAP real-data test with every backend
+# Run the pg_regress suite, the pgTAP tests of the C code (real data, roles,
+# concurrency, qsketch, anomalies, document fuzzing) and the alerting
+# end-to-end test (the worker and libcurl delivery) with every backend
 # under valgrind memcheck, and fail on any error whose stack passes through
 # smartetl.so.
 #   bash test/valgrind.sh
@@ -29,6 +31,7 @@ fi
 install_packages
 build_install
 cluster_init "$DIR" "$PORT"
+cluster_configure "$DIR"
 mkdir -p "$DIR/vg" && chown postgres "$DIR/vg"
 (cd / && runuser -u postgres -- valgrind --quiet --tool=memcheck --leak-check=no \
 	--track-origins=no --error-markers=VGERROR-BEGIN,VGERROR-END --num-callers=30 \
@@ -50,7 +53,10 @@ psql_do -c 'CREATE EXTENSION IF NOT EXISTS pgtap; CREATE EXTENSION IF NOT EXISTS
 # the test files are copied first: the tree may change during a long run
 cp test/sql/*.sql "$DIR/"
 tap_status=0
-pg_prove -d postgres "$DIR/real_data.sql" "$DIR/roles.sql" "$DIR/concurrency.sql" || tap_status=$?
+pg_prove -d postgres "$DIR/real_data.sql" "$DIR/roles.sql" "$DIR/concurrency.sql" "$DIR/qsketch.sql" \
+	"$DIR/anomalies.sql" "$DIR/fuzz_documents.sql" || tap_status=$?
+log "alerting end to end under valgrind (worker, libcurl delivery; no crash test)"
+/usr/bin/python3 test/alert/e2e.py || tap_status=$?
 
 # An error is ours when the innermost frame that is neither valgrind's nor
 # libc's is in one of our source files; frames show their file's basename.

@@ -103,10 +103,23 @@ reserve_row(ModelData *md)
 static const char *
 check_label_weight(const ModelData *md, double label, double weight)
 {
+	/* features may be NaN (missing), labels and weights may not */
 	if (!isfinite(label))
 		return "a label is not a finite number";
 	if (md->w != NULL && (!isfinite(weight) || weight < 0))
 		return "a weight is negative or not a finite number";
+	return NULL;
+}
+
+/* XGBoost refuses infinite inputs: say so here, with the row at hand */
+static const char *
+check_features(const ModelData *md, const float *features)
+{
+	int			j;
+
+	for (j = 0; j < md->ncols; j++)
+		if (isinf(features[j]))
+			return "a feature value is infinite (use NaN for a missing value)";
 	return NULL;
 }
 
@@ -117,7 +130,8 @@ md_append_row(ModelData *md, const float *features, float label, float weight)
 
 	if (!md->owns_data)
 		return "cannot append to a split view";
-	if ((err = check_label_weight(md, label, weight)) != NULL ||
+	if ((err = check_features(md, features)) != NULL ||
+		(err = check_label_weight(md, label, weight)) != NULL ||
 		(err = reserve_row(md)) != NULL)
 		return err;
 	memcpy(md->x + (size_t) md->nrows * md->ncols, features,
@@ -145,6 +159,9 @@ md_append_row_double(ModelData *md, const double *features, double label,
 	row = md->x + (size_t) md->nrows * md->ncols;
 	for (j = 0; j < md->ncols; j++)
 		row[j] = (float) features[j];
+	/* a double beyond FLT_MAX becomes an infinite float */
+	if ((err = check_features(md, row)) != NULL)
+		return err;
 	md->y[md->nrows] = (float) label;
 	if (md->w)
 		md->w[md->nrows] = (float) weight;
@@ -202,6 +219,17 @@ md_count_positive(const ModelData *md)
 		if (md->y[i] > 0.5f)
 			n++;
 	return n;
+}
+
+double *
+md_labels_double(const ModelData *md)
+{
+	double	   *labels = palloc(sizeof(double) * Max(md->nrows, 1));
+	int			i;
+
+	for (i = 0; i < md->nrows; i++)
+		labels[i] = md->y[i];
+	return labels;
 }
 
 void

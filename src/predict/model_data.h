@@ -7,6 +7,9 @@
  * not doubles, because that is what XGBoost's DMatrix takes and it halves
  * the memory of a large training set; a missing feature value is NaN.
  *
+ * A feature may be NaN (missing) but not infinite: XGBoost refuses
+ * infinities, so md_append_row does too, naming the problem early.
+ *
  * Rows are appended one at a time as the SQL layer reads them, and the
  * arrays grow by doubling.  Every allocation is checked against
  * MD_MAX_BYTES and made with MCXT_ALLOC_NO_OOM, so a too-large training set
@@ -84,6 +87,9 @@ extern const char *md_split_fraction(const ModelData *md, double test_fraction,
 
 /* Count rows whose label is > 0.5 (the positives of a classifier). */
 extern int	md_count_positive(const ModelData *md);
+
+/* The labels as a palloc'd double array, for the metrics of model_metrics.h. */
+extern double *md_labels_double(const ModelData *md);
 
 /* Release the arrays of a matrix md_init made; no-op on a view. */
 extern void md_free(ModelData *md);

@@ -347,7 +347,10 @@ xgb_serialize(const XgbModel *model, char **buf, size_t *len)
 	return NULL;
 }
 
-/* An attribute of b as text; NULL if absent or on error. */
+/*
+ * An attribute of b as text; NULL if absent or on error.  The text lives in
+ * a buffer of XGBoost's that the next call overwrites: use it at once.
+ */
 static const char *
 get_attr(BoosterHandle b, const char *key)
 {
@@ -363,19 +366,21 @@ get_attr(BoosterHandle b, const char *key)
 static const char *
 read_identity(BoosterHandle b, XgbModel *model)
 {
-	const char *kind = get_attr(b, ATTR_KIND);
-	const char *features = get_attr(b, ATTR_FEATURES);
+	const char *text;
 	bst_ulong	n_features;
 	char	   *end;
 	long		declared;
 
-	if (kind == NULL || features == NULL)
-		return "not a smartetl XGBoost model (attributes missing)";
-	if (strcmp(kind, "classifier") != 0 && strcmp(kind, "regressor") != 0)
+	if ((text = get_attr(b, ATTR_KIND)) == NULL)
+		return "not a smartetl XGBoost model (kind attribute missing)";
+	if (strcmp(text, "classifier") != 0 && strcmp(text, "regressor") != 0)
 		return "unknown model kind";
-	model->regression = strcmp(kind, "regressor") == 0;
-	declared = strtol(features, &end, 10);
-	if (*end != '\0' || declared < 1 || declared > MD_MAX_COLS)
+	model->regression = strcmp(text, "regressor") == 0;
+
+	if ((text = get_attr(b, ATTR_FEATURES)) == NULL)
+		return "not a smartetl XGBoost model (feature count attribute missing)";
+	declared = strtol(text, &end, 10);
+	if (end == text || *end != '\0' || declared < 1 || declared > MD_MAX_COLS)
 		return "bad feature count attribute";
 	if (XGBoosterGetNumFeature(b, &n_features) != 0)
 		return last_error("read the feature count");

@@ -15,6 +15,8 @@ checks, printing TAP:
     once per idempotency key, in order;
   * 429 with Retry-After: the next attempt waits for it;
   * a receiver that hangs: other channels keep flowing;
+  * smartetl.allowed_hosts changed and reloaded (SIGHUP): the worker refuses
+    other hosts; the SMTP password never reaches the server log;
   * kill -9 of the server in a storm of 1,000 alerts, restart: every
     notification arrives, and no group gets two keys for one notification.
 """
@@ -109,9 +111,11 @@ def setup():
     subprocess.run(["bash", os.path.join(RECV, "alertmanager.sh"), "start", os.path.join(tmp, "am"),
                     str(AM_PORT)], check=True, capture_output=True)
     psql("SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS smartetl")
-    psql("""DELETE FROM smartetl.alert_rule; DELETE FROM smartetl.channel; DELETE FROM smartetl.delivery;
+    # the worker may be evaluating: take its evaluation lock for the clean-up
+    psql("""BEGIN; SELECT pg_advisory_xact_lock(1397572948, 1000);
+            DELETE FROM smartetl.alert_rule; DELETE FROM smartetl.channel; DELETE FROM smartetl.delivery;
             DELETE FROM smartetl.alert; DELETE FROM smartetl.alert_group; DELETE FROM smartetl.alert_rule_state;
-            DELETE FROM smartetl.pipeline WHERE namespace LIKE 'e2e%';""")
+            DELETE FROM smartetl.pipeline WHERE namespace LIKE 'e2e%'; COMMIT;""")
     u = "http://127.0.0.1:%d" % HTTP_PORT
     psql("""INSERT INTO smartetl.channel (name, kind, target, options, secret) VALUES
       ('teams', 'teams', '%(u)s/teams', '{"link_template": "http://grafana.local/d/smartetl?var-pipeline={pipeline}"}', NULL),
@@ -124,13 +128,15 @@ def setup():
       ('down', 'webhook', '%(u)s/down', '{}', NULL),
       ('slow', 'webhook', '%(u)s/slow', '{}', NULL),
       ('hang', 'webhook', '%(u)s/hang', '{"timeout_ms": 4000}', NULL),
-      ('storm', 'webhook', '%(u)s/storm', '{}', NULL)""" % {"u": u, "am": AM_PORT, "smtp": SMTP_PORT})
+      ('storm', 'webhook', '%(u)s/storm', '{}', NULL),
+      ('hosts', 'webhook', '%(u)s/hosts', '{}', NULL)""" % {"u": u, "am": AM_PORT, "smtp": SMTP_PORT})
     psql("""INSERT INTO smartetl.alert_rule (name, kind, selector, severity, channels, group_wait, group_interval) VALUES
       ('e2e-failures', 'run_failed', '{"namespace": "e2e"}', 'critical', '{teams,slack,hook,am,mail,bus}', '0', '0'),
       ('e2e-down', 'run_failed', '{"namespace": "e2e_down"}', 'warning', '{down}', '0', '0'),
       ('e2e-slow', 'run_failed', '{"namespace": "e2e_slow"}', 'warning', '{slow}', '0', '0'),
       ('e2e-hang', 'run_failed', '{"namespace": "e2e_hang"}', 'warning', '{hang,hook}', '0', '0'),
-      ('e2e-storm', 'run_failed', '{"namespace": "e2e_storm"}', 'warning', '{storm}', '0', '0')""")
+      ('e2e-storm', 'run_failed', '{"namespace": "e2e_storm"}', 'warning', '{storm}', '0', '0'),
+      ('e2e-hosts', 'run_failed', '{"namespace": "e2e_hosts"}', 'warning', '{hosts}', '0', '0')""")
 
 
 def test_delivery_shapes():
@@ -227,6 +233,26 @@ def test_hang():
     control("/hang", mode="ok")
 
 
+def test_allowed_hosts_reload():
+    psql("ALTER SYSTEM SET smartetl.allowed_hosts = 'example.invalid'")
+    psql("SELECT pg_reload_conf()")
+    time.sleep(1)
+    ingest(["hosts_a,1,2026-01-01 10:00:00,2026-01-01 10:01:00,failed,nope"], ns="e2e_hosts")
+    state = wait_for(lambda: psql("SELECT status || ': ' || coalesce(last_error, '') FROM smartetl.delivery "
+                                  "WHERE channel = 'hosts' AND status = 'dead'"), timeout=10)
+    ok("not in smartetl.allowed_hosts" in state,
+       "after SIGHUP the worker refuses hosts not in smartetl.allowed_hosts: " + state)
+    psql("ALTER SYSTEM RESET smartetl.allowed_hosts")
+    psql("SELECT pg_reload_conf()")
+    time.sleep(1)
+
+
+def test_secret_not_logged():
+    log = os.path.join(os.environ["SMARTETL_CLUSTER_DIR"], "server.log")
+    text = open(log, errors="replace").read()
+    ok("s3cret" not in text, "the SMTP password never appears in the server log (%d bytes checked)" % len(text))
+
+
 def restart_cluster():
     cdir = os.environ["SMARTETL_CLUSTER_DIR"]
     pid = int(open(os.path.join(cdir, "data", "postmaster.pid")).readline())
@@ -264,7 +290,9 @@ def main():
         test_retry_after()
         test_hang()
         test_receiver_down()
+        test_allowed_hosts_reload()
         if os.environ.get("SMARTETL_CLUSTER_DIR"):
+            test_secret_not_logged()
             test_storm_crash()
     except Exception as e:  # report, do not hide
         ok(False, "e2e run raised " + type(e).__name__, str(e))
