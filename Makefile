@@ -41,7 +41,14 @@ OBJS = \
 	src/alert/alert_outbox.o \
 	src/alert/alert_send.o \
 	src/alert/alert_worker.o \
-	src/alert/alert_test_channel.o
+	src/alert/alert_test_channel.o \
+	src/predict/model_data.o \
+	src/predict/model_metrics.o \
+	src/predict/model_xgb.o \
+	src/predict/model_linear.o \
+	src/predict/model_sql.o \
+	src/predict/risk_features.o \
+	src/predict/risk_features_sql.o
 
 SQL_PIECES = $(sort $(wildcard src/sql/*.sql))
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
@@ -52,7 +59,7 @@ ENCODING = UTF8
 NO_LOCALE = 1
 
 PG_CPPFLAGS = -I$(srcdir)/src
-SHLIB_LINK = -lcurl
+SHLIB_LINK = -lcurl -lxgboost -lgomp -llinear -lm
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 EXTRA_CLEAN = $(DATA_built)
 

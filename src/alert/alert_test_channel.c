@@ -57,15 +57,17 @@ bool_value(int col)
 	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col, &isnull));
 }
 
+/* The test delivery, its strings allocated in cxt (they outlive SPI_finish). */
 static Delivery *
-load_test_delivery(const char *name)
+load_test_delivery(const char *name, MemoryContext cxt)
 {
 	Oid			types[1] = {TEXTOID};
 	Datum		args[1] = {CStringGetTextDatum(name)};
-	Delivery   *d = palloc0(sizeof(Delivery));
+	Delivery   *d = MemoryContextAllocZero(cxt, sizeof(Delivery));
 
 	if (SPI_execute_with_args(TEST_DELIVERY_SQL, 1, types, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read channel");
+	MemoryContextSwitchTo(cxt);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -119,10 +121,11 @@ smartetl_test_channel(PG_FUNCTION_ARGS)
 	DeliveryResult r;
 	Delivery   *d;
 	SendSet    *set;
+	MemoryContext caller = CurrentMemoryContext;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	d = load_test_delivery(name);
+	d = load_test_delivery(name, caller);
 	memset(&r, 0, sizeof(r));
 	if (strcmp(d->kind, "notify") == 0)
 	{

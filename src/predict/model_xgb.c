@@ -14,6 +14,7 @@
 #include <math.h>
 #include <xgboost/c_api.h>
 
+#include "port/pg_crc32c.h"
 #include "predict/model_xgb.h"
 
 /* prediction types of XGBoosterPredictFromDMatrix's "type" */
@@ -25,6 +26,15 @@
 #define ATTR_KIND "smartetl_kind"
 #define ATTR_FEATURES "smartetl_features"
 
+/*
+ * From libgomp, which libxgboost uses (link -lgomp).  Declared here rather
+ * than through <omp.h>, which clang's bitcode build may not have.
+ */
+extern void omp_set_num_threads(int num_threads);
+
+/* our envelope around XGBoost's UBJSON: magic, version, length, CRC-32C */
+static const char envelope_magic[4] = {'S', 'E', 'X', 'G'};
+
 static char xgb_error[1024];
 
 /* Copy XGBoost's last error, prefixed by what we were doing. */
@@ -34,6 +44,20 @@ last_error(const char *doing)
 	snprintf(xgb_error, sizeof(xgb_error), "XGBoost failed to %s: %s",
 			 doing, XGBGetLastError());
 	return xgb_error;
+}
+
+/*
+ * Keep XGBoost's OpenMP regions on the calling thread.  nthread = 1 on the
+ * booster is not enough: XGBoost 1.7 loads a model's trees in a parallel
+ * region sized by OpenMP's default before the booster's own settings
+ * apply, which starts a worker thread per core inside the backend.  A
+ * PostgreSQL backend must stay single-threaded (signal handlers, elog), so
+ * cap OpenMP itself before every entry into XGBoost that may run one.
+ */
+static void
+single_threaded(void)
+{
+	omp_set_num_threads(1);
 }
 
 int
@@ -238,6 +262,7 @@ xgb_train(const ModelData *train, const XgbParams *params, XgbModel **out)
 
 	/* allocate before any handle exists: an OOM longjmp leaks nothing */
 	model = palloc0(sizeof(XgbModel));
+	single_threaded();
 	if ((err = make_training_dmatrix(train, &dtrain)) != NULL)
 	{
 		pfree(model);
@@ -282,6 +307,7 @@ run_prediction(const XgbModel *model, const float *x, int nrows, int ncols,
 		return NULL;
 	if (nrows < 0)
 		return "negative row count";
+	single_threaded();
 	snprintf(config, sizeof(config),
 			 "{\"type\": %d, \"training\": false, \"iteration_begin\": 0, "
 			 "\"iteration_end\": 0, \"strict_shape\": false}", type);
@@ -326,24 +352,93 @@ xgb_contributions(const XgbModel *model, const float *x, int nrows, int ncols,
 						  ncols + 1, out);
 }
 
+static pg_crc32c
+payload_crc(const char *payload, size_t len)
+{
+	pg_crc32c	crc;
+
+	INIT_CRC32C(crc);
+	COMP_CRC32C(crc, payload, len);
+	FIN_CRC32C(crc);
+	return crc;
+}
+
+static void
+put_le(char *p, uint64_t v, int bytes)
+{
+	int			i;
+
+	for (i = 0; i < bytes; i++)
+		p[i] = (char) ((v >> (8 * i)) & 0xff);
+}
+
+static uint64_t
+get_le(const char *p, int bytes)
+{
+	uint64_t	v = 0;
+	int			i;
+
+	for (i = 0; i < bytes; i++)
+		v |= (uint64_t) (unsigned char) p[i] << (8 * i);
+	return v;
+}
+
 const char *
 xgb_serialize(const XgbModel *model, char **buf, size_t *len)
 {
 	bst_ulong	n;
-	const char *bytes;
+	const char *ubj;
+	char	   *out;
 
 	*buf = NULL;
 	*len = 0;
 	if (XGBoosterSaveModelToBuffer(model->booster, "{\"format\": \"ubj\"}",
-								   &n, &bytes) != 0)
+								   &n, &ubj) != 0)
 		return last_error("serialize the model");
-	if (n == 0 || n > MD_MAX_BYTES)
+	if (n < 2 || n > MD_MAX_BYTES - XGB_ENVELOPE_BYTES)
 		return "serialized model is empty or larger than 1 GB";
-	*buf = palloc_extended(n, MCXT_ALLOC_NO_OOM);
-	if (*buf == NULL)
+	out = palloc_extended(XGB_ENVELOPE_BYTES + n, MCXT_ALLOC_NO_OOM);
+	if (out == NULL)
 		return "out of memory";
-	memcpy(*buf, bytes, n);
-	*len = n;
+	memcpy(out, envelope_magic, 4);
+	put_le(out + 4, XGB_FORMAT_VERSION, 4);
+	put_le(out + 8, n, 8);
+	put_le(out + 16, payload_crc(ubj, n), 4);
+	memcpy(out + XGB_ENVELOPE_BYTES, ubj, n);
+	*buf = out;
+	*len = XGB_ENVELOPE_BYTES + n;
+	return NULL;
+}
+
+/*
+ * Check the envelope and return NULL with the UBJSON payload, or what is
+ * wrong.  This must catch every truncation and corruption: XGBoost 1.7's
+ * UBJSON reader does not bounds-check, and reads past the end of a
+ * truncated buffer.
+ */
+static const char *
+open_envelope(const char *buf, size_t len, const char **payload,
+			  size_t *payload_len)
+{
+	if (len < XGB_ENVELOPE_BYTES + 2 || len > MD_MAX_BYTES)
+		return "XGBoost model truncated (shorter than its header)";
+	if (memcmp(buf, envelope_magic, 4) != 0)
+		return "not a smartetl XGBoost model (bad magic)";
+	if (get_le(buf + 4, 4) != XGB_FORMAT_VERSION)
+		return "unknown XGBoost model format version";
+	if (get_le(buf + 8, 8) != len - XGB_ENVELOPE_BYTES)
+		return "XGBoost model length does not match its header";
+	*payload = buf + XGB_ENVELOPE_BYTES;
+	*payload_len = len - XGB_ENVELOPE_BYTES;
+	if (get_le(buf + 16, 4) != payload_crc(*payload, *payload_len))
+		return "XGBoost model corrupted (checksum mismatch)";
+
+	/*
+	 * UBJSON starts with '{' then a type marker, never '"': anything else
+	 * would reach XGBoost's deprecated binary loader or its JSON parser.
+	 */
+	if ((*payload)[0] != '{' || (*payload)[1] == '"')
+		return "XGBoost model payload is not UBJSON";
 	return NULL;
 }
 
@@ -395,23 +490,21 @@ xgb_deserialize(const char *buf, size_t len, XgbModel **out)
 {
 	XgbModel   *model;
 	BoosterHandle booster;
-	const char *err = NULL;
+	const char *payload;
+	size_t		payload_len;
+	const char *err;
 
 	*out = NULL;
-
-	/*
-	 * Only UBJSON ('{' then a type marker, never '"'): anything else would
-	 * reach XGBoost's deprecated binary loader or its JSON parser.
-	 */
-	if (len < 2 || len > MD_MAX_BYTES || buf[0] != '{' || buf[1] == '"')
-		return "not an XGBoost model in UBJSON format";
+	if ((err = open_envelope(buf, len, &payload, &payload_len)) != NULL)
+		return err;
 	model = palloc0(sizeof(XgbModel));
+	single_threaded();
 	if (XGBoosterCreate(NULL, 0, &booster) != 0)
 	{
 		pfree(model);
 		return last_error("create a booster");
 	}
-	if (XGBoosterLoadModelFromBuffer(booster, buf, (bst_ulong) len) != 0)
+	if (XGBoosterLoadModelFromBuffer(booster, payload, (bst_ulong) payload_len) != 0)
 		err = last_error("load the model");
 	else if (set_runtime_params(booster) != 0)
 		err = last_error("set the runtime parameters");

@@ -12,6 +12,9 @@
  *
  * Reproducible by construction: one thread, a fixed seed, no row or column
  * subsampling unless asked for, so the same rows give the same model bytes.
+ * One thread also because a PostgreSQL backend must not grow threads: the
+ * booster gets nthread = 1 and OpenMP itself is capped at one thread
+ * (omp_set_num_threads, so link with -lgomp as well as -lxgboost).
  * A NaN feature is "missing" (XGBoost learns a default direction for it).
  *
  * Errors: every XGBoost call's return code is checked, and a failure
@@ -37,6 +40,9 @@
 #include <stddef.h>
 
 #include "predict/model_data.h"
+
+#define XGB_FORMAT_VERSION 1
+#define XGB_ENVELOPE_BYTES (4 + 4 + 8 + 4)
 
 typedef struct XgbParams
 {
@@ -102,13 +108,20 @@ extern const char *xgb_contributions(const XgbModel *model, const float *x,
 									 int nrows, int ncols, double *out);
 
 /*
- * The model as bytes (Universal Binary JSON, XGBoost's own portable
- * format): a palloc'd buffer and its length.
+ * The model as bytes: XGBoost's own portable Universal Binary JSON in a
+ * 20-byte envelope (little-endian):
+ *		"SEXG"  u32 version  u64 payload length  u32 CRC-32C of the payload
+ * A palloc'd buffer and its length.
  */
 extern const char *xgb_serialize(const XgbModel *model, char **buf, size_t *len);
 
 /*
- * Load a model from xgb_serialize's bytes.  The booster must carry the
+ * Load a model from xgb_serialize's bytes.  The envelope is checked first
+ * (magic, version, exact length, CRC-32C) because XGBoost 1.7's UBJSON
+ * reader does not bounds-check and over-reads a truncated buffer: a
+ * truncated or corrupted bytea is refused before XGBoost sees it.  This
+ * protects against accidents, not against forged bytes with a valid CRC:
+ * load only models this extension wrote.  The booster must then carry the
  * smartetl attributes xgb_train writes (kind and feature count), which
  * must agree with XGBoost's own feature count.
  */

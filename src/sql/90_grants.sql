@@ -77,3 +77,24 @@ GRANT EXECUTE ON FUNCTION smartetl.evaluate_alerts(), smartetl.test_channel(text
                           smartetl._alert_refresh_alertmanager(smartetl.alert_rule, smartetl.alert_group),
                           smartetl._test_notification(text)
     TO smartetl_admin;
+
+-- prediction: readers score and rank; admins train and manage models
+GRANT SELECT ON smartetl.prediction_quality TO smartetl_reader;
+GRANT SELECT (model_id, name, kind, algorithm, horizon, status, trained_at, training_rows, test_rows,
+              feature_names, metrics, train_seconds, peak_rss_kb, options) ON smartetl.model TO smartetl_reader;
+GRANT SELECT, INSERT, UPDATE, DELETE ON smartetl.model, smartetl.prediction TO smartetl_admin;
+GRANT EXECUTE ON FUNCTION smartetl.risk_features(text, timestamptz), smartetl._risk_feature_rows(bigint, timestamptz[]),
+                          smartetl._risk_feature_names()
+    TO smartetl_reader;
+GRANT EXECUTE ON FUNCTION smartetl.train_risk_model(interval, text, jsonb), smartetl.train(text, text, text, text, jsonb),
+                          smartetl.failure_risk(text, interval, timestamptz), smartetl.risk_ranking(interval),
+                          smartetl.predict(text, double precision[]), smartetl.resolve_predictions(),
+                          smartetl.model_drift(bigint, interval), smartetl._risk_samples(interval, interval, timestamptz),
+                          smartetl._champion(text), smartetl._promote_if_better(bigint, text),
+                          smartetl._score(bigint[], interval, timestamptz, boolean),
+                          smartetl._model_fit(text, text, boolean, jsonb),
+                          smartetl._model_predict(bigint, text, bytea, double precision[]),
+                          smartetl._model_contributions(bigint, text, bytea, double precision[]),
+                          smartetl._model_psi(double precision[], double precision[], integer),
+                          smartetl._classifier_metrics(double precision[], double precision[])
+    TO smartetl_admin;

@@ -56,10 +56,10 @@ src="$root/src/predict"
 	-I "$root/src" -I "$pg_server_inc" -I "$pg_internal_inc" \
 	-o "$out/test_models" "$here/test_models.c" \
 	"$src/model_data.c" "$src/model_metrics.c" "$src/model_xgb.c" "$src/model_linear.c" \
-	$pglibs -lxgboost -llinear -lm
+	$pglibs -lxgboost -lgomp -llinear -lm
 
 if [ "${VALGRIND:-}" = 1 ]; then
-	exec valgrind --leak-check=full --show-leak-kinds=definite,indirect \
+	exec valgrind --leak-check=full --show-leak-kinds=all \
 		--errors-for-leak-kinds=definite,indirect --error-exitcode=2 \
 		"$out/test_models"
 fi

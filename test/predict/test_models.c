@@ -338,6 +338,48 @@ mean_abs_contribution(const double *contrib, int nrows, int j)
 	return sum / nrows;
 }
 
+/*
+ * Threads of this process (Linux): XGBoost must not start OpenMP workers
+ * inside a PostgreSQL backend.
+ */
+static int
+thread_count(void)
+{
+	FILE	   *f = fopen("/proc/self/status", "r");
+	char		line[256];
+	int			threads = -1;
+
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, "Threads:", 8) == 0)
+			threads = atoi(line + 8);
+	fclose(f);
+	return threads;
+}
+
+/* Damaged model bytes must be refused before XGBoost parses them. */
+static void
+test_xgb_bad_bytes(const char *bytes, size_t len)
+{
+	XgbModel   *model;
+	char	   *copy = palloc(len);
+	bool		all_refused = true;
+	size_t		cut;
+
+	for (cut = 0; cut < len; cut++)
+		if (xgb_deserialize(bytes, cut, &model) == NULL || model != NULL)
+			all_refused = false;
+	ok(all_refused, "every truncation of an XGBoost model is refused");
+	memcpy(copy, bytes, len);
+	copy[len / 2] ^= 0x20;
+	ok(xgb_deserialize(copy, len, &model) != NULL, "a flipped bit in an XGBoost model is refused");
+	ok(xgb_deserialize(bytes + XGB_ENVELOPE_BYTES, len - XGB_ENVELOPE_BYTES, &model) != NULL,
+	   "XGBoost's UBJSON without our envelope is refused");
+	ok(xgb_deserialize("\"json\"", 6, &model) != NULL, "bytes that are no model are refused");
+	pfree(copy);
+}
+
 static void
 test_xgb_classifier(const ModelData *train, const ModelData *test)
 {
@@ -369,8 +411,11 @@ test_xgb_classifier(const ModelData *train, const ModelData *test)
 		   mm_brier(prob, labels, test->nrows), mm_log_loss(prob, labels, test->nrows));
 
 	no_error(xgb_serialize(model, &bytes, &len), "XGBoost model serializes");
-	ok(len > 2 && bytes[0] == '{' && bytes[1] != '"', "XGBoost model bytes are UBJSON");
-	printf("#   XGBoost %d, model %zu bytes (UBJSON)\n", xgb_version(), len);
+	ok(len > XGB_ENVELOPE_BYTES + 2 && memcmp(bytes, "SEXG", 4) == 0 &&
+	   bytes[XGB_ENVELOPE_BYTES] == '{' && bytes[XGB_ENVELOPE_BYTES + 1] != '"',
+	   "XGBoost model bytes are UBJSON in our envelope");
+	printf("#   XGBoost %d, model %zu bytes (UBJSON + %d-byte envelope)\n",
+		   xgb_version(), len, XGB_ENVELOPE_BYTES);
 	if (no_error(xgb_deserialize(bytes, len, &loaded), "XGBoost model loads back") &&
 		no_error(xgb_predict(loaded, test->x, test->nrows, N_FEATURES, prob2),
 				 "the loaded model predicts"))
@@ -397,10 +442,7 @@ test_xgb_classifier(const ModelData *train, const ModelData *test)
 
 	ok(xgb_predict(model, test->x, test->nrows, 2, prob2) != NULL,
 	   "a prediction with the wrong width is refused");
-	ok(xgb_deserialize(bytes, len / 2, &again) != NULL && again == NULL,
-	   "a truncated XGBoost model is refused");
-	ok(xgb_deserialize("\"json\"", 6, &again) != NULL,
-	   "bytes that are not UBJSON are refused");
+	test_xgb_bad_bytes(bytes, len);
 
 	/* same data, same parameters: same bytes */
 	xgb_free(loaded);
@@ -624,7 +666,7 @@ test_linear_label_order(const ModelData *train)
 }
 
 static void
-test_linear_misc(const ModelData *train)
+test_linear_misc(void)
 {
 	LinearParams params;
 	LinearModel *model;
@@ -728,10 +770,11 @@ main(void)
 		   train.nrows, md_count_positive(&train), test.nrows);
 	test_xgb_classifier(&train, &test);
 	test_xgb_misc(&train);
+	ok(thread_count() == 1, "XGBoost started no thread (training, loading, predicting)");
 	test_linear_classifier(&train, &test);
 	test_linear_deserializer(&train);
 	test_linear_label_order(&train);
-	test_linear_misc(&train);
+	test_linear_misc();
 	test_feature_drift(&train, &test);
 	md_free(&data);
 
