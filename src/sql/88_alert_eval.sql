@@ -83,11 +83,28 @@ BEGIN
                                   'since', o.last_at, 'overdue', o.kind,
                                   'recent_history', smartetl._recent_history(o.pipeline_id))
         FROM smartetl.overdue_pipelines(now()) o;
-    ELSIF r.kind = 'risk' AND to_regprocedure('smartetl.risk_ranking(interval)') IS NOT NULL THEN
-        RETURN QUERY EXECUTE
-            'SELECT k.pipeline_id, k.risk::float8, jsonb_build_object(''summary'', k.pipeline || '': failure risk '' || round(k.risk::numeric, 2)) '
-            'FROM smartetl.risk_ranking(interval ''1 day'') k WHERE k.risk >= $1'
-            USING coalesce(r.threshold, 0.5);
+    ELSIF r.kind = 'risk' THEN
+        RETURN QUERY
+        SELECT k.pipeline_id, k.risk,
+               jsonb_build_object('summary', format('%s: failure risk %s within a day', k.pipeline, round(k.risk::numeric, 2)),
+                                  'description', 'main reasons: ' || (SELECT string_agg(x->>'feature', ', ') FROM jsonb_array_elements(k.reasons) x),
+                                  'reasons', k.reasons, 'recent_history', smartetl._recent_history(k.pipeline_id))
+        FROM smartetl.risk_ranking(interval '1 day') k
+        WHERE k.risk >= coalesce(r.threshold, 0.5);
+    ELSIF r.kind = 'model_drift' THEN
+        RETURN QUERY
+        SELECT NULL::bigint, d.max_psi,
+               jsonb_build_object('subject', 'model:' || m.name,
+                                  'summary', format('model %s (%s) drifted: PSI %s on %s', m.model_id, m.name,
+                                                    round(d.max_psi::numeric, 2), d.worst),
+                                  'description', format('live ROC-AUC %s vs %s at training',
+                                                        round(q.live_roc_auc::numeric, 3), round(q.training_roc_auc::numeric, 3)))
+        FROM smartetl.model m
+        CROSS JOIN LATERAL (SELECT max(psi) AS max_psi, (array_agg(feature ORDER BY psi DESC NULLS LAST))[1] AS worst
+                            FROM smartetl.model_drift(m.model_id)) d
+        LEFT JOIN smartetl.prediction_quality q ON q.model_id = m.model_id AND q.resolved_predictions >= 50
+        WHERE m.status = 'champion' AND m.kind = 'risk'
+          AND (d.max_psi > coalesce(r.threshold, 0.25) OR q.live_roc_auc < q.training_roc_auc - 0.1);
     ELSIF r.kind = 'sql' THEN
         -- rule queries read with a reader's rights only
         SET LOCAL ROLE smartetl_reader;
@@ -99,7 +116,6 @@ BEGIN
             USING r.threshold;
         RESET ROLE;
     END IF;
-    -- model_drift (and risk before prediction exists) have nothing to report yet
 END $$;
 
 -- API: Private
@@ -119,11 +135,13 @@ CREATE FUNCTION smartetl._alert_apply_rule(r smartetl.alert_rule) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     WITH c AS (
-        SELECT x.value, x.annotations,
-               jsonb_build_object('alertname', r.name, 'rule_kind', r.kind, 'pipeline', p.name,
-                                  'namespace', p.namespace, 'severity', r.severity) AS labels
-        FROM smartetl._alert_conditions(r) x JOIN smartetl.pipeline p USING (pipeline_id)
-        WHERE smartetl._selector_matches(r.selector, p)
+        -- conditions about a pipeline, or about something else (a model) named by annotations.subject
+        SELECT x.value, x.annotations - 'subject' AS annotations,
+               jsonb_build_object('alertname', r.name, 'rule_kind', r.kind,
+                                  'pipeline', coalesce(p.name, x.annotations->>'subject'),
+                                  'namespace', coalesce(p.namespace, 'smartetl'), 'severity', r.severity) AS labels
+        FROM smartetl._alert_conditions(r) x LEFT JOIN smartetl.pipeline p USING (pipeline_id)
+        WHERE (p.pipeline_id IS NULL AND x.pipeline_id IS NULL) OR smartetl._selector_matches(r.selector, p)
     ), keyed AS (
         SELECT c.*, md5(c.labels::text) AS fingerprint,
                r.name || '/' || (SELECT coalesce(string_agg(g || '=' || coalesce(c.labels->>g, ''), ',' ORDER BY g), '')
@@ -266,10 +284,15 @@ DECLARE
 BEGIN
     -- one evaluation at a time, whoever calls it
     PERFORM pg_advisory_xact_lock(1397572948, 1000);
+    PERFORM smartetl.resolve_predictions();
     FOR r IN SELECT * FROM smartetl.alert_rule WHERE enabled ORDER BY name LOOP
-        IF r.kind IN ('duration_anomaly', 'volume_anomaly') AND EXISTS (
-               SELECT 1 FROM smartetl.alert_rule_state s
-               WHERE s.rule_name = r.name AND s.evaluated_at > now() - interval '1 minute') THEN
+        -- costly kinds run less often: anomaly scoring every minute, models every 5
+        IF EXISTS (SELECT 1 FROM smartetl.alert_rule_state s
+                   WHERE s.rule_name = r.name
+                     AND s.evaluated_at > now() - CASE WHEN r.kind IN ('duration_anomaly', 'volume_anomaly')
+                                                       THEN interval '1 minute'
+                                                       WHEN r.kind IN ('risk', 'model_drift')
+                                                       THEN interval '5 minutes' END) THEN
             CONTINUE;
         END IF;
         BEGIN

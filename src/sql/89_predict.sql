@@ -28,7 +28,7 @@ CREATE TABLE smartetl.model (
     query           text,
     label           text
 );
-COMMENT ON TABLE smartetl.model IS 'model registry: failure-risk models (name risk:<horizon>) and smartetl.train() models; metrics on the held-out part (ROC-AUC, PR-AUC, Brier, log loss, precision/recall at top-k, calibration; or RMSE/R2), the training sample''s per-feature PSI reference, the serialized booster or weights; one champion per name';
+COMMENT ON TABLE smartetl.model IS 'model registry: failure-risk models (name risk:<horizon in seconds>) and smartetl.train() models; metrics on the held-out part (ROC-AUC, PR-AUC, Brier, log loss, precision/recall at top-k, calibration; or RMSE/R2), the training sample''s per-feature PSI reference, the serialized booster or weights; one champion per name';
 CREATE UNIQUE INDEX model_champion ON smartetl.model (name) WHERE status = 'champion';
 
 -- API: Public
@@ -97,6 +97,12 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 -- API: Private
+-- A risk model's name: its horizon in seconds, whatever the IntervalStyle.
+CREATE FUNCTION smartetl._risk_model_name(horizon interval) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN 'risk:' || extract(epoch FROM horizon)::bigint || 's';
+
+-- API: Private
 -- The champion of a model name, or NULL.
 CREATE FUNCTION smartetl._champion(model_name text) RETURNS smartetl.model
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -152,7 +158,7 @@ BEGIN
     SELECT * INTO fit FROM smartetl._model_fit(q, algorithm, false, options);
     INSERT INTO smartetl.model (name, kind, algorithm, horizon, training_rows, test_rows, feature_names,
                                 metrics, reference, model, train_seconds, peak_rss_kb, options)
-    VALUES ('risk:' || horizon, 'risk', algorithm, horizon, fit.train_rows, fit.test_rows,
+    VALUES (smartetl._risk_model_name(horizon), 'risk', algorithm, horizon, fit.train_rows, fit.test_rows,
             smartetl._risk_feature_names(), fit.metrics, fit.reference, fit.model, fit.train_seconds,
             fit.peak_rss_kb, options)
     RETURNING model_id INTO id;
@@ -171,7 +177,7 @@ CREATE FUNCTION smartetl._score(p_pipeline_ids bigint[], horizon interval, at ti
 RETURNS TABLE (pipeline_id bigint, probability double precision, reasons jsonb)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    m smartetl.model := smartetl._champion('risk:' || horizon);
+    m smartetl.model := smartetl._champion(smartetl._risk_model_name(horizon));
 BEGIN
     IF m.model_id IS NULL THEN
         RAISE EXCEPTION 'no failure-risk model for horizon %', horizon
@@ -267,10 +273,12 @@ $$;
 COMMENT ON FUNCTION smartetl.model_drift(bigint, interval) IS 'population stability index of each feature between the model''s training sample and the samples of the recent interval (> 0.25: drifted); see prediction_quality for live versus training accuracy';
 
 -- API: Public
+-- (No pinned search_path: the caller's query must see the caller's tables;
+-- everything smartetl's own is schema-qualified.)
 CREATE FUNCTION smartetl.train(name text, query text, label text, algorithm text DEFAULT 'xgboost',
                                options jsonb DEFAULT '{}')
 RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql AS $$
 DECLARE
     cols text[];
     features text;
@@ -279,19 +287,19 @@ DECLARE
     fit record;
     id bigint;
 BEGIN
-    EXECUTE format('CREATE TEMP TABLE smartetl_train_probe ON COMMIT DROP AS SELECT * FROM (%s) q LIMIT 0', query);
-    SELECT array_agg(attname ORDER BY attnum) INTO cols FROM pg_attribute
-    WHERE attrelid = 'pg_temp.smartetl_train_probe'::regclass AND attnum > 0 AND NOT attisdropped
-      AND attname <> label;
-    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'pg_temp.smartetl_train_probe'::regclass
-                   AND attname = label) THEN
+    EXECUTE pg_catalog.format('CREATE TEMP TABLE smartetl_train_probe ON COMMIT DROP AS SELECT * FROM (%s) q LIMIT 0', query);
+    SELECT pg_catalog.array_agg(attname ORDER BY attnum) INTO cols FROM pg_catalog.pg_attribute
+    WHERE attrelid = 'pg_temp.smartetl_train_probe'::pg_catalog.regclass AND attnum > 0 AND NOT attisdropped
+      AND attname OPERATOR(pg_catalog.<>) label;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = 'pg_temp.smartetl_train_probe'::pg_catalog.regclass
+                   AND attname OPERATOR(pg_catalog.=) label) THEN
         RAISE EXCEPTION 'the query has no column "%"', label USING ERRCODE = 'undefined_column';
     END IF;
-    DROP TABLE smartetl_train_probe;
-    features := (SELECT string_agg(format('%I::float8', c), ', ') FROM unnest(cols) c);
-    EXECUTE format('SELECT NOT bool_and(%I::float8 IN (0, 1)) FROM (%s) q', label, query) INTO regression;
-    regression := coalesce((options->>'task') = 'regression', regression);
-    q := format('SELECT %I::float8, ARRAY[%s] FROM (%s) q', label, features, query);
+    DROP TABLE pg_temp.smartetl_train_probe;
+    features := (SELECT pg_catalog.string_agg(pg_catalog.format('%I::float8', c), ', ') FROM pg_catalog.unnest(cols) c);
+    EXECUTE pg_catalog.format('SELECT NOT bool_and(%I::float8 IN (0, 1)) FROM (%s) q', label, query) INTO regression;
+    regression := coalesce((options OPERATOR(pg_catalog.->>) 'task') OPERATOR(pg_catalog.=) 'regression', regression);
+    q := pg_catalog.format('SELECT %I::float8, ARRAY[%s] FROM (%s) q', label, features, query);
     SELECT * INTO fit FROM smartetl._model_fit(q, algorithm, regression, options);
     INSERT INTO smartetl.model (name, kind, algorithm, training_rows, test_rows, feature_names, metrics,
                                 reference, model, train_seconds, peak_rss_kb, options, query, label)
@@ -299,8 +307,9 @@ BEGIN
             fit.test_rows, cols, fit.metrics, fit.reference, fit.model, fit.train_seconds, fit.peak_rss_kb,
             options, query, label)
     RETURNING model_id INTO id;
-    UPDATE smartetl.model SET status = 'retired' WHERE model.name = train.name AND status = 'champion';
-    UPDATE smartetl.model SET status = 'champion' WHERE model_id = id;
+    UPDATE smartetl.model SET status = 'retired'
+    WHERE model.name OPERATOR(pg_catalog.=) train.name AND status OPERATOR(pg_catalog.=) 'champion';
+    UPDATE smartetl.model SET status = 'champion' WHERE model_id OPERATOR(pg_catalog.=) id;
     RETURN id;
 END $$;
 COMMENT ON FUNCTION smartetl.train(text, text, text, text, jsonb) IS

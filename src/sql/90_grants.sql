@@ -90,7 +90,7 @@ GRANT EXECUTE ON FUNCTION smartetl.train_risk_model(interval, text, jsonb), smar
                           smartetl.failure_risk(text, interval, timestamptz), smartetl.risk_ranking(interval),
                           smartetl.predict(text, double precision[]), smartetl.resolve_predictions(),
                           smartetl.model_drift(bigint, interval), smartetl._risk_samples(interval, interval, timestamptz),
-                          smartetl._champion(text), smartetl._promote_if_better(bigint, text),
+                          smartetl._champion(text), smartetl._promote_if_better(bigint, text), smartetl._risk_model_name(interval),
                           smartetl._score(bigint[], interval, timestamptz, boolean),
                           smartetl._model_fit(text, text, boolean, jsonb),
                           smartetl._model_predict(bigint, text, bytea, double precision[]),
