@@ -63,6 +63,9 @@ mkdir -p "$TMPDIR_TEST/sample" && chown postgres "$TMPDIR_TEST/sample"
 PGDATABASE=smartetl_sample psql_do -c 'SET client_min_messages = warning; CREATE EXTENSION smartetl;'
 PGDATABASE=smartetl_sample psql_do -v dir="$TMPDIR_TEST/sample" -f scripts/sample/generate.sql >/dev/null
 PGDATABASE=smartetl_sample psql_do -c "SELECT * FROM smartetl.ingest_file('$TMPDIR_TEST/sample/runs.csv', 'csv', '{\"namespace\": \"demo\"}')"
+# a risk model and a ranking, for the dashboard's risk panel
+PGDATABASE=smartetl_sample psql_do -c "SELECT smartetl.train_risk_model('1 day', 'xgboost', '{\"step\": \"6 hours\"}')" \
+	-c "SELECT count(*) AS ranked FROM smartetl.risk_ranking('1 day')"
 export PGHOST=$(socket_dir "$TMPDIR_TEST") PGPORT=$PORT PGUSER=postgres
 PGDATABASE=smartetl_sample bash test/grafana/run.sh
 PGDATABASE=smartetl_sample bash test/prometheus/run.sh

@@ -45,6 +45,15 @@ WHERE name = 'weekly_flaky' AND at < '2024-04-01' ORDER BY at;
 SELECT count(*) = cardinality(smartetl._risk_feature_names()) AS every_feature, bool_and(psi >= 0) AS psi_defined
 FROM smartetl.model_drift(:xgb_id, '100 years');
 
+-- export, import elsewhere (here: again), promote
+SELECT smartetl.import_model(smartetl.export_model(:xgb_id)) AS imported_id \gset
+SELECT algorithm, status, feature_names = (SELECT feature_names FROM smartetl.model WHERE model_id = :xgb_id) AS same_features
+FROM smartetl.model WHERE model_id = :imported_id;
+SELECT smartetl.promote_model(:imported_id);
+SELECT smartetl.failure_risk('weekly_flaky', '1 day', '2024-03-17 03:00+00') > 0.5 AS imported_model_scores;
+SELECT smartetl.import_model(jsonb_set(smartetl.export_model(:xgb_id), '{model}', '"AAAA"'));
+SELECT smartetl.import_model('{"format": "other"}');
+
 -- generic models on any query
 CREATE TABLE pred_loads AS
 SELECT g AS id, (g % 10)::float8 AS x1, ((g * 7) % 13)::float8 AS x2,

@@ -346,6 +346,8 @@ existing_run_lines(int64 *n, bool **changes)
 					  "JOIN smartetl.run r ON r.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id "
 					  " AND r.external_id OPERATOR(pg_catalog.=) b.external_id "
 					  " AND r.attempt OPERATOR(pg_catalog.=) b.attempt "
+					  /* lets the planner use the partial identity index whatever the statistics */
+					  " AND r.external_id IS NOT NULL "
 					  "UNION ALL "
 					  "SELECT b.line_no, %s FROM " BATCH_RUNS " b "
 					  "JOIN smartetl.pipeline p ON p.namespace OPERATOR(pg_catalog.=) b.namespace "
@@ -517,7 +519,7 @@ event_run_links(IngestBatch *b)
 		"ON p.namespace OPERATOR(pg_catalog.=) br.namespace AND p.name OPERATOR(pg_catalog.=) br.pipeline "
 		"LEFT JOIN smartetl.run r ON r.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id "
 		"AND r.external_id OPERATOR(pg_catalog.=) br.external_id "
-		"AND r.attempt OPERATOR(pg_catalog.=) br.attempt "
+		"AND r.attempt OPERATOR(pg_catalog.=) br.attempt AND r.external_id IS NOT NULL "
 		"ORDER BY br.line_no";
 }
 

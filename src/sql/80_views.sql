@@ -1,7 +1,7 @@
 -- ---------------------------------------------------------------------------
 -- Views for people and dashboards: the OLAP cube, frequent errors, current
--- failures, freshness, Grafana-shaped time series (time, metric, value) and
--- the Prometheus metrics (prometheus/queries.yaml).
+-- failures, freshness and Grafana-shaped time series (time, metric, value).
+-- The Prometheus metrics, which count alerts too, are in 89_metrics.sql.
 -- ---------------------------------------------------------------------------
 
 -- API: Public
@@ -128,27 +128,3 @@ SELECT h.bucket AS "time", p.namespace || '/' || p.name AS metric, smartetl.quan
 FROM smartetl.kpi_hourly h JOIN smartetl.pipeline p USING (pipeline_id)
 WHERE h.duration IS NOT NULL;
 COMMENT ON VIEW smartetl.ts_duration_p95 IS 'Grafana time series: p95 run duration (s) per pipeline and hour (merge kpi_hourly.duration with qsketch_merge for coarser steps)';
-
--- API: Public
--- Prometheus (prometheus-postgres-exporter, prometheus/queries.yaml): one
--- row per pipeline.  runs_total and failures_total are counters (they fall
--- only when runs are deleted or a failure is corrected, which Prometheus
--- reads as a counter reset); quantiles are over the last 7 days, so daily
--- pipelines have some.
-CREATE VIEW smartetl.metrics AS
-SELECT p.namespace, p.name AS pipeline,
-       coalesce(tot.runs, 0)::bigint AS runs_total, coalesce(tot.failures, 0)::bigint AS failures_total,
-       smartetl.quantile(week.duration, 0.5) AS duration_p50_seconds,
-       smartetl.quantile(week.duration, 0.95) AS duration_p95_seconds,
-       smartetl.quantile(week.duration, 0.99) AS duration_p99_seconds,
-       f.lag_s::float8 AS freshness_seconds,
-       CASE WHEN f.stale THEN 1 ELSE 0 END AS stale,
-       CASE WHEN cf.pipeline_id IS NOT NULL THEN 1 ELSE 0 END AS failing
-FROM smartetl.pipeline p
-LEFT JOIN LATERAL (SELECT sum(d.runs) AS runs, sum(d.failures) AS failures FROM smartetl.kpi_daily d
-                   WHERE d.pipeline_id = p.pipeline_id) tot ON true
-LEFT JOIN LATERAL (SELECT smartetl.qsketch_merge(h.duration) AS duration FROM smartetl.kpi_hourly h
-                   WHERE h.pipeline_id = p.pipeline_id AND h.bucket >= now() - interval '168 hours') week ON true
-LEFT JOIN smartetl.freshness f ON f.pipeline_id = p.pipeline_id
-LEFT JOIN smartetl.current_failures cf ON cf.pipeline_id = p.pipeline_id;
-COMMENT ON VIEW smartetl.metrics IS 'Prometheus metrics per pipeline: runs_total, failures_total (counters), duration p50/p95/p99 over 7 days, freshness_seconds, stale, failing';

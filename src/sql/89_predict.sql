@@ -322,3 +322,68 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     FROM smartetl.model m WHERE m.name = predict.name AND m.status = 'champion'
 $$;
 COMMENT ON FUNCTION smartetl.predict(text, double precision[]) IS 'score one row (features in the training query''s column order) with the named model''s champion: a probability or a value';
+
+-- API: Public
+CREATE FUNCTION smartetl.export_model(p_model_id bigint) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT jsonb_build_object('format', 'smartetl-model/1', 'name', name, 'kind', kind, 'algorithm', algorithm,
+                              'horizon_s', extract(epoch FROM horizon), 'trained_at', trained_at,
+                              'training_rows', training_rows, 'test_rows', test_rows,
+                              'feature_names', to_jsonb(feature_names), 'metrics', metrics,
+                              'reference', to_jsonb(reference), 'options', options, 'query', query, 'label', label,
+                              'model', encode(model, 'base64'))
+    FROM smartetl.model WHERE model_id = p_model_id
+$$;
+COMMENT ON FUNCTION smartetl.export_model(bigint) IS 'a model as JSON (the serialized booster or weights in base64), for import_model() on another server';
+
+-- API: Public
+-- Imported models are candidates: they must load, and a risk model must use
+-- this version's features; promote_model() makes one the champion.
+CREATE FUNCTION smartetl.import_model(doc jsonb) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    id bigint;
+    names text[] := ARRAY(SELECT jsonb_array_elements_text(doc->'feature_names'));
+BEGIN
+    IF doc->>'format' IS DISTINCT FROM 'smartetl-model/1' THEN
+        RAISE EXCEPTION 'not a smartetl model export' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Expected "format": "smartetl-model/1", found %s.', coalesce(doc->>'format', 'none'));
+    END IF;
+    IF doc->>'kind' = 'risk' AND names IS DISTINCT FROM smartetl._risk_feature_names() THEN
+        RAISE EXCEPTION 'the model''s features are not this version''s risk features'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO smartetl.model (name, kind, algorithm, horizon, training_rows, test_rows, feature_names, metrics,
+                                reference, model, train_seconds, options, query, label)
+    VALUES (doc->>'name', doc->>'kind', doc->>'algorithm', make_interval(secs => (doc->>'horizon_s')::float8),
+            (doc->>'training_rows')::int, (doc->>'test_rows')::int, names, doc->'metrics',
+            ARRAY(SELECT jsonb_array_elements_text(doc->'reference')::float8), decode(doc->>'model', 'base64'),
+            0, coalesce(doc->'options', '{}'), doc->>'query', doc->>'label')
+    RETURNING model_id INTO id;
+    -- the bytes must load and score one row
+    PERFORM smartetl._model_predict(id, m.algorithm, m.model, array_fill(0::float8, ARRAY[cardinality(m.feature_names)]))
+    FROM smartetl.model m WHERE m.model_id = id;
+    RETURN id;
+END $$;
+COMMENT ON FUNCTION smartetl.import_model(jsonb) IS 'register a model exported by export_model() as a candidate (checked to load and score)';
+
+-- API: Public
+CREATE FUNCTION smartetl.promote_model(p_model_id bigint) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    UPDATE smartetl.model SET status = 'retired'
+    WHERE status = 'champion' AND name = (SELECT name FROM smartetl.model WHERE model_id = p_model_id)
+      AND model_id <> p_model_id;
+    UPDATE smartetl.model SET status = 'champion' WHERE model_id = p_model_id;
+$$;
+COMMENT ON FUNCTION smartetl.promote_model(bigint) IS 'make a model the champion of its name (the previous one is retired)';
+
+-- API: Public
+CREATE VIEW smartetl.current_risk AS
+SELECT DISTINCT ON (pr.pipeline_id, pr.horizon)
+       pr.pipeline_id, p.namespace, p.name AS pipeline, pr.horizon, pr.at, pr.probability AS risk, pr.reasons,
+       pr.model_id
+FROM smartetl.prediction pr
+JOIN smartetl.model m ON m.model_id = pr.model_id AND m.status = 'champion'
+JOIN smartetl.pipeline p USING (pipeline_id)
+ORDER BY pr.pipeline_id, pr.horizon, pr.at DESC, pr.prediction_id DESC;
+COMMENT ON VIEW smartetl.current_risk IS 'each pipeline''s latest risk from the champion model, per horizon (what risk_ranking or failure_risk last logged): for dashboards and readers, who cannot write predictions';

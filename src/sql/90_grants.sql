@@ -79,7 +79,7 @@ GRANT EXECUTE ON FUNCTION smartetl.evaluate_alerts(), smartetl.test_channel(text
     TO smartetl_admin;
 
 -- prediction: readers score and rank; admins train and manage models
-GRANT SELECT ON smartetl.prediction_quality TO smartetl_reader;
+GRANT SELECT ON smartetl.prediction_quality, smartetl.current_risk TO smartetl_reader;
 GRANT SELECT (model_id, name, kind, algorithm, horizon, status, trained_at, training_rows, test_rows,
               feature_names, metrics, train_seconds, peak_rss_kb, options) ON smartetl.model TO smartetl_reader;
 GRANT SELECT, INSERT, UPDATE, DELETE ON smartetl.model, smartetl.prediction TO smartetl_admin;
@@ -91,6 +91,7 @@ GRANT EXECUTE ON FUNCTION smartetl.train_risk_model(interval, text, jsonb), smar
                           smartetl.predict(text, double precision[]), smartetl.resolve_predictions(),
                           smartetl.model_drift(bigint, interval), smartetl._risk_samples(interval, interval, timestamptz),
                           smartetl._champion(text), smartetl._promote_if_better(bigint, text), smartetl._risk_model_name(interval),
+                          smartetl.export_model(bigint), smartetl.import_model(jsonb), smartetl.promote_model(bigint),
                           smartetl._score(bigint[], interval, timestamptz, boolean),
                           smartetl._model_fit(text, text, boolean, jsonb),
                           smartetl._model_predict(bigint, text, bytea, double precision[]),

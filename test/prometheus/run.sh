@@ -196,7 +196,7 @@ INSERT INTO metric VALUES
   ('runs_total', 'counter', 'exact', 1), ('failures_total', 'counter', 'exact', 2),
   ('duration_p50_seconds', 'gauge', 'exact', 3), ('duration_p95_seconds', 'gauge', 'exact', 4),
   ('duration_p99_seconds', 'gauge', 'exact', 5), ('freshness_seconds', 'gauge', 'between', 6),
-  ('stale', 'gauge', 'exact', 7), ('failing', 'gauge', 'exact', 8);
+  ('stale', 'gauge', 'exact', 7), ('failing', 'gauge', 'exact', 8), ('open_alerts', 'gauge', 'exact', 9);
 
 -- "t|description" for a pass, "f|description|diagnostic" for a failure
 SELECT count(*) > 0, format('smartetl.metrics has pipelines (%s)', count(*)) FROM expected;
