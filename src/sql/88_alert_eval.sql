@@ -286,13 +286,12 @@ BEGIN
     PERFORM pg_advisory_xact_lock(1397572948, 1000);
     PERFORM smartetl.resolve_predictions();
     FOR r IN SELECT * FROM smartetl.alert_rule WHERE enabled ORDER BY name LOOP
-        -- costly kinds run less often: anomaly scoring every minute, models every 5
+        -- costly kinds run at most every 5 minutes (anomaly scoring rebuilds
+        -- 120 days of baselines; risk scores every pipeline)
         IF EXISTS (SELECT 1 FROM smartetl.alert_rule_state s
                    WHERE s.rule_name = r.name
-                     AND s.evaluated_at > now() - CASE WHEN r.kind IN ('duration_anomaly', 'volume_anomaly')
-                                                       THEN interval '1 minute'
-                                                       WHEN r.kind IN ('risk', 'model_drift')
-                                                       THEN interval '5 minutes' END) THEN
+                     AND r.kind IN ('duration_anomaly', 'volume_anomaly', 'risk', 'model_drift')
+                     AND s.evaluated_at > now() - interval '5 minutes') THEN
             CONTINUE;
         END IF;
         BEGIN
