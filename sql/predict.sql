@@ -45,6 +45,12 @@ WHERE name = 'weekly_flaky' AND at < '2024-04-01' ORDER BY at;
 SELECT count(*) = cardinality(smartetl._risk_feature_names()) AS every_feature, bool_and(psi >= 0) AS psi_defined
 FROM smartetl.model_drift(:xgb_id, '100 years');
 
+-- Platt calibration (opt-in): p' = sigmoid(a * logit(p) + b)
+SELECT round(smartetl._calibrate(0.5, '{1,0}')::numeric, 3) AS identity, round(smartetl._calibrate(0.5, '{2,1}')::numeric, 3) AS shifted,
+       smartetl._calibrate(0.9, NULL) AS uncalibrated;
+SELECT smartetl.train_risk_model('1 day', 'linear', '{"step": "6 hours", "until": "2024-03-25", "calibrate": 1}') AS cal_id \gset
+SELECT calibration IS NULL OR calibration[1] > 0 AS order_kept, metrics ? 'brier' AS measured FROM smartetl.model WHERE model_id = :cal_id;
+
 -- export, import elsewhere (here: again), promote
 SELECT smartetl.import_model(smartetl.export_model(:xgb_id)) AS imported_id \gset
 SELECT algorithm, status, feature_names = (SELECT feature_names FROM smartetl.model WHERE model_id = :xgb_id) AS same_features

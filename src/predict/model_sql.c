@@ -42,6 +42,8 @@ PG_FUNCTION_INFO_V1(smartetl_model_contributions);
 PG_FUNCTION_INFO_V1(smartetl_model_psi);
 PG_FUNCTION_INFO_V1(smartetl_classifier_metrics);
 
+static ArrayType *float8_result(const double *v, int n);
+
 /* A trained or loaded model of either algorithm. */
 typedef struct AnyModel
 {
@@ -319,6 +321,65 @@ append_number(StringInfo s, const char *key, double v)
 		appendStringInfoString(s, "null");
 }
 
+/*
+ * Platt scaling: p' = sigmoid(a * logit(p) + b), fitted by liblinear's
+ * logistic regression on held-back rows the model did not train on.
+ * Returns false (identity) when those rows have one class only or the fit
+ * would reverse the ranking.
+ */
+static bool
+fit_platt(const AnyModel *m, const ModelData *calib, double *a, double *b)
+{
+	double	   *margin = palloc(sizeof(double) * calib->nrows);
+	ModelData	one;
+	LinearParams p;
+	LinearModel *lm = NULL;
+	const char *err;
+	int			i,
+				pos = md_count_positive(calib);
+
+	*a = 1.0;
+	*b = 0.0;
+	if (pos == 0 || pos == calib->nrows)
+		return false;
+	err = m->xgboost ? xgb_predict_margin(m->xgb, calib->x, calib->nrows, m->n_features, margin)
+		: linear_predict_margin(m->linear, calib->x, calib->nrows, m->n_features, margin);
+	if (err)
+		model_error("calibration failed", err);
+	md_init(&one, 1, false);
+	for (i = 0; i < calib->nrows; i++)
+		md_append_row_double(&one, &margin[i], calib->y[i], 1.0);
+	linear_default_params(&p, false);
+	p.C = 100.0;				/* two parameters: barely regularised */
+	if ((err = linear_train(&one, &p, &lm)) != NULL)
+		model_error("calibration failed", err);
+	/* liblinear standardised the margin: undo it to get a and b */
+	*a = lm->weights[0] / lm->stds[0];
+	*b = lm->bias - *a * lm->means[0];
+	linear_free(lm);
+	md_free(&one);
+	if (!(*a > 0) || !isfinite(*b))
+	{
+		*a = 1.0;
+		*b = 0.0;
+		return false;
+	}
+	return true;
+}
+
+static void
+calibrate(double *pred, int n, double a, double b)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		double		p = Min(Max(pred[i], 1e-12), 1 - 1e-12);
+
+		pred[i] = 1.0 / (1.0 + exp(-(a * log(p / (1 - p)) + b)));
+	}
+}
+
 /* The test part's metrics as JSON text. */
 static char *
 metrics_json(const double *pred, const double *label, int n, bool regression, int top_k)
@@ -395,7 +456,13 @@ psi_references(const ModelData *train)
 /*
  * _model_fit(query text, algorithm text, regression boolean, options jsonb)
  *   RETURNS TABLE (model bytea, metrics jsonb, reference float8[],
- *                  train_rows int, test_rows int, train_seconds float8, peak_rss_kb bigint)
+ *                  train_rows int, test_rows int, train_seconds float8, peak_rss_kb bigint,
+ *                  calibration float8[])
+ * With options.calibrate = 1 a classifier is Platt-calibrated on the most
+ * recent fifth of the training rows (it then fits on the rest); the test
+ * metrics are of the calibrated probabilities, and calibration = {a, b}
+ * is returned.  Off by default: on small histories the held-back fifth
+ * costs more than calibration gains (see README).
  */
 Datum
 smartetl_model_fit(PG_FUNCTION_ARGS)
@@ -409,14 +476,17 @@ smartetl_model_fit(PG_FUNCTION_ARGS)
 				train,
 				test;
 	TupleDesc	desc;
-	Datum		values[7];
-	bool		nulls[7] = {false};
+	Datum		values[8];
+	bool		nulls[8] = {false};
 	double	   *pred;
 	instr_time	start,
 				elapsed;
 	struct rusage ru;
 	const char *err;
 	MemoryContext caller = CurrentMemoryContext;
+	bool		calibrated = false;
+	double		platt_a = 1.0,
+				platt_b = 0.0;
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "_model_fit must return a record");
@@ -437,11 +507,25 @@ smartetl_model_fit(PG_FUNCTION_ARGS)
 				 errmsg("unknown split \"%s\"", split),
 				 errhint("Splits are time (hold out the last rows) and stratified.")));
 	INSTR_TIME_SET_CURRENT(start);
-	fit(m, &train, regression, options);
+	if (!regression && option_number(options, "calibrate", 0) != 0 && train.nrows >= 50)
+	{
+		/* the most recent fifth of the training rows calibrates, the rest fits */
+		ModelData	fitpart,
+					calpart;
+
+		if ((err = md_split_fraction(&train, 0.2, &fitpart, &calpart)) != NULL)
+			model_error("split", err);
+		fit(m, &fitpart, regression, options);
+		calibrated = fit_platt(m, &calpart, &platt_a, &platt_b);
+	}
+	else
+		fit(m, &train, regression, options);
 	INSTR_TIME_SET_CURRENT(elapsed);
 	INSTR_TIME_SUBTRACT(elapsed, start);
 	pred = palloc(sizeof(double) * test.nrows);
 	predict_rows(m, test.x, test.nrows, pred);
+	if (calibrated)
+		calibrate(pred, test.nrows, platt_a, platt_b);
 	values[0] = PointerGetDatum(serialize(m));
 	free_model(m);
 	getrusage(RUSAGE_SELF, &ru);
@@ -453,6 +537,9 @@ smartetl_model_fit(PG_FUNCTION_ARGS)
 	values[4] = Int32GetDatum(test.nrows);
 	values[5] = Float8GetDatum(INSTR_TIME_GET_DOUBLE(elapsed));
 	values[6] = Int64GetDatum((int64) ru.ru_maxrss);
+	nulls[7] = !calibrated;
+	if (calibrated)
+		values[7] = PointerGetDatum(float8_result((double[]) {platt_a, platt_b}, 2));
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
 }
 

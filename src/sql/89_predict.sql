@@ -24,6 +24,7 @@ CREATE TABLE smartetl.model (
     model           bytea NOT NULL,
     train_seconds   double precision NOT NULL,
     peak_rss_kb     bigint,
+    calibration     double precision[],
     options         jsonb NOT NULL DEFAULT '{}',
     query           text,
     label           text
@@ -55,8 +56,19 @@ CREATE FUNCTION smartetl._risk_feature_names() RETURNS text[]
 AS 'MODULE_PATHNAME', 'smartetl_risk_feature_names' LANGUAGE C IMMUTABLE;
 CREATE FUNCTION smartetl._model_fit(query text, algorithm text, regression boolean, options jsonb,
     OUT model bytea, OUT metrics jsonb, OUT reference double precision[], OUT train_rows integer,
-    OUT test_rows integer, OUT train_seconds double precision, OUT peak_rss_kb bigint)
+    OUT test_rows integer, OUT train_seconds double precision, OUT peak_rss_kb bigint,
+    OUT calibration double precision[])
 AS 'MODULE_PATHNAME', 'smartetl_model_fit' LANGUAGE C VOLATILE;
+
+-- API: Private
+-- A classifier's probability through its Platt calibration {a, b} (NULL: as is).
+CREATE FUNCTION smartetl._calibrate(p double precision, calibration double precision[])
+RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE WHEN calibration IS NULL OR p IS NULL THEN p
+            ELSE 1 / (1 + exp(-(calibration[1] * ln(least(greatest(p, 1e-12), 1 - 1e-12)
+                                                   / (1 - least(greatest(p, 1e-12), 1 - 1e-12)))
+                                + calibration[2]))) END;
 CREATE FUNCTION smartetl._model_predict(model_id bigint, algorithm text, model bytea, features double precision[])
 RETURNS double precision[] AS 'MODULE_PATHNAME', 'smartetl_model_predict' LANGUAGE C STABLE STRICT;
 CREATE FUNCTION smartetl._model_contributions(model_id bigint, algorithm text, model bytea, features double precision[])
@@ -157,10 +169,10 @@ BEGIN
                 horizon, step, until);
     SELECT * INTO fit FROM smartetl._model_fit(q, algorithm, false, options);
     INSERT INTO smartetl.model (name, kind, algorithm, horizon, training_rows, test_rows, feature_names,
-                                metrics, reference, model, train_seconds, peak_rss_kb, options)
+                                metrics, reference, model, train_seconds, peak_rss_kb, calibration, options)
     VALUES (smartetl._risk_model_name(horizon), 'risk', algorithm, horizon, fit.train_rows, fit.test_rows,
             smartetl._risk_feature_names(), fit.metrics, fit.reference, fit.model, fit.train_seconds,
-            fit.peak_rss_kb, options)
+            fit.peak_rss_kb, fit.calibration, options)
     RETURNING model_id INTO id;
     ntest := fit.test_rows;
     PERFORM smartetl._promote_if_better(id, format(
@@ -169,7 +181,7 @@ BEGIN
     RETURN id;
 END $$;
 COMMENT ON FUNCTION smartetl.train_risk_model(interval, text, jsonb) IS
-'train a failure-risk model on labelled samples from the run history (label: a failed run within horizon), time split (the latest 20 % held out), store it with its metrics; it becomes the champion when it beats the current one on the same held-out rows. options: step (sample spacing), until, test_fraction, max_depth, eta, n_rounds, C, top_k';
+'train a failure-risk model on labelled samples from the run history (label: a failed run within horizon), time split (the latest 20 % held out), store it with its metrics; it becomes the champion when it beats the current one on the same held-out rows. options: step (sample spacing), until, test_fraction, max_depth, eta, n_rounds, C, top_k, calibrate (1: Platt scaling on the latest fifth of the training samples)';
 
 -- API: Private
 -- Score pipelines at a time with the champion for the horizon, logging each prediction.
@@ -190,7 +202,8 @@ BEGIN
         FROM unnest(p_pipeline_ids) p(pid)
         CROSS JOIN LATERAL smartetl._risk_feature_rows(p.pid, ARRAY[at]) r
     ), scored AS (
-        SELECT f.pid, (smartetl._model_predict(m.model_id, m.algorithm, m.model, f.features))[1] AS prob,
+        SELECT f.pid, smartetl._calibrate((smartetl._model_predict(m.model_id, m.algorithm, m.model, f.features))[1],
+                                          m.calibration) AS prob,
                CASE WHEN explain THEN smartetl._model_contributions(m.model_id, m.algorithm, m.model, f.features) END AS contrib,
                f.features
         FROM f
@@ -216,7 +229,7 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
         ARRAY(SELECT p.pipeline_id FROM smartetl.pipeline p WHERE p.name = failure_risk.pipeline LIMIT 1),
         horizon, at, false) s
 $$;
-COMMENT ON FUNCTION smartetl.failure_risk(text, interval, timestamptz) IS 'probability that the pipeline has a failed run within horizon after at, from the champion model (logged in smartetl.prediction)';
+COMMENT ON FUNCTION smartetl.failure_risk(text, interval, timestamptz) IS 'probability that the pipeline has a failed run within horizon after at, from the champion model (Platt-calibrated when it was trained with {"calibrate": 1}); logged in smartetl.prediction';
 
 -- API: Public
 CREATE FUNCTION smartetl.risk_ranking(horizon interval DEFAULT '1 day')
@@ -302,10 +315,10 @@ BEGIN
     q := pg_catalog.format('SELECT %I::float8, ARRAY[%s] FROM (%s) q', label, features, query);
     SELECT * INTO fit FROM smartetl._model_fit(q, algorithm, regression, options);
     INSERT INTO smartetl.model (name, kind, algorithm, training_rows, test_rows, feature_names, metrics,
-                                reference, model, train_seconds, peak_rss_kb, options, query, label)
+                                reference, model, train_seconds, peak_rss_kb, calibration, options, query, label)
     VALUES (name, CASE WHEN regression THEN 'regressor' ELSE 'classifier' END, algorithm, fit.train_rows,
             fit.test_rows, cols, fit.metrics, fit.reference, fit.model, fit.train_seconds, fit.peak_rss_kb,
-            options, query, label)
+            fit.calibration, options, query, label)
     RETURNING model_id INTO id;
     UPDATE smartetl.model SET status = 'retired'
     WHERE model.name OPERATOR(pg_catalog.=) train.name AND status OPERATOR(pg_catalog.=) 'champion';
@@ -318,7 +331,7 @@ COMMENT ON FUNCTION smartetl.train(text, text, text, text, jsonb) IS
 -- API: Public
 CREATE FUNCTION smartetl.predict(name text, features double precision[]) RETURNS double precision
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT (smartetl._model_predict(m.model_id, m.algorithm, m.model, features))[1]
+    SELECT smartetl._calibrate((smartetl._model_predict(m.model_id, m.algorithm, m.model, features))[1], m.calibration)
     FROM smartetl.model m WHERE m.name = predict.name AND m.status = 'champion'
 $$;
 COMMENT ON FUNCTION smartetl.predict(text, double precision[]) IS 'score one row (features in the training query''s column order) with the named model''s champion: a probability or a value';
@@ -330,7 +343,8 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                               'horizon_s', extract(epoch FROM horizon), 'trained_at', trained_at,
                               'training_rows', training_rows, 'test_rows', test_rows,
                               'feature_names', to_jsonb(feature_names), 'metrics', metrics,
-                              'reference', to_jsonb(reference), 'options', options, 'query', query, 'label', label,
+                              'reference', to_jsonb(reference), 'calibration', to_jsonb(calibration),
+                              'options', options, 'query', query, 'label', label,
                               'model', encode(model, 'base64'))
     FROM smartetl.model WHERE model_id = p_model_id
 $$;
@@ -354,11 +368,13 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     INSERT INTO smartetl.model (name, kind, algorithm, horizon, training_rows, test_rows, feature_names, metrics,
-                                reference, model, train_seconds, options, query, label)
+                                reference, model, train_seconds, calibration, options, query, label)
     VALUES (doc->>'name', doc->>'kind', doc->>'algorithm', make_interval(secs => (doc->>'horizon_s')::float8),
             (doc->>'training_rows')::int, (doc->>'test_rows')::int, names, doc->'metrics',
             ARRAY(SELECT jsonb_array_elements_text(doc->'reference')::float8), decode(doc->>'model', 'base64'),
-            0, coalesce(doc->'options', '{}'), doc->>'query', doc->>'label')
+            0, CASE WHEN jsonb_typeof(doc->'calibration') = 'array'
+                    THEN ARRAY(SELECT jsonb_array_elements_text(doc->'calibration')::float8) END,
+            coalesce(doc->'options', '{}'), doc->>'query', doc->>'label')
     RETURNING model_id INTO id;
     -- the bytes must load and score one row
     PERFORM smartetl._model_predict(id, m.algorithm, m.model, array_fill(0::float8, ARRAY[cardinality(m.feature_names)]))

@@ -92,6 +92,7 @@ GRANT EXECUTE ON FUNCTION smartetl.train_risk_model(interval, text, jsonb), smar
                           smartetl.model_drift(bigint, interval), smartetl._risk_samples(interval, interval, timestamptz),
                           smartetl._champion(text), smartetl._promote_if_better(bigint, text), smartetl._risk_model_name(interval),
                           smartetl.export_model(bigint), smartetl.import_model(jsonb), smartetl.promote_model(bigint),
+                          smartetl._calibrate(double precision, double precision[]),
                           smartetl._score(bigint[], interval, timestamptz, boolean),
                           smartetl._model_fit(text, text, boolean, jsonb),
                           smartetl._model_predict(bigint, text, bytea, double precision[]),
