@@ -10,6 +10,7 @@ MODULE_big  = smartetl
 OBJS = \
 	src/smartetl.o \
 	src/common/line_reader.o \
+	src/common/robust_stats.o \
 	src/ingest/csv_lexer.o \
 	src/ingest/json_fields.o \
 	src/ingest/log_format.o \

@@ -19,6 +19,8 @@
 #include "utils/array.h"
 #include "utils/float.h"
 
+#include "common/robust_stats.h"
+
 PG_FUNCTION_INFO_V1(median_mad_add);
 PG_FUNCTION_INFO_V1(median_mad_final);
 
@@ -55,43 +57,23 @@ median_mad_add(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(list);
 }
 
-static int
-cmp_double(const void *a, const void *b)
-{
-	double		x = *(const double *) a;
-	double		y = *(const double *) b;
-
-	return (x > y) - (x < y);
-}
-
-/* Median of n sorted values. */
-static double
-sorted_median(const double *v, int n)
-{
-	return (n % 2) ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2.0;
-}
-
 Datum
 median_mad_final(PG_FUNCTION_ARGS)
 {
 	ValueList  *list = PG_ARGISNULL(0) ? NULL : (ValueList *) PG_GETARG_POINTER(0);
-	double	   *sorted;
-	double		median;
+	double	   *work;
+	double		median,
+				mad;
 	Datum		out[3];
-	int			i;
 
 	if (list == NULL || list->n == 0)
 		PG_RETURN_NULL();
-	/* sort a copy: the window machinery may reuse the state */
-	sorted = palloc(sizeof(double) * list->n);
-	memcpy(sorted, list->v, sizeof(double) * list->n);
-	qsort(sorted, list->n, sizeof(double), cmp_double);
-	median = sorted_median(sorted, list->n);
-	for (i = 0; i < list->n; i++)
-		sorted[i] = fabs(sorted[i] - median);
-	qsort(sorted, list->n, sizeof(double), cmp_double);
+	/* work on a copy: the window machinery may reuse the state */
+	work = palloc(sizeof(double) * list->n);
+	memcpy(work, list->v, sizeof(double) * list->n);
+	median_mad_in_place(work, list->n, &median, &mad);
 	out[0] = Float8GetDatum(median);
-	out[1] = Float8GetDatum(sorted_median(sorted, list->n));
+	out[1] = Float8GetDatum(mad);
 	out[2] = Float8GetDatum((double) list->n);
 	PG_RETURN_ARRAYTYPE_P(construct_array(out, 3, FLOAT8OID, sizeof(float8), FLOAT8PASSBYVAL,
 										  TYPALIGN_DOUBLE));

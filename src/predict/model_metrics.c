@@ -12,6 +12,7 @@
 
 #include <math.h>
 
+#include "common/robust_stats.h"
 #include "predict/model_metrics.h"
 
 /* A prediction with its label and row number, for sorting. */
@@ -322,15 +323,6 @@ mm_classifier_report(const double *pred, const double *label, int n,
 
 /* ---- population stability index ---- */
 
-static int
-cmp_double(const void *a, const void *b)
-{
-	double		x = *(const double *) a;
-	double		y = *(const double *) b;
-
-	return (x > y) - (x < y);
-}
-
 /* The non-NaN values of v, sorted, palloc'd; their number in *m. */
 static double *
 sorted_values(const double *v, int n, int *m)
@@ -342,7 +334,7 @@ sorted_values(const double *v, int n, int *m)
 	for (i = 0; i < n; i++)
 		if (!isnan(v[i]))
 			s[(*m)++] = v[i];
-	qsort(s, *m, sizeof(double), cmp_double);
+	qsort(s, *m, sizeof(double), double_cmp);
 	return s;
 }
 

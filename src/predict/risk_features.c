@@ -16,6 +16,7 @@
 
 #include <math.h>
 
+#include "common/robust_stats.h"
 #include "predict/risk_features.h"
 
 #define DAY 86400.0
@@ -63,22 +64,6 @@ runs_before(const RiskRun *runs, int n, double t)
 	return lo;
 }
 
-static int
-cmp_double(const void *a, const void *b)
-{
-	double		x = *(const double *) a;
-	double		y = *(const double *) b;
-
-	return (x > y) - (x < y);
-}
-
-static double
-median(double *v, int n)
-{
-	qsort(v, n, sizeof(double), cmp_double);
-	return (n % 2) ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2.0;
-}
-
 /*
  * Robust z of the latest known value of a field among runs[0..end) against
  * the up to 30 values before it: (x - median) / max(1.4826 MAD, 0.05), on
@@ -88,9 +73,9 @@ static double
 robust_z(const RiskRun *runs, int end, bool volume)
 {
 	double		hist[30];
-	double		dev[30];
 	double		x = -1,
-				m;
+				m,
+				mad;
 	int			i,
 				k = 0;
 
@@ -107,12 +92,8 @@ robust_z(const RiskRun *runs, int end, bool volume)
 	}
 	if (k < 5)
 		return 0.0;
-	for (i = 0; i < k; i++)
-		dev[i] = hist[i];
-	m = median(dev, k);
-	for (i = 0; i < k; i++)
-		dev[i] = fabs(hist[i] - m);
-	return (x - m) / fmax(1.4826 * median(dev, k), 0.05);
+	median_mad_in_place(hist, k, &m, &mad);
+	return (x - m) / fmax(1.4826 * mad, 0.05);
 }
 
 /* Least-squares slope of log(1 + duration) over the last 10 finished runs. */

@@ -55,7 +55,7 @@ src="$root/src/predict"
 "$CC" -g -O1 -DFRONTEND -Wall -Wextra -Werror -Wno-unused-parameter \
 	-I "$root/src" -I "$pg_server_inc" -I "$pg_internal_inc" \
 	-o "$out/test_models" "$here/test_models.c" \
-	"$src/model_data.c" "$src/model_metrics.c" "$src/model_xgb.c" "$src/model_linear.c" \
+	"$src/../common/robust_stats.c" "$src/model_data.c" "$src/model_metrics.c" "$src/model_xgb.c" "$src/model_linear.c" \
 	$pglibs -lxgboost -lgomp -llinear -lm
 
 if [ "${VALGRIND:-}" = 1 ]; then
