@@ -1,5 +1,8 @@
 -- Template mining: templates, stable ids, persistence, ingestion fills template_id.
+-- Ids are printed relative to the sequence's position at the start, so this
+-- file does not depend on what earlier files learned.
 SET timezone = 'UTC';
+SELECT coalesce((SELECT last_value FROM smartetl.template_id_seq WHERE is_called), 0) AS base \gset
 
 SELECT smartetl.log_template('Connection from 10.0.3.12:5432 closed after 1532 ms');
 SELECT smartetl.log_template('Received block blk_-1608999687919862906 of size 91178 from /10.250.10.6');
@@ -7,24 +10,27 @@ SELECT smartetl.log_template('Task attempt_2015_0001_m_000002_0 failed: java.io.
 SELECT smartetl.log_template('GET https://api.example.com/v1/orders?page=3 returned 503 in 2.5s');
 SELECT smartetl.log_template('Job 9f1c2a4e-8d3b-4c6e-9a7f-1b2c3d4e5f60 finished at 2024-05-01T02:00:00Z');
 
--- the same shape gets the same id; ids are dense from 1
-SELECT smartetl.log_template_id('Connection from 10.0.3.12:5432 closed after 1532 ms') AS a,
-       smartetl.log_template_id('Connection from 192.168.1.7:6432 closed after 12 ms') AS b,
-       smartetl.log_template_id('Received block blk_42 of size 7 from /10.0.0.1') AS c;
-SELECT template_id, template, occurrences FROM smartetl.template ORDER BY template_id;
+-- the same shape gets the same id, another shape another id
+SELECT smartetl.log_template_id('Connection from 10.0.3.12:5432 closed after 1532 ms') - :base AS a,
+       smartetl.log_template_id('Connection from 192.168.1.7:6432 closed after 12 ms') - :base AS b,
+       smartetl.log_template_id('Received block blk_42 of size 7 from /10.0.0.1') - :base AS c;
+SELECT template_id - :base AS id, template, occurrences FROM smartetl.template
+WHERE template_id > :base ORDER BY template_id;
 
 -- state lives in the table: a new session (cache rebuilt) gives the same ids
 \c
 SET timezone = 'UTC';
-SELECT smartetl.log_template_id('Connection from 172.16.0.2:5432 closed after 99 ms') AS same_as_before,
-       smartetl.log_template_id('Job 00000000-0000-0000-0000-000000000000 finished at 2025-01-01T00:00:00Z') AS job;
+SELECT smartetl.log_template_id('Connection from 172.16.0.2:5432 closed after 99 ms') - :base AS same_as_before,
+       smartetl.log_template_id('Job 00000000-0000-0000-0000-000000000000 finished at 2025-01-01T00:00:00Z') - :base AS job;
 
--- a template learned in a rolled-back transaction is forgotten, its id reused
+-- a template learned in a rolled-back transaction is forgotten
 BEGIN;
-SELECT smartetl.log_template_id('Checkpoint starting: time') AS in_rolled_back_txn;
+SELECT smartetl.log_template_id('Checkpoint starting: time') IS NOT NULL AS in_rolled_back_txn;
 ROLLBACK;
-SELECT smartetl.log_template_id('Vacuum of table orders skipped: lock not available') AS next_id;
-SELECT count(*) AS templates, max(template_id) AS max_id FROM smartetl.template;
+SELECT smartetl.log_template_id('Vacuum of table orders skipped: lock not available') IS NOT NULL AS learned;
+SELECT count(*) FILTER (WHERE template LIKE 'Checkpoint%') AS rolled_back,
+       count(*) FILTER (WHERE template LIKE 'Vacuum%') AS kept
+FROM smartetl.template WHERE template_id > :base;
 
 -- ingestion fills template_id on run errors and log events
 SELECT * FROM smartetl.ingest('csv', E'job,run_id,status,error\n' ||
@@ -51,3 +57,83 @@ SELECT count(*) AS before FROM smartetl.template \gset
 SELECT (smartetl.ingest('logline', E'2024-05-01 10:00:00 ERROR Something entirely different happened here\n',
   '{"log_format": "<Date> <Time> <Level> <Content>", "dry_run": true}')).inserted;
 SELECT count(*) = :before AS unchanged FROM smartetl.template;
+
+-- Attacks on learning (the security issue): savepoints, caught exceptions,
+-- direct writes, readers, the limit.
+-- a template learned in a rolled-back savepoint leaves no hole behind:
+-- learning afterwards, in this and in a new session, keeps working
+BEGIN;
+SAVEPOINT s;
+SELECT smartetl.log_template_id('phantom one two') IS NOT NULL AS phantom;
+ROLLBACK TO s;
+SELECT smartetl.log_template_id('after the phantom three four') IS NOT NULL AS after;
+COMMIT;
+SELECT count(*) FILTER (WHERE template LIKE 'phantom%') AS phantom_rows,
+       count(*) FILTER (WHERE template LIKE 'after the phantom%') AS after_rows
+FROM smartetl.template;
+\c
+SET timezone = 'UTC';
+SELECT smartetl.log_template_id('after the phantom three four') =
+       (SELECT template_id FROM smartetl.template WHERE template LIKE 'after the phantom%') AS same_id_new_session;
+SELECT (smartetl.ingest('csv', E'job,run_id,status,error\ntpl_after,1,failed,Brand new failure 17 after the phantom\n')).inserted;
+
+-- a DO block that catches a failing ingest (which learned a template first)
+DO $$
+BEGIN
+    PERFORM smartetl.ingest('csv', E'job,run_id,status,error\ntpl_caught,1,failed,Caught failure 5 in block\n' ||
+                                   E'tpl_caught,2,failed,Another caught failure 6 in block\n');
+    RAISE EXCEPTION 'abort after learning';
+EXCEPTION WHEN raise_exception THEN
+    NULL;
+END $$;
+SELECT (smartetl.ingest('csv', E'job,run_id,status,error\ntpl_caught2,1,failed,Learning still works 8 after the caught error\n')).inserted;
+\c
+SET timezone = 'UTC';
+SELECT count(*) AS caught_rows FROM smartetl.template WHERE template LIKE '%caught failure%';
+SELECT t.template FROM smartetl.run r JOIN smartetl.template t USING (template_id)
+WHERE r.pipeline_id IN (SELECT pipeline_id FROM smartetl.pipeline WHERE name IN ('tpl_after', 'tpl_caught2')) ORDER BY 1;
+
+-- writers (and admins) cannot write the template tables; readers only look up
+CREATE ROLE tpl_writer LOGIN IN ROLE smartetl_writer;
+CREATE ROLE tpl_reader LOGIN IN ROLE smartetl_reader;
+CREATE ROLE tpl_admin LOGIN IN ROLE smartetl_admin;
+SET ROLE tpl_writer;
+INSERT INTO smartetl.template_text VALUES (99999, 1, 'forged');
+UPDATE smartetl.template_text SET template = 'forged';
+INSERT INTO smartetl.template_seen VALUES (1, now(), now(), 1000000);
+INSERT INTO smartetl.template (template_id, template) VALUES (99999, 'forged');
+-- a writer learns, through ingest and directly
+SELECT (smartetl.ingest('csv', E'job,run_id,status,error\ntpl_w,1,failed,Writer learned failure 42 here\n')).inserted;
+SELECT smartetl.log_template('Writer direct message number 7') AS writer_learns;
+SET ROLE tpl_admin;
+DELETE FROM smartetl.template_text;
+SELECT smartetl.template_compact() IS NOT NULL AS admin_may_compact;
+SET ROLE tpl_reader;
+SELECT count(*) AS before FROM smartetl.template \gset
+SELECT smartetl.log_template('Writer direct message number 99') AS reader_matches,
+       smartetl.log_template_id('Writer direct message number 99') =
+       (SELECT template_id FROM smartetl.template WHERE template = 'Writer direct message number <*>') AS reader_same_id;
+SELECT smartetl.log_template('Reader novel text 12 never stored') AS reader_masked,
+       smartetl.log_template_id('Reader novel text 12 never stored') AS reader_null_id;
+SELECT count(*) = :before AS reader_learned_nothing FROM smartetl.template;
+RESET ROLE;
+
+-- at the limit, new messages still get a template, with a warning
+SELECT count(*) AS n FROM smartetl.template \gset
+BEGIN;
+SET LOCAL smartetl.template_limit = 1;
+SELECT smartetl.log_template('Writer direct message number 8') AS matched_at_limit;
+SELECT smartetl.log_template_id('Completely unseen shape alpha beta gamma') IS NOT NULL AS has_id,
+       smartetl.log_template('Another unseen shape delta epsilon') AS catch_all;
+ROLLBACK;
+SELECT count(*) = :n AS rolled_back FROM smartetl.template;
+
+-- compaction folds the deltas and keeps the counts
+SELECT smartetl.log_template('Writer direct message number 9'), smartetl.log_template('Writer direct message number 10');
+SELECT sum(occurrences) AS occ FROM smartetl.template \gset
+SELECT smartetl.template_compact() > 0 AS folded;
+SELECT sum(occurrences) = :occ AS same_counts,
+       (SELECT count(*) FROM smartetl.template_seen) = (SELECT count(DISTINCT template_id) FROM smartetl.template_seen) AS one_row_each
+FROM smartetl.template;
+DELETE FROM smartetl.pipeline WHERE name IN ('tpl_after', 'tpl_caught2', 'tpl_w');
+DROP ROLE tpl_writer, tpl_reader, tpl_admin;

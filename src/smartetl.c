@@ -16,6 +16,8 @@
 
 #include "alert/alert.h"
 #include "smartetl.h"
+#include "template/miner.h"
+#include "template/template.h"
 
 PG_MODULE_MAGIC;
 
@@ -37,6 +39,7 @@ smartetl_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	alert_shmem_request();
+	template_shmem_request();
 }
 
 static void
@@ -45,6 +48,7 @@ smartetl_shmem_startup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	alert_shmem_startup();
+	template_shmem_startup();
 }
 
 static void
@@ -71,6 +75,11 @@ define_gucs(void)
 							   "Hosts notifications may be sent to (comma-separated; * = any).",
 							   "Empty: none.  Set in postgresql.conf only.",
 							   &smartetl_allowed_hosts, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("smartetl.template_limit",
+							"Templates the miner learns before new messages go to the catch-all template.",
+							"Bounds the memory of every backend's cached miner.",
+							&smartetl_template_limit, 50000, 1, MINER_MAX_CLUSTERS - 1, PGC_SUSET, 0,
+							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("smartetl");
 }
 

@@ -23,22 +23,80 @@ CREATE TABLE smartetl.pipeline (
 );
 COMMENT ON TABLE smartetl.pipeline IS 'one row per monitored pipeline (Airflow DAG, dbt project, cron job, ...); created on first ingest';
 
--- API: Public
--- Ids are assigned by the template miner (src/template), dense from 1 and
--- never changed; a template's text may still generalise as variables are
--- discovered, which bumps its revision.
+-- Templates are stored append-only so that learning never waits for
+-- another session's open transaction (src/template/template_store.c): a new
+-- template takes its id from template_id_seq, a template whose text
+-- generalises as variables are discovered gets a new revision row, and
+-- counts are added as delta rows that smartetl.template_compact() folds.
+-- Only the extension's own code writes these tables (as their owner).
+-- API: Private
+CREATE SEQUENCE smartetl.template_id_seq;
 CREATE SEQUENCE smartetl.template_revision;
-CREATE TABLE smartetl.template (
-    template_id  bigint PRIMARY KEY CHECK (template_id > 0),
+CREATE TABLE smartetl.template_text (
+    template_id  bigint NOT NULL CHECK (template_id > 0),
+    revision     bigint NOT NULL DEFAULT nextval('smartetl.template_revision'),
     template     text NOT NULL,
-    revision     bigint NOT NULL,
+    PRIMARY KEY (template_id, revision)
+);
+COMMENT ON TABLE smartetl.template_text IS 'each template''s texts, one row per revision (append-only; read smartetl.template)';
+-- API: Private
+CREATE TABLE smartetl.template_seen (
+    template_id  bigint NOT NULL,
     first_seen   timestamptz NOT NULL,
     last_seen    timestamptz NOT NULL,
-    occurrences  bigint NOT NULL DEFAULT 0
+    occurrences  bigint NOT NULL
 );
-COMMENT ON TABLE smartetl.template IS 'mined log/error message templates (variables as <*>); ids never change once given';
-CREATE INDEX template_revision_idx ON smartetl.template (revision);
-CREATE INDEX template_text_idx ON smartetl.template (template);
+CREATE INDEX template_seen_id ON smartetl.template_seen (template_id);
+COMMENT ON TABLE smartetl.template_seen IS 'occurrence deltas per template (append-only; read smartetl.template)';
+
+-- API: Public
+-- Ids never change once given; a template's text may still generalise.
+CREATE VIEW smartetl.template AS
+SELECT t.template_id, t.template, t.revision, s.first_seen, s.last_seen,
+       coalesce(s.occurrences, 0)::bigint AS occurrences
+FROM (SELECT DISTINCT ON (template_id) template_id, template, revision
+      FROM smartetl.template_text ORDER BY template_id, revision DESC) t
+LEFT JOIN (SELECT template_id, min(first_seen) AS first_seen, max(last_seen) AS last_seen,
+                  sum(occurrences) AS occurrences
+           FROM smartetl.template_seen GROUP BY template_id) s USING (template_id);
+COMMENT ON VIEW smartetl.template IS 'mined log/error message templates (variables as <*>); ids never change once given';
+
+-- API: Public
+-- Fold the occurrence deltas into one row per template.  SECURITY DEFINER:
+-- no role may write the template tables directly; this rewrites only the
+-- counts, as their owner.  Skips when another session is compacting; never
+-- waits for ingesting sessions (they only insert).
+CREATE FUNCTION smartetl.template_compact() RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    folded bigint;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(1397572949, 2) THEN
+        RETURN 0;
+    END IF;
+    WITH gone AS (
+        DELETE FROM smartetl.template_seen s
+        WHERE s.template_id IN (SELECT template_id FROM smartetl.template_seen
+                                GROUP BY template_id HAVING count(*) > 1)
+        RETURNING s.*
+    ), folded AS (
+        INSERT INTO smartetl.template_seen (template_id, first_seen, last_seen, occurrences)
+        SELECT template_id, min(first_seen), max(last_seen), sum(occurrences)
+        FROM gone GROUP BY template_id
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM gone) - (SELECT count(*) FROM folded) INTO folded;
+    RETURN folded;
+END $$;
+COMMENT ON FUNCTION smartetl.template_compact() IS 'fold template occurrence deltas; returns the number of rows removed (the alert worker calls it)';
+
+-- A DELETE or TRUNCATE of templates (by their owner) makes every backend
+-- rebuild its miner.
+-- API: Private
+CREATE FUNCTION smartetl._template_touched() RETURNS trigger
+LANGUAGE C AS 'MODULE_PATHNAME', 'smartetl_template_touched';
+CREATE TRIGGER template_text_changed AFTER DELETE OR UPDATE OR TRUNCATE ON smartetl.template_text
+    FOR EACH STATEMENT EXECUTE FUNCTION smartetl._template_touched();
 
 -- API: Public
 CREATE TABLE smartetl.run (
@@ -103,7 +161,7 @@ BEGIN
     UNION ALL
     SELECT 'template_id', n.template_id FROM new_runs n
     WHERE n.template_id IS NOT NULL
-      AND NOT EXISTS (SELECT 1 FROM smartetl.template t WHERE t.template_id = n.template_id)
+      AND NOT EXISTS (SELECT 1 FROM smartetl.template_text t WHERE t.template_id = n.template_id)
     LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'run.% = % references no existing row', bad.col, bad.val

@@ -35,19 +35,17 @@ AS 'MODULE_PATHNAME', 'smartetl_parse_log';
 COMMENT ON FUNCTION smartetl.parse_log(text, text) IS 'split one log line by a Loghub-style format such as ''<Date> <Time> <Level> <Component>: <Content>''; NULL when it does not match';
 
 -- API: Public
--- Both learn the message if it is new, so they write smartetl.template:
--- SECURITY DEFINER lets readers call them.
+-- Both learn the message if it is new when the caller may write
+-- (smartetl_writer); for anyone else they only look it up.
 CREATE FUNCTION smartetl.log_template(message text)
 RETURNS text
-LANGUAGE C STRICT VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE C STRICT VOLATILE
 AS 'MODULE_PATHNAME', 'smartetl_log_template';
-COMMENT ON FUNCTION smartetl.log_template(text) IS 'the mined template of a message (variables as <*>), learning it if new';
+COMMENT ON FUNCTION smartetl.log_template(text) IS 'the mined template of a message (variables as <*>), learning it if new (writers); readers get the matching template, or the masked message';
 
 -- API: Public
 CREATE FUNCTION smartetl.log_template_id(message text)
 RETURNS bigint
-LANGUAGE C STRICT VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE C STRICT VOLATILE
 AS 'MODULE_PATHNAME', 'smartetl_log_template_id';
-COMMENT ON FUNCTION smartetl.log_template_id(text) IS 'the id in smartetl.template of a message''s template, learning it if new';
+COMMENT ON FUNCTION smartetl.log_template_id(text) IS 'the id in smartetl.template of a message''s template, learning it if new (writers); readers get the matching id or NULL';

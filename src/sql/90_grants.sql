@@ -5,22 +5,23 @@
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA smartetl FROM PUBLIC;
 GRANT USAGE ON SCHEMA smartetl TO smartetl_reader;
 
-GRANT SELECT ON smartetl.pipeline, smartetl.run, smartetl.log_event, smartetl.template
+GRANT SELECT ON smartetl.pipeline, smartetl.run, smartetl.log_event, smartetl.template,
+                smartetl.template_text, smartetl.template_seen
     TO smartetl_reader;
 GRANT EXECUTE ON FUNCTION smartetl.parse_log(text, text), smartetl.log_template(text),
                           smartetl.log_template_id(text) TO smartetl_reader;
-GRANT USAGE ON SEQUENCE smartetl.template_revision TO smartetl_writer;
 
-GRANT INSERT, UPDATE ON smartetl.pipeline, smartetl.run, smartetl.log_event, smartetl.template
+-- templates are written only by the extension's own code (template_store.c)
+GRANT INSERT, UPDATE ON smartetl.pipeline, smartetl.run, smartetl.log_event
     TO smartetl_writer;
 GRANT SELECT, INSERT ON smartetl.ingest_reject TO smartetl_writer;
 GRANT EXECUTE ON FUNCTION smartetl.ingest(text, text, jsonb),
                           smartetl._pipeline_ensure(text, text)
     TO smartetl_writer;
 
-GRANT DELETE ON smartetl.pipeline, smartetl.run, smartetl.log_event, smartetl.ingest_reject,
-                smartetl.template
+GRANT DELETE ON smartetl.pipeline, smartetl.run, smartetl.log_event, smartetl.ingest_reject
     TO smartetl_admin;
+GRANT EXECUTE ON FUNCTION smartetl.template_compact() TO smartetl_admin;
 GRANT SELECT, INSERT, UPDATE ON smartetl.sync_state TO smartetl_admin;
 GRANT EXECUTE ON FUNCTION smartetl.sync_pg_cron() TO smartetl_admin;
 GRANT EXECUTE ON FUNCTION smartetl.ingest_file(text, text, jsonb),

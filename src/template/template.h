@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  * src/template/template.h
  *		Template mining inside a transaction, backed by smartetl.template
- *		(see template_store.c for the locking protocol).
+ *		(see template_store.c for how sessions stay independent).
  *-------------------------------------------------------------------------
  */
 #ifndef SMARTETL_TEMPLATE_H
@@ -11,7 +11,14 @@
 
 typedef struct TemplateSession TemplateSession;
 
-/* lock the miner for this transaction and bring it up to date */
+/* GUC smartetl.template_limit (smartetl.c) */
+extern int	smartetl_template_limit;
+
+/* the epoch that tells backends their cached miner is stale */
+extern void template_shmem_request(void);
+extern void template_shmem_startup(void);
+
+/* bring the cached miner up to date; lookups only unless the caller may ingest */
 extern TemplateSession *template_session_begin(void);
 /* learn a message (its first line) seen at ts; its template id, 0 if none */
 extern int64 template_session_learn(TemplateSession *s, const char *msg, TimestampTz ts);

@@ -333,7 +333,7 @@ grep -m1 -A5 ' ERROR \[' "$APP_LOG" | sed 's/^/  | /'
 reset_all() {
 	psql_ >/dev/null <<'SQL'
 TRUNCATE bench.raw;
-TRUNCATE smartetl.run, smartetl.pipeline, smartetl.template, smartetl.ingest_reject,
+TRUNCATE smartetl.run, smartetl.pipeline, smartetl.template_text, smartetl.template_seen, smartetl.ingest_reject,
          smartetl.log_event RESTART IDENTITY CASCADE;
 SELECT smartetl.drop_log_partitions('infinity');
 CHECKPOINT;

@@ -2,7 +2,7 @@
 -- dblink): no error, no duplicate pipeline, run or log partition.
 \set ON_ERROR_STOP 1
 CREATE EXTENSION IF NOT EXISTS dblink;
-SELECT plan(8);
+SELECT plan(11);
 SELECT format('dbname=%s port=%s host=%s user=%s', current_database(), current_setting('port'),
               current_setting('unix_socket_directories'), current_user) AS conn \gset
 CREATE TEMP TABLE payload AS
@@ -27,8 +27,30 @@ SELECT is((SELECT count(*) FROM smartetl.run r JOIN smartetl.pipeline p USING (p
            WHERE p.name LIKE 'conc\_%'), 5000::bigint, 'each run exists once');
 SELECT is((SELECT count(*) FROM smartetl.log_event WHERE source LIKE 'conc-%'), 4::bigint,
           'concurrent sessions share the new log partition');
-SELECT is((SELECT count(*) FROM smartetl.template WHERE template LIKE 'concurrent session%'), 1::bigint,
-          'the four sessions share one template for their messages');
+-- sessions learning the same new message at once may each store it; the
+-- texts are one, and a new session answers them all with one id
+SELECT is((SELECT count(DISTINCT template) FROM smartetl.template WHERE template LIKE 'concurrent session%'), 1::bigint,
+          'the four sessions learn one template text for their messages');
+SELECT dblink_connect('fresh', :'conn');
+SELECT is((SELECT count(DISTINCT id) FROM generate_series(1, 4) i,
+                  LATERAL dblink('fresh', format('SELECT smartetl.log_template_id(%L)',
+                                                 'concurrent session ' || i || ' opened from 10.1.2.' || i)) AS t(id bigint)),
+          1::bigint, 'a new session gives all four messages the same template id');
+SELECT dblink_disconnect('fresh');
+
+-- learning never waits for another session's open transaction: s1 learns
+-- a new template and stays open; s2 ingests a failed run with a new error
+-- and learns the same message, within a statement timeout
+SELECT dblink_exec('s1', 'BEGIN');
+SELECT * FROM dblink('s1', $$SELECT smartetl.log_template_id('open transaction learned this 1')$$) AS t(id bigint);
+SELECT dblink_exec('s2', $$SET statement_timeout = '5s'$$);
+SELECT lives_ok(format('SELECT * FROM dblink(%L, %L) AS t(n text)', 's2',
+                       $q$SELECT (smartetl.ingest('csv', E'job,run_id,status,error\nopenconc,1,failed,Never blocked failure 77\n')).inserted$q$),
+                'a writer ingests a failed run while another session that learned stays open');
+SELECT lives_ok(format('SELECT * FROM dblink(%L, %L) AS t(n bigint)', 's2',
+                       $q$SELECT smartetl.log_template_id('open transaction learned this 2')$q$),
+                'and learns the same new message the open session learned');
+SELECT dblink_exec('s1', 'COMMIT');
 
 -- different runs of the same pipelines and hours from four sessions at
 -- once: the KPI rollups count every run (each refresh sees the others)
@@ -52,5 +74,5 @@ SELECT is((SELECT count(*) FROM (
 SELECT dblink_disconnect('s' || i) FROM generate_series(1, 4) i;
 SELECT * FROM finish();
 -- not in a transaction (the sessions must see each other's commits): clean up
-DELETE FROM smartetl.pipeline WHERE name LIKE 'conc\_%';
+DELETE FROM smartetl.pipeline WHERE name LIKE 'conc\_%' OR name = 'openconc';
 DELETE FROM smartetl.log_event WHERE source LIKE 'conc-%';
