@@ -42,21 +42,30 @@ SELECT smartetl.resolve_predictions() > 0 AS resolved;
 SELECT at, outcome FROM smartetl.prediction p JOIN smartetl.pipeline USING (pipeline_id)
 WHERE name = 'weekly_flaky' AND at < '2024-04-01' ORDER BY at;
 -- drift: every feature is compared with the training sample
-SELECT count(*) = cardinality(smartetl._risk_feature_names()) AS every_feature, bool_and(psi >= 0) AS psi_defined
+SELECT count(*) = cardinality(smartetl._risk_feature_names()) AS every_feature,
+       count(psi) = count(*) AND bool_and(psi >= 0 AND psi <> 'NaN') AS psi_defined
 FROM smartetl.model_drift(:xgb_id, '100 years');
 
 -- Platt calibration (opt-in): p' = sigmoid(a * logit(p) + b)
 SELECT round(smartetl._calibrate(0.5, '{1,0}')::numeric, 3) AS identity, round(smartetl._calibrate(0.5, '{2,1}')::numeric, 3) AS shifted,
        smartetl._calibrate(0.9, NULL) AS uncalibrated;
 SELECT smartetl.train_risk_model('1 day', 'linear', '{"step": "6 hours", "until": "2024-03-25", "calibrate": 1}') AS cal_id \gset
-SELECT calibration IS NULL OR calibration[1] > 0 AS order_kept, metrics ? 'brier' AS measured FROM smartetl.model WHERE model_id = :cal_id;
+SELECT cardinality(calibration) = 2 AND calibration[1] > 0 AS order_kept,
+       (metrics->>'brier')::float8 < 0.25 AS better_than_a_coin FROM smartetl.model WHERE model_id = :cal_id;
 
--- export, import elsewhere (here: again), promote
-SELECT smartetl.import_model(smartetl.export_model(:xgb_id)) AS imported_id \gset
-SELECT algorithm, status, feature_names = (SELECT feature_names FROM smartetl.model WHERE model_id = :xgb_id) AS same_features
+-- export, import elsewhere (here: again), promote: the imported model is the
+-- linear one, which is not the champion, so serving it proves the promotion
+SELECT smartetl.import_model(smartetl.export_model(:lr_id)) AS imported_id \gset
+SELECT algorithm, status, feature_names = (SELECT feature_names FROM smartetl.model WHERE model_id = :lr_id) AS same_features
 FROM smartetl.model WHERE model_id = :imported_id;
+SELECT status <> 'champion' AS imported_not_champion_yet FROM smartetl.model WHERE model_id = :imported_id;
 SELECT smartetl.promote_model(:imported_id);
-SELECT smartetl.failure_risk('weekly_flaky', '1 day', '2024-03-17 03:00+00') > 0.5 AS imported_model_scores;
+SELECT smartetl.failure_risk('weekly_flaky', '1 day', '2024-03-17 04:00+00') > 0.5 AS imported_model_scores;
+SELECT (SELECT model_id FROM smartetl.prediction ORDER BY prediction_id DESC LIMIT 1) = :imported_id AS served_by_imported,
+       (SELECT count(*) FROM smartetl.model WHERE name = (SELECT name FROM smartetl.model WHERE model_id = :imported_id)
+                                            AND status = 'champion') AS champions;
+-- a risk model over other features is refused
+SELECT smartetl.import_model(jsonb_set(smartetl.export_model(:xgb_id), '{feature_names}', '["a", "b"]'));
 SELECT smartetl.import_model(jsonb_set(smartetl.export_model(:xgb_id), '{model}', '"AAAA"'));
 SELECT smartetl.import_model('{"format": "other"}');
 

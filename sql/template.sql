@@ -45,8 +45,8 @@ SELECT * FROM smartetl.ingest('logline', $$2024-05-01 10:00:00 ERROR Disk quota 
   at Loader.write(Loader.java:12)
 2024-05-01 10:00:02 INFO Loaded 120 rows in 35 ms
 $$, '{"log_format": "<Date> <Time> <Level> <Content>", "source": "tpl.log"}');
-SELECT e.line_no, t.template, e.template_id = t.template_id AS linked
-FROM smartetl.log_event e JOIN smartetl.template t USING (template_id)
+SELECT e.line_no, t.template
+FROM smartetl.log_event e LEFT JOIN smartetl.template t USING (template_id)
 WHERE e.source = 'tpl.log' ORDER BY 1;
 SELECT template, occurrences, first_seen, last_seen FROM smartetl.template
 WHERE template LIKE 'Disk quota%';
