@@ -27,6 +27,11 @@ cd "$(dirname "$0")/../.."
 REPO=$(pwd)
 source scripts/lib.sh
 DATA=${SMARTETL_DATA:-$(cd "$REPO/.." && pwd)/shared/data}
+[ -f "$DATA/pipeline_runs/google_borg_2011/job_runs_7d.csv" ] || {
+	echo "risk_bench.sh: the Borg trace is not at $DATA/pipeline_runs/google_borg_2011" \
+		"(put shared/data beside the checkout or set SMARTETL_DATA)" >&2
+	exit 2
+}
 /usr/bin/python3 -c 'import sklearn' 2>/dev/null || apt-get install -y -q python3-sklearn >/dev/null
 DIR=/tmp/riskbench.$$
 PORT=54346

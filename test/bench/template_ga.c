@@ -15,6 +15,8 @@
  * be hard).  Exit status 1 if a restore check fails.
  *
  * Usage: template_ga [-d DATADIR] [-r ROUNDS] [-s N] [-v DATASET] [-m]
+ *   -d DATADIR   the Loghub 2k folder (default $SMARTETL_DATA/loghub_2k,
+ *                else ../shared/data/loghub_2k)
  *   -r ROUNDS    throughput rounds (default 20, 0 = skip)
  *   -s N         synthetic miners for the restore check (default 5000)
  *   -v DATASET   also list the wrongly grouped events of one dataset
@@ -696,7 +698,7 @@ ga_table(const char *dir, const char *verbose, int *restore_bad)
 int
 main(int argc, char **argv)
 {
-	const char *dir = "/work/shared/data/loghub_2k";
+	const char *dir = NULL;
 	const char *verbose = NULL;
 	int			rounds = 20;
 	int			synthetic = 5000;
@@ -721,6 +723,12 @@ main(int argc, char **argv)
 					"[-v DATASET] [-m]\n", argv[0]);
 			return 2;
 		}
+	}
+	if (dir == NULL)
+	{
+		const char *data = getenv("SMARTETL_DATA");
+
+		dir = data && *data ? psprintf("%s/loghub_2k", data) : "../shared/data/loghub_2k";
 	}
 	if (ga_table(dir, verbose, &restore_bad) == 0)
 	{

@@ -10,7 +10,8 @@
 # Usage: test/bench/template_ga.sh [-d DATADIR] [-r ROUNDS] [-s N] [-v DATASET] [-m]
 #   (options of template_ga.c, see there)
 # Environment: CC (default gcc), PG_CONFIG (default
-# /usr/lib/postgresql/15/bin/pg_config).
+# /usr/lib/postgresql/15/bin/pg_config), SMARTETL_DATA (the shared real data,
+# default ../shared/data beside the checkout; Loghub is not shipped).
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -43,4 +44,6 @@ mkdir -p "$out"
 # shellcheck disable=SC2086
 "$CC" $CFLAGS $INCLUDES -o "$out/template_ga" "$here/template_ga.c" \
 	"$root/src/template/miner.c" "$root/src/template/tokenize.c" $pglibs -lm
+SMARTETL_DATA=${SMARTETL_DATA:-$root/../shared/data}
+export SMARTETL_DATA
 exec "$out/template_ga" "$@"

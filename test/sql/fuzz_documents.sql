@@ -1,30 +1,49 @@
 -- Mutation fuzzing of the JSON and task-log formats inside the server: the
 -- glue between PostgreSQL's JSON parser and the run store (openlineage,
 -- dbt, airflow) is backend code the libFuzzer harnesses cannot reach.
--- Real documents from $SMARTETL_DATA are mutated two ways: a random value
+-- Real documents from the shared data beside the checkout ($SMARTETL_DATA,
+-- ../shared/data) are mutated two ways: a random value
 -- anywhere in the document replaced by a value of another type (null, a
 -- number, a bad date, an empty array or object, a huge string), and raw
 -- text damage (truncation, a deleted or duplicated slice).  Every ingest
 -- must either succeed or fail with a data exception (SQLSTATE class 22)
 -- whose message names the line or field; never an internal error, a constraint
 -- violation from the tables, or a crash.  Seeded, so runs repeat.
+-- Without the shared data, the same OpenLineage and dbt files shipped in
+-- test/data ($SMARTETL_TEST_DATA) are used, and smartetl's own Airflow task
+-- log test/data/airflow/retry.log stands in for the real one (whose licence
+-- does not allow shipping it).
 \set ON_ERROR_STOP 1
 \getenv data SMARTETL_DATA
+\getenv shipped SMARTETL_TEST_DATA
+\if :{?data}
+\else
+\set data '(SMARTETL_DATA not set)'
+\endif
+\if :{?shipped}
+\else
+\set shipped '(SMARTETL_TEST_DATA not set)'
+\endif
 BEGIN;
 SELECT plan(6);
 SELECT setseed(0.4242);
+SELECT (pg_stat_file(:'data' || '/format_refs/openlineage/spec_tests_example_full_event.json', true)).size IS NOT NULL AS have_refs,
+       :'data' || '/format_refs/airflow/the_best_movies__filter_movies__manual__2023-09-13T13-05-53__attempt1_FAILED.log' AS airflow_real \gset
+SELECT CASE WHEN :'have_refs' THEN :'data' || '/format_refs' ELSE :'shipped' END AS refs,
+       CASE WHEN (pg_stat_file(:'airflow_real', true)).size IS NOT NULL THEN :'airflow_real'
+            ELSE :'shipped' || '/airflow/retry.log' END AS airflow_doc \gset
+SELECT diag('documents: ' || :'refs' || '/{openlineage,dbt}, ' || :'airflow_doc');
 
 CREATE TEMP TABLE doc (format text, name text, body text);
 INSERT INTO doc
-SELECT 'openlineage', f, pg_read_file(:'data' || '/format_refs/openlineage/' || f)
+SELECT 'openlineage', f, pg_read_file(:'refs' || '/openlineage/' || f)
 FROM unnest(ARRAY['client_python_example_full_event.json', 'client_python_serde_example_run_event.json',
                   'spec_tests_example_full_event.json']) f
 UNION ALL
-SELECT 'dbt', d, pg_read_file(:'data' || '/format_refs/dbt/' || d || '/run_results.json')
+SELECT 'dbt', d, pg_read_file(:'refs' || '/dbt/' || d || '/run_results.json')
 FROM unnest(ARRAY['fail_dbt0.21', 'jaffle_shop_postgres_dbt1.3.1', 'no_test_metadata_dbt1.8.5']) d
 UNION ALL
-SELECT 'airflow', f, pg_read_file(:'data' || '/format_refs/airflow/' || f)
-FROM unnest(ARRAY['the_best_movies__filter_movies__manual__2023-09-13T13-05-53__attempt1_FAILED.log']) f;
+SELECT 'airflow', :'airflow_doc', pg_read_file(:'airflow_doc');
 
 -- every path to a scalar or container inside a document
 CREATE FUNCTION pg_temp.json_paths(j jsonb, prefix text[] DEFAULT '{}') RETURNS SETOF text[]
