@@ -1,10 +1,19 @@
 # smartetl — PGXS build.
 #
 # The install script is assembled from the readable pieces in src/sql/ (in
-# file-name order) into smartetl--$(EXTVERSION).sql.
+# file-name order) into smartetl--$(EXTVERSION).sql.  The upgrade scripts
+# src/sql/upgrade/smartetl--A--B.sql are installed as they are (see
+# src/sql/upgrade/README.md).
+#
+# The version is written in one place only: default_version in
+# smartetl.control.  It names the install script and reaches the C code as
+# SMARTETL_VERSION (-D below).
 
 EXTENSION   = smartetl
-EXTVERSION  = 0.1.0
+EXTVERSION := $(shell sed -n "s/^[[:space:]]*default_version[[:space:]]*=[[:space:]]*'\([^']*\)'.*/\1/p" $(EXTENSION).control)
+ifeq ($(EXTVERSION),)
+$(error cannot read default_version from $(EXTENSION).control)
+endif
 MODULE_big  = smartetl
 
 OBJS = \
@@ -53,13 +62,15 @@ OBJS = \
 
 SQL_PIECES = $(sort $(wildcard src/sql/*.sql))
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
+UPGRADE_SCRIPTS = $(sort $(wildcard src/sql/upgrade/$(EXTENSION)--*--*.sql))
+DATA = $(UPGRADE_SCRIPTS)
 
 REGRESS = schema ingest_csv ingest_jsonl ingest_logline ingest_openlineage ingest_dbt ingest_errors template ingest_airflow qsketch kpi alert alert_payload predict drop
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 ENCODING = UTF8
 NO_LOCALE = 1
 
-PG_CPPFLAGS = -I$(srcdir)/src
+PG_CPPFLAGS = -I$(srcdir)/src -DSMARTETL_VERSION='"$(EXTVERSION)"'
 SHLIB_LINK = -lcurl -lxgboost -lgomp -llinear -lm
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 EXTRA_CLEAN = $(DATA_built)
@@ -71,5 +82,32 @@ include $(PGXS)
 $(EXTENSION)--$(EXTVERSION).sql: $(SQL_PIECES)
 	cat $^ > $@
 
-# PGXS does not track header dependencies; rebuild everything when one changes.
-$(OBJS): $(wildcard src/*.h src/*/*.h)
+# PGXS does not track header dependencies; rebuild everything when one changes
+# (and when the version in the control file does).
+$(OBJS): $(wildcard src/*.h src/*/*.h) $(EXTENSION).control
+
+# Upgrade scripts: this version must be reachable from the previous release
+# (a script smartetl--<previous>--$(EXTVERSION).sql), and while that script
+# holds no statement yet, the install pieces must be those of the previous
+# release (git tag v<previous>; skipped outside a git checkout or without the
+# tag).  A cheap tripwire only: test/upgrade/run.sh compares the upgraded
+# schema with a fresh install.
+UPGRADE_TO_HERE = $(wildcard src/sql/upgrade/$(EXTENSION)--*--$(EXTVERSION).sql)
+all: upgrade-script-check
+.PHONY: upgrade-script-check
+upgrade-script-check:
+	@set -e; \
+	up='$(UPGRADE_TO_HERE)'; \
+	if [ -z "$$up" ]; then \
+		echo "error: no upgrade script to $(EXTVERSION): add src/sql/upgrade/$(EXTENSION)--<previous release>--$(EXTVERSION).sql" >&2; \
+		exit 1; \
+	fi; \
+	for f in $$up; do \
+		prev=$${f##*/$(EXTENSION)--}; prev=$${prev%%--*}; \
+		[ -e .git ] && git rev-parse -q --verify "v$$prev^{commit}" >/dev/null 2>&1 || continue; \
+		git diff --quiet "v$$prev" -- ':(glob)src/sql/*.sql' && continue; \
+		grep -v -e '^[[:space:]]*--' -e '^[[:space:]]*$$' -e '^\\echo ' "$$f" | grep -q . && continue; \
+		echo "error: src/sql/*.sql changed since v$$prev but $$f has no statement:" >&2; \
+		echo "       append the same schema changes there (ALTER TABLE ..., CREATE OR REPLACE FUNCTION ...)" >&2; \
+		exit 1; \
+	done

@@ -24,9 +24,9 @@ cluster_stop "$DEMO_DIR"	# pick up a freshly built library
 cluster_start "$DEMO_DIR" "$PORT"
 
 log "creating the extension"
-# 0.1.0 is not released yet: when its install script changed since the last
-# demo, recreate the extension (the demo data is loaded again below)
-script_md5=$(md5sum "$($PG_CONFIG --sharedir)/extension/smartetl--0.1.0.sql" | cut -d' ' -f1)
+# the version in development is not released: when its install script changed
+# since the last demo, recreate the extension (the demo data is loaded again below)
+script_md5=$(md5sum "$($PG_CONFIG --sharedir)/extension/smartetl--$(extension_version).sql" | cut -d' ' -f1)
 if [ "$(cat "$DEMO_DIR/extension.md5" 2>/dev/null)" != "$script_md5" ]; then
 	psql_do -c 'DROP EXTENSION IF EXISTS smartetl CASCADE;'
 	echo "$script_md5" >"$DEMO_DIR/extension.md5"

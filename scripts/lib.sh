@@ -13,6 +13,12 @@ chromium libxgboost-dev liblinear-dev python3-sklearn python3-numpy"
 
 log() { printf '\n== %s\n' "$*"; }
 
+# extension_version [CONTROL]: default_version of smartetl.control, the one
+# place the version is written (the Makefile reads it the same way).
+extension_version() {
+	sed -n "s/^[[:space:]]*default_version[[:space:]]*=[[:space:]]*'\([^']*\)'.*/\1/p" "${1:-smartetl.control}"
+}
+
 install_packages() {
 	local missing=""
 	for p in $APT_PACKAGES; do

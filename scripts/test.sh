@@ -4,7 +4,9 @@
 # Installs the packages it needs, builds and installs the extension, starts a
 # throwaway PostgreSQL 15 cluster (smartetl + pg_cron preloaded), runs the
 # pg_regress suite (sql/, expected/), a short fuzzing pass over every parser
-# (test/fuzz), the pgTAP suite (test/sql/*.sql) with pg_prove, then the
+# (test/fuzz), the pgTAP suite (test/sql/*.sql) with pg_prove, the upgrade
+# from the previous release with its data (test/upgrade/run.sh, in a second
+# throwaway cluster on port SMARTETL_UPGRADE_PORT, default test port + 1), then the
 # end-to-end checks on a database loaded with the sample history: the
 # Grafana dashboard's queries, a real Prometheus exporter, the HTML report
 # in headless Chromium, the test receivers, and alerting with the worker
@@ -132,6 +134,9 @@ else
 	echo "real data not found at $SMARTETL_DATA: the real-data tests use test/data and skip the checks on data smartetl may not redistribute (listed at the end)"
 fi
 stage pgtap pg_prove --directives -d postgres test/sql/*.sql
+
+log "upgrade: the previous release from git with data, ALTER EXTENSION smartetl UPDATE, compared with a fresh install (test/upgrade)"
+SMARTETL_UPGRADE_PORT=${SMARTETL_UPGRADE_PORT:-$((PORT + 1))} bash test/upgrade/run.sh
 
 log "end-to-end: Grafana dashboard, Prometheus exporter, HTML report (sample history)"
 psql_do -c 'DROP DATABASE IF EXISTS smartetl_sample' -c 'CREATE DATABASE smartetl_sample'

@@ -6,7 +6,14 @@
 #ifndef SMARTETL_H
 #define SMARTETL_H
 
-#define SMARTETL_VERSION "0.1.0"
+/*
+ * SMARTETL_VERSION, the release ("x.y.z"), is not written here: the
+ * Makefile reads default_version from smartetl.control and passes
+ * -DSMARTETL_VERSION='"x.y.z"' to the compiler.
+ */
+#ifndef SMARTETL_VERSION
+#error "SMARTETL_VERSION is not defined: build with the Makefile, which takes it from smartetl.control"
+#endif
 
 /* Longest accepted physical line or CSV record, unless options say otherwise. */
 #define SMARTETL_DEFAULT_MAX_LINE_BYTES (64 * 1024 * 1024)

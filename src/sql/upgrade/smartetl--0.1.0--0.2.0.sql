@@ -1,0 +1,31 @@
+-- smartetl upgrade script 0.1.0 -> 0.2.0, run by ALTER EXTENSION smartetl UPDATE.
+--
+-- EVERY SCHEMA CHANGE MADE SINCE 0.1.0 GOES HERE, IN ORDER, APPENDED AT THE END.
+-- Whoever changes src/sql/*.sql (the pieces of the fresh install script
+-- smartetl--0.2.0.sql) appends, in the same commit, the statements that take
+-- a 0.1.0 database with its data to the same state:
+--   new table / view / function / type / index    -> the same CREATE statement
+--   changed function body or signature             -> CREATE OR REPLACE FUNCTION
+--                                                     (DROP FUNCTION first if the
+--                                                     signature or result type changed)
+--   changed view                                   -> CREATE OR REPLACE VIEW (or DROP + CREATE)
+--   new column                                     -> ALTER TABLE ... ADD COLUMN (put the
+--                                                     column LAST in the CREATE TABLE of the
+--                                                     piece too, so both give the same order)
+--   changed constraint / default / comment / grant -> ALTER TABLE / COMMENT ON / GRANT ...
+--   new rows in a settings table                   -> INSERT ... ON CONFLICT DO NOTHING
+--   new C function                                 -> CREATE FUNCTION ... AS 'MODULE_PATHNAME', 'symbol'
+-- Keep every C symbol that 0.1.0's SQL names in the library (a stub that
+-- raises an error is enough): a database still at 0.1.0 runs the new library
+-- between the package upgrade and ALTER EXTENSION UPDATE.
+-- Existing rows must survive: no DROP TABLE / TRUNCATE of user data; migrate it.
+-- The whole script runs in one transaction; no CREATE INDEX CONCURRENTLY.
+--
+-- Check: bash test/upgrade/run.sh (also a stage of scripts/test.sh) installs
+-- 0.1.0 from git tag v0.1.0 with data, runs ALTER EXTENSION smartetl UPDATE,
+-- and requires the schema to equal a fresh 0.2.0 install and every row,
+-- model and alert to survive.  See src/sql/upgrade/README.md.
+
+\echo Use "ALTER EXTENSION smartetl UPDATE TO '0.2.0'" to load this file. \quit
+
+-- (0.2.0 so far: only the version number changed; no schema change yet.)
