@@ -8,7 +8,7 @@
 \set ON_ERROR_STOP 1
 BEGIN;
 SET LOCAL timezone = 'UTC';
-SELECT plan(56);
+SELECT plan(57);
 CREATE ROLE rm_reader LOGIN IN ROLE smartetl_reader;
 CREATE ROLE rm_writer LOGIN IN ROLE smartetl_writer;
 CREATE ROLE rm_admin LOGIN IN ROLE smartetl_admin;
@@ -41,6 +41,7 @@ INSERT INTO documented VALUES
     ('smartetl.drop_log_partitions(timestamp with time zone)', 'a'),
     ('smartetl.sync_pg_cron()', 'a'),
     ('smartetl.template_compact()', 'a'),
+    ('smartetl.after_restore()', 'a'),
     ('smartetl.test_channel(text)', 'a'),
     ('smartetl.evaluate_alerts()', 'a'),
     ('smartetl.train_risk_model(interval,text,jsonb)', 'a'),
@@ -76,6 +77,12 @@ SELECT is(coalesce(array_agg(p.oid::regprocedure::text ORDER BY 1), '{}'), '{}':
 FROM pg_proc p
 WHERE p.pronamespace = 'smartetl'::regnamespace AND p.prosecdef
   AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%');
+
+SELECT is(coalesce(array_agg(c.oid::regclass::text ORDER BY 1), '{}'), '{}'::text[],
+          'pg_dump keeps the rows of every table of the extension (95_dump.sql)')
+FROM pg_class c
+WHERE c.relnamespace = 'smartetl'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+  AND c.oid <> ALL ((SELECT extconfig FROM pg_extension WHERE extname = 'smartetl')::oid[]);
 
 -- the payloads, one per format
 CREATE TEMP TABLE payloads (format text, payload text, options jsonb) ON COMMIT DROP;
