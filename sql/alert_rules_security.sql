@@ -4,6 +4,8 @@
 -- only running it can tell, recorded on the rule without effect.
 SET timezone = 'UTC';
 SET smartetl.rule_timeout = '200ms';
+-- left over by an interrupted run, if any
+DROP ROLE IF EXISTS regress_rule_admin;
 CREATE ROLE regress_rule_admin LOGIN IN ROLE smartetl_admin;
 CREATE SCHEMA regress_rule_own AUTHORIZATION regress_rule_admin;
 -- a stable function a superuser installed that runs SQL text, as a
