@@ -52,6 +52,7 @@ OBJS = \
 	src/alert/alert_send.o \
 	src/alert/alert_worker.o \
 	src/alert/alert_test_channel.o \
+	src/alert/rule_query.o \
 	src/predict/model_data.o \
 	src/predict/model_metrics.o \
 	src/predict/model_xgb.o \
@@ -65,7 +66,7 @@ DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 UPGRADE_SCRIPTS = $(sort $(wildcard src/sql/upgrade/$(EXTENSION)--*--*.sql))
 DATA = $(UPGRADE_SCRIPTS)
 
-REGRESS = schema ingest_csv ingest_jsonl ingest_logline ingest_openlineage ingest_dbt ingest_errors template ingest_airflow qsketch kpi alert alert_payload predict drop
+REGRESS = schema ingest_csv ingest_jsonl ingest_logline ingest_openlineage ingest_dbt ingest_errors template ingest_airflow qsketch kpi alert alert_payload alert_rules_security predict drop
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 ENCODING = UTF8
 NO_LOCALE = 1

@@ -29,6 +29,7 @@ int			smartetl_http_timeout_ms = 10000;
 int			smartetl_max_attempts = 8;
 int			smartetl_max_in_flight = 64;
 char	   *smartetl_allowed_hosts = NULL;
+int			smartetl_rule_timeout_ms = 5000;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -79,6 +80,12 @@ define_gucs(void)
 							"Templates the miner learns before new messages go to the catch-all template.",
 							"Bounds the memory of every backend's cached miner.",
 							&smartetl_template_limit, 50000, 1, MINER_MAX_CLUSTERS - 1, PGC_SUSET, 0,
+							NULL, NULL, NULL);
+	/* superusers only: the limit protects the worker from the rules admins write */
+	DefineCustomIntVariable("smartetl.rule_timeout",
+							"Time limit of one sql alert rule's query.",
+							"The query is canceled and the error recorded on its rule.",
+							&smartetl_rule_timeout_ms, 5000, 10, 3600000, PGC_SUSET, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("smartetl");
 }

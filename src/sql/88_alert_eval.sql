@@ -13,9 +13,10 @@
 CREATE TABLE smartetl.alert_rule_state (
     rule_name     text PRIMARY KEY,
     evaluated_at  timestamptz NOT NULL,
-    last_error    text
+    last_error    text,
+    retry_at      timestamptz
 );
-COMMENT ON TABLE smartetl.alert_rule_state IS 'when each rule was last evaluated, and its last evaluation error';
+COMMENT ON TABLE smartetl.alert_rule_state IS 'when each rule was last evaluated, its last evaluation error, and, for a sql rule that ran into smartetl.rule_timeout, when it is tried again';
 
 -- API: Private
 -- The pipeline's last five runs, for notifications.
@@ -106,15 +107,14 @@ BEGIN
         WHERE m.status = 'champion' AND m.kind = 'risk'
           AND (d.max_psi > coalesce(r.threshold, 0.25) OR q.live_roc_auc < q.training_roc_auc - 0.1);
     ELSIF r.kind = 'sql' THEN
-        -- rule queries read with a reader's rights only
-        SET LOCAL ROLE smartetl_reader;
-        RETURN QUERY EXECUTE format(
-            'SELECT p.pipeline_id, q.value::float8, jsonb_build_object(''summary'', '
-            'format(''%%s: %%s'', p.name, q.value), ''recent_history'', smartetl._recent_history(p.pipeline_id)) '
-            'FROM (%s) q(pipeline, value) JOIN smartetl.pipeline p ON p.name = q.pipeline::text '
-            'WHERE $1 IS NULL OR q.value::float8 > $1', r.query)
-            USING r.threshold;
-        RESET ROLE;
+        -- the query runs sandboxed (as smartetl_reader, read-only, time-limited),
+        -- never pasted into this statement
+        RETURN QUERY
+        SELECT p.pipeline_id, q.value,
+               jsonb_build_object('summary', format('%s: %s', p.name, q.value),
+                                  'recent_history', smartetl._recent_history(p.pipeline_id))
+        FROM smartetl._rule_query_rows(r.name, r.query) q JOIN smartetl.pipeline p ON p.name = q.pipeline
+        WHERE r.threshold IS NULL OR q.value > r.threshold;
     END IF;
 END $$;
 
@@ -281,28 +281,47 @@ CREATE FUNCTION smartetl.evaluate_alerts() RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     r smartetl.alert_rule;
+    started timestamptz;
+    detail text;
+    err text;
 BEGIN
     -- one evaluation at a time, whoever calls it
     PERFORM pg_advisory_xact_lock(1397572948, 1000);
+    -- fold template occurrence deltas (cheap when already folded)
+    PERFORM smartetl.template_compact();
     PERFORM smartetl.resolve_predictions();
     FOR r IN SELECT * FROM smartetl.alert_rule WHERE enabled ORDER BY name LOOP
         -- costly kinds run at most every 5 minutes (anomaly scoring rebuilds
-        -- 120 days of baselines; risk scores every pipeline)
+        -- 120 days of baselines; risk scores every pipeline), and a sql rule
+        -- that ran out of time waits until retry_at
         IF EXISTS (SELECT 1 FROM smartetl.alert_rule_state s
                    WHERE s.rule_name = r.name
-                     AND r.kind IN ('duration_anomaly', 'volume_anomaly', 'risk', 'model_drift')
-                     AND s.evaluated_at > now() - interval '5 minutes') THEN
+                     AND ((r.kind IN ('duration_anomaly', 'volume_anomaly', 'risk', 'model_drift')
+                           AND s.evaluated_at > now() - interval '5 minutes')
+                          OR s.retry_at > now())) THEN
             CONTINUE;
         END IF;
+        started := clock_timestamp();
         BEGIN
             PERFORM smartetl._alert_apply_rule(r);
-            INSERT INTO smartetl.alert_rule_state VALUES (r.name, now(), NULL)
-            ON CONFLICT (rule_name) DO UPDATE SET evaluated_at = now(), last_error = NULL;
+            INSERT INTO smartetl.alert_rule_state (rule_name, evaluated_at, last_error, retry_at)
+            VALUES (r.name, now(), NULL, NULL)
+            ON CONFLICT (rule_name) DO UPDATE SET evaluated_at = now(), last_error = NULL, retry_at = NULL;
         EXCEPTION WHEN OTHERS THEN
             -- one broken rule must not stop the others
-            RAISE WARNING 'smartetl: alert rule "%" failed: %', r.name, SQLERRM;
-            INSERT INTO smartetl.alert_rule_state VALUES (r.name, now(), SQLERRM)
-            ON CONFLICT (rule_name) DO UPDATE SET evaluated_at = now(), last_error = excluded.last_error;
+            GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
+            err := SQLERRM || coalesce(': ' || nullif(detail, ''), '');
+            RAISE WARNING 'smartetl: alert rule "%" failed: %', r.name, err;
+            -- a sql rule that used up smartetl.rule_timeout would hold up every
+            -- evaluation, and the notifications queued after it: it waits 5 minutes
+            INSERT INTO smartetl.alert_rule_state (rule_name, evaluated_at, last_error, retry_at)
+            VALUES (r.name, now(), err,
+                    CASE WHEN r.kind = 'sql'
+                              AND clock_timestamp() - started
+                                  >= coalesce(current_setting('smartetl.rule_timeout', true), '5s')::interval
+                         THEN now() + interval '5 minutes' END)
+            ON CONFLICT (rule_name) DO UPDATE
+            SET evaluated_at = now(), last_error = excluded.last_error, retry_at = excluded.retry_at;
         END;
     END LOOP;
     -- rules deleted or disabled: their alerts resolve

@@ -64,12 +64,11 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON smartetl.channel, smartetl.alert_rule, s
                                         smartetl.alert_rule_state
     TO smartetl_admin;
 GRANT EXECUTE ON FUNCTION smartetl._alert_wake() TO smartetl_writer;
--- sql rules run as smartetl_reader
 GRANT EXECUTE ON FUNCTION smartetl._recent_history(bigint) TO smartetl_reader;
 GRANT EXECUTE ON FUNCTION smartetl.evaluate_alerts(), smartetl.test_channel(text),
                           smartetl._glob_match(text, text),
                           smartetl._selector_matches(jsonb, smartetl.pipeline),
-                          smartetl._rule_query_check(text, text),
+                          smartetl._rule_query_check(text, text), smartetl._rule_query_rows(text, text),
                           smartetl._run_annotations(text, text, bigint, timestamptz, bigint),
                           smartetl._alert_conditions(smartetl.alert_rule),
                           smartetl._silence_matches(jsonb, jsonb),
