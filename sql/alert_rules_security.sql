@@ -77,6 +77,7 @@ INSERT INTO smartetl.alert_rule (name, kind, channels, selector, query, threshol
   ('sec-ext-lock', 'sql', '{}', '{}', $q$SELECT 'sec_a', length(regress_rule_ext.run('SELECT pg_advisory_lock(1397572948, 3)::text'))$q$, NULL, '0'),
   ('sec-ext-lo', 'sql', '{}', '{}', $q$SELECT 'sec_a', length(regress_rule_ext.run('SELECT lo_export(lo_from_bytea(0, ''x''), ''/tmp/smartetl_regress_rule_file'')::text'))$q$, NULL, '0'),
   ('sec-ext-lo2', 'sql', '{}', '{}', $q$SELECT 'sec_a', length(regress_rule_ext.run('SELECT lo_from_bytea(0, ''x'')::text'))$q$, NULL, '0'),
+  -- as smartetl_reader, log_template only looks up: it writes nothing, so this one fires harmlessly
   ('sec-ext-write', 'sql', '{}', '{}', $q$SELECT 'sec_a', length(regress_rule_ext.run('SELECT smartetl.log_template(''x'')'))$q$, NULL, '0'),
   ('sec-ext-sleep', 'sql', '{}', '{}', $q$SELECT 'sec_a', length(regress_rule_ext.run('SELECT pg_sleep(3600)'))$q$, NULL, '0'),
   ('sec-ext-whoami', 'sql', '{}', '{}', $q$SELECT 'sec_a', regress_rule_ext.run('SELECT current_user || '' superuser='' || rolsuper FROM pg_roles WHERE rolname = current_user')::float8$q$, NULL, '0');
