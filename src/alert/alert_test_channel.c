@@ -41,8 +41,8 @@ PG_FUNCTION_INFO_V1(smartetl_test_channel);
 	"  (SELECT string_agg(a, E'\\n') FROM jsonb_array_elements_text(" \
 	"     CASE WHEN jsonb_typeof(options->'to') = 'array' THEN options->'to' ELSE '[]' END) a)," \
 	"  options->>'username'," \
-	"  coalesce(lower(options->>'starttls') IN ('true', 't', 'on', 'yes', '1'), false)," \
-	"  coalesce(lower(options->>'insecure_skip_verify') IN ('true', 't', 'on', 'yes', '1'), false)," \
+	"  coalesce(pg_catalog.lower(options->>'starttls') IN ('true', 't', 'on', 'yes', '1'), false)," \
+	"  coalesce(pg_catalog.lower(options->>'insecure_skip_verify') IN ('true', 't', 'on', 'yes', '1'), false)," \
 	"  CASE WHEN options->>'timeout_ms' ~ '^\\s*[0-9]{1,9}\\s*$' THEN (options->>'timeout_ms')::integer ELSE 0 END" \
 	" FROM p"
 
