@@ -21,7 +21,8 @@ checks, printing TAP:
     notification arrives, and no group gets two keys for one notification;
   * a 20,000-byte error (a Java stack trace) on a LISTEN/NOTIFY rule and a
     webhook rule: the webhook gets the whole notification, the listener a
-    truncated pointer to its delivery; a mail subject of 250 four-byte
+    truncated pointer to its delivery; a 17 MB payload and a channel with
+    options that do not parse fail alone; a mail subject of 250 four-byte
     characters arrives folded and whole;
   * a statement of the worker past smartetl.worker_statement_timeout is
     cancelled, logged and survived: the worker delivers once it is fast;
@@ -65,9 +66,9 @@ def ok(cond, name, detail=""):
     sys.stdout.flush()
 
 
-def psql(sql, db="postgres"):
+def psql(sql, db="postgres", env=None):
     out = subprocess.run(["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", sql],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, env=dict(os.environ, **(env or {})))
     if out.returncode != 0:
         raise RuntimeError(out.stderr)
     return out.stdout.strip()
@@ -110,10 +111,10 @@ def wait_for(fn, timeout=15.0, step=0.2):
         time.sleep(step)
 
 
-def ingest(rows, ns="e2e"):
+def ingest(rows, ns="e2e", env=None):
     csv = "job,run_id,start,end,status,error\\n" + "\\n".join(rows) + "\\n"
     return psql("SELECT inserted FROM smartetl.ingest('csv', E'%s', '{\"namespace\": \"%s\"}')"
-                % (csv.replace("'", "''"), ns))
+                % (csv.replace("'", "''"), ns), env=env)
 
 
 def listen(channel, seconds):
@@ -389,6 +390,25 @@ def test_large_notify():
            "the full notification is in smartetl.delivery under that id, marked sent: " + row)
 
 
+def test_outbox_isolation():
+    """A 17 MB payload and a channel with odd options cannot stop the claim of the others."""
+    psql("""INSERT INTO smartetl.channel (name, kind, target, options) VALUES
+            ('odd', 'webhook', 'http://127.0.0.1:%d/odd', '{"timeout_ms": "soon", "starttls": "maybe"}')"""
+         % HTTP_PORT)
+    psql("""INSERT INTO smartetl.delivery (channel, group_key, idempotency_key, notification, payload) VALUES
+            ('hook', 'e2e-iso/huge', 'iso-huge', '{}', jsonb_build_object('content_type', 'application/json',
+                 'body', jsonb_build_object('blob', repeat('x', 17000000)))),
+            ('odd', 'e2e-iso/odd', 'iso-odd', '{}', '{"content_type": "application/json", "body": {"hello": "odd"}}');
+            SELECT smartetl._alert_wake()""")
+    got = wait_for(lambda: requests("/odd"))
+    ok(bool(got) and got[0]["json"] == {"hello": "odd"},
+       "a channel whose options do not parse (timeout_ms \"soon\") still gets its delivery")
+    state = wait_for(lambda: psql("SELECT status || ': ' || last_error FROM smartetl.delivery "
+                                  "WHERE idempotency_key = 'iso-huge' AND status = 'dead'"))
+    ok("exceeds the limit" in state and not [r for r in requests("/hook") if "blob" in r["body"][:20]],
+       "a 17 MB payload is not sent and fails alone: " + state[:120])
+
+
 def test_long_utf8_subject():
     """250 four-byte characters are 1,336 bytes encoded: folded, or SMTP refuses the line."""
     mail_log = os.path.join(tmp, "smtp.jsonl")
@@ -445,7 +465,9 @@ def test_drop_extension():
         while not stop.is_set():
             n += 1
             try:
-                ingest(["drop_%05d,1,2026-01-01 10:00:00,2026-01-01 10:01:00,failed,busy" % n], ns="e2e_drop")
+                # an ingest session, unlike the worker, may deadlock with DROP: let it give up first
+                ingest(["drop_%05d,1,2026-01-01 10:00:00,2026-01-01 10:01:00,failed,busy" % n], ns="e2e_drop",
+                       env={"PGOPTIONS": "-c lock_timeout=100ms"})
             except RuntimeError:
                 pass            # the extension is gone for a moment
             time.sleep(0.05)
@@ -502,7 +524,8 @@ def test_drop_extension():
         ok(not mine, "the worker had no deadlock, error or warning", "\n".join(mine)[:1500])
 
 
-TESTS = ["delivery_shapes", "retry_after", "hang", "large_notify", "long_utf8_subject", "statement_timeout",
+TESTS = ["delivery_shapes", "retry_after", "hang", "large_notify", "outbox_isolation", "long_utf8_subject",
+         "statement_timeout",
          "receiver_down", "allowed_hosts_reload", "secret_not_logged", "storm_crash", "drop_extension"]
 NEEDS_CLUSTER_DIR = ("secret_not_logged", "storm_crash")
 
