@@ -441,7 +441,11 @@ claim_and_send(WorkerState *ws)
 	int			nrefused = 0;
 
 	if (!begin_xact(ws, "smartetl: claiming deliveries"))
+	{
+		/* extension absent or being dropped: sleep, do not poll */
+		ws->next_due = in_ms(smartetl_naptime_s * 1000L);
 		return;
+	}
 	if (!ws->recovered)
 		outbox_reset_stale();
 	if (room > 0)

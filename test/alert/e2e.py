@@ -516,6 +516,18 @@ def test_drop_extension():
        "after CREATE EXTENSION the worker delivers again (webhook in %.2f s, LISTEN/NOTIFY too)"
        % ((got[0]["time"] - t0) if got else -1), out[:300])
     ok(worker_pid() == pid, "the worker was not restarted (pid %s, now %s)" % (pid, worker_pid()))
+    # without the extension the worker sleeps: its activity does not change every few ms
+    psql("DROP EXTENSION smartetl CASCADE")
+    time.sleep(1)
+    ages = []
+    for _ in range(6):
+        ages.append(float(psql("SELECT extract(epoch FROM now() - state_change) FROM pg_stat_activity "
+                               "WHERE pid = %s" % pid) or -1))
+        time.sleep(0.3)
+    psql("SET client_min_messages = warning; CREATE EXTENSION smartetl")
+    setup_objects()
+    ok(max(ages) > 0.5, "without the extension the worker sleeps instead of polling (idle for %s s)"
+       % [round(a, 2) for a in ages])
     text = server_log_since(log_at)
     if text is not None:
         # (the stream's ingest sessions may deadlock with DROP: not the worker's business)
