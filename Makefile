@@ -51,6 +51,7 @@ OBJS = \
 	src/alert/alert_outbox.o \
 	src/alert/alert_send.o \
 	src/alert/alert_worker.o \
+	src/alert/alert_notify.o \
 	src/alert/alert_test_channel.o \
 	src/alert/rule_query.o \
 	src/predict/model_data.o \

@@ -30,6 +30,7 @@ int			smartetl_max_attempts = 8;
 int			smartetl_max_in_flight = 64;
 char	   *smartetl_allowed_hosts = NULL;
 int			smartetl_rule_timeout_ms = 5000;
+int			smartetl_worker_statement_timeout_ms = 60000;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -86,6 +87,12 @@ define_gucs(void)
 							"Time limit of one sql alert rule's query.",
 							"The query is canceled and the error recorded on its rule.",
 							&smartetl_rule_timeout_ms, 5000, 10, 3600000, PGC_SUSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	/* a background worker never goes through postgres.c, which arms statement_timeout */
+	DefineCustomIntVariable("smartetl.worker_statement_timeout",
+							"Longest run of one SQL statement of the alert worker (0 = no limit).",
+							"A statement that runs longer is cancelled, logged, and retried in a later cycle.",
+							&smartetl_worker_statement_timeout_ms, 60000, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("smartetl");
 }
