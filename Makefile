@@ -17,6 +17,7 @@ OBJS = \
 	src/ingest/log_split.o \
 	src/ingest/options.o \
 	src/ingest/values.o \
+	src/ingest/time_window.o \
 	src/ingest/field_map.o \
 	src/ingest/run_record.o \
 	src/ingest/source.o \

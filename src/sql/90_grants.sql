@@ -15,8 +15,12 @@ GRANT INSERT, UPDATE ON smartetl.pipeline, smartetl.run, smartetl.log_event, sma
     TO smartetl_writer;
 GRANT SELECT, INSERT ON smartetl.ingest_reject TO smartetl_writer;
 GRANT EXECUTE ON FUNCTION smartetl.ingest(text, text, jsonb),
-                          smartetl._pipeline_ensure(text, text)
+                          smartetl._pipeline_ensure(text, text),
+                          smartetl._log_partitions_ensure(timestamptz, timestamptz),
+                          smartetl._time_window()
     TO smartetl_writer;
+-- reading server files also takes superuser or pg_read_server_files (checked in C)
+GRANT EXECUTE ON FUNCTION smartetl.ingest_file(text, text, jsonb) TO smartetl_writer;
 
 GRANT DELETE ON smartetl.pipeline, smartetl.run, smartetl.log_event, smartetl.ingest_reject,
                 smartetl.template
