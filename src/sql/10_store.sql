@@ -242,16 +242,28 @@ CREATE INDEX ingest_reject_time ON smartetl.ingest_reject (rejected_at);
 
 -- API: Private
 -- Create the monthly log_event partitions covering [from_ts, to_ts].
+-- SECURITY DEFINER because ingest creates partitions on demand as the
+-- ingesting role, and writers may not create tables in schema smartetl;
+-- the partitions then belong to the extension's owner, as the table does.
+-- It is narrow: it only creates missing partitions of log_event, named by
+-- month, for times in the accepted window (smartetl._time_window), which
+-- the ingesting session cannot widen (the settings are superuser-only).
 CREATE FUNCTION smartetl._log_partitions_ensure(from_ts timestamptz, to_ts timestamptz)
-RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    month timestamptz := date_trunc('month', from_ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
+    w     record;
+    month timestamptz;
     part  text;
 BEGIN
-    IF to_ts - from_ts > interval '100 years' THEN
-        RAISE EXCEPTION 'log event times span % to %, more than 100 years', from_ts, to_ts
-            USING HINT = 'Check the log_format time fields; unparsable times take the ingest time.';
+    SELECT * INTO w FROM smartetl._time_window();
+    IF from_ts IS NULL OR to_ts IS NULL OR from_ts > to_ts
+       OR from_ts < w.min_ts OR to_ts > w.max_ts THEN
+        RAISE EXCEPTION 'log event times % to % are outside the accepted window', from_ts, to_ts
+            USING ERRCODE = 'datetime_field_overflow',
+                  DETAIL = format('The window is now %s to %s.', w.min_ts, w.max_ts),
+                  HINT = 'smartetl.min_timestamp and smartetl.max_future (superuser settings) set the window.';
     END IF;
+    month := date_trunc('month', from_ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
     WHILE month <= to_ts LOOP
         part := 'log_event_' || to_char(month AT TIME ZONE 'UTC', 'YYYYMM');
         IF to_regclass('smartetl.' || part) IS NULL THEN
@@ -268,8 +280,11 @@ BEGIN
 END $$;
 
 -- API: Public
+-- SECURITY DEFINER because the partitions belong to the extension's owner
+-- (see above) and DROP TABLE needs ownership; it drops nothing but whole
+-- partitions of log_event.  EXECUTE: smartetl_admin.
 CREATE FUNCTION smartetl.drop_log_partitions(older_than timestamptz)
-RETURNS SETOF text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+RETURNS SETOF text LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     r record;
 BEGIN
