@@ -26,8 +26,7 @@ GRANT DELETE ON smartetl.pipeline, smartetl.run, smartetl.log_event, smartetl.in
                 smartetl.template
     TO smartetl_admin;
 GRANT SELECT, INSERT, UPDATE ON smartetl.sync_state TO smartetl_admin;
-GRANT EXECUTE ON FUNCTION smartetl.sync_pg_cron() TO smartetl_admin;
-GRANT EXECUTE ON FUNCTION smartetl.ingest_file(text, text, jsonb),
+GRANT EXECUTE ON FUNCTION smartetl.sync_pg_cron(), smartetl._pg_cron_runs(bigint),
                           smartetl.drop_log_partitions(timestamptz)
     TO smartetl_admin;
 
