@@ -189,13 +189,17 @@ CREATE TRIGGER run_detach_children AFTER DELETE ON smartetl.run
     REFERENCING OLD TABLE AS old_runs FOR EACH STATEMENT
     EXECUTE FUNCTION smartetl._run_detach_children();
 
--- Deleting a pipeline deletes its runs and log events (ON DELETE CASCADE).
+-- Deleting a pipeline deletes its runs, log events and rollup rows (ON
+-- DELETE CASCADE).  The rollups go explicitly: the runs' own delete
+-- trigger recomputes only buckets of pipelines that still exist.
 -- API: Private
 CREATE FUNCTION smartetl._pipeline_delete_cascade() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     DELETE FROM smartetl.run r USING old_pipelines o WHERE r.pipeline_id = o.pipeline_id;
     DELETE FROM smartetl.log_event e USING old_pipelines o WHERE e.pipeline_id = o.pipeline_id;
+    DELETE FROM smartetl.kpi_hourly k USING old_pipelines o WHERE k.pipeline_id = o.pipeline_id;
+    DELETE FROM smartetl.kpi_daily k USING old_pipelines o WHERE k.pipeline_id = o.pipeline_id;
     RETURN NULL;
 END $$;
 CREATE TRIGGER pipeline_delete_cascade AFTER DELETE ON smartetl.pipeline
