@@ -55,7 +55,7 @@ OBJS = \
 SQL_PIECES = $(sort $(wildcard src/sql/*.sql))
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 
-REGRESS = schema ingest_csv ingest_jsonl ingest_logline ingest_openlineage ingest_dbt ingest_errors template ingest_airflow qsketch kpi alert alert_payload predict drop
+REGRESS = schema ingest_csv ingest_jsonl ingest_logline ingest_openlineage ingest_dbt ingest_errors template ingest_airflow qsketch kpi alert alert_payload predict ingest_safety drop
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 ENCODING = UTF8
 NO_LOCALE = 1
