@@ -26,6 +26,7 @@ OBJS = \
 	src/ingest/log_split.o \
 	src/ingest/options.o \
 	src/ingest/values.o \
+	src/ingest/time_window.o \
 	src/ingest/field_map.o \
 	src/ingest/run_record.o \
 	src/ingest/source.o \
@@ -67,7 +68,7 @@ DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 UPGRADE_SCRIPTS = $(sort $(wildcard src/sql/upgrade/$(EXTENSION)--*--*.sql))
 DATA = $(UPGRADE_SCRIPTS)
 
-REGRESS = schema ingest_csv ingest_jsonl ingest_logline ingest_openlineage ingest_dbt ingest_errors template ingest_airflow qsketch kpi alert alert_payload alert_rules_security predict drop
+REGRESS = schema ingest_csv ingest_jsonl ingest_logline ingest_openlineage ingest_dbt ingest_errors template ingest_airflow qsketch kpi alert alert_payload alert_rules_security predict ingest_safety drop
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 ENCODING = UTF8
 NO_LOCALE = 1

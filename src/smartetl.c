@@ -15,6 +15,7 @@
 #include "utils/guc.h"
 
 #include "alert/alert.h"
+#include "ingest/ingest.h"
 #include "smartetl.h"
 #include "template/miner.h"
 #include "template/template.h"
@@ -94,6 +95,21 @@ define_gucs(void)
 							"A statement that runs longer is cancelled, logged, and retried in a later cycle.",
 							&smartetl_worker_statement_timeout_ms, 60000, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
+	/*
+	 * The window of accepted run and log times (src/ingest/time_window.c).
+	 * Superuser-only (grantable with GRANT SET ON PARAMETER): a writer who
+	 * could widen it could again store a success dated years ahead, which
+	 * hides that pipeline's failures from alerting.
+	 */
+	DefineCustomStringVariable("smartetl.min_timestamp",
+							   "Earliest run or log event time that ingestion accepts.",
+							   "A time without a zone is read in the session's TimeZone.",
+							   &smartetl_min_timestamp_text, "1970-01-01 00:00:00+00", PGC_SUSET, 0,
+							   ingest_check_min_timestamp, ingest_assign_min_timestamp, NULL);
+	DefineCustomIntVariable("smartetl.max_future",
+							"How far ahead of now a run or log event time may lie.",
+							NULL, &smartetl_max_future_s, SECS_PER_DAY, 0, INT_MAX, PGC_SUSET,
+							GUC_UNIT_S, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("smartetl");
 }
 

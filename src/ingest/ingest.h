@@ -17,6 +17,7 @@
 #include "datatype/timestamp.h"
 #include "pgtime.h"
 #include "executor/tuptable.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/tuplestore.h"
 
@@ -64,6 +65,8 @@ typedef struct IngestOptions
 	char	   *source;			/* label for rejects and log events */
 	char	   *run_external_id;	/* logline: attach events to this run */
 	pg_tz	   *timezone;		/* zone for timestamps without one; NULL = session */
+	TimestampTz min_time;		/* accepted times, fixed at the start of the call */
+	TimestampTz max_time;		/* (time_window.c) */
 
 	/* csv */
 	char		delimiter;
@@ -90,6 +93,7 @@ typedef struct FieldError
 	const char *field;			/* run field or source column */
 	const char *expected;
 	const char *found;
+	int			sqlerrcode;		/* 0: ERRCODE_INVALID_TEXT_REPRESENTATION */
 } FieldError;
 
 typedef struct IngestBatch
@@ -100,6 +104,8 @@ typedef struct IngestBatch
 	TupleDesc	run_desc;
 	Tuplestorestate *runs;
 	int64		nruns;
+	char	   *started_src;	/* source names of the time fields, for */
+	char	   *ended_src;		/* errors found when storing (store.c) */
 	uint64	   *identities;		/* hash of each run's identity */
 	int64		identities_cap;
 
@@ -158,6 +164,23 @@ extern bool value_duration(const char *s, const IngestOptions *o, Interval *out)
 extern bool value_int64(const char *s, int64 *out);
 extern const char *value_status(const char *s, const IngestOptions *o);
 
+/*
+ * time_window.c: accepted times are [smartetl.min_timestamp, now() +
+ * smartetl.max_future], always within these absolute limits (midnight UTC
+ * on 1 January), which 10_store.sql repeats as table constraints.
+ */
+#define INGEST_ABS_MIN_YEAR 1900
+#define INGEST_ABS_MAX_YEAR 2200
+extern char *smartetl_min_timestamp_text;
+extern int	smartetl_max_future_s;
+extern TimestampTz ingest_abs_min_time(void);
+extern TimestampTz ingest_abs_max_time(void);
+extern bool ingest_check_min_timestamp(char **newval, void **extra, GucSource source);
+extern void ingest_assign_min_timestamp(const char *newval, void *extra);
+extern void ingest_time_window(TimestampTz *lo, TimestampTz *hi);
+extern bool ingest_time_in_window(TimestampTz ts, const IngestOptions *o, const char **expected);
+extern char *ingest_format_utc(TimestampTz ts);
+
 /* run_record.c */
 extern void ingest_batch_init(IngestBatch *b, const IngestOptions *o);
 extern void ingest_add_run(IngestBatch *b, const IngestOptions *o, char **values,
@@ -170,6 +193,8 @@ extern int64 ingest_template_id(IngestBatch *b, const IngestOptions *o, const ch
 								TimestampTz ts);
 extern void ingest_reject(IngestBatch *b, const IngestOptions *o, long line_no,
 						  const char *raw, const char *field, const char *reason);
+extern void ingest_field_error(IngestBatch *b, const IngestOptions *o, long line_no,
+							   const char *raw, const FieldError *e);
 extern void ingest_line_problem(IngestBatch *b, const IngestOptions *o,
 								LineStatus st, LineReader *r);
 

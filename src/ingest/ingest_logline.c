@@ -172,7 +172,8 @@ plausible_time_text(const char *s)
  * before the milliseconds ("17:41:44,747"), read as a decimal point.
  */
 static bool
-log_event_time(LogMatcher *m, char **caps, const IngestOptions *o, TimestampTz *ts)
+log_event_time(LogMatcher *m, char **caps, const IngestOptions *o, TimestampTz *ts,
+			   const char **field, const char **text)
 {
 	static const char *const tries[][2] = {
 		{"Timestamp", NULL}, {"Date", "Time"}, {"Datetime", NULL}, {"Time", NULL},
@@ -193,7 +194,11 @@ log_event_time(LogMatcher *m, char **caps, const IngestOptions *o, TimestampTz *
 			if (*p == ',' && isdigit((unsigned char) p[-1]) && isdigit((unsigned char) p[1]))
 				*p = '.';
 		if (plausible_time_text(s) && value_timestamp(s, o, ts))
+		{
+			*field = tries[i][1] ? psprintf("%s %s", tries[i][0], tries[i][1]) : tries[i][0];
+			*text = b >= 0 ? psprintf("%s %s", caps[a], caps[b]) : caps[a];
 			return true;
+		}
 	}
 	return false;
 }
@@ -233,6 +238,10 @@ typedef struct PendingEvent
 	StringInfoData message;
 	JsonbParseState *attrs;
 	int			continuation_lines;
+	/* quarantine: the entry's time is outside the accepted window */
+	const char *reject_field;
+	char	   *reject_reason;
+	char	   *raw;			/* its first line */
 } PendingEvent;
 
 /* Hand the finished entry to the hook, then to the batch. */
@@ -244,6 +253,13 @@ flush_event(PendingEvent *ev, IngestBatch *b, const IngestOptions *o,
 
 	if (!ev->active)
 		return;
+	if (ev->reject_reason)
+	{
+		/* the whole entry, continuation lines included, stays out */
+		ingest_reject(b, o, ev->line_no, ev->raw, ev->reject_field, ev->reject_reason);
+		ev->active = false;
+		return;
+	}
 	if (ev->continuation_lines > 0)
 	{
 		JsonbValue	v;
@@ -268,20 +284,44 @@ flush_event(PendingEvent *ev, IngestBatch *b, const IngestOptions *o,
 /*
  * Start a new event from a matched line.  An event without a readable time
  * takes the previous event's time (continuation of the same burst), or the
- * statement time for the first one; its raw time fields stay in attrs.
+ * statement time for the first one; its raw time fields stay in attrs.  A
+ * readable time outside the accepted window is an error naming the line,
+ * or in quarantine mode makes the entry a reject.
  */
 static void
-start_event(PendingEvent *ev, LogMatcher *m, char **caps, long line_no,
+start_event(PendingEvent *ev, LogMatcher *m, char **caps, LineReader *r,
 			const IngestOptions *o, TimestampTz last_ts)
 {
 	int			i;
 	TimestampTz ts;
+	const char *field;
+	const char *text;
+	const char *expected;
 
 	ev->active = true;
-	ev->line_no = line_no;
+	ev->line_no = r->line_no;
 	ev->continuation_lines = 0;
-	ev->ts = log_event_time(m, caps, o, &ts) ? ts :
-		(last_ts != DT_NOBEGIN ? last_ts : GetCurrentStatementStartTimestamp());
+	ev->reject_reason = NULL;
+	ev->ts = last_ts != DT_NOBEGIN ? last_ts : GetCurrentStatementStartTimestamp();
+	if (log_event_time(m, caps, o, &ts, &field, &text))
+	{
+		if (ingest_time_in_window(ts, o, &expected))
+			ev->ts = ts;
+		else if (!o->quarantine)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+					 errmsg("invalid %s input on line %ld, field \"%s\"",
+							o->format_name, r->line_no, field),
+					 errdetail("Expected %s, found \"%s\".", expected, text),
+					 errhint("Use {\"on_error\": \"quarantine\"} to store the other entries and keep this one in smartetl.ingest_reject.")));
+		else
+		{
+			ev->reject_field = field;
+			ev->reject_reason = psprintf("field \"%s\": expected %s, found \"%s\"",
+										 field, expected, text);
+			ev->raw = pnstrdup(r->line.data, r->line.len);
+		}
+	}
 	ev->level = m->level_col >= 0 ? caps[m->level_col] : NULL;
 	ev->component = m->component_col >= 0 ? caps[m->component_col] : NULL;
 	resetStringInfo(&ev->message);
@@ -353,8 +393,9 @@ log_events_read(LineReader *r, const IngestOptions *o, IngestBatch *b,
 			flush_event(&ev, b, o, hook, arg);
 			MemoryContextReset(event_ctx);
 			MemoryContextSwitchTo(event_ctx);
-			start_event(&ev, &m, copy_captures(caps, m.fmt.nheaders), r->line_no, o, last_ts);
-			last_ts = ev.ts;
+			start_event(&ev, &m, copy_captures(caps, m.fmt.nheaders), r, o, last_ts);
+			if (ev.reject_reason == NULL)
+				last_ts = ev.ts;
 			MemoryContextSwitchTo(b->row_ctx);
 		}
 		else if (ev.active && r->line.len > 0)

@@ -310,6 +310,8 @@ ingest_options_parse(IngestOptions *o, const char *format, Jsonb *options)
 			(o->format == INGEST_AIRFLOW) ? "airflow" : "default";
 	o->pipeline = ingest_option_text(root, "pipeline");
 	o->source = ingest_option_text(root, "source");
+	/* one window for the whole call, however long it runs */
+	ingest_time_window(&o->min_time, &o->max_time);
 	parse_time_options(o, root);
 	parse_format_options(o, root);
 }

@@ -174,13 +174,13 @@ ingest_line_problem(IngestBatch *b, const IngestOptions *o, LineStatus st,
 }
 
 /* Either raise the error for a bad value or return it as a reject. */
-static void
-field_error(IngestBatch *b, const IngestOptions *o, long line_no,
-			const char *raw, const FieldError *e)
+void
+ingest_field_error(IngestBatch *b, const IngestOptions *o, long line_no,
+				   const char *raw, const FieldError *e)
 {
 	if (!o->quarantine)
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				(errcode(e->sqlerrcode ? e->sqlerrcode : ERRCODE_INVALID_TEXT_REPRESENTATION),
 				 errmsg("invalid %s input on line %ld, column \"%s\"",
 						o->format_name, line_no, e->field),
 				 errdetail("Expected %s, found \"%s\".", e->expected, e->found),
@@ -270,16 +270,56 @@ note_identity(IngestBatch *b, char **v, TimestampTz started, int32 attempt)
 	b->identities[b->nruns] = hash_bytes_extended((unsigned char *) key.data, key.len, 0);
 }
 
-/* Convert one timestamp field; on failure fill *e and return false. */
+/*
+ * Convert one timestamp field, which must lie in the accepted window; on
+ * failure fill *e and return false.
+ */
 static bool
 convert_timestamp(char **v, RunField f, const char *const *src, const IngestOptions *o,
 				  TimestampTz *out, FieldError *e)
 {
-	if (value_timestamp(v[f], o, out))
-		return true;
 	e->field = src[f];
-	e->expected = "a timestamp (ISO 8601, 'YYYY-MM-DD HH24:MI:SS[.ffffff]' or epoch seconds/milliseconds)";
 	e->found = v[f];
+	if (!value_timestamp(v[f], o, out))
+	{
+		e->expected = "a timestamp (ISO 8601, 'YYYY-MM-DD HH24:MI:SS[.ffffff]' or epoch seconds/milliseconds)";
+		return false;
+	}
+	if (!ingest_time_in_window(*out, o, &e->expected))
+	{
+		e->sqlerrcode = ERRCODE_DATETIME_VALUE_OUT_OF_RANGE;
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Is the duration shorter than the absolute window?  Then adding it to a
+ * time in the window cannot overflow.  Months count as 30 days, as in
+ * interval comparison; a double holds the sum without overflow.
+ */
+static bool
+duration_fits(const Interval *dur)
+{
+	double		us = (double) dur->time +
+		((double) dur->day + (double) dur->month * DAYS_PER_MONTH) * USECS_PER_DAY;
+
+	return us < (double) (ingest_abs_max_time() - ingest_abs_min_time());
+}
+
+/* The end (start) derived from a duration must be in the window too. */
+static bool
+derived_time_ok(TimestampTz t, RunField dur_field, char **v, const char *const *src,
+				const IngestOptions *o, const char *which, FieldError *e)
+{
+	const char *expected;
+
+	if (ingest_time_in_window(t, o, &expected))
+		return true;
+	e->field = src[dur_field];
+	e->found = v[dur_field];
+	e->expected = psprintf("a duration that puts the run's %s at %s", which, expected);
+	e->sqlerrcode = ERRCODE_DATETIME_VALUE_OUT_OF_RANGE;
 	return false;
 }
 
@@ -327,11 +367,18 @@ convert_times(char **v, const char *const *src, const IngestOptions *o,
 	if (v[RF_DURATION])
 	{
 		dur = palloc(sizeof(Interval));
+		e->field = src[RF_DURATION];
+		e->found = v[RF_DURATION];
 		if (!value_duration(v[RF_DURATION], o, dur))
 		{
-			e->field = src[RF_DURATION];
 			e->expected = "a non-negative duration (seconds, 'HH:MM:SS', ISO 8601 or interval text)";
-			e->found = v[RF_DURATION];
+			return false;
+		}
+		if (!duration_fits(dur))
+		{
+			e->expected = psprintf("a duration shorter than %d years",
+								   INGEST_ABS_MAX_YEAR - INGEST_ABS_MIN_YEAR);
+			e->sqlerrcode = ERRCODE_DATETIME_VALUE_OUT_OF_RANGE;
 			return false;
 		}
 	}
@@ -348,9 +395,12 @@ convert_times(char **v, const char *const *src, const IngestOptions *o,
 													TimestampTzGetDatum(*started)));
 	if (has_start && !has_end && dur != NULL)
 	{
+		/* both in range (duration_fits), so this cannot overflow */
 		ended = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
 														TimestampTzGetDatum(*started),
 														IntervalPGetDatum(dur)));
+		if (!derived_time_ok(ended, RF_DURATION, v, src, o, "end", e))
+			return false;
 		has_end = true;
 	}
 	else if (!has_start && has_end && dur != NULL)
@@ -358,6 +408,8 @@ convert_times(char **v, const char *const *src, const IngestOptions *o,
 		*started = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_mi_interval,
 														   TimestampTzGetDatum(ended),
 														   IntervalPGetDatum(dur)));
+		if (!derived_time_ok(*started, RF_DURATION, v, src, o, "start", e))
+			return false;
 		has_start = true;
 	}
 	nulls[BR_STARTED_AT] = !has_start;
@@ -422,19 +474,31 @@ ingest_add_run(IngestBatch *b, const IngestOptions *o, char **values,
 
 	memset(nulls, 0, sizeof(nulls));
 	d[BR_LINE_NO] = Int64GetDatum(line_no);
+	if ((b->started_src == NULL && src[RF_STARTED_AT]) ||
+		(b->ended_src == NULL && src[RF_ENDED_AT]))
+	{
+		/* kept for store.c, which checks records against stored runs */
+		MemoryContext old = MemoryContextSwitchTo(GetMemoryChunkContext(b->identities));
+
+		if (b->started_src == NULL && src[RF_STARTED_AT])
+			b->started_src = pstrdup(src[RF_STARTED_AT]);
+		if (b->ended_src == NULL && src[RF_ENDED_AT])
+			b->ended_src = pstrdup(src[RF_ENDED_AT]);
+		MemoryContextSwitchTo(old);
+	}
 	if (!convert_identity(values, src, o, d, nulls, &e) ||
 		!convert_times(values, src, o, d, nulls, &started, &e) ||
 		!convert_count(values, RF_ROWS_READ, src, &d[BR_ROWS_READ], &nulls[BR_ROWS_READ], &e) ||
 		!convert_count(values, RF_ROWS_WRITTEN, src, &d[BR_ROWS_WRITTEN], &nulls[BR_ROWS_WRITTEN], &e) ||
 		!convert_count(values, RF_BYTES, src, &d[BR_BYTES], &nulls[BR_BYTES], &e))
 	{
-		field_error(b, o, line_no, raw, &e);
+		ingest_field_error(b, o, line_no, raw, &e);
 		return;
 	}
 	if (values[RF_EXTERNAL_ID] == NULL && nulls[BR_STARTED_AT])
 	{
 		e = (FieldError) {src[RF_EXTERNAL_ID], "a run id or a start time to identify the run", ""};
-		field_error(b, o, line_no, raw, &e);
+		ingest_field_error(b, o, line_no, raw, &e);
 		return;
 	}
 	d[BR_HOST] = text_or_null(values[RF_HOST], &nulls[BR_HOST]);

@@ -49,7 +49,11 @@ RETURN (pg_catalog.date_trunc(unit, t AT TIME ZONE 'UTC') AT TIME ZONE 'UTC');
 -- The joins carry both the time range (index scans for a few buckets) and
 -- the bucket equality (a hash join for a bulk load's many), and every call
 -- is planned for its own key count (plan_cache_mode below), with memory
--- enough to sort a bulk load's keys without spilling.
+-- enough to sort a bulk load's keys without spilling.  Times outside the
+-- absolute limits of smartetl.run (run_time_limits) are skipped: no run
+-- can be in their buckets, and bucket + 1 hour could overflow at the ends
+-- of the timestamp range (a run stored before the limits existed must not
+-- make every later change of its pipeline fail).
 CREATE FUNCTION smartetl._kpi_refresh(pipeline_ids bigint[], times timestamptz[]) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_custom_plan SET work_mem = '64MB' AS $$
@@ -59,7 +63,8 @@ BEGIN
 
     WITH touched AS (
         SELECT DISTINCT p AS pipeline_id, smartetl._utc_trunc('hour', t) AS bucket
-        FROM unnest(pipeline_ids, times) u(p, t) WHERE p IS NOT NULL AND t IS NOT NULL
+        FROM unnest(pipeline_ids, times) u(p, t)
+        WHERE p IS NOT NULL AND t >= '1900-01-01 00:00:00+00' AND t < '2200-01-01 00:00:00+00'
     ), fresh AS (
         SELECT t.pipeline_id, t.bucket,
                count(r.run_id) AS runs,
@@ -96,7 +101,8 @@ BEGIN
 
     WITH touched AS (
         SELECT DISTINCT p AS pipeline_id, smartetl._utc_trunc('day', t) AS bucket
-        FROM unnest(pipeline_ids, times) u(p, t) WHERE p IS NOT NULL AND t IS NOT NULL
+        FROM unnest(pipeline_ids, times) u(p, t)
+        WHERE p IS NOT NULL AND t >= '1900-01-01 00:00:00+00' AND t < '2200-01-01 00:00:00+00'
     ), fresh AS (
         SELECT t.pipeline_id, t.bucket,
                coalesce(sum(h.runs), 0)::bigint AS runs, sum(h.successes)::bigint AS successes,

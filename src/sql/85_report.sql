@@ -209,6 +209,8 @@ DECLARE
     -- the rollups' range: whole UTC hours covering [from_ts, to_ts)
     h0 timestamptz;
     h1 timestamptz;
+    c0 timestamptz;      -- the span of the runs chart (see below)
+    c1 timestamptz;
     unit text;           -- bucket of the runs chart: day, week or month
     utc constant text := 'YYYY-MM-DD HH24:MI "UTC"';
     int_fmt constant text := 'FM999,999,999,999,999,990';
@@ -243,8 +245,19 @@ BEGIN
     IF h1 < to_ts THEN
         h1 := h1 + interval '1 hour';
     END IF;
-    unit := CASE WHEN h1 - h0 <= interval '92 days' THEN 'day'
-                 WHEN h1 - h0 <= interval '1100 days' THEN 'week' ELSE 'month' END;
+    -- A range far wider than the data (say year 1 to 9999, which anyone
+    -- may ask for) would chart one column per empty month, thousands of
+    -- them: beyond about three years, chart only the hours that hold runs
+    -- (the rollups' first and last in the range; an index lookup each).
+    -- Everything else in the report already costs what the data costs.
+    c0 := h0;
+    c1 := h1;
+    IF h1 - h0 > interval '1100 days' THEN
+        SELECT coalesce(min(k.bucket), h0), coalesce(max(k.bucket) + interval '1 hour', h1) INTO c0, c1
+        FROM smartetl.kpi_hourly k WHERE k.bucket >= h0 AND k.bucket < h1;
+    END IF;
+    unit := CASE WHEN c1 - c0 <= interval '92 days' THEN 'day'
+                 WHEN c1 - c0 <= interval '1100 days' THEN 'week' ELSE 'month' END;
 
     -- ---- title -----------------------------------------------------------
     head := format(
@@ -335,7 +348,7 @@ BEGIN
                array_agg(coalesce(k.runs, 0) ORDER BY d), array_agg(coalesce(k.failures, 0) ORDER BY d)
         INTO labels, ticks, totals, fails
         FROM (SELECT d, row_number() OVER (ORDER BY d) AS rn, count(*) OVER () AS cnt
-              FROM generate_series(date_trunc(unit, h0 AT TIME ZONE 'UTC'), h1 AT TIME ZONE 'UTC' - interval '1 microsecond',
+              FROM generate_series(date_trunc(unit, c0 AT TIME ZONE 'UTC'), c1 AT TIME ZONE 'UTC' - interval '1 microsecond',
                                    ('1 ' || unit)::interval) d) g
         LEFT JOIN (SELECT date_trunc(unit, b.bucket AT TIME ZONE 'UTC') AS period,
                           sum(b.runs)::bigint AS runs, sum(b.failures)::bigint AS failures

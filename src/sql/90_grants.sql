@@ -16,15 +16,18 @@ GRANT INSERT, UPDATE ON smartetl.pipeline, smartetl.run, smartetl.log_event
     TO smartetl_writer;
 GRANT SELECT, INSERT ON smartetl.ingest_reject TO smartetl_writer;
 GRANT EXECUTE ON FUNCTION smartetl.ingest(text, text, jsonb),
-                          smartetl._pipeline_ensure(text, text)
+                          smartetl._pipeline_ensure(text, text),
+                          smartetl._log_partitions_ensure(timestamptz, timestamptz),
+                          smartetl._time_window()
     TO smartetl_writer;
+-- reading server files also takes superuser or pg_read_server_files (checked in C)
+GRANT EXECUTE ON FUNCTION smartetl.ingest_file(text, text, jsonb) TO smartetl_writer;
 
 GRANT DELETE ON smartetl.pipeline, smartetl.run, smartetl.log_event, smartetl.ingest_reject
     TO smartetl_admin;
 GRANT EXECUTE ON FUNCTION smartetl.template_compact() TO smartetl_admin;
 GRANT SELECT, INSERT, UPDATE ON smartetl.sync_state TO smartetl_admin;
-GRANT EXECUTE ON FUNCTION smartetl.sync_pg_cron() TO smartetl_admin;
-GRANT EXECUTE ON FUNCTION smartetl.ingest_file(text, text, jsonb),
+GRANT EXECUTE ON FUNCTION smartetl.sync_pg_cron(), smartetl._pg_cron_runs(bigint),
                           smartetl.drop_log_partitions(timestamptz)
     TO smartetl_admin;
 

@@ -13,7 +13,7 @@ FROM generate_series(1, 5000) g;
 SELECT dblink_connect('s' || i, :'conn') FROM generate_series(1, 4) i;
 SELECT dblink_send_query('s' || i, format($$SELECT smartetl.ingest('csv', %L)$$, csv)
                                   || format($$, smartetl.ingest('logline', %L, '{"log_format": "<Date> <Time> <Level> <Content>", "source": "conc-%s"}')$$,
-                                            '2031-07-04 10:00:00 INFO concurrent session ' || i || ' opened from 10.1.2.' || i, i))
+                                            '1999-07-04 10:00:00 INFO concurrent session ' || i || ' opened from 10.1.2.' || i, i))
 FROM generate_series(1, 4) i, payload;
 CREATE TEMP TABLE outcome AS
 SELECT i, r.ok FROM generate_series(1, 4) i,

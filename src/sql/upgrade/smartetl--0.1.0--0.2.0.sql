@@ -457,3 +457,618 @@ BEGIN
     RETURN smartetl._alert_notify();
 END $$;
 
+
+-- ---- ingest integrity: time window, contradicting records, writer log ingest, retention and pg_cron for admins
+-- upgrade-steps-ingestsafe.sql: from a 0.1.0 schema to the ingestsafe
+-- branch (time window, merge checks, writer log ingest, retention and
+-- pg_cron sync for non-superuser admins, rollups of deleted pipelines,
+-- bounded report).  Plain SQL for the lead to merge into the upgrade
+-- script (MODULE_PATHNAME is substituted there; to try the file with psql,
+-- replace it with $libdir/smartetl); every step can run twice.
+
+-- ---- the window of accepted times (src/ingest/time_window.c) -------------
+CREATE OR REPLACE FUNCTION smartetl._time_window(OUT min_ts timestamptz, OUT max_ts timestamptz)
+RETURNS record
+LANGUAGE C STABLE STRICT
+AS 'MODULE_PATHNAME', 'smartetl_time_window';
+
+-- Absolute limits on run times.  Added NOT VALID first: a 0.1.0 database
+-- may hold runs outside them (which broke the rollup refresh); they are
+-- validated at once when there are none, else a warning says how many.
+DO $$
+DECLARE
+    n bigint;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                   WHERE conrelid = 'smartetl.run'::regclass AND conname = 'run_time_limits') THEN
+        ALTER TABLE smartetl.run ADD CONSTRAINT run_time_limits CHECK (
+            started_at >= '1900-01-01 00:00:00+00' AND started_at < '2200-01-01 00:00:00+00' AND
+            ended_at >= '1900-01-01 00:00:00+00' AND ended_at < '2200-01-01 00:00:00+00') NOT VALID;
+    END IF;
+    SELECT count(*) INTO n FROM smartetl.run
+    WHERE NOT (started_at >= '1900-01-01 00:00:00+00' AND started_at < '2200-01-01 00:00:00+00')
+       OR NOT (ended_at >= '1900-01-01 00:00:00+00' AND ended_at < '2200-01-01 00:00:00+00');
+    IF n = 0 THEN
+        ALTER TABLE smartetl.run VALIDATE CONSTRAINT run_time_limits;
+    ELSE
+        RAISE WARNING '% runs have times before 1900 or after 2199', n
+            USING HINT = 'Correct or delete them (SELECT * FROM smartetl.run WHERE NOT (started_at >= ''1900-01-01'' AND started_at < ''2200-01-01'') OR NOT (ended_at >= ''1900-01-01'' AND ended_at < ''2200-01-01'')), then ALTER TABLE smartetl.run VALIDATE CONSTRAINT run_time_limits.';
+    END IF;
+END $$;
+-- rollup rows for such times can only be bogus (and no refresh touches them)
+DELETE FROM smartetl.kpi_hourly WHERE NOT (bucket >= '1900-01-01 00:00:00+00' AND bucket < '2200-01-01 00:00:00+00');
+DELETE FROM smartetl.kpi_daily WHERE NOT (bucket >= '1900-01-01 00:00:00+00' AND bucket < '2200-01-01 00:00:00+00');
+
+CREATE OR REPLACE FUNCTION smartetl._run_check_times() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    w   record;
+    bad record;
+BEGIN
+    SELECT * INTO w FROM smartetl._time_window();
+    IF TG_OP = 'INSERT' THEN
+        SELECT n.run_id, n.pipeline_id, n.started_at, n.ended_at INTO bad FROM new_runs n
+        WHERE n.started_at NOT BETWEEN w.min_ts AND w.max_ts
+           OR n.ended_at NOT BETWEEN w.min_ts AND w.max_ts
+        LIMIT 1;
+    ELSE
+        SELECT n.run_id, n.pipeline_id, n.started_at, n.ended_at INTO bad
+        FROM new_runs n JOIN old_runs o USING (run_id)
+        WHERE (n.started_at IS DISTINCT FROM o.started_at AND n.started_at NOT BETWEEN w.min_ts AND w.max_ts)
+           OR (n.ended_at IS DISTINCT FROM o.ended_at AND n.ended_at NOT BETWEEN w.min_ts AND w.max_ts)
+        LIMIT 1;
+    END IF;
+    IF FOUND THEN
+        RAISE EXCEPTION 'a run of pipeline "%" has a time outside the accepted window',
+                        (SELECT p.name FROM smartetl.pipeline p WHERE p.pipeline_id = bad.pipeline_id)
+            USING ERRCODE = 'datetime_field_overflow',
+                  DETAIL = format('Run %s: started_at %s, ended_at %s; the window is now %s to %s.', bad.run_id,
+                                  coalesce(bad.started_at::text, 'NULL'), coalesce(bad.ended_at::text, 'NULL'),
+                                  w.min_ts, w.max_ts),
+                  HINT = 'smartetl.min_timestamp and smartetl.max_future (superuser settings) set the window.';
+    END IF;
+    RETURN NULL;
+END $$;
+DROP TRIGGER IF EXISTS run_times_ins ON smartetl.run;
+DROP TRIGGER IF EXISTS run_times_upd ON smartetl.run;
+CREATE TRIGGER run_times_ins AFTER INSERT ON smartetl.run
+    REFERENCING NEW TABLE AS new_runs FOR EACH STATEMENT
+    EXECUTE FUNCTION smartetl._run_check_times();
+CREATE TRIGGER run_times_upd AFTER UPDATE ON smartetl.run
+    REFERENCING OLD TABLE AS old_runs NEW TABLE AS new_runs FOR EACH STATEMENT
+    EXECUTE FUNCTION smartetl._run_check_times();
+
+-- the rollup refresh skips times outside the limits
+CREATE OR REPLACE FUNCTION smartetl._kpi_refresh(pipeline_ids bigint[], times timestamptz[]) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan SET work_mem = '64MB' AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(1397572948, k)
+    FROM (SELECT DISTINCT (p % 64)::int4 AS k FROM unnest(pipeline_ids) p WHERE p IS NOT NULL ORDER BY 1) s;
+
+    WITH touched AS (
+        SELECT DISTINCT p AS pipeline_id, smartetl._utc_trunc('hour', t) AS bucket
+        FROM unnest(pipeline_ids, times) u(p, t)
+        WHERE p IS NOT NULL AND t >= '1900-01-01 00:00:00+00' AND t < '2200-01-01 00:00:00+00'
+    ), fresh AS (
+        SELECT t.pipeline_id, t.bucket,
+               count(r.run_id) AS runs,
+               count(*) FILTER (WHERE r.status = 'success') AS successes,
+               count(*) FILTER (WHERE r.status = 'failed') AS failures,
+               count(*) FILTER (WHERE r.status = 'skipped') AS skipped,
+               count(*) FILTER (WHERE r.status = 'cancelled') AS cancelled,
+               count(*) FILTER (WHERE r.status = 'running') AS running,
+               count(*) FILTER (WHERE r.attempt > 1) AS retries,
+               count(*) FILTER (WHERE r.duration > p.sla) AS sla_breaches,
+               smartetl.qsketch_agg(r.duration_s) FILTER (WHERE r.status IN ('success', 'failed'))
+                   AS duration,
+               sum(r.rows_read)::bigint AS rows_read,
+               sum(r.rows_written)::bigint AS rows_written,
+               sum(r.bytes)::bigint AS bytes
+        FROM touched t
+        JOIN smartetl.pipeline p ON p.pipeline_id = t.pipeline_id
+        LEFT JOIN smartetl.run r ON r.pipeline_id = t.pipeline_id
+             AND r.run_at >= t.bucket AND r.run_at < t.bucket + interval '1 hour'
+             AND smartetl._utc_trunc('hour', r.run_at) = t.bucket
+        GROUP BY t.pipeline_id, t.bucket
+    ), gone AS (
+        DELETE FROM smartetl.kpi_hourly h USING fresh f
+        WHERE h.pipeline_id = f.pipeline_id AND h.bucket = f.bucket AND f.runs = 0
+    )
+    INSERT INTO smartetl.kpi_hourly AS h
+    SELECT * FROM fresh WHERE runs > 0
+    ON CONFLICT (pipeline_id, bucket) DO UPDATE SET
+        runs = excluded.runs, successes = excluded.successes, failures = excluded.failures,
+        skipped = excluded.skipped, cancelled = excluded.cancelled, running = excluded.running,
+        retries = excluded.retries, sla_breaches = excluded.sla_breaches,
+        duration = excluded.duration, rows_read = excluded.rows_read,
+        rows_written = excluded.rows_written, bytes = excluded.bytes;
+
+    WITH touched AS (
+        SELECT DISTINCT p AS pipeline_id, smartetl._utc_trunc('day', t) AS bucket
+        FROM unnest(pipeline_ids, times) u(p, t)
+        WHERE p IS NOT NULL AND t >= '1900-01-01 00:00:00+00' AND t < '2200-01-01 00:00:00+00'
+    ), fresh AS (
+        SELECT t.pipeline_id, t.bucket,
+               coalesce(sum(h.runs), 0)::bigint AS runs, sum(h.successes)::bigint AS successes,
+               sum(h.failures)::bigint AS failures, sum(h.skipped)::bigint AS skipped,
+               sum(h.cancelled)::bigint AS cancelled, sum(h.running)::bigint AS running,
+               sum(h.retries)::bigint AS retries, sum(h.sla_breaches)::bigint AS sla_breaches,
+               smartetl.qsketch_merge(h.duration) AS duration,
+               sum(h.rows_read)::bigint AS rows_read, sum(h.rows_written)::bigint AS rows_written,
+               sum(h.bytes)::bigint AS bytes
+        FROM touched t
+        LEFT JOIN smartetl.kpi_hourly h ON h.pipeline_id = t.pipeline_id
+             AND h.bucket >= t.bucket AND h.bucket < t.bucket + interval '1 day'
+             AND smartetl._utc_trunc('day', h.bucket) = t.bucket
+        GROUP BY t.pipeline_id, t.bucket
+    ), gone AS (
+        DELETE FROM smartetl.kpi_daily d USING fresh f
+        WHERE d.pipeline_id = f.pipeline_id AND d.bucket = f.bucket AND f.runs = 0
+    )
+    INSERT INTO smartetl.kpi_daily AS d
+    SELECT * FROM fresh WHERE runs > 0
+    ON CONFLICT (pipeline_id, bucket) DO UPDATE SET
+        runs = excluded.runs, successes = excluded.successes, failures = excluded.failures,
+        skipped = excluded.skipped, cancelled = excluded.cancelled, running = excluded.running,
+        retries = excluded.retries, sla_breaches = excluded.sla_breaches,
+        duration = excluded.duration, rows_read = excluded.rows_read,
+        rows_written = excluded.rows_written, bytes = excluded.bytes;
+END $$;
+
+-- ---- deleting a pipeline takes its rollup rows along ---------------------
+CREATE OR REPLACE FUNCTION smartetl._pipeline_delete_cascade() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM smartetl.run r USING old_pipelines o WHERE r.pipeline_id = o.pipeline_id;
+    DELETE FROM smartetl.log_event e USING old_pipelines o WHERE e.pipeline_id = o.pipeline_id;
+    DELETE FROM smartetl.kpi_hourly k USING old_pipelines o WHERE k.pipeline_id = o.pipeline_id;
+    DELETE FROM smartetl.kpi_daily k USING old_pipelines o WHERE k.pipeline_id = o.pipeline_id;
+    RETURN NULL;
+END $$;
+-- rollup rows of pipelines deleted before this step
+DELETE FROM smartetl.kpi_hourly h WHERE NOT EXISTS (SELECT 1 FROM smartetl.pipeline p WHERE p.pipeline_id = h.pipeline_id);
+DELETE FROM smartetl.kpi_daily d WHERE NOT EXISTS (SELECT 1 FROM smartetl.pipeline p WHERE p.pipeline_id = d.pipeline_id);
+
+-- ---- log partitions: created for writers, dropped by admins --------------
+CREATE OR REPLACE FUNCTION smartetl._log_partitions_ensure(from_ts timestamptz, to_ts timestamptz)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    w     record;
+    month timestamptz;
+    part  text;
+BEGIN
+    SELECT * INTO w FROM smartetl._time_window();
+    IF from_ts IS NULL OR to_ts IS NULL OR from_ts > to_ts
+       OR from_ts < w.min_ts OR to_ts > w.max_ts THEN
+        RAISE EXCEPTION 'log event times % to % are outside the accepted window', from_ts, to_ts
+            USING ERRCODE = 'datetime_field_overflow',
+                  DETAIL = format('The window is now %s to %s.', w.min_ts, w.max_ts),
+                  HINT = 'smartetl.min_timestamp and smartetl.max_future (superuser settings) set the window.';
+    END IF;
+    month := date_trunc('month', from_ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
+    WHILE month <= to_ts LOOP
+        part := 'log_event_' || to_char(month AT TIME ZONE 'UTC', 'YYYYMM');
+        IF to_regclass('smartetl.' || part) IS NULL THEN
+            -- serialise concurrent creators of the same partition
+            PERFORM pg_advisory_xact_lock(hashtext('smartetl.' || part));
+            IF to_regclass('smartetl.' || part) IS NULL THEN
+                EXECUTE format('CREATE TABLE smartetl.%I PARTITION OF smartetl.log_event '
+                               'FOR VALUES FROM (%L) TO (%L)',
+                               part, month, month + interval '1 month');
+            END IF;
+        END IF;
+        month := month + interval '1 month';
+    END LOOP;
+END $$;
+CREATE OR REPLACE FUNCTION smartetl.drop_log_partitions(older_than timestamptz)
+RETURNS SETOF text LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT c.oid::regclass::text AS part,
+               (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \(''([^'']+)''\)'))[1]::timestamptz AS upper
+        FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE i.inhparent = 'smartetl.log_event'::regclass
+    LOOP
+        IF r.upper <= older_than THEN
+            EXECUTE format('DROP TABLE %s', r.part);
+            RETURN NEXT r.part;
+        END IF;
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION smartetl.drop_log_partitions(timestamptz) IS 'retention: drop log_event partitions wholly older than the given time; returns their names';
+
+-- ---- pg_cron sync for a non-superuser admin ------------------------------
+CREATE OR REPLACE FUNCTION smartetl._pg_cron_runs(after_runid bigint, OUT next_position bigint, OUT payload text)
+RETURNS record
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF to_regclass('cron.job_run_details') IS NULL THEN
+        RAISE EXCEPTION 'cron.job_run_details does not exist in this database'
+            USING ERRCODE = 'undefined_table',
+                  HINT = 'Install pg_cron 1.4 or later here (CREATE EXTENSION pg_cron) or call this in cron.database_name.';
+    END IF;
+    EXECUTE $q$
+        SELECT coalesce(min(d.runid) FILTER (WHERE d.status NOT IN ('succeeded', 'failed')) - 1,
+                        max(d.runid), $1),
+               string_agg(jsonb_build_object(
+                   'pipeline', coalesce(j.jobname, 'job ' || d.jobid),
+                   'run_id', d.runid, 'status', d.status,
+                   'start', d.start_time, 'end', d.end_time,
+                   'error', CASE WHEN d.status = 'failed' THEN d.return_message END,
+                   'database', d.database, 'username', d.username, 'command', d.command,
+                   'job_pid', d.job_pid, 'return_message', d.return_message)::text, E'\n'
+                   ORDER BY d.runid)
+        FROM cron.job_run_details d LEFT JOIN cron.job j USING (jobid)
+        WHERE d.runid > $1 $q$
+    INTO next_position, payload USING coalesce(after_runid, 0);
+END $$;
+CREATE OR REPLACE FUNCTION smartetl.sync_pg_cron()
+RETURNS smartetl.ingest_result
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    from_runid bigint;
+    batch      record;
+    result     smartetl.ingest_result;
+BEGIN
+    -- one import at a time; the import itself is idempotent anyway
+    PERFORM pg_advisory_xact_lock(1397572950, 1);
+    SELECT position INTO from_runid FROM smartetl.sync_state WHERE source = 'pg_cron';
+
+    -- from the high-water mark: every run after it, which includes the ones
+    -- that were still running at the last import
+    SELECT * INTO batch FROM smartetl._pg_cron_runs(from_runid);
+
+    IF batch.payload IS NULL THEN
+        result := (0, 0, 0, 0);
+    ELSE
+        result := smartetl.ingest('jsonl', batch.payload, jsonb_build_object(
+            'namespace', 'pg_cron', 'source', 'cron.job_run_details',
+            'status_map', jsonb_build_object('starting', 'running', 'connecting', 'running',
+                                             'sending', 'running')));
+    END IF;
+
+    INSERT INTO smartetl.sync_state AS s (source, position, synced_at)
+    VALUES ('pg_cron', batch.next_position, now())
+    ON CONFLICT (source) DO UPDATE SET position = excluded.position, synced_at = excluded.synced_at;
+    RETURN result;
+END $$;
+COMMENT ON FUNCTION smartetl.sync_pg_cron() IS 'import new and changed rows of cron.job_run_details (every user''s jobs) as runs (namespace pg_cron); safe to call every minute, also concurrently';
+
+-- ---- the report charts only the data's extent ----------------------------
+CREATE OR REPLACE FUNCTION smartetl.report_html(from_ts timestamptz, to_ts timestamptz) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    -- the rollups' range: whole UTC hours covering [from_ts, to_ts)
+    h0 timestamptz;
+    h1 timestamptz;
+    c0 timestamptz;      -- the span of the runs chart (see below)
+    c1 timestamptz;
+    unit text;           -- bucket of the runs chart: day, week or month
+    utc constant text := 'YYYY-MM-DD HH24:MI "UTC"';
+    int_fmt constant text := 'FM999,999,999,999,999,990';
+    multi_ns boolean;
+    s record;
+    labels text[];
+    ticks text[];
+    totals bigint[];
+    fails bigint[];
+    rates float8[];
+    notes text[];
+    n_anomalies bigint;
+    n_overdue bigint;
+    n_errors bigint;
+    head text;
+    summary text;
+    runs_chart text;
+    pipelines text;
+    rate_chart text;
+    errors text;
+    anomalies text;
+    hours_chart text;
+BEGIN
+    IF from_ts IS NULL OR to_ts IS NULL OR NOT isfinite(from_ts) OR NOT isfinite(to_ts)
+       OR from_ts >= to_ts THEN
+        RAISE EXCEPTION 'invalid report range: % to %', from_ts, to_ts
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give two finite times, the first before the second, e.g. now() - interval ''30 days'', now().';
+    END IF;
+    h0 := smartetl._utc_trunc('hour', from_ts);
+    h1 := smartetl._utc_trunc('hour', to_ts);
+    IF h1 < to_ts THEN
+        h1 := h1 + interval '1 hour';
+    END IF;
+    -- A range far wider than the data (say year 1 to 9999, which anyone
+    -- may ask for) would chart one column per empty month, thousands of
+    -- them: beyond about three years, chart only the hours that hold runs
+    -- (the rollups' first and last in the range; an index lookup each).
+    -- Everything else in the report already costs what the data costs.
+    c0 := h0;
+    c1 := h1;
+    IF h1 - h0 > interval '1100 days' THEN
+        SELECT coalesce(min(k.bucket), h0), coalesce(max(k.bucket) + interval '1 hour', h1) INTO c0, c1
+        FROM smartetl.kpi_hourly k WHERE k.bucket >= h0 AND k.bucket < h1;
+    END IF;
+    unit := CASE WHEN c1 - c0 <= interval '92 days' THEN 'day'
+                 WHEN c1 - c0 <= interval '1100 days' THEN 'week' ELSE 'month' END;
+
+    -- ---- title -----------------------------------------------------------
+    head := format(
+        '<!DOCTYPE html>' || E'\n' ||
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<meta http-equiv="Content-Security-Policy" content="default-src ''none''; style-src ''unsafe-inline''">'
+        '<meta name="generator" content="smartetl %s">'
+        '<title>ETL run report: %s to %s</title>' || E'\n' ||
+        '<style>'
+        ':root{color-scheme:light;--ok:#3b6ea8;--fail:#d9480f;--muted:#5f6b7a;--line:#d8dee6}'
+        'body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;'
+        'margin:0 auto;max-width:1100px;padding:24px;color:#1d2733;background:#fff;line-height:1.4}'
+        'h1{font-size:1.6em;margin:0 0 4px}h2{font-size:1.25em;margin:0 0 10px;padding-top:8px;border-top:1px solid var(--line)}'
+        'h3{font-size:1.05em;margin:14px 0 6px}section{margin:22px 0}'
+        '.meta,.note,.empty{color:var(--muted)}.empty{font-style:italic}'
+        '.tiles{display:flex;flex-wrap:wrap;gap:12px;margin:0;padding:0}'
+        '.tile{box-sizing:border-box;flex:1 1 140px;border:1px solid var(--line);border-radius:6px;padding:10px 16px;margin:0}'
+        '.tile dt{font-size:.85em;color:var(--muted)}.tile dd{margin:0;font-size:1.5em;font-weight:600;white-space:nowrap}'
+        '.tile.bad dd{color:var(--fail)}'
+        'table{border-collapse:collapse;width:100%%;font-size:.92em}'
+        'th,td{border-bottom:1px solid var(--line);padding:5px 8px;text-align:left;vertical-align:top}'
+        'th{background:#f3f5f8;font-weight:600}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}'
+        'td.t{white-space:nowrap}td.msg{font-family:ui-monospace,"DejaVu Sans Mono",Menlo,Consolas,monospace;'
+        'font-size:.9em;overflow-wrap:anywhere}td.name{overflow-wrap:anywhere;min-width:13em}'
+        '.badge{display:inline-block;padding:0 6px;border-radius:4px;font-size:.85em;font-weight:600}'
+        '.badge.stale,.badge.bad{background:#fde2d6;color:#9a3412}.badge.fresh{background:#e0ecf8;color:#1e4f85}'
+        '.ns{color:var(--muted)}'
+        'svg.chart{display:block;width:100%%;max-width:1000px;height:auto;font-size:12px}'
+        'svg.chart text{fill:#1d2733}svg.chart .tick{fill:var(--muted);font-size:11px}'
+        'svg.chart .axis-label{font-weight:600}svg.chart .grid{stroke:#e6eaef}svg.chart .axis{stroke:#8792a2}'
+        'svg.chart .value{fill:var(--muted)}'
+        '@media print{body{padding:0}section{break-inside:avoid}}'
+        '</style></head>' || E'\n' ||
+        '<body><header><h1>ETL run report</h1>'
+        '<p class="meta">Runs from <time datetime="%s">%s</time> to <time datetime="%s">%s</time>'
+        ' &middot; database %s &middot; generated <time datetime="%s">%s</time> by smartetl %s</p></header>' || E'\n',
+        smartetl._html_escape(coalesce((SELECT extversion FROM pg_extension WHERE extname = 'smartetl'), '')),
+        to_char(from_ts AT TIME ZONE 'UTC', utc), to_char(to_ts AT TIME ZONE 'UTC', utc),
+        to_char(from_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), to_char(from_ts AT TIME ZONE 'UTC', utc),
+        to_char(to_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), to_char(to_ts AT TIME ZONE 'UTC', utc),
+        smartetl._html_escape(current_database()),
+        to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"'),
+        smartetl._html_escape(coalesce((SELECT extversion FROM pg_extension WHERE extname = 'smartetl'), '')));
+
+    -- ---- headline numbers --------------------------------------------------
+    SELECT coalesce(sum(b.runs), 0)::bigint AS runs, coalesce(sum(b.failures), 0)::bigint AS failures,
+           sum(b.failures)::float8 / nullif(sum(b.successes) + sum(b.failures), 0) AS failure_rate,
+           count(DISTINCT b.pipeline_id) AS pipelines,
+           smartetl.qsketch_mean(smartetl.qsketch_merge(b.duration)) AS mean_s,
+           sum(b.rows_written)::bigint AS rows_written,
+           count(DISTINCT p.namespace) > 1 AS multi_ns
+    INTO s FROM smartetl._kpi_buckets(from_ts, to_ts) b LEFT JOIN smartetl.pipeline p USING (pipeline_id);
+    multi_ns := s.multi_ns;  -- then pipelines are shown as namespace/name
+
+    summary := format(
+        '<section id="summary" aria-labelledby="summary-h"><h2 id="summary-h">Summary</h2>'
+        '<dl class="tiles">'
+        '<div class="tile"><dt>Runs</dt><dd>%s</dd></div>'
+        '<div class="tile%s"><dt>Failures</dt><dd>%s</dd></div>'
+        '<div class="tile%s"><dt>Failure rate</dt><dd>%s</dd></div>'
+        '<div class="tile"><dt>Pipelines</dt><dd>%s</dd></div>'
+        '<div class="tile"><dt>Mean duration</dt><dd>%s</dd></div>'
+        '<div class="tile"><dt>Rows written</dt><dd>%s</dd></div>'
+        '</dl>%s</section>' || E'\n',
+        to_char(s.runs, int_fmt),
+        CASE WHEN s.failures > 0 THEN ' bad' ELSE '' END, to_char(s.failures, int_fmt),
+        CASE WHEN s.failure_rate > 0.05 THEN ' bad' ELSE '' END,
+        coalesce(to_char(s.failure_rate * 100, 'FM990.0') || ' %', '&ndash;'),
+        to_char(s.pipelines, int_fmt),
+        smartetl._report_duration(s.mean_s),
+        coalesce(to_char(s.rows_written, int_fmt), '&ndash;'),
+        CASE WHEN s.runs = 0 THEN '<p class="empty">No runs in this range.</p>'
+             ELSE format('<p class="note">Counts and durations cover whole UTC hours, %s to %s; '
+                         'the failure rate is failed / finished (succeeded or failed) runs; '
+                         'durations are those of finished runs.</p>',
+                         to_char(h0 AT TIME ZONE 'UTC', utc), to_char(h1 AT TIME ZONE 'UTC', utc)) END);
+
+    -- ---- runs per day (week, month) ---------------------------------------
+    IF s.runs = 0 THEN
+        runs_chart := '<p class="empty">No runs in this range.</p>';
+    ELSE
+        SELECT array_agg(CASE unit WHEN 'day' THEN to_char(d, 'YYYY-MM-DD (Dy)')
+                                   WHEN 'week' THEN 'week of ' || to_char(d, 'YYYY-MM-DD')
+                                   ELSE to_char(d, 'YYYY-MM') END ORDER BY d),
+               array_agg(CASE WHEN (rn - 1) % greatest(ceil(cnt / 12.0)::int, 1) = 0
+                              THEN to_char(d, CASE unit WHEN 'month' THEN 'YYYY-MM' ELSE 'MM-DD' END) END ORDER BY d),
+               array_agg(coalesce(k.runs, 0) ORDER BY d), array_agg(coalesce(k.failures, 0) ORDER BY d)
+        INTO labels, ticks, totals, fails
+        FROM (SELECT d, row_number() OVER (ORDER BY d) AS rn, count(*) OVER () AS cnt
+              FROM generate_series(date_trunc(unit, c0 AT TIME ZONE 'UTC'), c1 AT TIME ZONE 'UTC' - interval '1 microsecond',
+                                   ('1 ' || unit)::interval) d) g
+        LEFT JOIN (SELECT date_trunc(unit, b.bucket AT TIME ZONE 'UTC') AS period,
+                          sum(b.runs)::bigint AS runs, sum(b.failures)::bigint AS failures
+                   FROM smartetl._kpi_buckets(from_ts, to_ts) b GROUP BY 1) k ON k.period = g.d;
+        runs_chart := smartetl._report_columns('chart-runs',
+            format('Runs per %s', unit),
+            format('Stacked columns: runs per UTC %s from %s to %s, %s runs in all, of which %s failed (failed part on top).',
+                   unit, labels[1], labels[array_upper(labels, 1)], to_char(s.runs, int_fmt), to_char(s.failures, int_fmt)),
+            format('%s (UTC)', initcap(unit)), 'Runs', labels, ticks, totals, fails);
+    END IF;
+    runs_chart := format('<section id="runs-per-day" aria-labelledby="runs-per-day-h"><h2 id="runs-per-day-h">Runs per %s</h2>%s</section>' || E'\n',
+                         unit, runs_chart);
+
+    -- ---- per pipeline ------------------------------------------------------
+    SELECT string_agg(format(
+               '<tr><td class="name">%s</td><td class="num">%s</td><td class="num">%s</td><td class="num">%s</td>'
+               '<td class="num">%s</td><td class="num">%s</td><td class="num">%s</td><td class="t">%s</td><td>%s</td></tr>',
+               -- long names wrap after the namespace and at underscores first
+               CASE WHEN multi_ns THEN '<span class="ns">' || smartetl._html_escape(k.namespace) || '/</span><wbr>' ELSE '' END
+                   || replace(smartetl._html_escape(k.pipeline), '_', '_<wbr>'),
+               to_char(k.runs, int_fmt), to_char(k.failures, int_fmt),
+               coalesce(to_char((1 - k.success_rate) * 100, 'FM990.0') || ' %', '&ndash;'),
+               smartetl._report_duration(k.mean_duration_s), smartetl._report_duration(k.p95_duration_s),
+               coalesce(to_char(k.rows_written, int_fmt), '&ndash;'),
+               coalesce(to_char(k.last_success AT TIME ZONE 'UTC', utc), 'never'),
+               CASE WHEN k.stale THEN format('<span class="badge stale" title="no success for %s, expected every %s">stale</span>',
+                                             smartetl._report_duration(extract(epoch FROM k.freshness_lag)::float8),
+                                             smartetl._report_duration(extract(epoch FROM k.expected_interval)::float8))
+                    WHEN NOT k.stale THEN '<span class="badge fresh">fresh</span>'
+                    ELSE '&ndash;' END),
+               '' ORDER BY k.namespace, k.pipeline),
+           array_agg(CASE WHEN multi_ns THEN k.namespace || '/' ELSE '' END || k.pipeline
+                     ORDER BY 1 - k.success_rate DESC NULLS LAST, k.namespace, k.pipeline),
+           array_agg(1 - k.success_rate ORDER BY 1 - k.success_rate DESC NULLS LAST, k.namespace, k.pipeline),
+           array_agg(CASE WHEN k.success_rate IS NULL THEN 'no finished runs' END
+                     ORDER BY 1 - k.success_rate DESC NULLS LAST, k.namespace, k.pipeline)
+    INTO pipelines, labels, rates, notes
+    FROM smartetl.pipeline_kpi(from_ts, to_ts) k;
+    pipelines := format(
+        '<section id="pipelines" aria-labelledby="pipelines-h"><h2 id="pipelines-h">Pipelines</h2>%s</section>' || E'\n',
+        CASE WHEN pipelines IS NULL THEN '<p class="empty">No pipeline ran in this range.</p>'
+             ELSE '<table><thead><tr><th scope="col">Pipeline</th><th scope="col" class="num">Runs</th>'
+                  '<th scope="col" class="num">Failures</th><th scope="col" class="num">Failure rate</th>'
+                  '<th scope="col" class="num">Mean time</th><th scope="col" class="num">p95 time</th>'
+                  '<th scope="col" class="num">Rows written</th><th scope="col">Last success</th>'
+                  '<th scope="col">Freshness</th></tr></thead><tbody>' || pipelines || '</tbody></table>'
+                  '<p class="note">Execution times of finished runs (p95 within 0.5 %); stale: no success for more than '
+                  '1.5 times the pipeline''s expected interval (set, or the median gap of its recent runs).</p>' END);
+
+    -- ---- failure rate per pipeline -----------------------------------------
+    rate_chart := format(
+        '<section id="failure-rate" aria-labelledby="failure-rate-h"><h2 id="failure-rate-h">Failure rate per pipeline</h2>%s</section>' || E'\n',
+        CASE WHEN labels IS NULL THEN '<p class="empty">No pipeline ran in this range.</p>'
+             WHEN coalesce((SELECT max(r) FROM unnest(rates) r), 0) = 0
+                 THEN '<p class="empty">No failed runs in this range.</p>'
+             ELSE smartetl._report_rate_bars('chart-failure-rate', 'Failure rate per pipeline',
+                      format('Horizontal bars: failed / finished runs of each of the %s pipelines, highest first; highest %s.',
+                             array_length(labels, 1), to_char(rates[1] * 100, 'FM990.0') || ' % (' || labels[1] || ')'),
+                      'Failure rate (failed / finished runs)', 'Pipeline', labels, rates, notes) END);
+
+    -- ---- frequent errors ---------------------------------------------------
+    SELECT count(*),
+           string_agg(format('<tr><td class="num">%s</td><td class="msg">%s</td><td class="num">%s</td>'
+                             '<td class="name">%s</td><td class="t">%s</td><td class="t">%s</td></tr>',
+                             e.rank, CASE WHEN length(e.template) > 400
+                                          THEN smartetl._html_escape(left(e.template, 399)) || '&hellip;'
+                                          ELSE smartetl._html_escape(e.template) END,
+                             to_char(e.occurrences, int_fmt),
+                             coalesce((SELECT string_agg(smartetl._html_escape(pn), ', ' ORDER BY o)
+                                       FROM unnest(e.pipeline_names[1:5]) WITH ORDINALITY u(pn, o)), '&ndash;')
+                                 || CASE WHEN cardinality(e.pipeline_names) > 5
+                                         THEN format(' and %s more', cardinality(e.pipeline_names) - 5) ELSE '' END,
+                             to_char(e.first_seen AT TIME ZONE 'UTC', utc), to_char(e.last_seen AT TIME ZONE 'UTC', utc)),
+                      '' ORDER BY e.rank) FILTER (WHERE e.rank <= 20)
+    INTO n_errors, errors
+    FROM (SELECT f.*, row_number() OVER (ORDER BY f.occurrences DESC, f.template_id) AS rank
+          FROM smartetl.frequent_errors(from_ts, to_ts) f) e;
+    errors := format(
+        '<section id="errors" aria-labelledby="errors-h"><h2 id="errors-h">Frequent errors</h2>%s</section>' || E'\n',
+        CASE WHEN n_errors = 0 THEN '<p class="empty">No errors in this range.</p>'
+             ELSE '<table><thead><tr><th scope="col" class="num">#</th><th scope="col">Error template</th>'
+                  '<th scope="col" class="num">Count</th><th scope="col">Pipelines</th>'
+                  '<th scope="col">First seen</th><th scope="col">Last seen</th></tr></thead><tbody>'
+                  || errors || '</tbody></table>'
+                  || format('<p class="note">%s of failed runs'' errors and ERROR-level log events, grouped by template '
+                            '(variable parts as &lt;*&gt;).</p>',
+                            CASE WHEN n_errors > 20 THEN format('The 20 most frequent of %s templates', n_errors)
+                                 ELSE format('%s template%s', n_errors, CASE WHEN n_errors > 1 THEN 's' ELSE '' END) END) END);
+
+    -- ---- anomalies ---------------------------------------------------------
+    -- abnormal runs of the range, and pipelines overdue at its end (or now,
+    -- for a range that ends in the future, as pipeline_kpi's freshness does)
+    WITH a AS (
+        SELECT a.*, p.namespace, row_number() OVER (ORDER BY a.run_at DESC, a.run_id, a.kind) AS rn
+        FROM smartetl.detect_anomalies(from_ts, to_ts) a JOIN smartetl.pipeline p USING (pipeline_id)
+    )
+    SELECT count(*),
+           string_agg(format('<tr><td class="t">%s</td><td class="name">%s</td><td>%s</td><td class="num">%s</td>'
+                             '<td class="num">%s</td><td class="num">%s</td><td class="num">%s</td></tr>',
+                             to_char(a.run_at AT TIME ZONE 'UTC', utc),
+                             CASE WHEN multi_ns THEN '<span class="ns">' || smartetl._html_escape(a.namespace) || '/</span>' ELSE '' END
+                                 || smartetl._html_escape(a.pipeline),
+                             CASE a.kind WHEN 'duration' THEN 'duration' WHEN 'volume' THEN 'rows written'
+                                         ELSE smartetl._html_escape(a.kind) END,
+                             CASE WHEN a.kind = 'duration' THEN smartetl._report_duration(a.value)
+                                  ELSE to_char(a.value, 'FM999,999,999,999,999,990') END,
+                             CASE WHEN a.kind = 'duration' THEN smartetl._report_duration(a.expected)
+                                  ELSE to_char(a.expected, 'FM999,999,999,999,999,990') END,
+                             CASE WHEN a.kind = 'duration'
+                                  THEN smartetl._report_duration(a.expected_low) || ' &ndash; ' || smartetl._report_duration(a.expected_high)
+                                  ELSE to_char(a.expected_low, 'FM999,999,999,999,999,990') || ' &ndash; '
+                                       || to_char(a.expected_high, 'FM999,999,999,999,999,990') END,
+                             to_char(a.score, 'FMS990.0')), '' ORDER BY a.rn) FILTER (WHERE a.rn <= 50)
+    INTO n_anomalies, anomalies FROM a;
+    anomalies := CASE WHEN n_anomalies = 0 THEN ''
+        ELSE '<h3>Abnormal runs</h3><table><thead><tr><th scope="col">Run at</th><th scope="col">Pipeline</th>'
+             '<th scope="col">What</th><th scope="col" class="num">Value</th><th scope="col" class="num">Expected</th>'
+             '<th scope="col" class="num">Normal range</th><th scope="col" class="num">Score</th></tr></thead><tbody>'
+             || anomalies || '</tbody></table>'
+             || format('<p class="note">%s whose duration or rows written are abnormal against earlier runs of the same '
+                       'pipeline (robust score beyond &plusmn;4).</p>',
+                       CASE WHEN n_anomalies > 50 THEN format('The latest 50 of %s runs', n_anomalies)
+                            WHEN n_anomalies = 1 THEN 'One run' ELSE format('%s runs', n_anomalies) END) END;
+    WITH o AS (SELECT o.*, p.namespace FROM smartetl.overdue_pipelines(least(to_ts, now())) o JOIN smartetl.pipeline p USING (pipeline_id))
+    SELECT count(*),
+           anomalies || CASE WHEN count(*) = 0 THEN '' ELSE
+               '<h3>Overdue pipelines</h3><table><thead><tr><th scope="col">Pipeline</th><th scope="col">Problem</th>'
+               '<th scope="col">Last</th><th scope="col" class="num">Expected every</th>'
+               '<th scope="col" class="num">Overdue by</th></tr></thead><tbody>'
+               || string_agg(format('<tr><td class="name">%s</td><td>%s</td><td class="t">%s</td><td class="num">%s</td>'
+                                    '<td class="num">%s</td></tr>',
+                                    CASE WHEN multi_ns THEN '<span class="ns">' || smartetl._html_escape(o.namespace) || '/</span>' ELSE '' END
+                                        || smartetl._html_escape(o.pipeline),
+                                    CASE o.kind WHEN 'missing_run' THEN 'no run' WHEN 'freshness' THEN 'no success'
+                                                ELSE smartetl._html_escape(o.kind) END,
+                                    to_char(o.last_at AT TIME ZONE 'UTC', utc),
+                                    smartetl._report_duration(extract(epoch FROM o.expected_interval)::float8),
+                                    smartetl._report_duration(extract(epoch FROM o.overdue_by)::float8)),
+                             '' ORDER BY o.namespace, o.pipeline, o.kind)
+               || '</tbody></table>'
+               || format('<p class="note">At %s, no run or no success for more than 1.5 expected intervals.</p>',
+                         to_char(least(to_ts, now()) AT TIME ZONE 'UTC', utc)) END
+    INTO n_overdue, anomalies FROM o;
+    anomalies := format(
+        '<section id="anomalies" aria-labelledby="anomalies-h"><h2 id="anomalies-h">Anomalies</h2>%s</section>' || E'\n',
+        CASE WHEN n_anomalies + n_overdue = 0 THEN '<p class="empty">No anomalies in this range.</p>'
+             ELSE CASE WHEN n_anomalies = 0 THEN '<p class="empty">No abnormal run durations or volumes in this range.</p>' ELSE '' END
+                  || anomalies
+                  || CASE WHEN n_overdue = 0 THEN '<p class="empty">No overdue pipelines at the end of the range.</p>' ELSE '' END END);
+
+    -- ---- busiest hours -----------------------------------------------------
+    IF s.runs = 0 THEN
+        hours_chart := '<p class="empty">No runs in this range.</p>';
+    ELSE
+        SELECT array_agg(format('%s:00-%s:59 UTC', lpad(hr::text, 2, '0'), lpad(hr::text, 2, '0')) ORDER BY hr),
+               array_agg(lpad(hr::text, 2, '0') ORDER BY hr),
+               array_agg(coalesce(k.runs, 0) ORDER BY hr), array_agg(coalesce(k.failures, 0) ORDER BY hr)
+        INTO labels, ticks, totals, fails
+        FROM generate_series(0, 23) hr
+        LEFT JOIN (SELECT extract(hour FROM h.bucket AT TIME ZONE 'UTC')::int AS hour,
+                          sum(h.runs)::bigint AS runs, sum(h.failures)::bigint AS failures
+                   FROM smartetl.kpi_hourly h WHERE h.bucket >= h0 AND h.bucket < h1 GROUP BY 1) k ON k.hour = hr;
+        hours_chart := smartetl._report_columns('chart-hours', 'Runs by hour of day (UTC)',
+            format('Stacked columns: runs started in each hour of the day (UTC) over the range; the busiest hour is %s with %s runs.',
+                   (SELECT lpad((i - 1)::text, 2, '0') || ':00' FROM generate_subscripts(totals, 1) i ORDER BY totals[i] DESC, i LIMIT 1),
+                   to_char((SELECT max(t) FROM unnest(totals) t), int_fmt)),
+            'Hour of day (UTC)', 'Runs', labels, ticks, totals, fails);
+    END IF;
+    hours_chart := format(
+        '<section id="busiest-hours" aria-labelledby="busiest-hours-h"><h2 id="busiest-hours-h">Busiest hours</h2>%s</section>' || E'\n',
+        hours_chart);
+
+    RETURN head || summary || runs_chart || pipelines || rate_chart || errors || anomalies || hours_chart
+        || '<footer><p class="meta">smartetl report &middot; all times UTC &middot; no scripts, no external resources.</p></footer>'
+        || '</body></html>' || E'\n';
+END $$;
+
+-- ---- grants ------------------------------------------------------------------
+REVOKE ALL ON FUNCTION smartetl._time_window(), smartetl._run_check_times(),
+                       smartetl._pg_cron_runs(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION smartetl._log_partitions_ensure(timestamptz, timestamptz),
+                          smartetl._time_window()
+    TO smartetl_writer;
+-- reading server files also takes superuser or pg_read_server_files (checked in C)
+GRANT EXECUTE ON FUNCTION smartetl.ingest_file(text, text, jsonb) TO smartetl_writer;
+GRANT EXECUTE ON FUNCTION smartetl._pg_cron_runs(bigint) TO smartetl_admin;
+-- admins have it through smartetl_writer now
+REVOKE EXECUTE ON FUNCTION smartetl.ingest_file(text, text, jsonb) FROM smartetl_admin;
