@@ -8,7 +8,7 @@
 \set ON_ERROR_STOP 1
 BEGIN;
 SET LOCAL timezone = 'UTC';
-SELECT plan(58);
+SELECT plan(59);
 CREATE ROLE rm_reader LOGIN IN ROLE smartetl_reader;
 CREATE ROLE rm_writer LOGIN IN ROLE smartetl_writer;
 CREATE ROLE rm_admin LOGIN IN ROLE smartetl_admin;
@@ -83,6 +83,11 @@ SELECT is(coalesce(array_agg(c.oid::regclass::text ORDER BY c.oid::regclass::tex
 FROM pg_class c
 WHERE c.relnamespace = 'smartetl'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
   AND c.oid <> ALL ((SELECT extconfig FROM pg_extension WHERE extname = 'smartetl')::oid[]);
+
+SELECT is(coalesce(array_agg(p.proname::text ORDER BY p.proname::text), '{}'),
+          '{_kpi_refresh,_log_partitions_ensure,_pg_cron_runs,drop_log_partitions,template_compact}'::text[],
+          'the SECURITY DEFINER functions are exactly those README''s Security section lists')
+FROM pg_proc p WHERE p.pronamespace = 'smartetl'::regnamespace AND p.prosecdef;
 
 -- the payloads, one per format
 CREATE TEMP TABLE payloads (format text, payload text, options jsonb) ON COMMIT DROP;
