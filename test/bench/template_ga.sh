@@ -7,7 +7,7 @@
 # linked with PostgreSQL's frontend static libraries (libpgcommon before
 # libpgport), as test/fuzz/build.sh does.
 #
-# Usage: test/bench/template_ga.sh [-d DATADIR] [-r ROUNDS] [-s N] [-v DATASET] [-m]
+# Usage: test/bench/template_ga.sh [-d DATADIR] [-D NAMES] [-r ROUNDS] [-s N] [-v NAME] [-t MIN] [-m]
 #   (options of template_ga.c, see there)
 # Environment: CC (default gcc), PG_CONFIG (default
 # /usr/lib/postgresql/15/bin/pg_config).
@@ -43,4 +43,4 @@ mkdir -p "$out"
 # shellcheck disable=SC2086
 "$CC" $CFLAGS $INCLUDES -o "$out/template_ga" "$here/template_ga.c" \
 	"$root/src/template/miner.c" "$root/src/template/tokenize.c" $pglibs -lm
-exec "$out/template_ga" "$@"
+exec "$out/template_ga" -S "$root/test/data/template_synth" "$@"

@@ -1,0 +1,200 @@
+#!/usr/bin/python3
+"""test/data/template_synth/generate.py - adversarial log sets for the template miner.
+
+Writes one CSV per failure class seen on Loghub systems the miner was not
+developed on (LineId,EventId,Content, like Loghub's structured files), with
+the true event of every line.  Each class mixes events whose variables are
+hard to see (the class) with confusers: events that differ from them only by
+a constant word, a constant token or their length, so that a miner which
+simply merges more cannot pass either.  Lines are interleaved at random; the
+output is deterministic (fixed seed) and committed, so the tests read the
+files, and this script only documents and regenerates them:
+
+    /usr/bin/python3 test/data/template_synth/generate.py
+
+Nothing here comes from Loghub: vocabularies and message shapes are made up
+for this file (in the styles of sshd, proxies, Android, Java and cluster
+managers).
+"""
+import csv
+import os
+import random
+
+R = random.Random(20260512)
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+WORDS = ["alpha", "beta", "gamma", "delta", "orion", "vega", "lyra", "atlas",
+         "cobalt", "ember", "falcon", "harbor", "indigo", "juniper", "kestrel",
+         "lumen", "marble", "nectar", "opal", "pepper", "quartz", "raven",
+         "saffron", "tundra", "umber", "velvet", "willow", "yonder", "zephyr",
+         "mail", "proxy", "api", "static", "edge", "cdn", "auth", "files"]
+TLDS = ["com", "net", "org", "edu", "io", "de", "uk", "fr", "info", "jp"]
+USERS = ["admin", "test", "oracle", "guest", "support", "ubuntu", "postgres",
+         "deploy", "git", "nagios", "backup", "www", "ftp", "alice", "bob",
+         "carol", "dave", "mallory", "operator", "service", "monitor",
+         "jenkins", "hadoop", "spark", "mysql", "student", "info", "sales",
+         "user", "webmaster", "pi", "tomcat", "ansible", "zabbix", "olivia"]
+PKG = ["com.acme.billing", "com.example.mail.sync", "org.corp.auth.session",
+       "net.shop.cart", "com.vendor.maps.tiles", "org.project.core.cache",
+       "com.android.systemui", "com.google.android.gms", "org.sample.widget",
+       "com.apple.photos.agent", "io.stream.kafka.consumer"]
+UA_WORDS = ["View Lock", "WindowManager", "AudioMix", "sync job", "Wake Alarm",
+            "location updates", "GCM", "NlpWakeLock", "*alarm*", "push queue"]
+
+
+def host():
+    n = R.choice([2, 3, 3, 4])
+    return ".".join(R.choice(WORDS) for _ in range(n - 1)) + "." + R.choice(TLDS)
+
+
+def ip():
+    return "%d.%d.%d.%d" % (R.randint(1, 223), R.randint(0, 255), R.randint(0, 255), R.randint(1, 254))
+
+
+def port():
+    return str(R.choice([22, 80, 443, 5070, 8080, 9092, R.randint(1024, 65535)]))
+
+
+def hexs(n):
+    return "".join(R.choice("0123456789abcdef") for _ in range(n))
+
+
+def num(a=0, b=99999):
+    return str(R.randint(a, b))
+
+
+def boolean():
+    return R.choice(["true", "false"])
+
+
+def user():
+    return R.choice(USERS)
+
+
+def state_pair(pairs):
+    return R.choice(pairs)
+
+
+# ---- class 1: variables glued to text or punctuation ----
+GLUED = {
+    "G1": lambda: "Connection to %s:%s established" % (R.choice([ip(), host()]), port()),
+    "G2": lambda: "Connection to %s:%s closed by peer" % (R.choice([ip(), host()]), port()),
+    "G3": lambda: "Accepted login %s@%s via ssh" % (user(), host()),
+    "G4": lambda: "worker(%s) exited with status %s" % (num(100, 65000), num(0, 255)),
+    "G5": lambda: "worker(%s) started" % num(100, 65000),
+    "G6": lambda: "cron[%s]: job #%s queued at position %s" % (num(100, 65000), num(1, 9999), num(0, 50)),
+    "G7": lambda: "cache stats: hit_ratio=%s%% size=%sKB evictions=%s" % (num(0, 100), num(1, 9000), num(0, 900)),
+    "G8": lambda: "request id=%s-%s user=%s@%s took %sms" % (hexs(8), hexs(4), user(), host(), num(1, 5000)),
+    "G9": lambda: "retry policy max_attempts=%s backoff=%ss" % (num(1, 9), num(1, 60)),
+    "G10": lambda: "mount (%s) on <%s> failed (errno=%s)" % (R.choice(["/dev/sdb1", "/dev/nvme0n1p2", "/dev/sda3"]), R.choice(["/mnt/data", "/srv/backup", "/var/lib/x"]), num(1, 40)),
+    "G11": lambda: "lease [%s] renewed for %ss by %s" % (hexs(12), num(5, 600), R.choice([ip(), host()])),
+    "G12": lambda: "lease [%s] expired" % hexs(12),
+}
+
+# ---- class 2: host and domain names without digits ----
+HOSTS = {
+    "H1": lambda: "%s:%s open through proxy %s:%s HTTPS" % (host(), port(), host(), port()),
+    "H2": lambda: "%s:%s open through proxy %s:%s SOCKS5" % (host(), port(), host(), port()),
+    "H3": lambda: "%s:%s close, %s bytes sent, %s bytes received, lifetime %s:%02d" % (host(), port(), num(), num(), num(0, 59), R.randint(0, 59)),
+    "H4": lambda: "%s:%s close, %s bytes (%s.%s KB) sent, %s bytes received, lifetime %s:%02d" % (host(), port(), num(), num(1, 99), num(0, 99), num(), num(0, 59), R.randint(0, 59)),
+    "H5": lambda: "Resolved %s to %s" % (host(), ip()),
+    "H6": lambda: "reverse mapping checking getaddrinfo for %s [%s] failed - POSSIBLE BREAK-IN ATTEMPT!" % (host(), ip()),
+    "H7": lambda: "DNS lookup for %s timed out after %s ms" % (host(), num(100, 9000)),
+    "H8": lambda: "Mail from <%s@%s> accepted for delivery" % (user(), host()),
+    "H9": lambda: "Upstream %s is unreachable" % host(),
+    "H10": lambda: "Upstream %s is healthy again" % host(),
+}
+
+# ---- class 3: variables that are words ----
+TRANS = [("NEW", "RUNNING"), ("RUNNING", "SUCCEEDED"), ("RUNNING", "FAILED"), ("FAILED", "RETRYING")]
+WORDV = {
+    "W1": lambda: "Invalid user %s from %s" % (user(), ip()),
+    "W2": lambda: "input_userauth_request: invalid user %s [preauth]" % user(),
+    "W3": lambda: "pam_unix(sshd:session): session opened for user %s by (uid=%s)" % (user(), num(0, 1000)),
+    "W4": lambda: "pam_unix(sshd:session): session closed for user %s" % user(),
+    "W5": lambda: "Failed password for invalid user %s from %s port %s ssh2" % (user(), ip(), port()),
+    "W6": lambda: "Loaded plugin %s version %s.%s" % (R.choice(PKG), num(0, 9), num(0, 30)),
+    "W7": lambda: "setVisibility visible=%s animate=%s" % (boolean(), boolean()),
+    "W8": lambda: "Start proc %s:%s/u0a%s for service %s/.SyncService" % (num(1000, 32000), R.choice(PKG), num(10, 200), R.choice(PKG)),
+    # enumerations that are not variables: each transition is an event
+    "W9": lambda: "Task task_%s transitioned from NEW to RUNNING" % num(),
+    "W10": lambda: "Task task_%s transitioned from RUNNING to SUCCEEDED" % num(),
+    "W11": lambda: "Task task_%s transitioned from RUNNING to FAILED" % num(),
+    "W12": lambda: "Changing view acls to: %s" % user(),
+    "W13": lambda: "Changing modify acls to: %s" % user(),
+}
+
+# ---- class 4: one event, varying token count ----
+def datanodes():
+    return " ".join("%s:%s" % (ip(), port()) for _ in range(R.randint(1, 4)))
+
+
+def hostlist():
+    return ", ".join(host() for _ in range(R.randint(1, 4)))
+
+
+VARLEN = {
+    "V1": lambda: "Receiving block blk_%s from datanodes %s" % (num(), datanodes()),
+    "V2": lambda: "acquire lock=%s, flags=0x%s, tag=\"%s\", name=%s, ws=null, uid=%s, pid=%s" % (num(), hexs(1), R.choice(UA_WORDS), R.choice(PKG), num(1000, 20000), num(100, 32000)),
+    "V3": lambda: "release lock=%s, flags=0x%s, tag=\"%s\", name=%s, ws=null, uid=%s, pid=%s" % (num(), hexs(1), R.choice(UA_WORDS), R.choice(PKG), num(1000, 20000), num(100, 32000)),
+    "V4": lambda: "Started %s executors on hosts %s" % (num(1, 64), hostlist()),
+    "V5": lambda: "Skipping %s frames!  The application may be doing too much work on its main thread." % num(30, 900),
+    "V6": lambda: "Removed %s stale files: %s" % (num(1, 9), " ".join(R.choice(["/tmp/a.lock", "/var/run/x.pid", "/srv/cache/%s.bin" % hexs(6)]) for _ in range(R.randint(1, 3)))),
+    "V7": lambda: "Set property %s to \"%s\"" % (R.choice(["display.name", "device.label", "owner.comment"]), " ".join(R.choice(WORDS) for _ in range(R.randint(1, 4)))),
+    "V8": lambda: "Heartbeat from %s took %s ms (queue %s)" % (ip(), num(1, 900), num(0, 99)),
+    "V9": lambda: "Heartbeat from %s missed" % ip(),
+}
+
+# ---- class 5: long messages with many variables ----
+STATES = ["LOOKING", "FOLLOWING", "LEADING"]
+
+
+def long_container():
+    return ("Cannot assign container Container: [ContainerId: container_%s_%s_01_%s, NodeId: %s:%s, "
+            "NodeHttpAddress: %s:%s, Resource: <memory:%s, vCores:%s>, Priority: %s, Token: Token { kind: "
+            "ContainerToken, service: %s:%s }, ] for a map as either container memory less than required "
+            "<memory:%s, vCores:%s> or no pending map tasks - maps.isEmpty=%s"
+            % (num(10**12, 10**13), num(1, 99), num(1, 999), host(), port(), host(), port(), num(512, 8192),
+               num(1, 8), num(1, 20), ip(), port(), num(512, 8192), num(1, 8), boolean()))
+
+
+LONG = {
+    "L1": long_container,
+    "L2": lambda: ("getResources() for application_%s_%s: ask=%s release= %s newContainers=%s finishedContainers=%s "
+                   "resourcelimit=<memory:%s, vCores:%s> knownNMs=%s" % (num(10**12, 10**13), num(1, 99), num(0, 9),
+                                                                        num(0, 9), num(0, 9), num(0, 9), num(0, 99999), num(-5, 5), num(1, 9))),
+    "L3": lambda: ("printFreezingDisplayLogsopening app wtoken = AppWindowToken{%s token=Token{%s ActivityRecord{%s u0 %s/.%s t%s}}}, "
+                   "allDrawn= %s, startingDisplayed =  %s, startingMoved =  %s, isRelaunching =  %s"
+                   % (hexs(7), hexs(7), hexs(7), R.choice(PKG), R.choice(["MainActivity", "SettingsActivity", "Launcher"]),
+                      num(1, 9999), boolean(), boolean(), boolean(), boolean())),
+    "L4": lambda: ("ARPT: %s.%s: wl0: wl_update_tcpkeep_seq: Original Seq: %s, Ack: %s, Win size: %s"
+                   % (num(100000, 999999), num(100000, 999999), num(), num(), num(1, 65535))),
+    "L5": lambda: ("user=%s ip=%s session=%s bytes_in=%s bytes_out=%s duration=%s.%ss retries=%s cached=%s region=%s"
+                   % (user(), ip(), hexs(16), num(), num(), num(0, 99), num(0, 999), num(0, 5), boolean(), host())),
+}
+for a in STATES:
+    for b in STATES[:2]:
+        LONG["L6_%s_%s" % (a, b)] = (lambda a=a, b=b: "Notification: %s (n.leader), 0x%s (n.zxid), 0x%s (n.round), %s (n.state), %s (n.sid), 0x%s (n.peerEPoch), %s (my state)"
+                                     % (num(1, 5), hexs(9), hexs(1), a, num(1, 5), hexs(1), b))
+
+CLASSES = [("glued", GLUED), ("hostnames", HOSTS), ("wordvars", WORDV),
+           ("varlen", VARLEN), ("long", LONG)]
+
+
+def write(name, events, lines=1500):
+    keys = sorted(events)
+    # skewed event frequencies, every event at least 8 times
+    weights = [R.choice([1, 2, 4, 8]) for _ in keys]
+    rows = [k for k in keys for _ in range(8)]
+    rows += R.choices(keys, weights=weights, k=lines - len(rows))
+    R.shuffle(rows)
+    with open(os.path.join(HERE, name + ".csv"), "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["LineId", "EventId", "Content"])
+        for i, k in enumerate(rows, 1):
+            w.writerow([i, k, events[k]()])
+
+
+if __name__ == "__main__":
+    for name, events in CLASSES:
+        write(name, events)
