@@ -56,7 +56,7 @@ static const uint8 char_class[256] = {
 	['<'] = CC_DELIM | CC_LEAD,
 	['>'] = CC_DELIM | CC_TRAIL,
 	['"'] = CC_DELIM | CC_LEAD | CC_TRAIL,
-	['\''] = CC_LEAD | CC_TRAIL,
+	['\''] = CC_DELIM | CC_LEAD | CC_TRAIL,
 	['.'] = CC_TRAIL | CC_END | CC_SUBSEP | CC_NUMSEP,
 	['!'] = CC_TRAIL | CC_END,
 	['?'] = CC_TRAIL | CC_END,
@@ -209,6 +209,182 @@ is_path_or_url(const char *s, int n)
 	return i > 0 && i + 3 <= n && s[i] == ':' && s[i + 1] == '/' && s[i + 2] == '/';
 }
 
+/* Is s, ASCII case-insensitively, one of the names (NULL-terminated)? */
+static bool
+name_in(const char *s, int n, const char *const *names)
+{
+	int			i;
+
+	for (i = 0; names[i]; i++)
+		if ((int) strlen(names[i]) == n && pg_strncasecmp(names[i], s, n) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Top-level domains that end host names in logs: the generic ones and the
+ * most common country codes (no two-letter code that is also a common word
+ * or file extension, such as .id, .in, .is, .py, .sh, .md or .pl).
+ */
+static const char *const tld_names[] = {
+	"com", "net", "org", "edu", "gov", "mil", "int", "info", "biz", "io",
+	"arpa", "local", "localdomain", "lan", "internal", "corp", "home",
+	"uk", "de", "fr", "jp", "cn", "ru", "nl", "au", "br", "it", "es", "ch",
+	"se", "no", "fi", "dk", "be", "at", "cz", "hu", "gr", "pt", "ie", "ca",
+	"us", "eu", "kr", "tw", "hk", "sg", "nz", "za", "mx", "ar", "cl", "tr",
+	"ua", "ro", "sk", "si", "hr", "bg", "lt", "lv", "ee", "il", "om", "ae",
+	"sa", "eg", "ng", "ke", "vn", "th", "my", "ph", "pk", "bd", "ir", "cc",
+	"tv", "me", "co", NULL
+};
+
+/* First labels of reversed-domain identifiers (Java, Android, Apple). */
+static const char *const reversed_tld_names[] = {
+	"com", "org", "net", "edu", "gov", "android", "androidx", NULL
+};
+
+/*
+ * A host or domain name, with or without digits: labels of letters, digits
+ * and hyphens joined by dots, ending in a top-level domain
+ * (proxy.cse.cuhk.edu.hk, mail.example.com); or a reversed-domain
+ * identifier of three labels or more (com.android.systemui,
+ * org.apache.Foo$Bar), which names an application, a package or a class.
+ * Such names are variables in practically every log: they are what the
+ * message is about, not what kind of message it is.
+ */
+static bool
+is_hostname(const char *s, int n)
+{
+	int			labels = 0;
+	int			start = 0;
+	int			first_end = -1;
+	bool		java = false;
+	int			i;
+
+	if (n < 4 || s[0] == '.' || s[n - 1] == '.')
+		return false;
+	for (i = 0; i <= n; i++)
+	{
+		if (i == n || s[i] == '.')
+		{
+			if (i == start)
+				return false;	/* empty label */
+			if (first_end < 0)
+				first_end = i;
+			labels++;
+			start = i + 1;
+		}
+		else if (s[i] == '_' || s[i] == '$')
+			java = true;
+		else if (!is_alpha(s[i]) && !is_digit(s[i]) && s[i] != '-')
+			return false;
+	}
+	if (labels < 2)
+		return false;
+	if (labels >= 3 && name_in(s, first_end, reversed_tld_names))
+		return true;
+	/* start is now one past the end: the last label begins after the last dot */
+	for (i = n - 1; s[i] != '.'; i--)
+		;
+	return !java && name_in(s + i + 1, n - i - 1, tld_names);
+}
+
+/* Values that are never part of a message's kind. */
+static const char *const value_names[] = {
+	"true", "false", "null", "nil", "undefined", NULL
+};
+
+/* Does an alphanumeric part hold two separate runs of digits (u0a124)? */
+static bool
+has_two_digit_runs(const char *s, int n)
+{
+	int			runs = 0;
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (is_digit(s[i]) && (i == 0 || !is_digit(s[i - 1])))
+			runs++;
+	return runs >= 2;
+}
+
+/* A Windows path: C:\dir\file, C:/dir, or a \\server\share path. */
+static bool
+is_windows_path(const char *s, int n)
+{
+	if (n >= 3 && is_alpha(s[0]) && s[1] == ':' && (s[2] == '\\' || s[2] == '/'))
+		return true;
+	return n >= 3 && s[0] == '\\' && s[1] == '\\' && (is_alpha(s[2]) || is_digit(s[2]));
+}
+
+static bool piece_is_var(const char *s, int n);
+
+/* A host part of host:port or user@host: a host name, an address, an id. */
+static bool
+is_host_part(const char *s, int n)
+{
+	bool		dot = false;
+	bool		alpha = false;
+	int			i;
+
+	if (n == 0)
+		return false;
+	if (is_hostname(s, n) || (n == 9 && strncmp(s, "localhost", 9) == 0))
+		return true;
+	for (i = 0; i < n; i++)
+	{
+		if (s[i] == '.')
+			dot = true;
+		else if (is_alpha(s[i]))
+			alpha = true;
+		else if (!is_digit(s[i]) && s[i] != '-' && s[i] != '_')
+			return false;
+	}
+	return (dot && alpha) || piece_is_var(s, n);
+}
+
+/*
+ * host:port with a host name or id on the left (www.example.com:443,
+ * node-7:8080); an IPv4 address and port is a numeric shape already.
+ * Either way it is one variable, so both kinds of host line up.
+ */
+static bool
+is_host_port(const char *s, int n)
+{
+	int			c;
+	int			i;
+
+	for (c = n - 1; c > 0 && s[c] != ':'; c--)
+		;
+	if (c <= 0 || n - c - 1 < 1 || n - c - 1 > 5)
+		return false;
+	for (i = c + 1; i < n; i++)
+		if (!is_digit(s[i]))
+			return false;
+	return is_host_part(s, c);
+}
+
+/* user@host, an e-mail address, or an object@id. */
+static bool
+is_at_address(const char *s, int n)
+{
+	int			a = -1;
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		if (s[i] == '@')
+		{
+			if (a >= 0)
+				return false;
+			a = i;
+		}
+		else if (!is_alpha(s[i]) && !is_digit(s[i]) && !strchr("._%+-:$", s[i]))
+			return false;
+	}
+	if (a <= 0 || a == n - 1)
+		return false;
+	return is_host_part(s + a + 1, n - a - 1) || is_host_port(s + a + 1, n - a - 1);
+}
+
 /*
  * Is one piece (no delimiters, no <*> inside) a variable?  Besides the shapes
  * above, an identifier with a numeric or long-hex part (blk_-1608999,
@@ -224,16 +400,29 @@ piece_is_var(const char *s, int n)
 	int			i;
 
 	if (n > MINER_MAX_PIECE || is_number_unit(s, n) || is_hex(s, n) ||
-		is_numeric_shape(s, n) || is_path_or_url(s, n))
+		is_numeric_shape(s, n) || is_path_or_url(s, n) || is_hostname(s, n) ||
+		is_windows_path(s, n) || name_in(s, n, value_names))
 		return true;
+	for (i = 0; i <= n; i++)
+	{
+		if (i == n || s[i] == '/')
+		{
+			/* com.acme.app/.MainActivity: a reversed-domain part */
+			if (i < n && i > start && is_hostname(s + start, i - start))
+				return true;
+			start = i + 1;
+		}
+	}
 	if (!has_digit(s, n))
 		return false;
+	start = 0;
 	for (i = 0; i <= n; i++)
 	{
 		if (i == n || CC(s[i], CC_SUBSEP))
 		{
 			if (i > start && (is_number_unit(s + start, i - start) ||
-							  is_hex(s + start, i - start)))
+							  is_hex(s + start, i - start) ||
+							  has_two_digit_runs(s + start, i - start)))
 				return true;
 			start = i + 1;
 		}
@@ -277,7 +466,8 @@ core_is_var(const char *s, int n)
 		return false;
 	if (n == 3 && starts_wild(s, n))
 		return true;
-	if (is_path_or_url(s, n) || is_ipv6ish(s, n) || is_numeric_shape(s, n))
+	if (is_path_or_url(s, n) || is_ipv6ish(s, n) || is_numeric_shape(s, n) ||
+		is_windows_path(s, n) || is_host_port(s, n) || is_at_address(s, n))
 		return true;
 	for (i = 0; i < n && s[i] != ']'; i++)
 		;
@@ -436,9 +626,38 @@ whole_var(TokState *ts, const char *w, int n, bool space)
 }
 
 /*
+ * The length of the value of key=value at w: up to a comma or semicolon
+ * outside brackets, or an unbalanced closing bracket (ws=WorkSource{1,2},
+ * uid=7) ...).
+ */
+static int
+value_extent(const char *w, int n)
+{
+	int			depth = 0;
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		if (w[i] == '(' || w[i] == '[' || w[i] == '{' || w[i] == '<')
+			depth++;
+		else if (w[i] == ')' || w[i] == ']' || w[i] == '}' || w[i] == '>')
+		{
+			if (depth == 0)
+				break;
+			depth--;
+		}
+		else if ((w[i] == ',' || w[i] == ';') && depth == 0)
+			break;
+	}
+	return i;
+}
+
+/*
  * Tokens of one whitespace-delimited word.  The value of key=value gets
  * the whole-word test too (rhost=10.0.0.1:22, path=/a/b:/c), at most a
- * few times a word so that a pathological word stays linear.
+ * few times a word so that a pathological word stays linear; and a value
+ * with a digit anywhere is one variable however it is punctuated
+ * (ws=WorkSource{10113}), so that its token count does not vary.
  */
 static void
 split_word(TokState *ts, const char *w, int n, bool space)
@@ -448,8 +667,21 @@ split_word(TokState *ts, const char *w, int n, bool space)
 
 	while (p < n)
 	{
-		if ((p == 0 || (w[p - 1] == '=' && rescans++ < 8)) &&
-			whole_var(ts, w + p, n - p, space && p == 0))
+		if (p > 0 && w[p - 1] == '=' && rescans < 8)
+		{
+			int			v = value_extent(w + p, n - p);
+
+			rescans++;
+			if (whole_var(ts, w + p, n - p, false))
+				return;
+			if (v > 0 && has_digit(w + p, v) && !has_wild(w + p, v))
+			{
+				emit(ts, w + p, v, true, false);
+				p += v;
+				continue;
+			}
+		}
+		else if (p == 0 && whole_var(ts, w, n, space))
 			return;
 		p += split_next(ts, w + p, n - p, space && p == 0);
 	}
@@ -483,6 +715,12 @@ static const char *const day_names[] = {
 	"Wednesday", "Thursday", "Friday", "Saturday", "Sunday", NULL
 };
 
+/* "for user X", "invalid user X": the word that names a user (any case) */
+static const char *const user_names[] = {"user", "username", "login", NULL};
+static const char *const user_lead_names[] = {
+	"for", "by", "from", "of", "to", "as", "with", "invalid", "unknown", NULL
+};
+
 /* Mask a token that its neighbours reveal as a variable. */
 static inline void
 mask_tok(MinerTok *t)
@@ -492,14 +730,26 @@ mask_tok(MinerTok *t)
 }
 
 /*
- * Variables that only their neighbours reveal: a size or time unit after a
- * number ("5.2 KB" vs "384.0 B": Spark 0.925 -> 1.000), and month (and day)
- * names next to a number ("Fri Jun 17 07:07:00 2005": Linux 0.42 -> 0.88).
+ * Variables that only their neighbours reveal: a user name after "for
+ * user" (Linux 0.877 -> 0.999), a size or time unit after a number ("5.2
+ * KB" vs "384.0 B": Spark 0.925 -> 1.000), and month (and day) names next
+ * to a number ("Fri Jun 17 07:07:00 2005": Linux 0.42 -> 0.88).
  */
 static void
 mask_context(MinerTok *t, int n)
 {
 	int			i;
+
+	/*
+	 * A user name after "for user", "invalid user"...: no shape tells it
+	 * from a word, but the phrase does (sshd, PAM, su, databases).  Not
+	 * user=X: key=value words are mostly enumerations (see is_name_word).
+	 */
+	for (i = 1; i + 1 < n; i++)
+		if (t[i].space && t[i + 1].space && t[i + 1].name &&
+			!t[i].var && name_in(t[i].s, t[i].len, user_names) &&
+			!t[i - 1].var && name_in(t[i - 1].s, t[i - 1].len, user_lead_names))
+			mask_tok(&t[i + 1]);
 
 	for (i = 1; i < n; i++)
 		if (t[i].space && t[i - 1].var && t[i].len <= 3 && tok_in(&t[i], unit_names))
@@ -518,6 +768,101 @@ mask_context(MinerTok *t, int n)
 	}
 }
 
+/* Is t the quote character q, as a token of its own? */
+static inline bool
+tok_quote(const MinerTok *t, char q)
+{
+	return !t->var && t->len == 1 && t->s[0] == q;
+}
+
+/*
+ * May token i open a quoted value: a quote at a word start, or right
+ * after = : ( or [ (tag="...", key:'...').
+ */
+static bool
+quote_opens(const MinerTok *t, int i)
+{
+	return i == 0 || t[i].space ||
+		(t[i - 1].punct && t[i - 1].len == 1 && strchr("=:([", t[i - 1].s[0]) != NULL);
+}
+
+/* May token i close a quoted value: at the end, or before space or , ; : . ) ] } > ! ? */
+static bool
+quote_closes(const MinerTok *t, int i, int n)
+{
+	return i + 1 == n || t[i + 1].space ||
+		(t[i + 1].punct && strchr(",;:.)]}>!?", t[i + 1].s[0]) != NULL);
+}
+
+/*
+ * Quoted values: between an opening quote and the next closing one of the
+ * same kind, tokens without a variable (a phrase of plain words: a name,
+ * a label or a user's text, tag="View Lock") become one <*>, so that one
+ * event keeps one token count whatever the phrase.  Quoted text with a
+ * variable inside keeps its tokens: a quoted request line, "GET /a
+ * HTTP/1.1", still tells GET from POST.  Messages only: the quotes are
+ * tokens of their own (CC_DELIM) and punctuation never becomes <*>, so a
+ * template's "<*>" re-tokenizes to the same three tokens.
+ */
+static const char quote_chars[2] = {'"', '\''};
+
+/* For each token, the next token at or after it that may close a quote. */
+static void
+find_closers(const MinerTok *t, int n, int next_close[2][MINER_MAX_TOKENS + 1])
+{
+	int			i;
+	int			k;
+
+	for (k = 0; k < 2; k++)
+	{
+		next_close[k][n] = -1;
+		for (i = n - 1; i >= 0; i--)
+			next_close[k][i] = tok_quote(&t[i], quote_chars[k]) && quote_closes(t, i, n) ?
+				i : next_close[k][i + 1];
+	}
+}
+
+static int
+pair_quotes(MinerTok *t, int n)
+{
+	int			next_close[2][MINER_MAX_TOKENS + 1];
+	int			i;
+	int			k;
+
+	find_closers(t, n, next_close);
+	for (i = 0; i < n; i++)
+	{
+		int			j = -1;
+		bool		var = false;
+		MinerTok	closer;
+		const char *start;
+		int			m;
+
+		for (k = 0; k < 2 && j < 0; k++)
+			if (tok_quote(&t[i], quote_chars[k]) && quote_opens(t, i))
+				j = next_close[k][i + 1];
+		if (j < 0)
+			continue;
+		for (m = i + 1; m < j; m++)
+			var |= t[m].var;
+		if (var || (j == i + 1 && n >= MINER_MAX_TOKENS - 1))
+		{
+			i = j;
+			continue;
+		}
+		/* tokens i+1 .. j-1 become one <*> at i+1, then the closer and the rest */
+		start = t[i + 1].s;		/* the closer's, if nothing is quoted */
+		closer = t[j];
+		memmove(&t[i + 2], &t[j], sizeof(MinerTok) * (n - j));
+		t[i + 1] = (MinerTok) {.s = start, .len = (int) (closer.s - start),
+		.id = MINER_UNKNOWN, .var = true};
+		n += i + 2 - j;
+		find_closers(t, n, next_close);
+		i += 2;
+	}
+	return n;
+}
+
 /* Same token for collapse(): both <*>, or the same text and spacing. */
 static bool
 tok_same(const MinerTok *a, const MinerTok *b)
@@ -529,7 +874,8 @@ tok_same(const MinerTok *a, const MinerTok *b)
 
 /*
  * Collapse what makes the token count of one event vary: a run of
- * space-separated <*> ("to datanode(s) <*> <*>" -> "<*>"), and a group of
+ * space-separated <*> ("to datanode(s) <*> <*>" -> "<*>"), a list of them
+ * ("hosts <*>, <*>, <*>" -> "hosts <*>"), and a group of
  * up to MINER_MAX_REPEAT_GROUP tokens with a <*> that repeats back to back
  * ("node-1 <ok> node-2 <ok>" -> "<*> <ok>"); groups must start after
  * whitespace, so that host:port next to a masked host stays host:port.
@@ -548,6 +894,14 @@ collapse(MinerTok *t, int n)
 		if (k > 0 && t[i].var && t[i].space && t[k - 1].var &&
 			(k == 1 || t[k - 1].space))
 			continue;
+		/* a list "<*>, <*>, <*>" is one <*> too, whatever its length */
+		if (k > 1 && t[i].var && t[i].space && !t[k - 1].space &&
+			t[k - 1].len == 1 && (t[k - 1].s[0] == ',' || t[k - 1].s[0] == ';') &&
+			t[k - 2].var && (k == 2 || t[k - 2].space))
+		{
+			k--;
+			continue;
+		}
 		t[k++] = t[i];
 		for (g = 2; g <= MINER_MAX_REPEAT_GROUP && 2 * g <= k; g++)
 		{
@@ -610,6 +964,7 @@ tokenize_text(const char *msg, int len, MinerTok *out, bool message)
 	}
 	if (!message)
 		return ts.n;
+	ts.n = pair_quotes(out, ts.n);
 	mask_context(out, ts.n);
 	return collapse(out, ts.n);
 }

@@ -43,6 +43,8 @@
  *   -v NAME      also list the wrongly grouped events of one data set
  *   -t MIN       fail unless every synthetic set has GA >= MIN
  *   -m           only print miner_mask() of each line of stdin
+ *   -R           only learn each line of stdin alone, and print those whose
+ *                template does not restore to itself (for debugging)
  *-------------------------------------------------------------------------
  */
 #include "postgres_fe.h"
@@ -859,6 +861,37 @@ mask_stdin(void)
 	return 0;
 }
 
+/* -R: learn each line of stdin alone; print those whose template does not restore. */
+static int
+restore_stdin(void)
+{
+	char		line[65536];
+	int			bad = 0;
+
+	while (fgets(line, sizeof(line), stdin))
+	{
+		TemplateMiner *m = miner_create();
+		TemplateMiner *r = miner_create();
+		bool		changed;
+		int			id;
+
+		line[strcspn(line, "\r\n")] = '\0';
+		id = miner_add(m, line, strlen(line), &changed);
+		(void) miner_restore(r, miner_template(m, id));
+		if (strcmp(miner_template(r, 0), miner_template(m, id)) != 0 ||
+			miner_match(r, line, strlen(line)) != 0)
+		{
+			printf("message:  %s\ntemplate: %s\nrestored: %s (match %d)\n", line,
+				   miner_template(m, id), miner_template(r, 0),
+				   miner_match(r, line, strlen(line)));
+			bad++;
+		}
+		miner_free(m);
+		miner_free(r);
+	}
+	return bad ? 1 : 0;
+}
+
 /* CPU time of this process: other jobs on the machine inflate wall time. */
 static double
 now_seconds(void)
@@ -945,10 +978,12 @@ main(int argc, char **argv)
 	int			nloghub;
 	int			c;
 
-	while ((c = getopt(argc, argv, "d:S:D:r:s:v:t:m")) != -1)
+	while ((c = getopt(argc, argv, "d:S:D:r:s:v:t:mR")) != -1)
 	{
 		if (c == 'm')
 			return mask_stdin();
+		else if (c == 'R')
+			return restore_stdin();
 		else if (c == 'd')
 			dir = optarg;
 		else if (c == 'S')

@@ -120,8 +120,9 @@ WORDV = {
     "W9": lambda: "Task task_%s transitioned from NEW to RUNNING" % num(),
     "W10": lambda: "Task task_%s transitioned from RUNNING to SUCCEEDED" % num(),
     "W11": lambda: "Task task_%s transitioned from RUNNING to FAILED" % num(),
-    "W12": lambda: "Changing view acls to: %s" % user(),
-    "W13": lambda: "Changing modify acls to: %s" % user(),
+    # words that tell events apart after a colon
+    "W12": lambda: "Changing view acls to: yarn,spark",
+    "W13": lambda: "Changing modify acls to: yarn,spark",
 }
 
 # ---- class 4: one event, varying token count ----
@@ -140,7 +141,9 @@ VARLEN = {
     "V4": lambda: "Started %s executors on hosts %s" % (num(1, 64), hostlist()),
     "V5": lambda: "Skipping %s frames!  The application may be doing too much work on its main thread." % num(30, 900),
     "V6": lambda: "Removed %s stale files: %s" % (num(1, 9), " ".join(R.choice(["/tmp/a.lock", "/var/run/x.pid", "/srv/cache/%s.bin" % hexs(6)]) for _ in range(R.randint(1, 3)))),
-    "V7": lambda: "Set property %s to \"%s\"" % (R.choice(["display.name", "device.label", "owner.comment"]), " ".join(R.choice(WORDS) for _ in range(R.randint(1, 4)))),
+    # a dotted key is a constant (one event per key), its quoted value is not
+    "V7": lambda: "Set property display.name to \"%s\"" % " ".join(R.choice(WORDS) for _ in range(R.randint(1, 4))),
+    "V10": lambda: "Set property device.label to \"%s\"" % " ".join(R.choice(WORDS) for _ in range(R.randint(1, 4))),
     "V8": lambda: "Heartbeat from %s took %s ms (queue %s)" % (ip(), num(1, 900), num(0, 99)),
     "V9": lambda: "Heartbeat from %s missed" % ip(),
 }
@@ -169,8 +172,8 @@ LONG = {
                       num(1, 9999), boolean(), boolean(), boolean(), boolean())),
     "L4": lambda: ("ARPT: %s.%s: wl0: wl_update_tcpkeep_seq: Original Seq: %s, Ack: %s, Win size: %s"
                    % (num(100000, 999999), num(100000, 999999), num(), num(), num(1, 65535))),
-    "L5": lambda: ("user=%s ip=%s session=%s bytes_in=%s bytes_out=%s duration=%s.%ss retries=%s cached=%s region=%s"
-                   % (user(), ip(), hexs(16), num(), num(), num(0, 99), num(0, 999), num(0, 5), boolean(), host())),
+    "L5": lambda: ("client=%s ip=%s session=%s bytes_in=%s bytes_out=%s duration=%s.%ss retries=%s cached=%s region=%s"
+                   % (host(), ip(), hexs(16), num(), num(), num(0, 99), num(0, 999), num(0, 5), boolean(), host())),
 }
 for a in STATES:
     for b in STATES[:2]:
