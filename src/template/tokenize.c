@@ -430,6 +430,22 @@ piece_is_var(const char *s, int n)
 	return false;
 }
 
+/*
+ * The length of an escaped double quote at w (\" or the octal and hex
+ * escapes \042 and \x22 that syslog writers use), else 0.  It is a quote:
+ * punctuation, a token of its own.
+ */
+static int
+escaped_quote_len(const char *w, int n)
+{
+	if (n >= 2 && w[0] == '\\' && w[1] == '"')
+		return 2;
+	if (n >= 4 && w[0] == '\\' && ((w[1] == '0' && w[2] == '4' && w[3] == '2') ||
+								   ((w[1] == 'x' || w[1] == 'X') && w[2] == '2' && w[3] == '2')))
+		return 4;
+	return 0;
+}
+
 /* Length of the punctuation token at w, or 0 if a piece starts there. */
 static int
 punct_len(const char *w, int n)
@@ -440,6 +456,9 @@ punct_len(const char *w, int n)
 		return 0;
 	if (CC(w[0], CC_DELIM))
 		return 1;
+	if ((q = escaped_quote_len(w, n)) > 0)
+		return q;
+	q = 1;
 	if (w[0] == '.' && n > 1 && w[1] == '.')
 	{
 		/* a dot leader, BGL's "enable.........0", is one separator */
@@ -532,7 +551,7 @@ all_punct(const char *s, int n)
 void
 tokenize_classify(const char *s, int len, bool *punct, bool *digit, bool *name)
 {
-	*punct = all_punct(s, len);
+	*punct = all_punct(s, len) || (len > 0 && escaped_quote_len(s, len) == len);
 	*digit = has_digit(s, len);
 	*name = !*punct && is_name_word(s, len);
 }
@@ -563,7 +582,7 @@ emit(TokState *ts, const char *s, int len, bool var, bool space)
 	t->len = len;
 	t->var = var;
 	t->space = space && ts->n > 1;
-	t->punct = !var && all_punct(s, len);
+	t->punct = !var && (all_punct(s, len) || (len > 0 && escaped_quote_len(s, len) == len));
 	t->name = !var && !t->punct && is_name_word(s, len);
 	t->id = MINER_UNKNOWN;
 }
@@ -720,6 +739,8 @@ static const char *const user_names[] = {"user", "username", "login", NULL};
 static const char *const user_lead_names[] = {
 	"for", "by", "from", "of", "to", "as", "with", "invalid", "unknown", NULL
 };
+static const char *const for_names[] = {"for", NULL};
+static const char *const from_names[] = {"from", NULL};
 
 /* Mask a token that its neighbours reveal as a variable. */
 static inline void
@@ -750,6 +771,11 @@ mask_context(MinerTok *t, int n)
 			!t[i].var && name_in(t[i].s, t[i].len, user_names) &&
 			!t[i - 1].var && name_in(t[i - 1].s, t[i - 1].len, user_lead_names))
 			mask_tok(&t[i + 1]);
+	/* and "... for X from <address>" (sshd's "Accepted publickey for X from") */
+	for (i = 1; i + 2 < n; i++)
+		if (t[i].name && t[i].space && t[i + 1].space && t[i + 2].var &&
+			tok_in(&t[i - 1], for_names) && tok_in(&t[i + 1], from_names))
+			mask_tok(&t[i]);
 
 	for (i = 1; i < n; i++)
 		if (t[i].space && t[i - 1].var && t[i].len <= 3 && tok_in(&t[i], unit_names))
@@ -772,7 +798,8 @@ mask_context(MinerTok *t, int n)
 static inline bool
 tok_quote(const MinerTok *t, char q)
 {
-	return !t->var && t->len == 1 && t->s[0] == q;
+	return !t->var && ((t->len == 1 && t->s[0] == q) ||
+					   (q == '"' && t->len > 1 && escaped_quote_len(t->s, t->len) == t->len));
 }
 
 /*
@@ -797,9 +824,10 @@ quote_closes(const MinerTok *t, int i, int n)
 /*
  * Quoted values: between an opening quote and the next closing one of the
  * same kind, tokens without a variable (a phrase of plain words: a name,
- * a label or a user's text, tag="View Lock") become one <*>, so that one
- * event keeps one token count whatever the phrase.  Quoted text with a
- * variable inside keeps its tokens: a quoted request line, "GET /a
+ * a label or a user's text, tag="View Lock") become one <*>, and so does a
+ * quoted word whatever it holds ("alt0" and "SCSI-WWID:01:6005-08b4"), so
+ * that one event keeps one token count.  Quoted text with a variable and
+ * a space inside keeps its tokens: a quoted request line, "GET /a
  * HTTP/1.1", still tells GET from POST.  Messages only: the quotes are
  * tokens of their own (CC_DELIM) and punctuation never becomes <*>, so a
  * template's "<*>" re-tokenizes to the same three tokens.
@@ -834,6 +862,7 @@ pair_quotes(MinerTok *t, int n)
 	{
 		int			j = -1;
 		bool		var = false;
+		bool		spaced;
 		MinerTok	closer;
 		const char *start;
 		int			m;
@@ -843,9 +872,13 @@ pair_quotes(MinerTok *t, int n)
 				j = next_close[k][i + 1];
 		if (j < 0)
 			continue;
+		spaced = t[j].space;
 		for (m = i + 1; m < j; m++)
+		{
 			var |= t[m].var;
-		if (var || (j == i + 1 && n >= MINER_MAX_TOKENS - 1))
+			spaced |= t[m].space;
+		}
+		if ((var && spaced) || (j == i + 1 && n >= MINER_MAX_TOKENS - 1))
 		{
 			i = j;
 			continue;

@@ -180,8 +180,82 @@ for a in STATES:
         LONG["L6_%s_%s" % (a, b)] = (lambda a=a, b=b: "Notification: %s (n.leader), 0x%s (n.zxid), 0x%s (n.round), %s (n.state), %s (n.sid), 0x%s (n.peerEPoch), %s (my state)"
                                      % (num(1, 5), hexs(9), hexs(1), a, num(1, 5), hexs(1), b))
 
+# ---- whole logs in the styles of common daemons: every class at once ----
+def sha():
+    return "".join(R.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") for _ in range(43))
+
+
+SSHD = {
+    "S1": lambda: "Failed password for root from %s port %s ssh2" % (ip(), num(1024, 65535)),
+    "S2": lambda: "Failed password for invalid user %s from %s port %s ssh2" % (user(), ip(), num(1024, 65535)),
+    "S3": lambda: "Accepted publickey for %s from %s port %s ssh2: RSA SHA256:%s" % (user(), ip(), num(1024, 65535), sha()),
+    "S4": lambda: "Received disconnect from %s port %s:11: Bye Bye [preauth]" % (ip(), num(1024, 65535)),
+    "S5": lambda: "Disconnected from authenticating user root %s port %s [preauth]" % (ip(), num(1024, 65535)),
+    "S6": lambda: "Connection closed by %s port %s [preauth]" % (ip(), num(1024, 65535)),
+    "S7": lambda: "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=%s  user=root" % R.choice([ip(), host()]),
+    "S8": lambda: "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=%s" % R.choice([ip(), host()]),
+    "S9": lambda: "PAM %s more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= rhost=%s  user=root" % (num(1, 5), ip()),
+    "S10": lambda: "error: maximum authentication attempts exceeded for root from %s port %s ssh2 [preauth]" % (ip(), num(1024, 65535)),
+    "S11": lambda: "Did not receive identification string from %s" % ip(),
+    "S12": lambda: "reverse mapping checking getaddrinfo for %s [%s] failed - POSSIBLE BREAK-IN ATTEMPT!" % (host(), ip()),
+    "S13": lambda: "Address %s maps to %s, but this does not map back to the address - POSSIBLE BREAK-IN ATTEMPT!" % (ip(), host()),
+    "S14": lambda: "message repeated %s times: [ Failed password for root from %s port %s ssh2]" % (num(2, 9), ip(), num(1024, 65535)),
+    "S15": lambda: "Invalid user %s from %s port %s" % (user(), ip(), num(1024, 65535)),
+    "S16": lambda: "pam_unix(sshd:session): session opened for user %s by (uid=0)" % user(),
+    "S17": lambda: "pam_unix(sshd:session): session closed for user %s" % user(),
+}
+
+KBS = ["KB2667402", "KB3004394", "KB2533552", "KB4012212", "KB976902"]
+CBS = {
+    "C1": lambda: "Loaded Servicing Stack v6.1.7601.%s with Core: C:\\Windows\\winsxs\\amd64_microsoft-windows-servicingstack_31bf3856ad364e35_6.1.7601.%s_none_%s\\cbscore.dll" % (num(17000, 24000), num(17000, 24000), hexs(16)),
+    "C2": lambda: "Session: %s_%s initialized by client WindowsUpdateAgent." % (num(10**7, 10**8), num(10**9, 2 * 10**9)),
+    "C3": lambda: "Read out cached package applicability for package: Package_for_%s~31bf3856ad364e35~amd64~~6.1.%s.%s, ApplicableState: %s, CurrentState:%s" % (R.choice(KBS), num(1, 9), num(0, 9), R.choice(["80", "112"]), R.choice(["0", "112"])),
+    "C4": lambda: "Warning: Unrecognized packageExtended attribute.",
+    "C5": lambda: "Expecting attribute name [HRESULT = 0x800f080d - CBS_E_MANIFEST_INVALID_ITEM]",
+    "C6": lambda: "Failed to get next element [HRESULT = 0x800f080d - CBS_E_MANIFEST_INVALID_ITEM]",
+    "C7": lambda: "SQM: Initializing online with Windows opt-in: False",
+    "C8": lambda: "SQM: Cleaning up report files older than %s days." % num(5, 30),
+    "C9": lambda: "SQM: Failed to start upload with file pattern: C:\\Windows\\servicing\\sqm\\*_std.sqm, flags: 0x%s [HRESULT = 0x80004005 - E_FAIL]" % hexs(1),
+    "C10": lambda: "Starting the TrustedInstaller main loop.",
+    "C11": lambda: "Ending the TrustedInstaller main loop.",
+    "C12": lambda: "Trusted Installer is shutting down because: SHUTDOWN_REASON_AUTOSTOP",
+    "C13": lambda: "Idle processing thread terminated normally",
+}
+
+APPS = ["com.tencent.mm", "com.android.phone", "com.whatsapp", "com.google.android.gms.persistent", "com.android.systemui"]
+ANDROID = {
+    "A1": VARLEN["V2"],
+    "A2": VARLEN["V3"],
+    "A3": VARLEN["V5"],
+    "A4": LONG["L3"],
+    "A5": lambda: "Start proc %s:%s/u0a%s for broadcast %s/.%s" % (num(1000, 32000), R.choice(APPS), num(10, 200), R.choice(APPS), R.choice(["SyncReceiver", "AlarmReceiver"])),
+    "A6": lambda: "setLightsOn(%s)" % boolean(),
+    "A7": lambda: "handleMessage: what=%s, arg1=%s, arg2=%s" % (num(1000, 1100), num(0, 9), num(0, 9)),
+    "A8": lambda: "getRunningAppProcesses: caller %s getting app processes" % num(10000, 10200),
+    "A9": lambda: "cleanUpApplicationRecord -- %s" % num(1000, 32000),
+    "A10": lambda: "notifyAppsSuspendedChanged packages=[%s] suspended=%s" % (R.choice(APPS), boolean()),
+    "A11": lambda: "visible is %s" % boolean(),
+    "A12": lambda: "mWakefulness=Awake, mScreenOn=%s, mDisplayReady=%s" % (boolean(), boolean()),
+}
+
+HEALTH = {
+    "HA1": lambda: "onStandStepChanged %s" % num(1000, 9999),
+    "HA2": lambda: "onExtend:%s %s %s %s" % (num(10**12, 2 * 10**12), num(0, 30), num(0, 9), num(0, 9)),
+    "HA3": lambda: "REPORT : %s %s %s %s" % (num(1000, 9999), num(1000, 9999), num(100, 200), num(200, 300)),
+    "HA4": lambda: "setTodayTotalDetailSteps=%s##%s##%s##%s##%s##%s" % (num(10**12, 2 * 10**12), num(1000, 9999), num(10**5, 10**6), num(1000, 9999), num(1000, 20000), num(10**7, 10**8)),
+    "HA5": lambda: "calculateCaloriesWithCache totalCalories=%s" % num(10**4, 10**6),
+    "HA6": lambda: "calculateAltitudeWithCache totalAltitude=%s" % num(0, 500),
+    "HA7": lambda: "processHandleBroadcastAction action:android.intent.action.%s" % R.choice(["SCREEN_ON", "SCREEN_OFF", "TIME_TICK", "USER_PRESENT"]),
+    "HA8": lambda: "onReceive action: android.intent.action.%s" % R.choice(["SCREEN_ON", "SCREEN_OFF", "TIME_TICK"]),
+    "HA9": lambda: "flush sensor data",
+    "HA10": lambda: "getTodayTotalDetailSteps = %s##%s##%s##%s##%s##%s" % (num(10**12, 2 * 10**12), num(1000, 9999), num(10**5, 10**6), num(1000, 9999), num(1000, 20000), num(10**7, 10**8)),
+    "HA11": lambda: "upLoadOneMinuteDataToEngine time=%s" % num(10**12, 2 * 10**12),
+    "HA12": lambda: "screen status unknown,think screen on",
+}
+
 CLASSES = [("glued", GLUED), ("hostnames", HOSTS), ("wordvars", WORDV),
-           ("varlen", VARLEN), ("long", LONG)]
+           ("varlen", VARLEN), ("long", LONG), ("style_sshd", SSHD),
+           ("style_cbs", CBS), ("style_android", ANDROID), ("style_health", HEALTH)]
 
 
 def write(name, events, lines=1500):
