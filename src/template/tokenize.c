@@ -362,7 +362,7 @@ is_host_port(const char *s, int n)
 	return is_host_part(s, c);
 }
 
-/* user@host, an e-mail address, or an object@id. */
+/* user@host, an e-mail address, or an object@id: name@ then a letter or digit. */
 static bool
 is_at_address(const char *s, int n)
 {
@@ -382,7 +382,10 @@ is_at_address(const char *s, int n)
 	}
 	if (a <= 0 || a == n - 1)
 		return false;
-	return is_host_part(s + a + 1, n - a - 1) || is_host_port(s + a + 1, n - a - 1);
+	for (i = a + 1; i < n; i++)
+		if (is_alpha(s[i]) || is_digit(s[i]))
+			return true;		/* user@tbird-admin1, Object@1f2e */
+	return false;
 }
 
 /*
@@ -645,6 +648,28 @@ whole_var(TokState *ts, const char *w, int n, bool space)
 }
 
 /*
+ * A bound, <1 or >500ms or ~3: the comparison is part of the value, so
+ * that "lifetime <1 sec" lines up with "lifetime 00:01".
+ */
+static bool
+bound_var(TokState *ts, const char *w, int n, bool space)
+{
+	int			end = n;
+	int			p;
+
+	if (n < 2 || (w[0] != '<' && w[0] != '>' && w[0] != '~') || !is_digit(w[1]))
+		return false;
+	while (end > 1 && CC(w[end - 1], CC_TRAIL))
+		end--;
+	if (!is_number_unit(w + 1, end - 1))
+		return false;
+	emit(ts, w, end, true, space);
+	for (p = end; p < n;)
+		p += split_next(ts, w + p, n - p, false);
+	return true;
+}
+
+/*
  * The length of the value of key=value at w: up to a comma or semicolon
  * outside brackets, or an unbalanced closing bracket (ws=WorkSource{1,2},
  * uid=7) ...).
@@ -700,7 +725,7 @@ split_word(TokState *ts, const char *w, int n, bool space)
 				continue;
 			}
 		}
-		else if (p == 0 && whole_var(ts, w, n, space))
+		else if (p == 0 && (bound_var(ts, w, n, space) || whole_var(ts, w, n, space)))
 			return;
 		p += split_next(ts, w + p, n - p, space && p == 0);
 	}
@@ -722,7 +747,7 @@ tok_in(const MinerTok *t, const char *const *names)
 
 static const char *const unit_names[] = {
 	"B", "KB", "MB", "GB", "TB", "PB", "kB", "KiB", "MiB", "GiB", "TiB",
-	"ms", "us", "ns", NULL
+	"ms", "us", "ns", "s", "sec", "min", "hr", "hrs", NULL
 };
 static const char *const month_names[] = {
 	"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",

@@ -89,13 +89,14 @@ GLUED = {
     "G10": lambda: "mount (%s) on <%s> failed (errno=%s)" % (R.choice(["/dev/sdb1", "/dev/nvme0n1p2", "/dev/sda3"]), R.choice(["/mnt/data", "/srv/backup", "/var/lib/x"]), num(1, 40)),
     "G11": lambda: "lease [%s] renewed for %ss by %s" % (hexs(12), num(5, 600), R.choice([ip(), host()])),
     "G12": lambda: "lease [%s] expired" % hexs(12),
+    "G13": lambda: "Delivered to %s@%s-%s%s via local" % (user(), R.choice(WORDS), R.choice(WORDS), num(1, 20)),
 }
 
 # ---- class 2: host and domain names without digits ----
 HOSTS = {
     "H1": lambda: "%s:%s open through proxy %s:%s HTTPS" % (host(), port(), host(), port()),
     "H2": lambda: "%s:%s open through proxy %s:%s SOCKS5" % (host(), port(), host(), port()),
-    "H3": lambda: "%s:%s close, %s bytes sent, %s bytes received, lifetime %s:%02d" % (host(), port(), num(), num(), num(0, 59), R.randint(0, 59)),
+    "H3": lambda: "%s:%s close, %s bytes sent, %s bytes received, lifetime %s" % (host(), port(), num(), num(), R.choice(["%d:%02d" % (R.randint(0, 59), R.randint(0, 59)), "<1 sec"])),
     "H4": lambda: "%s:%s close, %s bytes (%s.%s KB) sent, %s bytes received, lifetime %s:%02d" % (host(), port(), num(), num(1, 99), num(0, 99), num(), num(0, 59), R.randint(0, 59)),
     "H5": lambda: "Resolved %s to %s" % (host(), ip()),
     "H6": lambda: "reverse mapping checking getaddrinfo for %s [%s] failed - POSSIBLE BREAK-IN ATTEMPT!" % (host(), ip()),
