@@ -95,7 +95,7 @@ typedef struct FieldError
 typedef struct IngestBatch
 {
 	MemoryContext row_ctx;		/* reset after every record */
-	struct TemplateSession *templates;	/* started at the first message */
+	bool		templates;		/* a message was mined */
 
 	TupleDesc	run_desc;
 	Tuplestorestate *runs;

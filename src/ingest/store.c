@@ -573,7 +573,7 @@ ingest_store(IngestBatch *b, const IngestOptions *o, IngestCounts *counts)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (b->templates)
-		template_session_end(b->templates);
+		template_flush();		/* this ingest's occurrence counts */
 	if (b->nruns > 0)
 	{
 		store_runs(b, counts);

@@ -70,6 +70,47 @@ static const uint8 char_class[256] = {
 };
 
 #define CC(c, cls)	((char_class[(unsigned char) (c)] & (cls)) != 0)
+
+/*
+ * What a word holds, in one pass, so that the shape tests that cannot
+ * match are skipped (most words are letters only, and need none).
+ */
+#define WM_DIGIT	0x01
+#define WM_ALPHA	0x02
+#define WM_DOT		0x04
+#define WM_COLON	0x08
+#define WM_SLASH	0x10		/* / or ~ */
+#define WM_AT		0x20
+#define WM_BSLASH	0x40
+#define WM_OTHER	0x80		/* any other byte */
+
+/* 0: WM_OTHER */
+static const uint8 mask_of[256] = {
+	['0' ... '9'] = WM_DIGIT,
+	['a' ... 'z'] = WM_ALPHA,
+	['A' ... 'Z'] = WM_ALPHA,
+	['.'] = WM_DOT,
+	[':'] = WM_COLON,
+	['/'] = WM_SLASH,
+	['~'] = WM_SLASH,
+	['@'] = WM_AT,
+	['\\'] = WM_BSLASH,
+};
+
+static inline uint8
+word_mask(const char *s, int n)
+{
+	uint8		m = 0;
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		uint8		c = mask_of[(unsigned char) s[i]];
+
+		m |= c ? c : WM_OTHER;
+	}
+	return m;
+}
 #define is_digit(c)	((c) >= '0' && (c) <= '9')
 #define is_alpha(c)	(((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z'))
 #define is_hexc(c)	(is_digit(c) || ((c) >= 'a' && (c) <= 'f') || \
@@ -209,14 +250,23 @@ is_path_or_url(const char *s, int n)
 	return i > 0 && i + 3 <= n && s[i] == ':' && s[i + 1] == '/' && s[i + 2] == '/';
 }
 
-/* Is s, ASCII case-insensitively, one of the names (NULL-terminated)? */
+/* A name and its length, for lists that are searched per token. */
+typedef struct NameEntry
+{
+	const char *s;
+	int			len;
+} NameEntry;
+
+#define NM(x)	{x, sizeof(x) - 1}
+
+/* Is s, ASCII case-insensitively, one of the names (ending in {NULL})? */
 static bool
-name_in(const char *s, int n, const char *const *names)
+name_in(const char *s, int n, const NameEntry *names)
 {
 	int			i;
 
-	for (i = 0; names[i]; i++)
-		if ((int) strlen(names[i]) == n && pg_strncasecmp(names[i], s, n) == 0)
+	for (i = 0; names[i].s; i++)
+		if (names[i].len == n && pg_strncasecmp(names[i].s, s, n) == 0)
 			return true;
 	return false;
 }
@@ -226,20 +276,28 @@ name_in(const char *s, int n, const char *const *names)
  * most common country codes (no two-letter code that is also a common word
  * or file extension, such as .id, .in, .is, .py, .sh, .md or .pl).
  */
-static const char *const tld_names[] = {
-	"com", "net", "org", "edu", "gov", "mil", "int", "info", "biz", "io",
-	"arpa", "local", "localdomain", "lan", "internal", "corp", "home",
-	"uk", "de", "fr", "jp", "cn", "ru", "nl", "au", "br", "it", "es", "ch",
-	"se", "no", "fi", "dk", "be", "at", "cz", "hu", "gr", "pt", "ie", "ca",
-	"us", "eu", "kr", "tw", "hk", "sg", "nz", "za", "mx", "ar", "cl", "tr",
-	"ua", "ro", "sk", "si", "hr", "bg", "lt", "lv", "ee", "il", "om", "ae",
-	"sa", "eg", "ng", "ke", "vn", "th", "my", "ph", "pk", "bd", "ir", "cc",
-	"tv", "me", "co", NULL
+static const NameEntry tld_names[] = {
+	NM("com"), NM("net"), NM("org"), NM("edu"), NM("gov"),
+	NM("mil"), NM("int"), NM("info"), NM("biz"), NM("io"),
+	NM("arpa"), NM("local"), NM("localdomain"), NM("lan"),
+	NM("internal"), NM("corp"), NM("home"), NM("uk"), NM("de"),
+	NM("fr"), NM("jp"), NM("cn"), NM("ru"), NM("nl"), NM("au"),
+	NM("br"), NM("it"), NM("es"), NM("ch"), NM("se"), NM("no"),
+	NM("fi"), NM("dk"), NM("be"), NM("at"), NM("cz"), NM("hu"),
+	NM("gr"), NM("pt"), NM("ie"), NM("ca"), NM("us"), NM("eu"),
+	NM("kr"), NM("tw"), NM("hk"), NM("sg"), NM("nz"), NM("za"),
+	NM("mx"), NM("ar"), NM("cl"), NM("tr"), NM("ua"), NM("ro"),
+	NM("sk"), NM("si"), NM("hr"), NM("bg"), NM("lt"), NM("lv"),
+	NM("ee"), NM("il"), NM("om"), NM("ae"), NM("sa"), NM("eg"),
+	NM("ng"), NM("ke"), NM("vn"), NM("th"), NM("my"), NM("ph"),
+	NM("pk"), NM("bd"), NM("ir"), NM("cc"), NM("tv"), NM("me"),
+	NM("co"), {NULL, 0}
 };
 
 /* First labels of reversed-domain identifiers (Java, Android, Apple). */
-static const char *const reversed_tld_names[] = {
-	"com", "org", "net", "edu", "gov", "android", "androidx", NULL
+static const NameEntry reversed_tld_names[] = {
+	NM("com"), NM("org"), NM("net"), NM("edu"), NM("gov"),
+	NM("android"), NM("androidx"), {NULL, 0}
 };
 
 /*
@@ -289,8 +347,8 @@ is_hostname(const char *s, int n)
 }
 
 /* Values that are never part of a message's kind. */
-static const char *const value_names[] = {
-	"true", "false", "null", "nil", "undefined", NULL
+static const NameEntry value_names[] = {
+	NM("true"), NM("false"), NM("null"), NM("nil"), NM("undefined"), {NULL, 0}
 };
 
 /* Does an alphanumeric part hold two separate runs of digits (u0a124)? */
@@ -399,25 +457,36 @@ is_at_address(const char *s, int n)
 static bool
 piece_is_var(const char *s, int n)
 {
+	uint8		mask = word_mask(s, n);
 	int			start = 0;
 	int			i;
 
-	if (n > MINER_MAX_PIECE || is_number_unit(s, n) || is_hex(s, n) ||
-		is_numeric_shape(s, n) || is_path_or_url(s, n) || is_hostname(s, n) ||
-		is_windows_path(s, n) || name_in(s, n, value_names))
+	if (n > MINER_MAX_PIECE)
 		return true;
-	for (i = 0; i <= n; i++)
+	if (mask == WM_ALPHA)
+		return n >= 3 && n <= 9 && name_in(s, n, value_names);
+	if (((mask & WM_SLASH) && is_path_or_url(s, n)) ||
+		((mask & WM_DOT) && is_hostname(s, n)) ||
+		((mask & WM_BSLASH) && is_windows_path(s, n)))
+		return true;
+	if ((mask & (WM_SLASH | WM_DOT)) == (WM_SLASH | WM_DOT))
 	{
-		if (i == n || s[i] == '/')
+		for (i = 0; i <= n; i++)
 		{
-			/* com.acme.app/.MainActivity: a reversed-domain part */
-			if (i < n && i > start && is_hostname(s + start, i - start))
-				return true;
-			start = i + 1;
+			if (i == n || s[i] == '/')
+			{
+				/* com.acme.app/.MainActivity: a reversed-domain part */
+				if (i < n && i > start && is_hostname(s + start, i - start))
+					return true;
+				start = i + 1;
+			}
 		}
 	}
-	if (!has_digit(s, n))
+	if (!(mask & WM_DIGIT))
 		return false;
+	if (is_number_unit(s, n) || is_hex(s, n) || is_numeric_shape(s, n) ||
+		((mask & (WM_COLON | WM_SLASH)) == (WM_COLON | WM_SLASH) && is_windows_path(s, n)))
+		return true;
 	start = 0;
 	for (i = 0; i <= n; i++)
 	{
@@ -448,6 +517,9 @@ escaped_quote_len(const char *w, int n)
 		return 4;
 	return 0;
 }
+
+/* Can a punctuation token start with c (see punct_len)? */
+#define may_punct(c)	(CC(c, CC_DELIM | CC_END) || (c) == '\\')
 
 /* Length of the punctuation token at w, or 0 if a piece starts there. */
 static int
@@ -482,23 +554,38 @@ punct_len(const char *w, int n)
 static bool
 core_is_var(const char *s, int n)
 {
+	uint8		mask = word_mask(s, n);
 	int			i;
 
-	if (n == 0 || (has_wild(s, n) && !(n == 3 && starts_wild(s, n))))
+	if (n == 0)
 		return false;
-	if (n == 3 && starts_wild(s, n))
+	if (mask & WM_OTHER)
+	{
+		if (n == 3 && starts_wild(s, n))
+			return true;
+		if (has_wild(s, n))
+			return false;
+	}
+	if (mask == WM_ALPHA)
+		return piece_is_var(s, n);
+	if (((mask & WM_SLASH) && is_path_or_url(s, n)) ||
+		((mask & (WM_COLON | WM_DIGIT)) == (WM_COLON | WM_DIGIT) &&
+		 (is_ipv6ish(s, n) || is_host_port(s, n))) ||
+		((mask & WM_DIGIT) && is_numeric_shape(s, n)) ||
+		((mask & (WM_BSLASH | WM_COLON)) && is_windows_path(s, n)) ||
+		((mask & WM_AT) && is_at_address(s, n)))
 		return true;
-	if (is_path_or_url(s, n) || is_ipv6ish(s, n) || is_numeric_shape(s, n) ||
-		is_windows_path(s, n) || is_host_port(s, n) || is_at_address(s, n))
-		return true;
-	for (i = 0; i < n && s[i] != ']'; i++)
-		;
-	/* [IPv6]:port, whose [ went as a wrapper */
-	if (i < n && is_ipv6ish(s, i) &&
-		(i + 1 == n || (s[i + 1] == ':' && is_number_unit(s + i + 2, n - i - 2))))
-		return true;
+	if ((mask & (WM_OTHER | WM_COLON)) == (WM_OTHER | WM_COLON))
+	{
+		for (i = 0; i < n && s[i] != ']'; i++)
+			;
+		/* [IPv6]:port, whose [ went as a wrapper */
+		if (i < n && is_ipv6ish(s, i) &&
+			(i + 1 == n || (s[i + 1] == ':' && is_number_unit(s + i + 2, n - i - 2))))
+			return true;
+	}
 	for (i = 0; i < n; i++)
-		if (punct_len(s + i, n - i) > 0)
+		if (may_punct(s[i]) && punct_len(s + i, n - i) > 0)
 			return false;
 	return piece_is_var(s, n);
 }
@@ -567,6 +654,7 @@ typedef struct TokState
 	int			n;
 	int			word_start;		/* first token of the current word */
 	bool		truncated;
+	bool		quotes;			/* a quote token was emitted */
 } TokState;
 
 /* Append a token; one slot stays free for the <*> that ends a long one. */
@@ -586,6 +674,7 @@ emit(TokState *ts, const char *s, int len, bool var, bool space)
 	t->var = var;
 	t->space = space && ts->n > 1;
 	t->punct = !var && (all_punct(s, len) || (len > 0 && escaped_quote_len(s, len) == len));
+	ts->quotes |= t->punct && (s[0] == '"' || s[0] == '\'' || s[0] == '\\');
 	t->name = !var && !t->punct && is_name_word(s, len);
 	t->id = MINER_UNKNOWN;
 }
@@ -614,7 +703,8 @@ split_next(TokState *ts, const char *w, int n, bool space)
 			emit(ts, w + 1, 0, true, false);
 		return q;
 	}
-	while (q < n && !starts_wild(w + q, n - q) && punct_len(w + q, n - q) == 0)
+	while (q < n && (!may_punct(w[q]) ||
+					 (!starts_wild(w + q, n - q) && punct_len(w + q, n - q) == 0)))
 		q++;
 	emit(ts, w, q, piece_is_var(w, q), space);
 	return q;
@@ -731,41 +821,53 @@ split_word(TokState *ts, const char *w, int n, bool space)
 	}
 }
 
-/* Is t exactly one of the names (a NULL-terminated list)? */
+/* Is t exactly one of the names (case-sensitively)? */
 static bool
-tok_in(const MinerTok *t, const char *const *names)
+tok_in(const MinerTok *t, const NameEntry *names)
 {
 	int			i;
 
 	if (t->var)
 		return false;
-	for (i = 0; names[i]; i++)
-		if (strncmp(names[i], t->s, t->len) == 0 && names[i][t->len] == '\0')
+	for (i = 0; names[i].s; i++)
+		if (names[i].len == t->len && memcmp(names[i].s, t->s, t->len) == 0)
 			return true;
 	return false;
 }
 
-static const char *const unit_names[] = {
-	"B", "KB", "MB", "GB", "TB", "PB", "kB", "KiB", "MiB", "GiB", "TiB",
-	"ms", "us", "ns", "s", "sec", "min", "hr", "hrs", NULL
+static const NameEntry unit_names[] = {
+	NM("B"), NM("KB"), NM("MB"), NM("GB"), NM("TB"), NM("PB"),
+	NM("kB"), NM("KiB"), NM("MiB"), NM("GiB"), NM("TiB"), NM("ms"),
+	NM("us"), NM("ns"), NM("sec"), NM("min"), NM("hr"), NM("hrs"), {NULL, 0}
 };
-static const char *const month_names[] = {
-	"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
-	"Nov", "Dec", "January", "February", "March", "April", "June", "July",
-	"August", "September", "October", "November", "December", NULL
+static const NameEntry month_names[] = {
+	NM("Jan"), NM("Feb"), NM("Mar"), NM("Apr"), NM("May"),
+	NM("Jun"), NM("Jul"), NM("Aug"), NM("Sep"), NM("Oct"),
+	NM("Nov"), NM("Dec"), NM("January"), NM("February"), NM("March"),
+	NM("April"), NM("June"), NM("July"), NM("August"),
+	NM("September"), NM("October"), NM("November"), NM("December"), {NULL, 0}
 };
-static const char *const day_names[] = {
-	"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun", "Monday", "Tuesday",
-	"Wednesday", "Thursday", "Friday", "Saturday", "Sunday", NULL
+static const NameEntry day_names[] = {
+	NM("Mon"), NM("Tue"), NM("Wed"), NM("Thu"), NM("Fri"),
+	NM("Sat"), NM("Sun"), NM("Monday"), NM("Tuesday"),
+	NM("Wednesday"), NM("Thursday"), NM("Friday"), NM("Saturday"),
+	NM("Sunday"), {NULL, 0}
 };
 
 /* "for user X", "invalid user X": the word that names a user (any case) */
-static const char *const user_names[] = {"user", "username", "login", NULL};
-static const char *const user_lead_names[] = {
-	"for", "by", "from", "of", "to", "as", "with", "invalid", "unknown", NULL
+static const NameEntry user_names[] = {
+	NM("user"), NM("username"), NM("login"), {NULL, 0}
 };
-static const char *const for_names[] = {"for", NULL};
-static const char *const from_names[] = {"from", NULL};
+static const NameEntry user_lead_names[] = {
+	NM("for"), NM("by"), NM("from"), NM("of"), NM("to"), NM("as"),
+	NM("with"), NM("invalid"), NM("unknown"), {NULL, 0}
+};
+static const NameEntry for_names[] = {
+	NM("for"), {NULL, 0}
+};
+static const NameEntry from_names[] = {
+	NM("from"), {NULL, 0}
+};
 
 /* Mask a token that its neighbours reveal as a variable. */
 static inline void
@@ -991,7 +1093,7 @@ collapse(MinerTok *t, int n)
 int
 tokenize_text(const char *msg, int len, MinerTok *out, bool message)
 {
-	TokState	ts = {out, 0, 0, false};
+	TokState	ts = {out, 0, 0, false, false};
 	int			i = 0;
 	bool		space = true;	/* a word start; emit() drops it for token 0 */
 
@@ -1022,7 +1124,8 @@ tokenize_text(const char *msg, int len, MinerTok *out, bool message)
 	}
 	if (!message)
 		return ts.n;
-	ts.n = pair_quotes(out, ts.n);
+	if (ts.quotes)
+		ts.n = pair_quotes(out, ts.n);
 	mask_context(out, ts.n);
 	return collapse(out, ts.n);
 }
