@@ -138,7 +138,8 @@ log_matcher_match(LogMatcher *m, const char *line, int len)
 		return log_regex_captures(m, line, len);
 	caps = palloc(sizeof(char *) * m->fmt.nheaders);
 	for (i = 0; i < m->fmt.nheaders; i++)
-		caps[i] = pnstrdup(line + m->starts[i], m->ends[i] - m->starts[i]);
+		caps[i] = m->starts[i] < 0 ? NULL :
+			pnstrdup(line + m->starts[i], m->ends[i] - m->starts[i]);
 	return caps;
 }
 
