@@ -44,6 +44,10 @@ typedef struct LogMatcher
 	int			level_col;
 	int			component_col;
 	int			content_col;
+	/* the headers that go to attrs, in jsonb key order (see attrs_jsonb) */
+	int			nattrs;
+	int		   *attr_order;
+	bool		attrs_direct;	/* no duplicate names: build the object directly */
 } LogMatcher;
 
 /* First header present among the candidate names, or -1. */
@@ -57,6 +61,54 @@ header_any(const LogFormat *fmt, const char *const *names)
 		if ((col = log_format_header_index(fmt, names[i])) >= 0)
 			return col;
 	return -1;
+}
+
+/* jsonb's key order: shorter first, then bytewise (lengthCompareJsonbString) */
+static int
+key_cmp(const char *a, const char *b)
+{
+	size_t		la = strlen(a);
+	size_t		lb = strlen(b);
+
+	if (la != lb)
+		return la < lb ? -1 : 1;
+	return memcmp(a, b, la);
+}
+
+static const char *sort_names_base;	/* for attr_cmp; set around its qsort */
+
+static int
+attr_cmp(const void *a, const void *b)
+{
+	const char *const *names = (const char *const *) sort_names_base;
+
+	return key_cmp(names[*(const int *) a], names[*(const int *) b]);
+}
+
+/*
+ * The attrs headers in key order, once per format, so that each event's
+ * attrs object is built without sorting (jsonb keeps keys sorted, and
+ * pushJsonbValue sorts every object it closes).  Duplicate names, or a
+ * header called continuation_lines, keep the general path.
+ */
+static void
+attrs_prepare(LogMatcher *m)
+{
+	int			i;
+
+	m->attr_order = palloc(sizeof(int) * Max(m->fmt.nheaders, 1));
+	m->nattrs = 0;
+	for (i = 0; i < m->fmt.nheaders; i++)
+		if (i != m->level_col && i != m->component_col && i != m->content_col)
+			m->attr_order[m->nattrs++] = i;
+	sort_names_base = (const char *) m->fmt.headers;
+	qsort(m->attr_order, m->nattrs, sizeof(int), attr_cmp);
+	m->attrs_direct = true;
+	for (i = 0; i < m->nattrs; i++)
+		if (strcmp(m->fmt.headers[m->attr_order[i]], "continuation_lines") == 0 ||
+			(i > 0 && strcmp(m->fmt.headers[m->attr_order[i]],
+							 m->fmt.headers[m->attr_order[i - 1]]) == 0))
+			m->attrs_direct = false;
 }
 
 static void
@@ -86,6 +138,7 @@ log_matcher_init(LogMatcher *m, const char *format)
 	m->level_col = header_any(&m->fmt, level_names);
 	m->component_col = header_any(&m->fmt, component_names);
 	m->content_col = header_any(&m->fmt, content_names);
+	attrs_prepare(m);
 }
 
 /* Regex path: one capture per header, NULL for an unmatched optional group. */
@@ -232,20 +285,78 @@ typedef struct PendingEvent
 	char	   *level;
 	char	   *component;
 	StringInfoData message;
-	JsonbParseState *attrs;
+	JsonbParseState *attrs;		/* general path */
+	char	  **caps;			/* attrs_direct: the captures */
 	int			continuation_lines;
 } PendingEvent;
 
+static void
+pair_set(JsonbPair *pair, const char *key, JsonbValue *value, int order)
+{
+	pair->key.type = jbvString;
+	pair->key.val.string.val = (char *) key;
+	pair->key.val.string.len = strlen(key);
+	pair->value = *value;
+	pair->order = order;
+}
+
+/*
+ * An event's attrs, built directly from its captures in the key order
+ * attrs_prepare found: header: value (null for an unmatched optional
+ * group), and continuation_lines where it sorts.
+ */
+static Jsonb *
+attrs_jsonb(const LogMatcher *m, const PendingEvent *ev)
+{
+	JsonbValue	obj;
+	JsonbPair  *pairs = palloc(sizeof(JsonbPair) * (m->nattrs + 1));
+	const char *cl = "continuation_lines";
+	bool		cl_done = ev->continuation_lines == 0;
+	int			n = 0;
+	int			i;
+
+	for (i = 0; i <= m->nattrs; i++)
+	{
+		const char *key = i < m->nattrs ? m->fmt.headers[m->attr_order[i]] : NULL;
+		JsonbValue	v;
+
+		if (!cl_done && (key == NULL || key_cmp(cl, key) < 0))
+		{
+			v.type = jbvNumeric;
+			v.val.numeric = int64_to_numeric(ev->continuation_lines);
+			pair_set(&pairs[n], cl, &v, n);
+			n++;
+			cl_done = true;
+		}
+		if (key == NULL)
+			break;
+		if (ev->caps[m->attr_order[i]] == NULL)
+			v.type = jbvNull;
+		else
+		{
+			v.type = jbvString;
+			v.val.string.val = ev->caps[m->attr_order[i]];
+			v.val.string.len = strlen(ev->caps[m->attr_order[i]]);
+		}
+		pair_set(&pairs[n], key, &v, n);
+		n++;
+	}
+	obj.type = jbvObject;
+	obj.val.object.nPairs = n;
+	obj.val.object.pairs = pairs;
+	return JsonbValueToJsonb(&obj);
+}
+
 /* Hand the finished entry to the hook, then to the batch. */
 static void
-flush_event(PendingEvent *ev, IngestBatch *b, const IngestOptions *o,
+flush_event(const LogMatcher *m, PendingEvent *ev, IngestBatch *b, const IngestOptions *o,
 			LogEventHook hook, void *arg)
 {
 	LogEventRow row;
 
 	if (!ev->active)
 		return;
-	if (ev->continuation_lines > 0)
+	if (ev->continuation_lines > 0 && !m->attrs_direct)
 	{
 		JsonbValue	v;
 
@@ -259,7 +370,8 @@ flush_event(PendingEvent *ev, IngestBatch *b, const IngestOptions *o,
 	row.level = ev->level;
 	row.component = ev->component;
 	row.message = ev->message.data;
-	row.attrs = JsonbValueToJsonb(pushJsonbValue(&ev->attrs, WJB_END_OBJECT, NULL));
+	row.attrs = m->attrs_direct ? attrs_jsonb(m, ev) :
+		JsonbValueToJsonb(pushJsonbValue(&ev->attrs, WJB_END_OBJECT, NULL));
 	if (hook)
 		hook(arg, &row);
 	ingest_add_event(b, o, &row);
@@ -289,6 +401,9 @@ start_event(PendingEvent *ev, LogMatcher *m, char **caps, long line_no,
 	if (m->content_col >= 0 && caps[m->content_col])
 		appendStringInfoString(&ev->message, caps[m->content_col]);
 	ev->attrs = NULL;
+	ev->caps = caps;
+	if (m->attrs_direct)
+		return;
 	pushJsonbValue(&ev->attrs, WJB_BEGIN_OBJECT, NULL);
 	for (i = 0; i < m->fmt.nheaders; i++)
 		if (i != m->level_col && i != m->component_col && i != m->content_col)
@@ -351,7 +466,7 @@ log_events_read(LineReader *r, const IngestOptions *o, IngestBatch *b,
 		if (!continues_entry(&m, r, ev.active) &&
 			(caps = log_matcher_match(&m, r->line.data, r->line.len)) != NULL)
 		{
-			flush_event(&ev, b, o, hook, arg);
+			flush_event(&m, &ev, b, o, hook, arg);
 			MemoryContextReset(event_ctx);
 			MemoryContextSwitchTo(event_ctx);
 			start_event(&ev, &m, copy_captures(caps, m.fmt.nheaders), r->line_no, o, last_ts);
@@ -367,7 +482,7 @@ log_events_read(LineReader *r, const IngestOptions *o, IngestBatch *b,
 		else if (r->line.len > 0)
 			logline_unmatched(r, o, b, log_format);
 	}
-	flush_event(&ev, b, o, hook, arg);
+	flush_event(&m, &ev, b, o, hook, arg);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(event_ctx);
 }
