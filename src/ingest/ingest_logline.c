@@ -48,6 +48,10 @@ typedef struct LogMatcher
 	int			nattrs;
 	int		   *attr_order;
 	bool		attrs_direct;	/* no duplicate names: build the object directly */
+	/* the last time text read, and its time: lines come in bursts */
+	StringInfoData ts_text;
+	int			ts_try;
+	TimestampTz ts_value;
 } LogMatcher;
 
 /* First header present among the candidate names, or -1. */
@@ -139,6 +143,8 @@ log_matcher_init(LogMatcher *m, const char *format)
 	m->component_col = header_any(&m->fmt, component_names);
 	m->content_col = header_any(&m->fmt, content_names);
 	attrs_prepare(m);
+	initStringInfo(&m->ts_text);
+	m->ts_try = -1;
 }
 
 /* Regex path: one capture per header, NULL for an unmatched optional group. */
@@ -246,8 +252,23 @@ log_event_time(LogMatcher *m, char **caps, const IngestOptions *o, TimestampTz *
 		for (p = s + 1; *p && o->timestamp_format == NULL; p++)
 			if (*p == ',' && isdigit((unsigned char) p[-1]) && isdigit((unsigned char) p[1]))
 				*p = '.';
-		if (plausible_time_text(s) && value_timestamp(s, o, ts))
+		if (i == m->ts_try && strcmp(s, m->ts_text.data) == 0)
+		{
+			*ts = m->ts_value;
 			return true;
+		}
+		if (plausible_time_text(s) && value_timestamp(s, o, ts))
+		{
+			/* remember it (in the matcher's context, not the row's) */
+			MemoryContext old = MemoryContextSwitchTo(GetMemoryChunkContext(m->ts_text.data));
+
+			resetStringInfo(&m->ts_text);
+			appendStringInfoString(&m->ts_text, s);
+			MemoryContextSwitchTo(old);
+			m->ts_try = i;
+			m->ts_value = *ts;
+			return true;
+		}
 	}
 	return false;
 }
