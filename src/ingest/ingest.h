@@ -109,6 +109,8 @@ typedef struct IngestBatch
 	bool		events_link_runs;	/* some event has a run_line */
 	TimestampTz min_ts;
 	TimestampTz max_ts;
+	long		min_line;		/* of the events */
+	long		max_line;
 
 	TupleDesc	reject_desc;
 	Tuplestorestate *rejects;

@@ -115,6 +115,8 @@ ingest_add_event(IngestBatch *b, const IngestOptions *o, const LogEventRow *ev)
 	b->events_link_runs |= ev->run_line != 0;
 	b->min_ts = Min(b->min_ts, ev->ts);
 	b->max_ts = Max(b->max_ts, ev->ts);
+	b->min_line = b->nevents == 1 ? ev->line_no : Min(b->min_line, ev->line_no);
+	b->max_line = b->nevents == 1 ? ev->line_no : Max(b->max_line, ev->line_no);
 }
 
 /* Record a bad row (quarantine mode). */
