@@ -798,6 +798,24 @@ split_word(TokState *ts, const char *w, int n, bool space)
 {
 	int			p = 0;
 	int			rescans = 0;
+	int			k = n;
+
+	/*
+	 * The common case first: letters only, maybe with one , . : or ; after
+	 * them, gives what the tests below would (a word, a variable only if it
+	 * is a value such as "true") without running them.
+	 */
+	if (k > 1 && (w[k - 1] == ',' || w[k - 1] == '.' || w[k - 1] == ':' || w[k - 1] == ';'))
+		k--;
+	if (word_mask(w, k) == WM_ALPHA)
+	{
+		bool		var = k >= 3 && k <= 9 && name_in(w, k, value_names);
+
+		emit(ts, w, k, var, space);
+		if (k < n)
+			emit(ts, w + k, 1, false, false);
+		return;
+	}
 
 	while (p < n)
 	{
@@ -879,9 +897,11 @@ mask_tok(MinerTok *t)
 
 /*
  * Variables that only their neighbours reveal: a user name after "for
- * user" (Linux 0.877 -> 0.999), a size or time unit after a number ("5.2
- * KB" vs "384.0 B": Spark 0.925 -> 1.000), and month (and day) names next
- * to a number ("Fri Jun 17 07:07:00 2005": Linux 0.42 -> 0.88).
+ * user" (Linux 0.877 -> 0.999) or between "for" and "from <address>", a
+ * program named with its pid ("mds[171]"), a size or time unit after a
+ * number ("5.2 KB" vs "384.0 B": Spark 0.925 -> 1.000), and month (and
+ * day) names next to a number ("Fri Jun 17 07:07:00 2005": Linux 0.42 ->
+ * 0.88).
  */
 static void
 mask_context(MinerTok *t, int n)
@@ -898,6 +918,13 @@ mask_context(MinerTok *t, int n)
 			!t[i].var && name_in(t[i].s, t[i].len, user_names) &&
 			!t[i - 1].var && name_in(t[i - 1].s, t[i - 1].len, user_lead_names))
 			mask_tok(&t[i + 1]);
+	/* a program named with its pid, "process mds[171] caught ..." */
+	for (i = 0; i + 3 < n; i++)
+		if (t[i].name && (i == 0 || t[i].space) && !t[i + 1].space && t[i + 2].var &&
+			!t[i + 3].space && t[i + 1].len == 1 && t[i + 1].s[0] == '[' &&
+			t[i + 3].len == 1 && t[i + 3].s[0] == ']' &&
+			(i + 4 == n || t[i + 4].space || (t[i + 4].len == 1 && t[i + 4].s[0] == ':')))
+			mask_tok(&t[i]);
 	/* and "... for X from <address>" (sshd's "Accepted publickey for X from") */
 	for (i = 1; i + 2 < n; i++)
 		if (t[i].name && t[i].space && t[i + 1].space && t[i + 2].var &&

@@ -7,7 +7,7 @@
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
 BEGIN;
-SELECT plan(9);
+SELECT plan(11);
 CREATE TEMP TABLE synth (set_name text, line_id int, event text, content text);
 CREATE TEMP TABLE synth_in (line_id int, event text, content text);
 \copy synth_in FROM 'test/data/template_synth/glued.csv' WITH (FORMAT csv, HEADER)
@@ -28,6 +28,10 @@ INSERT INTO synth SELECT 'style_cbs', * FROM synth_in; TRUNCATE synth_in;
 INSERT INTO synth SELECT 'style_android', * FROM synth_in; TRUNCATE synth_in;
 \copy synth_in FROM 'test/data/template_synth/style_health.csv' WITH (FORMAT csv, HEADER)
 INSERT INTO synth SELECT 'style_health', * FROM synth_in; TRUNCATE synth_in;
+\copy synth_in FROM 'test/data/template_synth/style_syslog.csv' WITH (FORMAT csv, HEADER)
+INSERT INTO synth SELECT 'style_syslog', * FROM synth_in; TRUNCATE synth_in;
+\copy synth_in FROM 'test/data/template_synth/style_mac.csv' WITH (FORMAT csv, HEADER)
+INSERT INTO synth SELECT 'style_mac', * FROM synth_in; TRUNCATE synth_in;
 
 -- each set into an empty store, its lines in order, one statement per set
 CREATE FUNCTION pg_temp.mine(s text) RETURNS TABLE (line_id int, event text, mined bigint)

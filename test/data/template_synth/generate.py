@@ -254,9 +254,53 @@ HEALTH = {
     "HA12": lambda: "screen status unknown,think screen on",
 }
 
+HOSTS_TB = ["tbird-admin1", "tbird-sm1", "an%d" % 1, "dn%d" % 228, "bn%d" % 251, "cn%d" % 12]
+SYSLOG = {
+    "Y1": lambda: "(root) CMD (run-parts /etc/cron.%s)" % R.choice(["hourly", "daily", "weekly"]),
+    "Y2": lambda: "synchronized to %s, stratum %s" % (ip(), num(1, 4)),
+    # an interface name is a constant in Loghub's ground truth (HPC: alt0, ee0)
+    "Y3": lambda: "DHCPREQUEST on eth0 to %s port 67" % ip(),
+    "Y4": lambda: "DHCPACK from %s (xid=0x%s)" % (ip(), hexs(8)),
+    "Y5": lambda: "session opened for user %s by (uid=0)" % user(),
+    "Y6": lambda: "session closed for user %s" % user(),
+    "Y7": lambda: "[ib_sm_sweep.c:%s]: No topology change" % num(1000, 2000),
+    "Y8": lambda: "[ib_sm_sweep.c:%s]: Topology changed" % num(1000, 2000),
+    "Y9": lambda: "%s: %s bytes from %s@%s" % (hexs(10).upper(), num(100, 9000), user(), R.choice(HOSTS_TB)),
+    "Y10": lambda: "check pass; user unknown",
+    "Y11": lambda: "authentication failure; logname= uid=0 euid=0 tty=NODEVssh ruser= rhost=%s" % R.choice([ip(), host()]),
+    "Y12": lambda: "connection from %s (%s) at %s %s %s %s:%s:%s %s" % (ip(), host(), R.choice(["Mon", "Tue", "Sat"]), R.choice(["Jun", "Jul"]), num(1, 28), num(10, 23), num(10, 59), num(10, 59), num(2004, 2006)),
+    # a word in parentheses after a number: a variable here, a constant label
+    # in Zookeeper's "<*> (n.leader)"; no rule can tell, so it is not varied
+    "Y13": lambda: "Out of memory: Killed process %s (mpirun)." % num(1000, 30000),
+    "Y14": lambda: "imklog %s.%s.%s, log source = /proc/kmsg started." % (num(1, 5), num(0, 20), num(0, 9)),
+    "Y15": lambda: "restart (remote reconfiguration)",
+}
+
+MAC = {
+    "M1": LONG["L4"],
+    "M2": lambda: "Sandbox: %s(%s) deny(1) network-outbound /private/var/run/mDNSResponder" % (R.choice(["com.apple.Addres", "com.apple.WebKit", "ksfetch"]), num(100, 9000)),
+    "M3": lambda: "AirPort: Link Up on awdl0",
+    "M4": lambda: "AirPort: Link Down on awdl0. Reason 1 (Unspecified).",
+    "M5": lambda: "en0: channel changed to %s,%s" % (num(1, 165), R.choice(["+1", "-1", "+2"])),
+    # "Wake reason: X (Y)" may be one event or one per reason: not varied
+    "M6": lambda: "Wake reason: ARPT (Network)",
+    "M7": lambda: "%s: scheduler_evaluate_activity told me to run this job; however, but the start time isn't for %s seconds.  Ignoring." % (R.choice(["com.apple.SocialPushAgent.poll.interval", "com.apple.CacheDelete.daily", "com.apple.photoanalysisd.periodic"]), num(1000, 500000)),
+    "M8": lambda: "IO80211AWDLPeerManager::setAwdlAutoMode Resuming AWDL",
+    "M9": lambda: "process %s[%s] caught causing excessive wakeups. Observed wakeups rate (per sec): %s; Maximum permitted wakeups rate (per sec): 150; Observation period: 300 seconds; Task lifetime number: %s" % (R.choice(["mds", "cloudd", "Dock"]), num(100, 9000), num(151, 2000), num(10**8, 10**9)),
+    # a driver named by a CamelCase word: nothing tells it from a constant
+    # word, so only one is used (a known limit: such events get one
+    # template per driver)
+    "M10": lambda: "Setting device power state for AppleHDAController to %s" % num(0, 2),
+    "M11": lambda: "[HID] [MT] AppleMultitouchDevice::willTerminate entered",
+    "M12": lambda: "CCFile::captureLogRun Skipping current file Dir file [%s]-AirPortBrcm4360_Logs-%s.txt, Current File [%s]-AirPortBrcm4360_Logs-%s.txt" % (
+        "2017-07-%02d_%02d,%02d,%02d.%s" % (R.randint(1, 9), R.randint(0, 23), R.randint(0, 59), R.randint(0, 59), num(100000, 999999)), num(1, 20),
+        "2017-07-%02d_%02d,%02d,%02d.%s" % (R.randint(1, 9), R.randint(0, 23), R.randint(0, 59), R.randint(0, 59), num(100000, 999999)), num(1, 20)),
+}
+
 CLASSES = [("glued", GLUED), ("hostnames", HOSTS), ("wordvars", WORDV),
            ("varlen", VARLEN), ("long", LONG), ("style_sshd", SSHD),
-           ("style_cbs", CBS), ("style_android", ANDROID), ("style_health", HEALTH)]
+           ("style_cbs", CBS), ("style_android", ANDROID), ("style_health", HEALTH),
+           ("style_syslog", SYSLOG), ("style_mac", MAC)]
 
 
 def write(name, events, lines=1500):
