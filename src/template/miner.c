@@ -68,6 +68,7 @@ typedef struct MinerStr
 	bool		punct;			/* punctuation only */
 	bool		digit;			/* has a digit */
 	bool		name;			/* a name-like word (tokenize.c) */
+	bool		camel;			/* a CamelCase identifier (tokenize.c) */
 } MinerStr;
 
 typedef struct MinerCluster
@@ -149,7 +150,7 @@ intern_new(TemplateMiner *m, const char *s, int len)
 	memcpy(str->s, s, len);
 	str->s[len] = '\0';
 	str->len = len;
-	tokenize_classify(s, len, &str->punct, &str->digit, &str->name);
+	tokenize_classify(s, len, &str->punct, &str->digit, &str->name, &str->camel);
 	return m->nstr++;
 }
 
@@ -299,7 +300,8 @@ cluster_sim(const TemplateMiner *m, const MinerCluster *c, const MinerTok *t,
 			same++;
 		else if (t[i].punct || m->str[tk].punct)
 			return -1;
-		else if (t[i].name && m->str[tk].name)
+		else if (t[i].name && m->str[tk].name &&
+				 !(i > 0 && t[i].camel && m->str[tk].camel))
 			*name_clash = true;
 	}
 	return total > 0 ? (double) same / total : 1.0;

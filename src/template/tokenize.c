@@ -621,6 +621,31 @@ is_name_word(const char *s, int n)
 }
 
 /*
+ * A CamelCase identifier: a lower-case letter followed by an upper-case
+ * one, or two upper-case letters followed by a lower-case one
+ * (AppleHDAController, IOAudioEngine, sparkDriver): a class, driver or
+ * service name.  Two different ones at one position past the first are a
+ * variable, not two events (see cluster_sim in miner.c).
+ */
+static bool
+is_camel_word(const char *s, int n)
+{
+	int			i;
+
+	for (i = 1; i < n; i++)
+	{
+		bool		up = s[i] >= 'A' && s[i] <= 'Z';
+
+		if (up && s[i - 1] >= 'a' && s[i - 1] <= 'z')
+			return true;
+		if (i + 1 < n && up && s[i - 1] >= 'A' && s[i - 1] <= 'Z' &&
+			s[i + 1] >= 'a' && s[i + 1] <= 'z')
+			return true;
+	}
+	return false;
+}
+
+/*
  * Punctuation only (ASCII, not the locale's ispunct)?  Such tokens are
  * structure: they must match exactly and never become <*>.
  */
@@ -639,11 +664,13 @@ all_punct(const char *s, int n)
 
 /* A text's properties as the miner keeps them for its interned texts. */
 void
-tokenize_classify(const char *s, int len, bool *punct, bool *digit, bool *name)
+tokenize_classify(const char *s, int len, bool *punct, bool *digit, bool *name,
+				  bool *camel)
 {
 	*punct = all_punct(s, len) || (len > 0 && escaped_quote_len(s, len) == len);
 	*digit = has_digit(s, len);
 	*name = !*punct && is_name_word(s, len);
+	*camel = *name && is_camel_word(s, len);
 }
 
 /* ---- Tokenizer ---- */
@@ -676,6 +703,7 @@ emit(TokState *ts, const char *s, int len, bool var, bool space)
 	t->punct = !var && (all_punct(s, len) || (len > 0 && escaped_quote_len(s, len) == len));
 	ts->quotes |= t->punct && (s[0] == '"' || s[0] == '\'' || s[0] == '\\');
 	t->name = !var && !t->punct && is_name_word(s, len);
+	t->camel = t->name && is_camel_word(s, len);
 	t->id = MINER_UNKNOWN;
 }
 
@@ -893,6 +921,7 @@ mask_tok(MinerTok *t)
 {
 	t->var = true;
 	t->name = false;
+	t->camel = false;
 }
 
 /*

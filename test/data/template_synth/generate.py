@@ -287,10 +287,8 @@ MAC = {
     "M7": lambda: "%s: scheduler_evaluate_activity told me to run this job; however, but the start time isn't for %s seconds.  Ignoring." % (R.choice(["com.apple.SocialPushAgent.poll.interval", "com.apple.CacheDelete.daily", "com.apple.photoanalysisd.periodic"]), num(1000, 500000)),
     "M8": lambda: "IO80211AWDLPeerManager::setAwdlAutoMode Resuming AWDL",
     "M9": lambda: "process %s[%s] caught causing excessive wakeups. Observed wakeups rate (per sec): %s; Maximum permitted wakeups rate (per sec): 150; Observation period: 300 seconds; Task lifetime number: %s" % (R.choice(["mds", "cloudd", "Dock"]), num(100, 9000), num(151, 2000), num(10**8, 10**9)),
-    # a driver named by a CamelCase word: nothing tells it from a constant
-    # word, so only one is used (a known limit: such events get one
-    # template per driver)
-    "M10": lambda: "Setting device power state for AppleHDAController to %s" % num(0, 2),
+    # a driver named by a CamelCase identifier
+    "M10": lambda: "Setting device power state for %s to %s" % (R.choice(["AppleHDAController", "IOAudioEngine", "IOThunderboltSwitch"]), num(0, 2)),
     "M11": lambda: "[HID] [MT] AppleMultitouchDevice::willTerminate entered",
     "M12": lambda: "CCFile::captureLogRun Skipping current file Dir file [%s]-AirPortBrcm4360_Logs-%s.txt, Current File [%s]-AirPortBrcm4360_Logs-%s.txt" % (
         "2017-07-%02d_%02d,%02d,%02d.%s" % (R.randint(1, 9), R.randint(0, 23), R.randint(0, 59), R.randint(0, 59), num(100000, 999999)), num(1, 20),
