@@ -816,16 +816,18 @@ value_extent(const char *w, int n)
 
 /*
  * Tokens of one whitespace-delimited word.  The value of key=value gets
- * the whole-word test too (rhost=10.0.0.1:22, path=/a/b:/c), at most a
- * few times a word so that a pathological word stays linear; and a value
+ * the whole-word test too (rhost=10.0.0.1:22, path=/a/b:/c), and a value
  * with a digit anywhere is one variable however it is punctuated
- * (ws=WorkSource{10113}), so that its token count does not vary.
+ * (ws=WorkSource{10113}), so that its token count does not vary.  Every
+ * '=' emits a token, so MINER_MAX_TOKENS bounds the rescans of a
+ * pathological word.  (A fixed number of rescans per word would not do:
+ * merging can swallow an '=' into a <*>, and the template would then
+ * rescan where the message did not.)
  */
 static void
 split_word(TokState *ts, const char *w, int n, bool space)
 {
 	int			p = 0;
-	int			rescans = 0;
 	int			k = n;
 
 	/*
@@ -845,13 +847,12 @@ split_word(TokState *ts, const char *w, int n, bool space)
 		return;
 	}
 
-	while (p < n)
+	while (p < n && !ts->truncated)
 	{
-		if (p > 0 && w[p - 1] == '=' && rescans < 8)
+		if (p > 0 && w[p - 1] == '=')
 		{
 			int			v = value_extent(w + p, n - p);
 
-			rescans++;
 			if (whole_var(ts, w + p, n - p, false))
 				return;
 			if (v > 0 && has_digit(w + p, v) && !has_wild(w + p, v))
