@@ -3,10 +3,25 @@
  *		Template miner: masking and tokenizing of log messages.
  *
  * A message is split into tokens at whitespace and at structural
- * punctuation (see CC_DELIM); tokens that are obviously variable (numbers,
- * hex, addresses, ids, paths, URLs, dates) are masked to <*>.  Tokens of
- * punctuation only are structure, and name-like words tell events apart
- * (see is_name_word and the banner of miner.c, which clusters the tokens).
+ * punctuation (see CC_DELIM); tokens that are obviously variable are
+ * masked to <*>.  Tokens of punctuation only are structure, and name-like
+ * words tell events apart (see is_name_word and the banner of miner.c,
+ * which clusters the tokens).  One configuration serves every log: the
+ * rules below name no system, and each was checked on logs of systems it
+ * was not written for (test/bench/template_ga.c, test/data/template_synth).
+ *
+ * Variables by shape: numbers with units, bounds (<1), hex, ids with a
+ * numeric part or two runs of digits, IPv4/IPv6, dates and times, paths
+ * (also Windows paths), URLs, host and domain names (by top-level domain,
+ * with or without digits), reversed-domain names (com.android.systemui),
+ * host:port and user@host as one variable whatever the host, true, false
+ * and null, the value of key=value when it holds a digit however it is
+ * punctuated (ws=WorkSource{10113}), and a quoted phrase of plain words or
+ * a quoted word ("View Lock").  Variables by context: the user name after
+ * "for user"/"invalid user", the name between "for" and "from <address>",
+ * a program named with its pid (mds[171]), units and month names next to
+ * numbers.  Token counts made to agree: runs and comma lists of variables,
+ * and repeated groups, collapse into one.
  *
  * Restore: a cluster's template text re-tokenizes to exactly its tokens,
  * so that miner.c can rebuild a miner from its templates: a literal <*> is
