@@ -110,6 +110,9 @@ if ! make -s PG_CONFIG=$PG_CONFIG with_llvm=no installcheck; then
 	exit 1
 fi
 
+log "template miner: GA per Loghub system, synthetic failure classes >= 0.95, restore check (test/bench/template_ga.sh)"
+SMARTETL_DATA="$SMARTETL_DATA" sh test/bench/template_ga.sh -r 3 -s 2000 -t 0.95
+
 log "fuzzing every parser for ${FUZZ_SECONDS}s each (test/fuzz; long runs: test/fuzz/run.sh 600)"
 bash test/fuzz/run.sh "$FUZZ_SECONDS"
 

@@ -99,7 +99,7 @@ typedef struct FieldError
 typedef struct IngestBatch
 {
 	MemoryContext row_ctx;		/* reset after every record */
-	struct TemplateSession *templates;	/* started at the first message */
+	bool		templates;		/* a message was mined */
 
 	TupleDesc	run_desc;
 	Tuplestorestate *runs;
@@ -115,6 +115,8 @@ typedef struct IngestBatch
 	bool		events_link_runs;	/* some event has a run_line */
 	TimestampTz min_ts;
 	TimestampTz max_ts;
+	long		min_line;		/* of the events */
+	long		max_line;
 
 	TupleDesc	reject_desc;
 	Tuplestorestate *rejects;

@@ -115,6 +115,8 @@ ingest_add_event(IngestBatch *b, const IngestOptions *o, const LogEventRow *ev)
 	b->events_link_runs |= ev->run_line != 0;
 	b->min_ts = Min(b->min_ts, ev->ts);
 	b->max_ts = Max(b->max_ts, ev->ts);
+	b->min_line = b->nevents == 1 ? ev->line_no : Min(b->min_line, ev->line_no);
+	b->max_line = b->nevents == 1 ? ev->line_no : Max(b->max_line, ev->line_no);
 }
 
 /* Record a bad row (quarantine mode). */
@@ -218,25 +220,21 @@ ingest_batch_has_duplicates(IngestBatch *b)
 }
 
 /*
- * The template id of a message, learning it (0 in a dry run, which must not
- * change the miner, or when the miner is full).
+ * The template id of a message, learning it (0 when the miner is full).  A
+ * dry run mines too, so that it measures what ingesting costs, but stores
+ * nothing and answers 0 (source.c ends it with template_dry_run_end).
  */
 int64
 ingest_template_id(IngestBatch *b, const IngestOptions *o, const char *msg,
 				   TimestampTz ts)
 {
-	MemoryContext old;
-
+	b->templates = true;
 	if (o->dry_run)
-		return 0;
-	if (b->templates == NULL)
 	{
-		/* the session outlives the per-row context */
-		old = MemoryContextSwitchTo(GetMemoryChunkContext(b->identities));
-		b->templates = template_session_begin();
-		MemoryContextSwitchTo(old);
+		template_mine_dry(msg, strlen(msg));
+		return 0;
 	}
-	return template_session_learn(b->templates, msg, ts);
+	return template_learn(msg, strlen(msg), ts);
 }
 
 /* When a run happened, for its template's first/last seen times. */

@@ -20,6 +20,7 @@
 #include "utils/fmgrprotos.h"
 
 #include "ingest/ingest.h"
+#include "template/template.h"
 
 PG_FUNCTION_INFO_V1(smartetl_ingest);
 PG_FUNCTION_INFO_V1(smartetl_ingest_file);
@@ -85,6 +86,7 @@ ingest_from_reader(FunctionCallInfo fcinfo, LineReader *r, IngestOptions *o)
 		/* what would be stored: valid records as inserted, bad ones as rejected */
 		counts.inserted = b.nruns + b.nevents;
 		counts.rejected = b.nrejects;
+		template_dry_run_end();
 	}
 	else
 		ingest_store(&b, o, &counts);

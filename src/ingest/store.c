@@ -18,11 +18,13 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -829,10 +831,70 @@ event_run_links(IngestBatch *b)
 		"ORDER BY br.line_no";
 }
 
+/* Might an event of this source in the batch's line range be stored already? */
+static bool
+events_may_exist(IngestBatch *b, const IngestOptions *o)
+{
+	Oid			types[5] = {TEXTOID, INT8OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		values[5] = {CStringGetTextDatum(o->source), Int64GetDatum(b->min_line),
+		Int64GetDatum(b->max_line), TimestampTzGetDatum(b->min_ts), TimestampTzGetDatum(b->max_ts)};
+
+	if (SPI_execute_with_args("SELECT EXISTS (SELECT FROM smartetl.log_event "
+							  "WHERE source OPERATOR(pg_catalog.=) $1 AND line_no BETWEEN $2 AND $3 "
+							  "AND ts BETWEEN $4 AND $5)", 5, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look up log events");
+	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &(bool) {false}));
+}
+
+/*
+ * The plain INSERT of a new file's events, in a subtransaction: true if it
+ * stored them all, false if a concurrent ingest of the same lines got
+ * there first (unique violation; it is rolled back).
+ */
+static bool
+insert_events_plain(const char *sql, Oid *types, Datum *values, char *nulls, int64 *inserted)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool done = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		if (SPI_execute_with_args(sql, 5, types, values, nulls, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not store log events");
+		*inserted = SPI_processed;
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION)
+			ReThrowError(edata);
+		FlushErrorState();
+		done = false;
+	}
+	PG_END_TRY();
+	return done;
+}
+
 /*
  * Insert log events into their monthly partitions (created on demand).
  * (source, line_no, ts) identifies an event, so re-ingesting a file, or a
- * file that has grown since, adds only the lines not stored yet.
+ * file that has grown since, adds only the lines not stored yet.  When no
+ * event of the source is stored in the batch's line range (a new file), a
+ * plain INSERT does it, a third cheaper than ON CONFLICT's speculative
+ * insertion of every row; should a concurrent ingest store the same lines
+ * meanwhile, its unique violation sends the batch the ON CONFLICT way.
  */
 static void
 store_events(IngestBatch *b, const IngestOptions *o, IngestCounts *counts)
@@ -842,6 +904,7 @@ store_events(IngestBatch *b, const IngestOptions *o, IngestCounts *counts)
 	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 	bool		no_pipeline;
 	int64		inserted;
+	const char *insert;
 
 	register_batch(BATCH_EVENTS, b->event_desc, b->events, b->nevents);
 	values[0] = TimestampTzGetDatum(b->min_ts);
@@ -855,20 +918,23 @@ store_events(IngestBatch *b, const IngestOptions *o, IngestCounts *counts)
 	nulls[3] = no_pipeline ? 'n' : ' ';
 	nulls[4] = o->run_external_id ? ' ' : 'n';
 	values[4] = o->run_external_id ? CStringGetTextDatum(o->run_external_id) : (Datum) 0;
-	if (SPI_execute_with_args(psprintf("WITH links AS MATERIALIZED (%s), "
-									   "ins AS (INSERT INTO smartetl.log_event "
-									   "(pipeline_id, run_id, ts, level, component, message, template_id, source, line_no, attrs) "
-									   "SELECT COALESCE(l.pipeline_id, $4), COALESCE(l.run_id, "
-									   "(SELECT run_id FROM smartetl.run WHERE pipeline_id OPERATOR(pg_catalog.=) $4 "
-									   "AND external_id OPERATOR(pg_catalog.=) $5 ORDER BY attempt DESC LIMIT 1)), "
-									   "e.ts, e.level, e.component, e.message, e.template_id, $3, e.line_no, e.attrs "
-									   "FROM " BATCH_EVENTS " e LEFT JOIN links l ON l.line_no OPERATOR(pg_catalog.=) e.run_line "
-									   "ON CONFLICT (source, line_no, ts) DO NOTHING RETURNING 1) "
-									   "SELECT count(*) FROM ins",
-									   event_run_links(b)),
-							  5, types, values, nulls, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not store log events");
-	inserted = spi_int64(0, 1);
+	insert = psprintf("WITH links AS MATERIALIZED (%s) "
+					  "INSERT INTO smartetl.log_event "
+					  "(pipeline_id, run_id, ts, level, component, message, template_id, source, line_no, attrs) "
+					  "SELECT COALESCE(l.pipeline_id, $4), COALESCE(l.run_id, "
+					  "(SELECT run_id FROM smartetl.run WHERE pipeline_id OPERATOR(pg_catalog.=) $4 "
+					  "AND external_id OPERATOR(pg_catalog.=) $5 ORDER BY attempt DESC LIMIT 1)), "
+					  "e.ts, e.level, e.component, e.message, e.template_id, $3, e.line_no, e.attrs "
+					  "FROM " BATCH_EVENTS " e LEFT JOIN links l ON l.line_no OPERATOR(pg_catalog.=) e.run_line",
+					  event_run_links(b));
+	if (events_may_exist(b, o) ||
+		!insert_events_plain(insert, types, values, nulls, &inserted))
+	{
+		if (SPI_execute_with_args(psprintf("%s ON CONFLICT (source, line_no, ts) DO NOTHING", insert),
+								  5, types, values, nulls, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not store log events");
+		inserted = SPI_processed;
+	}
 	counts->inserted += inserted;
 	counts->unchanged += b->nevents - inserted;
 }
@@ -879,7 +945,7 @@ ingest_store(IngestBatch *b, const IngestOptions *o, IngestCounts *counts)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (b->templates)
-		template_session_end(b->templates);
+		template_flush();		/* this ingest's occurrence counts */
 	if (b->nruns > 0)
 	{
 		store_runs(b, o, counts);
