@@ -80,8 +80,8 @@ SELECT count(*) FROM generate_series(1, 4) i, LATERAL dblink_get_result('s' || i
 SELECT * FROM dblink('s4', 'SELECT pg_backend_pid()') AS t(pid int) \gset s4_
 SELECT set_config('conc.s4_pid', :'s4_pid', false) IS NOT NULL AS pid_set;
 SELECT dblink_exec('s3', 'BEGIN');
-SELECT * FROM dblink('s3', $q$SELECT (smartetl.ingest('logline', E'2031-07-05 10:00:00 INFO same file line 1 here\n2031-07-05 10:00:01 INFO same file line 2 here\n', '{"log_format": "<Date> <Time> <Level> <Content>", "source": "conc-same"}')).inserted$q$) AS t(n bigint);
-SELECT dblink_send_query('s4', $q$SELECT (r).inserted, (r).unchanged FROM (SELECT smartetl.ingest('logline', E'2031-07-05 10:00:00 INFO same file line 1 here\n2031-07-05 10:00:01 INFO same file line 2 here\n', '{"log_format": "<Date> <Time> <Level> <Content>", "source": "conc-same"}') AS r) s$q$);
+SELECT * FROM dblink('s3', $q$SELECT (smartetl.ingest('logline', E'1999-07-05 10:00:00 INFO same file line 1 here\n1999-07-05 10:00:01 INFO same file line 2 here\n', '{"log_format": "<Date> <Time> <Level> <Content>", "source": "conc-same"}')).inserted$q$) AS t(n bigint);
+SELECT dblink_send_query('s4', $q$SELECT (r).inserted, (r).unchanged FROM (SELECT smartetl.ingest('logline', E'1999-07-05 10:00:00 INFO same file line 1 here\n1999-07-05 10:00:01 INFO same file line 2 here\n', '{"log_format": "<Date> <Time> <Level> <Content>", "source": "conc-same"}') AS r) s$q$);
 DO $$
 BEGIN
     FOR i IN 1 .. 100 LOOP
