@@ -8,8 +8,8 @@ export PATH="$PATH:/usr/sbin:/sbin"
 
 APT_PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-15-pgtap \
 libtap-parser-sourcehandler-pgtap-perl libcurl4-openssl-dev make gcc clang-14 libclang-rt-14-dev \
-curl openssl python3 python3-aiosmtpd prometheus-alertmanager prometheus-postgres-exporter \
-chromium libxgboost-dev liblinear-dev python3-sklearn python3-numpy"
+curl openssl python3 python3-aiosmtpd prometheus prometheus-alertmanager prometheus-postgres-exporter \
+chromium nodejs libxgboost-dev liblinear-dev python3-sklearn python3-numpy"
 
 log() { printf '\n== %s\n' "$*"; }
 
@@ -24,12 +24,43 @@ install_packages() {
 	for p in $APT_PACKAGES; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 	done
+	# Debian's nodejs comes without npm (NodeSource's includes it)
+	command -v npm >/dev/null 2>&1 || missing="$missing npm"
 	if [ -n "$missing" ]; then
 		log "installing Debian packages:$missing"
 		export DEBIAN_FRONTEND=noninteractive
-		apt-get update -q >/tmp/smartetl-apt.log 2>&1 || { tail -20 /tmp/smartetl-apt.log; return 1; }
-		apt-get install -y -q $missing >>/tmp/smartetl-apt.log 2>&1 || { tail -20 /tmp/smartetl-apt.log; return 1; }
+		local apt_log
+		apt_log=$(mktemp /tmp/smartetl-apt.XXXXXX)
+		apt-get update -q >"$apt_log" 2>&1 || { tail -20 "$apt_log"; rm -f "$apt_log"; return 1; }
+		apt-get install -y -q $missing >>"$apt_log" 2>&1 || { tail -20 "$apt_log"; rm -f "$apt_log"; return 1; }
+		rm -f "$apt_log"
 	fi
+}
+
+# install_node_modules: the report check's playwright-core, exactly as
+# test/report/package-lock.json pins it (npm ci), unless that version is
+# already there.  Run from the checkout's root.
+install_node_modules() {
+	local want have
+	want=$(sed -n '/"node_modules\/playwright-core"/,/}/s/.*"version": "\([^"]*\)".*/\1/p' test/report/package-lock.json)
+	have=$(sed -n 's/.*"version": "\([^"]*\)".*/\1/p' test/report/node_modules/playwright-core/package.json 2>/dev/null | head -1)
+	[ -n "$want" ] && [ "$want" = "$have" ] && return 0
+	log "installing playwright-core $want for the report check (npm ci in test/report)"
+	local npm_log
+	npm_log=$(mktemp /tmp/smartetl-npm.XXXXXX)
+	(cd test/report && npm ci --no-audit --no-fund >"$npm_log" 2>&1) || { tail -20 "$npm_log"; rm -f "$npm_log"; return 1; }
+	rm -f "$npm_log"
+}
+
+# free_port: a TCP port on 127.0.0.1 that the kernel says is free now, and
+# whose PostgreSQL socket name is unused in /tmp
+free_port() {
+	local port
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+		[ -e "/tmp/.s.PGSQL.$port" ] || [ -e "/tmp/.s.PGSQL.$((port + 1))" ] || { echo "$port"; return 0; }
+	done
+	return 1
 }
 
 build_install() {

@@ -4,7 +4,8 @@
 # Installs the packages it needs, builds and installs the extension, starts a
 # throwaway PostgreSQL 15 cluster (smartetl + pg_cron preloaded), runs the
 # pg_regress suite (sql/, expected/), a short fuzzing pass over every parser
-# (test/fuzz), the pgTAP suite (test/sql/*.sql) with pg_prove, the upgrade
+# (test/fuzz), the unit tests of the model cores (test/predict), the pgTAP
+# suite (test/sql/*.sql) with pg_prove, the upgrade
 # from the previous release with its data (test/upgrade/run.sh, in a second
 # throwaway cluster on port SMARTETL_UPGRADE_PORT, default test port + 1), then the
 # end-to-end checks on a database loaded with the sample history: the
@@ -24,7 +25,9 @@ cd "$(dirname "$0")/.."
 REPO=$(pwd)
 source scripts/lib.sh
 
-PORT=${SMARTETL_TEST_PORT:-54329}
+# the cluster's port (its socket is in a fresh directory): one the kernel
+# says is free, unless SMARTETL_TEST_PORT pins it
+PORT=${SMARTETL_TEST_PORT:-$(free_port)}
 # the shared real data sits beside the checkout (../shared/data)
 SMARTETL_DATA=${SMARTETL_DATA:-$(cd "$REPO/.." && pwd)/shared/data}
 export SMARTETL_DATA
@@ -101,6 +104,7 @@ cleanup() {
 trap cleanup EXIT
 
 install_packages
+install_node_modules
 build_install
 cluster_start "$TMPDIR_TEST" "$PORT"
 
@@ -115,6 +119,9 @@ SMARTETL_DATA="$SMARTETL_DATA" sh test/bench/template_ga.sh -r 3 -s 2000 -t 0.95
 
 log "fuzzing every parser for ${FUZZ_SECONDS}s each (test/fuzz; long runs: test/fuzz/run.sh 600)"
 bash test/fuzz/run.sh "$FUZZ_SECONDS"
+
+log "unit tests of the model cores: XGBoost, liblinear, metrics (test/predict)"
+stage predict sh test/predict/run.sh
 
 log "pgTAP (test/sql/*.sql)"
 psql_do -c 'CREATE EXTENSION IF NOT EXISTS pgtap; CREATE EXTENSION IF NOT EXISTS smartetl; CREATE EXTENSION IF NOT EXISTS pg_cron;'
@@ -151,7 +158,7 @@ PGDATABASE=smartetl_sample psql_do -c "SELECT * FROM smartetl.ingest_file('$TMPD
 PGDATABASE=smartetl_sample psql_do -c "SELECT smartetl.train_risk_model('1 day', 'xgboost', '{\"step\": \"6 hours\"}')" \
 	-c "SELECT count(*) AS ranked FROM smartetl.risk_ranking('1 day')"
 export PGHOST=$(socket_dir "$TMPDIR_TEST") PGPORT=$PORT PGUSER=postgres
-PGDATABASE=smartetl_sample stage grafana bash test/grafana/run.sh
+PGDATABASE=smartetl_sample stage grafana bash test/grafana/run.sh --sample
 PGDATABASE=smartetl_sample stage prometheus bash test/prometheus/run.sh
 PGDATABASE=smartetl_sample stage report bash test/report/check_report.sh
 
