@@ -1,0 +1,533 @@
+/*-------------------------------------------------------------------------
+ * src/intake/http_request.c
+ *		Store a batch of complete HTTP requests: one transaction, one
+ *		subtransaction per request, answers final only after the commit.
+ *
+ * Each request is authenticated against smartetl.api_key (salted SHA-256,
+ * constant-time comparison), then stored by the same parse-and-store code
+ * as smartetl.ingest() (ingest_payload) with the key's role as the current
+ * user, so every privilege check is the role's; a key limited to
+ * namespaces has every parsed run (and every log event's pipeline) checked
+ * before anything is written.  A request's error rolls back its own
+ * subtransaction only, and becomes its 4xx/5xx answer with the message,
+ * detail and hint smartetl.ingest() would raise.
+ *
+ * Batching many requests into one commit is what makes synchronous commit
+ * affordable: a 2xx is sent only after the commit record is flushed
+ * (synchronous_commit is at least 'local' in this worker), so an
+ * acknowledged event survives kill -9 of the server.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "parser/parse_func.h"
+#include "pgstat.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+
+#include "ingest/ingest.h"
+#include "intake/intake.h"
+
+/* The key a request authenticated with. */
+typedef struct ApiKey
+{
+	int64		key_id;
+	char	   *name;
+	Oid			role;
+	int			nnamespaces;	/* 0 = every namespace */
+	char	  **namespaces;
+} ApiKey;
+
+/* An error that is the client's (4xx), raised inside the request's subtransaction. */
+#define CLIENT_ERROR(status, code, msg, detail, hint) \
+	do { intake_set_error(req, (status), (code), (msg), (detail), (hint)); return false; } while (0)
+
+static const uint8 dummy_salt[16] = {0};
+
+/*
+ * Look the key up and check the secret; false (and a 401/403 answer) if
+ * the request may not go on.  Runs as the worker's own user.
+ */
+static bool
+authenticate(IntakeRequest *req, ApiKey *key, MemoryContext keep)
+{
+	int64		key_id;
+	const char *secret;
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+	bool		isnull;
+	uint8		digest[32];
+	bytea	   *salt,
+			   *hash;
+	bool		known,
+				revoked,
+				match,
+				touch;
+	HeapTuple	roletup;
+	HeapTuple	row;
+	TupleDesc	desc;
+	Datum		ns;
+	MemoryContext oldcxt;
+
+	if (req->token == NULL || !api_token_parse(req->token, &key_id, &secret))
+		CLIENT_ERROR(401, "unauthorized", "invalid API key", NULL, NULL);
+	values[0] = Int64GetDatum(key_id);
+	if (SPI_execute_with_args("SELECT name, role, namespaces, salt, hash, revoked_at IS NOT NULL, "
+							  " last_used_at IS NULL OR last_used_at < pg_catalog.now() - interval '1 minute' "
+							  "FROM smartetl.api_key WHERE key_id = $1",
+							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look up the API key");
+	known = SPI_processed == 1;
+	if (!known)
+	{
+		/* same work as for a known key, so timing does not tell ids apart */
+		api_key_digest(dummy_salt, sizeof(dummy_salt), secret, digest);
+		CLIENT_ERROR(401, "unauthorized", "invalid API key", NULL, NULL);
+	}
+	row = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	salt = DatumGetByteaPP(SPI_getbinval(row, desc, 4, &isnull));
+	hash = DatumGetByteaPP(SPI_getbinval(row, desc, 5, &isnull));
+	revoked = DatumGetBool(SPI_getbinval(row, desc, 6, &isnull));
+	touch = DatumGetBool(SPI_getbinval(row, desc, 7, &isnull));
+	api_key_digest((uint8 *) VARDATA_ANY(salt), VARSIZE_ANY_EXHDR(salt), secret, digest);
+	match = VARSIZE_ANY_EXHDR(hash) == 32 &&
+		api_key_equal(digest, (uint8 *) VARDATA_ANY(hash), 32);
+	explicit_bzero(digest, sizeof(digest));
+	if (!match || revoked)
+		CLIENT_ERROR(401, "unauthorized", "invalid API key", NULL, NULL);
+
+	/* the key outlives SPI_finish() */
+	oldcxt = MemoryContextSwitchTo(keep);
+	key->key_id = key_id;
+	key->name = SPI_getvalue(row, desc, 1);
+	key->role = DatumGetObjectId(SPI_getbinval(row, desc, 2, &isnull));
+	ns = SPI_getbinval(row, desc, 3, &isnull);
+	key->nnamespaces = 0;
+	if (!isnull)
+	{
+		Datum	   *elems;
+		bool	   *nulls;
+		int			i;
+
+		deconstruct_array(DatumGetArrayTypeP(ns), TEXTOID, -1, false, TYPALIGN_INT,
+						  &elems, &nulls, &key->nnamespaces);
+		key->namespaces = palloc(sizeof(char *) * Max(key->nnamespaces, 1));
+		for (i = 0; i < key->nnamespaces; i++)
+			key->namespaces[i] = TextDatumGetCString(elems[i]);
+	}
+	MemoryContextSwitchTo(oldcxt);
+
+	/* the role must still exist and must not have become a superuser */
+	roletup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(key->role));
+	if (!HeapTupleIsValid(roletup))
+		CLIENT_ERROR(403, "forbidden", psprintf("the role of API key \"%s\" no longer exists", key->name),
+					 NULL, NULL);
+	if (((Form_pg_authid) GETSTRUCT(roletup))->rolsuper)
+	{
+		ReleaseSysCache(roletup);
+		CLIENT_ERROR(403, "forbidden", psprintf("API key \"%s\" acts as a superuser", key->name),
+					 NULL, "Give the key a role without superuser rights.");
+	}
+	ReleaseSysCache(roletup);
+
+	/* when the key was last used, at most once a minute (no write per request) */
+	if (touch &&
+		SPI_execute_with_args("UPDATE smartetl.api_key SET last_used_at = pg_catalog.now() WHERE key_id = $1",
+							  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update the API key");
+	return true;
+}
+
+static bool
+namespace_allowed(const ApiKey *key, const char *ns)
+{
+	int			i;
+
+	if (key->nnamespaces == 0)
+		return true;
+	for (i = 0; ns && i < key->nnamespaces; i++)
+		if (strcmp(ns, key->namespaces[i]) == 0)
+			return true;
+	return false;
+}
+
+static void
+namespace_refused(const ApiKey *key, const char *ns)
+{
+	StringInfoData list;
+	int			i;
+
+	initStringInfo(&list);
+	for (i = 0; i < key->nnamespaces; i++)
+		appendStringInfo(&list, "%s%s", i ? ", " : "", quote_identifier(key->namespaces[i]));
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("API key \"%s\" may not write namespace \"%s\"", key->name, ns ? ns : ""),
+			 errdetail("The key is limited to the namespaces %s.", list.data)));
+}
+
+/*
+ * IngestBatchCheck for a key limited to namespaces: every run's namespace
+ * must be one of the key's; log events not tied to a run of the batch
+ * belong to the options' pipeline, which must then be named and allowed.
+ */
+static void
+check_batch_namespaces(IngestBatch *b, const IngestOptions *o, void *arg)
+{
+	const ApiKey *key = (const ApiKey *) arg;
+	TupleTableSlot *slot;
+	bool		isnull;
+
+	if (key->nnamespaces == 0)
+		return;
+	slot = MakeSingleTupleTableSlot(b->run_desc, &TTSOpsMinimalTuple);
+	tuplestore_rescan(b->runs);
+	while (tuplestore_gettupleslot(b->runs, true, false, slot))
+	{
+		Datum		ns = slot_getattr(slot, 2, &isnull);
+		char	   *s = isnull ? NULL : TextDatumGetCString(ns);
+
+		if (!namespace_allowed(key, s))
+			namespace_refused(key, s);
+		pfree(s);
+	}
+	tuplestore_rescan(b->runs);
+	ExecDropSingleTupleTableSlot(slot);
+
+	if (b->nevents == 0)
+		return;
+	slot = MakeSingleTupleTableSlot(b->event_desc, &TTSOpsMinimalTuple);
+	tuplestore_rescan(b->events);
+	while (tuplestore_gettupleslot(b->events, true, false, slot))
+	{
+		slot_getattr(slot, 8, &isnull);
+		if (isnull && (o->pipeline == NULL || !namespace_allowed(key, o->namespace)))
+		{
+			if (o->pipeline == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("API key \"%s\" may only store log lines of a named pipeline", key->name),
+						 errhint("Pass the options \"namespace\" and \"pipeline\".")));
+			namespace_refused(key, o->namespace);
+		}
+	}
+	tuplestore_rescan(b->events);
+	ExecDropSingleTupleTableSlot(slot);
+}
+
+static Oid
+ingest_function_oid(void)
+{
+	Oid			argtypes[3] = {TEXTOID, TEXTOID, JSONBOID};
+
+	return LookupFuncName(list_make2(makeString("smartetl"), makeString("ingest")),
+						  3, argtypes, false);
+}
+
+static Jsonb *
+jsonb_from_text(const char *text)
+{
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(text)));
+}
+
+/*
+ * The format, payload and options of a request.  The envelope
+ * ({"format", "payload", "options"}) is parsed here; its payload may be a
+ * string or any JSON value (sent on as its text).
+ */
+static bool
+request_input(IntakeRequest *req, const ApiKey *key, char **format, const char **data,
+			  size_t *len, Jsonb **options)
+{
+	Jsonb	   *opts = jsonb_from_text(req->options_json ? req->options_json : "{}");
+
+	*data = req->body.data;
+	*len = req->body.len;
+	*format = req->route == ROUTE_LINEAGE ? "openlineage" : req->format;
+	if (req->route == ROUTE_ENVELOPE)
+	{
+		Jsonb	   *env;
+		JsonbValue	buf;
+		JsonbValue *v;
+		char	   *detail = NULL;
+		int			line = 0;
+
+		if (!pg_verify_mbstr(GetDatabaseEncoding(), req->body.data, req->body.len, true))
+			CLIENT_ERROR(400, "bad_request",
+						 psprintf("the body is not valid %s", GetDatabaseEncodingName()), NULL, NULL);
+		if (!json_doc_valid(req->body.data, req->body.len, &detail, &line))
+			CLIENT_ERROR(400, "bad_request", psprintf("invalid JSON on line %d", line), detail,
+						 "POST /api/v1/ingest takes {\"format\": ..., \"payload\": ..., \"options\": {...}}.");
+		env = jsonb_from_text(req->body.data);
+		if (!JB_ROOT_IS_OBJECT(env))
+			CLIENT_ERROR(400, "bad_request", "the body is not a JSON object", NULL,
+						 "POST /api/v1/ingest takes {\"format\": ..., \"payload\": ..., \"options\": {...}}.");
+		v = getKeyJsonValueFromContainer(&env->root, "format", 6, &buf);
+		if (v == NULL || v->type != jbvString)
+			CLIENT_ERROR(400, "bad_request", "the envelope needs \"format\" (a string)", NULL, NULL);
+		*format = pnstrdup(v->val.string.val, v->val.string.len);
+		v = getKeyJsonValueFromContainer(&env->root, "payload", 7, &buf);
+		if (v == NULL || v->type == jbvNull)
+			CLIENT_ERROR(400, "bad_request", "the envelope needs \"payload\"", NULL, NULL);
+		if (v->type == jbvString)
+		{
+			*data = v->val.string.val;
+			*len = v->val.string.len;
+		}
+		else if (v->type == jbvBinary)
+		{
+			char	   *text = JsonbToCString(NULL, v->val.binary.data, v->val.binary.len);
+
+			*data = text;
+			*len = strlen(text);
+		}
+		else
+			CLIENT_ERROR(400, "bad_request", "\"payload\" must be a string, an object or an array",
+						 NULL, NULL);
+		v = getKeyJsonValueFromContainer(&env->root, "options", 7, &buf);
+		if (v != NULL && v->type != jbvNull)
+		{
+			if (v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data))
+				CLIENT_ERROR(400, "bad_request", "\"options\" must be a JSON object", NULL, NULL);
+			opts = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(opts),
+													  JsonbPGetDatum(JsonbValueToJsonb(v))));
+		}
+	}
+	/* a key limited to namespaces writes new pipelines into its first one */
+	if (key->nnamespaces > 0 &&
+		getKeyJsonValueFromContainer(&opts->root, "namespace", 9, &(JsonbValue) {0}) == NULL)
+	{
+		StringInfoData s;
+
+		initStringInfo(&s);
+		appendStringInfoString(&s, "{\"namespace\": ");
+		escape_json(&s, key->namespaces[0]);
+		appendStringInfoChar(&s, '}');
+		opts = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(opts),
+												  JsonbPGetDatum(jsonb_from_text(s.data))));
+	}
+	*options = opts;
+	return true;
+}
+
+/* Authenticate, check, parse and store one request (inside its subtransaction). */
+static bool
+store_request(IntakeRequest *req, Oid ingest_oid, IngestCounts *counts)
+{
+	ApiKey		key;
+	char	   *format;
+	const char *data;
+	size_t		len;
+	Jsonb	   *options;
+	Oid			saved_user;
+	int			saved_sec;
+	bool		ok;
+	MemoryContext keep = CurrentMemoryContext;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ok = authenticate(req, &key, keep);
+	SPI_finish();
+	if (!ok)
+		return false;
+
+	GetUserIdAndSecContext(&saved_user, &saved_sec);
+	SetUserIdAndSecContext(key.role, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+	PG_TRY();
+	{
+		if (pg_proc_aclcheck(ingest_oid, key.role, ACL_EXECUTE) != ACLCHECK_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("the role of API key \"%s\" may not ingest", key.name),
+					 errhint("GRANT smartetl_writer TO the key's role.")));
+		ok = request_input(req, &key, &format, &data, &len, &options);
+		if (ok)
+			ingest_payload(format, data, len, options, NULL, 1,
+						   key.nnamespaces > 0 ? check_batch_namespaces : NULL, &key, counts);
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(saved_user, saved_sec);
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/* The HTTP status for an error raised while storing a request. */
+static int
+status_for_error(int sqlerrcode)
+{
+	if (sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE)
+		return 403;
+	if (sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED)
+		return 413;
+	switch (ERRCODE_TO_CATEGORY(sqlerrcode))
+	{
+		case ERRCODE_DATA_EXCEPTION:
+		case ERRCODE_NO_DATA:
+		case ERRCODE_FEATURE_NOT_SUPPORTED:
+		case ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION:
+			return 400;
+		case ERRCODE_TRANSACTION_ROLLBACK:
+		case ERRCODE_INSUFFICIENT_RESOURCES:
+		case ERRCODE_OPERATOR_INTERVENTION:
+		case ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE:
+			return 503;
+		default:
+			return 500;
+	}
+}
+
+/* One request in its own subtransaction; its answer is provisional until commit. */
+static void
+store_one(IntakeRequest *req, Oid ingest_oid, MemoryContext work)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	IngestCounts counts = {0};
+	volatile bool stored = false;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(work);
+	PG_TRY();
+	{
+		PushActiveSnapshot(GetTransactionSnapshot());
+		stored = store_request(req, ingest_oid, &counts);
+		PopActiveSnapshot();
+		if (stored)
+			ReleaseCurrentSubTransaction();
+		else
+			RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(outer);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *e;
+		int			status;
+
+		MemoryContextSwitchTo(outer);
+		e = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(outer);
+		CurrentResourceOwner = owner;
+
+		status = status_for_error(e->sqlerrcode);
+		if (status >= 500)
+		{
+			ereport(LOG,
+					(errmsg("smartetl intake: could not store a request: %s", e->message),
+					 e->detail ? errdetail("%s", e->detail) : 0));
+			intake_set_error(req, status, unpack_sql_state(e->sqlerrcode),
+							 status == 503 ? e->message : "internal error", NULL,
+							 status == 503 ? "Retry after the time in Retry-After." :
+							 "The server log has the details.");
+		}
+		else
+			intake_set_error(req, status, unpack_sql_state(e->sqlerrcode), e->message,
+							 e->detail, e->hint);
+		FreeErrorData(e);
+	}
+	PG_END_TRY();
+	CommandCounterIncrement();
+	MemoryContextReset(work);
+
+	if (stored)
+		intake_set_answer(req, req->route == ROUTE_LINEAGE ? 201 : 200,
+						  psprintf("{\"inserted\": " INT64_FORMAT ", \"updated\": " INT64_FORMAT
+								   ", \"unchanged\": " INT64_FORMAT ", \"rejected\": " INT64_FORMAT "}",
+								   counts.inserted, counts.updated, counts.unchanged,
+								   counts.rejected));
+}
+
+static bool
+extension_ready(void)
+{
+	bool		ready;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'smartetl'", true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look up the smartetl extension");
+	ready = SPI_processed > 0;
+	SPI_finish();
+	return ready;
+}
+
+/*
+ * Store a list of complete requests in one transaction.  Every request
+ * ends up with an answer; 2xx answers stand only if the commit succeeded.
+ */
+void
+intake_store_requests(IntakeRequest *list)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	MemoryContext work = AllocSetContextCreate(outer, "smartetl intake request work",
+											   ALLOCSET_DEFAULT_SIZES);
+	IntakeRequest *r;
+	int			n = 0;
+
+	for (r = list; r; r = r->next_queued)
+		n++;
+	PG_TRY();
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		pgstat_report_activity(STATE_RUNNING, psprintf("smartetl intake: storing %d requests", n));
+		PushActiveSnapshot(GetTransactionSnapshot());
+		if (!extension_ready())
+		{
+			http_server_set_health(false, "extension smartetl is not installed in this database");
+			for (r = list; r; r = r->next_queued)
+				intake_set_error(r, 503, "unavailable", "extension smartetl is not installed",
+								 NULL, "CREATE EXTENSION smartetl in the database of smartetl.intake_database.");
+		}
+		else
+		{
+			Oid			ingest_oid = ingest_function_oid();
+
+			for (r = list; r; r = r->next_queued)
+				store_one(r, ingest_oid, work);
+		}
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *e;
+
+		MemoryContextSwitchTo(outer);
+		e = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		ereport(LOG,
+				(errmsg("smartetl intake: could not commit %d requests: %s", n, e->message)));
+		for (r = list; r; r = r->next_queued)
+			if (!r->answered || r->status < 300)
+				intake_set_error(r, 503, "unavailable", "the request was not stored", e->message,
+								 "Retry after the time in Retry-After.");
+		FreeErrorData(e);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(outer);
+	MemoryContextDelete(work);
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
