@@ -326,47 +326,34 @@ request_input(IntakeRequest *req, const ApiKey *key, char **format, const char *
 	return true;
 }
 
-/* Authenticate, check, parse and store one request (inside its subtransaction). */
-static bool
-store_request(IntakeRequest *req, Oid ingest_oid, IngestCounts *counts)
+/*
+ * Ingest as the key's role: every privilege check of the parse and store is
+ * the role's, and EXECUTE on smartetl.ingest() is required as for SQL callers.
+ */
+static void
+ingest_as(const ApiKey *key, Oid ingest_oid, const char *format, const char *data, size_t len,
+		  Jsonb *options, IngestCounts *counts)
 {
-	ApiKey		key;
-	char	   *format;
-	const char *data;
-	size_t		len;
-	Jsonb	   *options;
 	Oid			saved_user;
 	int			saved_sec;
-	bool		ok;
-	MemoryContext keep = CurrentMemoryContext;
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	ok = authenticate(req, &key, keep);
-	SPI_finish();
-	if (!ok)
-		return false;
 
 	GetUserIdAndSecContext(&saved_user, &saved_sec);
-	SetUserIdAndSecContext(key.role, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+	SetUserIdAndSecContext(key->role, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
 	PG_TRY();
 	{
-		if (pg_proc_aclcheck(ingest_oid, key.role, ACL_EXECUTE) != ACLCHECK_OK)
+		if (pg_proc_aclcheck(ingest_oid, key->role, ACL_EXECUTE) != ACLCHECK_OK)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("the role of API key \"%s\" may not ingest", key.name),
+					 errmsg("the role of API key \"%s\" may not ingest", key->name),
 					 errhint("GRANT smartetl_writer TO the key's role.")));
-		ok = request_input(req, &key, &format, &data, &len, &options);
-		if (ok)
-			ingest_payload(format, data, len, options, NULL, 1,
-						   key.nnamespaces > 0 ? check_batch_namespaces : NULL, &key, counts);
+		ingest_payload(format, data, len, options, NULL, 1,
+					   key->nnamespaces > 0 ? check_batch_namespaces : NULL, (void *) key, counts);
 	}
 	PG_FINALLY();
 	{
 		SetUserIdAndSecContext(saved_user, saved_sec);
 	}
 	PG_END_TRY();
-	return ok;
 }
 
 /* The HTTP status for an error raised while storing a request. */
@@ -394,67 +381,318 @@ status_for_error(int sqlerrcode)
 	}
 }
 
-/* One request in its own subtransaction; its answer is provisional until commit. */
+/* The answer to an error raised while storing req. */
 static void
-store_one(IntakeRequest *req, Oid ingest_oid, MemoryContext work)
+answer_error(IntakeRequest *req, ErrorData *e)
+{
+	int			status = status_for_error(e->sqlerrcode);
+
+	if (status >= 500)
+	{
+		ereport(LOG,
+				(errmsg("smartetl intake: could not store a request: %s", e->message),
+				 e->detail ? errdetail("%s", e->detail) : 0));
+		intake_set_error(req, status, unpack_sql_state(e->sqlerrcode),
+						 status == 503 ? e->message : "internal error", NULL,
+						 status == 503 ? "Retry after the time in Retry-After." :
+						 "The server log has the details.");
+	}
+	else
+		intake_set_error(req, status, unpack_sql_state(e->sqlerrcode), e->message,
+						 e->detail, e->hint);
+}
+
+/* Work done in a subtransaction: true = keep it. */
+typedef bool (*SubxactWork) (void *arg);
+
+/*
+ * Run work in its own subtransaction, in the memory context work (reset
+ * afterwards).  Returns whether it was kept; *error receives a raised
+ * error (copied into the caller's context), else NULL.
+ */
+static bool
+in_subtransaction(SubxactWork fn, void *arg, MemoryContext work, ErrorData **error)
 {
 	MemoryContext outer = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
-	IngestCounts counts = {0};
-	volatile bool stored = false;
+	volatile bool kept = false;
 
+	*error = NULL;
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(work);
 	PG_TRY();
 	{
 		PushActiveSnapshot(GetTransactionSnapshot());
-		stored = store_request(req, ingest_oid, &counts);
+		kept = fn(arg);
 		PopActiveSnapshot();
-		if (stored)
+		if (kept)
 			ReleaseCurrentSubTransaction();
 		else
 			RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(outer);
-		CurrentResourceOwner = owner;
 	}
 	PG_CATCH();
 	{
-		ErrorData  *e;
-		int			status;
-
 		MemoryContextSwitchTo(outer);
-		e = CopyErrorData();
+		*error = CopyErrorData();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(outer);
-		CurrentResourceOwner = owner;
-
-		status = status_for_error(e->sqlerrcode);
-		if (status >= 500)
-		{
-			ereport(LOG,
-					(errmsg("smartetl intake: could not store a request: %s", e->message),
-					 e->detail ? errdetail("%s", e->detail) : 0));
-			intake_set_error(req, status, unpack_sql_state(e->sqlerrcode),
-							 status == 503 ? e->message : "internal error", NULL,
-							 status == 503 ? "Retry after the time in Retry-After." :
-							 "The server log has the details.");
-		}
-		else
-			intake_set_error(req, status, unpack_sql_state(e->sqlerrcode), e->message,
-							 e->detail, e->hint);
-		FreeErrorData(e);
+		kept = false;
 	}
 	PG_END_TRY();
+	MemoryContextSwitchTo(outer);
+	CurrentResourceOwner = owner;
 	CommandCounterIncrement();
 	MemoryContextReset(work);
+	return kept;
+}
 
-	if (stored)
-		intake_set_answer(req, req->route == ROUTE_LINEAGE ? 201 : 200,
-						  psprintf("{\"inserted\": " INT64_FORMAT ", \"updated\": " INT64_FORMAT
-								   ", \"unchanged\": " INT64_FORMAT ", \"rejected\": " INT64_FORMAT "}",
-								   counts.inserted, counts.updated, counts.unchanged,
-								   counts.rejected));
+/* One request, stored on its own. */
+typedef struct OneRequest
+{
+	IntakeRequest *req;
+	const ApiKey *key;
+	Oid			ingest_oid;
+	IngestCounts counts;
+} OneRequest;
+
+static bool
+store_one_work(void *arg)
+{
+	OneRequest *one = (OneRequest *) arg;
+	char	   *format;
+	const char *data;
+	size_t		len;
+	Jsonb	   *options;
+
+	if (!request_input(one->req, one->key, &format, &data, &len, &options))
+		return false;
+	ingest_as(one->key, one->ingest_oid, format, data, len, options, &one->counts);
+	return true;
+}
+
+static const char *
+stored_answer(IntakeRequest *req, const IngestCounts *c)
+{
+	if (req->route == ROUTE_LINEAGE)
+		return "{\"status\": \"stored\"}";
+	return psprintf("{\"inserted\": " INT64_FORMAT ", \"updated\": " INT64_FORMAT
+					", \"unchanged\": " INT64_FORMAT ", \"rejected\": " INT64_FORMAT "}",
+					c->inserted, c->updated, c->unchanged, c->rejected);
+}
+
+/* Store one request in its own subtransaction; the answer is provisional until commit. */
+static void
+store_one(IntakeRequest *req, const ApiKey *key, Oid ingest_oid, MemoryContext work)
+{
+	OneRequest	one = {req, key, ingest_oid, {0}};
+	ErrorData  *e;
+
+	if (in_subtransaction(store_one_work, &one, work, &e))
+		intake_set_answer(req, req->route == ROUTE_LINEAGE ? 201 : 200, stored_answer(req, &one.counts));
+	else if (e)
+	{
+		answer_error(req, e);
+		FreeErrorData(e);
+	}
+}
+
+/*
+ * The events of a lineage body, as elements to put in a JSON array: the
+ * object itself, or the array's contents; NULL when the body is not plainly
+ * one of these (then it is stored on its own, to get its own answer).
+ */
+static bool
+lineage_elements(IntakeRequest *req, const char **start, int *len)
+{
+	char	   *p = req->body.data;
+	char	   *end = req->body.data + req->body.len;
+	char	   *detail;
+	int			line;
+
+	if (req->body.len == 0 ||
+		!pg_verify_mbstr(GetDatabaseEncoding(), req->body.data, req->body.len, true) ||
+		!json_doc_valid(req->body.data, req->body.len, &detail, &line))
+		return false;
+	while (p < end && isspace((unsigned char) *p))
+		p++;
+	while (end > p && isspace((unsigned char) end[-1]))
+		end--;
+	if (p >= end || (*p != '{' && *p != '['))
+		return false;
+	if (*p == '[')
+	{
+		p++;
+		end--;
+		while (p < end && isspace((unsigned char) *p))
+			p++;
+		if (p >= end)
+			return false;		/* [] */
+	}
+	*start = p;
+	*len = end - p;
+	return true;
+}
+
+/* Lineage requests of one key and options, stored by one ingest. */
+typedef struct LineageGroup
+{
+	IntakeRequest **reqs;
+	int			n;
+	const ApiKey *key;
+	Oid			ingest_oid;
+} LineageGroup;
+
+static bool
+store_group_work(void *arg)
+{
+	LineageGroup *g = (LineageGroup *) arg;
+	StringInfoData all;
+	IngestCounts counts;
+	const char *format;
+	const char *data;
+	size_t		len;
+	Jsonb	   *options;
+	int			i;
+
+	initStringInfo(&all);
+	appendStringInfoChar(&all, '[');
+	for (i = 0; i < g->n; i++)
+	{
+		const char *start;
+		int			n;
+
+		if (!lineage_elements(g->reqs[i], &start, &n))
+			elog(ERROR, "lineage body changed");	/* checked by the caller */
+		if (i > 0)
+			appendStringInfoString(&all, ",\n");
+		appendBinaryStringInfo(&all, start, n);
+	}
+	appendStringInfoString(&all, "]\n");
+	if (!request_input(g->reqs[0], g->key, (char **) &format, &data, &len, &options))
+		return false;
+	ingest_as(g->key, g->ingest_oid, "openlineage", all.data, all.len, options, &counts);
+	return true;
+}
+
+/*
+ * Store many lineage requests at once: one parse-and-store instead of one
+ * per event, which is what lets a single worker keep up with thousands of
+ * events a second.  Any error sends every request of the group down the
+ * one-by-one path, so each still gets its own answer.
+ */
+static bool
+store_group(LineageGroup *g, MemoryContext work)
+{
+	ErrorData  *e;
+	int			i;
+
+	if (in_subtransaction(store_group_work, g, work, &e))
+	{
+		for (i = 0; i < g->n; i++)
+			intake_set_answer(g->reqs[i], 201, stored_answer(g->reqs[i], NULL));
+		return true;
+	}
+	if (e)
+		FreeErrorData(e);
+	return false;
+}
+
+/* Same key and same options: the requests may share one ingest. */
+static bool
+same_group(IntakeRequest *a, const ApiKey *ka, IntakeRequest *b, const ApiKey *kb)
+{
+	return a->route == ROUTE_LINEAGE && b->route == ROUTE_LINEAGE && ka == kb &&
+		strcmp(a->options_json ? a->options_json : "", b->options_json ? b->options_json : "") == 0;
+}
+
+/*
+ * Authenticate every request (each key looked up once per batch), then
+ * store lineage requests in groups and everything else one by one.
+ */
+static void
+store_all(IntakeRequest *list, MemoryContext work)
+{
+	Oid			ingest_oid = ingest_function_oid();
+	int			n = 0,
+				i,
+				j;
+	IntakeRequest **reqs;
+	ApiKey	  **keys;
+	bool	   *done;
+	bool	   *alone;			/* failed in a group: store on its own */
+	MemoryContext keep = CurrentMemoryContext;
+
+	for (IntakeRequest *r = list; r; r = r->next_queued)
+		n++;
+	reqs = palloc(sizeof(IntakeRequest *) * n);
+	keys = palloc0(sizeof(ApiKey *) * n);
+	done = palloc0(sizeof(bool) * n);
+	alone = palloc0(sizeof(bool) * n);
+	n = 0;
+	for (IntakeRequest *r = list; r; r = r->next_queued)
+		reqs[n++] = r;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	for (i = 0; i < n; i++)
+	{
+		/* a key already checked in this batch: same token, same answer */
+		for (j = 0; j < i; j++)
+			if (keys[j] && reqs[i]->token && reqs[j]->token &&
+				strcmp(reqs[i]->token, reqs[j]->token) == 0)
+				break;
+		if (j < i)
+			keys[i] = keys[j];
+		else
+		{
+			ApiKey	   *k = MemoryContextAllocZero(keep, sizeof(ApiKey));
+
+			if (authenticate(reqs[i], k, keep))
+				keys[i] = k;
+		}
+		if (keys[i] == NULL)
+			done[i] = true;		/* answered 401/403 */
+	}
+	SPI_finish();
+
+	for (i = 0; i < n; i++)
+	{
+		LineageGroup g;
+
+		if (done[i])
+			continue;
+		g.reqs = palloc(sizeof(IntakeRequest *) * n);
+		g.n = 0;
+		g.key = keys[i];
+		g.ingest_oid = ingest_oid;
+		for (j = i; j < n; j++)
+		{
+			const char *start;
+			int			len;
+
+			if (!done[j] && !alone[i] && !alone[j] &&
+				same_group(reqs[i], keys[i], reqs[j], keys[j]) &&
+				lineage_elements(reqs[j], &start, &len))
+				g.reqs[g.n++] = reqs[j];
+		}
+		if (g.n >= 2)
+		{
+			bool		stored = store_group(&g, work);
+
+			for (j = i; j < n; j++)
+				for (int k = 0; k < g.n; k++)
+					if (reqs[j] == g.reqs[k])
+						(stored ? done : alone)[j] = true;
+			if (stored)
+			{
+				pfree(g.reqs);
+				continue;
+			}
+		}
+		store_one(reqs[i], keys[i], ingest_oid, work);
+		done[i] = true;
+		pfree(g.reqs);
+	}
 }
 
 static bool
@@ -500,12 +738,7 @@ intake_store_requests(IntakeRequest *list)
 								 NULL, "CREATE EXTENSION smartetl in the database of smartetl.intake_database.");
 		}
 		else
-		{
-			Oid			ingest_oid = ingest_function_oid();
-
-			for (r = list; r; r = r->next_queued)
-				store_one(r, ingest_oid, work);
-		}
+			store_all(list, work);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 	}

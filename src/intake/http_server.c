@@ -26,6 +26,8 @@
 #include "postgres.h"
 
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <microhttpd.h>
@@ -506,6 +508,25 @@ on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	MemoryContextDelete(req->cxt);
 }
 
+/*
+ * A new connection: no Nagle delay.  Answers are small and follow the
+ * request after a commit; with Nagle, a keep-alive client's delayed ACK
+ * would hold each one back by up to 40 ms.
+ */
+static void
+on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	const union MHD_ConnectionInfo *info;
+	int			one = 1;
+
+	if (toe != MHD_CONNECTION_NOTIFY_STARTED)
+		return;
+	info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (info)
+		(void) setsockopt(info->connect_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 /* libmicrohttpd's own messages: debugging detail, never request contents. */
 static void
 on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -687,6 +708,7 @@ http_server_start(void)
 						   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) smartetl_http_idle_timeout_s,
 						   MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) (32 * 1024),
 						   MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+						   MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
 						   MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
 						   tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, tls_cert,
 						   MHD_OPTION_HTTPS_MEM_KEY, tls_key,
