@@ -68,6 +68,7 @@ CREATE TABLE smartetl.source_file (
     position    bigint NOT NULL DEFAULT 0 CHECK (position >= 0),
     line_no     bigint NOT NULL DEFAULT 0 CHECK (line_no >= 0),
     head        bytea,
+    tail_sha    bytea,
     size        bigint,
     mtime       timestamptz,
     rotated     boolean NOT NULL DEFAULT false,
@@ -77,7 +78,7 @@ CREATE TABLE smartetl.source_file (
     updated_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (source_id, dev, inode)
 );
-COMMENT ON TABLE smartetl.source_file IS 'followed files: where each was last seen, bytes and lines stored (position, line_no), its first bytes (head, to recognise truncation), whether it was rotated away, last error; label = smartetl.log_event.source of its lines';
+COMMENT ON TABLE smartetl.source_file IS 'followed files: where each was last seen, bytes and lines stored (position, line_no), its first bytes and a hash of the 4 kB before position (head, tail_sha: to recognise truncation and copies), whether it was rotated away, last error; label = smartetl.log_event.source of its lines';
 
 -- API: Private
 -- Registering a file makes the worker read it: the same right as
