@@ -36,7 +36,7 @@ char	   *smartetl_http_listen = NULL;
 char	   *smartetl_http_tls_cert = NULL;
 char	   *smartetl_http_tls_key = NULL;
 int			smartetl_http_max_body_kb = 16 * 1024;
-int			smartetl_http_max_connections = 10000;
+int			smartetl_http_max_connections = 16384;
 int			smartetl_http_idle_timeout_s = 15;
 int			smartetl_http_request_timeout_s = 60;
 int			smartetl_http_max_pending_kb = 256 * 1024;
@@ -113,7 +113,7 @@ define_gucs(void)
 							PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
 	DefineCustomIntVariable("smartetl.http_max_connections",
 							"Open connections the HTTP intake accepts at once (more are closed).",
-							NULL, &smartetl_http_max_connections, 10000, 1, 1000000,
+							NULL, &smartetl_http_max_connections, 16384, 1, 1000000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("smartetl.http_idle_timeout",
 							"Seconds a connection of the HTTP intake may stay silent before it is closed.",

@@ -290,6 +290,28 @@ request_input(IntakeRequest *req, const ApiKey *key, char **format, const char *
 			*data = v->val.string.val;
 			*len = v->val.string.len;
 		}
+		else if (v->type == jbvBinary && strcmp(*format, "jsonl") == 0 &&
+				 JsonContainerIsArray(v->val.binary.data))
+		{
+			/* JSON lines: one element per line */
+			StringInfoData lines;
+			JsonbIterator *it = JsonbIteratorInit(v->val.binary.data);
+			JsonbValue	e;
+			JsonbIteratorToken tok;
+
+			initStringInfo(&lines);
+			while ((tok = JsonbIteratorNext(&it, &e, true)) != WJB_DONE)
+				if (tok == WJB_ELEM)
+				{
+					if (e.type == jbvBinary)
+						appendStringInfoString(&lines, JsonbToCString(NULL, e.val.binary.data, e.val.binary.len));
+					else
+						appendStringInfoString(&lines, JsonbToCString(NULL, &JsonbValueToJsonb(&e)->root, 0));
+					appendStringInfoChar(&lines, '\n');
+				}
+			*data = lines.data;
+			*len = lines.len;
+		}
 		else if (v->type == jbvBinary)
 		{
 			char	   *text = JsonbToCString(NULL, v->val.binary.data, v->val.binary.len);

@@ -95,8 +95,13 @@ BEGIN
     -- unknown or mistyped options fail now rather than in the worker
     BEGIN
         PERFORM smartetl.ingest(NEW.format, '', (NEW.options - 'start') || '{"dry_run": true}');
-    EXCEPTION WHEN no_data THEN
-        NULL;
+    EXCEPTION
+        WHEN SQLSTATE '02000' THEN      -- no records: the options are fine
+            NULL;
+        WHEN data_exception THEN        -- the empty input itself (no csv header, ...)
+            IF SQLSTATE = '22023' THEN  -- invalid_parameter_value: a bad option
+                RAISE;
+            END IF;
     END;
     IF NEW.options ? 'start' AND NOT (NEW.options->>'start' IN ('beginning', 'end')) THEN
         RAISE EXCEPTION 'option "start" must be "beginning" or "end"'
