@@ -9,7 +9,9 @@
 # Grafana dashboard's queries, a real Prometheus exporter, the HTML report
 # in headless Chromium, the test receivers, and alerting with the worker
 # delivering to real HTTP, SMTP and Alertmanager receivers (test/alert,
-# including a kill -9 of the server).  Leaves nothing running.
+# including a kill -9 of the server), and the intake (test/intake: the HTTP
+# intake with curl and wrk, followed files, both with kill -9).  Leaves
+# nothing running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -76,3 +78,6 @@ bash test/receivers/selftest.sh
 
 log "alerting end to end (worker, real receivers, receiver outage, kill -9)"
 PGDATABASE=postgres SMARTETL_CLUSTER_DIR="$TMPDIR_TEST" /usr/bin/python3 test/alert/e2e.py
+
+log "intake end to end (HTTP intake with curl, wrk and kill -9; followed files with rotation and kill -9)"
+PGDATABASE=postgres SMARTETL_CLUSTER_DIR="$TMPDIR_TEST" bash test/intake/run.sh
