@@ -43,14 +43,21 @@
 #include "ingest/ingest.h"
 #include "intake/intake.h"
 
-/* The key a request authenticated with. */
+/* A row of smartetl.api_key, looked up once per batch. */
 typedef struct ApiKey
 {
 	int64		key_id;
+	bool		found;
+	bool		revoked;
+	uint8		salt[64];
+	int			saltlen;
+	uint8		hash[32];
+	bool		hash_ok;		/* hash has 32 bytes */
 	char	   *name;
 	Oid			role;
 	int			nnamespaces;	/* 0 = every namespace */
 	char	  **namespaces;
+	struct ApiKey *next;
 } ApiKey;
 
 /* An error that is the client's (4xx), raised inside the request's subtransaction. */
@@ -58,100 +65,136 @@ typedef struct ApiKey
 	do { intake_set_error(req, (status), (code), (msg), (detail), (hint)); return false; } while (0)
 
 static const uint8 dummy_salt[16] = {0};
+static SPIPlanPtr key_plan = NULL;
+static SPIPlanPtr touch_plan = NULL;
 
 /*
- * Look the key up and check the secret; false (and a 401/403 answer) if
- * the request may not go on.  Runs as the worker's own user.
+ * The key's row (SPI connected), from the batch's cache or the table; when
+ * it was last used is written at most once a minute, not per request.
  */
-static bool
-authenticate(IntakeRequest *req, ApiKey *key, MemoryContext keep)
+static ApiKey *
+lookup_key(int64 key_id, ApiKey **cache, MemoryContext keep)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(key_id)};
+	ApiKey	   *k;
+	HeapTuple	row;
+	TupleDesc	desc;
+	bool		isnull;
+	Datum		d;
+	MemoryContext oldcxt;
+
+	for (k = *cache; k; k = k->next)
+		if (k->key_id == key_id)
+			return k;
+	if (key_plan == NULL)
+	{
+		key_plan = SPI_prepare("SELECT name, role, namespaces, salt, hash, revoked_at IS NOT NULL, "
+							   " last_used_at IS NULL OR last_used_at < pg_catalog.now() - interval '1 minute' "
+							   "FROM smartetl.api_key WHERE key_id = $1", 1, types);
+		touch_plan = SPI_prepare("UPDATE smartetl.api_key SET last_used_at = pg_catalog.now() WHERE key_id = $1",
+								 1, types);
+		if (key_plan == NULL || touch_plan == NULL || SPI_keepplan(key_plan) || SPI_keepplan(touch_plan))
+			elog(ERROR, "could not prepare the API key look-up");
+	}
+	if (SPI_execute_plan(key_plan, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look up the API key");
+
+	oldcxt = MemoryContextSwitchTo(keep);
+	k = palloc0(sizeof(ApiKey));
+	k->key_id = key_id;
+	k->next = *cache;
+	*cache = k;
+	if (SPI_processed == 1)
+	{
+		bytea	   *b;
+
+		row = SPI_tuptable->vals[0];
+		desc = SPI_tuptable->tupdesc;
+		k->found = true;
+		k->name = SPI_getvalue(row, desc, 1);
+		k->role = DatumGetObjectId(SPI_getbinval(row, desc, 2, &isnull));
+		d = SPI_getbinval(row, desc, 3, &isnull);
+		if (!isnull)
+		{
+			Datum	   *elems;
+			bool	   *nulls;
+			int			i;
+
+			deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
+							  &elems, &nulls, &k->nnamespaces);
+			k->namespaces = palloc(sizeof(char *) * Max(k->nnamespaces, 1));
+			for (i = 0; i < k->nnamespaces; i++)
+				k->namespaces[i] = TextDatumGetCString(elems[i]);
+		}
+		b = DatumGetByteaPP(SPI_getbinval(row, desc, 4, &isnull));
+		k->saltlen = Min(VARSIZE_ANY_EXHDR(b), (int) sizeof(k->salt));
+		memcpy(k->salt, VARDATA_ANY(b), k->saltlen);
+		b = DatumGetByteaPP(SPI_getbinval(row, desc, 5, &isnull));
+		k->hash_ok = VARSIZE_ANY_EXHDR(b) == 32;
+		if (k->hash_ok)
+			memcpy(k->hash, VARDATA_ANY(b), 32);
+		k->revoked = DatumGetBool(SPI_getbinval(row, desc, 6, &isnull));
+		if (!k->revoked && DatumGetBool(SPI_getbinval(row, desc, 7, &isnull)) &&
+			SPI_execute_plan(touch_plan, values, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not update the API key");
+	}
+	MemoryContextSwitchTo(oldcxt);
+	return k;
+}
+
+/*
+ * The key of a request, if its secret matches (constant-time), the key is
+ * active and its role may be used; else NULL with a 401/403 answer.  Runs
+ * as the worker's own user, SPI connected.
+ */
+static ApiKey *
+authenticate(IntakeRequest *req, ApiKey **cache, MemoryContext keep)
 {
 	int64		key_id;
 	const char *secret;
-	Oid			types[1] = {INT8OID};
-	Datum		values[1];
-	bool		isnull;
 	uint8		digest[32];
-	bytea	   *salt,
-			   *hash;
-	bool		known,
-				revoked,
-				match,
-				touch;
+	bool		match;
+	ApiKey	   *key;
 	HeapTuple	roletup;
-	HeapTuple	row;
-	TupleDesc	desc;
-	Datum		ns;
-	MemoryContext oldcxt;
+	bool		super;
 
 	if (req->token == NULL || !api_token_parse(req->token, &key_id, &secret))
-		CLIENT_ERROR(401, "unauthorized", "invalid API key", NULL, NULL);
-	values[0] = Int64GetDatum(key_id);
-	if (SPI_execute_with_args("SELECT name, role, namespaces, salt, hash, revoked_at IS NOT NULL, "
-							  " last_used_at IS NULL OR last_used_at < pg_catalog.now() - interval '1 minute' "
-							  "FROM smartetl.api_key WHERE key_id = $1",
-							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not look up the API key");
-	known = SPI_processed == 1;
-	if (!known)
 	{
-		/* same work as for a known key, so timing does not tell ids apart */
+		intake_set_error(req, 401, "unauthorized", "invalid API key", NULL, NULL);
+		return NULL;
+	}
+	key = lookup_key(key_id, cache, keep);
+	/* unknown ids cost the same work, so timing does not tell them apart */
+	if (key->found)
+		api_key_digest(key->salt, key->saltlen, secret, digest);
+	else
 		api_key_digest(dummy_salt, sizeof(dummy_salt), secret, digest);
-		CLIENT_ERROR(401, "unauthorized", "invalid API key", NULL, NULL);
-	}
-	row = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	salt = DatumGetByteaPP(SPI_getbinval(row, desc, 4, &isnull));
-	hash = DatumGetByteaPP(SPI_getbinval(row, desc, 5, &isnull));
-	revoked = DatumGetBool(SPI_getbinval(row, desc, 6, &isnull));
-	touch = DatumGetBool(SPI_getbinval(row, desc, 7, &isnull));
-	api_key_digest((uint8 *) VARDATA_ANY(salt), VARSIZE_ANY_EXHDR(salt), secret, digest);
-	match = VARSIZE_ANY_EXHDR(hash) == 32 &&
-		api_key_equal(digest, (uint8 *) VARDATA_ANY(hash), 32);
+	match = key->found && key->hash_ok && api_key_equal(digest, key->hash, 32);
 	explicit_bzero(digest, sizeof(digest));
-	if (!match || revoked)
-		CLIENT_ERROR(401, "unauthorized", "invalid API key", NULL, NULL);
-
-	/* the key outlives SPI_finish() */
-	oldcxt = MemoryContextSwitchTo(keep);
-	key->key_id = key_id;
-	key->name = SPI_getvalue(row, desc, 1);
-	key->role = DatumGetObjectId(SPI_getbinval(row, desc, 2, &isnull));
-	ns = SPI_getbinval(row, desc, 3, &isnull);
-	key->nnamespaces = 0;
-	if (!isnull)
+	if (!match || key->revoked)
 	{
-		Datum	   *elems;
-		bool	   *nulls;
-		int			i;
-
-		deconstruct_array(DatumGetArrayTypeP(ns), TEXTOID, -1, false, TYPALIGN_INT,
-						  &elems, &nulls, &key->nnamespaces);
-		key->namespaces = palloc(sizeof(char *) * Max(key->nnamespaces, 1));
-		for (i = 0; i < key->nnamespaces; i++)
-			key->namespaces[i] = TextDatumGetCString(elems[i]);
+		intake_set_error(req, 401, "unauthorized", "invalid API key", NULL, NULL);
+		return NULL;
 	}
-	MemoryContextSwitchTo(oldcxt);
 
 	/* the role must still exist and must not have become a superuser */
 	roletup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(key->role));
 	if (!HeapTupleIsValid(roletup))
-		CLIENT_ERROR(403, "forbidden", psprintf("the role of API key \"%s\" no longer exists", key->name),
-					 NULL, NULL);
-	if (((Form_pg_authid) GETSTRUCT(roletup))->rolsuper)
 	{
-		ReleaseSysCache(roletup);
-		CLIENT_ERROR(403, "forbidden", psprintf("API key \"%s\" acts as a superuser", key->name),
-					 NULL, "Give the key a role without superuser rights.");
+		intake_set_error(req, 403, "forbidden",
+						 psprintf("the role of API key \"%s\" no longer exists", key->name), NULL, NULL);
+		return NULL;
 	}
+	super = ((Form_pg_authid) GETSTRUCT(roletup))->rolsuper;
 	ReleaseSysCache(roletup);
-
-	/* when the key was last used, at most once a minute (no write per request) */
-	if (touch &&
-		SPI_execute_with_args("UPDATE smartetl.api_key SET last_used_at = pg_catalog.now() WHERE key_id = $1",
-							  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not update the API key");
-	return true;
+	if (super)
+	{
+		intake_set_error(req, 403, "forbidden", psprintf("API key \"%s\" acts as a superuser", key->name),
+						 NULL, "Give the key a role without superuser rights.");
+		return NULL;
+	}
+	return key;
 }
 
 static bool
@@ -623,7 +666,7 @@ store_group(LineageGroup *g, MemoryContext work)
 static bool
 same_group(IntakeRequest *a, const ApiKey *ka, IntakeRequest *b, const ApiKey *kb)
 {
-	return a->route == ROUTE_LINEAGE && b->route == ROUTE_LINEAGE && ka == kb &&
+	return a->route == ROUTE_LINEAGE && b->route == ROUTE_LINEAGE && ka->key_id == kb->key_id &&
 		strcmp(a->options_json ? a->options_json : "", b->options_json ? b->options_json : "") == 0;
 }
 
@@ -642,6 +685,7 @@ store_all(IntakeRequest *list, MemoryContext work)
 	ApiKey	  **keys;
 	bool	   *done;
 	bool	   *alone;			/* failed in a group: store on its own */
+	ApiKey	   *cache = NULL;
 	MemoryContext keep = CurrentMemoryContext;
 
 	for (IntakeRequest *r = list; r; r = r->next_queued)
@@ -658,20 +702,7 @@ store_all(IntakeRequest *list, MemoryContext work)
 		elog(ERROR, "SPI_connect failed");
 	for (i = 0; i < n; i++)
 	{
-		/* a key already checked in this batch: same token, same answer */
-		for (j = 0; j < i; j++)
-			if (keys[j] && reqs[i]->token && reqs[j]->token &&
-				strcmp(reqs[i]->token, reqs[j]->token) == 0)
-				break;
-		if (j < i)
-			keys[i] = keys[j];
-		else
-		{
-			ApiKey	   *k = MemoryContextAllocZero(keep, sizeof(ApiKey));
-
-			if (authenticate(reqs[i], k, keep))
-				keys[i] = k;
-		}
+		keys[i] = authenticate(reqs[i], &cache, keep);
 		if (keys[i] == NULL)
 			done[i] = true;		/* answered 401/403 */
 	}

@@ -123,12 +123,6 @@ make_wait_set(void)
 	return set;
 }
 
-static void
-stop_listener_at_exit(int code, Datum arg)
-{
-	http_server_stop();
-}
-
 void
 smartetl_intake_worker_main(Datum main_arg)
 {
@@ -157,7 +151,10 @@ smartetl_intake_worker_main(Datum main_arg)
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("lock_timeout", "2s", PGC_SUSET, PGC_S_OVERRIDE);
 	raise_fd_limit();
-	on_proc_exit(stop_listener_at_exit, (Datum) 0);
+	/*
+	 * No MHD_stop_daemon() at exit: a batch's connections may be suspended
+	 * then, which libmicrohttpd forbids; the sockets close with the process.
+	 */
 	ereport(LOG, (errmsg("smartetl intake worker started for database \"%s\"", dbname)));
 
 	loop_cxt = AllocSetContextCreate(TopMemoryContext, "smartetl intake loop", ALLOCSET_DEFAULT_SIZES);
