@@ -1247,10 +1247,25 @@ follow_poll(bool reload_sources_now)
 	now = GetCurrentTimestamp();
 	for (s = sources; s; s = s->next)
 	{
+		FollowedFile **link;
+
 		discover(s, reload_sources_now);
 		for (f = s->files; f; f = f->next)
 			if (needs_work(s, f, now))
 				follow_one(s, f, work);
+		/* finished files leave memory (their state row says done) */
+		link = &s->files;
+		while ((f = *link) != NULL)
+		{
+			if (f->done && f->fd < 0)
+			{
+				*link = f->next;
+				pfree(f->path);
+				pfree(f);
+			}
+			else
+				link = &f->next;
+		}
 	}
 	MemoryContextDelete(work);
 }

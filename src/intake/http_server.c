@@ -40,6 +40,7 @@
 #include "utils/timestamp.h"
 
 #include "smartetl.h"
+#include "ingest/ingest.h"
 #include "intake/intake.h"
 
 #define BODY_CHUNK_MIN 8192
@@ -230,16 +231,20 @@ static enum MHD_Result
 add_query_option(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
 	StringInfo	s = (StringInfo) cls;
+	char	   *detail;
+	int			line;
 
 	if (key == NULL || key[0] == '\0')
 		return MHD_YES;
 	appendStringInfoString(s, s->len > 1 ? ", " : "");
 	escape_json(s, key);
 	appendStringInfoString(s, ": ");
-	if (is_json_option(key))
-		appendStringInfoString(s, value && value[0] ? value : "true");
+	if (is_json_option(key) && (value == NULL || value[0] == '\0'))
+		appendStringInfoString(s, "true");
+	else if (is_json_option(key) && json_doc_valid((char *) value, strlen(value), &detail, &line))
+		appendStringInfoString(s, value);	/* one JSON value, nothing more */
 	else
-		escape_json(s, value ? value : "");
+		escape_json(s, value ? value : "");	/* the option check will say what it wants */
 	return MHD_YES;
 }
 
