@@ -563,8 +563,9 @@ store_one(IntakeRequest *req, const ApiKey *key, Oid ingest_oid, MemoryContext w
 
 /*
  * The events of a lineage body, as elements to put in a JSON array: the
- * object itself, or the array's contents; NULL when the body is not plainly
- * one of these (then it is stored on its own, to get its own answer).
+ * object itself, or the array's contents; false when the body is not
+ * plainly one of these (then it is stored on its own, to get its own
+ * answer).
  */
 static bool
 lineage_elements(IntakeRequest *req, const char **start, int *len)
@@ -574,7 +575,12 @@ lineage_elements(IntakeRequest *req, const char **start, int *len)
 	char	   *detail;
 	int			line;
 
+	/*
+	 * A stack trace becomes a log event labelled by the payload's MD5: stored
+	 * alone, a re-sent request gets the same label and adds nothing twice.
+	 */
 	if (req->body.len == 0 ||
+		memmem(req->body.data, req->body.len, "\"stackTrace\"", 12) != NULL ||
 		!pg_verify_mbstr(GetDatabaseEncoding(), req->body.data, req->body.len, true) ||
 		!json_doc_valid(req->body.data, req->body.len, &detail, &line))
 		return false;

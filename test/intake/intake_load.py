@@ -6,7 +6,9 @@ by scripts/lib.sh whose intake worker serves database "postgres";
 SMARTETL_CLUSTER_DIR = its folder, for the restart)
 
 With wrk (test/intake/load.lua: one OpenLineage event per request, each with
-its own run id, 64 connections) and TAP output:
+its own run id, 128 connections: more senders make bigger batches, which
+keeps the floor well clear of what a busy 2-core machine leaves us) and TAP
+output:
   * 30 s of load: at least 2,000 events/s acknowledged, every acknowledged
     event stored exactly once;
   * 25 s of load with kill -9 of every server process after 8 s and a
@@ -33,7 +35,7 @@ tmp = tempfile.mkdtemp(prefix="smartetl-intake-load.")
 n_tests = 0
 failed = 0
 PORT = 0
-CONNECTIONS = int(os.environ.get("SMARTETL_INTAKE_CONNECTIONS", "64"))
+CONNECTIONS = int(os.environ.get("SMARTETL_INTAKE_CONNECTIONS", "128"))
 FLOOR = 2000
 
 
@@ -154,6 +156,7 @@ def main():
     ok(wait_for(health_ok), "the listener is up on 127.0.0.1:%d" % PORT)
     try:
         # 30 s of load
+        print("# loadavg before the load: %s" % open("/proc/loadavg").read().strip())
         p, ack = wrk("run1", 30, token)
         out = p.communicate()[0]
         print("# " + "\n# ".join(out.strip().splitlines()))
