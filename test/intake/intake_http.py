@@ -349,6 +349,16 @@ def test_samples(tok):
        "a JSON array of the samples: the same rows as smartetl.ingest()", "HTTP:\n%s\nSQL:\n%s" % (mine, ref))
     psql("DROP DATABASE intake_ref")
 
+    # a failure with a stack trace, sent twice (a client that lost the first answer)
+    ev = json.dumps(ol_event("intake_retry", "job", "st-1", "FAIL", extra={"errorMessage": {
+        "message": "boom", "programmingLanguage": "python",
+        "stackTrace": "Traceback (most recent call last):\n  File \"x.py\", line 1\nValueError: boom"}}))
+    codes = [post("/api/v1/lineage", ev, token=tok)[0] for _ in range(2)]
+    n = psql("SELECT count(*) FROM smartetl.log_event e JOIN smartetl.pipeline p USING (pipeline_id) "
+             "WHERE p.namespace = 'intake_retry'")
+    ok(codes == [201, 201] and n == "1" and runs("intake_retry") == "job/st-1/failed",
+       "an event sent twice is stored once, its stack trace too", (codes, n))
+
 
 def test_errors(tok):
     csv = "job,run_id,status,start\nbackup,1,ok,2026-01-01 00:00:00\nbackup,2,ok,yesterday-ish\n"
