@@ -55,6 +55,11 @@ OBJS = \
 	src/alert/alert_notify.o \
 	src/alert/alert_test_channel.o \
 	src/alert/rule_query.o \
+	src/intake/api_key.o \
+	src/intake/http_server.o \
+	src/intake/http_request.o \
+	src/intake/follow.o \
+	src/intake/intake_worker.o \
 	src/predict/model_data.o \
 	src/predict/model_metrics.o \
 	src/predict/model_xgb.o \
@@ -74,7 +79,7 @@ ENCODING = UTF8
 NO_LOCALE = 1
 
 PG_CPPFLAGS = -I$(srcdir)/src -DSMARTETL_VERSION='"$(EXTVERSION)"'
-SHLIB_LINK = -lcurl -lxgboost -lgomp -llinear -lm
+SHLIB_LINK = -lcurl -lmicrohttpd -lxgboost -lgomp -llinear -lm
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 EXTRA_CLEAN = $(DATA_built)
 

@@ -9,7 +9,8 @@ export PATH="$PATH:/usr/sbin:/sbin"
 APT_PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-15-pgtap \
 libtap-parser-sourcehandler-pgtap-perl libcurl4-openssl-dev make gcc clang-14 libclang-rt-14-dev \
 curl openssl python3 python3-aiosmtpd prometheus prometheus-alertmanager prometheus-postgres-exporter \
-chromium nodejs libxgboost-dev liblinear-dev python3-sklearn python3-numpy"
+chromium nodejs libxgboost-dev liblinear-dev python3-sklearn python3-numpy \
+libmicrohttpd-dev wrk apache2-utils"
 
 log() { printf '\n== %s\n' "$*"; }
 

@@ -12,7 +12,9 @@
 # Grafana dashboard's queries, a real Prometheus exporter, the HTML report
 # in headless Chromium, the test receivers, and alerting with the worker
 # delivering to real HTTP, SMTP and Alertmanager receivers (test/alert,
-# including a kill -9 of the server).  Leaves nothing running.
+# including a kill -9 of the server), and the intake (test/intake: the HTTP
+# intake with curl and wrk, followed files, both with kill -9).  Leaves
+# nothing running.
 #
 # Real data: the shared real data set beside the checkout, ../shared/data
 # (SMARTETL_DATA overrides the path), as in CI, runs every check.  Without
@@ -167,6 +169,9 @@ stage receivers bash test/receivers/selftest.sh
 
 log "alerting end to end (worker, real receivers, receiver outage, kill -9)"
 PGDATABASE=postgres SMARTETL_CLUSTER_DIR="$TMPDIR_TEST" stage alerting /usr/bin/python3 test/alert/e2e.py
+
+log "intake end to end (HTTP intake with curl, wrk and kill -9; followed files with rotation and kill -9)"
+PGDATABASE=postgres SMARTETL_CLUSTER_DIR="$TMPDIR_TEST" stage intake bash test/intake/run.sh
 
 if report_skips; then
 	log "no check skipped"

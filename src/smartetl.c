@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  * src/smartetl.c
  *		Module magic and _PG_init: the GUCs, and, when loaded through
- *		shared_preload_libraries, the alert workers and their shared memory.
- *		Without preloading, everything but alerting's worker still works.
+ *		shared_preload_libraries, the alert workers and their shared memory
+ *		and the intake worker.  Without preloading, everything but the
+ *		workers still works.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -16,6 +17,7 @@
 
 #include "alert/alert.h"
 #include "ingest/ingest.h"
+#include "intake/intake.h"
 #include "smartetl.h"
 #include "template/miner.h"
 #include "template/template.h"
@@ -32,6 +34,16 @@ int			smartetl_max_in_flight = 64;
 char	   *smartetl_allowed_hosts = NULL;
 int			smartetl_rule_timeout_ms = 5000;
 int			smartetl_worker_statement_timeout_ms = 60000;
+char	   *smartetl_intake_database = NULL;
+char	   *smartetl_http_listen = NULL;
+char	   *smartetl_http_tls_cert = NULL;
+char	   *smartetl_http_tls_key = NULL;
+int			smartetl_http_max_body_kb = 16 * 1024;
+int			smartetl_http_max_connections = 16384;
+int			smartetl_http_idle_timeout_s = 15;
+int			smartetl_http_request_timeout_s = 60;
+int			smartetl_http_max_pending_kb = 256 * 1024;
+int			smartetl_follow_interval_ms = 250;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -110,6 +122,45 @@ define_gucs(void)
 							"How far ahead of now a run or log event time may lie.",
 							NULL, &smartetl_max_future_s, SECS_PER_DAY, 0, INT_MAX, PGC_SUSET,
 							GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomStringVariable("smartetl.intake_database",
+							   "Database of the intake worker (HTTP intake and followed files).",
+							   "Empty: the first database of smartetl.database; no worker when both are empty.",
+							   &smartetl_intake_database, "", PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("smartetl.http_listen",
+							   "Address (host:port) the HTTP intake listens on; empty = off.",
+							   NULL, &smartetl_http_listen, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("smartetl.http_tls_cert",
+							   "PEM certificate (chain) file of the HTTP intake; empty = plain HTTP.",
+							   NULL, &smartetl_http_tls_cert, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("smartetl.http_tls_key",
+							   "PEM private key file of the HTTP intake (mode 0600).",
+							   NULL, &smartetl_http_tls_key, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+	DefineCustomIntVariable("smartetl.http_max_body",
+							"Largest request body the HTTP intake accepts (larger: 413).",
+							NULL, &smartetl_http_max_body_kb, 16 * 1024, 1, 1024 * 1024 - 1,
+							PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomIntVariable("smartetl.http_max_connections",
+							"Open connections the HTTP intake accepts at once (more are closed).",
+							NULL, &smartetl_http_max_connections, 16384, 1, 1000000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("smartetl.http_idle_timeout",
+							"Seconds a connection of the HTTP intake may stay silent before it is closed.",
+							NULL, &smartetl_http_idle_timeout_s, 15, 1, 3600,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("smartetl.http_request_timeout",
+							"Seconds a client may take to send one request body.",
+							NULL, &smartetl_http_request_timeout_s, 60, 1, 3600,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("smartetl.http_max_pending",
+							"Request bodies held in memory at once before new requests get 429.",
+							NULL, &smartetl_http_max_pending_kb, 256 * 1024, 1024, 16 * 1024 * 1024,
+							PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomIntVariable("smartetl.follow_interval",
+							"How often the intake worker looks for new lines in followed files.",
+							NULL, &smartetl_follow_interval_ms, 250, 10, 60000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("smartetl");
 }
 
@@ -124,4 +175,5 @@ _PG_init(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = smartetl_shmem_startup;
 	alert_worker_register();
+	intake_worker_register();
 }

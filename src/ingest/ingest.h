@@ -239,4 +239,10 @@ extern int64 run_insert_end(RunInserter *ri);
 /* store.c */
 extern void ingest_store(IngestBatch *b, const IngestOptions *o, IngestCounts *counts);
 
+/* source.c: ingest from inside the server (intake worker); check may veto a batch */
+typedef void (*IngestBatchCheck) (IngestBatch *b, const IngestOptions *o, void *arg);
+extern void ingest_payload(const char *format, const char *data, size_t len, Jsonb *options,
+						   const char *source, long first_line, IngestBatchCheck check,
+						   void *arg, IngestCounts *counts);
+
 #endif							/* SMARTETL_INGEST_H */

@@ -25,6 +25,9 @@ SELECT pg_catalog.pg_extension_config_dump('smartetl.delivery', '');
 SELECT pg_catalog.pg_extension_config_dump('smartetl.alert_rule_state', '');
 SELECT pg_catalog.pg_extension_config_dump('smartetl.model', '');
 SELECT pg_catalog.pg_extension_config_dump('smartetl.prediction', '');
+SELECT pg_catalog.pg_extension_config_dump('smartetl.api_key', '');
+SELECT pg_catalog.pg_extension_config_dump('smartetl.source', '');
+SELECT pg_catalog.pg_extension_config_dump('smartetl.source_file', '');
 SELECT pg_catalog.pg_extension_config_dump('smartetl.template_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('smartetl.template_revision', '');
 

@@ -42,6 +42,8 @@ INSERT INTO documented VALUES
     ('smartetl.sync_pg_cron()', 'a'),
     ('smartetl.template_compact()', 'a'),
     ('smartetl.after_restore()', 'a'),
+    ('smartetl.create_api_key(text,regrole,text[])', 'a'),
+    ('smartetl.revoke_api_key(text)', 'a'),
     ('smartetl.test_channel(text)', 'a'),
     ('smartetl.evaluate_alerts()', 'a'),
     ('smartetl.train_risk_model(interval,text,jsonb)', 'a'),
