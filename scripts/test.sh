@@ -94,6 +94,24 @@ report_skips() {
 	return 0
 }
 
+# report_todos: the checks marked TODO (known failures, reported, that do
+# not fail the run), and any TODO that now passes
+report_todos() {
+	local todos
+	todos=$(awk '
+		FNR == 1 { where = FILENAME; sub(/.*\//, "", where); sub(/\.log$/, "", where) }
+		/^[^ ]+\.sql \.+ / || /^[^ ]+\.sql \.+$/ { where = $1; sub(/.*\//, "", where) }
+		/(^|[ .])(not )?ok [0-9]+.*# TODO/ {
+			line = $0
+			sub(/^(.*[ .])?(not ok|ok) /, "", line)
+			printf "%s %s: %s\n", ($0 ~ /not ok [0-9]/) ? "KNOWN FAILURE" : "TODO NOW PASSES", where, line
+		}' "$OUT"/*.log 2>/dev/null)
+	if [ -n "$todos" ]; then
+		log "checks marked TODO (known failures; they do not fail the run)"
+		printf '%s\n' "$todos"
+	fi
+}
+
 cleanup() {
 	local rc=$?
 	# a failed run still lists what it skipped so far
@@ -135,6 +153,10 @@ chown postgres "$SMARTETL_BIG_FILE"
 cp -R test/data "$TMPDIR_TEST/test-data"
 chown -R postgres "$TMPDIR_TEST/test-data"
 export SMARTETL_TEST_DATA="$TMPDIR_TEST/test-data"
+# where pgTAP files write their server-side files (removed with the cluster)
+mkdir -p "$TMPDIR_TEST/tap-tmp"
+chown postgres "$TMPDIR_TEST/tap-tmp"
+export SMARTETL_TEST_TMP="$TMPDIR_TEST/tap-tmp"
 if [ -d "$SMARTETL_DATA" ]; then
 	echo "real data: $SMARTETL_DATA"
 else
@@ -165,6 +187,7 @@ stage receivers bash test/receivers/selftest.sh
 log "alerting end to end (worker, real receivers, receiver outage, kill -9)"
 PGDATABASE=postgres SMARTETL_CLUSTER_DIR="$TMPDIR_TEST" stage alerting /usr/bin/python3 test/alert/e2e.py
 
+report_todos
 if report_skips; then
 	log "no check skipped"
 elif [ "${SMARTETL_NO_SKIP:-0}" = 1 ]; then
