@@ -94,6 +94,28 @@ report_skips() {
 	return 0
 }
 
+# report_counts: the checks each stage ran (pg_regress files, pg_prove's
+# test count, TAP lines of the other stages), the total and the time taken
+report_counts() {
+	local regress pgtap line="" total=0 n name f
+	regress=$(sed -n 's/.*All \([0-9][0-9]*\) tests passed.*/\1/p' "$OUT/regress.out" 2>/dev/null | tail -1)
+	line="pg_regress ${regress:-0}"
+	total=$((total + ${regress:-0}))
+	for f in "$OUT"/*.log; do
+		name=$(basename "$f" .log)
+		if [ "$name" = pgtap ]; then
+			n=$(sed -n 's/^Files=[0-9]*, Tests=\([0-9]*\),.*/\1/p' "$f" | tail -1)
+		else
+			n=$(grep -Ec '^(not )?ok [0-9]+' "$f")
+		fi
+		line="$line, $name ${n:-0}"
+		total=$((total + ${n:-0}))
+	done
+	log "checks run"
+	echo "$line"
+	echo "$total checks in $((SECONDS / 60)) min $((SECONDS % 60)) s"
+}
+
 # report_todos: the checks marked TODO (known failures, reported, that do
 # not fail the run), and any TODO that now passes
 report_todos() {
@@ -127,7 +149,7 @@ build_install
 cluster_start "$TMPDIR_TEST" "$PORT"
 
 log "pg_regress (sql/, expected/)"
-if ! make -s PG_CONFIG=$PG_CONFIG with_llvm=no installcheck; then
+if ! make -s PG_CONFIG=$PG_CONFIG with_llvm=no installcheck | tee "$OUT/regress.out"; then
 	cat regression.diffs 2>/dev/null || true
 	exit 1
 fi
@@ -165,7 +187,7 @@ fi
 stage pgtap pg_prove --directives -d postgres test/sql/*.sql
 
 log "upgrade: the previous release from git with data, ALTER EXTENSION smartetl UPDATE, compared with a fresh install (test/upgrade)"
-SMARTETL_UPGRADE_PORT=${SMARTETL_UPGRADE_PORT:-$((PORT + 1))} bash test/upgrade/run.sh
+SMARTETL_UPGRADE_PORT=${SMARTETL_UPGRADE_PORT:-$((PORT + 1))} stage upgrade bash test/upgrade/run.sh
 
 log "end-to-end: Grafana dashboard, Prometheus exporter, HTML report (sample history)"
 psql_do -c 'DROP DATABASE IF EXISTS smartetl_sample' -c 'CREATE DATABASE smartetl_sample'
@@ -187,6 +209,7 @@ stage receivers bash test/receivers/selftest.sh
 log "alerting end to end (worker, real receivers, receiver outage, kill -9)"
 PGDATABASE=postgres SMARTETL_CLUSTER_DIR="$TMPDIR_TEST" stage alerting /usr/bin/python3 test/alert/e2e.py
 
+report_counts
 report_todos
 if report_skips; then
 	log "no check skipped"
