@@ -106,7 +106,7 @@ report_counts() {
 		if [ "$name" = pgtap ]; then
 			n=$(sed -n 's/^Files=[0-9]*, Tests=\([0-9]*\),.*/\1/p' "$f" | tail -1)
 		else
-			n=$(grep -Ec '^(not )?ok [0-9]+' "$f")
+			n=$(grep -Ec '^(not )?ok [0-9]+' "$f" || true)
 		fi
 		line="$line, $name ${n:-0}"
 		total=$((total + ${n:-0}))
