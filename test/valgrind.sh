@@ -20,7 +20,7 @@ REPO=$(pwd)
 source scripts/lib.sh
 export SMARTETL_DATA=${SMARTETL_DATA:-$(cd .. && pwd)/shared/data}
 DIR=$(mktemp -d /tmp/smartetl-vg.XXXXXX)
-PORT=${SMARTETL_VALGRIND_PORT:-54337}
+PORT=${SMARTETL_VALGRIND_PORT:-$(free_port)}
 
 cleanup() {
 	runuser -u postgres -- $PG_BIN/pg_ctl -D "$DIR/data" -m fast -w -t 120 stop >/dev/null 2>&1 || true

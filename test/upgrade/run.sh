@@ -8,7 +8,7 @@
 #    temporary folder, and this tree (make install).
 # 2. Installs the previous release's install script and library, as a user of
 #    that release has them, and starts a throwaway cluster (own folder, port
-#    SMARTETL_UPGRADE_PORT, default 55432).
+#    SMARTETL_UPGRADE_PORT, default a free one).
 # 3. In database smartetl_upgraded: CREATE EXTENSION smartetl VERSION '<old>',
 #    loads the sample history (scripts/sample/generate.sql: runs, a loader log,
 #    templates) and quarantined rows, trains an XGBoost and a linear risk model
@@ -40,7 +40,7 @@ source scripts/lib.sh
 FROM_REF=${SMARTETL_UPGRADE_FROM:-v0.1.0}
 FROM_COMMIT=6c27ab71391a3826c4230b676a033d6b89657575
 [ -n "${SMARTETL_UPGRADE_FROM:-}" ] && FROM_COMMIT=
-PORT=${SMARTETL_UPGRADE_PORT:-55432}
+PORT=${SMARTETL_UPGRADE_PORT:-$(free_port)}
 export PGTZ=UTC PGOPTIONS='-c client_min_messages=warning'
 
 PKGLIB=$($PG_CONFIG --pkglibdir)
