@@ -35,8 +35,8 @@
  * wrote belong to the (sub)transaction that counted them.
  *
  * Only this code writes the tables, as the extension's owner (writers need
- * no privilege on them).  Callers who may not ingest (not smartetl_writer)
- * only look messages up.  At smartetl.template_limit templates, messages
+ * no privilege on them).  Callers who may not ingest (not smartetl_writer),
+ * and read-only transactions, only look messages up.  At smartetl.template_limit templates, messages
  * that match none go to the catch-all template "<*>" with a warning.
  *-------------------------------------------------------------------------
  */
@@ -790,7 +790,8 @@ template_cluster(const char *msg, int len, TimestampTz ts)
 
 	template_prepare(false);
 	len = first_line(msg, len);
-	if (!caller_may_learn())
+	/* a read-only transaction (or a standby) could not store what it learned */
+	if (!caller_may_learn() || XactReadOnly)
 		return miner_match(cache->miner, msg, len);
 	cache_dirty = true;
 	cluster = learn_cluster(msg, len, false);
