@@ -178,6 +178,13 @@ EXCEPTION WHEN raise_exception THEN
     PERFORM smartetl.log_template_id('Savepoint count 1 message');
 END $$;
 SELECT occurrences AS after_caught_error FROM smartetl.template WHERE template = 'Savepoint count <*> message';
+-- a read-only transaction looks messages up, as a reader does
+BEGIN READ ONLY;
+SELECT smartetl.log_template_id('Savepoint count 2 message') =
+       (SELECT template_id FROM smartetl.template WHERE template = 'Savepoint count <*> message') AS read_only_lookup,
+       smartetl.log_template_id('Read only novel shape 5 here') IS NULL AS read_only_no_learning;
+COMMIT;
+SELECT occurrences AS unchanged_by_read_only FROM smartetl.template WHERE template = 'Savepoint count <*> message';
 -- a dry run mines (the miner is exercised) but stores and keeps nothing
 SELECT count(*) AS before FROM smartetl.template \gset
 SELECT (smartetl.ingest('logline', E'2024-05-01 10:00:00 ERROR Dry run only shape 1 here\n2024-05-01 10:00:01 ERROR Dry run only shape 2 here\n',

@@ -81,6 +81,7 @@ key_cmp(const char *a, const char *b)
 
 static const char *sort_names_base;	/* for attr_cmp; set around its qsort */
 
+/* qsort comparator of header indexes by their names' jsonb key order */
 static int
 attr_cmp(const void *a, const void *b)
 {
@@ -319,6 +320,7 @@ typedef struct PendingEvent
 	char	   *raw;			/* its first line */
 } PendingEvent;
 
+/* One key: value pair of an attrs object. */
 static void
 pair_set(JsonbPair *pair, const char *key, JsonbValue *value, int order)
 {

@@ -35,8 +35,8 @@
  * wrote belong to the (sub)transaction that counted them.
  *
  * Only this code writes the tables, as the extension's owner (writers need
- * no privilege on them).  Callers who may not ingest (not smartetl_writer)
- * only look messages up.  At smartetl.template_limit templates, messages
+ * no privilege on them).  Callers who may not ingest (not smartetl_writer),
+ * and read-only transactions, only look messages up.  At smartetl.template_limit templates, messages
  * that match none go to the catch-all template "<*>" with a warning.
  *-------------------------------------------------------------------------
  */
@@ -141,12 +141,14 @@ typedef struct PendingLevel
 static MemoryContext pending_cxt = NULL;	/* reset at transaction end */
 static PendingLevel *pending = NULL;
 
+/* Room for the epoch (shared_preload_libraries only). */
 void
 template_shmem_request(void)
 {
 	RequestAddinShmemSpace(MAXALIGN(sizeof(TemplateShmem)));
 }
 
+/* Create or attach the epoch; it starts at 1 (0 means "no shared memory"). */
 void
 template_shmem_startup(void)
 {
@@ -159,12 +161,14 @@ template_shmem_startup(void)
 	LWLockRelease(AddinShmemInitLock);
 }
 
+/* The epoch, or 0 when smartetl is not preloaded. */
 static uint64
 current_epoch(void)
 {
 	return template_shmem ? pg_atomic_read_u64(&template_shmem->epoch) : 0;
 }
 
+/* Forget the cached miner (and a dry run's scratch state). */
 static void
 cache_drop(void)
 {
@@ -185,6 +189,7 @@ smartetl_relid(const char *name)
 
 /* ---- Pending counts ---- */
 
+/* A new, empty level of counts for a (sub)transaction nesting level. */
 static PendingLevel *
 pending_push(int nest_level)
 {
@@ -275,6 +280,7 @@ pending_end_level(int nest_level, bool commit)
 	}
 }
 
+/* Forget every level (the transaction ended). */
 static void
 pending_reset(void)
 {
@@ -285,6 +291,7 @@ pending_reset(void)
 
 /* ---- Writing, as the extension's owner ---- */
 
+/* The extension's owner, looked up once per transaction; SPI is connected. */
 static Oid
 extension_owner(void)
 {
@@ -366,6 +373,7 @@ store_text(int64 template_id, const char *text)
 	stored_templates = true;
 }
 
+/* bigint[] and timestamptz[] of n datums, for the count insert. */
 static Datum
 int8_array(Datum *d, int n)
 {
@@ -446,6 +454,11 @@ template_flush(void)
 
 /* ---- Transaction ends ---- */
 
+/*
+ * The transaction ends: store the counts before commit, tell the other
+ * backends after it, and forget a cache whose clusters were never stored
+ * after an abort.
+ */
 static void
 template_xact_callback(XactEvent event, void *arg)
 {
@@ -514,6 +527,7 @@ template_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 
 static void template_relcache_callback(Datum arg, Oid relid);
 
+/* Once per backend, at the first message. */
 static void
 register_callbacks(void)
 {
@@ -527,6 +541,7 @@ register_callbacks(void)
 
 /* ---- The cached miner ---- */
 
+/* A bigint of the last SPI result, 0 for NULL. */
 static int64
 spi_int8(int row, int col)
 {
@@ -545,6 +560,7 @@ table_rows(void)
 	return spi_int8(0, 1);
 }
 
+/* Record a cluster's template id, growing the map (in the cache's context). */
 static void
 cache_map(int cluster, int64 template_id)
 {
@@ -790,7 +806,8 @@ template_cluster(const char *msg, int len, TimestampTz ts)
 
 	template_prepare(false);
 	len = first_line(msg, len);
-	if (!caller_may_learn())
+	/* a read-only transaction (or a standby) could not store what it learned */
+	if (!caller_may_learn() || XactReadOnly)
 		return miner_match(cache->miner, msg, len);
 	cache_dirty = true;
 	cluster = learn_cluster(msg, len, false);
@@ -820,6 +837,7 @@ template_mine_dry(const char *msg, int len)
 	(void) learn_cluster(msg, first_line(msg, len), true);
 }
 
+/* A dry run is over: drop what it mined. */
 void
 template_dry_run_end(void)
 {
