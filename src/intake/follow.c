@@ -973,6 +973,7 @@ follow_file(FollowedSource *s, FollowedFile *f)
 		size_t		complete;
 		char	   *nl;
 		bool		final;
+		bool		has_newline;
 
 		if (read_at(f->fd, buf, n, st.position) != (ssize_t) n)
 			file_error("read", f->path);
@@ -980,13 +981,14 @@ follow_file(FollowedSource *s, FollowedFile *f)
 		for (nl = buf + n; nl > buf && nl[-1] != '\n'; nl--)
 			;
 		complete = nl - buf;
+		has_newline = complete > 0;
 		final = quiet_rotated && st.position + (int64) n == size;
 		if (final)
 			complete = n;
 		else if (complete > 0 && strcmp(s->format, "logline") == 0 &&
 				 !TimestampDifferenceExceeds(f->changed_at, now, QUIET_ENTRY_MS))
 			complete = logline_ready(s, buf, complete);
-		if (complete == 0 && n == SLICE_MAX)
+		if (!has_newline && n == SLICE_MAX)
 		{
 			/* one line longer than a slice: skip it, and say so */
 			int64		off = st.position + n;
@@ -1035,7 +1037,9 @@ follow_file(FollowedSource *s, FollowedFile *f)
 		/* data held back: look again when it may be ready, if nothing changes before */
 		if (st.position < size)
 		{
-			if (f->rotated)
+			if (n == SLICE_MAX && complete > 0)
+				f->recheck_at = now;	/* a backlog: the next slice at the next poll */
+			else if (f->rotated)
 				f->recheck_at = TimestampTzPlusMilliseconds(f->changed_at, QUIET_ROTATED_MS);
 			else if (strcmp(s->format, "logline") == 0)
 				f->recheck_at = TimestampTzPlusMilliseconds(f->changed_at, QUIET_ENTRY_MS);

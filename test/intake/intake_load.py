@@ -6,7 +6,7 @@ by scripts/lib.sh whose intake worker serves database "postgres";
 SMARTETL_CLUSTER_DIR = its folder, for the restart)
 
 With wrk (test/intake/load.lua: one OpenLineage event per request, each with
-its own run id, 128 connections: more senders make bigger batches, which
+its own run id, 256 connections: more senders make bigger batches, which
 keeps the floor well clear of what a busy 2-core machine leaves us) and TAP
 output:
   * 30 s of load: at least 2,000 events/s acknowledged, every acknowledged
@@ -35,7 +35,7 @@ tmp = tempfile.mkdtemp(prefix="smartetl-intake-load.")
 n_tests = 0
 failed = 0
 PORT = 0
-CONNECTIONS = int(os.environ.get("SMARTETL_INTAKE_CONNECTIONS", "128"))
+CONNECTIONS = int(os.environ.get("SMARTETL_INTAKE_CONNECTIONS", "256"))
 FLOOR = 2000
 
 

@@ -2,7 +2,7 @@
 # test/intake/run.sh — the intake's end-to-end tests, run by scripts/test.sh
 # against its cluster (PGHOST/PGPORT/PGUSER, SMARTETL_CLUSTER_DIR set):
 #   intake_http.py    the HTTP intake: keys, endpoints, answers, hostile clients, TLS
-#   intake_load.py    wrk for 30 s at 128 connections (floor 2,000 events/s), then kill -9 under load
+#   intake_load.py    wrk for 30 s at 256 connections (floor 2,000 events/s), then kill -9 under load
 #   intake_follow.py  followed files: rotation by a separate writer, kill -9
 # Each prints TAP; the first failure fails the stage (after all three ran).
 set -uo pipefail
