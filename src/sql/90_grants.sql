@@ -54,6 +54,25 @@ GRANT EXECUTE ON FUNCTION smartetl.qsketch_agg(double precision), smartetl.qsket
                           smartetl._failure_streaks(timestamptz, timestamptz),
                           smartetl._kpi_buckets(timestamptz, timestamptz)
     TO smartetl_reader;
+-- the report (it runs as the caller, so readers execute its helpers too)
+GRANT EXECUTE ON FUNCTION smartetl.report_html(timestamptz, timestamptz),
+                          smartetl._html_escape(text),
+                          smartetl._duration_text(double precision, text, text),
+                          smartetl._report_duration(double precision), smartetl._report_interval(interval),
+                          smartetl._report_number(anyelement), smartetl._report_percent(double precision),
+                          smartetl._report_utc(timestamptz), smartetl._report_iso(timestamptz),
+                          smartetl._report_pipeline(text, text, boolean, boolean),
+                          smartetl._report_section(text, text, text), smartetl._report_table(text[], text[], text[]),
+                          smartetl._report_svg_open(text, integer, integer, text, text),
+                          smartetl._report_axis_labels(numeric, integer, text, integer, numeric, text),
+                          smartetl._report_columns(text, text, text, text, text, text[], text[], bigint[], bigint[]),
+                          smartetl._report_rate_bars(text, text, text, text, text, text[], double precision[], text[]),
+                          smartetl._report_range(timestamptz, timestamptz),
+                          smartetl._report_head(smartetl._report_range), smartetl._report_summary(smartetl._report_range),
+                          smartetl._report_runs(smartetl._report_range), smartetl._report_pipelines(smartetl._report_range),
+                          smartetl._report_errors(smartetl._report_range), smartetl._report_anomalies(smartetl._report_range),
+                          smartetl._report_hours(smartetl._report_range)
+    TO smartetl_reader;
 GRANT EXECUTE ON FUNCTION smartetl._kpi_refresh(bigint[], timestamptz[]) TO smartetl_writer;
 -- bulk ingest adds its new runs to the rollups as the ingesting role
 GRANT INSERT, UPDATE ON smartetl.kpi_hourly, smartetl.kpi_daily TO smartetl_writer;
