@@ -558,8 +558,9 @@ BEGIN
              ELSE smartetl._report_table(
                       '{Pipeline,Runs,Failures,"Failure rate","Mean time","p95 time","Rows written","Last success",Freshness}',
                       '{name,num,num,num,num,num,num,t,NULL}', cells)
-                  || '<p class="note">Execution times of finished runs (p95 within 0.5 %); stale: no success for more than '
-                     '1.5 times the pipeline''s expected interval (set, or the median gap of its recent runs).</p>' END)
+                  || format('<p class="note">Execution times of finished runs (p95 within 0.5 %%); stale: no success for more than '
+                            '%s times the pipeline''s expected interval (set, or the median gap of its recent runs).</p>',
+                            smartetl._stale_factor()) END)
         || smartetl._report_section('failure-rate', 'Failure rate per pipeline',
         CASE WHEN labels IS NULL THEN '<p class="empty">No pipeline ran in this range.</p>'
              WHEN coalesce((SELECT max(x) FROM unnest(rates) x), 0) = 0
@@ -663,8 +664,8 @@ BEGIN
         body := body || '<h3>Overdue pipelines</h3>'
             || smartetl._report_table('{Pipeline,Problem,Last,"Expected every","Overdue by"}',
                                       '{name,NULL,t,num,num}', overdue)
-            || format('<p class="note">At %s, no run or no success for more than 1.5 expected intervals.</p>',
-                      smartetl._report_utc(least(r.to_ts, now())));
+            || format('<p class="note">At %s, no run or no success for more than %s expected intervals.</p>',
+                      smartetl._report_utc(least(r.to_ts, now())), smartetl._stale_factor());
     END IF;
 
     RETURN smartetl._report_section('anomalies', 'Anomalies',

@@ -1,9 +1,19 @@
 -- ---------------------------------------------------------------------------
--- Grants to the roles of 05_roles.sql, once every object exists.
+-- Every grant of the extension, to the roles of 05_roles.sql, once every
+-- object exists: the pieces before this one create objects and grant
+-- nothing (90_dump.sql only marks the tables for pg_dump).  A new function
+-- is private (no EXECUTE but its owner's) until it is granted here; the
+-- role matrix (test/sql/role_matrix.sql, README "Roles") checks the public
+-- ones.
 -- ---------------------------------------------------------------------------
 
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA smartetl FROM PUBLIC;
 GRANT USAGE ON SCHEMA smartetl TO smartetl_reader;
+
+-- advisory locks (07_locks.sql): the list for anyone reading pg_locks; the
+-- invoker-rights callers (sync_pg_cron, evaluate_alerts) are admins'
+GRANT EXECUTE ON FUNCTION smartetl._lock_keys() TO smartetl_reader;
+GRANT EXECUTE ON FUNCTION smartetl._xact_lock(text, integer) TO smartetl_admin;
 
 GRANT SELECT ON smartetl.pipeline, smartetl.run, smartetl.log_event, smartetl.template,
                 smartetl.template_text, smartetl.template_seen
@@ -25,7 +35,7 @@ GRANT EXECUTE ON FUNCTION smartetl.ingest_file(text, text, jsonb) TO smartetl_wr
 
 GRANT DELETE ON smartetl.pipeline, smartetl.run, smartetl.log_event, smartetl.ingest_reject
     TO smartetl_admin;
-GRANT EXECUTE ON FUNCTION smartetl.template_compact() TO smartetl_admin;
+GRANT EXECUTE ON FUNCTION smartetl.template_compact(), smartetl.after_restore() TO smartetl_admin;
 GRANT SELECT, INSERT, UPDATE ON smartetl.sync_state TO smartetl_admin;
 GRANT EXECUTE ON FUNCTION smartetl.sync_pg_cron(), smartetl._pg_cron_runs(bigint),
                           smartetl.drop_log_partitions(timestamptz)
@@ -50,6 +60,7 @@ GRANT EXECUTE ON FUNCTION smartetl.qsketch_agg(double precision), smartetl.qsket
                           smartetl.run_cube(timestamptz, timestamptz),
                           smartetl.frequent_errors(timestamptz, timestamptz),
                           smartetl._utc_trunc(text, timestamptz),
+                          smartetl._stale_factor(),
                           smartetl._expected_interval(bigint, timestamptz),
                           smartetl._failure_streaks(timestamptz, timestamptz),
                           smartetl._kpi_buckets(timestamptz, timestamptz)
@@ -74,6 +85,8 @@ GRANT EXECUTE ON FUNCTION smartetl.report_html(timestamptz, timestamptz),
                           smartetl._report_hours(smartetl._report_range)
     TO smartetl_reader;
 GRANT EXECUTE ON FUNCTION smartetl._kpi_refresh(bigint[], timestamptz[]) TO smartetl_writer;
+-- bulk ingest reads the statements that add its new runs to the rollups
+GRANT EXECUTE ON FUNCTION smartetl._kpi_rollup_columns(), smartetl._kpi_rollup_sql(text, text) TO smartetl_writer;
 -- bulk ingest adds its new runs to the rollups as the ingesting role
 GRANT INSERT, UPDATE ON smartetl.kpi_hourly, smartetl.kpi_daily TO smartetl_writer;
 GRANT DELETE ON smartetl.kpi_hourly, smartetl.kpi_daily TO smartetl_admin;
@@ -84,6 +97,20 @@ GRANT SELECT ON smartetl.alert, smartetl.silence TO smartetl_reader;
 GRANT SELECT, INSERT, UPDATE, DELETE ON smartetl.channel, smartetl.alert_rule, smartetl.silence,
                                         smartetl.delivery, smartetl.alert, smartetl.alert_group,
                                         smartetl.alert_rule_state
+    TO smartetl_admin;
+-- the payload builders (87_alert_payload.sql)
+GRANT EXECUTE ON FUNCTION
+    smartetl._alert_ellipsis(), smartetl._alert_trunc(text, integer, boolean),
+    smartetl._alert_slack_escape(text), smartetl._alert_slack_code(text, integer, boolean),
+    smartetl._alert_md_escape(text), smartetl._alert_ts(text), smartetl._alert_rfc3339(timestamptz),
+    smartetl._alert_human_ts(text), smartetl._alert_duration(jsonb), smartetl._alert_check(jsonb),
+    smartetl._alert_rows(jsonb), smartetl._alert_history(jsonb, integer), smartetl._alert_runs_text(jsonb),
+    smartetl._alert_resolved(jsonb), smartetl._alert_severity(jsonb), smartetl._alert_link(jsonb),
+    smartetl._alert_title(jsonb, jsonb), smartetl._alert_slack_mention(text),
+    smartetl._alert_label_name(text), smartetl._alert_label_set(jsonb),
+    smartetl._payload_webhook(jsonb, jsonb), smartetl._payload_slack(jsonb, jsonb),
+    smartetl._payload_teams(jsonb, jsonb), smartetl._payload_alertmanager(jsonb, jsonb),
+    smartetl._payload_email(jsonb, jsonb), smartetl._payload(text, jsonb, jsonb)
     TO smartetl_admin;
 GRANT EXECUTE ON FUNCTION smartetl._alert_wake() TO smartetl_writer;
 GRANT EXECUTE ON FUNCTION smartetl._recent_history(bigint) TO smartetl_reader;

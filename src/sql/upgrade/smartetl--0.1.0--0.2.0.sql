@@ -1789,3 +1789,366 @@ GRANT EXECUTE ON FUNCTION smartetl._duration_text(double precision, text, text),
                           smartetl._report_errors(smartetl._report_range), smartetl._report_anomalies(smartetl._report_range),
                           smartetl._report_hours(smartetl._report_range)
     TO smartetl_reader;
+
+-- ---- advisory lock keys, the staleness factor and the rollup columns defined once
+-- advisory locks by purpose (07_locks.sql; the keys are in src/locks.h)
+-- API: Private
+CREATE FUNCTION smartetl._xact_lock(purpose text, item integer DEFAULT 0) RETURNS void
+LANGUAGE C STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'smartetl_xact_lock';
+COMMENT ON FUNCTION smartetl._xact_lock(text, integer) IS
+'take smartetl''s transaction-level advisory lock for a purpose (smartetl._lock_keys()), waiting for it';
+
+-- API: Private
+CREATE FUNCTION smartetl._try_xact_lock(purpose text, item integer DEFAULT 0) RETURNS boolean
+LANGUAGE C STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'smartetl_try_xact_lock';
+COMMENT ON FUNCTION smartetl._try_xact_lock(text, integer) IS
+'take smartetl''s transaction-level advisory lock for a purpose if it is free; false without waiting otherwise';
+
+-- API: Private
+-- Ingest's per-pipeline locks, each once and in order (no deadlock).
+CREATE FUNCTION smartetl._lock_pipelines(pipeline_ids bigint[]) RETURNS void
+LANGUAGE C STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'smartetl_lock_pipelines';
+COMMENT ON FUNCTION smartetl._lock_pipelines(bigint[]) IS
+'take the "pipeline" advisory locks of these pipelines, as ingest does, in ascending order';
+
+-- API: Private
+CREATE FUNCTION smartetl._lock_keys()
+RETURNS TABLE (purpose text, class integer, first_sub integer, items integer, description text)
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'smartetl_lock_keys';
+COMMENT ON FUNCTION smartetl._lock_keys() IS
+'smartetl''s advisory locks (src/locks.h): pg_locks shows one as classid = class, objid = the sub-key, objsubid = 2; items NULL = any sub-key';
+
+-- the staleness factor (60_kpi.sql)
+-- API: Private
+-- A pipeline is stale, and overdue, when its last success (or run) is
+-- older than this many expected intervals: pipeline_kpi's and the
+-- freshness view's "stale", overdue_pipelines, the anomalies view and the
+-- report all read it here.
+CREATE FUNCTION smartetl._stale_factor() RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN 1.5;
+COMMENT ON FUNCTION smartetl._stale_factor() IS
+'how many expected intervals without a success (or a run) make a pipeline stale or overdue (1.5)';
+
+-- the rollup columns and the statements written from them (50_rollup.sql)
+-- API: Private
+-- The rollup columns, defined once: every column of kpi_hourly and
+-- kpi_daily after (pipeline_id, bucket), in table order, and how a bucket's
+-- runs make it.  Expressions are SQL over r, a run (a row of smartetl.run,
+-- or of ingest's batch of new runs, which has the same column names), and
+-- p, its pipeline:
+--   count   the runs for which condition holds (all runs: NULL)
+--   sum     the sum of value (NULL when every value is)
+--   sketch  smartetl.qsketch_agg(value) of the runs for which condition holds
+-- A new rollup column: add it to both tables (50_rollup.sql) and here;
+-- _kpi_rollup_sql() writes every statement that fills the rollups
+-- (smartetl._kpi_refresh and the bulk path, src/kpi/rollup.c) from this list,
+-- and sql/definitions.sql checks the list against the tables.
+CREATE FUNCTION smartetl._kpi_rollup_columns(OUT name text, OUT kind text, OUT value text, OUT condition text)
+RETURNS SETOF record
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $def$
+    VALUES ('runs',         'count',  NULL,                             NULL),
+           ('successes',    'count',  NULL,                             $c$r.status = 'success'$c$),
+           ('failures',     'count',  NULL,                             $c$r.status = 'failed'$c$),
+           ('skipped',      'count',  NULL,                             $c$r.status = 'skipped'$c$),
+           ('cancelled',    'count',  NULL,                             $c$r.status = 'cancelled'$c$),
+           ('running',      'count',  NULL,                             $c$r.status = 'running'$c$),
+           ('retries',      'count',  NULL,                             $c$r.attempt > 1$c$),
+           ('sla_breaches', 'count',  NULL,                             $c$r.duration > p.sla$c$),
+           ('duration',     'sketch', $c$date_part('epoch', r.duration)$c$, $c$r.status IN ('success', 'failed')$c$),
+           ('rows_read',    'sum',    $c$r.rows_read$c$,                 NULL),
+           ('rows_written', 'sum',    $c$r.rows_written$c$,              NULL),
+           ('bytes',        'sum',    $c$r.bytes$c$,                     NULL)
+$def$;
+COMMENT ON FUNCTION smartetl._kpi_rollup_columns() IS
+'the KPI rollup columns (kpi_hourly, kpi_daily) and how a bucket''s runs make each: the one definition _kpi_rollup_sql() writes its statements from';
+
+-- API: Private
+-- The statements that fill the rollups, written from _kpi_rollup_columns():
+--   refresh_hourly  recompute the hours of ($1 pipeline ids, $2 times) from
+--                   smartetl.run, deleting buckets left without runs
+--   refresh_daily   recompute the days of the same pairs from kpi_hourly
+--   add_hourly, add_daily
+--                   add the new runs of relation `source` (ingest's batch;
+--                   runs that are all new) to their buckets: counts and sums
+--                   add, sketches merge
+-- The refreshes join on both the time range (index scans for a few
+-- buckets) and the bucket equality (a hash join for a bulk load's many).
+-- Times outside the absolute limits of smartetl.run (run_time_limits) are
+-- skipped: no run can be in their buckets, and bucket + 1 hour could
+-- overflow at the ends of the timestamp range (a run stored before the
+-- limits existed must not make every later change of its pipeline fail).
+-- IMMUTABLE, so a caller's plan computes the text once.
+CREATE FUNCTION smartetl._kpi_rollup_sql(step text, source text DEFAULT NULL) RETURNS text
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cols text;        -- the column names
+    from_runs text;   -- each column from the runs r of a bucket
+    merged text;      -- each column from the hourly rows h of a day
+    replaced text;    -- ON CONFLICT: the new value
+    added text;       -- ON CONFLICT: the stored value k plus the new one
+    unit text;
+BEGIN
+    SELECT string_agg(c.name, ', ' ORDER BY c.ord),
+           string_agg(CASE c.kind
+                          WHEN 'count' THEN 'count(r.status)'
+                          WHEN 'sum' THEN 'sum(' || c.value || ')'
+                          WHEN 'sketch' THEN 'smartetl.qsketch_agg(' || c.value || ')' END
+                      || coalesce(' FILTER (WHERE ' || c.condition || ')', '')
+                      || CASE c.kind WHEN 'sum' THEN '::bigint' ELSE '' END
+                      || ' AS ' || c.name, ', ' ORDER BY c.ord),
+           string_agg(format(CASE c.kind WHEN 'count' THEN 'coalesce(sum(h.%1$s), 0)::bigint AS %1$s'
+                                         WHEN 'sum' THEN 'sum(h.%1$s)::bigint AS %1$s'
+                                         WHEN 'sketch' THEN 'smartetl.qsketch_merge(h.%1$s) AS %1$s' END,
+                             c.name), ', ' ORDER BY c.ord),
+           string_agg(format('%1$s = excluded.%1$s', c.name), ', ' ORDER BY c.ord),
+           string_agg(format(CASE c.kind WHEN 'count' THEN '%1$s = k.%1$s + excluded.%1$s'
+                                         WHEN 'sum' THEN '%1$s = CASE WHEN k.%1$s IS NULL AND excluded.%1$s IS NULL THEN NULL '
+                                                         'ELSE coalesce(k.%1$s, 0) + coalesce(excluded.%1$s, 0) END'
+                                         WHEN 'sketch' THEN '%1$s = smartetl.qsketch_combine(k.%1$s, excluded.%1$s)' END,
+                             c.name), ', ' ORDER BY c.ord)
+    INTO cols, from_runs, merged, replaced, added
+    FROM smartetl._kpi_rollup_columns() WITH ORDINALITY c(name, kind, value, condition, ord);
+
+    unit := CASE WHEN step IN ('refresh_hourly', 'add_hourly') THEN 'hour' ELSE 'day' END;
+    CASE step
+    WHEN 'refresh_hourly', 'refresh_daily' THEN
+        RETURN format($q$
+WITH touched AS (
+    SELECT DISTINCT p AS pipeline_id, smartetl._utc_trunc(%1$L, t) AS bucket
+    FROM unnest($1::bigint[], $2::timestamptz[]) u(p, t)
+    WHERE p IS NOT NULL AND t >= '1900-01-01 00:00:00+00' AND t < '2200-01-01 00:00:00+00'
+), fresh AS (
+    SELECT t.pipeline_id, t.bucket, %2$s
+    FROM touched t
+    %3$s
+    GROUP BY t.pipeline_id, t.bucket
+), gone AS (
+    DELETE FROM smartetl.%4$I k USING fresh f
+    WHERE k.pipeline_id = f.pipeline_id AND k.bucket = f.bucket AND f.runs = 0
+)
+INSERT INTO smartetl.%4$I AS k (pipeline_id, bucket, %5$s)
+SELECT pipeline_id, bucket, %5$s FROM fresh WHERE runs > 0
+ON CONFLICT (pipeline_id, bucket) DO UPDATE SET %6$s$q$,
+            unit,
+            CASE unit WHEN 'hour' THEN from_runs ELSE merged END,
+            CASE unit
+            WHEN 'hour' THEN
+                'JOIN smartetl.pipeline p ON p.pipeline_id = t.pipeline_id '
+                'LEFT JOIN smartetl.run r ON r.pipeline_id = t.pipeline_id '
+                'AND r.run_at >= t.bucket AND r.run_at < t.bucket + interval ''1 hour'' '
+                'AND smartetl._utc_trunc(''hour'', r.run_at) = t.bucket'
+            ELSE
+                'LEFT JOIN smartetl.kpi_hourly h ON h.pipeline_id = t.pipeline_id '
+                'AND h.bucket >= t.bucket AND h.bucket < t.bucket + interval ''1 day'' '
+                'AND smartetl._utc_trunc(''day'', h.bucket) = t.bucket' END,
+            CASE unit WHEN 'hour' THEN 'kpi_hourly' ELSE 'kpi_daily' END, cols, replaced);
+    WHEN 'add_hourly', 'add_daily' THEN
+        RETURN format($q$
+INSERT INTO smartetl.%1$I AS k (pipeline_id, bucket, %2$s)
+SELECT p.pipeline_id, smartetl._utc_trunc(%3$L, coalesce(r.started_at, r.ended_at)) AS bucket, %4$s
+FROM %5$I r JOIN smartetl.pipeline p
+  ON p.namespace OPERATOR(pg_catalog.=) r.namespace AND p.name OPERATOR(pg_catalog.=) r.pipeline
+WHERE coalesce(r.started_at, r.ended_at) IS NOT NULL
+GROUP BY 1, 2
+ON CONFLICT (pipeline_id, bucket) DO UPDATE SET %6$s$q$,
+            CASE unit WHEN 'hour' THEN 'kpi_hourly' ELSE 'kpi_daily' END, cols, unit, from_runs, source, added);
+    ELSE
+        RAISE EXCEPTION 'unknown rollup step "%"', step USING ERRCODE = 'invalid_parameter_value';
+    END CASE;
+END $$;
+COMMENT ON FUNCTION smartetl._kpi_rollup_sql(text, text) IS
+'the SQL of one step filling the KPI rollups (refresh_hourly, refresh_daily, add_hourly, add_daily), written from _kpi_rollup_columns()';
+
+-- API: Private
+-- Recompute the rollups of the given (pipeline, time) pairs.  Takes the
+-- ingest locks of those pipelines first, so that of two transactions
+-- changing one pipeline the later recomputes after the earlier committed.
+-- Every call is planned for its own key count (EXECUTE), with memory
+-- enough to sort a bulk load's keys without spilling.
+CREATE OR REPLACE FUNCTION smartetl._kpi_refresh(pipeline_ids bigint[], times timestamptz[]) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET work_mem = '64MB' AS $$
+BEGIN
+    PERFORM smartetl._lock_pipelines(pipeline_ids);
+    EXECUTE smartetl._kpi_rollup_sql('refresh_hourly') USING pipeline_ids, times;
+    EXECUTE smartetl._kpi_rollup_sql('refresh_daily') USING pipeline_ids, times;
+END $$;
+
+-- Functions whose one change is a lock or factor written by name instead of
+-- by number: the same one-line change applied to the definition in place
+-- (each must match once, or the update stops).
+DO $$
+DECLARE
+    f record;
+    def text;
+BEGIN
+    FOR f IN SELECT * FROM (VALUES
+        ('smartetl.template_compact()', 'pg_try_advisory_xact_lock(1397572949, 2)',
+         'smartetl._try_xact_lock(''template_compact'')'),
+        ('smartetl._log_partitions_ensure(timestamptz, timestamptz)', 'pg_advisory_xact_lock(hashtext(''smartetl.'' || part))',
+         'smartetl._xact_lock(''log_partition'', hashtext(''smartetl.'' || part))'),
+        ('smartetl.sync_pg_cron()', 'pg_advisory_xact_lock(1397572950, 1)', 'smartetl._xact_lock(''pg_cron_sync'')'),
+        ('smartetl.evaluate_alerts()', 'pg_advisory_xact_lock(1397572948, 1000)', 'smartetl._xact_lock(''alert_evaluation'')'),
+        ('smartetl.pipeline_kpi(timestamptz, timestamptz)', 'lag.v > ei.expected * 1.5',
+         'lag.v > ei.expected * smartetl._stale_factor()'),
+        ('smartetl.overdue_pipelines(timestamptz)', 'e.expected * 1.5', 'e.expected * smartetl._stale_factor()')
+        ) v(fn, old, new)
+    LOOP
+        def := pg_get_functiondef(f.fn::regprocedure);
+        IF strpos(def, f.old) = 0 THEN
+            RAISE EXCEPTION 'upgrade: % no longer contains "%"', f.fn, f.old;
+        END IF;
+        EXECUTE replace(def, f.old, f.new);
+    END LOOP;
+END $$;
+-- API: Public
+CREATE OR REPLACE VIEW smartetl.anomalies AS
+SELECT a.kind, a.pipeline_id, a.pipeline, a.run_id, a.run_at AS at, a.value, a.expected,
+       a.expected_low, a.expected_high, a.score, a.baseline
+FROM smartetl.detect_anomalies(now() - interval '168 hours', now()) a
+UNION ALL
+SELECT o.kind, o.pipeline_id, o.pipeline, NULL, o.last_at,
+       extract(epoch FROM now() - o.last_at), extract(epoch FROM o.expected_interval),
+       NULL, extract(epoch FROM o.expected_interval * smartetl._stale_factor()), NULL, 'expected_interval'
+FROM smartetl.overdue_pipelines(now()) o;
+-- API: Public
+-- A pipeline that never succeeded counts from its first run.
+CREATE OR REPLACE VIEW smartetl.freshness AS
+SELECT p.pipeline_id, p.namespace, p.name AS pipeline, lr.first_run, lr.last_run, ls.last_success,
+       e.expected_interval,
+       extract(epoch FROM now() - coalesce(ls.last_success, lr.first_run)) AS lag_s,
+       now() - coalesce(ls.last_success, lr.first_run) > e.expected_interval * smartetl._stale_factor() AS stale
+FROM smartetl.pipeline p
+CROSS JOIN LATERAL (SELECT min(r.run_at) AS first_run, max(r.run_at) AS last_run FROM smartetl.run r
+                    WHERE r.pipeline_id = p.pipeline_id) lr
+CROSS JOIN LATERAL (SELECT max(coalesce(r.ended_at, r.run_at)) AS last_success FROM smartetl.run r
+                    WHERE r.pipeline_id = p.pipeline_id AND r.status = 'success') ls
+CROSS JOIN LATERAL (SELECT smartetl._expected_interval(p.pipeline_id, now()) AS expected_interval) e
+WHERE lr.last_run IS NOT NULL;
+-- the report's notes print the factor
+-- API: Private
+-- The per-pipeline KPI table and the failure-rate chart: two sections
+-- over one pipeline_kpi() call.
+CREATE OR REPLACE FUNCTION smartetl._report_pipelines(r smartetl._report_range) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cells text[];
+    labels text[];
+    rates float8[];
+    notes text[];
+BEGIN
+    SELECT array_agg(ARRAY[
+               smartetl._report_pipeline(k.namespace, k.pipeline, r.multi_ns, wrap => true),
+               smartetl._report_number(k.runs), smartetl._report_number(k.failures),
+               coalesce(smartetl._report_percent(1 - k.success_rate), '&ndash;'),
+               smartetl._report_duration(k.mean_duration_s), smartetl._report_duration(k.p95_duration_s),
+               coalesce(smartetl._report_number(k.rows_written), '&ndash;'),
+               coalesce(smartetl._report_utc(k.last_success), 'never'),
+               CASE WHEN k.stale THEN format('<span class="badge stale" title="no success for %s, expected every %s">stale</span>',
+                                             smartetl._report_interval(k.freshness_lag),
+                                             smartetl._report_interval(k.expected_interval))
+                    WHEN NOT k.stale THEN '<span class="badge fresh">fresh</span>'
+                    ELSE '&ndash;' END]
+               ORDER BY k.namespace, k.pipeline),
+           array_agg(CASE WHEN r.multi_ns THEN k.namespace || '/' ELSE '' END || k.pipeline
+                     ORDER BY 1 - k.success_rate DESC NULLS LAST, k.namespace, k.pipeline),
+           array_agg(1 - k.success_rate ORDER BY 1 - k.success_rate DESC NULLS LAST, k.namespace, k.pipeline),
+           array_agg(CASE WHEN k.success_rate IS NULL THEN 'no finished runs' END
+                     ORDER BY 1 - k.success_rate DESC NULLS LAST, k.namespace, k.pipeline)
+    INTO cells, labels, rates, notes
+    FROM smartetl.pipeline_kpi(r.from_ts, r.to_ts) k;
+
+    RETURN smartetl._report_section('pipelines', 'Pipelines',
+        CASE WHEN cells IS NULL THEN '<p class="empty">No pipeline ran in this range.</p>'
+             ELSE smartetl._report_table(
+                      '{Pipeline,Runs,Failures,"Failure rate","Mean time","p95 time","Rows written","Last success",Freshness}',
+                      '{name,num,num,num,num,num,num,t,NULL}', cells)
+                  || format('<p class="note">Execution times of finished runs (p95 within 0.5 %%); stale: no success for more than '
+                            '%s times the pipeline''s expected interval (set, or the median gap of its recent runs).</p>',
+                            smartetl._stale_factor()) END)
+        || smartetl._report_section('failure-rate', 'Failure rate per pipeline',
+        CASE WHEN labels IS NULL THEN '<p class="empty">No pipeline ran in this range.</p>'
+             WHEN coalesce((SELECT max(x) FROM unnest(rates) x), 0) = 0
+                 THEN '<p class="empty">No failed runs in this range.</p>'
+             ELSE smartetl._report_rate_bars('chart-failure-rate', 'Failure rate per pipeline',
+                      format('Horizontal bars: failed / finished runs of each of the %s pipelines, highest first; highest %s.',
+                             array_length(labels, 1), smartetl._report_percent(rates[1]) || ' (' || labels[1] || ')'),
+                      'Failure rate (failed / finished runs)', 'Pipeline', labels, rates, notes) END);
+END $$;
+-- API: Private
+-- Abnormal runs of the range (the latest 50), and pipelines overdue at its
+-- end (or now, for a range that ends in the future, as pipeline_kpi's
+-- freshness does).
+CREATE OR REPLACE FUNCTION smartetl._report_anomalies(r smartetl._report_range) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n_anomalies bigint;
+    n_overdue bigint;
+    abnormal text[];
+    overdue text[];
+    body text := '';
+BEGIN
+    WITH a AS (
+        SELECT a.*, p.namespace, row_number() OVER (ORDER BY a.run_at DESC, a.run_id, a.kind) AS rn
+        FROM smartetl.detect_anomalies(r.from_ts, r.to_ts) a JOIN smartetl.pipeline p USING (pipeline_id)
+    )
+    SELECT count(*),
+           array_agg(ARRAY[
+               smartetl._report_utc(a.run_at),
+               smartetl._report_pipeline(a.namespace, a.pipeline, r.multi_ns),
+               CASE a.kind WHEN 'duration' THEN 'duration' WHEN 'volume' THEN 'rows written'
+                           ELSE smartetl._html_escape(a.kind) END,
+               CASE WHEN a.kind = 'duration' THEN smartetl._report_duration(a.value)
+                    ELSE smartetl._report_number(a.value) END,
+               CASE WHEN a.kind = 'duration' THEN smartetl._report_duration(a.expected)
+                    ELSE smartetl._report_number(a.expected) END,
+               CASE WHEN a.kind = 'duration'
+                    THEN smartetl._report_duration(a.expected_low) || ' &ndash; ' || smartetl._report_duration(a.expected_high)
+                    ELSE smartetl._report_number(a.expected_low) || ' &ndash; ' || smartetl._report_number(a.expected_high) END,
+               to_char(a.score, 'FMS990.0')] ORDER BY a.rn) FILTER (WHERE a.rn <= 50)
+    INTO n_anomalies, abnormal FROM a;
+    IF n_anomalies > 0 THEN
+        body := '<h3>Abnormal runs</h3>'
+            || smartetl._report_table('{"Run at",Pipeline,What,Value,Expected,"Normal range",Score}',
+                                      '{t,name,NULL,num,num,num,num}', abnormal)
+            || format('<p class="note">%s whose duration or rows written are abnormal against earlier runs of the same '
+                      'pipeline (robust score beyond &plusmn;4).</p>',
+                      CASE WHEN n_anomalies > 50 THEN format('The latest 50 of %s runs', n_anomalies)
+                           WHEN n_anomalies = 1 THEN 'One run' ELSE format('%s runs', n_anomalies) END);
+    END IF;
+
+    SELECT count(*),
+           array_agg(ARRAY[
+               smartetl._report_pipeline(p.namespace, o.pipeline, r.multi_ns),
+               CASE o.kind WHEN 'missing_run' THEN 'no run' WHEN 'freshness' THEN 'no success'
+                           ELSE smartetl._html_escape(o.kind) END,
+               smartetl._report_utc(o.last_at),
+               smartetl._report_interval(o.expected_interval),
+               smartetl._report_interval(o.overdue_by)] ORDER BY p.namespace, o.pipeline, o.kind)
+    INTO n_overdue, overdue
+    FROM smartetl.overdue_pipelines(least(r.to_ts, now())) o JOIN smartetl.pipeline p USING (pipeline_id);
+    IF n_overdue > 0 THEN
+        body := body || '<h3>Overdue pipelines</h3>'
+            || smartetl._report_table('{Pipeline,Problem,Last,"Expected every","Overdue by"}',
+                                      '{name,NULL,t,num,num}', overdue)
+            || format('<p class="note">At %s, no run or no success for more than %s expected intervals.</p>',
+                      smartetl._report_utc(least(r.to_ts, now())), smartetl._stale_factor());
+    END IF;
+
+    RETURN smartetl._report_section('anomalies', 'Anomalies',
+        CASE WHEN n_anomalies + n_overdue = 0 THEN '<p class="empty">No anomalies in this range.</p>'
+             ELSE CASE WHEN n_anomalies = 0 THEN '<p class="empty">No abnormal run durations or volumes in this range.</p>' ELSE '' END
+                  || body
+                  || CASE WHEN n_overdue = 0 THEN '<p class="empty">No overdue pipelines at the end of the range.</p>' ELSE '' END END);
+END $$;
+REVOKE ALL ON FUNCTION smartetl._xact_lock(text, integer), smartetl._try_xact_lock(text, integer),
+                       smartetl._lock_pipelines(bigint[]), smartetl._lock_keys(), smartetl._stale_factor(),
+                       smartetl._kpi_rollup_columns(), smartetl._kpi_rollup_sql(text, text)
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION smartetl._lock_keys(), smartetl._stale_factor() TO smartetl_reader;
+GRANT EXECUTE ON FUNCTION smartetl._kpi_rollup_columns(), smartetl._kpi_rollup_sql(text, text) TO smartetl_writer;
+GRANT EXECUTE ON FUNCTION smartetl._xact_lock(text, integer) TO smartetl_admin;
