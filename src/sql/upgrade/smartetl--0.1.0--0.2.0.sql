@@ -1869,7 +1869,8 @@ COMMENT ON FUNCTION smartetl._kpi_rollup_columns() IS
 
 -- API: Private
 -- The statements that fill the rollups, written from _kpi_rollup_columns():
---   refresh_hourly  recompute the hours of ($1 pipeline ids, $2 times) from
+--   refresh_hourly  recompute the hours of the (pipeline_ids, times) pairs
+--                   (the arguments of _kpi_refresh, whose body this is) from
 --                   smartetl.run, deleting buckets left without runs
 --   refresh_daily   recompute the days of the same pairs from kpi_hourly
 --   add_hourly, add_daily
@@ -1882,7 +1883,6 @@ COMMENT ON FUNCTION smartetl._kpi_rollup_columns() IS
 -- skipped: no run can be in their buckets, and bucket + 1 hour could
 -- overflow at the ends of the timestamp range (a run stored before the
 -- limits existed must not make every later change of its pipeline fail).
--- IMMUTABLE, so a caller's plan computes the text once.
 CREATE FUNCTION smartetl._kpi_rollup_sql(step text, source text DEFAULT NULL) RETURNS text
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -1920,7 +1920,7 @@ BEGIN
         RETURN format($q$
 WITH touched AS (
     SELECT DISTINCT p AS pipeline_id, smartetl._utc_trunc(%1$L, t) AS bucket
-    FROM unnest($1::bigint[], $2::timestamptz[]) u(p, t)
+    FROM unnest(pipeline_ids, times) u(p, t)
     WHERE p IS NOT NULL AND t >= '1900-01-01 00:00:00+00' AND t < '2200-01-01 00:00:00+00'
 ), fresh AS (
     SELECT t.pipeline_id, t.bucket, %2$s
@@ -1965,18 +1965,27 @@ COMMENT ON FUNCTION smartetl._kpi_rollup_sql(text, text) IS
 'the SQL of one step filling the KPI rollups (refresh_hourly, refresh_daily, add_hourly, add_daily), written from _kpi_rollup_columns()';
 
 -- API: Private
--- Recompute the rollups of the given (pipeline, time) pairs.  Takes the
+-- smartetl._kpi_refresh(pipeline_ids bigint[], times timestamptz[]):
+-- recompute the rollups of the given (pipeline, time) pairs.  Takes the
 -- ingest locks of those pipelines first, so that of two transactions
 -- changing one pipeline the later recomputes after the earlier committed.
--- Every call is planned for its own key count (EXECUTE), with memory
--- enough to sort a bulk load's keys without spilling.
+-- Every call is planned for its own key count (plan_cache_mode below), with
+-- memory enough to sort a bulk load's keys without spilling.  Its two
+-- statements are written by _kpi_rollup_sql() here, when the extension is
+-- created (the upgrade script does the same), so they are static SQL whose
+-- parse trees plpgsql keeps: a statement trigger pays only the planning.
+DO $do$
+BEGIN
+    EXECUTE pg_catalog.format($create$
 CREATE OR REPLACE FUNCTION smartetl._kpi_refresh(pipeline_ids bigint[], times timestamptz[]) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET work_mem = '64MB' AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan SET work_mem = '64MB' AS $body$
 BEGIN
     PERFORM smartetl._lock_pipelines(pipeline_ids);
-    EXECUTE smartetl._kpi_rollup_sql('refresh_hourly') USING pipeline_ids, times;
-    EXECUTE smartetl._kpi_rollup_sql('refresh_daily') USING pipeline_ids, times;
-END $$;
+%s;
+%s;
+END $body$$create$, smartetl._kpi_rollup_sql('refresh_hourly'), smartetl._kpi_rollup_sql('refresh_daily'));
+END $do$;
 
 -- Functions whose one change is a lock or factor written by name instead of
 -- by number: the same one-line change applied to the definition in place
