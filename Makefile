@@ -25,6 +25,7 @@ OBJS = \
 	src/ingest/json_fields.o \
 	src/ingest/log_format.o \
 	src/ingest/log_split.o \
+	src/ingest/formats.o \
 	src/ingest/options.o \
 	src/ingest/values.o \
 	src/ingest/time_window.o \

@@ -784,7 +784,7 @@ store_rejects(IngestBatch *b, const IngestOptions *o, IngestCounts *counts)
 	Datum		values[2];
 
 	register_batch(BATCH_REJECTS, b->reject_desc, b->rejects, b->nrejects);
-	values[0] = CStringGetTextDatum(o->format_name);
+	values[0] = CStringGetTextDatum(o->format->name);
 	values[1] = CStringGetTextDatum(o->source ? o->source : "");
 	if (SPI_execute_with_args("INSERT INTO smartetl.ingest_reject "
 							  "(format, source, line_no, field, raw, reason) "

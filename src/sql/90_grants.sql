@@ -19,7 +19,7 @@ GRANT SELECT ON smartetl.pipeline, smartetl.run, smartetl.log_event, smartetl.te
                 smartetl.template_text, smartetl.template_seen
     TO smartetl_reader;
 GRANT EXECUTE ON FUNCTION smartetl.parse_log(text, text), smartetl.log_template(text),
-                          smartetl.log_template_id(text) TO smartetl_reader;
+                          smartetl.log_template_id(text), smartetl.ingest_formats() TO smartetl_reader;
 
 -- templates are written only by the extension's own code (template_store.c)
 GRANT INSERT, UPDATE ON smartetl.pipeline, smartetl.run, smartetl.log_event

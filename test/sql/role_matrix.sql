@@ -19,6 +19,7 @@ CREATE ROLE rm_writer_files LOGIN IN ROLE smartetl_writer, pg_read_server_files;
 CREATE TEMP TABLE documented (fn text PRIMARY KEY, least_role char) ON COMMIT DROP;
 INSERT INTO documented VALUES
     ('smartetl.parse_log(text,text)', 'r'),
+    ('smartetl.ingest_formats()', 'r'),
     ('smartetl.log_template(text)', 'r'),
     ('smartetl.log_template_id(text)', 'r'),
     ('smartetl.qsketch_agg(double precision)', 'r'),

@@ -2161,3 +2161,13 @@ REVOKE ALL ON FUNCTION smartetl._xact_lock(text, integer), smartetl._try_xact_lo
 GRANT EXECUTE ON FUNCTION smartetl._lock_keys(), smartetl._stale_factor() TO smartetl_reader;
 GRANT EXECUTE ON FUNCTION smartetl._kpi_rollup_columns(), smartetl._kpi_rollup_sql(text, text) TO smartetl_writer;
 GRANT EXECUTE ON FUNCTION smartetl._xact_lock(text, integer) TO smartetl_admin;
+
+-- ---- ingest formats: one table (src/ingest/formats.c), shown by ingest_formats()
+CREATE FUNCTION smartetl.ingest_formats()
+RETURNS TABLE (format text, description text, options text[], default_namespace text)
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'smartetl_ingest_formats';
+COMMENT ON FUNCTION smartetl.ingest_formats() IS 'the formats smartetl.ingest and ingest_file read: what each is, the option keys it accepts, the namespace of the pipelines it creates by default';
+COMMENT ON FUNCTION smartetl.ingest(text, text, jsonb) IS 'parse a payload in one of the formats of smartetl.ingest_formats() into runs or log events; idempotent; options->>''on_error'' = ''quarantine'' keeps bad rows in smartetl.ingest_reject';
+REVOKE ALL ON FUNCTION smartetl.ingest_formats() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION smartetl.ingest_formats() TO smartetl_reader;
