@@ -18,12 +18,14 @@ MODULE_big  = smartetl
 
 OBJS = \
 	src/smartetl.o \
+	src/locks.o \
 	src/common/line_reader.o \
 	src/common/robust_stats.o \
 	src/ingest/csv_lexer.o \
 	src/ingest/json_fields.o \
 	src/ingest/log_format.o \
 	src/ingest/log_split.o \
+	src/ingest/formats.o \
 	src/ingest/options.o \
 	src/ingest/values.o \
 	src/ingest/time_window.o \
@@ -73,7 +75,7 @@ DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 UPGRADE_SCRIPTS = $(sort $(wildcard src/sql/upgrade/$(EXTENSION)--*--*.sql))
 DATA = $(UPGRADE_SCRIPTS)
 
-REGRESS = schema ingest_csv ingest_jsonl ingest_logline ingest_openlineage ingest_dbt ingest_errors template ingest_airflow qsketch kpi alert alert_payload alert_rules_security predict ingest_safety drop
+REGRESS = schema ingest_csv ingest_jsonl ingest_logline ingest_openlineage ingest_dbt ingest_errors template ingest_airflow qsketch kpi alert alert_payload alert_rules_security predict ingest_safety definitions docs drop
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 ENCODING = UTF8
 NO_LOCALE = 1

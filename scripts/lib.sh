@@ -1,6 +1,8 @@
-# scripts/lib.sh — shared by scripts/demo.sh and scripts/test.sh (sourced).
-# Installs what smartetl needs on Debian 12, builds it, and runs a throwaway
-# PostgreSQL 15 cluster in a local folder.  Run as root.
+# scripts/lib.sh — shared by scripts/demo.sh, scripts/test.sh and
+# scripts/quick-test.sh (sourced).  Installs what smartetl needs on Debian 12,
+# builds it, and runs a throwaway PostgreSQL 15 cluster in a local folder.
+# Run as root (the server then runs as postgres); the cluster functions also
+# work as another user, who then owns and runs the cluster.
 
 PG_BIN=/usr/lib/postgresql/15/bin
 PG_CONFIG=$PG_BIN/pg_config
@@ -13,6 +15,16 @@ chromium nodejs libxgboost-dev liblinear-dev python3-sklearn python3-numpy \
 libmicrohttpd-dev wrk apache2-utils"
 
 log() { printf '\n== %s\n' "$*"; }
+
+# as_postgres CMD...: run a server command (initdb, pg_ctl) as postgres when
+# root (PostgreSQL refuses to run as root), else as the calling user.
+as_postgres() {
+	if [ "$(id -u)" = 0 ]; then
+		(cd / && runuser -u postgres -- "$@")
+	else
+		"$@"
+	fi
+}
 
 # extension_version [CONTROL]: default_version of smartetl.control, the one
 # place the version is written (the Makefile reads it the same way).
@@ -76,11 +88,11 @@ build_install() {
 cluster_init() {
 	local dir=$1 port=$2
 	mkdir -p "$dir"
-	chown postgres:postgres "$dir"
+	[ "$(id -u)" = 0 ] && chown postgres:postgres "$dir"
 	chmod 700 "$dir"
 	[ -f "$dir/data/PG_VERSION" ] && return 0
-	(cd / && runuser -u postgres -- $PG_BIN/initdb -D "$dir/data" -U postgres --auth=trust \
-		--encoding=UTF8 --locale=C.UTF-8 --no-sync >/dev/null)
+	as_postgres $PG_BIN/initdb -D "$dir/data" -U postgres --auth=trust \
+		--encoding=UTF8 --locale=C.UTF-8 --no-sync >/dev/null
 	cat >>"$dir/data/postgresql.conf" <<CONF
 port = $port
 listen_addresses = ''
@@ -118,15 +130,15 @@ cluster_start() {
 	shift 2
 	cluster_init "$dir" "$port"
 	cluster_configure "$dir"
-	(cd / && runuser -u postgres -- env "$@" $PG_BIN/pg_ctl -D "$dir/data" -l "$dir/server.log" \
-		-w -t 120 start >/dev/null) || { cat "$dir/server.log"; return 1; }
+	as_postgres env "$@" $PG_BIN/pg_ctl -D "$dir/data" -l "$dir/server.log" \
+		-w -t 120 start >/dev/null || { cat "$dir/server.log"; return 1; }
 	export PGHOST="$(socket_dir "$dir")" PGPORT="$port" PGUSER=postgres PGDATABASE=postgres
 }
 
 cluster_stop() {
 	local dir=$1
 	[ -f "$dir/data/postmaster.pid" ] || return 0
-	(cd / && runuser -u postgres -- $PG_BIN/pg_ctl -D "$dir/data" -m fast -w stop >/dev/null) || true
+	as_postgres $PG_BIN/pg_ctl -D "$dir/data" -m fast -w stop >/dev/null || true
 }
 
 # psql_do ARGS...: run psql quietly, stopping at the first error.

@@ -56,6 +56,7 @@
 #include "utils/timestamp.h"
 
 #include "alert/alert.h"
+#include "locks.h"
 
 PGDLLEXPORT void smartetl_alert_worker_main(Datum main_arg);
 
@@ -76,7 +77,9 @@ PGDLLEXPORT void smartetl_alert_worker_main(Datum main_arg);
  * 88_alert_eval.sql); the worker only tries it, and leaves the evaluation
  * to whoever holds it rather than waiting.
  */
-#define EVALUATION_TRY_LOCK_SQL "SELECT pg_catalog.pg_try_advisory_xact_lock(1397572948, 1000)"
+#define EVALUATION_TRY_LOCK_SQL \
+	"SELECT pg_catalog.pg_try_advisory_xact_lock(" CppAsString2(LOCK_ALERT_EVALUATION_CLASS) ", " \
+	CppAsString2(LOCK_ALERT_EVALUATION_SUB) ")"
 #define EVALUATE_SQL "SELECT smartetl.evaluate_alerts()"
 
 /* Register one worker per database of smartetl.database. */

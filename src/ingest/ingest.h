@@ -23,15 +23,7 @@
 
 #include "common/line_reader.h"
 
-typedef enum IngestFormat
-{
-	INGEST_CSV,
-	INGEST_JSONL,
-	INGEST_LOGLINE,
-	INGEST_OPENLINEAGE,
-	INGEST_DBT,
-	INGEST_AIRFLOW
-} IngestFormat;
+typedef struct IngestFormat IngestFormat;
 
 /* Run fields a source column or JSON path can map onto. */
 typedef enum RunField
@@ -55,8 +47,7 @@ typedef enum RunField
 
 typedef struct IngestOptions
 {
-	IngestFormat format;
-	const char *format_name;
+	const IngestFormat *format; /* its row of the table in formats.c */
 	bool		quarantine;		/* on_error = 'quarantine' */
 	bool		dry_run;		/* parse and validate only, store nothing */
 	size_t		max_line;
@@ -150,6 +141,28 @@ typedef struct IngestCounts
 	int64		rejected;
 } IngestCounts;
 
+/*
+ * An ingest format: one row of the table in formats.c (CONTRIBUTING.md,
+ * "Adding an ingest format").
+ */
+typedef void (*IngestParser) (LineReader *r, const IngestOptions *o, IngestBatch *b);
+struct IngestFormat
+{
+	const char *name;			/* smartetl.ingest(format, ...) */
+	IngestParser parse;
+	bool		mapping;		/* takes the column-mapping keys too */
+	const char *keys;			/* its own option keys, space-separated */
+	const char *default_namespace;	/* of the pipelines it creates */
+	void		(*check) (const IngestOptions *o);	/* its option rules, or NULL */
+	const char *hint;			/* what its input looks like, for errors, or NULL */
+	const char *description;	/* one line for people */
+};
+
+/* formats.c */
+extern const char *const ingest_common_keys;
+extern const char *const ingest_mapping_keys;
+extern const IngestFormat *ingest_format_find(const char *name);
+
 /* options.c */
 extern void ingest_options_parse(IngestOptions *o, const char *format, Jsonb *options);
 extern char *ingest_option_text(JsonbContainer *obj, const char *key);
@@ -213,10 +226,12 @@ extern void json_docs_read(LineReader *r, const IngestOptions *o, IngestBatch *b
 extern Jsonb *json_doc_parse(char *text);
 extern void json_doc_put_text(JsonbParseState **st, const char *key, const char *val);
 
-/* format parsers */
+/* format parsers, and their option rules (see formats.c) */
 extern void ingest_csv(LineReader *r, const IngestOptions *o, IngestBatch *b);
+extern void ingest_csv_check(const IngestOptions *o);
 extern void ingest_jsonl(LineReader *r, const IngestOptions *o, IngestBatch *b);
 extern void ingest_logline(LineReader *r, const IngestOptions *o, IngestBatch *b);
+extern void ingest_logline_check(const IngestOptions *o);
 extern void ingest_openlineage(LineReader *r, const IngestOptions *o, IngestBatch *b);
 extern void ingest_dbt(LineReader *r, const IngestOptions *o, IngestBatch *b);
 extern void ingest_airflow(LineReader *r, const IngestOptions *o, IngestBatch *b);

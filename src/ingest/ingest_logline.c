@@ -446,7 +446,7 @@ start_event(PendingEvent *ev, LogMatcher *m, char **caps, LineReader *r,
 			ereport(ERROR,
 					(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 					 errmsg("invalid %s input on line %ld, field \"%s\"",
-							o->format_name, r->line_no, field),
+							o->format->name, r->line_no, field),
 					 errdetail("Expected %s, found \"%s\".", expected, text),
 					 errhint("Use {\"on_error\": \"quarantine\"} to store the other entries and keep this one in smartetl.ingest_reject.")));
 		else
@@ -479,13 +479,23 @@ logline_unmatched(LineReader *r, const IngestOptions *o, IngestBatch *b,
 	if (!o->quarantine)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("invalid %s input on line %ld", o->format_name, r->line_no),
+				 errmsg("invalid %s input on line %ld", o->format->name, r->line_no),
 				 errdetail("The line does not match log_format \"%s\" and there is no earlier line for it to continue.",
 						   log_format),
-				 o->format == INGEST_AIRFLOW ?
-				 errhint("Airflow input is a task log (lines like \"[2024-05-01T00:00:02.123+0000] {taskinstance.py:1234} INFO - ...\") or REST API JSON starting with { or [.") : 0));
+				 o->format->hint ? errhint("%s", o->format->hint) : 0));
 	ingest_reject(b, o, r->line_no, r->line.data, NULL,
 				  "line does not match log_format and continues no earlier line");
+}
+
+/* Option rules of format logline (formats.c). */
+void
+ingest_logline_check(const IngestOptions *o)
+{
+	if (o->log_format == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("format \"logline\" needs option \"log_format\""),
+				 errhint("For example: {\"log_format\": \"<Date> <Time> <Level> <Component>: <Content>\"}.")));
 }
 
 void

@@ -149,7 +149,7 @@ ingest_line_problem(IngestBatch *b, const IngestOptions *o, LineStatus st,
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not read %s input after line %ld: %m",
-						o->format_name, r->line_no)));
+						o->format->name, r->line_no)));
 	switch (st)
 	{
 		case LINE_TOO_LONG:
@@ -169,7 +169,7 @@ ingest_line_problem(IngestBatch *b, const IngestOptions *o, LineStatus st,
 		ereport(ERROR,
 				(errcode(st == LINE_BAD_ENCODING ? ERRCODE_CHARACTER_NOT_IN_REPERTOIRE :
 						 ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("invalid %s input on line %ld", o->format_name, r->line_no),
+				 errmsg("invalid %s input on line %ld", o->format->name, r->line_no),
 				 errdetail("The %s.", reason),
 				 errhint("Use {\"on_error\": \"quarantine\"} to store the other lines and keep this one in smartetl.ingest_reject.")));
 	ingest_reject(b, o, r->line_no, NULL, NULL, reason);
@@ -184,7 +184,7 @@ ingest_field_error(IngestBatch *b, const IngestOptions *o, long line_no,
 		ereport(ERROR,
 				(errcode(e->sqlerrcode ? e->sqlerrcode : ERRCODE_INVALID_TEXT_REPRESENTATION),
 				 errmsg("invalid %s input on line %ld, column \"%s\"",
-						o->format_name, line_no, e->field),
+						o->format->name, line_no, e->field),
 				 errdetail("Expected %s, found \"%s\".", e->expected, e->found),
 				 errhint("Use {\"on_error\": \"quarantine\"} to store the other rows and keep this one in smartetl.ingest_reject.")));
 	ingest_reject(b, o, line_no, raw, e->field,

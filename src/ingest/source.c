@@ -26,32 +26,6 @@
 PG_FUNCTION_INFO_V1(smartetl_ingest);
 PG_FUNCTION_INFO_V1(smartetl_ingest_file);
 
-static void
-ingest_run_parser(LineReader *r, const IngestOptions *o, IngestBatch *b)
-{
-	switch (o->format)
-	{
-		case INGEST_CSV:
-			ingest_csv(r, o, b);
-			break;
-		case INGEST_JSONL:
-			ingest_jsonl(r, o, b);
-			break;
-		case INGEST_LOGLINE:
-			ingest_logline(r, o, b);
-			break;
-		case INGEST_OPENLINEAGE:
-			ingest_openlineage(r, o, b);
-			break;
-		case INGEST_DBT:
-			ingest_dbt(r, o, b);
-			break;
-		case INGEST_AIRFLOW:
-			ingest_airflow(r, o, b);
-			break;
-	}
-}
-
 static Datum
 ingest_result_datum(FunctionCallInfo fcinfo, const IngestCounts *c)
 {
@@ -76,11 +50,11 @@ ingest_reader_counts(LineReader *r, IngestOptions *o, IngestBatchCheck check, vo
 	IngestBatch b;
 
 	ingest_batch_init(&b, o);
-	ingest_run_parser(r, o, &b);
+	o->format->parse(r, o, &b);
 	if (b.nruns + b.nevents + b.nrejects == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA),
-				 errmsg("%s input holds no records", o->format_name),
+				 errmsg("%s input holds no records", o->format->name),
 				 errdetail("The input is empty or holds only a header or blank lines.")));
 	if (check)
 		check(&b, o, arg);

@@ -30,6 +30,7 @@
 
 #include "ingest/ingest.h"
 #include "kpi/rollup.h"
+#include "locks.h"
 #include "alert/alert.h"
 #include "template/template.h"
 
@@ -214,14 +215,15 @@ store_parent_links(void)
 /*
  * Serialise ingests that touch the same pipelines, so that "is this run
  * new?" cannot change between the check and the insert.  Pipelines hash to
- * one of 64 transaction-level advisory locks, taken in order (no deadlock
- * between two ingests) and few enough for the shared lock table.
+ * one of 64 transaction-level advisory locks (locks.h), taken in order (no
+ * deadlock between two ingests) and few enough for the shared lock table;
+ * smartetl._lock_pipelines() takes the same ones for SQL.
  */
 static void
 lock_pipelines(void)
 {
-	spi_exec("SELECT pg_catalog.pg_advisory_xact_lock(1397572948, k) FROM "
-			 "(SELECT DISTINCT (p.pipeline_id OPERATOR(pg_catalog.%) 64)::int4 AS k "
+	spi_exec("SELECT pg_catalog.pg_advisory_xact_lock(" CppAsString2(LOCK_PIPELINE_CLASS) ", k) FROM "
+			 "(SELECT DISTINCT (p.pipeline_id OPERATOR(pg_catalog.%) " CppAsString2(LOCK_PIPELINE_SLOTS) ")::int4 AS k "
 			 " FROM smartetl.pipeline p JOIN (SELECT DISTINCT namespace, pipeline FROM " BATCH_RUNS ") b "
 			 " ON p.namespace OPERATOR(pg_catalog.=) b.namespace AND p.name OPERATOR(pg_catalog.=) b.pipeline "
 			 " ORDER BY 1 OFFSET 0) s", SPI_OK_SELECT);
@@ -784,7 +786,7 @@ store_rejects(IngestBatch *b, const IngestOptions *o, IngestCounts *counts)
 	Datum		values[2];
 
 	register_batch(BATCH_REJECTS, b->reject_desc, b->rejects, b->nrejects);
-	values[0] = CStringGetTextDatum(o->format_name);
+	values[0] = CStringGetTextDatum(o->format->name);
 	values[1] = CStringGetTextDatum(o->source ? o->source : "");
 	if (SPI_execute_with_args("INSERT INTO smartetl.ingest_reject "
 							  "(format, source, line_no, field, raw, reason) "

@@ -71,7 +71,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     folded bigint;
 BEGIN
-    IF NOT pg_try_advisory_xact_lock(1397572949, 2) THEN
+    IF NOT smartetl._try_xact_lock('template_compact') THEN
         RETURN 0;
     END IF;
     WITH gone AS (
@@ -330,7 +330,7 @@ BEGIN
         part := 'log_event_' || to_char(month AT TIME ZONE 'UTC', 'YYYYMM');
         IF to_regclass('smartetl.' || part) IS NULL THEN
             -- serialise concurrent creators of the same partition
-            PERFORM pg_advisory_xact_lock(hashtext('smartetl.' || part));
+            PERFORM smartetl._xact_lock('log_partition', hashtext('smartetl.' || part));
             IF to_regclass('smartetl.' || part) IS NULL THEN
                 EXECUTE format('CREATE TABLE smartetl.%I PARTITION OF smartetl.log_event '
                                'FOR VALUES FROM (%L) TO (%L)',

@@ -55,7 +55,7 @@ DECLARE
     result     smartetl.ingest_result;
 BEGIN
     -- one import at a time; the import itself is idempotent anyway
-    PERFORM pg_advisory_xact_lock(1397572950, 1);
+    PERFORM smartetl._xact_lock('pg_cron_sync');
     SELECT position INTO from_runid FROM smartetl.sync_state WHERE source = 'pg_cron';
 
     -- from the high-water mark: every run after it, which includes the ones

@@ -904,17 +904,3 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION smartetl._payload(text, jsonb, jsonb) IS
 'the request body of a notification for a channel kind (teams, slack, webhook, alertmanager, email)';
-
-GRANT EXECUTE ON FUNCTION
-    smartetl._alert_ellipsis(), smartetl._alert_trunc(text, integer, boolean),
-    smartetl._alert_slack_escape(text), smartetl._alert_slack_code(text, integer, boolean),
-    smartetl._alert_md_escape(text), smartetl._alert_ts(text), smartetl._alert_rfc3339(timestamptz),
-    smartetl._alert_human_ts(text), smartetl._alert_duration(jsonb), smartetl._alert_check(jsonb),
-    smartetl._alert_rows(jsonb), smartetl._alert_history(jsonb, integer), smartetl._alert_runs_text(jsonb),
-    smartetl._alert_resolved(jsonb), smartetl._alert_severity(jsonb), smartetl._alert_link(jsonb),
-    smartetl._alert_title(jsonb, jsonb), smartetl._alert_slack_mention(text),
-    smartetl._alert_label_name(text), smartetl._alert_label_set(jsonb),
-    smartetl._payload_webhook(jsonb, jsonb), smartetl._payload_slack(jsonb, jsonb),
-    smartetl._payload_teams(jsonb, jsonb), smartetl._payload_alertmanager(jsonb, jsonb),
-    smartetl._payload_email(jsonb, jsonb), smartetl._payload(text, jsonb, jsonb)
-    TO smartetl_admin;

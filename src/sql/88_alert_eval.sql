@@ -286,7 +286,7 @@ DECLARE
     err text;
 BEGIN
     -- one evaluation at a time, whoever calls it
-    PERFORM pg_advisory_xact_lock(1397572948, 1000);
+    PERFORM smartetl._xact_lock('alert_evaluation');
     -- fold template occurrence deltas (cheap when already folded)
     PERFORM smartetl.template_compact();
     PERFORM smartetl.resolve_predictions();

@@ -19,6 +19,7 @@ CREATE ROLE rm_writer_files LOGIN IN ROLE smartetl_writer, pg_read_server_files;
 CREATE TEMP TABLE documented (fn text PRIMARY KEY, least_role char) ON COMMIT DROP;
 INSERT INTO documented VALUES
     ('smartetl.parse_log(text,text)', 'r'),
+    ('smartetl.ingest_formats()', 'r'),
     ('smartetl.log_template(text)', 'r'),
     ('smartetl.log_template_id(text)', 'r'),
     ('smartetl.qsketch_agg(double precision)', 'r'),
@@ -81,7 +82,7 @@ WHERE p.pronamespace = 'smartetl'::regnamespace AND p.prosecdef
   AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%');
 
 SELECT is(coalesce(array_agg(c.oid::regclass::text ORDER BY c.oid::regclass::text), '{}'), '{}'::text[],
-          'pg_dump keeps the rows of every table of the extension (95_dump.sql)')
+          'pg_dump keeps the rows of every table of the extension (90_dump.sql)')
 FROM pg_class c
 WHERE c.relnamespace = 'smartetl'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
   AND c.oid <> ALL ((SELECT extconfig FROM pg_extension WHERE extname = 'smartetl')::oid[]);

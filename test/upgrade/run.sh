@@ -257,7 +257,7 @@ check_files "every table keeps its rows (count and checksum of the $OLD_VERSION 
 	"$TMP/checksum.before" "$TMP/checksum.after"
 
 # a backup of the upgraded database restores every row: pg_dump keeps the
-# rows of the extension's tables (pg_extension_config_dump, 95_dump.sql) and
+# rows of the extension's tables (pg_extension_config_dump, 90_dump.sql) and
 # the positions of its sequences.  Restored with session_replication_role =
 # replica, as README's Backups section says: the extension's triggers exist
 # before its rows are loaded (they check references and add runs to the

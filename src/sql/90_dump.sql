@@ -57,5 +57,3 @@ BEGIN
     END LOOP;
 END $$;
 COMMENT ON FUNCTION smartetl.after_restore() IS 'after restoring a pg_dump of the database: move each identity sequence past its column''s highest value (README, Backups)';
-REVOKE ALL ON FUNCTION smartetl.after_restore() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION smartetl.after_restore() TO smartetl_admin;
