@@ -89,5 +89,7 @@ WHERE s.name IS NULL OR d.name IS NULL OR s.context <> d.context
    OR CASE WHEN s.unit IN ('ms', 's', 'min')
            THEN d.dflt !~ '^[0-9]+\s*[a-z]+$'
                 OR d.dflt::interval <> make_interval(secs => s.boot_val::float8 * CASE s.unit WHEN 'ms' THEN 0.001 WHEN 's' THEN 1 ELSE 60 END)
+      WHEN s.unit = 'kB'
+           THEN pg_size_bytes(d.dflt) <> s.boot_val::bigint * 1024
            ELSE trim(both '''' FROM d.dflt) <> s.boot_val END
 ORDER BY 1;
