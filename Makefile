@@ -55,6 +55,8 @@ OBJS = \
 	src/alert/alert_notify.o \
 	src/alert/alert_test_channel.o \
 	src/alert/rule_query.o \
+	src/alert/cron.o \
+	src/alert/cron_sql.o \
 	src/predict/model_data.o \
 	src/predict/model_metrics.o \
 	src/predict/model_xgb.o \

@@ -103,3 +103,9 @@ GRANT EXECUTE ON FUNCTION smartetl.train_risk_model(interval, text, jsonb), smar
                           smartetl._model_psi(double precision[], double precision[], integer),
                           smartetl._classifier_metrics(double precision[], double precision[])
     TO smartetl_admin;
+
+-- on-call: schedules are read by everyone, checked for whoever writes them
+GRANT EXECUTE ON FUNCTION smartetl.cron_next(text, timestamptz, text),
+                          smartetl._cron_prev(text, timestamptz, text)
+    TO smartetl_reader;
+GRANT EXECUTE ON FUNCTION smartetl._cron_check(text, text), smartetl._cron_valid(text) TO smartetl_writer;

@@ -1072,3 +1072,55 @@ GRANT EXECUTE ON FUNCTION smartetl.ingest_file(text, text, jsonb) TO smartetl_wr
 GRANT EXECUTE ON FUNCTION smartetl._pg_cron_runs(bigint) TO smartetl_admin;
 -- admins have it through smartetl_writer now
 REVOKE EXECUTE ON FUNCTION smartetl.ingest_file(text, text, jsonb) FROM smartetl_admin;
+
+-- ---- on-call: pipeline schedules and deadlines (src/alert/cron.c) ----------
+ALTER TABLE smartetl.pipeline ADD COLUMN schedule text;
+ALTER TABLE smartetl.pipeline ADD COLUMN schedule_timezone text;
+ALTER TABLE smartetl.pipeline ADD COLUMN deadline interval CHECK (deadline > interval '0');
+COMMENT ON COLUMN smartetl.pipeline.schedule IS 'when the pipeline is scheduled to start: a 5-field cron expression (minute hour day-of-month month day-of-week) or @daily, @hourly ...; checked when written';
+COMMENT ON COLUMN smartetl.pipeline.schedule_timezone IS 'the time zone of schedule (a pg_timezone_names name; NULL means UTC)';
+COMMENT ON COLUMN smartetl.pipeline.deadline IS 'how long after each scheduled start a successful run must have finished (rule kind deadline)';
+-- API: Public
+CREATE FUNCTION smartetl.cron_next(schedule text, after timestamptz DEFAULT now(), timezone text DEFAULT 'UTC')
+RETURNS timestamptz
+AS 'MODULE_PATHNAME', 'smartetl_cron_next' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION smartetl.cron_next(text, timestamptz, text) IS 'the first time a 5-field cron schedule runs after "after", in a time zone (wall-clock times; a time skipped by a DST change runs as timestamp AT TIME ZONE reads it, a repeated one once; every-hour schedules run every real hour); NULL when never within ten years';
+
+-- API: Private
+-- The latest time a schedule ran at or before "at" (NULL when never within ten years).
+CREATE FUNCTION smartetl._cron_prev(schedule text, at timestamptz, timezone text DEFAULT 'UTC')
+RETURNS timestamptz
+AS 'MODULE_PATHNAME', 'smartetl_cron_prev' LANGUAGE C STABLE PARALLEL SAFE;
+
+-- API: Private
+-- Raise invalid_parameter_value unless the schedule parses and the zone exists.
+CREATE FUNCTION smartetl._cron_check(schedule text, timezone text) RETURNS void
+AS 'MODULE_PATHNAME', 'smartetl_cron_check' LANGUAGE C STABLE PARALLEL SAFE;
+
+-- API: Private
+-- Whether a schedule parses (pg_cron's "30 seconds" does not).
+CREATE FUNCTION smartetl._cron_valid(schedule text) RETURNS boolean
+AS 'MODULE_PATHNAME', 'smartetl_cron_valid' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+-- API: Private
+-- A pipeline's schedule and zone are checked when written, so that a
+-- typo fails at UPDATE rather than silently never alerting.
+CREATE FUNCTION smartetl._pipeline_schedule_check() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM smartetl._cron_check(NEW.schedule, NEW.schedule_timezone);
+    RETURN NEW;
+END $$;
+CREATE TRIGGER pipeline_schedule_check BEFORE INSERT OR UPDATE OF schedule, schedule_timezone ON smartetl.pipeline
+    FOR EACH ROW WHEN (NEW.schedule IS NOT NULL OR NEW.schedule_timezone IS NOT NULL)
+    EXECUTE FUNCTION smartetl._pipeline_schedule_check();
+-- a new schedule or deadline may move the next deadline: the worker recomputes it
+CREATE TRIGGER pipeline_schedule_wake AFTER UPDATE OF schedule, schedule_timezone, deadline ON smartetl.pipeline
+    FOR EACH STATEMENT EXECUTE FUNCTION smartetl._run_alert_wake();
+REVOKE ALL ON FUNCTION smartetl.cron_next(text, timestamptz, text), smartetl._cron_prev(text, timestamptz, text),
+                       smartetl._cron_check(text, text), smartetl._cron_valid(text),
+                       smartetl._pipeline_schedule_check() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION smartetl.cron_next(text, timestamptz, text),
+                          smartetl._cron_prev(text, timestamptz, text)
+    TO smartetl_reader;
+GRANT EXECUTE ON FUNCTION smartetl._cron_check(text, text), smartetl._cron_valid(text) TO smartetl_writer;
