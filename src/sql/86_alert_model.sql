@@ -18,10 +18,37 @@ CREATE TABLE smartetl.channel (
 COMMENT ON TABLE smartetl.channel IS 'where notifications go: target is the webhook URL (teams, slack, webhook, alertmanager: its /api/v2/alerts URL), smtp(s)://host:port (email; options from, to[], username, starttls), or a LISTEN channel name (notify); options.link_template ({pipeline}, {namespace}), title_prefix, timeout_ms, insecure_skip_verify; secret holds the password or token (admins only)';
 
 -- API: Public
+-- The rule kinds, one registry: the rule check, the evaluation (how often
+-- a costly kind runs) and the documentation read this list; each kind's
+-- condition is in smartetl._alert_conditions (88_alert_eval.sql).
+CREATE FUNCTION smartetl.alert_rule_kinds()
+RETURNS TABLE (kind text, evaluated_every interval, takes_query boolean, description text)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    VALUES ('run_failed', interval '0', false,
+            'the latest finished run of a pipeline failed (once its retries are exhausted)'),
+           ('consecutive_failures', interval '0', false,
+            'at least threshold (default 3) runs of a pipeline failed in a row'),
+           ('duration_anomaly', interval '5 minutes', false,
+            'the latest successful run took abnormally long or short (robust score above threshold, default 4)'),
+           ('volume_anomaly', interval '5 minutes', false,
+            'the latest successful run wrote an abnormal number of rows (robust score above threshold, default 4)'),
+           ('freshness', interval '0', false,
+            'no run, or no success, for longer than the interval the pipeline usually keeps'),
+           ('deadline', interval '0', false,
+            'no successful run finished since a scheduled start whose deadline passed (pipeline schedule and deadline)'),
+           ('risk', interval '5 minutes', false,
+            'the predicted risk of failure within a day is above threshold (default 0.5)'),
+           ('model_drift', interval '5 minutes', false,
+            'the champion risk model drifted (PSI above threshold, default 0.25) or lost accuracy'),
+           ('sql', interval '0', true,
+            'query, a read-only SELECT of (pipeline, value), run as smartetl_reader; fires above threshold')
+$$;
+COMMENT ON FUNCTION smartetl.alert_rule_kinds() IS 'the alert rule kinds: how often each is evaluated at most, whether it takes a query, what it fires on';
+
+-- API: Public
 CREATE TABLE smartetl.alert_rule (
     name             text PRIMARY KEY CHECK (name ~ '^[A-Za-z0-9_.-]{1,63}$'),
-    kind             text NOT NULL CHECK (kind IN ('run_failed', 'consecutive_failures', 'duration_anomaly',
-                                                   'volume_anomaly', 'freshness', 'risk', 'model_drift', 'sql')),
+    kind             text NOT NULL,  -- one of smartetl.alert_rule_kinds(), checked by alert_rule_check
     selector         jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(selector) = 'object'),
     threshold        double precision,
     severity         text NOT NULL DEFAULT 'warning' CHECK (severity IN ('info', 'warning', 'critical')),
@@ -210,11 +237,11 @@ DECLARE
     missing text;
     bad text;
 BEGIN
-    IF NEW.kind IS NULL OR NEW.kind NOT IN ('run_failed', 'consecutive_failures', 'duration_anomaly',
-                                            'volume_anomaly', 'freshness', 'risk', 'model_drift', 'sql') THEN
+    IF NEW.kind IS NULL
+       OR NOT EXISTS (SELECT 1 FROM smartetl.alert_rule_kinds() x WHERE x.kind = NEW.kind) THEN
         RAISE EXCEPTION 'unknown kind % for alert rule "%"', coalesce(quote_literal(NEW.kind), 'NULL'), NEW.name
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Rule kinds are run_failed, consecutive_failures, duration_anomaly, volume_anomaly, freshness, risk, model_drift and sql.';
+                  HINT = 'Rule kinds are ' || (SELECT regexp_replace(string_agg(x.kind, ', '), ', ([^,]*)$', ' and \1') FROM smartetl.alert_rule_kinds() x) || '.';
     END IF;
     SELECT string_agg(c, ', ') INTO missing
     FROM unnest(NEW.channels) c WHERE NOT EXISTS (SELECT 1 FROM smartetl.channel WHERE name = c);
@@ -237,7 +264,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = 'group_by labels are pipeline, namespace and severity.';
     END IF;
-    IF NEW.kind = 'sql' THEN
+    IF (SELECT x.takes_query FROM smartetl.alert_rule_kinds() x WHERE x.kind = NEW.kind) THEN
         PERFORM smartetl._rule_query_check(NEW.name, NEW.query);
         -- a changed query is tried at once, even if the old one ran out of time
         UPDATE smartetl.alert_rule_state SET retry_at = NULL WHERE rule_name = NEW.name AND retry_at IS NOT NULL;

@@ -84,6 +84,32 @@ BEGIN
                                   'since', o.last_at, 'overdue', o.kind,
                                   'recent_history', smartetl._recent_history(o.pipeline_id))
         FROM smartetl.overdue_pipelines(now()) o;
+    ELSIF r.kind = 'deadline' THEN
+        -- the latest deadline that passed with no success finished since its
+        -- scheduled start, whether the run failed, still runs or never started
+        RETURN QUERY
+        SELECT ds.pipeline_id, extract(epoch FROM now() - ds.deadline_at)::float8,
+               smartetl._run_annotations(
+                   format('%s missed its %s deadline', ds.pipeline,
+                          to_char(ds.deadline_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI')),
+                   format('scheduled %s %s (%s), a successful run was due by %s; %s',
+                          to_char(ds.scheduled_at AT TIME ZONE ds.schedule_timezone, 'YYYY-MM-DD HH24:MI'),
+                          ds.schedule_timezone, ds.schedule,
+                          to_char(ds.deadline_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI'),
+                          CASE WHEN ds.last_run_at IS NULL OR ds.last_run_at < ds.scheduled_at
+                                    AND ds.last_run_status IS DISTINCT FROM 'running'
+                               THEN 'no run started since'
+                               WHEN ds.last_run_status = 'running'
+                               THEN format('the run started at %s is still running',
+                                           to_char(ds.last_run_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI'))
+                               ELSE format('the run started at %s ended %s',
+                                           to_char(ds.last_run_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI'),
+                                           ds.last_run_status) END),
+                   CASE WHEN ds.last_run_at >= ds.scheduled_at OR ds.last_run_status = 'running' THEN ds.last_run_id END,
+                   ds.deadline_at, ds.pipeline_id)
+               || jsonb_build_object('scheduled_at', ds.scheduled_at, 'deadline_at', ds.deadline_at)
+        FROM smartetl.deadline_status(now()) ds
+        WHERE ds.missed;
     ELSIF r.kind = 'risk' THEN
         RETURN QUERY
         SELECT k.pipeline_id, k.risk,
@@ -292,12 +318,13 @@ BEGIN
     PERFORM smartetl.resolve_predictions();
     FOR r IN SELECT * FROM smartetl.alert_rule WHERE enabled ORDER BY name LOOP
         -- costly kinds run at most every 5 minutes (anomaly scoring rebuilds
-        -- 120 days of baselines; risk scores every pipeline), and a sql rule
+        -- 120 days of baselines; risk scores every pipeline: evaluated_every
+        -- in smartetl.alert_rule_kinds()), and a sql rule
         -- that ran out of time waits until retry_at
         IF EXISTS (SELECT 1 FROM smartetl.alert_rule_state s
                    WHERE s.rule_name = r.name
-                     AND ((r.kind IN ('duration_anomaly', 'volume_anomaly', 'risk', 'model_drift')
-                           AND s.evaluated_at > now() - interval '5 minutes')
+                     AND (s.evaluated_at > now() - (SELECT k.evaluated_every FROM smartetl.alert_rule_kinds() k
+                                                    WHERE k.kind = r.kind)
                           OR s.retry_at > now())) THEN
             CONTINUE;
         END IF;
@@ -336,3 +363,39 @@ BEGIN
     RETURN smartetl._alert_notify();
 END $$;
 COMMENT ON FUNCTION smartetl.evaluate_alerts() IS 'one evaluation pass: fire/resolve alerts from the enabled rules, apply silences, queue due notifications in smartetl.delivery; returns the number of deliveries queued';
+
+-- API: Public
+-- When the clock next makes an evaluation due, so that the worker wakes
+-- then rather than at its next naptime: a pipeline's deadline (while a
+-- deadline rule is enabled), a group's group_wait, group_interval,
+-- repeat_interval or Alertmanager re-post, a silence starting or ending.
+CREATE FUNCTION smartetl.next_alert_due(after timestamptz DEFAULT now()) RETURNS timestamptz
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT min(x.t) FROM (
+        SELECT ds.next_deadline_at AS t
+        FROM smartetl.deadline_status(after) ds
+        WHERE EXISTS (SELECT 1 FROM smartetl.alert_rule r WHERE r.enabled AND r.kind = 'deadline')
+        UNION ALL
+        SELECT CASE WHEN st.last_notified_at IS NULL THEN g.first_pending + r.group_wait
+                    WHEN g.changed THEN st.last_notified_at + r.group_interval
+                    WHEN g.any_firing THEN least(st.last_notified_at + r.repeat_interval,
+                                                 coalesce(st.am_posted_at, st.last_notified_at) + interval '1 minute') END
+        FROM (SELECT a.group_key, min(a.rule_name) AS rule_name,
+                     min(a.started_at) FILTER (WHERE a.state = 'firing' AND NOT a.silenced
+                                               AND a.notified_state IS DISTINCT FROM 'firing') AS first_pending,
+                     bool_or((a.state = 'firing' AND NOT a.silenced AND a.notified_state IS DISTINCT FROM 'firing')
+                             OR (a.state = 'resolved' AND a.notified_state = 'firing')) AS changed,
+                     bool_or(a.state = 'firing' AND NOT a.silenced) AS any_firing
+              FROM smartetl.alert a
+              WHERE a.state = 'firing' OR a.notified_state = 'firing'
+              GROUP BY a.group_key) g
+        JOIN smartetl.alert_rule r ON r.name = g.rule_name
+        LEFT JOIN smartetl.alert_group st ON st.group_key = g.group_key
+        UNION ALL
+        SELECT s.starts_at FROM smartetl.silence s
+        UNION ALL
+        SELECT s.ends_at FROM smartetl.silence s
+    ) x
+    WHERE x.t > after
+$$;
+COMMENT ON FUNCTION smartetl.next_alert_due(timestamptz) IS 'the next time after "after" at which an evaluation is due by the clock (a deadline, group_wait, group_interval, repeat_interval, a silence starting or ending); the alert worker wakes then';

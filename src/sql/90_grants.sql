@@ -109,3 +109,7 @@ GRANT EXECUTE ON FUNCTION smartetl.cron_next(text, timestamptz, text),
                           smartetl._cron_prev(text, timestamptz, text)
     TO smartetl_reader;
 GRANT EXECUTE ON FUNCTION smartetl._cron_check(text, text), smartetl._cron_valid(text) TO smartetl_writer;
+GRANT EXECUTE ON FUNCTION smartetl.alert_rule_kinds(), smartetl.deadline_status(timestamptz) TO smartetl_reader;
+GRANT EXECUTE ON FUNCTION smartetl.next_alert_due(timestamptz), smartetl.sync_airflow_schedules(jsonb, jsonb),
+                          smartetl._pg_cron_jobs()
+    TO smartetl_admin;

@@ -1124,3 +1124,408 @@ GRANT EXECUTE ON FUNCTION smartetl.cron_next(text, timestamptz, text),
                           smartetl._cron_prev(text, timestamptz, text)
     TO smartetl_reader;
 GRANT EXECUTE ON FUNCTION smartetl._cron_check(text, text), smartetl._cron_valid(text) TO smartetl_writer;
+
+-- ---- on-call: the rule kind deadline, one registry of rule kinds, the next due time for the worker
+-- the kinds are checked against smartetl.alert_rule_kinds() by alert_rule_check
+ALTER TABLE smartetl.alert_rule DROP CONSTRAINT alert_rule_kind_check;
+CREATE FUNCTION smartetl.alert_rule_kinds()
+RETURNS TABLE (kind text, evaluated_every interval, takes_query boolean, description text)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    VALUES ('run_failed', interval '0', false,
+            'the latest finished run of a pipeline failed (once its retries are exhausted)'),
+           ('consecutive_failures', interval '0', false,
+            'at least threshold (default 3) runs of a pipeline failed in a row'),
+           ('duration_anomaly', interval '5 minutes', false,
+            'the latest successful run took abnormally long or short (robust score above threshold, default 4)'),
+           ('volume_anomaly', interval '5 minutes', false,
+            'the latest successful run wrote an abnormal number of rows (robust score above threshold, default 4)'),
+           ('freshness', interval '0', false,
+            'no run, or no success, for longer than the interval the pipeline usually keeps'),
+           ('deadline', interval '0', false,
+            'no successful run finished since a scheduled start whose deadline passed (pipeline schedule and deadline)'),
+           ('risk', interval '5 minutes', false,
+            'the predicted risk of failure within a day is above threshold (default 0.5)'),
+           ('model_drift', interval '5 minutes', false,
+            'the champion risk model drifted (PSI above threshold, default 0.25) or lost accuracy'),
+           ('sql', interval '0', true,
+            'query, a read-only SELECT of (pipeline, value), run as smartetl_reader; fires above threshold')
+$$;
+COMMENT ON FUNCTION smartetl.alert_rule_kinds() IS 'the alert rule kinds: how often each is evaluated at most, whether it takes a query, what it fires on';
+
+CREATE OR REPLACE FUNCTION smartetl._rule_check() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    missing text;
+    bad text;
+BEGIN
+    IF NEW.kind IS NULL
+       OR NOT EXISTS (SELECT 1 FROM smartetl.alert_rule_kinds() x WHERE x.kind = NEW.kind) THEN
+        RAISE EXCEPTION 'unknown kind % for alert rule "%"', coalesce(quote_literal(NEW.kind), 'NULL'), NEW.name
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Rule kinds are ' || (SELECT regexp_replace(string_agg(x.kind, ', '), ', ([^,]*)$', ' and \1') FROM smartetl.alert_rule_kinds() x) || '.';
+    END IF;
+    SELECT string_agg(c, ', ') INTO missing
+    FROM unnest(NEW.channels) c WHERE NOT EXISTS (SELECT 1 FROM smartetl.channel WHERE name = c);
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION 'alert rule "%" names unknown channel %', NEW.name, missing
+            USING ERRCODE = 'foreign_key_violation',
+                  HINT = 'Create the channel in smartetl.channel first.';
+    END IF;
+    SELECT string_agg(k, ', ') INTO bad FROM jsonb_object_keys(NEW.selector) k
+    WHERE k NOT IN ('namespace', 'pipeline', 'tags');
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'alert rule "%" has unknown selector key %', NEW.name, bad
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'Selector keys are namespace, pipeline (glob) and tags (array).';
+    END IF;
+    SELECT string_agg(g, ', ') INTO bad FROM unnest(NEW.group_by) g
+    WHERE g NOT IN ('pipeline', 'namespace', 'severity');
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'alert rule "%" groups by unknown label %', NEW.name, bad
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'group_by labels are pipeline, namespace and severity.';
+    END IF;
+    IF (SELECT x.takes_query FROM smartetl.alert_rule_kinds() x WHERE x.kind = NEW.kind) THEN
+        PERFORM smartetl._rule_query_check(NEW.name, NEW.query);
+        -- a changed query is tried at once, even if the old one ran out of time
+        UPDATE smartetl.alert_rule_state SET retry_at = NULL WHERE rule_name = NEW.name AND retry_at IS NOT NULL;
+    ELSIF NEW.query IS NOT NULL THEN
+        RAISE EXCEPTION 'alert rule "%" of kind % takes no query', NEW.name, NEW.kind
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN NEW;
+END $$;
+
+CREATE OR REPLACE FUNCTION smartetl._alert_conditions(r smartetl.alert_rule)
+RETURNS TABLE (pipeline_id bigint, value double precision, annotations jsonb)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF r.kind IN ('run_failed', 'consecutive_failures') THEN
+        RETURN QUERY
+        SELECT cf.pipeline_id, cf.failed_runs::float8,
+               smartetl._run_annotations(
+                   format('%s failed', cf.pipeline),
+                   format('%s run(s) of %s/%s failed in a row since %s', cf.failed_runs, cf.namespace,
+                          cf.pipeline, to_char(cf.since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"')),
+                   cf.run_id, cf.since, cf.pipeline_id)
+        FROM smartetl.current_failures cf
+        WHERE r.kind = 'run_failed' OR cf.failed_runs >= coalesce(r.threshold, 3);
+    ELSIF r.kind IN ('duration_anomaly', 'volume_anomaly') THEN
+        RETURN QUERY
+        SELECT a.pipeline_id, a.score,
+               smartetl._run_annotations(
+                   format('%s: abnormal %s', a.pipeline, a.kind),
+                   format('%s of the latest run is %s, expected %s (%s .. %s), score %s', a.kind,
+                          round(a.value::numeric, 1), round(a.expected::numeric, 1),
+                          round(a.expected_low::numeric, 1), round(a.expected_high::numeric, 1),
+                          round(a.score::numeric, 1)),
+                   a.run_id, a.run_at, a.pipeline_id)
+        FROM smartetl.detect_anomalies(now() - interval '48 hours', now(), coalesce(r.threshold, 4)) a
+        WHERE a.kind = CASE r.kind WHEN 'duration_anomaly' THEN 'duration' ELSE 'volume' END
+          AND a.run_id = (SELECT x.run_id FROM smartetl.run x WHERE x.pipeline_id = a.pipeline_id
+                          AND x.status = 'success' ORDER BY x.run_at DESC LIMIT 1);
+    ELSIF r.kind = 'freshness' THEN
+        RETURN QUERY
+        SELECT o.pipeline_id, extract(epoch FROM now() - o.last_at)::float8,
+               jsonb_build_object('summary', format('%s: %s', o.pipeline,
+                                                    CASE o.kind WHEN 'missing_run' THEN 'no run' ELSE 'no success' END),
+                                  'description', format('nothing since %s, expected every %s',
+                                                        to_char(o.last_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"'),
+                                                        o.expected_interval),
+                                  'since', o.last_at, 'overdue', o.kind,
+                                  'recent_history', smartetl._recent_history(o.pipeline_id))
+        FROM smartetl.overdue_pipelines(now()) o;
+    ELSIF r.kind = 'deadline' THEN
+        -- the latest deadline that passed with no success finished since its
+        -- scheduled start, whether the run failed, still runs or never started
+        RETURN QUERY
+        SELECT ds.pipeline_id, extract(epoch FROM now() - ds.deadline_at)::float8,
+               smartetl._run_annotations(
+                   format('%s missed its %s deadline', ds.pipeline,
+                          to_char(ds.deadline_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI')),
+                   format('scheduled %s %s (%s), a successful run was due by %s; %s',
+                          to_char(ds.scheduled_at AT TIME ZONE ds.schedule_timezone, 'YYYY-MM-DD HH24:MI'),
+                          ds.schedule_timezone, ds.schedule,
+                          to_char(ds.deadline_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI'),
+                          CASE WHEN ds.last_run_at IS NULL OR ds.last_run_at < ds.scheduled_at
+                                    AND ds.last_run_status IS DISTINCT FROM 'running'
+                               THEN 'no run started since'
+                               WHEN ds.last_run_status = 'running'
+                               THEN format('the run started at %s is still running',
+                                           to_char(ds.last_run_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI'))
+                               ELSE format('the run started at %s ended %s',
+                                           to_char(ds.last_run_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI'),
+                                           ds.last_run_status) END),
+                   CASE WHEN ds.last_run_at >= ds.scheduled_at OR ds.last_run_status = 'running' THEN ds.last_run_id END,
+                   ds.deadline_at, ds.pipeline_id)
+               || jsonb_build_object('scheduled_at', ds.scheduled_at, 'deadline_at', ds.deadline_at)
+        FROM smartetl.deadline_status(now()) ds
+        WHERE ds.missed;
+    ELSIF r.kind = 'risk' THEN
+        RETURN QUERY
+        SELECT k.pipeline_id, k.risk,
+               jsonb_build_object('summary', format('%s: failure risk %s within a day', k.pipeline, round(k.risk::numeric, 2)),
+                                  'description', 'main reasons: ' || (SELECT string_agg(x->>'feature', ', ') FROM jsonb_array_elements(k.reasons) x),
+                                  'reasons', k.reasons, 'recent_history', smartetl._recent_history(k.pipeline_id))
+        FROM smartetl.risk_ranking(interval '1 day') k
+        WHERE k.risk >= coalesce(r.threshold, 0.5);
+    ELSIF r.kind = 'model_drift' THEN
+        RETURN QUERY
+        SELECT NULL::bigint, d.max_psi,
+               jsonb_build_object('subject', 'model:' || m.name,
+                                  'summary', format('model %s (%s) drifted: PSI %s on %s', m.model_id, m.name,
+                                                    round(d.max_psi::numeric, 2), d.worst),
+                                  'description', format('live ROC-AUC %s vs %s at training',
+                                                        round(q.live_roc_auc::numeric, 3), round(q.training_roc_auc::numeric, 3)))
+        FROM smartetl.model m
+        CROSS JOIN LATERAL (SELECT max(psi) AS max_psi, (array_agg(feature ORDER BY psi DESC NULLS LAST))[1] AS worst
+                            FROM smartetl.model_drift(m.model_id)) d
+        LEFT JOIN smartetl.prediction_quality q ON q.model_id = m.model_id AND q.resolved_predictions >= 50
+        WHERE m.status = 'champion' AND m.kind = 'risk'
+          AND (d.max_psi > coalesce(r.threshold, 0.25) OR q.live_roc_auc < q.training_roc_auc - 0.1);
+    ELSIF r.kind = 'sql' THEN
+        -- the query runs sandboxed (as smartetl_reader, read-only, time-limited),
+        -- never pasted into this statement
+        RETURN QUERY
+        SELECT p.pipeline_id, q.value,
+               jsonb_build_object('summary', format('%s: %s', p.name, q.value),
+                                  'recent_history', smartetl._recent_history(p.pipeline_id))
+        FROM smartetl._rule_query_rows(r.name, r.query) q JOIN smartetl.pipeline p ON p.name = q.pipeline
+        WHERE r.threshold IS NULL OR q.value > r.threshold;
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION smartetl.evaluate_alerts() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r smartetl.alert_rule;
+    started timestamptz;
+    detail text;
+    err text;
+BEGIN
+    -- one evaluation at a time, whoever calls it
+    PERFORM pg_advisory_xact_lock(1397572948, 1000);
+    -- fold template occurrence deltas (cheap when already folded)
+    PERFORM smartetl.template_compact();
+    PERFORM smartetl.resolve_predictions();
+    FOR r IN SELECT * FROM smartetl.alert_rule WHERE enabled ORDER BY name LOOP
+        -- costly kinds run at most every 5 minutes (anomaly scoring rebuilds
+        -- 120 days of baselines; risk scores every pipeline: evaluated_every
+        -- in smartetl.alert_rule_kinds()), and a sql rule
+        -- that ran out of time waits until retry_at
+        IF EXISTS (SELECT 1 FROM smartetl.alert_rule_state s
+                   WHERE s.rule_name = r.name
+                     AND (s.evaluated_at > now() - (SELECT k.evaluated_every FROM smartetl.alert_rule_kinds() k
+                                                    WHERE k.kind = r.kind)
+                          OR s.retry_at > now())) THEN
+            CONTINUE;
+        END IF;
+        started := clock_timestamp();
+        BEGIN
+            PERFORM smartetl._alert_apply_rule(r);
+            INSERT INTO smartetl.alert_rule_state (rule_name, evaluated_at, last_error, retry_at)
+            VALUES (r.name, now(), NULL, NULL)
+            ON CONFLICT (rule_name) DO UPDATE SET evaluated_at = now(), last_error = NULL, retry_at = NULL;
+        EXCEPTION WHEN OTHERS THEN
+            -- one broken rule must not stop the others
+            GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
+            err := SQLERRM || coalesce(': ' || nullif(detail, ''), '');
+            RAISE WARNING 'smartetl: alert rule "%" failed: %', r.name, err;
+            -- a sql rule that used up smartetl.rule_timeout would hold up every
+            -- evaluation, and the notifications queued after it: it waits 5 minutes
+            INSERT INTO smartetl.alert_rule_state (rule_name, evaluated_at, last_error, retry_at)
+            VALUES (r.name, now(), err,
+                    CASE WHEN r.kind = 'sql'
+                              AND clock_timestamp() - started
+                                  >= coalesce(current_setting('smartetl.rule_timeout', true), '5s')::interval
+                         THEN now() + interval '5 minutes' END)
+            ON CONFLICT (rule_name) DO UPDATE
+            SET evaluated_at = now(), last_error = excluded.last_error, retry_at = excluded.retry_at;
+        END;
+    END LOOP;
+    -- rules deleted or disabled: their alerts resolve
+    UPDATE smartetl.alert SET state = 'resolved', resolved_at = now()
+    WHERE state = 'firing' AND rule_name NOT IN (SELECT name FROM smartetl.alert_rule WHERE enabled);
+    UPDATE smartetl.alert a SET silenced = s.hit
+    FROM (SELECT a2.alert_id, EXISTS (SELECT 1 FROM smartetl.silence s
+                                      WHERE now() >= s.starts_at AND now() < s.ends_at
+                                        AND smartetl._silence_matches(s.matchers, a2.labels)) AS hit
+          FROM smartetl.alert a2 WHERE a2.state = 'firing') s
+    WHERE a.alert_id = s.alert_id AND a.silenced IS DISTINCT FROM s.hit;
+    RETURN smartetl._alert_notify();
+END $$;
+
+CREATE FUNCTION smartetl.deadline_status(at timestamptz DEFAULT now())
+RETURNS TABLE (pipeline_id bigint, namespace text, pipeline text, schedule text, schedule_timezone text,
+               deadline interval, scheduled_at timestamptz, deadline_at timestamptz,
+               last_success_at timestamptz, last_run_id bigint, last_run_status smartetl.run_status,
+               last_run_at timestamptz, missed boolean, next_deadline_at timestamptz)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT p.pipeline_id, p.namespace, p.name, p.schedule, z.tz, p.deadline,
+           d.scheduled_at, d.scheduled_at + p.deadline, s.finished_at, l.run_id, l.status, l.run_at,
+           d.scheduled_at IS NOT NULL AND (s.finished_at IS NULL OR s.finished_at < d.scheduled_at),
+           smartetl.cron_next(p.schedule, at - p.deadline, z.tz) + p.deadline
+    FROM smartetl.pipeline p
+    CROSS JOIN LATERAL (SELECT coalesce(p.schedule_timezone, 'UTC') AS tz) z
+    CROSS JOIN LATERAL (SELECT smartetl._cron_prev(p.schedule, at - p.deadline, z.tz) AS scheduled_at) d
+    -- the latest successes by start; the one that finished last counts
+    LEFT JOIN LATERAL (SELECT max(f.fin) FILTER (WHERE f.fin <= at) AS finished_at
+                       FROM (SELECT coalesce(r.ended_at, r.started_at + r.duration, r.run_at) AS fin
+                             FROM smartetl.run r
+                             WHERE r.pipeline_id = p.pipeline_id AND r.status = 'success' AND r.run_at <= at
+                             ORDER BY r.run_at DESC LIMIT 5) f) s ON true
+    LEFT JOIN LATERAL (SELECT r.run_id, r.status, r.run_at FROM smartetl.run r
+                       WHERE r.pipeline_id = p.pipeline_id AND r.run_at <= at
+                       ORDER BY r.run_at DESC LIMIT 1) l ON true
+    WHERE p.schedule IS NOT NULL AND p.deadline IS NOT NULL
+$$;
+
+COMMENT ON FUNCTION smartetl.deadline_status(timestamptz) IS 'per pipeline with a schedule and a deadline: the latest scheduled start whose deadline passed by "at", whether it was missed (no success finished since that start), the latest run, the next deadline';
+CREATE FUNCTION smartetl.sync_airflow_schedules(dags jsonb, options jsonb DEFAULT '{}')
+RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    ns text := coalesce(options->>'namespace', 'airflow');
+    default_tz text := coalesce(options->>'timezone', 'UTC');
+    dl interval := (options->>'deadline')::interval;
+    d jsonb;
+    sched text;
+    tz text;
+    changed integer := 0;
+    n integer;
+BEGIN
+    IF jsonb_typeof(options) IS DISTINCT FROM 'object' THEN
+        RAISE EXCEPTION 'options must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM smartetl._cron_check(NULL, default_tz);
+    FOR d IN SELECT e FROM jsonb_array_elements(CASE WHEN jsonb_typeof(dags->'dags') = 'array' THEN dags->'dags'
+                                                     WHEN jsonb_typeof(dags) = 'array' THEN dags
+                                                     ELSE jsonb_build_array(dags) END) e
+    LOOP
+        IF jsonb_typeof(d) <> 'object' OR nullif(d->>'dag_id', '') IS NULL THEN
+            RAISE EXCEPTION 'invalid Airflow DAG: %', left(d::text, 200)
+                USING ERRCODE = 'invalid_text_representation',
+                      DETAIL = 'Each DAG needs a dag_id (GET /api/v1/dags returns {"dags": [...]}).';
+        END IF;
+        sched := CASE WHEN jsonb_typeof(d->'schedule_interval') = 'object'
+                      THEN CASE WHEN d->'schedule_interval'->>'__type' = 'CronExpression'
+                                THEN d->'schedule_interval'->>'value' END
+                      WHEN jsonb_typeof(d->'schedule_interval') = 'string' THEN d->>'schedule_interval'
+                      ELSE d->>'timetable_summary' END;
+        IF NOT coalesce(smartetl._cron_valid(sched), false) OR coalesce((d->>'is_paused')::boolean, false)
+           OR NOT coalesce((d->>'is_active')::boolean, true) THEN
+            sched := NULL;
+        END IF;
+        tz := coalesce(substring(d->>'timezone' FROM '^Timezone\(''([^'']+)''\)$'), nullif(d->>'timezone', ''), default_tz);
+        BEGIN
+            PERFORM smartetl._cron_check(NULL, tz);
+        EXCEPTION WHEN invalid_parameter_value THEN
+            tz := default_tz;
+        END;
+        PERFORM smartetl._pipeline_ensure(ns, d->>'dag_id');
+        UPDATE smartetl.pipeline p
+        SET schedule = sched, schedule_timezone = CASE WHEN sched IS NOT NULL THEN tz END,
+            deadline = coalesce(p.deadline, dl)
+        WHERE p.namespace = ns AND p.name = d->>'dag_id'
+          AND (p.schedule IS DISTINCT FROM sched
+               OR p.schedule_timezone IS DISTINCT FROM CASE WHEN sched IS NOT NULL THEN tz END
+               OR p.deadline IS DISTINCT FROM coalesce(p.deadline, dl));
+        GET DIAGNOSTICS n = ROW_COUNT;
+        changed := changed + n;
+    END LOOP;
+    RETURN changed;
+END $$;
+COMMENT ON FUNCTION smartetl.sync_airflow_schedules(jsonb, jsonb) IS 'set pipeline schedules from Airflow''s GET /api/v1/dags response (cron schedule_interval or timetable_summary, DAG timezone); options namespace (default airflow), timezone (default UTC), deadline; returns the pipelines changed';
+CREATE FUNCTION smartetl._pg_cron_jobs()
+RETURNS TABLE (pipeline text, schedule text, active boolean)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF to_regclass('cron.job') IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE 'SELECT coalesce(j.jobname, ''job '' || j.jobid), j.schedule, j.active FROM cron.job j';
+END $$;
+
+CREATE OR REPLACE FUNCTION smartetl.sync_pg_cron()
+RETURNS smartetl.ingest_result
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    from_runid bigint;
+    batch      record;
+    result     smartetl.ingest_result;
+    job        record;
+    sched      text;
+    tz         text := coalesce(nullif(current_setting('cron.timezone', true), ''), 'GMT');
+BEGIN
+    -- one import at a time; the import itself is idempotent anyway
+    PERFORM pg_advisory_xact_lock(1397572950, 1);
+    SELECT position INTO from_runid FROM smartetl.sync_state WHERE source = 'pg_cron';
+
+    -- from the high-water mark: every run after it, which includes the ones
+    -- that were still running at the last import
+    SELECT * INTO batch FROM smartetl._pg_cron_runs(from_runid);
+
+    IF batch.payload IS NULL THEN
+        result := (0, 0, 0, 0);
+    ELSE
+        result := smartetl.ingest('jsonl', batch.payload, jsonb_build_object(
+            'namespace', 'pg_cron', 'source', 'cron.job_run_details',
+            'status_map', jsonb_build_object('starting', 'running', 'connecting', 'running',
+                                             'sending', 'running')));
+    END IF;
+
+    INSERT INTO smartetl.sync_state AS s (source, position, synced_at)
+    VALUES ('pg_cron', batch.next_position, now())
+    ON CONFLICT (source) DO UPDATE SET position = excluded.position, synced_at = excluded.synced_at;
+
+    -- each job's schedule, in pg_cron's cron.timezone (GMT unless set), so a
+    -- deadline rule notices a job that never starts; jobs pg_cron runs every
+    -- few seconds, or inactive ones, have none
+    FOR job IN SELECT * FROM smartetl._pg_cron_jobs() LOOP
+        sched := CASE WHEN job.active AND smartetl._cron_valid(job.schedule) THEN job.schedule END;
+        PERFORM smartetl._pipeline_ensure('pg_cron', job.pipeline);
+        UPDATE smartetl.pipeline p SET schedule = sched, schedule_timezone = CASE WHEN sched IS NOT NULL THEN tz END
+        WHERE p.namespace = 'pg_cron' AND p.name = job.pipeline
+          AND (p.schedule IS DISTINCT FROM sched
+               OR p.schedule_timezone IS DISTINCT FROM CASE WHEN sched IS NOT NULL THEN tz END);
+    END LOOP;
+    RETURN result;
+END $$;
+COMMENT ON FUNCTION smartetl.sync_pg_cron() IS 'import new and changed rows of cron.job_run_details (every user''s jobs) as runs (namespace pg_cron), and each job''s schedule (cron.job.schedule in cron.timezone) as its pipeline''s; safe to call every minute, also concurrently';
+CREATE FUNCTION smartetl.next_alert_due(after timestamptz DEFAULT now()) RETURNS timestamptz
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT min(x.t) FROM (
+        SELECT ds.next_deadline_at AS t
+        FROM smartetl.deadline_status(after) ds
+        WHERE EXISTS (SELECT 1 FROM smartetl.alert_rule r WHERE r.enabled AND r.kind = 'deadline')
+        UNION ALL
+        SELECT CASE WHEN st.last_notified_at IS NULL THEN g.first_pending + r.group_wait
+                    WHEN g.changed THEN st.last_notified_at + r.group_interval
+                    WHEN g.any_firing THEN least(st.last_notified_at + r.repeat_interval,
+                                                 coalesce(st.am_posted_at, st.last_notified_at) + interval '1 minute') END
+        FROM (SELECT a.group_key, min(a.rule_name) AS rule_name,
+                     min(a.started_at) FILTER (WHERE a.state = 'firing' AND NOT a.silenced
+                                               AND a.notified_state IS DISTINCT FROM 'firing') AS first_pending,
+                     bool_or((a.state = 'firing' AND NOT a.silenced AND a.notified_state IS DISTINCT FROM 'firing')
+                             OR (a.state = 'resolved' AND a.notified_state = 'firing')) AS changed,
+                     bool_or(a.state = 'firing' AND NOT a.silenced) AS any_firing
+              FROM smartetl.alert a
+              WHERE a.state = 'firing' OR a.notified_state = 'firing'
+              GROUP BY a.group_key) g
+        JOIN smartetl.alert_rule r ON r.name = g.rule_name
+        LEFT JOIN smartetl.alert_group st ON st.group_key = g.group_key
+        UNION ALL
+        SELECT s.starts_at FROM smartetl.silence s
+        UNION ALL
+        SELECT s.ends_at FROM smartetl.silence s
+    ) x
+    WHERE x.t > after
+$$;
+COMMENT ON FUNCTION smartetl.next_alert_due(timestamptz) IS 'the next time after "after" at which an evaluation is due by the clock (a deadline, group_wait, group_interval, repeat_interval, a silence starting or ending); the alert worker wakes then';
+REVOKE ALL ON FUNCTION smartetl.alert_rule_kinds(), smartetl.deadline_status(timestamptz),
+                       smartetl.next_alert_due(timestamptz), smartetl.sync_airflow_schedules(jsonb, jsonb),
+                       smartetl._pg_cron_jobs() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION smartetl.alert_rule_kinds(), smartetl.deadline_status(timestamptz) TO smartetl_reader;
+GRANT EXECUTE ON FUNCTION smartetl.next_alert_due(timestamptz), smartetl.sync_airflow_schedules(jsonb, jsonb),
+                          smartetl._pg_cron_jobs()
+    TO smartetl_admin;
