@@ -4,7 +4,9 @@
  *		smartetl.database, registered from shared_preload_libraries.
  *
  * Each cycle: wait on the latch (set at commit by ingest and run changes,
- * alert_wake.c) or until the naptime or the next due delivery; record the
+ * alert_wake.c) or until the naptime, the next due delivery or the next
+ * time the clock makes an evaluation due (a pipeline deadline, a group's
+ * group_wait ...: smartetl.next_alert_due()); record the
  * outcomes of finished transfers; when woken or every naptime, run
  * smartetl.evaluate_alerts(); claim due deliveries and start sending them.
  *

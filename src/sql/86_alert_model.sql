@@ -59,9 +59,15 @@ CREATE TABLE smartetl.alert_rule (
     repeat_interval  interval NOT NULL DEFAULT '4 hours' CHECK (repeat_interval > interval '0'),
     query            text,
     enabled          boolean NOT NULL DEFAULT true,
-    created_at       timestamptz NOT NULL DEFAULT now()
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    after_tries      integer CHECK (after_tries >= 1),
+    inhibit          text NOT NULL DEFAULT 'lineage' CHECK (inhibit IN ('off', 'children', 'lineage')),
+    escalation_policy text
 );
 COMMENT ON TABLE smartetl.alert_rule IS 'alert rules: kind, selector {"namespace", "pipeline" (glob * ?), "tags" [all of]}, threshold (consecutive failures, anomaly score, risk, drift, or the sql rule''s value), severity, channels, group_by labels (pipeline, namespace, severity), group_wait / group_interval / repeat_interval as in Alertmanager; kind sql runs query, a read-only SELECT returning pipeline text and value double precision, as smartetl_reader within smartetl.rule_timeout';
+COMMENT ON COLUMN smartetl.alert_rule.after_tries IS 'run_failed, consecutive_failures: a failed try that will be retried (Airflow up_for_retry, attrs.will_retry, attempt < attrs.max_attempts, or a later attempt of the same run) fires only from this try on; NULL: only once retries are exhausted';
+COMMENT ON COLUMN smartetl.alert_rule.inhibit IS 'what this rule''s firing alerts mute: off; children (alerts on pipelines whose runs are children of the alert''s pipeline''s runs); lineage (children, and pipelines downstream by OpenLineage datasets)';
+COMMENT ON COLUMN smartetl.alert_rule.escalation_policy IS 'the smartetl.escalation_policy whose steps notify further channels while an alert stays unacknowledged';
 
 -- API: Public
 CREATE TABLE smartetl.silence (
@@ -89,9 +95,26 @@ CREATE TABLE smartetl.alert (
     started_at      timestamptz NOT NULL,
     last_seen_at    timestamptz NOT NULL,
     resolved_at     timestamptz,
-    notified_state  text CHECK (notified_state IN ('firing', 'resolved'))
+    notified_state  text CHECK (notified_state IN ('firing', 'resolved')),
+    inhibited_by    bigint,
+    muted_by        text,
+    acked_by        text,
+    acked_at        timestamptz,
+    ack_comment     text,
+    assignee        text,
+    snoozed_until   timestamptz,
+    escalation_level integer NOT NULL DEFAULT 0,
+    escalated_at    timestamptz,
+    notified_at     timestamptz
 );
 COMMENT ON TABLE smartetl.alert IS 'alerts: one firing row per fingerprint (rule + labels) at a time, kept after it resolves; notified_state is what the last notification said about it';
+COMMENT ON COLUMN smartetl.alert.silenced IS 'muted by a silence (smartetl.silence) now';
+COMMENT ON COLUMN smartetl.alert.inhibited_by IS 'the firing alert on a parent or upstream pipeline that mutes this one (rule option inhibit)';
+COMMENT ON COLUMN smartetl.alert.muted_by IS 'the maintenance window that mutes this alert now';
+COMMENT ON COLUMN smartetl.alert.acked_by IS 'who acknowledged the alert (smartetl.ack); stops its escalation';
+COMMENT ON COLUMN smartetl.alert.snoozed_until IS 'no notification about this alert before this time (smartetl.snooze)';
+COMMENT ON COLUMN smartetl.alert.escalation_level IS 'how many escalation steps have notified so far';
+COMMENT ON COLUMN smartetl.alert.notified_at IS 'when the alert was first notified as firing (escalation counts from then)';
 CREATE UNIQUE INDEX alert_firing ON smartetl.alert (fingerprint) WHERE state = 'firing';
 CREATE INDEX alert_group_idx ON smartetl.alert (group_key, state);
 
@@ -115,7 +138,7 @@ CREATE TABLE smartetl.delivery (
     notification     jsonb NOT NULL,
     payload          jsonb NOT NULL,
     status           text NOT NULL DEFAULT 'pending'
-                     CHECK (status IN ('pending', 'sending', 'sent', 'retrying', 'dead')),
+                     CHECK (status IN ('pending', 'sending', 'sent', 'retrying', 'dead', 'muted', 'skipped')),
     attempts         integer NOT NULL DEFAULT 0,
     next_attempt_at  timestamptz NOT NULL DEFAULT now(),
     created_at       timestamptz NOT NULL DEFAULT now(),
@@ -124,7 +147,7 @@ CREATE TABLE smartetl.delivery (
     last_error       text,
     UNIQUE (channel, idempotency_key)
 );
-COMMENT ON TABLE smartetl.delivery IS 'the outbox: one row per notification and channel; pending -> sent, or retrying with exponential backoff and jitter (Retry-After honoured) -> dead after smartetl.max_attempts; per channel and group, notifications are sent in order';
+COMMENT ON TABLE smartetl.delivery IS 'the outbox: one row per notification and channel; pending -> sent, or retrying with exponential backoff and jitter (Retry-After honoured) -> dead after smartetl.max_attempts; per channel and group, notifications are sent in order; muted: held while the channel is in a maintenance window, skipped once the window ended (superseded by a catch-up notification, or nothing left to say)';
 CREATE INDEX delivery_due ON smartetl.delivery (next_attempt_at) WHERE status IN ('pending', 'retrying');
 CREATE INDEX delivery_group ON smartetl.delivery (channel, group_key, delivery_id)
     WHERE status IN ('pending', 'retrying', 'sending');
@@ -271,6 +294,11 @@ BEGIN
     ELSIF NEW.query IS NOT NULL THEN
         RAISE EXCEPTION 'alert rule "%" of kind % takes no query', NEW.name, NEW.kind
             USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NEW.escalation_policy IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM smartetl.escalation_policy e WHERE e.name = NEW.escalation_policy) THEN
+        RAISE EXCEPTION 'alert rule "%" names unknown escalation policy "%"', NEW.name, NEW.escalation_policy
+            USING ERRCODE = 'foreign_key_violation', HINT = 'Create it in smartetl.escalation_policy first.';
     END IF;
     RETURN NEW;
 END $$;
