@@ -4,7 +4,9 @@
  *		smartetl.database, registered from shared_preload_libraries.
  *
  * Each cycle: wait on the latch (set at commit by ingest and run changes,
- * alert_wake.c) or until the naptime or the next due delivery; record the
+ * alert_wake.c) or until the naptime, the next due delivery or the next
+ * time the clock makes an evaluation due (a pipeline deadline, a group's
+ * group_wait ...: smartetl.next_alert_due()); record the
  * outcomes of finished transfers; when woken or every naptime, run
  * smartetl.evaluate_alerts(); claim due deliveries and start sending them.
  *
@@ -81,6 +83,17 @@ PGDLLEXPORT void smartetl_alert_worker_main(Datum main_arg);
 	"SELECT pg_catalog.pg_try_advisory_xact_lock(" CppAsString2(LOCK_ALERT_EVALUATION_CLASS) ", " \
 	CppAsString2(LOCK_ALERT_EVALUATION_SUB) ")"
 #define EVALUATE_SQL "SELECT smartetl.evaluate_alerts()"
+
+/*
+ * Milliseconds until the clock makes the next evaluation due (a deadline,
+ * a group's group_wait ...), from smartetl.next_alert_due(), which a
+ * database still at 0.1.0 does not have.
+ */
+#define NEXT_DUE_EXISTS_SQL \
+	"SELECT pg_catalog.to_regprocedure('smartetl.next_alert_due(timestamp with time zone)') IS NOT NULL"
+#define NEXT_DUE_SQL \
+	"SELECT pg_catalog.ceil(pg_catalog.date_part('epoch', d OPERATOR(pg_catalog.-) " \
+	"pg_catalog.clock_timestamp()) OPERATOR(pg_catalog.*) 1000) FROM smartetl.next_alert_due() d"
 
 /* Register one worker per database of smartetl.database. */
 void
@@ -329,6 +342,17 @@ evaluate(WorkerState *ws)
 	{
 		if (alert_spi_execute(EVALUATE_SQL, 0, NULL, NULL, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "smartetl.evaluate_alerts() failed");
+		/* wake for the next deadline on time, not at the next naptime */
+		if (alert_spi_execute(NEXT_DUE_EXISTS_SQL, 0, NULL, NULL, NULL, true, 1) == SPI_OK_SELECT &&
+			DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) &&
+			alert_spi_execute(NEXT_DUE_SQL, 0, NULL, NULL, NULL, true, 1) == SPI_OK_SELECT)
+		{
+			Datum		ms = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+			if (!isnull)
+				ws->next_evaluation = Min(ws->next_evaluation,
+										  in_ms((long) Min(Max(DatumGetFloat8(ms), 0.0), 86400000.0) + 1));
+		}
 	}
 	else
 		ws->next_evaluation = in_ms(BUSY_RETRY_MS);

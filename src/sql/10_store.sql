@@ -17,11 +17,17 @@ CREATE TABLE smartetl.pipeline (
     sla               interval,
     tags              text[] NOT NULL DEFAULT '{}',
     created_at        timestamptz NOT NULL DEFAULT now(),
+    schedule          text,
+    schedule_timezone text,
+    deadline          interval CHECK (deadline > interval '0'),
     UNIQUE (namespace, name),
     CHECK (expected_interval IS NULL OR expected_interval > interval '0'),
     CHECK (sla IS NULL OR sla > interval '0')
 );
 COMMENT ON TABLE smartetl.pipeline IS 'one row per monitored pipeline (Airflow DAG, dbt project, cron job, ...); created on first ingest';
+COMMENT ON COLUMN smartetl.pipeline.schedule IS 'when the pipeline is scheduled to start: a 5-field cron expression (minute hour day-of-month month day-of-week) or @daily, @hourly ...; checked when written';
+COMMENT ON COLUMN smartetl.pipeline.schedule_timezone IS 'the time zone of schedule (a pg_timezone_names name; NULL means UTC)';
+COMMENT ON COLUMN smartetl.pipeline.deadline IS 'how long after each scheduled start a successful run must have finished (rule kind deadline)';
 
 -- Templates are stored append-only so that learning never waits for
 -- another session's open transaction (src/template/template_store.c): a new

@@ -53,6 +53,9 @@ DECLARE
     from_runid bigint;
     batch      record;
     result     smartetl.ingest_result;
+    job        record;
+    sched      text;
+    tz         text := coalesce(nullif(current_setting('cron.timezone', true), ''), 'GMT');
 BEGIN
     -- one import at a time; the import itself is idempotent anyway
     PERFORM smartetl._xact_lock('pg_cron_sync');
@@ -74,6 +77,18 @@ BEGIN
     INSERT INTO smartetl.sync_state AS s (source, position, synced_at)
     VALUES ('pg_cron', batch.next_position, now())
     ON CONFLICT (source) DO UPDATE SET position = excluded.position, synced_at = excluded.synced_at;
+
+    -- each job's schedule, in pg_cron's cron.timezone (GMT unless set), so a
+    -- deadline rule notices a job that never starts; jobs pg_cron runs every
+    -- few seconds, or inactive ones, have none
+    FOR job IN SELECT * FROM smartetl._pg_cron_jobs() LOOP
+        sched := CASE WHEN job.active AND smartetl._cron_valid(job.schedule) THEN job.schedule END;
+        PERFORM smartetl._pipeline_ensure('pg_cron', job.pipeline);
+        UPDATE smartetl.pipeline p SET schedule = sched, schedule_timezone = CASE WHEN sched IS NOT NULL THEN tz END
+        WHERE p.namespace = 'pg_cron' AND p.name = job.pipeline
+          AND (p.schedule IS DISTINCT FROM sched
+               OR p.schedule_timezone IS DISTINCT FROM CASE WHEN sched IS NOT NULL THEN tz END);
+    END LOOP;
     RETURN result;
 END $$;
-COMMENT ON FUNCTION smartetl.sync_pg_cron() IS 'import new and changed rows of cron.job_run_details (every user''s jobs) as runs (namespace pg_cron); safe to call every minute, also concurrently';
+COMMENT ON FUNCTION smartetl.sync_pg_cron() IS 'import new and changed rows of cron.job_run_details (every user''s jobs) as runs (namespace pg_cron), and each job''s schedule (cron.job.schedule in cron.timezone) as its pipeline''s; safe to call every minute, also concurrently';

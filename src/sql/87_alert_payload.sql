@@ -10,7 +10,10 @@
 --    "alerts": [{"fingerprint", "status", "starts_at", "ends_at",
 --                "labels": {...}, "annotations": {"summary", "description",
 --                "error", "error_template", "value", "since", "host",
---                "recent_history": [{"run_at", "status", "duration_s"}]}}],
+--                "recent_history": [{"run_at", "status", "duration_s"}],
+--                on-call, when set: "acked_by", "acked_at", "ack_comment",
+--                "assignee", "escalation_level", "muted_alerts": [{"alert_id",
+--                "rule", "pipeline", "summary"}], "tries"}}],
 --    "link": url | null, "sent_at"}
 -- Channel options: {"title_prefix", "mention", "from", "to"} (the caller
 -- has already expanded "link_template" into n.link).
@@ -225,7 +228,20 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
                     concat_ws(' ', coalesce(nullif(x.l->>'pipeline', ''), nullif(n->'group_labels'->>'pipeline', '')),
                               CASE WHEN n->'rule'->>'kind' = 'run_failed' THEN 'failed' END),
                     nullif(n->'rule'->>'name', ''), 'alert'),
-           nullif(btrim(x.ann->>'description'), ''),
+           -- on-call additions (smartetl._alert_extras): acknowledgement, assignee, inhibited alerts
+           nullif(concat_ws(E'\n', nullif(btrim(x.ann->>'description'), ''),
+                            'Acknowledged by ' || nullif(x.ann->>'acked_by', '')
+                                || coalesce(' at ' || smartetl._alert_human_ts(x.ann->>'acked_at'), '')
+                                || coalesce(': ' || nullif(x.ann->>'ack_comment', ''), ''),
+                            'Assigned to ' || nullif(x.ann->>'assignee', ''),
+                            'Escalation step ' || (x.ann->>'escalation_level'),
+                            (SELECT format('Also muted (downstream of this one): %s alert%s: %s', count(*),
+                                           CASE WHEN count(*) = 1 THEN '' ELSE 's' END,
+                                           string_agg(coalesce(m->>'pipeline', '?'), ', ' ORDER BY o))
+                             FROM jsonb_array_elements(CASE WHEN jsonb_typeof(x.ann->'muted_alerts') = 'array'
+                                                            THEN x.ann->'muted_alerts' ELSE '[]' END)
+                                  WITH ORDINALITY AS e(m, o)
+                             HAVING count(*) > 0)), ''),
            coalesce(nullif(x.l->>'namespace', ''), nullif(n->'group_labels'->>'namespace', '')),
            coalesce(nullif(x.l->>'pipeline', ''), nullif(n->'group_labels'->>'pipeline', '')),
            coalesce(nullif(x.ann->>'host', ''), nullif(x.l->>'host', '')),

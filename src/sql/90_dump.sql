@@ -23,6 +23,8 @@ SELECT pg_catalog.pg_extension_config_dump('smartetl.alert', '');
 SELECT pg_catalog.pg_extension_config_dump('smartetl.alert_group', '');
 SELECT pg_catalog.pg_extension_config_dump('smartetl.delivery', '');
 SELECT pg_catalog.pg_extension_config_dump('smartetl.alert_rule_state', '');
+SELECT pg_catalog.pg_extension_config_dump('smartetl.maintenance_window', '');
+SELECT pg_catalog.pg_extension_config_dump('smartetl.escalation_policy', '');
 SELECT pg_catalog.pg_extension_config_dump('smartetl.model', '');
 SELECT pg_catalog.pg_extension_config_dump('smartetl.prediction', '');
 SELECT pg_catalog.pg_extension_config_dump('smartetl.api_key', '');

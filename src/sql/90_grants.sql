@@ -134,7 +134,7 @@ GRANT EXECUTE ON FUNCTION smartetl.evaluate_alerts(), smartetl.test_channel(text
                           smartetl._alert_conditions(smartetl.alert_rule),
                           smartetl._silence_matches(jsonb, jsonb),
                           smartetl._alert_apply_rule(smartetl.alert_rule),
-                          smartetl._alert_notification(text, text, text), smartetl._alert_notify(),
+                          smartetl._alert_notification(text, text, text, text[]), smartetl._alert_notify(),
                           smartetl._alert_refresh_alertmanager(smartetl.alert_rule, smartetl.alert_group),
                           smartetl._test_notification(text)
     TO smartetl_admin;
@@ -161,3 +161,33 @@ GRANT EXECUTE ON FUNCTION smartetl.train_risk_model(interval, text, jsonb), smar
                           smartetl._model_psi(double precision[], double precision[], integer),
                           smartetl._classifier_metrics(double precision[], double precision[])
     TO smartetl_admin;
+
+-- on-call: schedules are read by everyone, checked for whoever writes them
+GRANT EXECUTE ON FUNCTION smartetl.cron_next(text, timestamptz, text),
+                          smartetl._cron_prev(text, timestamptz, text)
+    TO smartetl_reader;
+GRANT EXECUTE ON FUNCTION smartetl._cron_check(text, text), smartetl._cron_valid(text) TO smartetl_writer;
+GRANT EXECUTE ON FUNCTION smartetl.alert_rule_kinds(), smartetl.deadline_status(timestamptz) TO smartetl_reader;
+GRANT EXECUTE ON FUNCTION smartetl.next_alert_due(timestamptz), smartetl.sync_airflow_schedules(jsonb, jsonb),
+                          smartetl._pg_cron_jobs()
+    TO smartetl_admin;
+GRANT EXECUTE ON FUNCTION smartetl._alert_muted(smartetl.alert), smartetl._alert_held(smartetl.alert),
+                          smartetl._alert_extras(smartetl.alert), smartetl._run_retry(bigint),
+                          smartetl._alert_inhibit()
+    TO smartetl_admin;
+GRANT SELECT ON smartetl.maintenance_window TO smartetl_reader;
+GRANT SELECT, INSERT, UPDATE, DELETE ON smartetl.maintenance_window TO smartetl_admin;
+GRANT EXECUTE ON FUNCTION smartetl.maintenance_window_active(text, timestamptz),
+                          smartetl._window_value(text, text), smartetl._window_in(jsonb, text, integer, integer),
+                          smartetl._time_interval_active(jsonb, timestamptz, text)
+    TO smartetl_reader;
+GRANT EXECUTE ON FUNCTION smartetl._window_next_change(smartetl.maintenance_window, timestamptz),
+                          smartetl._alert_window_catch_up()
+    TO smartetl_admin;
+GRANT SELECT ON smartetl.escalation_policy, smartetl.alert_status TO smartetl_reader;
+GRANT SELECT, INSERT, UPDATE, DELETE ON smartetl.escalation_policy TO smartetl_admin;
+-- on call: acknowledge, assign, snooze (SECURITY DEFINER: they change those columns only)
+GRANT EXECUTE ON FUNCTION smartetl.ack(bigint, text, text), smartetl.unack(bigint),
+                          smartetl.assign(bigint, text), smartetl.snooze(bigint, timestamptz, text)
+    TO smartetl_oncall;
+GRANT EXECUTE ON FUNCTION smartetl._alert_escalate() TO smartetl_admin;

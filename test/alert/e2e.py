@@ -27,7 +27,14 @@ checks, printing TAP:
   * a statement of the worker past smartetl.worker_statement_timeout is
     cancelled, logged and survived: the worker delivers once it is fast;
   * DROP EXTENSION smartetl CASCADE while the worker is busy completes in
-    seconds, and CREATE EXTENSION brings the same worker back to work.
+    seconds, and CREATE EXTENSION brings the same worker back to work;
+  * on call: a deadline passing with no run since its scheduled start
+    fires within a second of it (webhook and Alertmanager); a maintenance
+    window with alerts firing through it (still-firing ones notified at its
+    end, cleared ones never); a dbt invocation failing with 20 failed nodes
+    gives one notification listing them; a task failing twice then
+    succeeding on its third try notifies nobody; an unacknowledged alert
+    escalates to e-mail on time and an acknowledged one does not.
 
 SMARTETL_E2E_ONLY=name,name runs only those tests (after the setup).
 """
@@ -177,7 +184,12 @@ def setup_objects():
       ('bigbus', 'notify', 'smartetl_big', '{}', NULL),
       ('bighook', 'webhook', '%(u)s/bighook', '{}', NULL),
       ('tmo', 'webhook', '%(u)s/tmo', '{}', NULL),
-      ('dropper', 'webhook', '%(u)s/dropper', '{}', NULL)""" % {"u": u, "am": AM_PORT, "smtp": SMTP_PORT})
+      ('dropper', 'webhook', '%(u)s/dropper', '{}', NULL),
+      ('ocdeadline', 'webhook', '%(u)s/oc-deadline', '{}', NULL),
+      ('ocwindow', 'webhook', '%(u)s/oc-window', '{}', NULL),
+      ('ocdbt', 'webhook', '%(u)s/oc-dbt', '{}', NULL),
+      ('ocretry', 'webhook', '%(u)s/oc-retry', '{}', NULL),
+      ('ocesc', 'webhook', '%(u)s/oc-esc', '{}', NULL)""" % {"u": u, "am": AM_PORT, "smtp": SMTP_PORT})
     psql("""INSERT INTO smartetl.alert_rule (name, kind, selector, severity, channels, group_wait, group_interval) VALUES
       ('e2e-failures', 'run_failed', '{"namespace": "e2e"}', 'critical', '{teams,slack,hook,am,mail,bus}', '0', '0'),
       ('e2e-down', 'run_failed', '{"namespace": "e2e_down"}', 'warning', '{down}', '0', '0'),
@@ -189,7 +201,16 @@ def setup_objects():
       ('e2e-big-hook', 'run_failed', '{"namespace": "e2e_big"}', 'warning', '{bighook}', '0', '0'),
       ('e2e-utf8', 'run_failed', '{"namespace": "e2e_utf8"}', 'warning', '{mail}', '0', '0'),
       ('e2e-timeout', 'run_failed', '{"namespace": "e2e_timeout"}', 'warning', '{tmo}', '0', '0'),
-      ('e2e-drop', 'run_failed', '{"namespace": "e2e_drop"}', 'warning', '{dropper,bus}', '0', '0')""")
+      ('e2e-drop', 'run_failed', '{"namespace": "e2e_drop"}', 'warning', '{dropper,bus}', '0', '0'),
+      ('oc-deadline', 'deadline', '{"namespace": "e2e_oc"}', 'critical', '{ocdeadline,am}', '0', '0'),
+      ('oc-window', 'run_failed', '{"namespace": "e2e_ocwin"}', 'warning', '{ocwindow}', '0', '0'),
+      ('oc-dbt', 'run_failed', '{"namespace": "e2e_ocdbt"}', 'critical', '{ocdbt}', '0', '0'),
+      ('oc-retry', 'run_failed', '{"namespace": "e2e_ocretry"}', 'critical', '{ocretry}', '0', '0')""")
+    psql("""INSERT INTO smartetl.escalation_policy (name, steps)
+              VALUES ('oc-page', '[{"after": "3 seconds", "channels": ["mail"]}]')""")
+    psql("""INSERT INTO smartetl.alert_rule (name, kind, selector, severity, channels, group_wait, group_interval,
+                                             escalation_policy)
+              VALUES ('oc-esc', 'run_failed', '{"namespace": "e2e_ocesc"}', 'critical', '{ocesc}', '0', '0', 'oc-page')""")
 
 
 def setup():
@@ -203,7 +224,8 @@ def setup():
     psql("SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS smartetl")
     # the worker may be evaluating: take its evaluation lock for the clean-up
     psql("""BEGIN; SELECT pg_advisory_xact_lock(1397572948, 1000);
-            DELETE FROM smartetl.alert_rule; DELETE FROM smartetl.channel; DELETE FROM smartetl.delivery;
+            DELETE FROM smartetl.alert_rule; DELETE FROM smartetl.escalation_policy;
+            DELETE FROM smartetl.maintenance_window; DELETE FROM smartetl.channel; DELETE FROM smartetl.delivery;
             DELETE FROM smartetl.alert; DELETE FROM smartetl.alert_group; DELETE FROM smartetl.alert_rule_state;
             DELETE FROM smartetl.pipeline WHERE namespace LIKE 'e2e%'; COMMIT;""")
     setup_objects()
@@ -537,10 +559,137 @@ def test_drop_extension():
 
 
 TESTS = ["delivery_shapes", "retry_after", "hang", "large_notify", "outbox_isolation", "long_utf8_subject",
-         "statement_timeout",
+         "statement_timeout", "oncall_deadline", "oncall_window", "oncall_dbt", "oncall_retry", "oncall_escalation",
          "receiver_down", "allowed_hosts_reload", "secret_not_logged", "storm_crash", "drop_extension"]
 NEEDS_CLUSTER_DIR = ("secret_not_logged", "storm_crash")
 
+
+
+# ---------------------------------------------------------------- on call (issue 15)
+
+def test_oncall_deadline():
+    """A deadline passing with no run since its scheduled start fires within a second of it."""
+    # one success just before today's scheduled start (the minute now), so only today's deadline,
+    # 3 s from now, is missed: no run at all after the scheduled start
+    psql("""SELECT smartetl.ingest('csv', format(E'job,run_id,start,end,status\\noc_nightly,y1,%s,%s,success\\n',
+                   date_trunc('minute', now()) - interval '40 seconds', date_trunc('minute', now()) - interval '30 seconds'),
+                   '{"namespace": "e2e_oc"}')""")
+    due = psql("""WITH u AS (UPDATE smartetl.pipeline
+                  SET schedule = to_char(date_trunc('minute', now()) AT TIME ZONE 'UTC', 'FMMI FMHH24 * * *'),
+                      deadline = now() - date_trunc('minute', now()) + interval '3 seconds'
+                  WHERE namespace = 'e2e_oc' AND name = 'oc_nightly'
+                  RETURNING extract(epoch FROM date_trunc('minute', now()) + deadline) AS due) SELECT due FROM u""")
+    due = float(due)
+    ok(not requests("/oc-deadline"), "nothing before the deadline")
+    hook = wait_for(lambda: requests("/oc-deadline"), timeout=20)
+    ok(bool(hook) and hook[0]["json"]["alerts"][0]["labels"]["pipeline"] == "oc_nightly"
+       and "no run started since" in hook[0]["json"]["alerts"][0]["annotations"]["description"],
+       "a deadline passing with no run since its scheduled start notifies", hook and hook[0]["body"][:500])
+    late = psql("""SELECT extract(epoch FROM started_at - (annotations->>'deadline_at')::timestamptz)
+                   FROM smartetl.alert WHERE rule_name = 'oc-deadline' AND state = 'firing'""")
+    ok(late != "" and 0 <= float(late) < 1.0, "the alert fired within 1 s of the deadline, not at the naptime (%s s)" % late)
+    if hook:
+        ok(hook[0]["time"] - due < PROMPT, "the webhook had it %.3f s after the deadline" % (hook[0]["time"] - due))
+    am = wait_for(lambda: [a for a in json.loads(subprocess.run(
+        ["bash", os.path.join(RECV, "alertmanager.sh"), "alerts", str(AM_PORT)],
+        capture_output=True, text=True).stdout or "[]") if a["labels"].get("alertname") == "oc-deadline"])
+    ok(bool(am) and am[0]["labels"].get("pipeline") == "oc_nightly", "Alertmanager shows the missed deadline",
+       json.dumps(am)[:400])
+    ingest(["oc_nightly,t1,%s,%s,success," % (time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime(time.time() - 1)),
+                                             time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime()))], ns="e2e_oc")
+    ok(wait_for(lambda: [r for r in requests("/oc-deadline") if r["json"]["status"] == "resolved"]) != [],
+       "a late success resolves it")
+
+
+def test_oncall_window():
+    """A window starting and ending with alerts firing through it."""
+    psql("""INSERT INTO smartetl.maintenance_window (name, time_intervals, rules, enabled)
+            VALUES ('oc-upgrade', '[{}]', '{oc-window}', true)""")
+    ingest(["win_still,1,2026-01-02 01:00:00,2026-01-02 01:01:00,failed,boom",
+            "win_cleared,1,2026-01-02 01:00:00,2026-01-02 01:01:00,failed,boom"], ns="e2e_ocwin")
+    ingest(["win_cleared,2,2026-01-02 02:00:00,2026-01-02 02:01:00,success,"], ns="e2e_ocwin")
+    time.sleep(3)
+    muted = psql("SELECT string_agg(labels->>'pipeline' || ':' || state, ',' ORDER BY 1) FROM smartetl.alert "
+                 "WHERE rule_name = 'oc-window' AND muted_by = 'oc-upgrade'")
+    ok(not requests("/oc-window") and muted == "win_cleared:resolved,win_still:firing",
+       "during the window: alerts recorded as muted, nothing sent", muted)
+    t0 = time.time()
+    psql("UPDATE smartetl.maintenance_window SET enabled = false WHERE name = 'oc-upgrade'")
+    hook = wait_for(lambda: requests("/oc-window"))
+    ok(bool(hook) and hook[0]["time"] - t0 < PROMPT
+       and [a["labels"]["pipeline"] for a in hook[0]["json"]["alerts"]] == ["win_still"]
+       and hook[0]["json"]["status"] == "firing",
+       "when it ends, the alert still firing is notified at once", hook and hook[0]["body"][:400])
+    time.sleep(3)
+    ok(not [r for r in requests("/oc-window") if "win_cleared" in r["body"]],
+       "the alert that cleared during the window sends nothing (no orphan resolved)")
+
+
+def test_oncall_dbt():
+    """A dbt invocation failing with 20 failed nodes gives one notification."""
+    doc = {"metadata": {"dbt_version": "1.9.0", "generated_at": "2026-01-03T03:00:10Z", "invocation_id": "oc-inv-20"},
+           "elapsed_time": 12.5,
+           "results": [{"status": "error", "unique_id": "model.shop.m%02d" % i, "execution_time": 0.5, "timing": [],
+                        "adapter_response": {}, "message": "relation raw.src%d does not exist" % i, "failures": None}
+                       for i in range(1, 21)]}
+    psql("SELECT smartetl.ingest('dbt', $oc$%s$oc$, '{\"namespace\": \"e2e_ocdbt\"}')" % json.dumps(doc))
+    first = wait_for(lambda: requests("/oc-dbt"))
+    time.sleep(3)
+    got = requests("/oc-dbt")
+    ok(len(got) == 1 and got[0]["json"]["alerts"][0]["labels"]["pipeline"] == "shop"
+       and len(got[0]["json"]["alerts"][0]["annotations"].get("muted_alerts", [])) == 20,
+       "one notification, for the invocation, listing the 20 nodes it muted (%d received)" % len(got),
+       first and first[0]["body"][:400])
+
+
+def test_oncall_retry():
+    """A task failing twice then succeeding on its third try notifies nobody."""
+    def try_(n, state):
+        doc = {"task_instances": [{"dag_id": "ocdag", "task_id": "load", "dag_run_id": "scheduled__2026-01-04",
+                                   "try_number": n, "max_tries": 2, "state": state,
+                                   "start_date": "2026-01-04T00:0%d:00+00:00" % n, "end_date": "2026-01-04T00:0%d:30+00:00" % n}]}
+        psql("SELECT smartetl.ingest('airflow', $oc$%s$oc$, '{\"namespace\": \"e2e_ocretry\"}')" % json.dumps(doc))
+        time.sleep(1.5)
+    try_(1, "up_for_retry")
+    try_(2, "up_for_retry")
+    try_(3, "success")
+    time.sleep(2)
+    ok(not requests("/oc-retry"), "failed twice, succeeded on the third try: no notification")
+    psql("SELECT smartetl.ingest('airflow', $oc$%s$oc$, '{\"namespace\": \"e2e_ocretry\"}')" % json.dumps(
+        {"task_instances": [{"dag_id": "ocdag", "task_id": "publish", "dag_run_id": "scheduled__2026-01-04", "try_number": n,
+                             "max_tries": 2, "state": "up_for_retry" if n < 3 else "failed",
+                             "start_date": "2026-01-04T01:0%d:00+00:00" % n, "end_date": "2026-01-04T01:0%d:30+00:00" % n}
+                            for n in (1, 2, 3)]}))
+    hook = wait_for(lambda: requests("/oc-retry"))
+    ok(bool(hook) and "after 3 tries" in hook[0]["json"]["alerts"][0]["annotations"]["summary"],
+       "a task failing its last try notifies, after 3 tries", hook and hook[0]["body"][:400])
+
+
+def test_oncall_escalation():
+    """An unacknowledged alert escalates on time (to e-mail), an acknowledged one does not."""
+    ingest(["esc_ignored,1,2026-01-05 01:00:00,2026-01-05 01:01:00,failed,disk full",
+            "esc_acked,1,2026-01-05 01:00:00,2026-01-05 01:01:00,failed,disk full"], ns="e2e_ocesc")
+    first = wait_for(lambda: len(requests("/oc-esc")) >= 2 and requests("/oc-esc"))
+    ok(bool(first), "both alerts are notified")
+    t0 = min(r["time"] for r in first) if first else time.time()
+    psql("SELECT smartetl.ack(alert_id, 'alice', 'on it') FROM smartetl.alert "
+         "WHERE rule_name = 'oc-esc' AND labels->>'pipeline' = 'esc_acked'")
+
+    def escalation_mails():
+        path = os.path.join(tmp, "smtp.jsonl")
+        return [m for m in (json.loads(l) for l in open(path)) if "oc-esc" in (m.get("subject") or "")] \
+            if os.path.exists(path) else []
+    mails = wait_for(escalation_mails, timeout=20)
+    ok(bool(mails) and "esc_ignored" in mails[0]["subject"], "the unacknowledged alert escalates to e-mail",
+       mails and json.dumps(mails[0])[:400])
+    if mails:
+        t = mails[0].get("time") or time.time()
+        ok(3.0 - 0.5 <= t - t0 < 3.0 + PROMPT, "on time: %.2f s after its first notification (step: 3 s)" % (t - t0))
+    time.sleep(4)
+    ok(not [m for m in escalation_mails() if "esc_acked" in m["subject"]], "the acknowledged alert does not escalate")
+    level = psql("SELECT string_agg(labels->>'pipeline' || ':' || escalation_level, ',' ORDER BY 1) "
+                 "FROM smartetl.alert WHERE rule_name = 'oc-esc'")
+    ok(level == "esc_acked:0,esc_ignored:1", "escalation steps taken: " + level)
 
 def main():
     only = [t for t in os.environ.get("SMARTETL_E2E_ONLY", "").split(",") if t]

@@ -92,6 +92,9 @@ EXPECTED_EMPTY = {
         "no run in the range is abnormal", None),
     "Overdue pipelines": (
         "no pipeline is overdue at the end of the range", None),
+    "Alerts (on call)": (
+        "no alert fired in the last day",
+        "SELECT NOT EXISTS (SELECT 1 FROM smartetl.alert_status)"),
 }
 
 NULL = "\x1fNULL\x1f"

@@ -15,7 +15,8 @@ CREATE ROLE rm_admin LOGIN IN ROLE smartetl_admin;
 CREATE ROLE rm_admin_files LOGIN IN ROLE smartetl_admin, pg_read_server_files;
 CREATE ROLE rm_writer_files LOGIN IN ROLE smartetl_writer, pg_read_server_files;
 
--- the documented rights: r = reader, w = writer, a = admin (each includes the one before)
+-- the documented rights: r = reader, w = writer, a = admin (each includes the one before),
+-- o = on call (smartetl_oncall: reader + acknowledging alerts; admins have it)
 CREATE TEMP TABLE documented (fn text PRIMARY KEY, least_role char) ON COMMIT DROP;
 INSERT INTO documented VALUES
     ('smartetl.parse_log(text,text)', 'r'),
@@ -56,7 +57,18 @@ INSERT INTO documented VALUES
     ('smartetl.predict(text,double precision[])', 'a'),
     ('smartetl.export_model(bigint)', 'a'),
     ('smartetl.import_model(jsonb)', 'a'),
-    ('smartetl.promote_model(bigint)', 'a');
+    ('smartetl.promote_model(bigint)', 'a'),
+    ('smartetl.cron_next(text,timestamp with time zone,text)', 'r'),
+    ('smartetl.alert_rule_kinds()', 'r'),
+    ('smartetl.deadline_status(timestamp with time zone)', 'r'),
+    ('smartetl.maintenance_window_active(text,timestamp with time zone)', 'r'),
+    ('smartetl.next_alert_due(timestamp with time zone)', 'a'),
+    ('smartetl.sync_airflow_schedules(jsonb,jsonb)', 'a'),
+    -- o = smartetl_oncall (reader + these), which admins have too
+    ('smartetl.ack(bigint,text,text)', 'o'),
+    ('smartetl.unack(bigint)', 'o'),
+    ('smartetl.assign(bigint,text)', 'o'),
+    ('smartetl.snooze(bigint,timestamp with time zone,text)', 'o');
 
 SELECT is(coalesce(array_agg(p.oid::regprocedure::text ORDER BY p.oid::regprocedure::text), '{}'), '{}'::text[],
           'every public function (name without a leading _) is in the documented matrix')
@@ -66,9 +78,10 @@ WHERE p.pronamespace = 'smartetl'::regnamespace AND p.proname !~ '^_'
 SELECT is(coalesce(array_agg(d.fn || ' for ' || r.rolname ORDER BY d.fn, r.rolname), '{}'), '{}'::text[],
           'each role can execute exactly the documented public functions')
 FROM documented d
-CROSS JOIN (VALUES ('smartetl_reader', 1), ('smartetl_writer', 2), ('smartetl_admin', 3)) r(rolname, lvl)
+CROSS JOIN (VALUES ('smartetl_reader', 1), ('smartetl_writer', 2), ('smartetl_admin', 3), ('smartetl_oncall', 0)) r(rolname, lvl)
 WHERE has_function_privilege(r.rolname, d.fn::regprocedure, 'EXECUTE')
-      IS DISTINCT FROM (r.lvl >= CASE d.least_role WHEN 'r' THEN 1 WHEN 'w' THEN 2 ELSE 3 END);
+      IS DISTINCT FROM CASE WHEN r.rolname = 'smartetl_oncall' THEN d.least_role IN ('r', 'o')
+                            ELSE r.lvl >= CASE d.least_role WHEN 'r' THEN 1 WHEN 'w' THEN 2 ELSE 3 END END;
 SELECT is(coalesce(array_agg(p.oid::regprocedure::text ORDER BY p.oid::regprocedure::text), '{}'), '{}'::text[],
           'PUBLIC can execute no smartetl function')
 FROM pg_proc p
@@ -88,7 +101,7 @@ WHERE c.relnamespace = 'smartetl'::regnamespace AND c.relkind IN ('r', 'p') AND 
   AND c.oid <> ALL ((SELECT extconfig FROM pg_extension WHERE extname = 'smartetl')::oid[]);
 
 SELECT is(coalesce(array_agg(p.proname::text ORDER BY p.proname::text), '{}'),
-          '{_kpi_refresh,_log_partitions_ensure,_pg_cron_runs,drop_log_partitions,template_compact}'::text[],
+          '{_kpi_refresh,_log_partitions_ensure,_pg_cron_jobs,_pg_cron_runs,ack,assign,drop_log_partitions,snooze,template_compact,unack}'::text[],
           'the SECURITY DEFINER functions are exactly those README''s Security section lists')
 FROM pg_proc p WHERE p.pronamespace = 'smartetl'::regnamespace AND p.prosecdef;
 

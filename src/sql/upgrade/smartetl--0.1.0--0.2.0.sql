@@ -2302,3 +2302,1584 @@ COMMENT ON FUNCTION smartetl.ingest_formats() IS 'the formats smartetl.ingest an
 COMMENT ON FUNCTION smartetl.ingest(text, text, jsonb) IS 'parse a payload in one of the formats of smartetl.ingest_formats() into runs or log events; idempotent; options->>''on_error'' = ''quarantine'' keeps bad rows in smartetl.ingest_reject';
 REVOKE ALL ON FUNCTION smartetl.ingest_formats() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION smartetl.ingest_formats() TO smartetl_reader;
+
+-- ---- on-call: pipeline schedules and deadlines (src/alert/cron.c) ----------
+ALTER TABLE smartetl.pipeline ADD COLUMN schedule text;
+ALTER TABLE smartetl.pipeline ADD COLUMN schedule_timezone text;
+ALTER TABLE smartetl.pipeline ADD COLUMN deadline interval CHECK (deadline > interval '0');
+COMMENT ON COLUMN smartetl.pipeline.schedule IS 'when the pipeline is scheduled to start: a 5-field cron expression (minute hour day-of-month month day-of-week) or @daily, @hourly ...; checked when written';
+COMMENT ON COLUMN smartetl.pipeline.schedule_timezone IS 'the time zone of schedule (a pg_timezone_names name; NULL means UTC)';
+COMMENT ON COLUMN smartetl.pipeline.deadline IS 'how long after each scheduled start a successful run must have finished (rule kind deadline)';
+-- API: Public
+CREATE FUNCTION smartetl.cron_next(schedule text, after timestamptz DEFAULT now(), timezone text DEFAULT 'UTC')
+RETURNS timestamptz
+AS 'MODULE_PATHNAME', 'smartetl_cron_next' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION smartetl.cron_next(text, timestamptz, text) IS 'the first time a 5-field cron schedule runs after "after", in a time zone (wall-clock times; a time skipped by a DST change runs as timestamp AT TIME ZONE reads it, a repeated one once; every-hour schedules run every real hour); NULL when never within ten years';
+
+-- API: Private
+-- The latest time a schedule ran at or before "at" (NULL when never within ten years).
+CREATE FUNCTION smartetl._cron_prev(schedule text, at timestamptz, timezone text DEFAULT 'UTC')
+RETURNS timestamptz
+AS 'MODULE_PATHNAME', 'smartetl_cron_prev' LANGUAGE C STABLE PARALLEL SAFE;
+
+-- API: Private
+-- Raise invalid_parameter_value unless the schedule parses and the zone exists.
+CREATE FUNCTION smartetl._cron_check(schedule text, timezone text) RETURNS void
+AS 'MODULE_PATHNAME', 'smartetl_cron_check' LANGUAGE C STABLE PARALLEL SAFE;
+
+-- API: Private
+-- Whether a schedule parses (pg_cron's "30 seconds" does not).
+CREATE FUNCTION smartetl._cron_valid(schedule text) RETURNS boolean
+AS 'MODULE_PATHNAME', 'smartetl_cron_valid' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+-- API: Private
+-- A pipeline's schedule and zone are checked when written, so that a
+-- typo fails at UPDATE rather than silently never alerting.
+CREATE FUNCTION smartetl._pipeline_schedule_check() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM smartetl._cron_check(NEW.schedule, NEW.schedule_timezone);
+    RETURN NEW;
+END $$;
+CREATE TRIGGER pipeline_schedule_check BEFORE INSERT OR UPDATE OF schedule, schedule_timezone ON smartetl.pipeline
+    FOR EACH ROW WHEN (NEW.schedule IS NOT NULL OR NEW.schedule_timezone IS NOT NULL)
+    EXECUTE FUNCTION smartetl._pipeline_schedule_check();
+-- a new schedule or deadline may move the next deadline: the worker recomputes it
+CREATE TRIGGER pipeline_schedule_wake AFTER UPDATE OF schedule, schedule_timezone, deadline ON smartetl.pipeline
+    FOR EACH STATEMENT EXECUTE FUNCTION smartetl._run_alert_wake();
+REVOKE ALL ON FUNCTION smartetl.cron_next(text, timestamptz, text), smartetl._cron_prev(text, timestamptz, text),
+                       smartetl._cron_check(text, text), smartetl._cron_valid(text),
+                       smartetl._pipeline_schedule_check() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION smartetl.cron_next(text, timestamptz, text),
+                          smartetl._cron_prev(text, timestamptz, text)
+    TO smartetl_reader;
+GRANT EXECUTE ON FUNCTION smartetl._cron_check(text, text), smartetl._cron_valid(text) TO smartetl_writer;
+
+-- ---- on-call: the rule kind deadline, one registry of rule kinds, the next due time for the worker
+-- the kinds are checked against smartetl.alert_rule_kinds() by alert_rule_check
+ALTER TABLE smartetl.alert_rule DROP CONSTRAINT alert_rule_kind_check;
+CREATE FUNCTION smartetl.alert_rule_kinds()
+RETURNS TABLE (kind text, evaluated_every interval, takes_query boolean, description text)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    VALUES ('run_failed', interval '0', false,
+            'the latest finished run of a pipeline failed (once its retries are exhausted)'),
+           ('consecutive_failures', interval '0', false,
+            'at least threshold (default 3) runs of a pipeline failed in a row'),
+           ('duration_anomaly', interval '5 minutes', false,
+            'the latest successful run took abnormally long or short (robust score above threshold, default 4)'),
+           ('volume_anomaly', interval '5 minutes', false,
+            'the latest successful run wrote an abnormal number of rows (robust score above threshold, default 4)'),
+           ('freshness', interval '0', false,
+            'no run, or no success, for longer than the interval the pipeline usually keeps'),
+           ('deadline', interval '0', false,
+            'no successful run finished since a scheduled start whose deadline passed (pipeline schedule and deadline)'),
+           ('risk', interval '5 minutes', false,
+            'the predicted risk of failure within a day is above threshold (default 0.5)'),
+           ('model_drift', interval '5 minutes', false,
+            'the champion risk model drifted (PSI above threshold, default 0.25) or lost accuracy'),
+           ('sql', interval '0', true,
+            'query, a read-only SELECT of (pipeline, value), run as smartetl_reader; fires above threshold')
+$$;
+COMMENT ON FUNCTION smartetl.alert_rule_kinds() IS 'the alert rule kinds: how often each is evaluated at most, whether it takes a query, what it fires on';
+
+CREATE OR REPLACE FUNCTION smartetl._rule_check() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    missing text;
+    bad text;
+BEGIN
+    IF NEW.kind IS NULL
+       OR NOT EXISTS (SELECT 1 FROM smartetl.alert_rule_kinds() x WHERE x.kind = NEW.kind) THEN
+        RAISE EXCEPTION 'unknown kind % for alert rule "%"', coalesce(quote_literal(NEW.kind), 'NULL'), NEW.name
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Rule kinds are ' || (SELECT regexp_replace(string_agg(x.kind, ', '), ', ([^,]*)$', ' and \1') FROM smartetl.alert_rule_kinds() x) || '.';
+    END IF;
+    SELECT string_agg(c, ', ') INTO missing
+    FROM unnest(NEW.channels) c WHERE NOT EXISTS (SELECT 1 FROM smartetl.channel WHERE name = c);
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION 'alert rule "%" names unknown channel %', NEW.name, missing
+            USING ERRCODE = 'foreign_key_violation',
+                  HINT = 'Create the channel in smartetl.channel first.';
+    END IF;
+    SELECT string_agg(k, ', ') INTO bad FROM jsonb_object_keys(NEW.selector) k
+    WHERE k NOT IN ('namespace', 'pipeline', 'tags');
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'alert rule "%" has unknown selector key %', NEW.name, bad
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'Selector keys are namespace, pipeline (glob) and tags (array).';
+    END IF;
+    SELECT string_agg(g, ', ') INTO bad FROM unnest(NEW.group_by) g
+    WHERE g NOT IN ('pipeline', 'namespace', 'severity');
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'alert rule "%" groups by unknown label %', NEW.name, bad
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'group_by labels are pipeline, namespace and severity.';
+    END IF;
+    IF (SELECT x.takes_query FROM smartetl.alert_rule_kinds() x WHERE x.kind = NEW.kind) THEN
+        PERFORM smartetl._rule_query_check(NEW.name, NEW.query);
+        -- a changed query is tried at once, even if the old one ran out of time
+        UPDATE smartetl.alert_rule_state SET retry_at = NULL WHERE rule_name = NEW.name AND retry_at IS NOT NULL;
+    ELSIF NEW.query IS NOT NULL THEN
+        RAISE EXCEPTION 'alert rule "%" of kind % takes no query', NEW.name, NEW.kind
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN NEW;
+END $$;
+
+CREATE OR REPLACE FUNCTION smartetl._alert_conditions(r smartetl.alert_rule)
+RETURNS TABLE (pipeline_id bigint, value double precision, annotations jsonb)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF r.kind IN ('run_failed', 'consecutive_failures') THEN
+        RETURN QUERY
+        SELECT cf.pipeline_id, cf.failed_runs::float8,
+               smartetl._run_annotations(
+                   format('%s failed', cf.pipeline),
+                   format('%s run(s) of %s/%s failed in a row since %s', cf.failed_runs, cf.namespace,
+                          cf.pipeline, to_char(cf.since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"')),
+                   cf.run_id, cf.since, cf.pipeline_id)
+        FROM smartetl.current_failures cf
+        WHERE r.kind = 'run_failed' OR cf.failed_runs >= coalesce(r.threshold, 3);
+    ELSIF r.kind IN ('duration_anomaly', 'volume_anomaly') THEN
+        RETURN QUERY
+        SELECT a.pipeline_id, a.score,
+               smartetl._run_annotations(
+                   format('%s: abnormal %s', a.pipeline, a.kind),
+                   format('%s of the latest run is %s, expected %s (%s .. %s), score %s', a.kind,
+                          round(a.value::numeric, 1), round(a.expected::numeric, 1),
+                          round(a.expected_low::numeric, 1), round(a.expected_high::numeric, 1),
+                          round(a.score::numeric, 1)),
+                   a.run_id, a.run_at, a.pipeline_id)
+        FROM smartetl.detect_anomalies(now() - interval '48 hours', now(), coalesce(r.threshold, 4)) a
+        WHERE a.kind = CASE r.kind WHEN 'duration_anomaly' THEN 'duration' ELSE 'volume' END
+          AND a.run_id = (SELECT x.run_id FROM smartetl.run x WHERE x.pipeline_id = a.pipeline_id
+                          AND x.status = 'success' ORDER BY x.run_at DESC LIMIT 1);
+    ELSIF r.kind = 'freshness' THEN
+        RETURN QUERY
+        SELECT o.pipeline_id, extract(epoch FROM now() - o.last_at)::float8,
+               jsonb_build_object('summary', format('%s: %s', o.pipeline,
+                                                    CASE o.kind WHEN 'missing_run' THEN 'no run' ELSE 'no success' END),
+                                  'description', format('nothing since %s, expected every %s',
+                                                        to_char(o.last_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"'),
+                                                        o.expected_interval),
+                                  'since', o.last_at, 'overdue', o.kind,
+                                  'recent_history', smartetl._recent_history(o.pipeline_id))
+        FROM smartetl.overdue_pipelines(now()) o;
+    ELSIF r.kind = 'deadline' THEN
+        -- the latest deadline that passed with no success finished since its
+        -- scheduled start, whether the run failed, still runs or never started
+        RETURN QUERY
+        SELECT ds.pipeline_id, extract(epoch FROM now() - ds.deadline_at)::float8,
+               smartetl._run_annotations(
+                   format('%s missed its %s deadline', ds.pipeline,
+                          to_char(ds.deadline_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI')),
+                   format('scheduled %s %s (%s), a successful run was due by %s; %s',
+                          to_char(ds.scheduled_at AT TIME ZONE ds.schedule_timezone, 'YYYY-MM-DD HH24:MI'),
+                          ds.schedule_timezone, ds.schedule,
+                          to_char(ds.deadline_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI'),
+                          CASE WHEN ds.last_run_at IS NULL OR ds.last_run_at < ds.scheduled_at
+                                    AND ds.last_run_status IS DISTINCT FROM 'running'
+                               THEN 'no run started since'
+                               WHEN ds.last_run_status = 'running'
+                               THEN format('the run started at %s is still running',
+                                           to_char(ds.last_run_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI'))
+                               ELSE format('the run started at %s ended %s',
+                                           to_char(ds.last_run_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI'),
+                                           ds.last_run_status) END),
+                   CASE WHEN ds.last_run_at >= ds.scheduled_at OR ds.last_run_status = 'running' THEN ds.last_run_id END,
+                   ds.deadline_at, ds.pipeline_id)
+               || jsonb_build_object('scheduled_at', ds.scheduled_at, 'deadline_at', ds.deadline_at)
+        FROM smartetl.deadline_status(now()) ds
+        WHERE ds.missed;
+    ELSIF r.kind = 'risk' THEN
+        RETURN QUERY
+        SELECT k.pipeline_id, k.risk,
+               jsonb_build_object('summary', format('%s: failure risk %s within a day', k.pipeline, round(k.risk::numeric, 2)),
+                                  'description', 'main reasons: ' || (SELECT string_agg(x->>'feature', ', ') FROM jsonb_array_elements(k.reasons) x),
+                                  'reasons', k.reasons, 'recent_history', smartetl._recent_history(k.pipeline_id))
+        FROM smartetl.risk_ranking(interval '1 day') k
+        WHERE k.risk >= coalesce(r.threshold, 0.5);
+    ELSIF r.kind = 'model_drift' THEN
+        RETURN QUERY
+        SELECT NULL::bigint, d.max_psi,
+               jsonb_build_object('subject', 'model:' || m.name,
+                                  'summary', format('model %s (%s) drifted: PSI %s on %s', m.model_id, m.name,
+                                                    round(d.max_psi::numeric, 2), d.worst),
+                                  'description', format('live ROC-AUC %s vs %s at training',
+                                                        round(q.live_roc_auc::numeric, 3), round(q.training_roc_auc::numeric, 3)))
+        FROM smartetl.model m
+        CROSS JOIN LATERAL (SELECT max(psi) AS max_psi, (array_agg(feature ORDER BY psi DESC NULLS LAST))[1] AS worst
+                            FROM smartetl.model_drift(m.model_id)) d
+        LEFT JOIN smartetl.prediction_quality q ON q.model_id = m.model_id AND q.resolved_predictions >= 50
+        WHERE m.status = 'champion' AND m.kind = 'risk'
+          AND (d.max_psi > coalesce(r.threshold, 0.25) OR q.live_roc_auc < q.training_roc_auc - 0.1);
+    ELSIF r.kind = 'sql' THEN
+        -- the query runs sandboxed (as smartetl_reader, read-only, time-limited),
+        -- never pasted into this statement
+        RETURN QUERY
+        SELECT p.pipeline_id, q.value,
+               jsonb_build_object('summary', format('%s: %s', p.name, q.value),
+                                  'recent_history', smartetl._recent_history(p.pipeline_id))
+        FROM smartetl._rule_query_rows(r.name, r.query) q JOIN smartetl.pipeline p ON p.name = q.pipeline
+        WHERE r.threshold IS NULL OR q.value > r.threshold;
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION smartetl.evaluate_alerts() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r smartetl.alert_rule;
+    started timestamptz;
+    detail text;
+    err text;
+BEGIN
+    -- one evaluation at a time, whoever calls it
+    PERFORM pg_advisory_xact_lock(1397572948, 1000);
+    -- fold template occurrence deltas (cheap when already folded)
+    PERFORM smartetl.template_compact();
+    PERFORM smartetl.resolve_predictions();
+    FOR r IN SELECT * FROM smartetl.alert_rule WHERE enabled ORDER BY name LOOP
+        -- costly kinds run at most every 5 minutes (anomaly scoring rebuilds
+        -- 120 days of baselines; risk scores every pipeline: evaluated_every
+        -- in smartetl.alert_rule_kinds()), and a sql rule
+        -- that ran out of time waits until retry_at
+        IF EXISTS (SELECT 1 FROM smartetl.alert_rule_state s
+                   WHERE s.rule_name = r.name
+                     AND (s.evaluated_at > now() - (SELECT k.evaluated_every FROM smartetl.alert_rule_kinds() k
+                                                    WHERE k.kind = r.kind)
+                          OR s.retry_at > now())) THEN
+            CONTINUE;
+        END IF;
+        started := clock_timestamp();
+        BEGIN
+            PERFORM smartetl._alert_apply_rule(r);
+            INSERT INTO smartetl.alert_rule_state (rule_name, evaluated_at, last_error, retry_at)
+            VALUES (r.name, now(), NULL, NULL)
+            ON CONFLICT (rule_name) DO UPDATE SET evaluated_at = now(), last_error = NULL, retry_at = NULL;
+        EXCEPTION WHEN OTHERS THEN
+            -- one broken rule must not stop the others
+            GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
+            err := SQLERRM || coalesce(': ' || nullif(detail, ''), '');
+            RAISE WARNING 'smartetl: alert rule "%" failed: %', r.name, err;
+            -- a sql rule that used up smartetl.rule_timeout would hold up every
+            -- evaluation, and the notifications queued after it: it waits 5 minutes
+            INSERT INTO smartetl.alert_rule_state (rule_name, evaluated_at, last_error, retry_at)
+            VALUES (r.name, now(), err,
+                    CASE WHEN r.kind = 'sql'
+                              AND clock_timestamp() - started
+                                  >= coalesce(current_setting('smartetl.rule_timeout', true), '5s')::interval
+                         THEN now() + interval '5 minutes' END)
+            ON CONFLICT (rule_name) DO UPDATE
+            SET evaluated_at = now(), last_error = excluded.last_error, retry_at = excluded.retry_at;
+        END;
+    END LOOP;
+    -- rules deleted or disabled: their alerts resolve
+    UPDATE smartetl.alert SET state = 'resolved', resolved_at = now()
+    WHERE state = 'firing' AND rule_name NOT IN (SELECT name FROM smartetl.alert_rule WHERE enabled);
+    UPDATE smartetl.alert a SET silenced = s.hit
+    FROM (SELECT a2.alert_id, EXISTS (SELECT 1 FROM smartetl.silence s
+                                      WHERE now() >= s.starts_at AND now() < s.ends_at
+                                        AND smartetl._silence_matches(s.matchers, a2.labels)) AS hit
+          FROM smartetl.alert a2 WHERE a2.state = 'firing') s
+    WHERE a.alert_id = s.alert_id AND a.silenced IS DISTINCT FROM s.hit;
+    RETURN smartetl._alert_notify();
+END $$;
+
+CREATE FUNCTION smartetl.deadline_status(at timestamptz DEFAULT now())
+RETURNS TABLE (pipeline_id bigint, namespace text, pipeline text, schedule text, schedule_timezone text,
+               deadline interval, scheduled_at timestamptz, deadline_at timestamptz,
+               last_success_at timestamptz, last_run_id bigint, last_run_status smartetl.run_status,
+               last_run_at timestamptz, missed boolean, next_deadline_at timestamptz)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT p.pipeline_id, p.namespace, p.name, p.schedule, z.tz, p.deadline,
+           d.scheduled_at, d.scheduled_at + p.deadline, s.finished_at, l.run_id, l.status, l.run_at,
+           d.scheduled_at IS NOT NULL AND (s.finished_at IS NULL OR s.finished_at < d.scheduled_at),
+           smartetl.cron_next(p.schedule, at - p.deadline, z.tz) + p.deadline
+    FROM smartetl.pipeline p
+    CROSS JOIN LATERAL (SELECT coalesce(p.schedule_timezone, 'UTC') AS tz) z
+    CROSS JOIN LATERAL (SELECT smartetl._cron_prev(p.schedule, at - p.deadline, z.tz) AS scheduled_at) d
+    -- the latest successes by start; the one that finished last counts
+    LEFT JOIN LATERAL (SELECT max(f.fin) FILTER (WHERE f.fin <= at) AS finished_at
+                       FROM (SELECT coalesce(r.ended_at, r.started_at + r.duration, r.run_at) AS fin
+                             FROM smartetl.run r
+                             WHERE r.pipeline_id = p.pipeline_id AND r.status = 'success' AND r.run_at <= at
+                             ORDER BY r.run_at DESC LIMIT 5) f) s ON true
+    LEFT JOIN LATERAL (SELECT r.run_id, r.status, r.run_at FROM smartetl.run r
+                       WHERE r.pipeline_id = p.pipeline_id AND r.run_at <= at
+                       ORDER BY r.run_at DESC LIMIT 1) l ON true
+    WHERE p.schedule IS NOT NULL AND p.deadline IS NOT NULL
+$$;
+
+COMMENT ON FUNCTION smartetl.deadline_status(timestamptz) IS 'per pipeline with a schedule and a deadline: the latest scheduled start whose deadline passed by "at", whether it was missed (no success finished since that start), the latest run, the next deadline';
+CREATE FUNCTION smartetl.sync_airflow_schedules(dags jsonb, options jsonb DEFAULT '{}')
+RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    ns text := coalesce(options->>'namespace', 'airflow');
+    default_tz text := coalesce(options->>'timezone', 'UTC');
+    dl interval := (options->>'deadline')::interval;
+    d jsonb;
+    sched text;
+    tz text;
+    changed integer := 0;
+    n integer;
+BEGIN
+    IF jsonb_typeof(options) IS DISTINCT FROM 'object' THEN
+        RAISE EXCEPTION 'options must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM smartetl._cron_check(NULL, default_tz);
+    FOR d IN SELECT e FROM jsonb_array_elements(CASE WHEN jsonb_typeof(dags->'dags') = 'array' THEN dags->'dags'
+                                                     WHEN jsonb_typeof(dags) = 'array' THEN dags
+                                                     ELSE jsonb_build_array(dags) END) e
+    LOOP
+        IF jsonb_typeof(d) <> 'object' OR nullif(d->>'dag_id', '') IS NULL THEN
+            RAISE EXCEPTION 'invalid Airflow DAG: %', left(d::text, 200)
+                USING ERRCODE = 'invalid_text_representation',
+                      DETAIL = 'Each DAG needs a dag_id (GET /api/v1/dags returns {"dags": [...]}).';
+        END IF;
+        sched := CASE WHEN jsonb_typeof(d->'schedule_interval') = 'object'
+                      THEN CASE WHEN d->'schedule_interval'->>'__type' = 'CronExpression'
+                                THEN d->'schedule_interval'->>'value' END
+                      WHEN jsonb_typeof(d->'schedule_interval') = 'string' THEN d->>'schedule_interval'
+                      ELSE d->>'timetable_summary' END;
+        IF NOT coalesce(smartetl._cron_valid(sched), false) OR coalesce((d->>'is_paused')::boolean, false)
+           OR NOT coalesce((d->>'is_active')::boolean, true) THEN
+            sched := NULL;
+        END IF;
+        tz := coalesce(substring(d->>'timezone' FROM '^Timezone\(''([^'']+)''\)$'), nullif(d->>'timezone', ''), default_tz);
+        BEGIN
+            PERFORM smartetl._cron_check(NULL, tz);
+        EXCEPTION WHEN invalid_parameter_value THEN
+            tz := default_tz;
+        END;
+        PERFORM smartetl._pipeline_ensure(ns, d->>'dag_id');
+        UPDATE smartetl.pipeline p
+        SET schedule = sched, schedule_timezone = CASE WHEN sched IS NOT NULL THEN tz END,
+            deadline = coalesce(p.deadline, dl)
+        WHERE p.namespace = ns AND p.name = d->>'dag_id'
+          AND (p.schedule IS DISTINCT FROM sched
+               OR p.schedule_timezone IS DISTINCT FROM CASE WHEN sched IS NOT NULL THEN tz END
+               OR p.deadline IS DISTINCT FROM coalesce(p.deadline, dl));
+        GET DIAGNOSTICS n = ROW_COUNT;
+        changed := changed + n;
+    END LOOP;
+    RETURN changed;
+END $$;
+COMMENT ON FUNCTION smartetl.sync_airflow_schedules(jsonb, jsonb) IS 'set pipeline schedules from Airflow''s GET /api/v1/dags response (cron schedule_interval or timetable_summary, DAG timezone); options namespace (default airflow), timezone (default UTC), deadline; returns the pipelines changed';
+CREATE FUNCTION smartetl._pg_cron_jobs()
+RETURNS TABLE (pipeline text, schedule text, active boolean)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF to_regclass('cron.job') IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE 'SELECT coalesce(j.jobname::text, ''job '' || j.jobid), j.schedule::text, j.active FROM cron.job j';
+END $$;
+
+CREATE OR REPLACE FUNCTION smartetl.sync_pg_cron()
+RETURNS smartetl.ingest_result
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    from_runid bigint;
+    batch      record;
+    result     smartetl.ingest_result;
+    job        record;
+    sched      text;
+    tz         text := coalesce(nullif(current_setting('cron.timezone', true), ''), 'GMT');
+BEGIN
+    -- one import at a time; the import itself is idempotent anyway
+    PERFORM pg_advisory_xact_lock(1397572950, 1);
+    SELECT position INTO from_runid FROM smartetl.sync_state WHERE source = 'pg_cron';
+
+    -- from the high-water mark: every run after it, which includes the ones
+    -- that were still running at the last import
+    SELECT * INTO batch FROM smartetl._pg_cron_runs(from_runid);
+
+    IF batch.payload IS NULL THEN
+        result := (0, 0, 0, 0);
+    ELSE
+        result := smartetl.ingest('jsonl', batch.payload, jsonb_build_object(
+            'namespace', 'pg_cron', 'source', 'cron.job_run_details',
+            'status_map', jsonb_build_object('starting', 'running', 'connecting', 'running',
+                                             'sending', 'running')));
+    END IF;
+
+    INSERT INTO smartetl.sync_state AS s (source, position, synced_at)
+    VALUES ('pg_cron', batch.next_position, now())
+    ON CONFLICT (source) DO UPDATE SET position = excluded.position, synced_at = excluded.synced_at;
+
+    -- each job's schedule, in pg_cron's cron.timezone (GMT unless set), so a
+    -- deadline rule notices a job that never starts; jobs pg_cron runs every
+    -- few seconds, or inactive ones, have none
+    FOR job IN SELECT * FROM smartetl._pg_cron_jobs() LOOP
+        sched := CASE WHEN job.active AND smartetl._cron_valid(job.schedule) THEN job.schedule END;
+        PERFORM smartetl._pipeline_ensure('pg_cron', job.pipeline);
+        UPDATE smartetl.pipeline p SET schedule = sched, schedule_timezone = CASE WHEN sched IS NOT NULL THEN tz END
+        WHERE p.namespace = 'pg_cron' AND p.name = job.pipeline
+          AND (p.schedule IS DISTINCT FROM sched
+               OR p.schedule_timezone IS DISTINCT FROM CASE WHEN sched IS NOT NULL THEN tz END);
+    END LOOP;
+    RETURN result;
+END $$;
+COMMENT ON FUNCTION smartetl.sync_pg_cron() IS 'import new and changed rows of cron.job_run_details (every user''s jobs) as runs (namespace pg_cron), and each job''s schedule (cron.job.schedule in cron.timezone) as its pipeline''s; safe to call every minute, also concurrently';
+CREATE FUNCTION smartetl.next_alert_due(after timestamptz DEFAULT now()) RETURNS timestamptz
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT min(x.t) FROM (
+        SELECT ds.next_deadline_at AS t
+        FROM smartetl.deadline_status(after) ds
+        WHERE EXISTS (SELECT 1 FROM smartetl.alert_rule r WHERE r.enabled AND r.kind = 'deadline')
+        UNION ALL
+        SELECT CASE WHEN st.last_notified_at IS NULL THEN g.first_pending + r.group_wait
+                    WHEN g.changed THEN st.last_notified_at + r.group_interval
+                    WHEN g.any_firing THEN least(st.last_notified_at + r.repeat_interval,
+                                                 coalesce(st.am_posted_at, st.last_notified_at) + interval '1 minute') END
+        FROM (SELECT a.group_key, min(a.rule_name) AS rule_name,
+                     min(a.started_at) FILTER (WHERE a.state = 'firing' AND NOT a.silenced
+                                               AND a.notified_state IS DISTINCT FROM 'firing') AS first_pending,
+                     bool_or((a.state = 'firing' AND NOT a.silenced AND a.notified_state IS DISTINCT FROM 'firing')
+                             OR (a.state = 'resolved' AND a.notified_state = 'firing')) AS changed,
+                     bool_or(a.state = 'firing' AND NOT a.silenced) AS any_firing
+              FROM smartetl.alert a
+              WHERE a.state = 'firing' OR a.notified_state = 'firing'
+              GROUP BY a.group_key) g
+        JOIN smartetl.alert_rule r ON r.name = g.rule_name
+        LEFT JOIN smartetl.alert_group st ON st.group_key = g.group_key
+        UNION ALL
+        SELECT s.starts_at FROM smartetl.silence s
+        UNION ALL
+        SELECT s.ends_at FROM smartetl.silence s
+    ) x
+    WHERE x.t > after
+$$;
+COMMENT ON FUNCTION smartetl.next_alert_due(timestamptz) IS 'the next time after "after" at which an evaluation is due by the clock (a deadline, group_wait, group_interval, repeat_interval, a silence starting or ending); the alert worker wakes then';
+REVOKE ALL ON FUNCTION smartetl.alert_rule_kinds(), smartetl.deadline_status(timestamptz),
+                       smartetl.next_alert_due(timestamptz), smartetl.sync_airflow_schedules(jsonb, jsonb),
+                       smartetl._pg_cron_jobs() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION smartetl.alert_rule_kinds(), smartetl.deadline_status(timestamptz) TO smartetl_reader;
+GRANT EXECUTE ON FUNCTION smartetl.next_alert_due(timestamptz), smartetl.sync_airflow_schedules(jsonb, jsonb),
+                          smartetl._pg_cron_jobs()
+    TO smartetl_admin;
+
+-- ---- on-call: retries, inhibition; alert and rule columns for windows, acknowledgement and escalation
+ALTER TABLE smartetl.alert_rule ADD COLUMN after_tries integer CHECK (after_tries >= 1);
+-- (no default while adding: a default recorded as the column's "missing value" would differ from a fresh install)
+ALTER TABLE smartetl.alert_rule ADD COLUMN inhibit text CHECK (inhibit IN ('off', 'children', 'lineage'));
+UPDATE smartetl.alert_rule SET inhibit = 'lineage';
+ALTER TABLE smartetl.alert_rule ALTER COLUMN inhibit SET DEFAULT 'lineage', ALTER COLUMN inhibit SET NOT NULL;
+ALTER TABLE smartetl.alert_rule ADD COLUMN escalation_policy text;
+ALTER TABLE smartetl.alert ADD COLUMN inhibited_by bigint;
+ALTER TABLE smartetl.alert ADD COLUMN muted_by text;
+ALTER TABLE smartetl.alert ADD COLUMN acked_by text;
+ALTER TABLE smartetl.alert ADD COLUMN acked_at timestamptz;
+ALTER TABLE smartetl.alert ADD COLUMN ack_comment text;
+ALTER TABLE smartetl.alert ADD COLUMN assignee text;
+ALTER TABLE smartetl.alert ADD COLUMN snoozed_until timestamptz;
+ALTER TABLE smartetl.alert ADD COLUMN escalation_level integer;
+UPDATE smartetl.alert SET escalation_level = 0;
+ALTER TABLE smartetl.alert ALTER COLUMN escalation_level SET DEFAULT 0, ALTER COLUMN escalation_level SET NOT NULL;
+ALTER TABLE smartetl.alert ADD COLUMN escalated_at timestamptz;
+ALTER TABLE smartetl.alert ADD COLUMN notified_at timestamptz;
+COMMENT ON COLUMN smartetl.alert_rule.after_tries IS 'run_failed, consecutive_failures: a failed try that will be retried (Airflow up_for_retry, attrs.will_retry, attempt < attrs.max_attempts, or a later attempt of the same run) fires only from this try on; NULL: only once retries are exhausted';
+COMMENT ON COLUMN smartetl.alert_rule.inhibit IS 'what this rule''s firing alerts mute: off; children (alerts on pipelines whose runs are children of the alert''s pipeline''s runs); lineage (children, and pipelines downstream by OpenLineage datasets)';
+COMMENT ON COLUMN smartetl.alert_rule.escalation_policy IS 'the smartetl.escalation_policy whose steps notify further channels while an alert stays unacknowledged';
+COMMENT ON COLUMN smartetl.alert.silenced IS 'muted by a silence (smartetl.silence) now';
+COMMENT ON COLUMN smartetl.alert.inhibited_by IS 'the firing alert on a parent or upstream pipeline that mutes this one (rule option inhibit)';
+COMMENT ON COLUMN smartetl.alert.muted_by IS 'the maintenance window that mutes this alert now';
+COMMENT ON COLUMN smartetl.alert.acked_by IS 'who acknowledged the alert (smartetl.ack); stops its escalation';
+COMMENT ON COLUMN smartetl.alert.snoozed_until IS 'no notification about this alert before this time (smartetl.snooze)';
+COMMENT ON COLUMN smartetl.alert.escalation_level IS 'how many escalation steps have notified so far';
+COMMENT ON COLUMN smartetl.alert.notified_at IS 'when the alert was first notified as firing (escalation counts from then)';
+CREATE FUNCTION smartetl._alert_muted(a smartetl.alert) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN a.silenced OR a.inhibited_by IS NOT NULL OR a.muted_by IS NOT NULL
+       OR coalesce(a.snoozed_until > pg_catalog.now(), false);
+
+CREATE FUNCTION smartetl._alert_held(a smartetl.alert) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN a.muted_by IS NOT NULL;
+
+CREATE FUNCTION smartetl._alert_extras(a smartetl.alert) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT jsonb_strip_nulls(jsonb_build_object(
+        'acked_by', a.acked_by, 'acked_at', a.acked_at, 'ack_comment', a.ack_comment, 'assignee', a.assignee,
+        'snoozed_until', CASE WHEN a.snoozed_until > now() THEN a.snoozed_until END,
+        'escalation_level', nullif(a.escalation_level, 0),
+        'muted_alerts', (SELECT jsonb_agg(jsonb_build_object('alert_id', m.alert_id, 'rule', m.rule_name,
+                                                             'pipeline', m.labels->>'pipeline',
+                                                             'summary', m.annotations->>'summary')
+                                          ORDER BY m.labels->>'pipeline', m.alert_id)
+                         FROM smartetl.alert m WHERE m.inhibited_by = a.alert_id AND m.state = 'firing')))
+$$;
+
+CREATE FUNCTION smartetl._run_retry(p_run_id bigint, OUT tries integer, OUT will_retry boolean)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT greatest(r.attempt,
+                    (SELECT count(*) FROM smartetl.run o
+                     WHERE o.pipeline_id = r.pipeline_id AND o.status = 'failed' AND o.run_at <= r.run_at
+                       AND (o.external_id = r.external_id OR o.parent_run_id = r.parent_run_id)))::integer,
+           coalesce(lower(r.attrs->>'airflow_state') = 'up_for_retry', false)
+           OR coalesce(lower(r.attrs->>'will_retry') = 'true', false)
+           OR coalesce(r.attrs->>'max_attempts' ~ '^[0-9]{1,9}$' AND r.attempt < (r.attrs->>'max_attempts')::integer, false)
+           OR EXISTS (SELECT 1 FROM smartetl.run n
+                      WHERE n.pipeline_id = r.pipeline_id AND n.run_id <> r.run_id
+                        AND ((n.external_id = r.external_id AND n.attempt > r.attempt)
+                             OR (n.parent_run_id = r.parent_run_id AND n.run_at > r.run_at)))
+    FROM smartetl.run r WHERE r.run_id = p_run_id
+$$;
+
+CREATE OR REPLACE FUNCTION smartetl._alert_rows(n jsonb)
+RETURNS TABLE (ord bigint, status text, resolved boolean, summary text, description text,
+               namespace text, pipeline text, host text, severity text, since text,
+               starts_at text, ends_at text, value text, error_template text, error text,
+               history jsonb, labels jsonb, annotations jsonb, fingerprint text)
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT a.ord, x.st, x.st = 'resolved',
+           coalesce(nullif(btrim(x.ann->>'summary'), ''),
+                    concat_ws(' ', coalesce(nullif(x.l->>'pipeline', ''), nullif(n->'group_labels'->>'pipeline', '')),
+                              CASE WHEN n->'rule'->>'kind' = 'run_failed' THEN 'failed' END),
+                    nullif(n->'rule'->>'name', ''), 'alert'),
+           -- on-call additions (smartetl._alert_extras): acknowledgement, assignee, inhibited alerts
+           nullif(concat_ws(E'\n', nullif(btrim(x.ann->>'description'), ''),
+                            'Acknowledged by ' || nullif(x.ann->>'acked_by', '')
+                                || coalesce(' at ' || smartetl._alert_human_ts(x.ann->>'acked_at'), '')
+                                || coalesce(': ' || nullif(x.ann->>'ack_comment', ''), ''),
+                            'Assigned to ' || nullif(x.ann->>'assignee', ''),
+                            'Escalation step ' || (x.ann->>'escalation_level'),
+                            (SELECT format('Also muted (downstream of this one): %s alert%s: %s', count(*),
+                                           CASE WHEN count(*) = 1 THEN '' ELSE 's' END,
+                                           string_agg(coalesce(m->>'pipeline', '?'), ', ' ORDER BY o))
+                             FROM jsonb_array_elements(CASE WHEN jsonb_typeof(x.ann->'muted_alerts') = 'array'
+                                                            THEN x.ann->'muted_alerts' ELSE '[]' END)
+                                  WITH ORDINALITY AS e(m, o)
+                             HAVING count(*) > 0)), ''),
+           coalesce(nullif(x.l->>'namespace', ''), nullif(n->'group_labels'->>'namespace', '')),
+           coalesce(nullif(x.l->>'pipeline', ''), nullif(n->'group_labels'->>'pipeline', '')),
+           coalesce(nullif(x.ann->>'host', ''), nullif(x.l->>'host', '')),
+           lower(coalesce(nullif(x.l->>'severity', ''), nullif(n->'rule'->>'severity', ''))),
+           nullif(x.ann->>'since', ''),
+           nullif(a.al->>'starts_at', ''),
+           nullif(a.al->>'ends_at', ''),
+           coalesce(nullif(x.ann->>'value', ''), nullif(a.al->>'value', '')),
+           nullif(btrim(x.ann->>'error_template'), ''),
+           nullif(btrim(x.ann->>'error'), ''),
+           CASE WHEN jsonb_typeof(x.ann->'recent_history') = 'array' THEN x.ann->'recent_history' ELSE '[]' END,
+           x.l, x.ann,
+           nullif(a.al->>'fingerprint', '')
+    FROM jsonb_array_elements(CASE WHEN jsonb_typeof(n->'alerts') = 'array' THEN n->'alerts' ELSE '[]' END)
+         WITH ORDINALITY AS a(al, ord)
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN jsonb_typeof(a.al->'labels') = 'object' THEN a.al->'labels' ELSE '{}' END AS l,
+               CASE WHEN jsonb_typeof(a.al->'annotations') = 'object' THEN a.al->'annotations' ELSE '{}' END AS ann,
+               CASE WHEN lower(coalesce(nullif(a.al->>'status', ''), n->>'status')) = 'resolved'
+                    THEN 'resolved' ELSE 'firing' END AS st
+    ) x
+    WHERE jsonb_typeof(a.al) = 'object'
+    ORDER BY a.ord
+$$;
+
+CREATE OR REPLACE FUNCTION smartetl._alert_conditions(r smartetl.alert_rule)
+RETURNS TABLE (pipeline_id bigint, value double precision, annotations jsonb)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF r.kind IN ('run_failed', 'consecutive_failures') THEN
+        -- a try that will be retried waits for the last one, or for after_tries
+        RETURN QUERY
+        SELECT cf.pipeline_id, cf.failed_runs::float8,
+               smartetl._run_annotations(
+                   format('%s failed%s', cf.pipeline, CASE WHEN t.tries > 1 THEN format(' after %s tries', t.tries) ELSE '' END),
+                   format('%s run(s) of %s/%s failed in a row since %s', cf.failed_runs, cf.namespace,
+                          cf.pipeline, to_char(cf.since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"'))
+                   || CASE WHEN t.tries > 1 THEN format(', after %s tries%s', t.tries,
+                                                         CASE WHEN t.will_retry THEN ' (retrying)' ELSE '' END)
+                           ELSE '' END,
+                   cf.run_id, cf.since, cf.pipeline_id)
+               || CASE WHEN t.tries > 1 THEN jsonb_build_object('tries', t.tries) ELSE '{}' END
+        FROM smartetl.current_failures cf
+        CROSS JOIN LATERAL smartetl._run_retry(cf.run_id) t
+        WHERE (r.kind = 'run_failed' OR cf.failed_runs >= coalesce(r.threshold, 3))
+          AND (NOT t.will_retry OR coalesce(t.tries >= r.after_tries, false));
+    ELSIF r.kind IN ('duration_anomaly', 'volume_anomaly') THEN
+        RETURN QUERY
+        SELECT a.pipeline_id, a.score,
+               smartetl._run_annotations(
+                   format('%s: abnormal %s', a.pipeline, a.kind),
+                   format('%s of the latest run is %s, expected %s (%s .. %s), score %s', a.kind,
+                          round(a.value::numeric, 1), round(a.expected::numeric, 1),
+                          round(a.expected_low::numeric, 1), round(a.expected_high::numeric, 1),
+                          round(a.score::numeric, 1)),
+                   a.run_id, a.run_at, a.pipeline_id)
+        FROM smartetl.detect_anomalies(now() - interval '48 hours', now(), coalesce(r.threshold, 4)) a
+        WHERE a.kind = CASE r.kind WHEN 'duration_anomaly' THEN 'duration' ELSE 'volume' END
+          AND a.run_id = (SELECT x.run_id FROM smartetl.run x WHERE x.pipeline_id = a.pipeline_id
+                          AND x.status = 'success' ORDER BY x.run_at DESC LIMIT 1);
+    ELSIF r.kind = 'freshness' THEN
+        RETURN QUERY
+        SELECT o.pipeline_id, extract(epoch FROM now() - o.last_at)::float8,
+               jsonb_build_object('summary', format('%s: %s', o.pipeline,
+                                                    CASE o.kind WHEN 'missing_run' THEN 'no run' ELSE 'no success' END),
+                                  'description', format('nothing since %s, expected every %s',
+                                                        to_char(o.last_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"'),
+                                                        o.expected_interval),
+                                  'since', o.last_at, 'overdue', o.kind,
+                                  'recent_history', smartetl._recent_history(o.pipeline_id))
+        FROM smartetl.overdue_pipelines(now()) o;
+    ELSIF r.kind = 'deadline' THEN
+        -- the latest deadline that passed with no success finished since its
+        -- scheduled start, whether the run failed, still runs or never started
+        RETURN QUERY
+        SELECT ds.pipeline_id, extract(epoch FROM now() - ds.deadline_at)::float8,
+               smartetl._run_annotations(
+                   format('%s missed its %s deadline', ds.pipeline,
+                          to_char(ds.deadline_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI')),
+                   format('scheduled %s %s (%s), a successful run was due by %s; %s',
+                          to_char(ds.scheduled_at AT TIME ZONE ds.schedule_timezone, 'YYYY-MM-DD HH24:MI'),
+                          ds.schedule_timezone, ds.schedule,
+                          to_char(ds.deadline_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI'),
+                          CASE WHEN ds.last_run_at IS NULL OR ds.last_run_at < ds.scheduled_at
+                                    AND ds.last_run_status IS DISTINCT FROM 'running'
+                               THEN 'no run started since'
+                               WHEN ds.last_run_status = 'running'
+                               THEN format('the run started at %s is still running',
+                                           to_char(ds.last_run_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI'))
+                               ELSE format('the run started at %s ended %s',
+                                           to_char(ds.last_run_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI'),
+                                           ds.last_run_status) END),
+                   CASE WHEN ds.last_run_at >= ds.scheduled_at OR ds.last_run_status = 'running' THEN ds.last_run_id END,
+                   ds.deadline_at, ds.pipeline_id)
+               || jsonb_build_object('scheduled_at', ds.scheduled_at, 'deadline_at', ds.deadline_at)
+        FROM smartetl.deadline_status(now()) ds
+        WHERE ds.missed;
+    ELSIF r.kind = 'risk' THEN
+        RETURN QUERY
+        SELECT k.pipeline_id, k.risk,
+               jsonb_build_object('summary', format('%s: failure risk %s within a day', k.pipeline, round(k.risk::numeric, 2)),
+                                  'description', 'main reasons: ' || (SELECT string_agg(x->>'feature', ', ') FROM jsonb_array_elements(k.reasons) x),
+                                  'reasons', k.reasons, 'recent_history', smartetl._recent_history(k.pipeline_id))
+        FROM smartetl.risk_ranking(interval '1 day') k
+        WHERE k.risk >= coalesce(r.threshold, 0.5);
+    ELSIF r.kind = 'model_drift' THEN
+        RETURN QUERY
+        SELECT NULL::bigint, d.max_psi,
+               jsonb_build_object('subject', 'model:' || m.name,
+                                  'summary', format('model %s (%s) drifted: PSI %s on %s', m.model_id, m.name,
+                                                    round(d.max_psi::numeric, 2), d.worst),
+                                  'description', format('live ROC-AUC %s vs %s at training',
+                                                        round(q.live_roc_auc::numeric, 3), round(q.training_roc_auc::numeric, 3)))
+        FROM smartetl.model m
+        CROSS JOIN LATERAL (SELECT max(psi) AS max_psi, (array_agg(feature ORDER BY psi DESC NULLS LAST))[1] AS worst
+                            FROM smartetl.model_drift(m.model_id)) d
+        LEFT JOIN smartetl.prediction_quality q ON q.model_id = m.model_id AND q.resolved_predictions >= 50
+        WHERE m.status = 'champion' AND m.kind = 'risk'
+          AND (d.max_psi > coalesce(r.threshold, 0.25) OR q.live_roc_auc < q.training_roc_auc - 0.1);
+    ELSIF r.kind = 'sql' THEN
+        -- the query runs sandboxed (as smartetl_reader, read-only, time-limited),
+        -- never pasted into this statement
+        RETURN QUERY
+        SELECT p.pipeline_id, q.value,
+               jsonb_build_object('summary', format('%s: %s', p.name, q.value),
+                                  'recent_history', smartetl._recent_history(p.pipeline_id))
+        FROM smartetl._rule_query_rows(r.name, r.query) q JOIN smartetl.pipeline p ON p.name = q.pipeline
+        WHERE r.threshold IS NULL OR q.value > r.threshold;
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION smartetl._alert_notification(p_group_key text, idempotency_key text, link text)
+RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT jsonb_build_object(
+        'idempotency_key', idempotency_key,
+        'group_key', p_group_key,
+        'status', CASE WHEN bool_or(a.state = 'firing') THEN 'firing' ELSE 'resolved' END,
+        'rule', jsonb_build_object('name', min(a.rule_name), 'kind', min(a.labels->>'rule_kind'),
+                                   'severity', min(a.labels->>'severity')),
+        'group_labels', (SELECT g.labels FROM smartetl.alert_group g WHERE g.group_key = p_group_key),
+        'alerts', jsonb_agg(jsonb_build_object(
+            'fingerprint', a.fingerprint, 'status', a.state, 'starts_at', a.started_at,
+            'ends_at', a.resolved_at, 'labels', a.labels - 'rule_kind',
+            'annotations', a.annotations || smartetl._alert_extras(a),
+            'value', a.value) ORDER BY a.started_at, a.fingerprint),
+        'link', link,
+        'sent_at', now())
+    FROM smartetl.alert a
+    WHERE a.group_key = p_group_key
+      AND ((a.state = 'firing' AND NOT smartetl._alert_muted(a))
+           OR (a.state = 'resolved' AND a.notified_state = 'firing' AND NOT smartetl._alert_held(a)))
+$$;
+
+CREATE OR REPLACE FUNCTION smartetl._alert_notify() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    g record;
+    r smartetl.alert_rule;
+    st smartetl.alert_group;
+    ch smartetl.channel;
+    n jsonb;
+    key text;
+    due boolean;
+    queued integer := 0;
+BEGIN
+    FOR g IN
+        SELECT a.group_key, min(a.rule_name) AS rule_name, min(a.labels::text)::jsonb AS labels,
+               bool_or(a.state = 'firing' AND NOT smartetl._alert_muted(a)
+                       AND a.notified_state IS DISTINCT FROM 'firing') AS new_firing,
+               bool_or(a.state = 'resolved' AND a.notified_state = 'firing'
+                       AND NOT smartetl._alert_held(a)) AS newly_resolved,
+               bool_or(a.state = 'firing' AND NOT smartetl._alert_muted(a)) AS any_firing,
+               min(a.started_at) FILTER (WHERE a.state = 'firing' AND NOT smartetl._alert_muted(a)
+                                         AND a.notified_state IS DISTINCT FROM 'firing') AS first_pending
+        FROM smartetl.alert a
+        WHERE a.state = 'firing' OR a.notified_state = 'firing'
+        GROUP BY a.group_key
+    LOOP
+        SELECT * INTO r FROM smartetl.alert_rule WHERE name = g.rule_name;
+        SELECT * INTO st FROM smartetl.alert_group WHERE group_key = g.group_key;
+        IF r.name IS NULL THEN
+            CONTINUE;
+        END IF;
+        -- Alertmanager's timing: group_wait, then group_interval, then repeat_interval
+        due := CASE
+                WHEN st.last_notified_at IS NULL THEN g.new_firing AND g.first_pending + r.group_wait <= now()
+                WHEN g.new_firing OR g.newly_resolved THEN st.last_notified_at + r.group_interval <= now()
+                ELSE g.any_firing AND st.last_notified_at + r.repeat_interval <= now() END;
+        IF NOT coalesce(due, false) THEN
+            -- Alertmanager forgets alerts not re-posted within resolve_timeout
+            IF g.any_firing AND st.last_notified_at IS NOT NULL
+               AND coalesce(st.am_posted_at, st.last_notified_at) < now() - interval '1 minute' THEN
+                queued := queued + smartetl._alert_refresh_alertmanager(r, st);
+            END IF;
+            CONTINUE;
+        END IF;
+        INSERT INTO smartetl.alert_group AS ag (group_key, rule_name, labels, last_notified_at, seq)
+        VALUES (g.group_key, g.rule_name,
+                (SELECT coalesce(jsonb_object_agg(l, g.labels->>l), '{}') FROM unnest(r.group_by) l), now(), 1)
+        ON CONFLICT (group_key) DO UPDATE SET last_notified_at = now(), am_posted_at = now(), seq = ag.seq + 1
+        RETURNING * INTO st;
+        key := md5(g.group_key) || '-' || st.seq;
+        FOR ch IN SELECT * FROM smartetl.channel WHERE name = ANY (r.channels) ORDER BY name LOOP
+            n := smartetl._alert_notification(g.group_key, key,
+                     replace(replace(ch.options->>'link_template', '{pipeline}', coalesce(g.labels->>'pipeline', '')),
+                             '{namespace}', coalesce(g.labels->>'namespace', '')));
+            INSERT INTO smartetl.delivery (channel, group_key, idempotency_key, notification, payload)
+            VALUES (ch.name, g.group_key, key, n,
+                    CASE WHEN ch.kind = 'notify'
+                         THEN jsonb_build_object('content_type', 'application/json', 'body', n)
+                         ELSE smartetl._payload(ch.kind, n, ch.options) END)
+            ON CONFLICT (channel, idempotency_key) DO NOTHING;
+            queued := queued + 1;
+        END LOOP;
+        UPDATE smartetl.alert a SET notified_state = a.state,
+                                    notified_at = coalesce(a.notified_at, CASE WHEN a.state = 'firing' THEN now() END)
+        WHERE a.group_key = g.group_key
+          AND ((a.state = 'firing' AND NOT smartetl._alert_muted(a))
+               OR (a.state = 'resolved' AND a.notified_state = 'firing' AND NOT smartetl._alert_held(a)));
+    END LOOP;
+    RETURN queued;
+END $$;
+
+CREATE FUNCTION smartetl._alert_inhibit() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF (SELECT count(*) FROM smartetl.alert WHERE state = 'firing') < 2 THEN
+        UPDATE smartetl.alert SET inhibited_by = NULL WHERE inhibited_by IS NOT NULL;
+        RETURN;
+    END IF;
+    WITH RECURSIVE f AS (
+        SELECT a.alert_id, a.started_at, r.inhibit, p.pipeline_id
+        FROM smartetl.alert a
+        JOIN smartetl.alert_rule r ON r.name = a.rule_name
+        JOIN smartetl.pipeline p ON p.namespace = a.labels->>'namespace' AND p.name = a.labels->>'pipeline'
+        WHERE a.state = 'firing'
+    ), recent AS (
+        -- each pipeline's latest runs say who its parents and datasets are
+        SELECT r.run_id, r.pipeline_id, r.parent_run_id, r.attrs
+        FROM smartetl.pipeline p
+        CROSS JOIN LATERAL (SELECT x.run_id, x.pipeline_id, x.parent_run_id, x.attrs FROM smartetl.run x
+                            WHERE x.pipeline_id = p.pipeline_id ORDER BY x.run_at DESC LIMIT 20) r
+    ), io AS (
+        SELECT DISTINCT x.pipeline_id, d.dir, d.ds
+        FROM recent x
+        CROSS JOIN LATERAL (SELECT 'in' AS dir, e AS ds
+                            FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(x.attrs->'inputs') = 'array'
+                                                                THEN x.attrs->'inputs' ELSE '[]' END) e
+                            UNION ALL
+                            SELECT 'out', e
+                            FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(x.attrs->'outputs') = 'array'
+                                                                THEN x.attrs->'outputs' ELSE '[]' END) e) d
+    ), edge AS (
+        SELECT DISTINCT pr.pipeline_id AS up, c.pipeline_id AS down, false AS lineage
+        FROM recent c JOIN smartetl.run pr ON pr.run_id = c.parent_run_id
+        WHERE pr.pipeline_id <> c.pipeline_id
+        UNION
+        SELECT DISTINCT w.pipeline_id, rd.pipeline_id, true
+        FROM io w JOIN io rd ON rd.ds = w.ds AND rd.dir = 'in'
+        WHERE w.dir = 'out' AND w.pipeline_id <> rd.pipeline_id
+    ), below (src, pipeline_id, depth) AS (
+        SELECT f.alert_id, f.pipeline_id, 0 FROM f WHERE f.inhibit <> 'off'
+        UNION
+        SELECT b.src, e.down, b.depth + 1
+        FROM below b JOIN f ON f.alert_id = b.src
+        JOIN edge e ON e.up = b.pipeline_id AND (f.inhibit = 'lineage' OR NOT e.lineage)
+        WHERE b.depth < 10
+    ), pair AS (
+        SELECT DISTINCT s.alert_id AS src, s.started_at AS s_started, t.alert_id AS target, t.started_at AS t_started
+        FROM below b
+        JOIN f s ON s.alert_id = b.src
+        JOIN f t ON t.pipeline_id = b.pipeline_id AND t.pipeline_id <> s.pipeline_id
+        WHERE b.depth > 0
+    ), kept AS (
+        -- of two alerts below each other, the older one mutes the other
+        SELECT p.* FROM pair p
+        WHERE NOT EXISTS (SELECT 1 FROM pair q WHERE q.src = p.target AND q.target = p.src
+                          AND (q.s_started, q.src) < (p.s_started, p.src))
+    ), roots AS (
+        SELECT k.target, min(k.src) AS root FROM kept k
+        WHERE NOT EXISTS (SELECT 1 FROM kept r WHERE r.target = k.src)
+        GROUP BY k.target
+    )
+    UPDATE smartetl.alert a SET inhibited_by = i.root
+    FROM (SELECT a2.alert_id, x.root FROM smartetl.alert a2
+          LEFT JOIN roots x ON x.target = a2.alert_id
+          WHERE a2.state = 'firing' OR a2.inhibited_by IS NOT NULL) i
+    WHERE a.alert_id = i.alert_id AND a.inhibited_by IS DISTINCT FROM i.root;
+END $$;
+
+CREATE OR REPLACE FUNCTION smartetl.evaluate_alerts() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r smartetl.alert_rule;
+    started timestamptz;
+    detail text;
+    err text;
+BEGIN
+    -- one evaluation at a time, whoever calls it
+    PERFORM pg_advisory_xact_lock(1397572948, 1000);
+    -- fold template occurrence deltas (cheap when already folded)
+    PERFORM smartetl.template_compact();
+    PERFORM smartetl.resolve_predictions();
+    FOR r IN SELECT * FROM smartetl.alert_rule WHERE enabled ORDER BY name LOOP
+        -- costly kinds run at most every 5 minutes (anomaly scoring rebuilds
+        -- 120 days of baselines; risk scores every pipeline: evaluated_every
+        -- in smartetl.alert_rule_kinds()), and a sql rule
+        -- that ran out of time waits until retry_at
+        IF EXISTS (SELECT 1 FROM smartetl.alert_rule_state s
+                   WHERE s.rule_name = r.name
+                     AND (s.evaluated_at > now() - (SELECT k.evaluated_every FROM smartetl.alert_rule_kinds() k
+                                                    WHERE k.kind = r.kind)
+                          OR s.retry_at > now())) THEN
+            CONTINUE;
+        END IF;
+        started := clock_timestamp();
+        BEGIN
+            PERFORM smartetl._alert_apply_rule(r);
+            INSERT INTO smartetl.alert_rule_state (rule_name, evaluated_at, last_error, retry_at)
+            VALUES (r.name, now(), NULL, NULL)
+            ON CONFLICT (rule_name) DO UPDATE SET evaluated_at = now(), last_error = NULL, retry_at = NULL;
+        EXCEPTION WHEN OTHERS THEN
+            -- one broken rule must not stop the others
+            GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
+            err := SQLERRM || coalesce(': ' || nullif(detail, ''), '');
+            RAISE WARNING 'smartetl: alert rule "%" failed: %', r.name, err;
+            -- a sql rule that used up smartetl.rule_timeout would hold up every
+            -- evaluation, and the notifications queued after it: it waits 5 minutes
+            INSERT INTO smartetl.alert_rule_state (rule_name, evaluated_at, last_error, retry_at)
+            VALUES (r.name, now(), err,
+                    CASE WHEN r.kind = 'sql'
+                              AND clock_timestamp() - started
+                                  >= coalesce(current_setting('smartetl.rule_timeout', true), '5s')::interval
+                         THEN now() + interval '5 minutes' END)
+            ON CONFLICT (rule_name) DO UPDATE
+            SET evaluated_at = now(), last_error = excluded.last_error, retry_at = excluded.retry_at;
+        END;
+    END LOOP;
+    -- rules deleted or disabled: their alerts resolve
+    UPDATE smartetl.alert SET state = 'resolved', resolved_at = now()
+    WHERE state = 'firing' AND rule_name NOT IN (SELECT name FROM smartetl.alert_rule WHERE enabled);
+    UPDATE smartetl.alert a SET silenced = s.hit
+    FROM (SELECT a2.alert_id, EXISTS (SELECT 1 FROM smartetl.silence s
+                                      WHERE now() >= s.starts_at AND now() < s.ends_at
+                                        AND smartetl._silence_matches(s.matchers, a2.labels)) AS hit
+          FROM smartetl.alert a2 WHERE a2.state = 'firing') s
+    WHERE a.alert_id = s.alert_id AND a.silenced IS DISTINCT FROM s.hit;
+    PERFORM smartetl._alert_inhibit();
+    RETURN smartetl._alert_notify();
+END $$;
+
+CREATE OR REPLACE FUNCTION smartetl.next_alert_due(after timestamptz DEFAULT now()) RETURNS timestamptz
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT min(x.t) FROM (
+        SELECT ds.next_deadline_at AS t
+        FROM smartetl.deadline_status(after) ds
+        WHERE EXISTS (SELECT 1 FROM smartetl.alert_rule r WHERE r.enabled AND r.kind = 'deadline')
+        UNION ALL
+        SELECT CASE WHEN st.last_notified_at IS NULL THEN g.first_pending + r.group_wait
+                    WHEN g.changed THEN st.last_notified_at + r.group_interval
+                    WHEN g.any_firing THEN least(st.last_notified_at + r.repeat_interval,
+                                                 coalesce(st.am_posted_at, st.last_notified_at) + interval '1 minute') END
+        FROM (SELECT a.group_key, min(a.rule_name) AS rule_name,
+                     min(a.started_at) FILTER (WHERE a.state = 'firing' AND NOT smartetl._alert_muted(a)
+                                               AND a.notified_state IS DISTINCT FROM 'firing') AS first_pending,
+                     bool_or((a.state = 'firing' AND NOT smartetl._alert_muted(a)
+                              AND a.notified_state IS DISTINCT FROM 'firing')
+                             OR (a.state = 'resolved' AND a.notified_state = 'firing'
+                                 AND NOT smartetl._alert_held(a))) AS changed,
+                     bool_or(a.state = 'firing' AND NOT smartetl._alert_muted(a)) AS any_firing
+              FROM smartetl.alert a
+              WHERE a.state = 'firing' OR a.notified_state = 'firing'
+              GROUP BY a.group_key) g
+        JOIN smartetl.alert_rule r ON r.name = g.rule_name
+        LEFT JOIN smartetl.alert_group st ON st.group_key = g.group_key
+        UNION ALL
+        SELECT s.starts_at FROM smartetl.silence s
+        UNION ALL
+        SELECT s.ends_at FROM smartetl.silence s
+    ) x
+    WHERE x.t > after
+$$;
+REVOKE ALL ON FUNCTION smartetl._alert_muted(smartetl.alert), smartetl._alert_held(smartetl.alert),
+                       smartetl._alert_extras(smartetl.alert), smartetl._run_retry(bigint),
+                       smartetl._alert_inhibit() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION smartetl._alert_muted(smartetl.alert), smartetl._alert_held(smartetl.alert),
+                          smartetl._alert_extras(smartetl.alert), smartetl._run_retry(bigint),
+                          smartetl._alert_inhibit()
+    TO smartetl_admin;
+
+-- ---- on-call: maintenance windows, acknowledgement, assignment, snooze, escalation; role smartetl_oncall
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'smartetl_oncall') THEN
+        CREATE ROLE smartetl_oncall NOLOGIN;
+    END IF;
+END $$;
+GRANT smartetl_reader TO smartetl_oncall;
+GRANT smartetl_oncall TO smartetl_admin;
+ALTER TABLE smartetl.delivery DROP CONSTRAINT delivery_status_check;
+ALTER TABLE smartetl.delivery ADD CONSTRAINT delivery_status_check
+    CHECK (status IN ('pending', 'sending', 'sent', 'retrying', 'dead', 'muted', 'skipped'));
+COMMENT ON TABLE smartetl.delivery IS 'the outbox: one row per notification and channel; pending -> sent, or retrying with exponential backoff and jitter (Retry-After honoured) -> dead after smartetl.max_attempts; per channel and group, notifications are sent in order; muted: held while the channel is in a maintenance window, skipped once the window ended (superseded by a catch-up notification, or nothing left to say)';
+CREATE TABLE smartetl.maintenance_window (
+    name            text PRIMARY KEY CHECK (name ~ '^[A-Za-z0-9_.-]{1,63}$'),
+    time_intervals  jsonb NOT NULL CHECK (jsonb_typeof(time_intervals) = 'array'),
+    timezone        text NOT NULL DEFAULT 'UTC',
+    rules           text[] NOT NULL DEFAULT '{}',
+    selector        jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(selector) = 'object'),
+    channels        text[] NOT NULL DEFAULT '{}',
+    enabled         boolean NOT NULL DEFAULT true,
+    comment         text,
+    created_by      text NOT NULL DEFAULT current_user,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    CHECK (rules <> '{}' OR selector <> '{}' OR channels <> '{}')
+);
+COMMENT ON TABLE smartetl.maintenance_window IS 'recurring maintenance windows: time_intervals as Alertmanager''s ([{"times": [{"start_time": "22:00", "end_time": "24:00"}], "weekdays": ["monday:friday"], "days_of_month": ["1:5", "-1"], "months": ["january:march"], "years": ["2026"], "location": "Europe/Paris"}], any interval matching), in timezone unless an interval names its location; while one holds, alerts of rules and of pipelines matching selector are recorded as muted, and deliveries to channels are held; when it ends, alerts still firing are notified and alerts that cleared meanwhile send nothing';
+
+CREATE TABLE smartetl.escalation_policy (
+    name        text PRIMARY KEY CHECK (name ~ '^[A-Za-z0-9_.-]{1,63}$'),
+    steps       jsonb NOT NULL CHECK (jsonb_typeof(steps) = 'array' AND jsonb_array_length(steps) > 0),
+    repeat      integer NOT NULL DEFAULT 0 CHECK (repeat BETWEEN 0 AND 100),
+    comment     text,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE smartetl.escalation_policy IS 'escalation policies: steps [{"after": "15 minutes", "channels": ["pager"]}, ...] notified in turn while an alert stays unacknowledged, each "after" the previous step (the first after the alert''s first notification); the list runs again repeat more times';
+
+CREATE FUNCTION smartetl._window_value(v text, kind text) RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+RETURN CASE WHEN v ~ '^-?[0-9]{1,4}$' THEN v::integer
+            WHEN kind = 'weekdays' THEN array_position(ARRAY['sunday', 'monday', 'tuesday', 'wednesday', 'thursday',
+                                                             'friday', 'saturday'], lower(btrim(v))) - 1
+            WHEN kind = 'months' THEN array_position(ARRAY['january', 'february', 'march', 'april', 'may', 'june', 'july',
+                                                           'august', 'september', 'october', 'november', 'december'],
+                                                     lower(btrim(v))) END;
+
+CREATE FUNCTION smartetl._window_in(ranges jsonb, kind text, x integer, dim integer DEFAULT 31) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT ranges IS NULL OR jsonb_typeof(ranges) <> 'array' OR jsonb_array_length(ranges) = 0
+           OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(ranges) r,
+                      LATERAL (SELECT smartetl._window_value(split_part(r, ':', 1), kind) AS lo,
+                                      smartetl._window_value(coalesce(nullif(split_part(r, ':', 2), ''), split_part(r, ':', 1)), kind) AS hi) b,
+                      LATERAL (SELECT CASE WHEN kind = 'days_of_month' AND b.lo < 0 THEN dim + 1 + b.lo ELSE b.lo END AS lo,
+                                      CASE WHEN kind = 'days_of_month' AND b.hi < 0 THEN dim + 1 + b.hi ELSE b.hi END AS hi) n
+                      -- a weekday range may wrap (saturday:monday)
+                      WHERE x BETWEEN n.lo AND n.hi OR (kind = 'weekdays' AND n.lo > n.hi AND (x >= n.lo OR x <= n.hi)))
+$$;
+
+CREATE FUNCTION smartetl._time_interval_active(ti jsonb, at timestamptz, tz text) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT (ti->'times' IS NULL OR jsonb_array_length(ti->'times') = 0
+            OR EXISTS (SELECT 1 FROM jsonb_array_elements(ti->'times') t
+                       WHERE l.minute >= split_part(t->>'start_time', ':', 1)::int * 60 + split_part(t->>'start_time', ':', 2)::int
+                         AND l.minute < split_part(t->>'end_time', ':', 1)::int * 60 + split_part(t->>'end_time', ':', 2)::int))
+       AND smartetl._window_in(ti->'weekdays', 'weekdays', extract(dow FROM l.ts)::int)
+       AND smartetl._window_in(ti->'days_of_month', 'days_of_month', extract(day FROM l.ts)::int,
+                               extract(day FROM date_trunc('month', l.ts) + interval '1 month - 1 day')::int)
+       AND smartetl._window_in(ti->'months', 'months', extract(month FROM l.ts)::int)
+       AND smartetl._window_in(ti->'years', 'years', extract(year FROM l.ts)::int)
+    FROM (SELECT x.ts, extract(hour FROM x.ts)::int * 60 + extract(minute FROM x.ts)::int AS minute
+          FROM (SELECT at AT TIME ZONE coalesce(ti->>'location', tz) AS ts) x) l
+$$;
+
+CREATE FUNCTION smartetl.maintenance_window_active(name text, at timestamptz DEFAULT now()) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(bool_or(w.enabled AND smartetl._time_interval_active(ti, at, w.timezone)), false)
+    FROM smartetl.maintenance_window w CROSS JOIN LATERAL jsonb_array_elements(w.time_intervals) ti
+    WHERE w.name = maintenance_window_active.name
+$$;
+COMMENT ON FUNCTION smartetl.maintenance_window_active(text, timestamptz) IS 'whether the named maintenance window holds at a time';
+CREATE FUNCTION smartetl._window_next_change(w smartetl.maintenance_window, after timestamptz) RETURNS timestamptz
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT min(c.t) FROM (
+        SELECT (d.day + make_interval(hours => split_part(x.hm, ':', 1)::int, mins => split_part(x.hm, ':', 2)::int))
+               AT TIME ZONE z.tz AS t
+        FROM jsonb_array_elements(w.time_intervals) ti
+        CROSS JOIN LATERAL (SELECT coalesce(ti->>'location', w.timezone) AS tz) z
+        CROSS JOIN LATERAL (SELECT date_trunc('day', after AT TIME ZONE z.tz) + k * interval '1 day' AS day
+                            FROM generate_series(0, 1) k) d
+        CROSS JOIN LATERAL (SELECT t->>'start_time' AS hm FROM jsonb_array_elements(coalesce(ti->'times', '[]')) t
+                            UNION ALL SELECT t->>'end_time' FROM jsonb_array_elements(coalesce(ti->'times', '[]')) t
+                            UNION ALL SELECT '24:00') x
+    ) c WHERE c.t > after
+$$;
+
+CREATE FUNCTION smartetl._window_check() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    bad text;
+BEGIN
+    PERFORM smartetl._cron_check(NULL, NEW.timezone);
+    SELECT string_agg(coalesce(ti->>'location', '') || ' ' || left(ti::text, 80), '; ') INTO bad
+    FROM jsonb_array_elements(NEW.time_intervals) ti
+    WHERE jsonb_typeof(ti) <> 'object'
+       OR EXISTS (SELECT 1 FROM jsonb_object_keys(ti) k WHERE k NOT IN ('times', 'weekdays', 'days_of_month', 'months', 'years', 'location'))
+       OR EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(ti->'times') = 'array' THEN ti->'times' ELSE '[{}]' END) t
+                  WHERE coalesce(t->>'start_time', '') !~ '^([01][0-9]|2[0-3]):[0-5][0-9]$'
+                     OR coalesce(t->>'end_time', '') !~ '^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$'
+                     OR t->>'end_time' <= t->>'start_time')
+          AND ti ? 'times'
+       OR EXISTS (SELECT 1 FROM (VALUES ('weekdays'), ('days_of_month'), ('months'), ('years')) f(k),
+                  LATERAL jsonb_array_elements_text(CASE WHEN jsonb_typeof(ti->f.k) = 'array' THEN ti->f.k ELSE '[]' END) r
+                  WHERE smartetl._window_value(split_part(r, ':', 1), f.k) IS NULL
+                     OR smartetl._window_value(coalesce(nullif(split_part(r, ':', 2), ''), split_part(r, ':', 1)), f.k) IS NULL);
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'invalid time_intervals in maintenance window "%"', NEW.name
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'Bad interval: ' || bad || '.',
+                  HINT = 'Use Alertmanager''s form: [{"times": [{"start_time": "HH:MM", "end_time": "HH:MM"}], "weekdays": ["monday:friday"], "days_of_month": ["1", "-1"], "months": ["1:3"], "years": ["2026"], "location": "Europe/Paris"}].';
+    END IF;
+    FOR bad IN SELECT DISTINCT ti->>'location' FROM jsonb_array_elements(NEW.time_intervals) ti WHERE ti ? 'location' LOOP
+        PERFORM smartetl._cron_check(NULL, bad);
+    END LOOP;
+    SELECT string_agg(c, ', ') INTO bad FROM unnest(NEW.channels) c WHERE NOT EXISTS (SELECT 1 FROM smartetl.channel WHERE name = c);
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'maintenance window "%" names unknown channel %', NEW.name, bad USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    SELECT string_agg(k, ', ') INTO bad FROM jsonb_object_keys(NEW.selector) k WHERE k NOT IN ('namespace', 'pipeline', 'tags');
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'maintenance window "%" has unknown selector key %', NEW.name, bad
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'Selector keys are namespace, pipeline (glob) and tags (array).';
+    END IF;
+    PERFORM smartetl._alert_wake();
+    RETURN NEW;
+END $$;
+CREATE TRIGGER maintenance_window_check BEFORE INSERT OR UPDATE ON smartetl.maintenance_window
+    FOR EACH ROW EXECUTE FUNCTION smartetl._window_check();
+CREATE FUNCTION smartetl._escalation_check() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    bad text;
+    step jsonb;
+    wait interval;
+BEGIN
+    FOR step IN SELECT e FROM jsonb_array_elements(NEW.steps) e LOOP
+        BEGIN
+            wait := (step->>'after')::interval;
+        EXCEPTION WHEN others THEN
+            wait := NULL;
+        END;
+        IF jsonb_typeof(step) <> 'object' OR jsonb_typeof(step->'channels') IS DISTINCT FROM 'array'
+           OR jsonb_array_length(step->'channels') = 0 OR wait IS NULL OR wait <= interval '0' THEN
+            bad := step::text;
+        END IF;
+    END LOOP;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'invalid steps in escalation policy "%"', NEW.name
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'Bad step: ' || bad || '.',
+                  HINT = 'Each step is {"after": "15 minutes", "channels": ["pager"]}.';
+    END IF;
+    SELECT string_agg(DISTINCT c, ', ') INTO bad
+    FROM jsonb_array_elements(NEW.steps) s, jsonb_array_elements_text(s->'channels') c
+    WHERE NOT EXISTS (SELECT 1 FROM smartetl.channel WHERE name = c);
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'escalation policy "%" names unknown channel %', NEW.name, bad
+            USING ERRCODE = 'foreign_key_violation', HINT = 'Create the channel in smartetl.channel first.';
+    END IF;
+    PERFORM smartetl._alert_wake();
+    RETURN NEW;
+END $$;
+CREATE TRIGGER escalation_policy_check BEFORE INSERT OR UPDATE ON smartetl.escalation_policy
+    FOR EACH ROW EXECUTE FUNCTION smartetl._escalation_check();
+CREATE FUNCTION smartetl.ack(alert_id bigint, by text, comment text DEFAULT NULL) RETURNS smartetl.alert
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    a smartetl.alert;
+BEGIN
+    UPDATE smartetl.alert x SET acked_by = coalesce(nullif(btrim(ack.by), ''), session_user::text),
+                                acked_at = now(), ack_comment = nullif(btrim(ack.comment), '')
+    WHERE x.alert_id = ack.alert_id AND x.state = 'firing'
+    RETURNING * INTO a;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no firing alert %', ack.alert_id
+            USING ERRCODE = 'no_data_found', HINT = 'See smartetl.alert_status for the firing alerts and their ids.';
+    END IF;
+    RETURN a;
+END $$;
+COMMENT ON FUNCTION smartetl.ack(bigint, text, text) IS 'acknowledge a firing alert (by whom, why): shown in its later notifications and in smartetl.alert_status; stops its escalation';
+CREATE FUNCTION smartetl.unack(alert_id bigint) RETURNS smartetl.alert
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    a smartetl.alert;
+BEGIN
+    -- escalation resumes, its next step counted from now
+    UPDATE smartetl.alert x SET acked_by = NULL, acked_at = NULL, ack_comment = NULL,
+                                escalated_at = CASE WHEN x.notified_at IS NOT NULL THEN now() END
+    WHERE x.alert_id = unack.alert_id AND x.state = 'firing'
+    RETURNING * INTO a;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no firing alert %', unack.alert_id USING ERRCODE = 'no_data_found';
+    END IF;
+    PERFORM smartetl._alert_wake();
+    RETURN a;
+END $$;
+COMMENT ON FUNCTION smartetl.unack(bigint) IS 'withdraw the acknowledgement of a firing alert: its escalation resumes';
+CREATE FUNCTION smartetl.assign(alert_id bigint, "to" text) RETURNS smartetl.alert
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    a smartetl.alert;
+BEGIN
+    UPDATE smartetl.alert x SET assignee = nullif(btrim(assign."to"), '')
+    WHERE x.alert_id = assign.alert_id AND x.state = 'firing'
+    RETURNING * INTO a;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no firing alert %', assign.alert_id USING ERRCODE = 'no_data_found';
+    END IF;
+    RETURN a;
+END $$;
+COMMENT ON FUNCTION smartetl.assign(bigint, text) IS 'assign a firing alert to someone (NULL or empty: nobody); shown in its later notifications and in smartetl.alert_status';
+CREATE FUNCTION smartetl.snooze(alert_id bigint, until timestamptz, by text DEFAULT NULL) RETURNS smartetl.alert
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    a smartetl.alert;
+BEGIN
+    IF until > now() + interval '30 days' THEN
+        RAISE EXCEPTION 'cannot snooze an alert for more than 30 days'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use a silence (smartetl.silence) for longer.';
+    END IF;
+    UPDATE smartetl.alert x SET snoozed_until = snooze.until,
+                                ack_comment = coalesce(x.ack_comment, 'snoozed by ' || coalesce(nullif(btrim(snooze.by), ''), session_user::text))
+    WHERE x.alert_id = snooze.alert_id AND x.state = 'firing'
+    RETURNING * INTO a;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no firing alert %', snooze.alert_id USING ERRCODE = 'no_data_found';
+    END IF;
+    PERFORM smartetl._alert_wake();
+    RETURN a;
+END $$;
+COMMENT ON FUNCTION smartetl.snooze(bigint, timestamptz, text) IS 'no notification and no escalation for a firing alert until a time (at most 30 days ahead); NULL or a past time ends the snooze';
+CREATE VIEW smartetl.alert_status AS
+SELECT a.alert_id, a.rule_name AS rule, a.labels->>'namespace' AS namespace, a.labels->>'pipeline' AS pipeline,
+       a.labels->>'severity' AS severity, a.state, a.started_at, a.resolved_at, a.annotations->>'summary' AS summary,
+       CASE WHEN a.silenced THEN 'silence'
+            WHEN a.muted_by IS NOT NULL THEN 'maintenance window ' || a.muted_by
+            WHEN a.inhibited_by IS NOT NULL THEN 'inhibited by alert ' || a.inhibited_by
+            WHEN a.snoozed_until > now() THEN 'snoozed until ' || to_char(a.snoozed_until AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"')
+       END AS muted,
+       a.acked_by, a.acked_at, a.ack_comment, a.assignee, a.escalation_level, a.notified_state
+FROM smartetl.alert a
+WHERE a.state = 'firing' OR a.resolved_at > now() - interval '1 day';
+COMMENT ON VIEW smartetl.alert_status IS 'firing alerts and those resolved in the last day: why muted (silence, maintenance window, inhibition, snooze), acknowledged by whom, assigned to whom, escalation step';
+CREATE OR REPLACE FUNCTION smartetl._rule_check() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    missing text;
+    bad text;
+BEGIN
+    IF NEW.kind IS NULL
+       OR NOT EXISTS (SELECT 1 FROM smartetl.alert_rule_kinds() x WHERE x.kind = NEW.kind) THEN
+        RAISE EXCEPTION 'unknown kind % for alert rule "%"', coalesce(quote_literal(NEW.kind), 'NULL'), NEW.name
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Rule kinds are ' || (SELECT regexp_replace(string_agg(x.kind, ', '), ', ([^,]*)$', ' and \1') FROM smartetl.alert_rule_kinds() x) || '.';
+    END IF;
+    SELECT string_agg(c, ', ') INTO missing
+    FROM unnest(NEW.channels) c WHERE NOT EXISTS (SELECT 1 FROM smartetl.channel WHERE name = c);
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION 'alert rule "%" names unknown channel %', NEW.name, missing
+            USING ERRCODE = 'foreign_key_violation',
+                  HINT = 'Create the channel in smartetl.channel first.';
+    END IF;
+    SELECT string_agg(k, ', ') INTO bad FROM jsonb_object_keys(NEW.selector) k
+    WHERE k NOT IN ('namespace', 'pipeline', 'tags');
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'alert rule "%" has unknown selector key %', NEW.name, bad
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'Selector keys are namespace, pipeline (glob) and tags (array).';
+    END IF;
+    SELECT string_agg(g, ', ') INTO bad FROM unnest(NEW.group_by) g
+    WHERE g NOT IN ('pipeline', 'namespace', 'severity');
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'alert rule "%" groups by unknown label %', NEW.name, bad
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'group_by labels are pipeline, namespace and severity.';
+    END IF;
+    IF (SELECT x.takes_query FROM smartetl.alert_rule_kinds() x WHERE x.kind = NEW.kind) THEN
+        PERFORM smartetl._rule_query_check(NEW.name, NEW.query);
+        -- a changed query is tried at once, even if the old one ran out of time
+        UPDATE smartetl.alert_rule_state SET retry_at = NULL WHERE rule_name = NEW.name AND retry_at IS NOT NULL;
+    ELSIF NEW.query IS NOT NULL THEN
+        RAISE EXCEPTION 'alert rule "%" of kind % takes no query', NEW.name, NEW.kind
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NEW.escalation_policy IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM smartetl.escalation_policy e WHERE e.name = NEW.escalation_policy) THEN
+        RAISE EXCEPTION 'alert rule "%" names unknown escalation policy "%"', NEW.name, NEW.escalation_policy
+            USING ERRCODE = 'foreign_key_violation', HINT = 'Create it in smartetl.escalation_policy first.';
+    END IF;
+    RETURN NEW;
+END $$;
+DROP FUNCTION smartetl._alert_notification(text, text, text);
+CREATE FUNCTION smartetl._alert_notification(p_group_key text, idempotency_key text, link text,
+                                             resolved_for text[] DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT jsonb_build_object(
+        'idempotency_key', idempotency_key,
+        'group_key', p_group_key,
+        'status', CASE WHEN bool_or(a.state = 'firing') THEN 'firing' ELSE 'resolved' END,
+        'rule', jsonb_build_object('name', min(a.rule_name), 'kind', min(a.labels->>'rule_kind'),
+                                   'severity', min(a.labels->>'severity')),
+        'group_labels', (SELECT g.labels FROM smartetl.alert_group g WHERE g.group_key = p_group_key),
+        'alerts', jsonb_agg(jsonb_build_object(
+            'fingerprint', a.fingerprint, 'status', a.state, 'starts_at', a.started_at,
+            'ends_at', a.resolved_at, 'labels', a.labels - 'rule_kind',
+            'annotations', a.annotations || smartetl._alert_extras(a),
+            'value', a.value) ORDER BY a.started_at, a.fingerprint),
+        'link', link,
+        'sent_at', now())
+    FROM smartetl.alert a
+    WHERE a.group_key = p_group_key
+      AND ((a.state = 'firing' AND NOT smartetl._alert_muted(a))
+           OR (resolved_for IS NULL AND a.state = 'resolved' AND a.notified_state = 'firing' AND NOT smartetl._alert_held(a))
+           OR (a.state = 'resolved' AND a.fingerprint = ANY (resolved_for)
+               AND NOT EXISTS (SELECT 1 FROM smartetl.alert f WHERE f.fingerprint = a.fingerprint AND f.state = 'firing')
+               AND a.resolved_at = (SELECT max(l.resolved_at) FROM smartetl.alert l WHERE l.fingerprint = a.fingerprint)))
+$$;
+
+CREATE OR REPLACE FUNCTION smartetl._alert_notify() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    g record;
+    r smartetl.alert_rule;
+    st smartetl.alert_group;
+    ch smartetl.channel;
+    n jsonb;
+    key text;
+    due boolean;
+    win text;
+    queued integer := 0;
+BEGIN
+    FOR g IN
+        SELECT a.group_key, min(a.rule_name) AS rule_name, min(a.labels::text)::jsonb AS labels,
+               bool_or(a.state = 'firing' AND NOT smartetl._alert_muted(a)
+                       AND a.notified_state IS DISTINCT FROM 'firing') AS new_firing,
+               bool_or(a.state = 'resolved' AND a.notified_state = 'firing'
+                       AND NOT smartetl._alert_held(a)) AS newly_resolved,
+               bool_or(a.state = 'firing' AND NOT smartetl._alert_muted(a)) AS any_firing,
+               min(a.started_at) FILTER (WHERE a.state = 'firing' AND NOT smartetl._alert_muted(a)
+                                         AND a.notified_state IS DISTINCT FROM 'firing') AS first_pending
+        FROM smartetl.alert a
+        WHERE a.state = 'firing' OR a.notified_state = 'firing'
+        GROUP BY a.group_key
+    LOOP
+        SELECT * INTO r FROM smartetl.alert_rule WHERE name = g.rule_name;
+        SELECT * INTO st FROM smartetl.alert_group WHERE group_key = g.group_key;
+        IF r.name IS NULL THEN
+            CONTINUE;
+        END IF;
+        -- Alertmanager's timing: group_wait, then group_interval, then repeat_interval
+        due := CASE
+                WHEN st.last_notified_at IS NULL THEN g.new_firing AND g.first_pending + r.group_wait <= now()
+                WHEN g.new_firing OR g.newly_resolved THEN st.last_notified_at + r.group_interval <= now()
+                ELSE g.any_firing AND st.last_notified_at + r.repeat_interval <= now() END;
+        IF NOT coalesce(due, false) THEN
+            -- Alertmanager forgets alerts not re-posted within resolve_timeout
+            IF g.any_firing AND st.last_notified_at IS NOT NULL
+               AND coalesce(st.am_posted_at, st.last_notified_at) < now() - interval '1 minute' THEN
+                queued := queued + smartetl._alert_refresh_alertmanager(r, st);
+            END IF;
+            CONTINUE;
+        END IF;
+        INSERT INTO smartetl.alert_group AS ag (group_key, rule_name, labels, last_notified_at, seq)
+        VALUES (g.group_key, g.rule_name,
+                (SELECT coalesce(jsonb_object_agg(l, g.labels->>l), '{}') FROM unnest(r.group_by) l), now(), 1)
+        ON CONFLICT (group_key) DO UPDATE SET last_notified_at = now(), am_posted_at = now(), seq = ag.seq + 1
+        RETURNING * INTO st;
+        key := md5(g.group_key) || '-' || st.seq;
+        FOR ch IN SELECT * FROM smartetl.channel WHERE name = ANY (r.channels) ORDER BY name LOOP
+            n := smartetl._alert_notification(g.group_key, key,
+                     replace(replace(ch.options->>'link_template', '{pipeline}', coalesce(g.labels->>'pipeline', '')),
+                             '{namespace}', coalesce(g.labels->>'namespace', '')));
+            -- a channel in a maintenance window: recorded as muted, caught up when it ends
+            win := (SELECT w.name FROM smartetl.maintenance_window w
+                    WHERE w.enabled AND ch.name = ANY (w.channels) AND smartetl.maintenance_window_active(w.name)
+                    ORDER BY w.name LIMIT 1);
+            INSERT INTO smartetl.delivery (channel, group_key, idempotency_key, notification, payload, status, last_error)
+            VALUES (ch.name, g.group_key, key, n,
+                    CASE WHEN ch.kind = 'notify'
+                         THEN jsonb_build_object('content_type', 'application/json', 'body', n)
+                         ELSE smartetl._payload(ch.kind, n, ch.options) END,
+                    CASE WHEN win IS NULL THEN 'pending' ELSE 'muted' END,
+                    'muted by maintenance window ' || win)
+            ON CONFLICT (channel, idempotency_key) DO NOTHING;
+            queued := queued + 1;
+        END LOOP;
+        UPDATE smartetl.alert a SET notified_state = a.state,
+                                    notified_at = coalesce(a.notified_at, CASE WHEN a.state = 'firing' THEN now() END)
+        WHERE a.group_key = g.group_key
+          AND ((a.state = 'firing' AND NOT smartetl._alert_muted(a))
+               OR (a.state = 'resolved' AND a.notified_state = 'firing' AND NOT smartetl._alert_held(a)));
+    END LOOP;
+    RETURN queued;
+END $$;
+
+CREATE FUNCTION smartetl._alert_window_catch_up() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    m record;
+    ch smartetl.channel;
+    told text[];
+    n jsonb;
+    key text;
+    queued integer := 0;
+BEGIN
+    FOR m IN SELECT d.channel, d.group_key, max(d.delivery_id) AS last_muted
+             FROM smartetl.delivery d WHERE d.status = 'muted' GROUP BY 1, 2 ORDER BY 3 LOOP
+        CONTINUE WHEN EXISTS (SELECT 1 FROM smartetl.maintenance_window w
+                              WHERE w.enabled AND m.channel = ANY (w.channels)
+                                AND smartetl.maintenance_window_active(w.name));
+        SELECT * INTO ch FROM smartetl.channel WHERE name = m.channel;
+        -- what the channel last heard about the group, before the window
+        SELECT coalesce(array_agg(a->>'fingerprint') FILTER (WHERE a->>'status' = 'firing'), '{}') INTO told
+        FROM (SELECT d.notification FROM smartetl.delivery d
+              WHERE d.channel = m.channel AND d.group_key = m.group_key AND d.status NOT IN ('muted', 'skipped')
+              ORDER BY d.delivery_id DESC LIMIT 1) last
+        CROSS JOIN LATERAL jsonb_array_elements(last.notification->'alerts') a;
+        key := md5(m.group_key) || '-window-' || m.last_muted;
+        n := smartetl._alert_notification(m.group_key, key,
+                 (SELECT replace(replace(ch.options->>'link_template', '{pipeline}', coalesce(g.labels->>'pipeline', '')),
+                                 '{namespace}', coalesce(g.labels->>'namespace', ''))
+                  FROM smartetl.alert_group g WHERE g.group_key = m.group_key), told);
+        IF ch.name IS NOT NULL AND jsonb_typeof(n->'alerts') = 'array' THEN
+            INSERT INTO smartetl.delivery (channel, group_key, idempotency_key, notification, payload)
+            VALUES (ch.name, m.group_key, key, n,
+                    CASE WHEN ch.kind = 'notify'
+                         THEN jsonb_build_object('content_type', 'application/json', 'body', n)
+                         ELSE smartetl._payload(ch.kind, n, ch.options) END)
+            ON CONFLICT (channel, idempotency_key) DO NOTHING;
+            queued := queued + 1;
+        END IF;
+        UPDATE smartetl.delivery SET status = 'skipped',
+               last_error = last_error || CASE WHEN jsonb_typeof(n->'alerts') = 'array' THEN '; caught up after the window'
+                                               ELSE '; nothing left to send after the window' END
+        WHERE channel = m.channel AND group_key = m.group_key AND status = 'muted';
+    END LOOP;
+    RETURN queued;
+END $$;
+
+CREATE FUNCTION smartetl._alert_escalate() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    e record;
+    ch smartetl.channel;
+    n jsonb;
+    key text;
+    queued integer := 0;
+BEGIN
+    FOR e IN
+        SELECT a.alert_id, a.group_key, a.fingerprint, a.labels, a.escalation_level AS level, p.name AS policy,
+               p.steps->(a.escalation_level % jsonb_array_length(p.steps)) AS step
+        FROM smartetl.alert a
+        JOIN smartetl.alert_rule r ON r.name = a.rule_name AND r.enabled
+        JOIN smartetl.escalation_policy p ON p.name = r.escalation_policy
+        WHERE a.state = 'firing' AND a.acked_by IS NULL AND a.notified_at IS NOT NULL
+          AND NOT smartetl._alert_muted(a)
+          AND a.escalation_level < jsonb_array_length(p.steps) * (p.repeat + 1)
+          AND coalesce(a.escalated_at, a.notified_at)
+              + (p.steps->(a.escalation_level % jsonb_array_length(p.steps))->>'after')::interval <= now()
+        ORDER BY a.alert_id
+    LOOP
+        UPDATE smartetl.alert SET escalation_level = e.level + 1, escalated_at = now() WHERE alert_id = e.alert_id;
+        key := md5(e.group_key) || '-escalation-' || e.alert_id || '-' || (e.level + 1);
+        FOR ch IN SELECT * FROM smartetl.channel
+                  WHERE name IN (SELECT jsonb_array_elements_text(e.step->'channels')) ORDER BY name LOOP
+            n := smartetl._alert_notification(e.group_key, key,
+                     replace(replace(ch.options->>'link_template', '{pipeline}', coalesce(e.labels->>'pipeline', '')),
+                             '{namespace}', coalesce(e.labels->>'namespace', '')));
+            n := n || jsonb_build_object(
+                     'alerts', (SELECT jsonb_agg(x) FROM jsonb_array_elements(n->'alerts') x
+                                WHERE x->>'fingerprint' = e.fingerprint),
+                     'escalation', jsonb_build_object('policy', e.policy, 'level', e.level + 1));
+            INSERT INTO smartetl.delivery (channel, group_key, idempotency_key, notification, payload)
+            VALUES (ch.name, e.group_key, key, n,
+                    CASE WHEN ch.kind = 'notify'
+                         THEN jsonb_build_object('content_type', 'application/json', 'body', n)
+                         ELSE smartetl._payload(ch.kind, n, ch.options) END)
+            ON CONFLICT (channel, idempotency_key) DO NOTHING;
+            queued := queued + 1;
+        END LOOP;
+    END LOOP;
+    RETURN queued;
+END $$;
+
+CREATE OR REPLACE FUNCTION smartetl.evaluate_alerts() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r smartetl.alert_rule;
+    started timestamptz;
+    detail text;
+    err text;
+BEGIN
+    -- one evaluation at a time, whoever calls it
+    PERFORM pg_advisory_xact_lock(1397572948, 1000);
+    -- fold template occurrence deltas (cheap when already folded)
+    PERFORM smartetl.template_compact();
+    PERFORM smartetl.resolve_predictions();
+    FOR r IN SELECT * FROM smartetl.alert_rule WHERE enabled ORDER BY name LOOP
+        -- costly kinds run at most every 5 minutes (anomaly scoring rebuilds
+        -- 120 days of baselines; risk scores every pipeline: evaluated_every
+        -- in smartetl.alert_rule_kinds()), and a sql rule
+        -- that ran out of time waits until retry_at
+        IF EXISTS (SELECT 1 FROM smartetl.alert_rule_state s
+                   WHERE s.rule_name = r.name
+                     AND (s.evaluated_at > now() - (SELECT k.evaluated_every FROM smartetl.alert_rule_kinds() k
+                                                    WHERE k.kind = r.kind)
+                          OR s.retry_at > now())) THEN
+            CONTINUE;
+        END IF;
+        started := clock_timestamp();
+        BEGIN
+            PERFORM smartetl._alert_apply_rule(r);
+            INSERT INTO smartetl.alert_rule_state (rule_name, evaluated_at, last_error, retry_at)
+            VALUES (r.name, now(), NULL, NULL)
+            ON CONFLICT (rule_name) DO UPDATE SET evaluated_at = now(), last_error = NULL, retry_at = NULL;
+        EXCEPTION WHEN OTHERS THEN
+            -- one broken rule must not stop the others
+            GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
+            err := SQLERRM || coalesce(': ' || nullif(detail, ''), '');
+            RAISE WARNING 'smartetl: alert rule "%" failed: %', r.name, err;
+            -- a sql rule that used up smartetl.rule_timeout would hold up every
+            -- evaluation, and the notifications queued after it: it waits 5 minutes
+            INSERT INTO smartetl.alert_rule_state (rule_name, evaluated_at, last_error, retry_at)
+            VALUES (r.name, now(), err,
+                    CASE WHEN r.kind = 'sql'
+                              AND clock_timestamp() - started
+                                  >= coalesce(current_setting('smartetl.rule_timeout', true), '5s')::interval
+                         THEN now() + interval '5 minutes' END)
+            ON CONFLICT (rule_name) DO UPDATE
+            SET evaluated_at = now(), last_error = excluded.last_error, retry_at = excluded.retry_at;
+        END;
+    END LOOP;
+    -- rules deleted or disabled: their alerts resolve
+    UPDATE smartetl.alert SET state = 'resolved', resolved_at = now()
+    WHERE state = 'firing' AND rule_name NOT IN (SELECT name FROM smartetl.alert_rule WHERE enabled);
+    UPDATE smartetl.alert a SET silenced = s.hit
+    FROM (SELECT a2.alert_id, EXISTS (SELECT 1 FROM smartetl.silence s
+                                      WHERE now() >= s.starts_at AND now() < s.ends_at
+                                        AND smartetl._silence_matches(s.matchers, a2.labels)) AS hit
+          FROM smartetl.alert a2 WHERE a2.state = 'firing') s
+    WHERE a.alert_id = s.alert_id AND a.silenced IS DISTINCT FROM s.hit;
+    -- maintenance windows of rules and pipelines: alerts are recorded as muted
+    -- (firing ones, and resolved ones whose resolution is still to be sent)
+    UPDATE smartetl.alert a SET muted_by = m.win
+    FROM (SELECT a2.alert_id,
+                 (SELECT w.name FROM smartetl.maintenance_window w
+                  WHERE w.enabled AND (a2.rule_name = ANY (w.rules)
+                                       OR (w.selector <> '{}' AND p.pipeline_id IS NOT NULL
+                                           AND smartetl._selector_matches(w.selector, p)))
+                    AND smartetl.maintenance_window_active(w.name)
+                  ORDER BY w.name LIMIT 1) AS win
+          FROM smartetl.alert a2
+          LEFT JOIN smartetl.pipeline p ON p.namespace = a2.labels->>'namespace' AND p.name = a2.labels->>'pipeline'
+          WHERE a2.state = 'firing' OR (a2.state = 'resolved' AND a2.notified_state = 'firing')
+             OR a2.muted_by IS NOT NULL) m
+    WHERE a.alert_id = m.alert_id AND a.muted_by IS DISTINCT FROM m.win;
+    PERFORM smartetl._alert_inhibit();
+    RETURN smartetl._alert_window_catch_up() + smartetl._alert_notify() + smartetl._alert_escalate();
+END $$;
+
+CREATE OR REPLACE FUNCTION smartetl.next_alert_due(after timestamptz DEFAULT now()) RETURNS timestamptz
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT min(x.t) FROM (
+        SELECT ds.next_deadline_at AS t
+        FROM smartetl.deadline_status(after) ds
+        WHERE EXISTS (SELECT 1 FROM smartetl.alert_rule r WHERE r.enabled AND r.kind = 'deadline')
+        UNION ALL
+        SELECT CASE WHEN st.last_notified_at IS NULL THEN g.first_pending + r.group_wait
+                    WHEN g.changed THEN st.last_notified_at + r.group_interval
+                    WHEN g.any_firing THEN least(st.last_notified_at + r.repeat_interval,
+                                                 coalesce(st.am_posted_at, st.last_notified_at) + interval '1 minute') END
+        FROM (SELECT a.group_key, min(a.rule_name) AS rule_name,
+                     min(a.started_at) FILTER (WHERE a.state = 'firing' AND NOT smartetl._alert_muted(a)
+                                               AND a.notified_state IS DISTINCT FROM 'firing') AS first_pending,
+                     bool_or((a.state = 'firing' AND NOT smartetl._alert_muted(a)
+                              AND a.notified_state IS DISTINCT FROM 'firing')
+                             OR (a.state = 'resolved' AND a.notified_state = 'firing'
+                                 AND NOT smartetl._alert_held(a))) AS changed,
+                     bool_or(a.state = 'firing' AND NOT smartetl._alert_muted(a)) AS any_firing
+              FROM smartetl.alert a
+              WHERE a.state = 'firing' OR a.notified_state = 'firing'
+              GROUP BY a.group_key) g
+        JOIN smartetl.alert_rule r ON r.name = g.rule_name
+        LEFT JOIN smartetl.alert_group st ON st.group_key = g.group_key
+        UNION ALL
+        SELECT s.starts_at FROM smartetl.silence s
+        UNION ALL
+        SELECT s.ends_at FROM smartetl.silence s
+        UNION ALL
+        SELECT smartetl._window_next_change(w, after) FROM smartetl.maintenance_window w WHERE w.enabled
+        UNION ALL
+        SELECT a.snoozed_until FROM smartetl.alert a WHERE a.state = 'firing'
+        UNION ALL
+        -- the next escalation step of each unacknowledged alert
+        SELECT coalesce(a.escalated_at, a.notified_at)
+               + (p.steps->(a.escalation_level % jsonb_array_length(p.steps))->>'after')::interval
+        FROM smartetl.alert a
+        JOIN smartetl.alert_rule r ON r.name = a.rule_name AND r.enabled
+        JOIN smartetl.escalation_policy p ON p.name = r.escalation_policy
+        WHERE a.state = 'firing' AND a.acked_by IS NULL AND a.notified_at IS NOT NULL
+          AND a.escalation_level < jsonb_array_length(p.steps) * (p.repeat + 1)
+    ) x
+    WHERE x.t > after
+$$;
+COMMENT ON FUNCTION smartetl.next_alert_due(timestamptz) IS 'the next time after "after" at which an evaluation is due by the clock (a deadline, group_wait, group_interval, repeat_interval, a silence or maintenance window starting or ending, a snooze ending, an escalation step); the alert worker wakes then';
+SELECT pg_catalog.pg_extension_config_dump('smartetl.maintenance_window', '');
+SELECT pg_catalog.pg_extension_config_dump('smartetl.escalation_policy', '');
+REVOKE ALL ON FUNCTION smartetl._window_value(text, text), smartetl._window_in(jsonb, text, integer, integer),
+                       smartetl._time_interval_active(jsonb, timestamptz, text),
+                       smartetl.maintenance_window_active(text, timestamptz),
+                       smartetl._window_next_change(smartetl.maintenance_window, timestamptz), smartetl._window_check(),
+                       smartetl._escalation_check(), smartetl.ack(bigint, text, text), smartetl.unack(bigint),
+                       smartetl.assign(bigint, text), smartetl.snooze(bigint, timestamptz, text),
+                       smartetl._alert_notification(text, text, text, text[]), smartetl._alert_window_catch_up(),
+                       smartetl._alert_escalate() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION smartetl._alert_notification(text, text, text, text[]) TO smartetl_admin;
+GRANT SELECT ON smartetl.maintenance_window TO smartetl_reader;
+GRANT SELECT, INSERT, UPDATE, DELETE ON smartetl.maintenance_window TO smartetl_admin;
+GRANT EXECUTE ON FUNCTION smartetl.maintenance_window_active(text, timestamptz),
+                          smartetl._window_value(text, text), smartetl._window_in(jsonb, text, integer, integer),
+                          smartetl._time_interval_active(jsonb, timestamptz, text)
+    TO smartetl_reader;
+GRANT EXECUTE ON FUNCTION smartetl._window_next_change(smartetl.maintenance_window, timestamptz),
+                          smartetl._alert_window_catch_up()
+    TO smartetl_admin;
+GRANT SELECT ON smartetl.escalation_policy, smartetl.alert_status TO smartetl_reader;
+GRANT SELECT, INSERT, UPDATE, DELETE ON smartetl.escalation_policy TO smartetl_admin;
+GRANT EXECUTE ON FUNCTION smartetl.ack(bigint, text, text), smartetl.unack(bigint),
+                          smartetl.assign(bigint, text), smartetl.snooze(bigint, timestamptz, text)
+    TO smartetl_oncall;
+GRANT EXECUTE ON FUNCTION smartetl._alert_escalate() TO smartetl_admin;
