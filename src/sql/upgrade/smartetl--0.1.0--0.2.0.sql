@@ -2534,7 +2534,7 @@ DECLARE
     err text;
 BEGIN
     -- one evaluation at a time, whoever calls it
-    PERFORM pg_advisory_xact_lock(1397572948, 1000);
+    PERFORM smartetl._xact_lock('alert_evaluation');
     -- fold template occurrence deltas (cheap when already folded)
     PERFORM smartetl.template_compact();
     PERFORM smartetl.resolve_predictions();
@@ -2688,7 +2688,7 @@ DECLARE
     tz         text := coalesce(nullif(current_setting('cron.timezone', true), ''), 'GMT');
 BEGIN
     -- one import at a time; the import itself is idempotent anyway
-    PERFORM pg_advisory_xact_lock(1397572950, 1);
+    PERFORM smartetl._xact_lock('pg_cron_sync');
     SELECT position INTO from_runid FROM smartetl.sync_state WHERE source = 'pg_cron';
 
     -- from the high-water mark: every run after it, which includes the ones
@@ -3152,7 +3152,7 @@ DECLARE
     err text;
 BEGIN
     -- one evaluation at a time, whoever calls it
-    PERFORM pg_advisory_xact_lock(1397572948, 1000);
+    PERFORM smartetl._xact_lock('alert_evaluation');
     -- fold template occurrence deltas (cheap when already folded)
     PERFORM smartetl.template_compact();
     PERFORM smartetl.resolve_predictions();
@@ -3745,7 +3745,7 @@ DECLARE
     err text;
 BEGIN
     -- one evaluation at a time, whoever calls it
-    PERFORM pg_advisory_xact_lock(1397572948, 1000);
+    PERFORM smartetl._xact_lock('alert_evaluation');
     -- fold template occurrence deltas (cheap when already folded)
     PERFORM smartetl.template_compact();
     PERFORM smartetl.resolve_predictions();
