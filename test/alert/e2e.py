@@ -620,8 +620,13 @@ def test_oncall_window():
             VALUES ('oc-upgrade', '[{}]', '{oc-window}', true)""")
     ingest(["win_still,1,2026-01-02 01:00:00,2026-01-02 01:01:00,failed,boom",
             "win_cleared,1,2026-01-02 01:00:00,2026-01-02 01:01:00,failed,boom"], ns="e2e_ocwin")
+    # both fire (muted) before one of them clears
+    wait_for(lambda: psql("SELECT count(*) FROM smartetl.alert WHERE rule_name = 'oc-window' "
+                          "AND state = 'firing' AND muted_by = 'oc-upgrade'") == "2")
     ingest(["win_cleared,2,2026-01-02 02:00:00,2026-01-02 02:01:00,success,"], ns="e2e_ocwin")
-    time.sleep(3)
+    wait_for(lambda: psql("SELECT count(*) FROM smartetl.alert WHERE rule_name = 'oc-window' "
+                          "AND state = 'resolved'") == "1")
+    time.sleep(1)
     muted = psql("SELECT string_agg(labels->>'pipeline' || ':' || state, ',' ORDER BY 1) FROM smartetl.alert "
                  "WHERE rule_name = 'oc-window' AND muted_by = 'oc-upgrade'")
     ok(not requests("/oc-window") and muted == "win_cleared:resolved,win_still:firing",
