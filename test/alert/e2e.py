@@ -186,10 +186,15 @@ def ingest(rows, ns="e2e", env=None):
 def listen(channel, seconds):
     """A session LISTENing on channel for that long; communicate() gives what it got."""
     # two commands: LISTEN takes effect when its own transaction commits
+    app = "e2e-listen-%s-%d" % (channel, time.time() * 1000)
     p = subprocess.Popen(["psql", "-X", "-At", "-d", "postgres", "-c", "LISTEN " + channel,
                           "-c", "SELECT pg_sleep(%d)" % seconds],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    time.sleep(0.5)
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         env=dict(os.environ, PGAPPNAME=app))
+    # listening once the second command runs (polled, not slept)
+    if not wait_for(lambda: psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s' "
+                                 "AND query LIKE 'SELECT pg_sleep%%' AND state = 'active'" % app) == "1"):
+        raise RuntimeError("the LISTEN session did not start")
     return p
 
 
@@ -319,10 +324,7 @@ def setup():
 
 def test_delivery_shapes():
     # two commands: LISTEN takes effect when its own transaction commits
-    listener = subprocess.Popen(["psql", "-X", "-At", "-d", "postgres", "-c", "LISTEN smartetl_e2e",
-                                 "-c", "SELECT pg_sleep(6)"],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    time.sleep(0.5)
+    listener = listen("smartetl_e2e", 6)
     t0 = time.time()
     ingest(["payments_load,1,2026-01-01 10:00:00,2026-01-01 10:05:00,failed,"
             "psycopg2.OperationalError: could not connect to server: Connection refused (10.0.3.12:5432)"])
@@ -609,7 +611,7 @@ def test_statement_timeout():
            "a worker statement past smartetl.worker_statement_timeout is cancelled and logged",
            server_log_since(log_at)[-1500:])
     else:
-        skip(1, NO_CLUSTER_DIR)
+        skip(1, "statement_timeout: " + NO_CLUSTER_DIR)
     ok(not requests("/tmo"), "nothing was sent for the stalled evaluation")
     psql("DROP TRIGGER e2e_stall ON smartetl.alert; DROP FUNCTION public.e2e_stall()")
     psql("ALTER SYSTEM RESET smartetl.worker_statement_timeout")
@@ -704,7 +706,7 @@ def test_drop_extension():
         mine = [l for l in text.splitlines() if any(m in l for m in marks)]
         ok(not mine, "the worker had no deadlock, error or warning", "\n".join(mine)[:1500])
     else:
-        skip(1, NO_CLUSTER_DIR)
+        skip(1, "drop_extension: " + NO_CLUSTER_DIR)
 
 
 def test_tls_verify():
