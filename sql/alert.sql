@@ -82,22 +82,40 @@ SELECT rule_name, state, silenced, notified_state FROM smartetl.alert WHERE labe
 -- a sql rule reads with a reader's rights and fires above its threshold
 INSERT INTO smartetl.alert_rule (name, kind, channels, selector, query, threshold, group_wait)
 VALUES ('slow-loads', 'sql', '{bus}', '{"namespace": "alerts"}', 'SELECT p.name, max(r.duration_s) FROM smartetl.run r JOIN smartetl.pipeline p USING (pipeline_id) GROUP BY 1', 59, '0');
-SELECT smartetl.evaluate_alerts() > 0 AS queued;
+-- every pipeline so far ran 60 s (> 59): five alerts, one group each (group_by
+-- pipeline), one channel; job_d1 is silenced, so 4 deliveries
+SELECT smartetl.evaluate_alerts() AS queued;
+SELECT labels->>'pipeline' AS pipeline, silenced FROM smartetl.alert a JOIN smartetl.delivery d
+  ON d.group_key = a.group_key AND d.channel = 'bus' WHERE a.rule_name = 'slow-loads' ORDER BY 1;
 SELECT labels->>'pipeline' AS pipeline, value FROM smartetl.alert WHERE rule_name = 'slow-loads' ORDER BY 1;
 -- a broken rule is reported and the others still run
+-- (its alerts are kept as they were: nothing resolved, nothing queued)
 UPDATE smartetl.alert_rule SET query = 'SELECT p.name, 1 / (p.pipeline_id - p.pipeline_id) FROM smartetl.pipeline p' WHERE name = 'slow-loads';
-SELECT smartetl.evaluate_alerts() >= 0 AS evaluated;
+SELECT smartetl.evaluate_alerts() AS queued;
+SELECT count(*) FILTER (WHERE state = 'firing') AS firing, count(*) AS alerts FROM smartetl.alert WHERE rule_name = 'slow-loads';
 SELECT rule_name, last_error FROM smartetl.alert_rule_state WHERE last_error IS NOT NULL;
 -- disabling a rule resolves its alerts
+-- (a resolution is a change of a notified group: it waits for group_interval,
+-- 1 minute by default, so nothing is queued at once)
 UPDATE smartetl.alert_rule SET enabled = false WHERE name IN ('slow-loads', 'streaks', 'all-failures');
-SELECT smartetl.evaluate_alerts() >= 0 AS evaluated;
+SELECT smartetl.evaluate_alerts() AS queued;
 SELECT count(*) AS still_firing FROM smartetl.alert WHERE rule_name IN ('slow-loads', 'streaks', 'all-failures') AND state = 'firing';
+-- a minute later: a resolved notification for each group that was notified
+-- firing: slow-loads' four (job_d1 was silenced), all-failures' one; never
+-- streaks' (held back by group_wait, never sent) -- 5
+UPDATE smartetl.alert_group SET last_notified_at = last_notified_at - interval '2 minutes'
+WHERE rule_name IN ('slow-loads', 'streaks', 'all-failures');
+SELECT smartetl.evaluate_alerts() AS queued;
+SELECT d.notification->'rule'->>'name' AS rule, count(*) AS resolved_notifications
+FROM smartetl.delivery d WHERE d.notification->>'status' = 'resolved'
+  AND d.notification->'rule'->>'name' IN ('slow-loads', 'streaks', 'all-failures') GROUP BY 1 ORDER BY 1;
 -- firing groups are re-posted to Alertmanager every minute (its resolve_timeout is 5)
 INSERT INTO smartetl.channel (name, kind, target) VALUES ('am', 'alertmanager', 'http://127.0.0.1:9/api/v2/alerts');
 INSERT INTO smartetl.alert_rule (name, kind, channels, selector, group_wait)
 VALUES ('am-failures', 'run_failed', '{am}', '{"pipeline": "job_e"}', '0');
 SELECT * FROM smartetl.ingest('csv', E'job,run_id,start,end,status\njob_e,1,2024-05-01 12:00:00,2024-05-01 12:01:00,failed\n', '{"namespace": "alerts"}');
-SELECT smartetl.evaluate_alerts() >= 1 AS queued;
+-- job_e matches am-failures (am) and etl-failures (hook, bus): 3 deliveries
+SELECT smartetl.evaluate_alerts() AS queued;
 SELECT smartetl.evaluate_alerts() AS nothing_yet;
 UPDATE smartetl.alert_group SET am_posted_at = now() - interval '2 minutes', last_notified_at = now() - interval '2 minutes'
 WHERE rule_name = 'am-failures';

@@ -177,13 +177,49 @@ SELECT p->>'html' NOT LIKE '%javascript:%' AS ok_html,
        NOT smartetl._payload_alertmanager(n, opts)->'body'->0 ? 'generatorURL' AS ok_alertmanager
 FROM notif, smartetl._payload_email(n, opts) p WHERE name = 'many';
 
--- Dispatch
-SELECT k, smartetl._payload(k, n, opts) = CASE k
-           WHEN 'webhook' THEN smartetl._payload_webhook(n, opts) WHEN 'slack' THEN smartetl._payload_slack(n, opts)
-           WHEN 'teams' THEN smartetl._payload_teams(n, opts) WHEN 'alertmanager' THEN smartetl._payload_alertmanager(n, opts)
-           WHEN 'email' THEN smartetl._payload_email(n, opts) END AS ok_dispatch,
-       smartetl._payload(k, n, opts)->>'content_type' AS content_type
-FROM notif, unnest(ARRAY['webhook', 'slack', 'teams', 'alertmanager', 'email']) k WHERE name = 'firing';
+-- Dispatch: smartetl._payload(kind, ...) gives each kind's payload, told apart
+-- by fields written here for each kind (not compared with the builders):
+-- the payload's keys, the body's JSON type, and fields only that kind has
+CREATE TEMP TABLE want (kind text, path text, value text);
+INSERT INTO want VALUES
+  ('webhook', 'keys', 'body,content_type,idempotency_key'),
+  ('webhook', '$.content_type', 'application/json'),
+  ('webhook', '$.body.type()', 'object'),
+  ('webhook', '$.body.version', 'smartetl/1'),
+  ('webhook', '$.body.group_key', 'run_failed/pipeline=demo/dag_sales_daily'),
+  ('webhook', '$.body.alerts.size()', '2'),
+  ('slack', 'keys', 'body,content_type,idempotency_key'),
+  ('slack', '$.content_type', 'application/json'),
+  ('slack', '$.body.type()', 'object'),
+  ('slack', '$.body.text', '<!here> [prod] [FIRING:2] etl-failures: dag_sales_daily failed (+1 more)'),
+  ('slack', '$.body.blocks[0].type', 'header'),
+  ('teams', 'keys', 'body,content_type,idempotency_key'),
+  ('teams', '$.content_type', 'application/json'),
+  ('teams', '$.body.type()', 'object'),
+  ('teams', '$.body.type', 'message'),
+  ('teams', '$.body.attachments[0].contentType', 'application/vnd.microsoft.card.adaptive'),
+  ('teams', '$.body.attachments[0].content.version', '1.4'),
+  ('alertmanager', 'keys', 'body,content_type,idempotency_key'),
+  ('alertmanager', '$.content_type', 'application/json'),
+  ('alertmanager', '$.body.type()', 'array'),
+  ('alertmanager', '$.body.size()', '2'),
+  ('alertmanager', '$.body[0].labels.alertname', 'etl-failures'),
+  ('alertmanager', '$.body[1].labels.pipeline', 'load_<b>&"orders"'),
+  ('alertmanager', '$.body[0].startsAt', '2026-11-22T10:00:00Z'),
+  ('email', 'keys', 'content_type,from,html,idempotency_key,subject,text,to'),
+  ('email', '$.content_type', 'multipart/alternative'),
+  ('email', '$.subject', '[prod] [FIRING:2] etl-failures: dag_sales_daily failed (+1 more)'),
+  ('email', '$.from', 'etl@example.com'),
+  ('email', '$.to', '["oncall@example.com"]');
+-- every kind carries the notification's idempotency key
+INSERT INTO want SELECT k, '$.idempotency_key', '8f2c41d0-9b7e-4c1a-a0e3-5d6f7a8b9c0d-3'
+FROM unnest(ARRAY['webhook', 'slack', 'teams', 'alertmanager', 'email']) k;
+SELECT w.kind, w.path, x.got, x.got IS NOT DISTINCT FROM w.value AS ok
+FROM want w, notif, LATERAL smartetl._payload(w.kind, n, opts) p,
+     LATERAL (SELECT CASE WHEN w.path = 'keys' THEN (SELECT string_agg(k, ',' ORDER BY k) FROM jsonb_object_keys(p) k)
+                          ELSE jsonb_path_query_first(p, w.path::jsonpath) #>> '{}' END AS got) x
+WHERE notif.name = 'firing' ORDER BY w.kind, w.path;
+DROP TABLE want;
 -- a minimal notification still gives valid bodies
 SELECT smartetl._payload('slack', '{"status": "firing"}', NULL)->'body'->>'text' AS slack_text,
        smartetl._payload('alertmanager', '{"rule": {"name": "r"}, "alerts": [{"labels": {}}]}', NULL)->'body' AS alertmanager,

@@ -5,20 +5,29 @@ Usage: test/alert/e2e.py   (PGHOST/PGPORT/PGUSER of a cluster started by
 scripts/lib.sh, whose alert worker serves database "postgres";
 SMARTETL_CLUSTER_DIR = its directory, for the crash test)
 
-Starts the HTTP sink, the SMTP sink (STARTTLS + AUTH) and Alertmanager from
-test/receivers on loopback ports, creates one channel of every kind, then
-checks, printing TAP:
+Starts the HTTP sink, an HTTPS sink with a self-signed certificate, the SMTP
+sink (STARTTLS + AUTH) and Alertmanager from test/receivers on loopback ports
+picked at run time (SMARTETL_E2E_PORTS=http,smtp,am,https pins them), creates
+one channel of every kind, then checks, printing TAP:
   * a failed run reaches Teams, Slack, a webhook, Alertmanager, e-mail and
-    LISTEN/NOTIFY in the shapes they accept, within seconds; recovery sends
-    resolved notifications;
+    LISTEN/NOTIFY in the shapes they accept; recovery sends resolved
+    notifications;
+  * an HTTPS receiver whose certificate does not verify: the delivery fails
+    with the TLS error recorded and nothing is sent (insecure_skip_verify
+    gets through); a 302 is a failed attempt and its Location is never
+    requested; a delivery failing every time is dead after
+    smartetl.max_attempts with its last error;
   * the webhook down for a minute, then back: every notification arrives,
     once per idempotency key, in order;
   * 429 with Retry-After: the next attempt waits for it;
-  * a receiver that hangs: other channels keep flowing;
+  * a receiver that hangs: another channel's notification, queued after the
+    hang began, arrives before the hanging request times out;
   * smartetl.allowed_hosts changed and reloaded (SIGHUP): the worker refuses
     other hosts; the SMTP password never reaches the server log;
-  * kill -9 of the server in a storm of 1,000 alerts, restart: every
-    notification arrives, and no group gets two keys for one notification;
+  * kill -9 of the server in the middle of a storm of 1,000 alerts, restart:
+    every delivery committed before the crash is sent under its key, every
+    alert is notified under exactly one key, and only deliveries claimed at
+    the crash are sent again;
   * a 20,000-byte error (a Java stack trace) on a LISTEN/NOTIFY rule and a
     webhook rule: the webhook gets the whole notification, the listener a
     truncated pointer to its delivery; a 17 MB payload and a channel with
@@ -26,17 +35,22 @@ checks, printing TAP:
     characters arrives folded and whole;
   * a statement of the worker past smartetl.worker_statement_timeout is
     cancelled, logged and survived: the worker delivers once it is fast;
-  * DROP EXTENSION smartetl CASCADE while the worker is busy completes in
-    seconds, and CREATE EXTENSION brings the same worker back to work;
+  * DROP EXTENSION smartetl CASCADE while the worker is busy completes, and
+    CREATE EXTENSION brings the same worker back to work;
   * on call: a deadline passing with no run since its scheduled start
-    fires within a second of it (webhook and Alertmanager); a maintenance
-    window with alerts firing through it (still-firing ones notified at its
-    end, cleared ones never); a dbt invocation failing with 20 failed nodes
-    gives one notification listing them; a task failing twice then
-    succeeding on its third try notifies nobody; an unacknowledged alert
-    escalates to e-mail on time and an acknowledged one does not.
+    fires then, with smartetl.naptime at 60 s (webhook and Alertmanager); a
+    maintenance window with alerts firing through it (still-firing ones
+    notified at its end, cleared ones never); a dbt invocation failing with
+    20 failed nodes gives one notification listing them; a task failing
+    twice then succeeding on its third try notifies nobody; an
+    unacknowledged alert escalates to e-mail, not before its step, and an
+    acknowledged one does not.
 
-SMARTETL_E2E_ONLY=name,name runs only those tests (after the setup).
+No check is a timing: a notification must arrive within a bounded wait
+(measured latencies are printed as "# " comments).  Every check that does
+not run prints "ok N # SKIP reason": without SMARTETL_CLUSTER_DIR the server
+log and kill -9 checks, and the tests not named in SMARTETL_E2E_ONLY=name,name
+(which runs only those, after the setup).
 """
 import json
 import os
@@ -52,13 +66,47 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 RECV = os.path.join(ROOT, "test", "receivers")
-HTTP_PORT, SMTP_PORT, AM_PORT = 18181, 12525, 19093
-# latency bounds, in seconds; under valgrind (SMARTETL_E2E_SLOW=1) everything is ~10x slower
-PROMPT = 3.0 * (10 if os.environ.get("SMARTETL_E2E_SLOW") == "1" else 1)
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that the kernel says is free now."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+# the receivers' ports, picked at run time (SMARTETL_E2E_PORTS=http,smtp,am,tls pins them)
+if os.environ.get("SMARTETL_E2E_PORTS"):
+    HTTP_PORT, SMTP_PORT, AM_PORT, TLS_PORT = [int(x) for x in os.environ["SMARTETL_E2E_PORTS"].split(",")]
+else:
+    HTTP_PORT, SMTP_PORT, AM_PORT, TLS_PORT = free_port(), free_port(), free_port(), free_port()
+# Latency is never asserted as a time: a notification must arrive within a
+# bounded wait (wait_for's timeout, WAIT seconds; ~10x more under valgrind,
+# SMARTETL_E2E_SLOW=1).  Measured times are printed as TAP comments.
+SLOW = 10 if os.environ.get("SMARTETL_E2E_SLOW") == "1" else 1
+WAIT = 15.0 * SLOW
 tmp = tempfile.mkdtemp(prefix="smartetl-alert-e2e.")
 procs = []
 n_tests = 0
 failed = 0
+
+
+def skip(n, reason):
+    """n checks not run, each an "ok N # SKIP reason" line (never silent)."""
+    global n_tests
+    for _ in range(n):
+        n_tests += 1
+        print("ok %d # SKIP %s" % (n_tests, reason))
+    sys.stdout.flush()
+
+
+def note(text):
+    """A TAP comment: a measurement, not a check."""
+    print("# " + text)
+    sys.stdout.flush()
 
 
 def ok(cond, name, detail=""):
@@ -104,13 +152,24 @@ def requests(path):
     return http("GET", "/_requests?path=" + path)
 
 
+def tls_requests(path):
+    """What the HTTPS receiver (self-signed certificate) recorded."""
+    import ssl
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with urllib.request.urlopen("https://127.0.0.1:%d/_requests?path=%s" % (TLS_PORT, path), timeout=10,
+                                context=ctx) as r:
+        return json.loads(r.read() or b"null")
+
+
 def control(path, **rule):
     rule["path"] = path
     http("POST", "/_control", rule)
 
 
 def wait_for(fn, timeout=15.0, step=0.2):
-    end = time.time() + timeout
+    end = time.time() + timeout * SLOW
     while True:
         v = fn()
         if v or time.time() > end:
@@ -127,10 +186,15 @@ def ingest(rows, ns="e2e", env=None):
 def listen(channel, seconds):
     """A session LISTENing on channel for that long; communicate() gives what it got."""
     # two commands: LISTEN takes effect when its own transaction commits
+    app = "e2e-listen-%s-%d" % (channel, time.time() * 1000)
     p = subprocess.Popen(["psql", "-X", "-At", "-d", "postgres", "-c", "LISTEN " + channel,
                           "-c", "SELECT pg_sleep(%d)" % seconds],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    time.sleep(0.5)
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         env=dict(os.environ, PGAPPNAME=app))
+    # listening once the second command runs (polled, not slept)
+    if not wait_for(lambda: psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s' "
+                                 "AND query LIKE 'SELECT pg_sleep%%' AND state = 'active'" % app) == "1"):
+        raise RuntimeError("the LISTEN session did not start")
     return p
 
 
@@ -144,6 +208,15 @@ def ingest_jsonl(docs, ns):
     assert "$e2e$" not in payload
     return psql("SELECT inserted FROM smartetl.ingest('jsonl', $e2e$%s$e2e$, '{\"namespace\": \"%s\"}')"
                 % (payload, ns))
+
+
+def settle(*channels):
+    """Evaluate now (whatever is due is then queued) and wait until the worker has
+    sent, or given up on, everything queued for these channels: a negative check
+    after this needs no sleep."""
+    psql("SELECT smartetl.evaluate_alerts()")
+    return wait_for(lambda: psql("SELECT count(*) = 0 FROM smartetl.delivery WHERE channel = ANY('{%s}') "
+                                 "AND status IN ('pending', 'sending')" % ",".join(channels)) == "t")
 
 
 def worker_pid():
@@ -189,7 +262,12 @@ def setup_objects():
       ('ocwindow', 'webhook', '%(u)s/oc-window', '{}', NULL),
       ('ocdbt', 'webhook', '%(u)s/oc-dbt', '{}', NULL),
       ('ocretry', 'webhook', '%(u)s/oc-retry', '{}', NULL),
-      ('ocesc', 'webhook', '%(u)s/oc-esc', '{}', NULL)""" % {"u": u, "am": AM_PORT, "smtp": SMTP_PORT})
+      ('ocesc', 'webhook', '%(u)s/oc-esc', '{}', NULL),
+      ('tlsbad', 'webhook', 'https://127.0.0.1:%(tls)d/bad', '{}', NULL),
+      ('tlsskip', 'webhook', 'https://127.0.0.1:%(tls)d/skip', '{"insecure_skip_verify": true}', NULL),
+      ('redir', 'webhook', '%(u)s/redir', '{}', NULL),
+      ('deadend', 'webhook', '%(u)s/deadend', '{}', NULL)"""
+         % {"u": u, "am": AM_PORT, "smtp": SMTP_PORT, "tls": TLS_PORT})
     psql("""INSERT INTO smartetl.alert_rule (name, kind, selector, severity, channels, group_wait, group_interval) VALUES
       ('e2e-failures', 'run_failed', '{"namespace": "e2e"}', 'critical', '{teams,slack,hook,am,mail,bus}', '0', '0'),
       ('e2e-down', 'run_failed', '{"namespace": "e2e_down"}', 'warning', '{down}', '0', '0'),
@@ -205,7 +283,10 @@ def setup_objects():
       ('oc-deadline', 'deadline', '{"namespace": "e2e_oc"}', 'critical', '{ocdeadline,am}', '0', '0'),
       ('oc-window', 'run_failed', '{"namespace": "e2e_ocwin"}', 'warning', '{ocwindow}', '0', '0'),
       ('oc-dbt', 'run_failed', '{"namespace": "e2e_ocdbt"}', 'critical', '{ocdbt}', '0', '0'),
-      ('oc-retry', 'run_failed', '{"namespace": "e2e_ocretry"}', 'critical', '{ocretry}', '0', '0')""")
+      ('oc-retry', 'run_failed', '{"namespace": "e2e_ocretry"}', 'critical', '{ocretry}', '0', '0'),
+      ('e2e-tls', 'run_failed', '{"namespace": "e2e_tls"}', 'warning', '{tlsbad,tlsskip}', '0', '0'),
+      ('e2e-redir', 'run_failed', '{"namespace": "e2e_redir"}', 'warning', '{redir}', '0', '0'),
+      ('e2e-dead', 'run_failed', '{"namespace": "e2e_dead"}', 'warning', '{deadend}', '0', '0')""")
     psql("""INSERT INTO smartetl.escalation_policy (name, steps)
               VALUES ('oc-page', '[{"after": "3 seconds", "channels": ["mail"]}]')""")
     psql("""INSERT INTO smartetl.alert_rule (name, kind, selector, severity, channels, group_wait, group_interval,
@@ -219,6 +300,16 @@ def setup():
     start(["/usr/bin/python3", os.path.join(RECV, "smtp_sink.py"), "--port", str(SMTP_PORT),
            "--log", os.path.join(tmp, "smtp.jsonl"), "--starttls", "--cert-dir", os.path.join(tmp, "cert"),
            "--user", "alerts", "--password", "s3cret"], "smtp")
+    # an HTTPS receiver whose self-signed certificate no system CA vouches for
+    cert = os.path.join(tmp, "tls")
+    os.makedirs(cert)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-keyout", os.path.join(cert, "key.pem"), "-out", os.path.join(cert, "cert.pem"),
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    start([sys.executable, os.path.join(RECV, "http_sink.py"), "--port", str(TLS_PORT),
+           "--log", os.path.join(tmp, "https.jsonl"), "--tls-cert", os.path.join(cert, "cert.pem"),
+           "--tls-key", os.path.join(cert, "key.pem")], "https")
     subprocess.run(["bash", os.path.join(RECV, "alertmanager.sh"), "start", os.path.join(tmp, "am"),
                     str(AM_PORT)], check=True, capture_output=True)
     psql("SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS smartetl")
@@ -233,22 +324,19 @@ def setup():
 
 def test_delivery_shapes():
     # two commands: LISTEN takes effect when its own transaction commits
-    listener = subprocess.Popen(["psql", "-X", "-At", "-d", "postgres", "-c", "LISTEN smartetl_e2e",
-                                 "-c", "SELECT pg_sleep(6)"],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    time.sleep(0.5)
+    listener = listen("smartetl_e2e", 6)
     t0 = time.time()
     ingest(["payments_load,1,2026-01-01 10:00:00,2026-01-01 10:05:00,failed,"
             "psycopg2.OperationalError: could not connect to server: Connection refused (10.0.3.12:5432)"])
     hook = wait_for(lambda: requests("/hook"))
-    ok(bool(hook), "webhook receives the failure")
+    ok(bool(hook), "webhook receives the failure (within a bounded wait)")
     if hook:
-        ok(hook[0]["time"] - t0 < PROMPT, "within seconds of the ingest (%.3f s)" % (hook[0]["time"] - t0))
-        j = hook[0]["json"]
-        ok(j["status"] == "firing" and j["alerts"][0]["labels"]["pipeline"] == "payments_load"
-           and j["alerts"][0]["annotations"]["error_template"].startswith("psycopg2.OperationalError"),
-           "webhook body: status, pipeline label and error template", json.dumps(j)[:600])
-        ok(hook[0]["headers"].get("Idempotency-Key") == j["idempotency_key"], "idempotency key header")
+        note("webhook latency from the ingest: %.3f s" % (hook[0]["time"] - t0))
+    j = hook[0]["json"] if hook else {}
+    ok(bool(hook) and j["status"] == "firing" and j["alerts"][0]["labels"]["pipeline"] == "payments_load"
+       and j["alerts"][0]["annotations"]["error_template"].startswith("psycopg2.OperationalError"),
+       "webhook body: status, pipeline label and error template", json.dumps(j)[:600])
+    ok(bool(hook) and hook[0]["headers"].get("Idempotency-Key") == j["idempotency_key"], "idempotency key header")
     teams = wait_for(lambda: requests("/teams"))
     ok(bool(teams) and teams[0]["json"]["attachments"][0]["contentType"] == "application/vnd.microsoft.card.adaptive"
        and teams[0]["json"]["attachments"][0]["content"]["type"] == "AdaptiveCard"
@@ -314,12 +402,21 @@ def test_retry_after():
 
 
 def test_hang():
+    """While one request hangs (until its 4 s timeout), another channel's
+    notification, queued after it began hanging, is delivered: an ordering of
+    events, not a latency."""
     control("/hang", mode="hang", seconds=60)
-    t0 = time.time()
     ingest(["hang_a,1,2026-01-01 10:00:00,2026-01-01 10:01:00,failed,stuck"], ns="e2e_hang")
-    other = wait_for(lambda: [r for r in requests("/hook") if r["json"]["alerts"][0]["labels"]["pipeline"] == "hang_a"])
-    ok(bool(other) and other[0]["time"] - t0 < PROMPT, "a hanging receiver does not hold up another channel (%.2f s)"
-       % ((other[0]["time"] - t0) if other else -1))
+    hanging = wait_for(lambda: requests("/hang"))
+    ingest(["hang_b,1,2026-01-01 10:00:00,2026-01-01 10:01:00,failed,stuck"], ns="e2e_hang")
+    other = wait_for(lambda: [r for r in requests("/hook") if r["json"]["alerts"][0]["labels"]["pipeline"] == "hang_b"])
+    first = psql("SELECT status || ':' || attempts FROM smartetl.delivery d WHERE channel = 'hang' "
+                 "AND notification->'alerts'->0->'labels'->>'pipeline' = 'hang_a'")
+    ok(bool(hanging) and bool(other) and other[0]["time"] < hanging[0]["time"] + 4.0,
+       "a hanging receiver does not hold up another channel: the webhook got a notification queued after "
+       "the hang began, before the hanging request timed out",
+       "hang began %s, webhook got it %s; the hanging delivery now %s"
+       % (hanging and hanging[0]["time"], other and other[0]["time"], first))
     state = wait_for(lambda: psql("SELECT status || ':' || coalesce(last_error, '') FROM smartetl.delivery "
                                   "WHERE channel = 'hang' AND status = 'retrying'"), timeout=10)
     ok("Timeout" in state or "timed out" in state, "the hanging request times out and is retried: " + state)
@@ -346,47 +443,82 @@ def test_secret_not_logged():
     ok("s3cret" not in text, "the SMTP password never appears in the server log (%d bytes checked)" % len(text))
 
 
-def proc_title(pid):
+def alive(pid):
     try:
-        return "%s (%s)" % (pid, open("/proc/%s/cmdline" % pid).read().replace("\0", " ").strip())
+        with open("/proc/%s/status" % pid) as f:
+            return "zombie" not in f.read().lower()
     except OSError:
-        return pid
+        return False
 
 
-def restart_cluster():
+def kill_cluster():
+    """kill -9 the postmaster; wait until it and its children are gone (polling, bounded)."""
     cdir = os.environ["SMARTETL_CLUSTER_DIR"]
     pid = int(open(os.path.join(cdir, "data", "postmaster.pid")).readline())
-    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout.split()
     os.kill(pid, signal.SIGKILL)
-    # the old server's processes notice its death and exit; a new one cannot
-    # start while any still holds the shared memory
-    alive = lambda: [c for c in children if os.path.exists("/proc/%s" % c)]
-    wait_for(lambda: not alive(), timeout=60, step=0.1)
-    ok(not alive(), "every process of the killed server exits (%d processes)" % len(children),
-       "still running: " + ", ".join(proc_title(c) for c in alive()))
-    subprocess.run(["bash", "-c", "source scripts/lib.sh && cluster_start '%s' '%s' >/dev/null"
-                    % (cdir, os.environ["PGPORT"])], cwd=ROOT, check=True)
+    if not wait_for(lambda: not any(alive(p) for p in [str(pid)] + children), timeout=30):
+        raise RuntimeError("the killed server's processes are still there after 30 s")
+
+
+def start_cluster():
+    cdir = os.environ["SMARTETL_CLUSTER_DIR"]
+    # the old shared memory may still look in use for a moment: try again, boundedly
+    for attempt in range(10):
+        r = subprocess.run(["bash", "-c", "source scripts/lib.sh && cluster_start '%s' '%s' >/dev/null"
+                            % (cdir, os.environ["PGPORT"])], cwd=ROOT, capture_output=True, text=True)
+        if r.returncode == 0:
+            return
+        time.sleep(1)
+    raise RuntimeError("the cluster did not start again after kill -9: " + r.stderr[-1000:])
 
 
 def test_storm_crash():
+    """kill -9 of the server while it delivers 1,000 notifications: every delivery
+    committed before the crash is sent after the restart, every alert is notified
+    under exactly one key, and only the deliveries claimed at the crash are sent
+    twice (with the same key, so the receiver can drop them): at most
+    smartetl.max_in_flight transfers plus as many finished ones whose outcome
+    was not yet written."""
     rows = ["storm_%04d,1,2026-01-01 10:00:00,2026-01-01 10:01:00,failed,disk full on /dev/sd%d" % (i, i % 7)
             for i in range(1000)]
-    control("/storm", mode="ok", delay=0.01)
+    in_flight = int(psql("SHOW smartetl.max_in_flight"))
+    # 0.5 s per request, max_in_flight at once: the 1,000 take seconds, so the kill comes in the middle
+    control("/storm", mode="ok", delay=0.5)
     ingest(rows, ns="e2e_storm")
     wait_for(lambda: len(requests("/storm")) >= 100, timeout=30)
-    before = len(requests("/storm"))
-    restart_cluster()
+    committed = dict(l.split("|") for l in psql(
+        "SELECT delivery_id || '|' || idempotency_key FROM smartetl.delivery WHERE channel = 'storm'").splitlines())
+    kill_cluster()
+    before = len(requests("/storm"))   # every request of the old server has come by now
+    start_cluster()
+    note("kill -9 with %d storm requests received, %d deliveries committed" % (before, len(committed)))
+    ok(0 < before < 1000, "the kill came in the middle of the storm: %d of 1,000 requests received before it" % before)
     done = wait_for(lambda: psql("SELECT count(*) FILTER (WHERE status = 'sent') = 1000 "
                                  "FROM smartetl.delivery WHERE channel = 'storm'") == "t", timeout=120, step=1)
+    rows = psql("SELECT count(*) || '|' || count(DISTINCT group_key) || '|' || count(DISTINCT idempotency_key) || '|' || "
+                "count(*) FILTER (WHERE status = 'sent') FROM smartetl.delivery WHERE channel = 'storm'")
+    alerts = psql("SELECT count(*) FROM smartetl.alert WHERE rule_name = 'e2e-storm' AND state = 'firing'")
+    ok(done and rows == "1000|1000|1000|1000" and alerts == "1000",
+       "after the restart: 1,000 alerts, one delivery each, all sent (deliveries|groups|keys|sent: %s)" % rows)
+    lost = psql("SELECT count(*) FROM smartetl.delivery WHERE delivery_id = ANY('{%s}') AND status <> 'sent'"
+                % ",".join(committed))
     reqs = [r for r in requests("/storm") if r["answered"] == 200]
+    got_keys = set(r["json"]["idempotency_key"] for r in reqs)
+    ok(len(committed) > 0 and lost == "0" and set(committed.values()) <= got_keys,
+       "every one of the %d deliveries committed before the crash is sent, under the key it had" % len(committed),
+       "not sent: %s; keys not received: %d" % (lost, len(set(committed.values()) - got_keys)))
     groups = {}
     for r in reqs:
         groups.setdefault(r["json"]["group_key"], set()).add(r["json"]["idempotency_key"])
-    ok(done and len(groups) == 1000,
-       "kill -9 during a storm of 1,000 alerts (%d sent before the crash): all 1,000 notifications arrive" % before,
-       "groups received: %d" % len(groups))
-    ok(all(len(k) == 1 for k in groups.values()),
-       "no notification was sent twice under different keys (%d requests for 1,000 keys)" % len(reqs))
+    ok(len(groups) == 1000 and len(got_keys) == 1000 and all(len(k) == 1 for k in groups.values()),
+       "the receiver got all 1,000 notifications, each under exactly one key",
+       "groups: %d, keys: %d" % (len(groups), len(got_keys)))
+    resent = len(reqs) - len(got_keys)
+    note("%d requests sent again after the restart" % resent)
+    ok(0 <= resent <= 2 * in_flight,
+       "only deliveries claimed at the crash are sent again: %d repeats, at most twice smartetl.max_in_flight (%d)"
+       % (resent, in_flight))
 
 
 def test_large_notify():
@@ -478,6 +610,8 @@ def test_statement_timeout():
         ok("smartetl alert worker could not evaluate alerts" in text,
            "a worker statement past smartetl.worker_statement_timeout is cancelled and logged",
            server_log_since(log_at)[-1500:])
+    else:
+        skip(1, "statement_timeout: " + NO_CLUSTER_DIR)
     ok(not requests("/tmo"), "nothing was sent for the stalled evaluation")
     psql("DROP TRIGGER e2e_stall ON smartetl.alert; DROP FUNCTION public.e2e_stall()")
     psql("ALTER SYSTEM RESET smartetl.worker_statement_timeout")
@@ -537,9 +671,10 @@ def test_drop_extension():
         psql("SET client_min_messages = warning; CREATE EXTENSION smartetl")
         setup_objects()
     psql("DROP FUNCTION public.e2e_slow_queue()")
-    ok(not errors and max(times) < 5,
-       "DROP EXTENSION smartetl CASCADE with the worker busy: done in %s s, %d times"
-       % ([round(t, 2) for t in times], rounds), "\n".join(errors))
+    note("DROP EXTENSION took %s s" % [round(t, 2) for t in times])
+    ok(not errors and len(times) == rounds,
+       "DROP EXTENSION smartetl CASCADE with the worker busy: done within its 30 s lock_timeout, %d times" % rounds,
+       "\n".join(errors))
     listener = listen("smartetl_e2e", 6)
     before = len(requests("/dropper"))
     t0 = time.time()
@@ -547,9 +682,10 @@ def test_drop_extension():
     got = wait_for(lambda: [r for r in requests("/dropper")[before:]
                             if r["json"]["alerts"][0]["labels"]["pipeline"] == "drop_back"])
     out, _ = listener.communicate(timeout=15)
-    ok(bool(got) and got[0]["time"] - t0 < PROMPT and "drop_back" in out,
-       "after CREATE EXTENSION the worker delivers again (webhook in %.2f s, LISTEN/NOTIFY too)"
-       % ((got[0]["time"] - t0) if got else -1), out[:300])
+    if got:
+        note("after CREATE EXTENSION: webhook in %.2f s" % (got[0]["time"] - t0))
+    ok(bool(got) and "drop_back" in out,
+       "after CREATE EXTENSION the worker delivers again (webhook and LISTEN/NOTIFY, within a bounded wait)", out[:300])
     ok(worker_pid() == pid, "the worker was not restarted (pid %s, now %s)" % (pid, worker_pid()))
     # without the extension the worker sleeps: its activity does not change every few ms
     psql("DROP EXTENSION smartetl CASCADE")
@@ -569,19 +705,95 @@ def test_drop_extension():
         marks = ("Process %s waits" % pid, "[%s] ERROR" % pid, "[%s] WARNING" % pid)
         mine = [l for l in text.splitlines() if any(m in l for m in marks)]
         ok(not mine, "the worker had no deadlock, error or warning", "\n".join(mine)[:1500])
+    else:
+        skip(1, "drop_extension: " + NO_CLUSTER_DIR)
 
 
-TESTS = ["delivery_shapes", "retry_after", "hang", "large_notify", "outbox_isolation", "long_utf8_subject",
+def test_tls_verify():
+    """An HTTPS receiver whose certificate does not verify (self-signed): the delivery
+    fails with the TLS error recorded, and nothing reaches the receiver; the same
+    receiver with insecure_skip_verify gets its notification."""
+    ingest(["tls_a,1,2026-01-01 10:00:00,2026-01-01 10:01:00,failed,boom"], ns="e2e_tls")
+    skipped = wait_for(lambda: tls_requests("/skip"))
+    ok(bool(skipped) and skipped[0]["json"]["alerts"][0]["labels"]["pipeline"] == "tls_a",
+       "the HTTPS receiver gets the notification of the channel with insecure_skip_verify")
+    state = wait_for(lambda: psql("SELECT status || ' | ' || attempts || ' | ' || last_error FROM smartetl.delivery "
+                                  "WHERE channel = 'tlsbad' AND last_error IS NOT NULL"))
+    ok(state.startswith("retrying | ") and "SSL certificate problem" in state,
+       "a certificate that does not verify fails the delivery with the TLS error recorded", state)
+    ok(not tls_requests("/bad") and psql("SELECT count(*) FROM smartetl.delivery WHERE channel = 'tlsbad' "
+                                         "AND status = 'sent'") == "0",
+       "nothing was sent over the unverified connection")
+    out = json.loads(psql("SELECT smartetl.test_channel('tlsbad')"))
+    ok(out.get("ok") is False and "SSL certificate problem" in (out.get("error") or "") and not tls_requests("/bad"),
+       "test_channel reports the same TLS error", json.dumps(out))
+    psql("DELETE FROM smartetl.delivery WHERE channel = 'tlsbad'")
+
+
+def test_redirect():
+    """Redirects are not followed (README, Security): a 302 is a failed attempt,
+    recorded as such, and the Location is never requested."""
+    target = "http://127.0.0.1:%d/moved-here" % HTTP_PORT
+    control("/redir", mode="status", status=302, headers={"Location": target})
+    ingest(["redir_a,1,2026-01-01 10:00:00,2026-01-01 10:01:00,failed,boom"], ns="e2e_redir")
+    state = wait_for(lambda: psql("SELECT status || ' | ' || last_status || ' | ' || last_error FROM smartetl.delivery "
+                                  "WHERE channel = 'redir' AND last_error IS NOT NULL"))
+    got = requests("/redir")
+    ok(state == "retrying | 302 | HTTP 302" and got and got[0]["answered"] == 302,
+       "a 302 answer is a failed attempt (HTTP 302 recorded), not a delivery", state)
+    ok(not requests("/moved-here"), "the redirect's Location was never requested")
+    control("/redir", mode="ok")
+    psql("DELETE FROM smartetl.delivery WHERE channel = 'redir'")
+
+
+def test_max_attempts():
+    """A delivery that keeps failing is dead after smartetl.max_attempts (3 here),
+    with its last error kept; exactly that many requests, under one key."""
+    psql("ALTER SYSTEM SET smartetl.max_attempts = 3")
+    psql("SELECT pg_reload_conf()")
+    try:
+        control("/deadend", mode="status", status=500)
+        ingest(["dead_a,1,2026-01-01 10:00:00,2026-01-01 10:01:00,failed,boom"], ns="e2e_dead")
+        # backoff 1 s then 2 s, +-50 %
+        state = wait_for(lambda: psql("SELECT status || ' | ' || attempts || ' | ' || last_status || ' | ' || last_error "
+                                      "FROM smartetl.delivery WHERE channel = 'deadend' AND status = 'dead'"), timeout=30)
+        reqs = requests("/deadend")
+        ok(state == "dead | 3 | 500 | HTTP 500",
+           "a delivery failing every time is dead after smartetl.max_attempts (3), its last error kept", state)
+        ok(len(reqs) == 3 and len(set(r["headers"].get("Idempotency-Key") for r in reqs)) == 1,
+           "3 attempts reached the receiver, all under one idempotency key (%d)" % len(reqs))
+    finally:
+        control("/deadend", mode="ok")
+        psql("ALTER SYSTEM RESET smartetl.max_attempts")
+        psql("SELECT pg_reload_conf()")
+
+
+TESTS = ["delivery_shapes", "tls_verify", "redirect", "max_attempts", "retry_after", "hang", "large_notify", "outbox_isolation", "long_utf8_subject",
          "statement_timeout", "oncall_deadline", "oncall_window", "oncall_dbt", "oncall_retry", "oncall_escalation",
          "receiver_down", "allowed_hosts_reload", "secret_not_logged", "storm_crash", "drop_extension"]
-NEEDS_CLUSTER_DIR = ("secret_not_logged", "storm_crash")
+# the tests that need the cluster's directory (server log, kill -9 and restart),
+# with the number of checks each prints, all skipped without it
+NEEDS_CLUSTER_DIR = {"secret_not_logged": 1, "storm_crash": 5}
+NO_CLUSTER_DIR = "SMARTETL_CLUSTER_DIR is not set (the cluster's directory: server log, kill -9 and restart)"
 
 
 
 # ---------------------------------------------------------------- on call (issue 15)
 
 def test_oncall_deadline():
-    """A deadline passing with no run since its scheduled start fires within a second of it."""
+    """A deadline passing with no run since its scheduled start fires when it passes: with
+    smartetl.naptime at 60 s for the test, the worker must wake at the deadline itself for the
+    notification to arrive within the bounded wait (20 s)."""
+    psql("ALTER SYSTEM SET smartetl.naptime = '60s'")
+    psql("SELECT pg_reload_conf()")
+    try:
+        oncall_deadline()
+    finally:
+        psql("ALTER SYSTEM RESET smartetl.naptime")
+        psql("SELECT pg_reload_conf()")
+
+
+def oncall_deadline():
     # one success just before today's scheduled start (the minute now), so only today's deadline,
     # 3 s from now, is missed: no run at all after the scheduled start
     psql("""SELECT smartetl.ingest('csv', format(E'job,run_id,start,end,status\\noc_nightly,y1,%s,%s,success\\n',
@@ -600,9 +812,9 @@ def test_oncall_deadline():
        "a deadline passing with no run since its scheduled start notifies", hook and hook[0]["body"][:500])
     late = psql("""SELECT extract(epoch FROM started_at - (annotations->>'deadline_at')::timestamptz)
                    FROM smartetl.alert WHERE rule_name = 'oc-deadline' AND state = 'firing'""")
-    ok(late != "" and 0 <= float(late) < 1.0, "the alert fired within 1 s of the deadline, not at the naptime (%s s)" % late)
-    if hook:
-        ok(hook[0]["time"] - due < PROMPT, "the webhook had it %.3f s after the deadline" % (hook[0]["time"] - due))
+    ok(late != "" and 0 <= float(late), "the alert fired at the deadline, not before it")
+    note("fired %s s after the deadline; the webhook had it %.3f s after it"
+         % (late, (hook[0]["time"] - due) if hook else -1))
     am = wait_for(lambda: [a for a in json.loads(subprocess.run(
         ["bash", os.path.join(RECV, "alertmanager.sh"), "alerts", str(AM_PORT)],
         capture_output=True, text=True).stdout or "[]") if a["labels"].get("alertname") == "oc-deadline"])
@@ -620,27 +832,29 @@ def test_oncall_window():
             VALUES ('oc-upgrade', '[{}]', '{oc-window}', true)""")
     ingest(["win_still,1,2026-01-02 01:00:00,2026-01-02 01:01:00,failed,boom",
             "win_cleared,1,2026-01-02 01:00:00,2026-01-02 01:01:00,failed,boom"], ns="e2e_ocwin")
-    # both fire (muted) before one of them clears
-    wait_for(lambda: psql("SELECT count(*) FROM smartetl.alert WHERE rule_name = 'oc-window' "
-                          "AND state = 'firing' AND muted_by = 'oc-upgrade'") == "2")
+    # both failures are evaluated (here, whatever the worker does) before the success comes
+    psql("SELECT smartetl.evaluate_alerts()")
     ingest(["win_cleared,2,2026-01-02 02:00:00,2026-01-02 02:01:00,success,"], ns="e2e_ocwin")
-    wait_for(lambda: psql("SELECT count(*) FROM smartetl.alert WHERE rule_name = 'oc-window' "
-                          "AND state = 'resolved'") == "1")
-    time.sleep(1)
+    settle("ocwindow")
+    want = "win_cleared:resolved,win_still:firing"
     muted = psql("SELECT string_agg(labels->>'pipeline' || ':' || state, ',' ORDER BY 1) FROM smartetl.alert "
                  "WHERE rule_name = 'oc-window' AND muted_by = 'oc-upgrade'")
-    ok(not requests("/oc-window") and muted == "win_cleared:resolved,win_still:firing",
-       "during the window: alerts recorded as muted, nothing sent", muted)
+    queued = psql("SELECT count(*) FROM smartetl.delivery WHERE channel = 'ocwindow'")
+    ok(not requests("/oc-window") and muted == want and queued == "0",
+       "during the window: alerts recorded as muted, nothing queued or sent", "%s; %s queued" % (muted, queued))
     t0 = time.time()
     psql("UPDATE smartetl.maintenance_window SET enabled = false WHERE name = 'oc-upgrade'")
     hook = wait_for(lambda: requests("/oc-window"))
-    ok(bool(hook) and hook[0]["time"] - t0 < PROMPT
-       and [a["labels"]["pipeline"] for a in hook[0]["json"]["alerts"]] == ["win_still"]
+    if hook:
+        note("window end to the webhook: %.3f s" % (hook[0]["time"] - t0))
+    ok(bool(hook) and [a["labels"]["pipeline"] for a in hook[0]["json"]["alerts"]] == ["win_still"]
        and hook[0]["json"]["status"] == "firing",
-       "when it ends, the alert still firing is notified at once", hook and hook[0]["body"][:400])
-    time.sleep(3)
-    ok(not [r for r in requests("/oc-window") if "win_cleared" in r["body"]],
-       "the alert that cleared during the window sends nothing (no orphan resolved)")
+       "when it ends, the alert still firing is notified (within a bounded wait)", hook and hook[0]["body"][:400])
+    settle("ocwindow")
+    queued = psql("SELECT string_agg(notification->'alerts'->0->'labels'->>'pipeline', ',') FROM smartetl.delivery "
+                  "WHERE channel = 'ocwindow'")
+    ok(not [r for r in requests("/oc-window") if "win_cleared" in r["body"]] and queued == "win_still",
+       "the alert that cleared during the window sends nothing (no orphan resolved)", "queued: " + queued)
 
 
 def test_oncall_dbt():
@@ -652,9 +866,9 @@ def test_oncall_dbt():
                        for i in range(1, 21)]}
     psql("SELECT smartetl.ingest('dbt', $oc$%s$oc$, '{\"namespace\": \"e2e_ocdbt\"}')" % json.dumps(doc))
     first = wait_for(lambda: requests("/oc-dbt"))
-    time.sleep(3)
+    settle("ocdbt")
     got = requests("/oc-dbt")
-    ok(len(got) == 1 and got[0]["json"]["alerts"][0]["labels"]["pipeline"] == "shop"
+    ok(len(got) == 1 and psql("SELECT count(*) FROM smartetl.delivery WHERE channel = 'ocdbt'") == "1" and got[0]["json"]["alerts"][0]["labels"]["pipeline"] == "shop"
        and len(got[0]["json"]["alerts"][0]["annotations"].get("muted_alerts", [])) == 20,
        "one notification, for the invocation, listing the 20 nodes it muted (%d received)" % len(got),
        first and first[0]["body"][:400])
@@ -667,12 +881,14 @@ def test_oncall_retry():
                                    "try_number": n, "max_tries": 2, "state": state,
                                    "start_date": "2026-01-04T00:0%d:00+00:00" % n, "end_date": "2026-01-04T00:0%d:30+00:00" % n}]}
         psql("SELECT smartetl.ingest('airflow', $oc$%s$oc$, '{\"namespace\": \"e2e_ocretry\"}')" % json.dumps(doc))
-        time.sleep(1.5)
+        # every try's state is evaluated (by this session, whatever the worker does)
+        psql("SELECT smartetl.evaluate_alerts()")
     try_(1, "up_for_retry")
     try_(2, "up_for_retry")
     try_(3, "success")
-    time.sleep(2)
-    ok(not requests("/oc-retry"), "failed twice, succeeded on the third try: no notification")
+    settle("ocretry")
+    ok(not requests("/oc-retry") and psql("SELECT count(*) FROM smartetl.delivery WHERE channel = 'ocretry'") == "0",
+       "failed twice, succeeded on the third try: no notification")
     psql("SELECT smartetl.ingest('airflow', $oc$%s$oc$, '{\"namespace\": \"e2e_ocretry\"}')" % json.dumps(
         {"task_instances": [{"dag_id": "ocdag", "task_id": "publish", "dag_run_id": "scheduled__2026-01-04", "try_number": n,
                              "max_tries": 2, "state": "up_for_retry" if n < 3 else "failed",
@@ -700,10 +916,12 @@ def test_oncall_escalation():
     mails = wait_for(escalation_mails, timeout=20)
     ok(bool(mails) and "esc_ignored" in mails[0]["subject"], "the unacknowledged alert escalates to e-mail",
        mails and json.dumps(mails[0])[:400])
-    if mails:
-        t = mails[0].get("time") or time.time()
-        ok(3.0 - 0.5 <= t - t0 < 3.0 + PROMPT, "on time: %.2f s after its first notification (step: 3 s)" % (t - t0))
-    time.sleep(4)
+    t = (mails[0].get("time") or time.time()) if mails else t0
+    # not before its step (3 s); that it came at all is the bounded wait above
+    ok(bool(mails) and t - t0 >= 3.0 - 0.5, "not before its step: %.2f s after its first notification (step: 3 s)"
+       % (t - t0))
+    # the two were notified together: the acknowledged one's step is due too
+    settle("mail")
     ok(not [m for m in escalation_mails() if "esc_acked" in m["subject"]], "the acknowledged alert does not escalate")
     level = psql("SELECT string_agg(labels->>'pipeline' || ':' || escalation_level, ',' ORDER BY 1) "
                  "FROM smartetl.alert WHERE rule_name = 'oc-esc'")
@@ -715,8 +933,10 @@ def main():
         setup()
         for name in TESTS:
             if only and name not in only:
+                skip(1, "test %s not selected by SMARTETL_E2E_ONLY" % name)
                 continue
             if name in NEEDS_CLUSTER_DIR and not os.environ.get("SMARTETL_CLUSTER_DIR"):
+                skip(NEEDS_CLUSTER_DIR[name], "%s: %s" % (name, NO_CLUSTER_DIR))
                 continue
             globals()["test_" + name]()
     except Exception as e:  # report, do not hide

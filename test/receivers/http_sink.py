@@ -187,6 +187,10 @@ class Handler(BaseHTTPRequestHandler):
                 rule["delay"] = float(req["delay"])
             if req.get("body") is not None:
                 rule["body"] = req["body"]
+            if req.get("headers") is not None:
+                if not isinstance(req["headers"], dict):
+                    raise ValueError("headers must be an object")
+                rule["headers"] = {str(k): str(v) for k, v in req["headers"].items()}
             if req.get("times") is not None:
                 rule["times"] = int(req["times"])
                 if rule["times"] <= 0:
@@ -194,7 +198,7 @@ class Handler(BaseHTTPRequestHandler):
         except (ValueError, TypeError) as e:
             return self.send(400, {"error": str(e)})
         with st.lock:
-            if mode == "ok" and "times" not in rule and "delay" not in rule and "body" not in rule:
+            if mode == "ok" and not {"times", "delay", "body", "headers"} & set(rule):
                 st.rules.pop(prefix, None)      # plain ok == back to default
             else:
                 st.rules[prefix] = rule
@@ -258,7 +262,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send(200, "ok", "text/plain")
             return self.send(200, {"ok": True, "seq": seq})
         status = rule["status"]
-        extra = {}
+        extra = dict(rule.get("headers") or {})
         if mode == "retry_after":
             extra["Retry-After"] = rule["retry_after"]
         if "body" in rule:
@@ -311,6 +315,8 @@ def main():
     ap.add_argument("--log", required=True, help="JSON-lines file of recorded requests (appended)")
     ap.add_argument("--hang-max", type=float, default=600.0, help="longest a hang lasts (s)")
     ap.add_argument("--verbose", action="store_true", help="access log on stderr")
+    ap.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM; with --tls-key)")
+    ap.add_argument("--tls-key", help="the certificate's private key (PEM)")
     a = ap.parse_args()
 
     state = State(a.log)
@@ -318,6 +324,13 @@ def main():
     Handler.verbose = a.verbose
     Handler.hang_max = a.hang_max
     srv = Server((a.host, a.port), Handler)
+    if a.tls_cert:
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(a.tls_cert, a.tls_key)
+        # the handshake happens in the connection's thread, on its first read:
+        # a client that rejects the certificate fails that thread alone
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True, do_handshake_on_connect=False)
 
     def stop(signum, frame):
         state.stopping.set()
