@@ -100,7 +100,7 @@ report_skips() {
 # test count, TAP lines of the other stages), the total and the time taken
 report_counts() {
 	local regress pgtap line="" total=0 n name f
-	regress=$(sed -n 's/.*All \([0-9][0-9]*\) tests passed.*/\1/p' "$OUT/regress.out" 2>/dev/null | tail -1)
+	regress=$(sed -n 's/.*All \([0-9][0-9]*\) tests passed.*/\1/p' "$OUT/regress.out" 2>/dev/null | tail -1 || true)
 	line="pg_regress ${regress:-0}"
 	total=$((total + ${regress:-0}))
 	for f in "$OUT"/*.log; do
