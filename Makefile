@@ -18,14 +18,17 @@ MODULE_big  = smartetl
 
 OBJS = \
 	src/smartetl.o \
+	src/locks.o \
 	src/common/line_reader.o \
 	src/common/robust_stats.o \
 	src/ingest/csv_lexer.o \
 	src/ingest/json_fields.o \
 	src/ingest/log_format.o \
 	src/ingest/log_split.o \
+	src/ingest/formats.o \
 	src/ingest/options.o \
 	src/ingest/values.o \
+	src/ingest/time_window.o \
 	src/ingest/field_map.o \
 	src/ingest/run_record.o \
 	src/ingest/source.o \
@@ -51,8 +54,16 @@ OBJS = \
 	src/alert/alert_outbox.o \
 	src/alert/alert_send.o \
 	src/alert/alert_worker.o \
+	src/alert/alert_notify.o \
 	src/alert/alert_test_channel.o \
 	src/alert/rule_query.o \
+	src/intake/api_key.o \
+	src/intake/http_server.o \
+	src/intake/http_request.o \
+	src/intake/follow.o \
+	src/intake/intake_worker.o \
+	src/alert/cron.o \
+	src/alert/cron_sql.o \
 	src/predict/model_data.o \
 	src/predict/model_metrics.o \
 	src/predict/model_xgb.o \
@@ -69,13 +80,13 @@ DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 UPGRADE_SCRIPTS = $(sort $(wildcard src/sql/upgrade/$(EXTENSION)--*--*.sql))
 DATA = $(UPGRADE_SCRIPTS)
 
-REGRESS = schema ingest_csv ingest_jsonl ingest_logline ingest_openlineage ingest_dbt ingest_errors template ingest_airflow qsketch kpi alert alert_payload alert_rules_security predict drop
+REGRESS = schema ingest_csv ingest_jsonl ingest_logline ingest_openlineage ingest_dbt ingest_errors template ingest_airflow qsketch kpi alert alert_payload alert_rules_security predict oncall ingest_safety definitions docs drop
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 ENCODING = UTF8
 NO_LOCALE = 1
 
 PG_CPPFLAGS = -I$(srcdir)/src -DSMARTETL_VERSION='"$(EXTVERSION)"'
-SHLIB_LINK = -lcurl -lxgboost -lgomp -llinear -lm
+SHLIB_LINK = -lcurl -lmicrohttpd -lxgboost -lgomp -llinear -lm
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 EXTRA_CLEAN = $(DATA_built)
 

@@ -4,7 +4,9 @@
 # Installs packages, builds and installs smartetl, starts a PostgreSQL 15
 # cluster in a local folder on its own port (smartetl and pg_cron
 # preloaded), loads 30 days of sample runs and a log file, and prints a first
-# summary.  Re-runnable: it restarts the same cluster and re-ingests (which
+# summary, KPIs, risk, the report and an alert; then turns on the HTTP
+# intake, sends one pipeline's runs as OpenLineage events over HTTP, follows
+# a growing log file, and shows the runs, log lines and alert they made.  Re-runnable: it restarts the same cluster and re-ingests (which
 # changes nothing the second time: ingestion is idempotent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -108,7 +110,7 @@ SINK_PID=$!
 trap 'kill $SINK_PID 2>/dev/null || true' EXIT
 for _ in $(seq 50); do grep -q ready "$DEMO_DIR/sink/out.txt" && break; sleep 0.1; done
 psql_do -v port="$SINK_PORT" <<'SQL'
-DELETE FROM smartetl.alert_rule WHERE name = 'demo-failures';
+DELETE FROM smartetl.alert_rule WHERE name IN ('demo-failures', 'demo-http-failures');
 DELETE FROM smartetl.channel WHERE name = 'demo-webhook';
 INSERT INTO smartetl.channel (name, kind, target, options)
 VALUES ('demo-webhook', 'webhook', 'http://127.0.0.1:' || :'port' || '/alerts',
@@ -135,6 +137,121 @@ SQL
 echo "received by the webhook on 127.0.0.1:$SINK_PORT:"
 tail -n 1 "$DEMO_DIR/sink/requests.jsonl" | /usr/bin/python3 -c 'import json,sys; r=json.loads(sys.stdin.readline()); j=r["json"]; print("  POST", r["path"], "Idempotency-Key:", r["headers"].get("Idempotency-Key")); print("  status:", j["status"], "| rule:", j["rule"]["name"], "| pipeline:", j["alerts"][0]["labels"]["pipeline"], "| link:", j["link"])'
 
+log "real-time intake: a pipeline's runs as OpenLineage events over HTTP, a followed log file"
+# smartetl.http_listen is reloadable: the intake worker starts listening on SIGHUP
+HTTP_PORT=${SMARTETL_DEMO_HTTP_PORT:-18097}
+LIVE_DIR="$DEMO_DIR/live"
+mkdir -p "$LIVE_DIR"
+chown postgres "$LIVE_DIR"
+rm -f "$LIVE_DIR"/spark.log*
+: >"$LIVE_DIR/spark.log"
+psql_do -v listen="127.0.0.1:$HTTP_PORT" -v log="$LIVE_DIR/spark.log" <<'SQL' >/dev/null
+SET client_min_messages = warning;
+ALTER SYSTEM SET smartetl.http_listen = :'listen';
+SELECT pg_reload_conf();
+-- what an earlier demo sent over HTTP
+DELETE FROM smartetl.source WHERE path = :'log';
+DELETE FROM smartetl.log_event WHERE pipeline_id IN (SELECT pipeline_id FROM smartetl.pipeline WHERE namespace = 'demo_http');
+DELETE FROM smartetl.run WHERE pipeline_id IN (SELECT pipeline_id FROM smartetl.pipeline WHERE namespace = 'demo_http');
+DELETE FROM smartetl.pipeline WHERE namespace = 'demo_http';
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'demo_spark') THEN CREATE ROLE demo_spark NOLOGIN; END IF;
+    IF EXISTS (SELECT FROM smartetl.api_key WHERE name = 'demo-spark' AND revoked_at IS NULL) THEN
+        PERFORM smartetl.revoke_api_key('demo-spark');
+    END IF;
+END $$;
+GRANT smartetl_writer TO demo_spark;
+DELETE FROM smartetl.alert_rule WHERE name = 'demo-http-failures';
+INSERT INTO smartetl.alert_rule (name, kind, selector, severity, channels, group_wait)
+VALUES ('demo-http-failures', 'run_failed', '{"namespace": "demo_http"}', 'critical', '{demo-webhook}', '0');
+INSERT INTO smartetl.source (path, format, options)
+VALUES (:'log', 'logline', '{"log_format": "<Date> <Time> <Level> <Component>: <Content>",
+                             "namespace": "demo_http", "pipeline": "spark_clickstream_agg"}');
+SQL
+TOKEN=$(psql -X -At -c "SELECT smartetl.create_api_key('demo-spark', 'demo_spark', ARRAY['demo_http'])")
+(umask 077 && echo "$TOKEN" >"$DEMO_DIR/demo-spark.token")
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$HTTP_PORT/api/v1/health" >/dev/null && break; sleep 0.2; done
+echo "listening: $(curl -s "http://127.0.0.1:$HTTP_PORT/api/v1/health")"
+echo "API key 'demo-spark' (role demo_spark, namespace demo_http): ${TOKEN:0:20}... (only its hash is stored)"
+
+# the last day of spark_clickstream_agg's sample runs, as the Spark listener would send them:
+# a START and a COMPLETE or FAIL event per run, one POST each
+psql -X -At >"$LIVE_DIR/events.jsonl" <<'SQL'
+SELECT jsonb_build_object('eventType', e.type, 'eventTime', to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+         'run', jsonb_build_object('runId', r.external_id, 'facets',
+                CASE WHEN e.type = 'FAIL' THEN jsonb_build_object('errorMessage',
+                     jsonb_build_object('message', r.error_message, 'programmingLanguage', 'scala')) ELSE '{}' END),
+         'job', jsonb_build_object('namespace', 'demo_http', 'name', p.name),
+         'inputs', '[]'::jsonb,
+         'outputs', CASE WHEN e.type = 'COMPLETE' THEN jsonb_build_array(jsonb_build_object(
+                    'namespace', 's3://lake', 'name', 'clickstream_hourly', 'outputFacets',
+                    jsonb_build_object('outputStatistics', jsonb_build_object('rowCount', r.rows_written)))) ELSE '[]' END,
+         'producer', 'https://github.com/OpenLineage/OpenLineage/tree/1.9.1/integration/spark',
+         'schemaURL', 'https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent')
+FROM smartetl.run r JOIN smartetl.pipeline p USING (pipeline_id),
+     LATERAL (VALUES ('START', r.started_at),
+                     (CASE WHEN r.status = 'failed' THEN 'FAIL' ELSE 'COMPLETE' END, r.ended_at)) e(type, at)
+WHERE p.namespace = 'demo' AND p.name = 'spark_clickstream_agg' AND r.started_at > now() - interval '1 day'
+ORDER BY r.started_at, e.type DESC;
+SQL
+t0=$(date +%s.%N)
+codes=""
+while IFS= read -r event; do
+	codes+="$(curl -s -o /dev/null -w '%{http_code} ' -X POST "http://127.0.0.1:$HTTP_PORT/api/v1/lineage" \
+		-H 'Content-Type: application/json' -H "Authorization: Bearer $TOKEN" --data-binary "$event")"
+done <"$LIVE_DIR/events.jsonl"
+echo "POST /api/v1/lineage x $(wc -l <"$LIVE_DIR/events.jsonl") in $(awk -v t0="$t0" -v t1="$(date +%s.%N)" 'BEGIN {printf "%.2f", t1 - t0}') s," \
+	"answers: $(echo "$codes" | tr ' ' '\n' | grep -v '^$' | sort | uniq -c | awk '{printf "%s x %s ", $2, $1}')"
+echo "a key limited to demo_http writing elsewhere: $(curl -s -X POST "http://127.0.0.1:$HTTP_PORT/api/v1/lineage" \
+	-H 'Content-Type: application/json' -H "Authorization: Bearer $TOKEN" \
+	--data-binary '{"eventType": "COMPLETE", "eventTime": "2026-01-01T00:00:00Z", "run": {"runId": "x"}, "job": {"namespace": "finance", "name": "x"}}')"
+
+# the job's log, written by another process while the worker follows it
+(
+	for i in 1 2 3 4 5 6; do
+		printf '%s INFO spark.scheduler: stage %d finished (200 tasks)\n' "$(date -u '+%Y-%m-%d %H:%M:%S')" "$i"
+		sleep 0.3
+	done
+	printf '%s ERROR spark.executor: Lost executor 7: java.lang.OutOfMemoryError: Java heap space\n' "$(date -u '+%Y-%m-%d %H:%M:%S')"
+	printf '\tat org.apache.spark.util.collection.ExternalSorter.insertAll(ExternalSorter.scala:210)\n'
+	printf '%s ERROR spark.driver: Job aborted due to stage failure\n' "$(date -u '+%Y-%m-%d %H:%M:%S')"
+) >>"$LIVE_DIR/spark.log"
+# and the failed run the listener reports right after
+RUN_ID="spark_clickstream_agg_live_$(date -u +%Y%m%dT%H%M%S)"
+for ev in "START" "FAIL"; do
+	curl -s -o /dev/null -X POST "http://127.0.0.1:$HTTP_PORT/api/v1/lineage" -H 'Content-Type: application/json' \
+		-H "Authorization: Bearer $TOKEN" --data-binary '{"eventType": "'$ev'", "eventTime": "'"$(date -u +%Y-%m-%dT%H:%M:%S.000Z)"'",
+		"run": {"runId": "'"$RUN_ID"'", "facets": {"errorMessage": {"message": "Job aborted due to stage failure: java.lang.OutOfMemoryError: Java heap space", "programmingLanguage": "scala"}}},
+		"job": {"namespace": "demo_http", "name": "spark_clickstream_agg"}, "inputs": [], "outputs": [],
+		"producer": "https://github.com/OpenLineage/OpenLineage/tree/1.9.1/integration/spark"}'
+done
+for _ in $(seq 50); do
+	[ "$(psql -X -At -c "SELECT count(*) FROM smartetl.delivery d WHERE channel = 'demo-webhook' AND status = 'sent'
+	      AND notification->'alerts'->0->'labels'->>'namespace' = 'demo_http'")" != 0 ] &&
+	[ "$(psql -X -At -c "SELECT count(*) FROM smartetl.log_event WHERE source LIKE '%/live/spark.log#%'")" -ge 8 ] && break
+	sleep 0.2
+done
+psql_do <<'SQL'
+\pset footer off
+SELECT p.name AS pipeline, count(*) AS runs_over_http, count(*) FILTER (WHERE r.status = 'failed') AS failed,
+       sum(r.rows_written) AS rows_written, max(r.ended_at) AS last_end
+FROM smartetl.run r JOIN smartetl.pipeline p USING (pipeline_id) WHERE p.namespace = 'demo_http' GROUP BY 1;
+SELECT r.external_id, r.status, r.started_at, r.duration, left(r.error_message, 60) AS error
+FROM smartetl.run r JOIN smartetl.pipeline p USING (pipeline_id) WHERE p.namespace = 'demo_http'
+ORDER BY r.started_at DESC LIMIT 4;
+SELECT e.line_no, e.ts, e.level, e.component, replace(e.message, E'\n', ' | ') AS followed_log_line
+FROM smartetl.log_event e WHERE e.source LIKE '%/live/spark.log#%' ORDER BY e.line_no;
+SELECT s.path, f.position, f.line_no, f.last_error FROM smartetl.source s JOIN smartetl.source_file f USING (source_id)
+WHERE s.path LIKE '%/live/spark.log';
+SELECT channel, status, last_status, sent_at - created_at AS queue_to_sent,
+       notification->'alerts'->0->'labels'->>'pipeline' AS pipeline,
+       notification->'alerts'->0->'annotations'->>'summary' AS summary
+FROM smartetl.delivery WHERE channel = 'demo-webhook'
+  AND notification->'alerts'->0->'labels'->>'namespace' = 'demo_http' ORDER BY delivery_id DESC LIMIT 1;
+SQL
+echo "Send your own: curl -X POST http://127.0.0.1:$HTTP_PORT/api/v1/lineage -H 'Content-Type: application/json' \\"
+echo "                 -H \"Authorization: Bearer \$TOKEN\" --data-binary @event.json   (see README \"Connect Airflow / dbt / Spark\")"
+
 cat <<MSG
 
 == smartetl is running
@@ -142,4 +259,6 @@ Connect:  psql -h $PGHOST -p $PGPORT -U postgres postgres
 Stop:     runuser -u postgres -- $PG_BIN/pg_ctl -D $DEMO_DIR/data stop
 Remove:   rm -rf $DEMO_DIR
 Report:   $DEMO_DIR/report.html
+Intake:   POST http://127.0.0.1:$HTTP_PORT/api/v1/lineage, Authorization: Bearer \$(cat $DEMO_DIR/demo-spark.token)
+Followed: $LIVE_DIR/spark.log (append lines; they are stored within a second)
 MSG

@@ -1,6 +1,8 @@
-# scripts/lib.sh — shared by scripts/demo.sh and scripts/test.sh (sourced).
-# Installs what smartetl needs on Debian 12, builds it, and runs a throwaway
-# PostgreSQL 15 cluster in a local folder.  Run as root.
+# scripts/lib.sh — shared by scripts/demo.sh, scripts/test.sh and
+# scripts/quick-test.sh (sourced).  Installs what smartetl needs on Debian 12,
+# builds it, and runs a throwaway PostgreSQL 15 cluster in a local folder.
+# Run as root (the server then runs as postgres); the cluster functions also
+# work as another user, who then owns and runs the cluster.
 
 PG_BIN=/usr/lib/postgresql/15/bin
 PG_CONFIG=$PG_BIN/pg_config
@@ -8,10 +10,21 @@ export PATH="$PATH:/usr/sbin:/sbin"
 
 APT_PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-15-pgtap \
 libtap-parser-sourcehandler-pgtap-perl libcurl4-openssl-dev make gcc clang-14 libclang-rt-14-dev \
-curl openssl python3 python3-aiosmtpd prometheus-alertmanager prometheus-postgres-exporter \
-chromium libxgboost-dev liblinear-dev python3-sklearn python3-numpy"
+curl openssl python3 python3-aiosmtpd prometheus prometheus-alertmanager prometheus-postgres-exporter \
+chromium nodejs libxgboost-dev liblinear-dev python3-sklearn python3-numpy \
+libmicrohttpd-dev wrk apache2-utils"
 
 log() { printf '\n== %s\n' "$*"; }
+
+# as_postgres CMD...: run a server command (initdb, pg_ctl) as postgres when
+# root (PostgreSQL refuses to run as root), else as the calling user.
+as_postgres() {
+	if [ "$(id -u)" = 0 ]; then
+		(cd / && runuser -u postgres -- "$@")
+	else
+		"$@"
+	fi
+}
 
 # extension_version [CONTROL]: default_version of smartetl.control, the one
 # place the version is written (the Makefile reads it the same way).
@@ -24,12 +37,43 @@ install_packages() {
 	for p in $APT_PACKAGES; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 	done
+	# Debian's nodejs comes without npm (NodeSource's includes it)
+	command -v npm >/dev/null 2>&1 || missing="$missing npm"
 	if [ -n "$missing" ]; then
 		log "installing Debian packages:$missing"
 		export DEBIAN_FRONTEND=noninteractive
-		apt-get update -q >/tmp/smartetl-apt.log 2>&1 || { tail -20 /tmp/smartetl-apt.log; return 1; }
-		apt-get install -y -q $missing >>/tmp/smartetl-apt.log 2>&1 || { tail -20 /tmp/smartetl-apt.log; return 1; }
+		local apt_log
+		apt_log=$(mktemp /tmp/smartetl-apt.XXXXXX)
+		apt-get update -q >"$apt_log" 2>&1 || { tail -20 "$apt_log"; rm -f "$apt_log"; return 1; }
+		apt-get install -y -q $missing >>"$apt_log" 2>&1 || { tail -20 "$apt_log"; rm -f "$apt_log"; return 1; }
+		rm -f "$apt_log"
 	fi
+}
+
+# install_node_modules: the report check's playwright-core, exactly as
+# test/report/package-lock.json pins it (npm ci), unless that version is
+# already there.  Run from the checkout's root.
+install_node_modules() {
+	local want have
+	want=$(sed -n '/"node_modules\/playwright-core"/,/}/s/.*"version": "\([^"]*\)".*/\1/p' test/report/package-lock.json)
+	have=$(sed -n 's/.*"version": "\([^"]*\)".*/\1/p' test/report/node_modules/playwright-core/package.json 2>/dev/null | head -1 || true)
+	[ -n "$want" ] && [ "$want" = "$have" ] && return 0
+	log "installing playwright-core $want for the report check (npm ci in test/report)"
+	local npm_log
+	npm_log=$(mktemp /tmp/smartetl-npm.XXXXXX)
+	(cd test/report && npm ci --no-audit --no-fund >"$npm_log" 2>&1) || { tail -20 "$npm_log"; rm -f "$npm_log"; return 1; }
+	rm -f "$npm_log"
+}
+
+# free_port: a TCP port on 127.0.0.1 that the kernel says is free now, and
+# whose PostgreSQL socket name is unused in /tmp
+free_port() {
+	local port
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+		[ -e "/tmp/.s.PGSQL.$port" ] || [ -e "/tmp/.s.PGSQL.$((port + 1))" ] || { echo "$port"; return 0; }
+	done
+	return 1
 }
 
 build_install() {
@@ -44,11 +88,11 @@ build_install() {
 cluster_init() {
 	local dir=$1 port=$2
 	mkdir -p "$dir"
-	chown postgres:postgres "$dir"
+	[ "$(id -u)" = 0 ] && chown postgres:postgres "$dir"
 	chmod 700 "$dir"
 	[ -f "$dir/data/PG_VERSION" ] && return 0
-	(cd / && runuser -u postgres -- $PG_BIN/initdb -D "$dir/data" -U postgres --auth=trust \
-		--encoding=UTF8 --locale=C.UTF-8 --no-sync >/dev/null)
+	as_postgres $PG_BIN/initdb -D "$dir/data" -U postgres --auth=trust \
+		--encoding=UTF8 --locale=C.UTF-8 --no-sync >/dev/null
 	cat >>"$dir/data/postgresql.conf" <<CONF
 port = $port
 listen_addresses = ''
@@ -86,15 +130,15 @@ cluster_start() {
 	shift 2
 	cluster_init "$dir" "$port"
 	cluster_configure "$dir"
-	(cd / && runuser -u postgres -- env "$@" $PG_BIN/pg_ctl -D "$dir/data" -l "$dir/server.log" \
-		-w -t 120 start >/dev/null) || { cat "$dir/server.log"; return 1; }
+	as_postgres env "$@" $PG_BIN/pg_ctl -D "$dir/data" -l "$dir/server.log" \
+		-w -t 120 start >/dev/null || { cat "$dir/server.log"; return 1; }
 	export PGHOST="$(socket_dir "$dir")" PGPORT="$port" PGUSER=postgres PGDATABASE=postgres
 }
 
 cluster_stop() {
 	local dir=$1
 	[ -f "$dir/data/postmaster.pid" ] || return 0
-	(cd / && runuser -u postgres -- $PG_BIN/pg_ctl -D "$dir/data" -m fast -w stop >/dev/null) || true
+	as_postgres $PG_BIN/pg_ctl -D "$dir/data" -m fast -w stop >/dev/null || true
 }
 
 # psql_do ARGS...: run psql quietly, stopping at the first error.

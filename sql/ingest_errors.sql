@@ -76,11 +76,21 @@ SELECT line_no, raw, reason FROM smartetl.ingest_reject WHERE source = 'nul';
 SELECT lo_unlink(:lo);
 SELECT * FROM smartetl.ingest_file('/tmp/does/not/exist.csv', 'csv');
 
--- a role without pg_read_server_files cannot read server files
-CREATE ROLE smartetl_test_writer;
-GRANT smartetl_writer TO smartetl_test_writer;
-SET ROLE smartetl_test_writer;
+-- a writer without pg_read_server_files cannot read server files; with it, it can
+SET client_min_messages = warning;
+CREATE ROLE regress_file_writer LOGIN IN ROLE smartetl_writer;
+RESET client_min_messages;
+SELECT lo_from_bytea(0, convert_to(E'job,run_id,status\nfrom_file,1,ok\n', 'UTF8')) AS lo \gset
+SELECT lo_export(:lo, '/tmp/smartetl_writer_file.csv');
+SELECT lo_unlink(:lo);
+SET SESSION AUTHORIZATION regress_file_writer;
 SELECT * FROM smartetl.ingest_file('/etc/passwd', 'csv');
+SELECT * FROM smartetl.ingest_file('/tmp/smartetl_writer_file.csv', 'csv');
 SELECT (smartetl.ingest('csv', E'job,run_id,status\nby_writer,1,ok\n')).inserted;
-RESET ROLE;
-DROP ROLE smartetl_test_writer;
+RESET SESSION AUTHORIZATION;
+GRANT pg_read_server_files TO regress_file_writer;
+SET SESSION AUTHORIZATION regress_file_writer;
+SELECT * FROM smartetl.ingest_file('/tmp/smartetl_writer_file.csv', 'csv');
+SELECT r.external_id, r.status FROM smartetl.run r JOIN smartetl.pipeline p USING (pipeline_id) WHERE p.name = 'from_file';
+RESET SESSION AUTHORIZATION;
+DROP ROLE regress_file_writer;

@@ -34,7 +34,10 @@ SELECT '[1, 2]'::smartetl.qsketch;
 -- binary form: COPY BINARY out and back in
 CREATE TABLE qs_copy (s smartetl.qsketch);
 INSERT INTO qs_copy SELECT smartetl.qsketch_agg(g) FROM generate_series(-50, 1000) g;
-COPY qs_copy TO '/tmp/smartetl_qs_copy.bin' WITH (FORMAT binary);
-COPY qs_copy FROM '/tmp/smartetl_qs_copy.bin' WITH (FORMAT binary);
+-- (through a file of this session's own, read back and removed)
+SELECT '/tmp/smartetl_qs_copy_' || pg_backend_pid() || '_' || md5(random()::text) || '.bin' AS qs_file \gset
+SELECT 'cat ' || :'qs_file' || ' && rm -f ' || :'qs_file' AS qs_read \gset
+COPY qs_copy TO :'qs_file' WITH (FORMAT binary);
+COPY qs_copy FROM PROGRAM :'qs_read' WITH (FORMAT binary);
 SELECT count(*), count(DISTINCT s::text) FROM qs_copy;
 DROP TABLE qs_copy;

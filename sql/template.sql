@@ -135,5 +135,63 @@ SELECT smartetl.template_compact() > 0 AS folded;
 SELECT sum(occurrences) = :occ AS same_counts,
        (SELECT count(*) FROM smartetl.template_seen) = (SELECT count(DISTINCT template_id) FROM smartetl.template_seen) AS one_row_each
 FROM smartetl.template;
+
+-- Occurrences are counted in memory and stored once per statement (and at
+-- commit): one delta row per template for a statement of many messages
+SELECT count(*) AS seen_rows FROM smartetl.template_seen \gset
+SELECT count(DISTINCT smartetl.log_template_id('Bulk count message ' || g)) AS templates
+FROM generate_series(1, 1000) g;
+SELECT count(*) - :seen_rows AS new_seen_rows,
+       (SELECT occurrences FROM smartetl.template WHERE template = 'Bulk count message <*>') AS occurrences
+FROM smartetl.template_seen;
+-- inside a transaction: a statement's counts are stored by the next
+-- learning statement at the same savepoint level; a rolled-back
+-- savepoint's counts vanish, a released one's join its parent's, and a
+-- rolled-back transaction's are never stored
+BEGIN;
+SELECT count(smartetl.log_template_id('Savepoint count ' || g || ' message')) FROM generate_series(1, 5) g;
+SAVEPOINT a;
+SELECT count(smartetl.log_template_id('Savepoint count ' || g || ' message')) FROM generate_series(1, 100) g;
+ROLLBACK TO a;
+SAVEPOINT b;
+SELECT count(smartetl.log_template_id('Savepoint count ' || g || ' message')) FROM generate_series(1, 10) g;
+SAVEPOINT c;
+SELECT count(smartetl.log_template_id('Savepoint count ' || g || ' message')) FROM generate_series(1, 1000) g;
+ROLLBACK TO c;
+RELEASE b;
+RELEASE a;
+SELECT occurrences AS stored_so_far FROM smartetl.template WHERE template = 'Savepoint count <*> message';
+SELECT smartetl.log_template_id('Savepoint count 0 message') IS NOT NULL AS one_more;
+SELECT occurrences AS stored_after_next_statement FROM smartetl.template WHERE template = 'Savepoint count <*> message';
+COMMIT;
+SELECT occurrences AS committed FROM smartetl.template WHERE template = 'Savepoint count <*> message';
+BEGIN;
+SELECT count(smartetl.log_template_id('Savepoint count ' || g || ' message')) FROM generate_series(1, 50) g;
+ROLLBACK;
+SELECT occurrences AS after_rollback FROM smartetl.template WHERE template = 'Savepoint count <*> message';
+-- a caught error inside a function rolls back its counts too
+DO $$
+BEGIN
+    PERFORM smartetl.log_template_id('Savepoint count ' || g || ' message') FROM generate_series(1, 7) g;
+    RAISE EXCEPTION 'undo';
+EXCEPTION WHEN raise_exception THEN
+    PERFORM smartetl.log_template_id('Savepoint count 1 message');
+END $$;
+SELECT occurrences AS after_caught_error FROM smartetl.template WHERE template = 'Savepoint count <*> message';
+-- a read-only transaction looks messages up, as a reader does
+BEGIN READ ONLY;
+SELECT smartetl.log_template_id('Savepoint count 2 message') =
+       (SELECT template_id FROM smartetl.template WHERE template = 'Savepoint count <*> message') AS read_only_lookup,
+       smartetl.log_template_id('Read only novel shape 5 here') IS NULL AS read_only_no_learning;
+COMMIT;
+SELECT occurrences AS unchanged_by_read_only FROM smartetl.template WHERE template = 'Savepoint count <*> message';
+-- a dry run mines (the miner is exercised) but stores and keeps nothing
+SELECT count(*) AS before FROM smartetl.template \gset
+SELECT (smartetl.ingest('logline', E'2024-05-01 10:00:00 ERROR Dry run only shape 1 here\n2024-05-01 10:00:01 ERROR Dry run only shape 2 here\n',
+  '{"log_format": "<Date> <Time> <Level> <Content>", "dry_run": true}')).inserted;
+SELECT count(*) = :before AS dry_unchanged,
+       smartetl.log_template('Dry run only shape 3 here') AS learned_later_from_scratch
+FROM smartetl.template;
+
 DELETE FROM smartetl.pipeline WHERE name IN ('tpl_after', 'tpl_caught2', 'tpl_w');
 DROP ROLE tpl_writer, tpl_reader, tpl_admin;

@@ -30,6 +30,13 @@
 #define compat_ExecInsertIndexTuples(rri, slot, estate) \
 	ExecInsertIndexTuples((rri), (slot), (estate), false, false, NULL, NIL)
 #endif
+
+/* PG16 keeps GUC memory in a context: check hooks' "extra" must come from guc_malloc. */
+#if PG_VERSION_NUM >= 160000
+#define compat_guc_malloc(size) guc_malloc(LOG, (size))
+#else
+#define compat_guc_malloc(size) malloc(size)
+#endif
 #endif							/* !FRONTEND */
 
 /* PG17 made makeJsonLexContextCstringLen take a caller-supplied context. */

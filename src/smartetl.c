@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  * src/smartetl.c
  *		Module magic and _PG_init: the GUCs, and, when loaded through
- *		shared_preload_libraries, the alert workers and their shared memory.
- *		Without preloading, everything but alerting's worker still works.
+ *		shared_preload_libraries, the alert workers and their shared memory
+ *		and the intake worker.  Without preloading, everything but the
+ *		workers still works.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -15,6 +16,8 @@
 #include "utils/guc.h"
 
 #include "alert/alert.h"
+#include "ingest/ingest.h"
+#include "intake/intake.h"
 #include "smartetl.h"
 #include "template/miner.h"
 #include "template/template.h"
@@ -30,6 +33,17 @@ int			smartetl_max_attempts = 8;
 int			smartetl_max_in_flight = 64;
 char	   *smartetl_allowed_hosts = NULL;
 int			smartetl_rule_timeout_ms = 5000;
+int			smartetl_worker_statement_timeout_ms = 60000;
+char	   *smartetl_intake_database = NULL;
+char	   *smartetl_http_listen = NULL;
+char	   *smartetl_http_tls_cert = NULL;
+char	   *smartetl_http_tls_key = NULL;
+int			smartetl_http_max_body_kb = 16 * 1024;
+int			smartetl_http_max_connections = 16384;
+int			smartetl_http_idle_timeout_s = 15;
+int			smartetl_http_request_timeout_s = 60;
+int			smartetl_http_max_pending_kb = 256 * 1024;
+int			smartetl_follow_interval_ms = 250;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -87,6 +101,66 @@ define_gucs(void)
 							"The query is canceled and the error recorded on its rule.",
 							&smartetl_rule_timeout_ms, 5000, 10, 3600000, PGC_SUSET, GUC_UNIT_MS,
 							NULL, NULL, NULL);
+	/* a background worker never goes through postgres.c, which arms statement_timeout */
+	DefineCustomIntVariable("smartetl.worker_statement_timeout",
+							"Longest run of one SQL statement of the alert worker (0 = no limit).",
+							"A statement that runs longer is cancelled, logged, and retried in a later cycle.",
+							&smartetl_worker_statement_timeout_ms, 60000, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	/*
+	 * The window of accepted run and log times (src/ingest/time_window.c).
+	 * Superuser-only (grantable with GRANT SET ON PARAMETER): a writer who
+	 * could widen it could again store a success dated years ahead, which
+	 * hides that pipeline's failures from alerting.
+	 */
+	DefineCustomStringVariable("smartetl.min_timestamp",
+							   "Earliest run or log event time that ingestion accepts.",
+							   "A time without a zone is read in the session's TimeZone.",
+							   &smartetl_min_timestamp_text, "1970-01-01 00:00:00+00", PGC_SUSET, 0,
+							   ingest_check_min_timestamp, ingest_assign_min_timestamp, NULL);
+	DefineCustomIntVariable("smartetl.max_future",
+							"How far ahead of now a run or log event time may lie.",
+							NULL, &smartetl_max_future_s, SECS_PER_DAY, 0, INT_MAX, PGC_SUSET,
+							GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomStringVariable("smartetl.intake_database",
+							   "Database of the intake worker (HTTP intake and followed files).",
+							   "Empty: the first database of smartetl.database; no worker when both are empty.",
+							   &smartetl_intake_database, "", PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("smartetl.http_listen",
+							   "Address (host:port) the HTTP intake listens on; empty = off.",
+							   NULL, &smartetl_http_listen, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("smartetl.http_tls_cert",
+							   "PEM certificate (chain) file of the HTTP intake; empty = plain HTTP.",
+							   NULL, &smartetl_http_tls_cert, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("smartetl.http_tls_key",
+							   "PEM private key file of the HTTP intake (mode 0600).",
+							   NULL, &smartetl_http_tls_key, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+	DefineCustomIntVariable("smartetl.http_max_body",
+							"Largest request body the HTTP intake accepts (larger: 413).",
+							NULL, &smartetl_http_max_body_kb, 16 * 1024, 1, 1024 * 1024 - 1,
+							PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomIntVariable("smartetl.http_max_connections",
+							"Open connections the HTTP intake accepts at once (more are closed).",
+							NULL, &smartetl_http_max_connections, 16384, 1, 1000000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("smartetl.http_idle_timeout",
+							"Seconds a connection of the HTTP intake may stay silent before it is closed.",
+							NULL, &smartetl_http_idle_timeout_s, 15, 1, 3600,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("smartetl.http_request_timeout",
+							"Seconds a client may take to send one request body.",
+							NULL, &smartetl_http_request_timeout_s, 60, 1, 3600,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("smartetl.http_max_pending",
+							"Request bodies held in memory at once before new requests get 429.",
+							NULL, &smartetl_http_max_pending_kb, 256 * 1024, 1024, 16 * 1024 * 1024,
+							PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomIntVariable("smartetl.follow_interval",
+							"How often the intake worker looks for new lines in followed files.",
+							NULL, &smartetl_follow_interval_ms, 250, 10, 60000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("smartetl");
 }
 
@@ -101,4 +175,5 @@ _PG_init(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = smartetl_shmem_startup;
 	alert_worker_register();
+	intake_worker_register();
 }

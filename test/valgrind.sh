@@ -6,6 +6,8 @@
 # smartetl.so.
 #   bash test/valgrind.sh                  (everything, about an hour)
 #   VALGRIND_QUICK=1 bash test/valgrind.sh (pg_regress only, a few minutes)
+#   VALGRIND_TAP="role_matrix concurrency" SMARTETL_E2E_ONLY=large_notify,drop_extension \
+#     bash test/valgrind.sh                (pg_regress, those pgTAP files and e2e tests)
 # (AddressSanitizer is not an option here: a stock postgres started with
 # libasan preloaded deadlocks in glibc's bindtextdomain before main()
 # finishes; the frontend-safe parser cores run under ASan+UBSan in the
@@ -18,7 +20,7 @@ REPO=$(pwd)
 source scripts/lib.sh
 export SMARTETL_DATA=${SMARTETL_DATA:-$(cd .. && pwd)/shared/data}
 DIR=$(mktemp -d /tmp/smartetl-vg.XXXXXX)
-PORT=${SMARTETL_VALGRIND_PORT:-54337}
+PORT=${SMARTETL_VALGRIND_PORT:-$(free_port)}
 
 cleanup() {
 	runuser -u postgres -- $PG_BIN/pg_ctl -D "$DIR/data" -m fast -w -t 120 stop >/dev/null 2>&1 || true
@@ -54,14 +56,14 @@ if [ "${VALGRIND_QUICK:-0}" = 1 ]; then
 	log "VALGRIND_QUICK=1: pg_regress only"
 else
 log "pgTAP real data under valgrind"
-psql_do -c 'CREATE EXTENSION IF NOT EXISTS pgtap; CREATE EXTENSION IF NOT EXISTS smartetl;'
+psql_do -c 'CREATE EXTENSION IF NOT EXISTS pgtap; CREATE EXTENSION IF NOT EXISTS smartetl; CREATE EXTENSION IF NOT EXISTS pg_cron;'
 # the test files are copied first: the tree may change during a long run
 cp test/sql/*.sql "$DIR/"
 # the real data shipped in test/data, used where ../shared/data is missing
 cp -R test/data "$DIR/test-data" && chown -R postgres "$DIR/test-data"
 export SMARTETL_TEST_DATA="$DIR/test-data"
-pg_prove --directives -d postgres "$DIR/real_data.sql" "$DIR/roles.sql" "$DIR/concurrency.sql" "$DIR/qsketch.sql" \
-	"$DIR/anomalies.sql" "$DIR/fuzz_documents.sql" || tap_status=$?
+tap_files=${VALGRIND_TAP:-real_data roles role_matrix concurrency qsketch anomalies fuzz_documents}
+pg_prove --directives -d postgres $(for f in $tap_files; do echo "$DIR/$f.sql"; done) || tap_status=$?
 log "alerting end to end under valgrind (worker, libcurl delivery; no crash test)"
 SMARTETL_E2E_SLOW=1 /usr/bin/python3 test/alert/e2e.py || tap_status=$?
 fi

@@ -5,8 +5,9 @@
  *
  * The test notification is built by smartetl._test_notification() and
  * rendered by the channel's payload builder, exactly as the worker would
- * send it, then sent through the same code (alert_send.c) while the caller
- * waits, at most the channel's timeout.  Nothing is written to the outbox.
+ * send it, then sent through the same code (alert_send.c, alert_notify.c)
+ * while the caller waits, at most the channel's timeout.  Nothing is
+ * written to the outbox.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -39,9 +40,11 @@ PG_FUNCTION_INFO_V1(smartetl_test_channel);
 	"  payload->>'html', payload->>'subject', n->>'idempotency_key', 1, options->>'from'," \
 	"  (SELECT string_agg(a, E'\\n') FROM jsonb_array_elements_text(" \
 	"     CASE WHEN jsonb_typeof(options->'to') = 'array' THEN options->'to' ELSE '[]' END) a)," \
-	"  options->>'username', coalesce((options->>'starttls')::boolean, false)," \
-	"  coalesce((options->>'insecure_skip_verify')::boolean, false)," \
-	"  coalesce((options->>'timeout_ms')::integer, 0) FROM p"
+	"  options->>'username'," \
+	"  coalesce(pg_catalog.lower(options->>'starttls') IN ('true', 't', 'on', 'yes', '1'), false)," \
+	"  coalesce(pg_catalog.lower(options->>'insecure_skip_verify') IN ('true', 't', 'on', 'yes', '1'), false)," \
+	"  CASE WHEN options->>'timeout_ms' ~ '^\\s*[0-9]{1,9}\\s*$' THEN (options->>'timeout_ms')::integer ELSE 0 END" \
+	" FROM p"
 
 static char *
 value(int col)
@@ -78,6 +81,7 @@ load_test_delivery(const char *name, MemoryContext cxt)
 	d->secret = value(5);
 	d->content_type = value(6);
 	d->body = value(7);
+	d->body_bytes = d->body ? strlen(d->body) : 0;
 	d->html = value(8);
 	d->subject = value(9);
 	d->idempotency_key = value(10);
@@ -113,6 +117,35 @@ outcome_jsonb(const DeliveryResult *r, long elapsed_ms, const char *kind)
 	return DirectFunctionCall1(jsonb_in, CStringGetDatum(s.data));
 }
 
+/* Send d over HTTP or SMTP and wait for the outcome in *r. */
+static void
+send_now(Delivery *d, DeliveryResult *r)
+{
+	SendSet    *set;
+
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		elog(ERROR, "could not initialise libcurl");
+	set = send_set_create(CurrentMemoryContext);
+	/* libcurl's handles are freed also when the caller cancels */
+	PG_TRY();
+	{
+		if (send_set_add(set, d, r))
+		{
+			while (send_set_in_flight(set) > 0)
+			{
+				CHECK_FOR_INTERRUPTS();
+				send_set_poll(set, 100);
+			}
+			send_set_collect(set, r, 1);
+		}
+	}
+	PG_FINALLY();
+	{
+		send_set_destroy(set);
+	}
+	PG_END_TRY();
+}
+
 Datum
 smartetl_test_channel(PG_FUNCTION_ARGS)
 {
@@ -120,7 +153,6 @@ smartetl_test_channel(PG_FUNCTION_ARGS)
 	TimestampTz start = GetCurrentTimestamp();
 	DeliveryResult r;
 	Delivery   *d;
-	SendSet    *set;
 	MemoryContext caller = CurrentMemoryContext;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -128,29 +160,9 @@ smartetl_test_channel(PG_FUNCTION_ARGS)
 	d = load_test_delivery(name, caller);
 	memset(&r, 0, sizeof(r));
 	if (strcmp(d->kind, "notify") == 0)
-	{
-		Oid			types[2] = {TEXTOID, TEXTOID};
-		Datum		args[2] = {CStringGetTextDatum(d->target), CStringGetTextDatum(d->body)};
-
-		r.ok = SPI_execute_with_args("SELECT pg_catalog.pg_notify($1, $2)", 2, types, args, NULL,
-									 false, 0) == SPI_OK_SELECT;
-	}
+		notify_send(d, &r);
 	else
-	{
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-			elog(ERROR, "could not initialise libcurl");
-		set = send_set_create(CurrentMemoryContext);
-		if (send_set_add(set, d, &r))
-		{
-			while (send_set_in_flight(set) > 0)
-			{
-				CHECK_FOR_INTERRUPTS();
-				send_set_poll(set, 100);
-			}
-			send_set_collect(set, &r, 1);
-		}
-		send_set_destroy(set);
-	}
+		send_now(d, &r);
 	SPI_finish();
 	PG_RETURN_DATUM(outcome_jsonb(&r, (long) (TimestampDifferenceMilliseconds(start, GetCurrentTimestamp())),
 								  d->kind));

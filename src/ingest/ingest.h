@@ -17,20 +17,13 @@
 #include "datatype/timestamp.h"
 #include "pgtime.h"
 #include "executor/tuptable.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/tuplestore.h"
 
 #include "common/line_reader.h"
 
-typedef enum IngestFormat
-{
-	INGEST_CSV,
-	INGEST_JSONL,
-	INGEST_LOGLINE,
-	INGEST_OPENLINEAGE,
-	INGEST_DBT,
-	INGEST_AIRFLOW
-} IngestFormat;
+typedef struct IngestFormat IngestFormat;
 
 /* Run fields a source column or JSON path can map onto. */
 typedef enum RunField
@@ -54,8 +47,7 @@ typedef enum RunField
 
 typedef struct IngestOptions
 {
-	IngestFormat format;
-	const char *format_name;
+	const IngestFormat *format; /* its row of the table in formats.c */
 	bool		quarantine;		/* on_error = 'quarantine' */
 	bool		dry_run;		/* parse and validate only, store nothing */
 	size_t		max_line;
@@ -64,6 +56,8 @@ typedef struct IngestOptions
 	char	   *source;			/* label for rejects and log events */
 	char	   *run_external_id;	/* logline: attach events to this run */
 	pg_tz	   *timezone;		/* zone for timestamps without one; NULL = session */
+	TimestampTz min_time;		/* accepted times, fixed at the start of the call */
+	TimestampTz max_time;		/* (time_window.c) */
 
 	/* csv */
 	char		delimiter;
@@ -90,16 +84,19 @@ typedef struct FieldError
 	const char *field;			/* run field or source column */
 	const char *expected;
 	const char *found;
+	int			sqlerrcode;		/* 0: ERRCODE_INVALID_TEXT_REPRESENTATION */
 } FieldError;
 
 typedef struct IngestBatch
 {
 	MemoryContext row_ctx;		/* reset after every record */
-	struct TemplateSession *templates;	/* started at the first message */
+	bool		templates;		/* a message was mined */
 
 	TupleDesc	run_desc;
 	Tuplestorestate *runs;
 	int64		nruns;
+	char	   *started_src;	/* source names of the time fields, for */
+	char	   *ended_src;		/* errors found when storing (store.c) */
 	uint64	   *identities;		/* hash of each run's identity */
 	int64		identities_cap;
 
@@ -109,6 +106,8 @@ typedef struct IngestBatch
 	bool		events_link_runs;	/* some event has a run_line */
 	TimestampTz min_ts;
 	TimestampTz max_ts;
+	long		min_line;		/* of the events */
+	long		max_line;
 
 	TupleDesc	reject_desc;
 	Tuplestorestate *rejects;
@@ -142,6 +141,28 @@ typedef struct IngestCounts
 	int64		rejected;
 } IngestCounts;
 
+/*
+ * An ingest format: one row of the table in formats.c (CONTRIBUTING.md,
+ * "Adding an ingest format").
+ */
+typedef void (*IngestParser) (LineReader *r, const IngestOptions *o, IngestBatch *b);
+struct IngestFormat
+{
+	const char *name;			/* smartetl.ingest(format, ...) */
+	IngestParser parse;
+	bool		mapping;		/* takes the column-mapping keys too */
+	const char *keys;			/* its own option keys, space-separated */
+	const char *default_namespace;	/* of the pipelines it creates */
+	void		(*check) (const IngestOptions *o);	/* its option rules, or NULL */
+	const char *hint;			/* what its input looks like, for errors, or NULL */
+	const char *description;	/* one line for people */
+};
+
+/* formats.c */
+extern const char *const ingest_common_keys;
+extern const char *const ingest_mapping_keys;
+extern const IngestFormat *ingest_format_find(const char *name);
+
 /* options.c */
 extern void ingest_options_parse(IngestOptions *o, const char *format, Jsonb *options);
 extern char *ingest_option_text(JsonbContainer *obj, const char *key);
@@ -158,6 +179,23 @@ extern bool value_duration(const char *s, const IngestOptions *o, Interval *out)
 extern bool value_int64(const char *s, int64 *out);
 extern const char *value_status(const char *s, const IngestOptions *o);
 
+/*
+ * time_window.c: accepted times are [smartetl.min_timestamp, now() +
+ * smartetl.max_future], always within these absolute limits (midnight UTC
+ * on 1 January), which 10_store.sql repeats as table constraints.
+ */
+#define INGEST_ABS_MIN_YEAR 1900
+#define INGEST_ABS_MAX_YEAR 2200
+extern char *smartetl_min_timestamp_text;
+extern int	smartetl_max_future_s;
+extern TimestampTz ingest_abs_min_time(void);
+extern TimestampTz ingest_abs_max_time(void);
+extern bool ingest_check_min_timestamp(char **newval, void **extra, GucSource source);
+extern void ingest_assign_min_timestamp(const char *newval, void *extra);
+extern void ingest_time_window(TimestampTz *lo, TimestampTz *hi);
+extern bool ingest_time_in_window(TimestampTz ts, const IngestOptions *o, const char **expected);
+extern char *ingest_format_utc(TimestampTz ts);
+
 /* run_record.c */
 extern void ingest_batch_init(IngestBatch *b, const IngestOptions *o);
 extern void ingest_add_run(IngestBatch *b, const IngestOptions *o, char **values,
@@ -170,6 +208,8 @@ extern int64 ingest_template_id(IngestBatch *b, const IngestOptions *o, const ch
 								TimestampTz ts);
 extern void ingest_reject(IngestBatch *b, const IngestOptions *o, long line_no,
 						  const char *raw, const char *field, const char *reason);
+extern void ingest_field_error(IngestBatch *b, const IngestOptions *o, long line_no,
+							   const char *raw, const FieldError *e);
 extern void ingest_line_problem(IngestBatch *b, const IngestOptions *o,
 								LineStatus st, LineReader *r);
 
@@ -186,10 +226,12 @@ extern void json_docs_read(LineReader *r, const IngestOptions *o, IngestBatch *b
 extern Jsonb *json_doc_parse(char *text);
 extern void json_doc_put_text(JsonbParseState **st, const char *key, const char *val);
 
-/* format parsers */
+/* format parsers, and their option rules (see formats.c) */
 extern void ingest_csv(LineReader *r, const IngestOptions *o, IngestBatch *b);
+extern void ingest_csv_check(const IngestOptions *o);
 extern void ingest_jsonl(LineReader *r, const IngestOptions *o, IngestBatch *b);
 extern void ingest_logline(LineReader *r, const IngestOptions *o, IngestBatch *b);
+extern void ingest_logline_check(const IngestOptions *o);
 extern void ingest_openlineage(LineReader *r, const IngestOptions *o, IngestBatch *b);
 extern void ingest_dbt(LineReader *r, const IngestOptions *o, IngestBatch *b);
 extern void ingest_airflow(LineReader *r, const IngestOptions *o, IngestBatch *b);
@@ -211,5 +253,11 @@ extern int64 run_insert_end(RunInserter *ri);
 
 /* store.c */
 extern void ingest_store(IngestBatch *b, const IngestOptions *o, IngestCounts *counts);
+
+/* source.c: ingest from inside the server (intake worker); check may veto a batch */
+typedef void (*IngestBatchCheck) (IngestBatch *b, const IngestOptions *o, void *arg);
+extern void ingest_payload(const char *format, const char *data, size_t len, Jsonb *options,
+						   const char *source, long first_line, IngestBatchCheck check,
+						   void *arg, IngestCounts *counts);
 
 #endif							/* SMARTETL_INGEST_H */

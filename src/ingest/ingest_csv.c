@@ -194,6 +194,17 @@ csv_add_record(CsvContext *cx, const IngestOptions *o, IngestBatch *b)
 				   cx->lx.record_line, cx->raw.data);
 }
 
+/* Option rules of format csv (formats.c): columns are matched by name. */
+void
+ingest_csv_check(const IngestOptions *o)
+{
+	if (!o->header)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("csv input without a header row is not supported"),
+				 errhint("Add a header line; columns are matched by name.")));
+}
+
 void
 ingest_csv(LineReader *r, const IngestOptions *o, IngestBatch *b)
 {

@@ -44,6 +44,14 @@ typedef struct LogMatcher
 	int			level_col;
 	int			component_col;
 	int			content_col;
+	/* the headers that go to attrs, in jsonb key order (see attrs_jsonb) */
+	int			nattrs;
+	int		   *attr_order;
+	bool		attrs_direct;	/* no duplicate names: build the object directly */
+	/* the last time text read, and its time: lines come in bursts */
+	StringInfoData ts_text;
+	int			ts_try;
+	TimestampTz ts_value;
 } LogMatcher;
 
 /* First header present among the candidate names, or -1. */
@@ -57,6 +65,55 @@ header_any(const LogFormat *fmt, const char *const *names)
 		if ((col = log_format_header_index(fmt, names[i])) >= 0)
 			return col;
 	return -1;
+}
+
+/* jsonb's key order: shorter first, then bytewise (lengthCompareJsonbString) */
+static int
+key_cmp(const char *a, const char *b)
+{
+	size_t		la = strlen(a);
+	size_t		lb = strlen(b);
+
+	if (la != lb)
+		return la < lb ? -1 : 1;
+	return memcmp(a, b, la);
+}
+
+static const char *sort_names_base;	/* for attr_cmp; set around its qsort */
+
+/* qsort comparator of header indexes by their names' jsonb key order */
+static int
+attr_cmp(const void *a, const void *b)
+{
+	const char *const *names = (const char *const *) sort_names_base;
+
+	return key_cmp(names[*(const int *) a], names[*(const int *) b]);
+}
+
+/*
+ * The attrs headers in key order, once per format, so that each event's
+ * attrs object is built without sorting (jsonb keeps keys sorted, and
+ * pushJsonbValue sorts every object it closes).  Duplicate names, or a
+ * header called continuation_lines, keep the general path.
+ */
+static void
+attrs_prepare(LogMatcher *m)
+{
+	int			i;
+
+	m->attr_order = palloc(sizeof(int) * Max(m->fmt.nheaders, 1));
+	m->nattrs = 0;
+	for (i = 0; i < m->fmt.nheaders; i++)
+		if (i != m->level_col && i != m->component_col && i != m->content_col)
+			m->attr_order[m->nattrs++] = i;
+	sort_names_base = (const char *) m->fmt.headers;
+	qsort(m->attr_order, m->nattrs, sizeof(int), attr_cmp);
+	m->attrs_direct = true;
+	for (i = 0; i < m->nattrs; i++)
+		if (strcmp(m->fmt.headers[m->attr_order[i]], "continuation_lines") == 0 ||
+			(i > 0 && strcmp(m->fmt.headers[m->attr_order[i]],
+							 m->fmt.headers[m->attr_order[i - 1]]) == 0))
+			m->attrs_direct = false;
 }
 
 static void
@@ -86,6 +143,9 @@ log_matcher_init(LogMatcher *m, const char *format)
 	m->level_col = header_any(&m->fmt, level_names);
 	m->component_col = header_any(&m->fmt, component_names);
 	m->content_col = header_any(&m->fmt, content_names);
+	attrs_prepare(m);
+	initStringInfo(&m->ts_text);
+	m->ts_try = -1;
 }
 
 /* Regex path: one capture per header, NULL for an unmatched optional group. */
@@ -138,7 +198,8 @@ log_matcher_match(LogMatcher *m, const char *line, int len)
 		return log_regex_captures(m, line, len);
 	caps = palloc(sizeof(char *) * m->fmt.nheaders);
 	for (i = 0; i < m->fmt.nheaders; i++)
-		caps[i] = pnstrdup(line + m->starts[i], m->ends[i] - m->starts[i]);
+		caps[i] = m->starts[i] < 0 ? NULL :
+			pnstrdup(line + m->starts[i], m->ends[i] - m->starts[i]);
 	return caps;
 }
 
@@ -172,11 +233,13 @@ plausible_time_text(const char *s)
  * before the milliseconds ("17:41:44,747"), read as a decimal point.
  */
 static bool
-log_event_time(LogMatcher *m, char **caps, const IngestOptions *o, TimestampTz *ts)
+log_event_time(LogMatcher *m, char **caps, const IngestOptions *o, TimestampTz *ts,
+			   const char **field, const char **text)
 {
 	static const char *const tries[][2] = {
 		{"Timestamp", NULL}, {"Date", "Time"}, {"Datetime", NULL}, {"Time", NULL},
 		{"Date", NULL}};
+	static const char *const names[] = {"Timestamp", "Date Time", "Datetime", "Time", "Date"};
 	int			i;
 
 	for (i = 0; i < lengthof(tries); i++)
@@ -192,8 +255,25 @@ log_event_time(LogMatcher *m, char **caps, const IngestOptions *o, TimestampTz *
 		for (p = s + 1; *p && o->timestamp_format == NULL; p++)
 			if (*p == ',' && isdigit((unsigned char) p[-1]) && isdigit((unsigned char) p[1]))
 				*p = '.';
-		if (plausible_time_text(s) && value_timestamp(s, o, ts))
+		*field = names[i];
+		*text = s;
+		if (i == m->ts_try && strcmp(s, m->ts_text.data) == 0)
+		{
+			*ts = m->ts_value;
 			return true;
+		}
+		if (plausible_time_text(s) && value_timestamp(s, o, ts))
+		{
+			/* remember it (in the matcher's context, not the row's) */
+			MemoryContext old = MemoryContextSwitchTo(GetMemoryChunkContext(m->ts_text.data));
+
+			resetStringInfo(&m->ts_text);
+			appendStringInfoString(&m->ts_text, s);
+			MemoryContextSwitchTo(old);
+			m->ts_try = i;
+			m->ts_value = *ts;
+			return true;
+		}
 	}
 	return false;
 }
@@ -231,20 +311,90 @@ typedef struct PendingEvent
 	char	   *level;
 	char	   *component;
 	StringInfoData message;
-	JsonbParseState *attrs;
+	JsonbParseState *attrs;		/* general path */
+	char	  **caps;			/* attrs_direct: the captures */
 	int			continuation_lines;
+	/* quarantine: the entry's time is outside the accepted window */
+	const char *reject_field;
+	char	   *reject_reason;
+	char	   *raw;			/* its first line */
 } PendingEvent;
+
+/* One key: value pair of an attrs object. */
+static void
+pair_set(JsonbPair *pair, const char *key, JsonbValue *value, int order)
+{
+	pair->key.type = jbvString;
+	pair->key.val.string.val = (char *) key;
+	pair->key.val.string.len = strlen(key);
+	pair->value = *value;
+	pair->order = order;
+}
+
+/*
+ * An event's attrs, built directly from its captures in the key order
+ * attrs_prepare found: header: value (null for an unmatched optional
+ * group), and continuation_lines where it sorts.
+ */
+static Jsonb *
+attrs_jsonb(const LogMatcher *m, const PendingEvent *ev)
+{
+	JsonbValue	obj;
+	JsonbPair  *pairs = palloc(sizeof(JsonbPair) * (m->nattrs + 1));
+	const char *cl = "continuation_lines";
+	bool		cl_done = ev->continuation_lines == 0;
+	int			n = 0;
+	int			i;
+
+	for (i = 0; i <= m->nattrs; i++)
+	{
+		const char *key = i < m->nattrs ? m->fmt.headers[m->attr_order[i]] : NULL;
+		JsonbValue	v;
+
+		if (!cl_done && (key == NULL || key_cmp(cl, key) < 0))
+		{
+			v.type = jbvNumeric;
+			v.val.numeric = int64_to_numeric(ev->continuation_lines);
+			pair_set(&pairs[n], cl, &v, n);
+			n++;
+			cl_done = true;
+		}
+		if (key == NULL)
+			break;
+		if (ev->caps[m->attr_order[i]] == NULL)
+			v.type = jbvNull;
+		else
+		{
+			v.type = jbvString;
+			v.val.string.val = ev->caps[m->attr_order[i]];
+			v.val.string.len = strlen(ev->caps[m->attr_order[i]]);
+		}
+		pair_set(&pairs[n], key, &v, n);
+		n++;
+	}
+	obj.type = jbvObject;
+	obj.val.object.nPairs = n;
+	obj.val.object.pairs = pairs;
+	return JsonbValueToJsonb(&obj);
+}
 
 /* Hand the finished entry to the hook, then to the batch. */
 static void
-flush_event(PendingEvent *ev, IngestBatch *b, const IngestOptions *o,
+flush_event(const LogMatcher *m, PendingEvent *ev, IngestBatch *b, const IngestOptions *o,
 			LogEventHook hook, void *arg)
 {
 	LogEventRow row;
 
 	if (!ev->active)
 		return;
-	if (ev->continuation_lines > 0)
+	if (ev->reject_reason)
+	{
+		/* the whole entry, continuation lines included, stays out */
+		ingest_reject(b, o, ev->line_no, ev->raw, ev->reject_field, ev->reject_reason);
+		ev->active = false;
+		return;
+	}
+	if (ev->continuation_lines > 0 && !m->attrs_direct)
 	{
 		JsonbValue	v;
 
@@ -258,7 +408,8 @@ flush_event(PendingEvent *ev, IngestBatch *b, const IngestOptions *o,
 	row.level = ev->level;
 	row.component = ev->component;
 	row.message = ev->message.data;
-	row.attrs = JsonbValueToJsonb(pushJsonbValue(&ev->attrs, WJB_END_OBJECT, NULL));
+	row.attrs = m->attrs_direct ? attrs_jsonb(m, ev) :
+		JsonbValueToJsonb(pushJsonbValue(&ev->attrs, WJB_END_OBJECT, NULL));
 	if (hook)
 		hook(arg, &row);
 	ingest_add_event(b, o, &row);
@@ -268,26 +419,53 @@ flush_event(PendingEvent *ev, IngestBatch *b, const IngestOptions *o,
 /*
  * Start a new event from a matched line.  An event without a readable time
  * takes the previous event's time (continuation of the same burst), or the
- * statement time for the first one; its raw time fields stay in attrs.
+ * statement time for the first one; its raw time fields stay in attrs.  A
+ * readable time outside the accepted window is an error naming the line,
+ * or in quarantine mode makes the entry a reject.
  */
 static void
-start_event(PendingEvent *ev, LogMatcher *m, char **caps, long line_no,
+start_event(PendingEvent *ev, LogMatcher *m, char **caps, LineReader *r,
 			const IngestOptions *o, TimestampTz last_ts)
 {
 	int			i;
 	TimestampTz ts;
+	const char *field;
+	const char *text;
+	const char *expected;
 
 	ev->active = true;
-	ev->line_no = line_no;
+	ev->line_no = r->line_no;
 	ev->continuation_lines = 0;
-	ev->ts = log_event_time(m, caps, o, &ts) ? ts :
-		(last_ts != DT_NOBEGIN ? last_ts : GetCurrentStatementStartTimestamp());
+	ev->reject_reason = NULL;
+	ev->ts = last_ts != DT_NOBEGIN ? last_ts : GetCurrentStatementStartTimestamp();
+	if (log_event_time(m, caps, o, &ts, &field, &text))
+	{
+		if (ingest_time_in_window(ts, o, &expected))
+			ev->ts = ts;
+		else if (!o->quarantine)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+					 errmsg("invalid %s input on line %ld, field \"%s\"",
+							o->format->name, r->line_no, field),
+					 errdetail("Expected %s, found \"%s\".", expected, text),
+					 errhint("Use {\"on_error\": \"quarantine\"} to store the other entries and keep this one in smartetl.ingest_reject.")));
+		else
+		{
+			ev->reject_field = field;
+			ev->reject_reason = psprintf("field \"%s\": expected %s, found \"%s\"",
+										 field, expected, text);
+			ev->raw = pnstrdup(r->line.data, r->line.len);
+		}
+	}
 	ev->level = m->level_col >= 0 ? caps[m->level_col] : NULL;
 	ev->component = m->component_col >= 0 ? caps[m->component_col] : NULL;
 	resetStringInfo(&ev->message);
 	if (m->content_col >= 0 && caps[m->content_col])
 		appendStringInfoString(&ev->message, caps[m->content_col]);
 	ev->attrs = NULL;
+	ev->caps = caps;
+	if (m->attrs_direct)
+		return;
 	pushJsonbValue(&ev->attrs, WJB_BEGIN_OBJECT, NULL);
 	for (i = 0; i < m->fmt.nheaders; i++)
 		if (i != m->level_col && i != m->component_col && i != m->content_col)
@@ -301,13 +479,23 @@ logline_unmatched(LineReader *r, const IngestOptions *o, IngestBatch *b,
 	if (!o->quarantine)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("invalid %s input on line %ld", o->format_name, r->line_no),
+				 errmsg("invalid %s input on line %ld", o->format->name, r->line_no),
 				 errdetail("The line does not match log_format \"%s\" and there is no earlier line for it to continue.",
 						   log_format),
-				 o->format == INGEST_AIRFLOW ?
-				 errhint("Airflow input is a task log (lines like \"[2024-05-01T00:00:02.123+0000] {taskinstance.py:1234} INFO - ...\") or REST API JSON starting with { or [.") : 0));
+				 o->format->hint ? errhint("%s", o->format->hint) : 0));
 	ingest_reject(b, o, r->line_no, r->line.data, NULL,
 				  "line does not match log_format and continues no earlier line");
+}
+
+/* Option rules of format logline (formats.c). */
+void
+ingest_logline_check(const IngestOptions *o)
+{
+	if (o->log_format == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("format \"logline\" needs option \"log_format\""),
+				 errhint("For example: {\"log_format\": \"<Date> <Time> <Level> <Component>: <Content>\"}.")));
 }
 
 void
@@ -350,11 +538,12 @@ log_events_read(LineReader *r, const IngestOptions *o, IngestBatch *b,
 		if (!continues_entry(&m, r, ev.active) &&
 			(caps = log_matcher_match(&m, r->line.data, r->line.len)) != NULL)
 		{
-			flush_event(&ev, b, o, hook, arg);
+			flush_event(&m, &ev, b, o, hook, arg);
 			MemoryContextReset(event_ctx);
 			MemoryContextSwitchTo(event_ctx);
-			start_event(&ev, &m, copy_captures(caps, m.fmt.nheaders), r->line_no, o, last_ts);
-			last_ts = ev.ts;
+			start_event(&ev, &m, copy_captures(caps, m.fmt.nheaders), r, o, last_ts);
+			if (ev.reject_reason == NULL)
+				last_ts = ev.ts;
 			MemoryContextSwitchTo(b->row_ctx);
 		}
 		else if (ev.active && r->line.len > 0)
@@ -366,7 +555,7 @@ log_events_read(LineReader *r, const IngestOptions *o, IngestBatch *b,
 		else if (r->line.len > 0)
 			logline_unmatched(r, o, b, log_format);
 	}
-	flush_event(&ev, b, o, hook, arg);
+	flush_event(&m, &ev, b, o, hook, arg);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(event_ctx);
 }

@@ -134,10 +134,13 @@ ol_stack_trace(JsonbContainer *ev, const char *event_time, long line_no,
 			   const IngestOptions *o, IngestBatch *b)
 {
 	LogEventRow row;
+	const char *expected;
 
 	memset(&row, 0, sizeof(row));
 	row.message = json_doc_text(ev, "run.facets.errorMessage.stackTrace");
-	if (row.message == NULL || event_time == NULL || !value_timestamp(event_time, o, &row.ts))
+	/* a time outside the window got the event's run rejected already */
+	if (row.message == NULL || event_time == NULL || !value_timestamp(event_time, o, &row.ts) ||
+		!ingest_time_in_window(row.ts, o, &expected))
 		return;
 	row.line_no = line_no;
 	row.level = "ERROR";

@@ -169,12 +169,12 @@ json_docs_read(LineReader *r, const IngestOptions *o, IngestBatch *b,
 			strchr(text, '}') == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-					 errmsg("invalid %s input on line %d", o->format_name, doc_line),
+					 errmsg("invalid %s input on line %d", o->format->name, doc_line),
 					 errdetail("%s", doc_detail)));
 		if (!o->quarantine)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-					 errmsg("invalid %s input on line %ld", o->format_name, line_no),
+					 errmsg("invalid %s input on line %ld", o->format->name, line_no),
 					 errdetail("%s", detail),
 					 errhint("%s", hint)));
 		ingest_reject(b, o, line_no, text, NULL, psprintf("invalid JSON: %s", detail));

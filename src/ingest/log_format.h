@@ -43,6 +43,15 @@ typedef struct LogSplitter
 {
 	int			nheaders;
 	LogLiteral	lits[LOG_FORMAT_MAX_HEADERS + 1];	/* before, between, after */
+
+	/*
+	 * One optional group holding one header, as in Loghub's Linux format
+	 * "<Component>(\[<PID>\])?: <Content>": this splitter reads the format
+	 * with the group, "absent" without it (see log_split.c).
+	 */
+	struct LogSplitter *absent;
+	int			group_header;	/* the header inside the group */
+	int			group_prev;		/* the header before the group, or -1 */
 } LogSplitter;
 
 extern bool log_splitter_build(const char *format, LogSplitter *out);

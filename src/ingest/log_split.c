@@ -16,9 +16,15 @@
  * most failing lines are continuation lines.  test/fuzz/fuzz_logsplit.c
  * checks both claims against a backtracking reference.
  *
- * Formats with regex constructs (optional groups, classes, alternatives)
- * or text after the last header are "not plain"; ingest_logline.c uses
- * the regex for them.  Frontend-safe, so the fuzz harness covers it.
+ * One optional group around one header, "<Component>(\[<PID>\])?: ",
+ * is read both ways, with the group and without it; a backtracking engine
+ * tries, at each end of the header before the group, the group first and
+ * then its absence, so the reading whose header before the group ends
+ * first wins (the group on a tie), provided it splits the whole line.
+ * Formats with other regex constructs (more groups, classes,
+ * alternatives) or text after the last header are "not plain";
+ * ingest_logline.c uses the regex for them.  Frontend-safe, so the fuzz
+ * harness covers it.
  *-------------------------------------------------------------------------
  */
 #ifdef FRONTEND
@@ -64,12 +70,80 @@ needs_backtracking(const LogSplitter *sp)
 	return false;
 }
 
+static bool build_plain(const char *format, LogSplitter *out);
+
 /*
- * Read the separators of a plain format.  Returns false for anything the
- * direct reading does not cover, and the caller falls back to the regex.
+ * The optional group of a format, "(" ... ")?" with plain text and one
+ * <Header> inside and no other group or regex construct anywhere: sets
+ * *open and *close (the index of its ")") and returns true.
+ */
+static bool
+find_group(const char *format, int *open, int *close)
+{
+	const char *p;
+	int			headers = 0;
+
+	*open = *close = -1;
+	for (p = format; *p; p++)
+	{
+		int			hlen = log_format_header_length(p);
+
+		if (hlen > 0)
+		{
+			headers += *open >= 0 && *close < 0 ? 1 : 0;
+			p += hlen - 1;
+		}
+		else if (*p == '\\' && p[1] != '\0')
+			p++;
+		else if (*p == '(' && *open < 0)
+			*open = p - format;
+		else if (*p == ')' && *open >= 0 && *close < 0 && p[1] == '?')
+		{
+			*close = p - format;
+			p++;
+		}
+		else if (strchr(".^$*+?()[]{}|", *p) != NULL)
+			return false;
+	}
+	return *open >= 0 && *close > *open && headers == 1;
+}
+
+/*
+ * Read the separators of a plain format, or of one with a single optional
+ * group (both readings).  Returns false for anything the direct reading
+ * does not cover, and the caller falls back to the regex.
  */
 bool
 log_splitter_build(const char *format, LogSplitter *out)
+{
+	int			open,
+				close;
+	char	   *with;
+	char	   *without;
+	const char *p;
+	int			h = 0;
+
+	if (!find_group(format, &open, &close))
+		return build_plain(format, out);
+	/* the format with the group's text inline, and without the group */
+	with = psprintf("%.*s%.*s%s", open, format, close - open - 1, format + open + 1,
+					format + close + 2);
+	without = psprintf("%.*s%s", open, format, format + close + 2);
+	if (!build_plain(with, out))
+		return false;
+	out->absent = palloc(sizeof(LogSplitter));
+	if (!build_plain(without, out->absent))
+		return false;
+	for (p = format; p < format + open; p++)
+		if (log_format_header_length(p) > 0)
+			h++;
+	out->group_header = h;
+	out->group_prev = h - 1;
+	return true;
+}
+
+static bool
+build_plain(const char *format, LogSplitter *out)
 {
 	const char *p = format;
 	int			cap = 0;
@@ -140,20 +214,19 @@ literal_match_at(const LogLiteral *lit, const char *line, int len, int pos)
 }
 
 /*
- * Split line into headers: starts[i]/ends[i] are byte offsets of header i.
- * Returns false when the direct reading finds no split (see the banner:
- * the regex decides then).
+ * The direct reading of a plain splitter: returns the number of headers
+ * whose end it found (all of them: a split), -1 if the text before the
+ * first header does not match.
  */
-bool
-log_splitter_split(const LogSplitter *sp, const char *line, int len,
-				   int *starts, int *ends)
+static int
+split_plain(const LogSplitter *sp, const char *line, int len, int *starts, int *ends)
 {
 	int			pos;
 	int			h;
 
 	pos = literal_match_at(&sp->lits[0], line, len, 0);
 	if (pos < 0)
-		return false;
+		return -1;
 	for (h = 0; h < sp->nheaders - 1; h++)
 	{
 		const LogLiteral *next = &sp->lits[h + 1];
@@ -169,12 +242,61 @@ log_splitter_split(const LogSplitter *sp, const char *line, int len,
 				break;
 		}
 		if (mlen < 0)
-			return false;
+			return h;
 		starts[h] = pos;
 		ends[h] = at;
 		pos = at + mlen;
 	}
 	starts[h] = pos;
 	ends[h] = len;
+	return sp->nheaders;
+}
+
+/*
+ * Split line into headers: starts[i]/ends[i] are byte offsets of header i
+ * (-1 for the header of an optional group that is absent).  Returns false
+ * when the direct reading finds no split (see the banner: the regex
+ * decides then).
+ */
+bool
+log_splitter_split(const LogSplitter *sp, const char *line, int len,
+				   int *starts, int *ends)
+{
+	int			bs[LOG_FORMAT_MAX_HEADERS];
+	int			be[LOG_FORMAT_MAX_HEADERS];
+	int			a,
+				b,
+				g = sp->group_header,
+				prev = sp->group_prev,
+				h;
+	bool		with_group;
+
+	a = split_plain(sp, line, len, starts, ends);
+	if (sp->absent == NULL)
+		return a == sp->nheaders;
+	b = split_plain(sp->absent, line, len, bs, be);
+
+	/*
+	 * Which reading a backtracking engine takes: the one whose header
+	 * before the group ends first (a group at the start: the group if it
+	 * can be read), the group on a tie; no verdict if that one fails.
+	 */
+	if (prev < 0)
+		with_group = true;
+	else if (a > prev && b > prev)
+		with_group = ends[prev] <= be[prev];
+	else
+		with_group = a > prev;
+	if (with_group)
+		return a == sp->nheaders;
+	if (b != sp->absent->nheaders)
+		return false;
+	for (h = 0; h < sp->nheaders; h++)
+	{
+		int			k = h < g ? h : h - 1;
+
+		starts[h] = h == g ? -1 : bs[k];
+		ends[h] = h == g ? -1 : be[k];
+	}
 	return true;
 }

@@ -3,7 +3,8 @@
  *		Validate and read the options jsonb of smartetl.ingest().
  *
  * Unknown keys are an error (a misspelt "delimter" must not be ignored),
- * and each format accepts only the keys that mean something to it.
+ * and each format accepts only the keys that mean something to it (its row
+ * in formats.c).
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -16,29 +17,6 @@
 
 #include "smartetl.h"
 #include "ingest/ingest.h"
-
-typedef struct FormatSpec
-{
-	const char *name;
-	IngestFormat format;
-	bool		mapping;		/* takes the column-mapping keys */
-	const char *keys;			/* accepted keys besides the common ones */
-} FormatSpec;
-
-static const char *const common_keys =
-"on_error max_line_bytes namespace pipeline source timezone timestamp_format dry_run";
-
-static const char *const mapping_keys =
-"columns status_map epoch_unit epoch_origin duration_unit extra_columns";
-
-static const FormatSpec format_specs[] = {
-	{"csv", INGEST_CSV, true, "delimiter quote header"},
-	{"jsonl", INGEST_JSONL, true, ""},
-	{"logline", INGEST_LOGLINE, false, "log_format run_id"},
-	{"openlineage", INGEST_OPENLINEAGE, false, ""},
-	{"dbt", INGEST_DBT, false, ""},
-	{"airflow", INGEST_AIRFLOW, false, ""},
-};
 
 /* Is key one of the space-separated words in list? */
 static bool
@@ -60,23 +38,8 @@ word_in_list(const char *key, int keylen, const char *list)
 	return false;
 }
 
-static const FormatSpec *
-find_format(const char *format)
-{
-	int			i;
-
-	for (i = 0; i < lengthof(format_specs); i++)
-		if (strcmp(format_specs[i].name, format) == 0)
-			return &format_specs[i];
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("unknown ingest format \"%s\"", format),
-			 errhint("Valid formats are: csv, jsonl, logline, openlineage, dbt, airflow.")));
-	return NULL;				/* keep compiler quiet */
-}
-
 static void
-check_option_keys(const FormatSpec *spec, Jsonb *options)
+check_option_keys(const IngestFormat *spec, Jsonb *options)
 {
 	JsonbIterator *it;
 	JsonbValue	v;
@@ -93,16 +56,16 @@ check_option_keys(const FormatSpec *spec, Jsonb *options)
 	{
 		if (tok != WJB_KEY)
 			continue;
-		if (word_in_list(v.val.string.val, v.val.string.len, common_keys) ||
+		if (word_in_list(v.val.string.val, v.val.string.len, ingest_common_keys) ||
 			word_in_list(v.val.string.val, v.val.string.len, spec->keys) ||
-			(mapping && word_in_list(v.val.string.val, v.val.string.len, mapping_keys)))
+			(mapping && word_in_list(v.val.string.val, v.val.string.len, ingest_mapping_keys)))
 			continue;
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown option \"%.*s\" for format \"%s\"",
 						v.val.string.len, v.val.string.val, spec->name),
-				 errhint("Options for %s are: %s%s%s%s%s.", spec->name, common_keys,
-						 mapping ? " " : "", mapping ? mapping_keys : "",
+				 errhint("Options for %s are: %s%s%s%s%s.", spec->name, ingest_common_keys,
+						 mapping ? " " : "", mapping ? ingest_mapping_keys : "",
 						 spec->keys[0] ? " " : "", spec->keys)));
 	}
 }
@@ -256,11 +219,6 @@ parse_format_options(IngestOptions *o, JsonbContainer *root)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("options \"delimiter\" and \"quote\" must differ")));
 	o->header = option_bool(root, "header", true);
-	if (o->format == INGEST_CSV && !o->header)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("csv input without a header row is not supported"),
-				 errhint("Add a header line; columns are matched by name.")));
 	o->columns = option_object(root, "columns");
 	for (f = 0; o->columns && f < RF_COUNT; f++)
 		o->column_source[f] = ingest_option_text(o->columns, run_field_name((RunField) f));
@@ -273,25 +231,19 @@ parse_format_options(IngestOptions *o, JsonbContainer *root)
 	}
 	o->log_format = ingest_option_text(root, "log_format");
 	o->run_external_id = ingest_option_text(root, "run_id");
-	if (o->format == INGEST_LOGLINE && o->log_format == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("format \"logline\" needs option \"log_format\""),
-				 errhint("For example: {\"log_format\": \"<Date> <Time> <Level> <Component>: <Content>\"}.")));
 }
 
 /* Fill o from the format name and the options object, with defaults. */
 void
 ingest_options_parse(IngestOptions *o, const char *format, Jsonb *options)
 {
-	const FormatSpec *spec = find_format(format);
+	const IngestFormat *spec = ingest_format_find(format);
 	JsonbContainer *root = &options->root;
 	char	   *on_error;
 
 	check_option_keys(spec, options);
 	memset(o, 0, sizeof(*o));
-	o->format = spec->format;
-	o->format_name = spec->name;
+	o->format = spec;
 	o->extra_to_attrs = true;
 	o->duration_unit_s = 1;
 	/* the Unix epoch, in PostgreSQL's timestamp representation */
@@ -306,10 +258,13 @@ ingest_options_parse(IngestOptions *o, const char *format, Jsonb *options)
 	o->dry_run = option_bool(root, "dry_run", false);
 	o->namespace = ingest_option_text(root, "namespace");
 	if (o->namespace == NULL)
-		o->namespace = (o->format == INGEST_DBT) ? "dbt" :
-			(o->format == INGEST_AIRFLOW) ? "airflow" : "default";
+		o->namespace = unconstify(char *, spec->default_namespace);
 	o->pipeline = ingest_option_text(root, "pipeline");
 	o->source = ingest_option_text(root, "source");
+	/* one window for the whole call, however long it runs */
+	ingest_time_window(&o->min_time, &o->max_time);
 	parse_time_options(o, root);
 	parse_format_options(o, root);
+	if (spec->check)
+		spec->check(o);
 }

@@ -115,6 +115,8 @@ ingest_add_event(IngestBatch *b, const IngestOptions *o, const LogEventRow *ev)
 	b->events_link_runs |= ev->run_line != 0;
 	b->min_ts = Min(b->min_ts, ev->ts);
 	b->max_ts = Max(b->max_ts, ev->ts);
+	b->min_line = b->nevents == 1 ? ev->line_no : Min(b->min_line, ev->line_no);
+	b->max_line = b->nevents == 1 ? ev->line_no : Max(b->max_line, ev->line_no);
 }
 
 /* Record a bad row (quarantine mode). */
@@ -147,7 +149,7 @@ ingest_line_problem(IngestBatch *b, const IngestOptions *o, LineStatus st,
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not read %s input after line %ld: %m",
-						o->format_name, r->line_no)));
+						o->format->name, r->line_no)));
 	switch (st)
 	{
 		case LINE_TOO_LONG:
@@ -167,22 +169,22 @@ ingest_line_problem(IngestBatch *b, const IngestOptions *o, LineStatus st,
 		ereport(ERROR,
 				(errcode(st == LINE_BAD_ENCODING ? ERRCODE_CHARACTER_NOT_IN_REPERTOIRE :
 						 ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("invalid %s input on line %ld", o->format_name, r->line_no),
+				 errmsg("invalid %s input on line %ld", o->format->name, r->line_no),
 				 errdetail("The %s.", reason),
 				 errhint("Use {\"on_error\": \"quarantine\"} to store the other lines and keep this one in smartetl.ingest_reject.")));
 	ingest_reject(b, o, r->line_no, NULL, NULL, reason);
 }
 
 /* Either raise the error for a bad value or return it as a reject. */
-static void
-field_error(IngestBatch *b, const IngestOptions *o, long line_no,
-			const char *raw, const FieldError *e)
+void
+ingest_field_error(IngestBatch *b, const IngestOptions *o, long line_no,
+				   const char *raw, const FieldError *e)
 {
 	if (!o->quarantine)
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				(errcode(e->sqlerrcode ? e->sqlerrcode : ERRCODE_INVALID_TEXT_REPRESENTATION),
 				 errmsg("invalid %s input on line %ld, column \"%s\"",
-						o->format_name, line_no, e->field),
+						o->format->name, line_no, e->field),
 				 errdetail("Expected %s, found \"%s\".", e->expected, e->found),
 				 errhint("Use {\"on_error\": \"quarantine\"} to store the other rows and keep this one in smartetl.ingest_reject.")));
 	ingest_reject(b, o, line_no, raw, e->field,
@@ -218,25 +220,21 @@ ingest_batch_has_duplicates(IngestBatch *b)
 }
 
 /*
- * The template id of a message, learning it (0 in a dry run, which must not
- * change the miner, or when the miner is full).
+ * The template id of a message, learning it (0 when the miner is full).  A
+ * dry run mines too, so that it measures what ingesting costs, but stores
+ * nothing and answers 0 (source.c ends it with template_dry_run_end).
  */
 int64
 ingest_template_id(IngestBatch *b, const IngestOptions *o, const char *msg,
 				   TimestampTz ts)
 {
-	MemoryContext old;
-
+	b->templates = true;
 	if (o->dry_run)
-		return 0;
-	if (b->templates == NULL)
 	{
-		/* the session outlives the per-row context */
-		old = MemoryContextSwitchTo(GetMemoryChunkContext(b->identities));
-		b->templates = template_session_begin();
-		MemoryContextSwitchTo(old);
+		template_mine_dry(msg, strlen(msg));
+		return 0;
 	}
-	return template_session_learn(b->templates, msg, ts);
+	return template_learn(msg, strlen(msg), ts);
 }
 
 /* When a run happened, for its template's first/last seen times. */
@@ -270,16 +268,56 @@ note_identity(IngestBatch *b, char **v, TimestampTz started, int32 attempt)
 	b->identities[b->nruns] = hash_bytes_extended((unsigned char *) key.data, key.len, 0);
 }
 
-/* Convert one timestamp field; on failure fill *e and return false. */
+/*
+ * Convert one timestamp field, which must lie in the accepted window; on
+ * failure fill *e and return false.
+ */
 static bool
 convert_timestamp(char **v, RunField f, const char *const *src, const IngestOptions *o,
 				  TimestampTz *out, FieldError *e)
 {
-	if (value_timestamp(v[f], o, out))
-		return true;
 	e->field = src[f];
-	e->expected = "a timestamp (ISO 8601, 'YYYY-MM-DD HH24:MI:SS[.ffffff]' or epoch seconds/milliseconds)";
 	e->found = v[f];
+	if (!value_timestamp(v[f], o, out))
+	{
+		e->expected = "a timestamp (ISO 8601, 'YYYY-MM-DD HH24:MI:SS[.ffffff]' or epoch seconds/milliseconds)";
+		return false;
+	}
+	if (!ingest_time_in_window(*out, o, &e->expected))
+	{
+		e->sqlerrcode = ERRCODE_DATETIME_VALUE_OUT_OF_RANGE;
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Is the duration shorter than the absolute window?  Then adding it to a
+ * time in the window cannot overflow.  Months count as 30 days, as in
+ * interval comparison; a double holds the sum without overflow.
+ */
+static bool
+duration_fits(const Interval *dur)
+{
+	double		us = (double) dur->time +
+		((double) dur->day + (double) dur->month * DAYS_PER_MONTH) * USECS_PER_DAY;
+
+	return us < (double) (ingest_abs_max_time() - ingest_abs_min_time());
+}
+
+/* The end (start) derived from a duration must be in the window too. */
+static bool
+derived_time_ok(TimestampTz t, RunField dur_field, char **v, const char *const *src,
+				const IngestOptions *o, const char *which, FieldError *e)
+{
+	const char *expected;
+
+	if (ingest_time_in_window(t, o, &expected))
+		return true;
+	e->field = src[dur_field];
+	e->found = v[dur_field];
+	e->expected = psprintf("a duration that puts the run's %s at %s", which, expected);
+	e->sqlerrcode = ERRCODE_DATETIME_VALUE_OUT_OF_RANGE;
 	return false;
 }
 
@@ -327,11 +365,18 @@ convert_times(char **v, const char *const *src, const IngestOptions *o,
 	if (v[RF_DURATION])
 	{
 		dur = palloc(sizeof(Interval));
+		e->field = src[RF_DURATION];
+		e->found = v[RF_DURATION];
 		if (!value_duration(v[RF_DURATION], o, dur))
 		{
-			e->field = src[RF_DURATION];
 			e->expected = "a non-negative duration (seconds, 'HH:MM:SS', ISO 8601 or interval text)";
-			e->found = v[RF_DURATION];
+			return false;
+		}
+		if (!duration_fits(dur))
+		{
+			e->expected = psprintf("a duration shorter than %d years",
+								   INGEST_ABS_MAX_YEAR - INGEST_ABS_MIN_YEAR);
+			e->sqlerrcode = ERRCODE_DATETIME_VALUE_OUT_OF_RANGE;
 			return false;
 		}
 	}
@@ -348,9 +393,12 @@ convert_times(char **v, const char *const *src, const IngestOptions *o,
 													TimestampTzGetDatum(*started)));
 	if (has_start && !has_end && dur != NULL)
 	{
+		/* both in range (duration_fits), so this cannot overflow */
 		ended = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
 														TimestampTzGetDatum(*started),
 														IntervalPGetDatum(dur)));
+		if (!derived_time_ok(ended, RF_DURATION, v, src, o, "end", e))
+			return false;
 		has_end = true;
 	}
 	else if (!has_start && has_end && dur != NULL)
@@ -358,6 +406,8 @@ convert_times(char **v, const char *const *src, const IngestOptions *o,
 		*started = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_mi_interval,
 														   TimestampTzGetDatum(ended),
 														   IntervalPGetDatum(dur)));
+		if (!derived_time_ok(*started, RF_DURATION, v, src, o, "start", e))
+			return false;
 		has_start = true;
 	}
 	nulls[BR_STARTED_AT] = !has_start;
@@ -422,19 +472,31 @@ ingest_add_run(IngestBatch *b, const IngestOptions *o, char **values,
 
 	memset(nulls, 0, sizeof(nulls));
 	d[BR_LINE_NO] = Int64GetDatum(line_no);
+	if ((b->started_src == NULL && src[RF_STARTED_AT]) ||
+		(b->ended_src == NULL && src[RF_ENDED_AT]))
+	{
+		/* kept for store.c, which checks records against stored runs */
+		MemoryContext old = MemoryContextSwitchTo(GetMemoryChunkContext(b->identities));
+
+		if (b->started_src == NULL && src[RF_STARTED_AT])
+			b->started_src = pstrdup(src[RF_STARTED_AT]);
+		if (b->ended_src == NULL && src[RF_ENDED_AT])
+			b->ended_src = pstrdup(src[RF_ENDED_AT]);
+		MemoryContextSwitchTo(old);
+	}
 	if (!convert_identity(values, src, o, d, nulls, &e) ||
 		!convert_times(values, src, o, d, nulls, &started, &e) ||
 		!convert_count(values, RF_ROWS_READ, src, &d[BR_ROWS_READ], &nulls[BR_ROWS_READ], &e) ||
 		!convert_count(values, RF_ROWS_WRITTEN, src, &d[BR_ROWS_WRITTEN], &nulls[BR_ROWS_WRITTEN], &e) ||
 		!convert_count(values, RF_BYTES, src, &d[BR_BYTES], &nulls[BR_BYTES], &e))
 	{
-		field_error(b, o, line_no, raw, &e);
+		ingest_field_error(b, o, line_no, raw, &e);
 		return;
 	}
 	if (values[RF_EXTERNAL_ID] == NULL && nulls[BR_STARTED_AT])
 	{
 		e = (FieldError) {src[RF_EXTERNAL_ID], "a run id or a start time to identify the run", ""};
-		field_error(b, o, line_no, raw, &e);
+		ingest_field_error(b, o, line_no, raw, &e);
 		return;
 	}
 	d[BR_HOST] = text_or_null(values[RF_HOST], &nulls[BR_HOST]);

@@ -10,6 +10,7 @@
 #include "postgres.h"
 
 #include "catalog/pg_authid.h"
+#include "common/md5.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
@@ -20,35 +21,10 @@
 #include "utils/fmgrprotos.h"
 
 #include "ingest/ingest.h"
+#include "template/template.h"
 
 PG_FUNCTION_INFO_V1(smartetl_ingest);
 PG_FUNCTION_INFO_V1(smartetl_ingest_file);
-
-static void
-ingest_run_parser(LineReader *r, const IngestOptions *o, IngestBatch *b)
-{
-	switch (o->format)
-	{
-		case INGEST_CSV:
-			ingest_csv(r, o, b);
-			break;
-		case INGEST_JSONL:
-			ingest_jsonl(r, o, b);
-			break;
-		case INGEST_LOGLINE:
-			ingest_logline(r, o, b);
-			break;
-		case INGEST_OPENLINEAGE:
-			ingest_openlineage(r, o, b);
-			break;
-		case INGEST_DBT:
-			ingest_dbt(r, o, b);
-			break;
-		case INGEST_AIRFLOW:
-			ingest_airflow(r, o, b);
-			break;
-	}
-}
 
 static Datum
 ingest_result_datum(FunctionCallInfo fcinfo, const IngestCounts *c)
@@ -66,30 +42,76 @@ ingest_result_datum(FunctionCallInfo fcinfo, const IngestCounts *c)
 	return HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls));
 }
 
+/* Parse from r and store; check, if any, sees the batch before it is stored. */
+static void
+ingest_reader_counts(LineReader *r, IngestOptions *o, IngestBatchCheck check, void *arg,
+					 IngestCounts *counts)
+{
+	IngestBatch b;
+
+	ingest_batch_init(&b, o);
+	o->format->parse(r, o, &b);
+	if (b.nruns + b.nevents + b.nrejects == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA),
+				 errmsg("%s input holds no records", o->format->name),
+				 errdetail("The input is empty or holds only a header or blank lines.")));
+	if (check)
+		check(&b, o, arg);
+	if (o->dry_run)
+	{
+		/* what would be stored: valid records as inserted, bad ones as rejected */
+		counts->inserted = b.nruns + b.nevents;
+		counts->rejected = b.nrejects;
+		template_dry_run_end();
+	}
+	else
+		ingest_store(&b, o, counts);
+	ingest_batch_free(&b);
+}
+
 /* Parse from r, store, and return the counts as smartetl.ingest_result. */
 static Datum
 ingest_from_reader(FunctionCallInfo fcinfo, LineReader *r, IngestOptions *o)
 {
-	IngestBatch b;
 	IngestCounts counts = {0};
 
-	ingest_batch_init(&b, o);
-	ingest_run_parser(r, o, &b);
-	if (b.nruns + b.nevents + b.nrejects == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA),
-				 errmsg("%s input holds no records", o->format_name),
-				 errdetail("The input is empty or holds only a header or blank lines.")));
-	if (o->dry_run)
-	{
-		/* what would be stored: valid records as inserted, bad ones as rejected */
-		counts.inserted = b.nruns + b.nevents;
-		counts.rejected = b.nrejects;
-	}
-	else
-		ingest_store(&b, o, &counts);
-	ingest_batch_free(&b);
+	ingest_reader_counts(r, o, NULL, NULL, &counts);
 	return ingest_result_datum(fcinfo, &counts);
+}
+
+/*
+ * smartetl.ingest() for callers inside the server (the intake worker): the
+ * same parse and store, on bytes not yet verified in the server encoding.
+ * The payload's first line is numbered first_line; source labels it when
+ * the options name none (else "payload:<md5>", as smartetl.ingest() does).
+ * The caller checks the privileges (EXECUTE on smartetl.ingest) itself.
+ */
+void
+ingest_payload(const char *format, const char *data, size_t len, Jsonb *options,
+			   const char *source, long first_line, IngestBatchCheck check, void *arg,
+			   IngestCounts *counts)
+{
+	IngestOptions o;
+	LineReader	r;
+
+	ingest_options_parse(&o, format, options);
+	if (o.source == NULL && source != NULL)
+		o.source = pstrdup(source);
+	if (o.source == NULL)
+	{
+		char		hex[33];
+		const char *errstr = NULL;
+
+		if (!pg_md5_hash(data, len, hex, &errstr))
+			elog(ERROR, "could not compute MD5 of the payload: %s", errstr);
+		o.source = psprintf("payload:%s", hex);
+	}
+	line_reader_init_mem(&r, data, len, GetDatabaseEncoding(), o.max_line);
+	r.line_no = first_line - 1;
+	memset(counts, 0, sizeof(*counts));
+	ingest_reader_counts(&r, &o, check, arg, counts);
+	line_reader_free(&r);
 }
 
 /*

@@ -18,16 +18,19 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
 #include "ingest/ingest.h"
 #include "kpi/rollup.h"
+#include "locks.h"
 #include "alert/alert.h"
 #include "template/template.h"
 
@@ -212,14 +215,15 @@ store_parent_links(void)
 /*
  * Serialise ingests that touch the same pipelines, so that "is this run
  * new?" cannot change between the check and the insert.  Pipelines hash to
- * one of 64 transaction-level advisory locks, taken in order (no deadlock
- * between two ingests) and few enough for the shared lock table.
+ * one of 64 transaction-level advisory locks (locks.h), taken in order (no
+ * deadlock between two ingests) and few enough for the shared lock table;
+ * smartetl._lock_pipelines() takes the same ones for SQL.
  */
 static void
 lock_pipelines(void)
 {
-	spi_exec("SELECT pg_catalog.pg_advisory_xact_lock(1397572948, k) FROM "
-			 "(SELECT DISTINCT (p.pipeline_id OPERATOR(pg_catalog.%) 64)::int4 AS k "
+	spi_exec("SELECT pg_catalog.pg_advisory_xact_lock(" CppAsString2(LOCK_PIPELINE_CLASS) ", k) FROM "
+			 "(SELECT DISTINCT (p.pipeline_id OPERATOR(pg_catalog.%) " CppAsString2(LOCK_PIPELINE_SLOTS) ")::int4 AS k "
 			 " FROM smartetl.pipeline p JOIN (SELECT DISTINCT namespace, pipeline FROM " BATCH_RUNS ") b "
 			 " ON p.namespace OPERATOR(pg_catalog.=) b.namespace AND p.name OPERATOR(pg_catalog.=) b.pipeline "
 			 " ORDER BY 1 OFFSET 0) s", SPI_OK_SELECT);
@@ -288,9 +292,50 @@ find_pipeline_id(PipelineId *ids, int n, TupleTableSlot *slot)
 }
 
 /*
+ * A run_merge expression reading the new values from batch row b instead
+ * of the upsert's excluded row.
+ */
+static char *
+merged_from_batch(const char *expr)
+{
+	StringInfoData merged;
+	const char *p = expr;
+	const char *hit;
+
+	initStringInfo(&merged);
+	while ((hit = strstr(p, "excluded.")) != NULL)
+	{
+		appendBinaryStringInfo(&merged, p, hit - p);
+		p = hit + strlen("excluded.");
+		/* the batch carries status as text */
+		if (strncmp(p, "status", 6) == 0)
+		{
+			appendStringInfoString(&merged, "b.status::smartetl.run_status");
+			p += 6;
+		}
+		else
+			appendStringInfoString(&merged, "b.");
+	}
+	appendStringInfoString(&merged, p);
+	return merged.data;
+}
+
+/* merged_from_batch of the run_merge rule of one column. */
+static char *
+merged_column(const char *column)
+{
+	int			i;
+
+	for (i = 0; i < lengthof(run_merge); i++)
+		if (strcmp(run_merge[i].column, column) == 0)
+			return merged_from_batch(run_merge[i].merged);
+	elog(ERROR, "no merge rule for run column \"%s\"", column);
+	return NULL;
+}
+
+/*
  * run_merge's merged value of every column, reading the new values from
- * batch row b instead of the upsert's excluded row, and the test "would
- * the upsert change the stored run r?".
+ * batch row b, and the test "would the upsert change the stored run r?".
  */
 static char *
 run_changes_test(void)
@@ -303,28 +348,261 @@ run_changes_test(void)
 	initStringInfo(&merged);
 	for (i = 0; i < lengthof(run_merge); i++)
 	{
-		const char *p = run_merge[i].merged;
-		const char *hit;
-
 		appendStringInfo(&old, "%sr.%s", i ? ", " : "", run_merge[i].column);
-		if (i)
-			appendStringInfoString(&merged, ", ");
-		while ((hit = strstr(p, "excluded.")) != NULL)
-		{
-			appendBinaryStringInfo(&merged, p, hit - p);
-			p = hit + strlen("excluded.");
-			/* the batch carries status as text */
-			if (strncmp(p, "status", 6) == 0)
-			{
-				appendStringInfoString(&merged, "b.status::smartetl.run_status");
-				p += 6;
-			}
-			else
-				appendStringInfoString(&merged, "b.");
-		}
-		appendStringInfoString(&merged, p);
+		appendStringInfo(&merged, "%s%s", i ? ", " : "", merged_from_batch(run_merge[i].merged));
 	}
 	return psprintf("(%s) IS DISTINCT FROM (%s)", old.data, merged.data);
+}
+
+/*
+ * A record that would leave its run ending before it starts once merged
+ * with what came before it: the stored run, or earlier records of the
+ * batch.  Each record was checked alone when it was parsed; this catches a
+ * start that comes after an end sent earlier (or the other way round),
+ * which would otherwise fail the whole call on the table's CHECK
+ * constraint without naming the line.
+ */
+typedef struct TimeConflict
+{
+	int64		line_no;
+	bool		blame_start;	/* the record's start is after the run's end */
+	TimestampTz started;		/* the run's start and end once merged */
+	TimestampTz ended;
+	int64		started_line;	/* where each came from; 0 = the stored run */
+	int64		ended_line;
+} TimeConflict;
+
+static char *
+conflict_origin(int64 line)
+{
+	return line == 0 ? pstrdup("of the stored run") : psprintf("from line " INT64_FORMAT, line);
+}
+
+/* Report a conflict: an error naming the line and field, or a reject. */
+static void
+time_conflict(IngestBatch *b, const IngestOptions *o, const TimeConflict *c)
+{
+	FieldError	e = {0};
+
+	if (c->blame_start)
+	{
+		e.field = b->started_src ? b->started_src : "started_at";
+		e.expected = psprintf("a start time not after the run's end time %s %s",
+							  ingest_format_utc(c->ended), conflict_origin(c->ended_line));
+		e.found = ingest_format_utc(c->started);
+	}
+	else
+	{
+		e.field = b->ended_src ? b->ended_src : "ended_at";
+		e.expected = psprintf("an end time not before the run's start time %s %s",
+							  ingest_format_utc(c->started), conflict_origin(c->started_line));
+		e.found = ingest_format_utc(c->ended);
+	}
+	ingest_field_error(b, o, (long) c->line_no, NULL, &e);
+}
+
+static TimestampTz
+spi_timestamptz(int row, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, &isnull);
+
+	return isnull ? 0 : DatumGetTimestampTz(d);
+}
+
+static int
+cmp_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return x < y ? -1 : (x > y);
+}
+
+/* Drop the given lines (sorted) from the batch's runs and re-register it. */
+static void
+drop_batch_lines(IngestBatch *b, int64 *lines, int64 n)
+{
+	/* the batch outlives SPI's memory: build the new store beside the old */
+	MemoryContext old = MemoryContextSwitchTo(GetMemoryChunkContext(b->identities));
+	Tuplestorestate *kept = tuplestore_begin_heap(false, false, Max(work_mem, maintenance_work_mem));
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(b->run_desc, &TTSOpsMinimalTuple);
+	int64		nkept = 0;
+
+	MemoryContextSwitchTo(old);
+
+	tuplestore_rescan(b->runs);
+	while (tuplestore_gettupleslot(b->runs, true, false, slot))
+	{
+		int64		line_no = DatumGetInt64(slot_getattr(slot, 1, &(bool) {false}));
+
+		if (bsearch(&line_no, lines, n, sizeof(int64), cmp_int64) == NULL)
+		{
+			tuplestore_puttupleslot(kept, slot);
+			nkept++;
+		}
+		ExecClearTuple(slot);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	tuplestore_end(b->runs);
+	b->runs = kept;
+	b->nruns = nkept;
+	if (SPI_unregister_relation(BATCH_RUNS) != SPI_OK_REL_UNREGISTER)
+		elog(ERROR, "could not unregister ephemeral relation \"%s\"", BATCH_RUNS);
+	register_batch(BATCH_RUNS, b->run_desc, b->runs, b->nruns);
+}
+
+/* The merged start and end of one run while its records are folded. */
+typedef struct RunTimes
+{
+	bool		has_start;
+	bool		has_end;
+	bool		finished;		/* some record was not 'running' */
+	TimestampTz started;
+	TimestampTz ended;
+	int64		started_line;
+	int64		ended_line;
+} RunTimes;
+
+/*
+ * Apply one record (line 0: the stored run) to t as the upsert merges it
+ * (run_merge: the latest start given; the latest end given, except that a
+ * 'running' record after a finished one changes nothing).  Returns false,
+ * leaving t alone and describing the problem in *c, when the record would
+ * leave the run ending before it starts.
+ */
+static bool
+fold_record(RunTimes *t, int64 line_no, bool running, bool has_start, TimestampTz started,
+			bool has_end, TimestampTz ended, TimeConflict *c)
+{
+	RunTimes	n = *t;
+
+	if (has_start)
+	{
+		n.has_start = true;
+		n.started = started;
+		n.started_line = line_no;
+	}
+	if (has_end && !(running && t->finished))
+	{
+		n.has_end = true;
+		n.ended = ended;
+		n.ended_line = line_no;
+	}
+	n.finished |= !running;
+	if (line_no > 0 && n.has_start && n.has_end && n.ended < n.started)
+	{
+		c->line_no = line_no;
+		c->blame_start = has_start;
+		c->started = n.started;
+		c->ended = n.ended;
+		c->started_line = n.started_line;
+		c->ended_line = n.ended_line;
+		return false;
+	}
+	*t = n;
+	return true;
+}
+
+/*
+ * The general check, for batches that may hold several records of one run
+ * (or that are not stored by the bulk path): fold each run's records in
+ * line order, its stored row first, and report every record that would
+ * leave the run ending before it starts (the first one as an error, or
+ * each as a reject, which then does not count for the records after it).
+ * Only runs with an external id can conflict: without one, the start is
+ * the identity.  One sorted pass through a cursor, whatever the batch size.
+ */
+static void
+check_merged_times(IngestBatch *b, const IngestOptions *o)
+{
+	static const char *const sql =
+	"WITH b AS (SELECT line_no, namespace, pipeline, external_id, attempt, status, started_at, ended_at "
+	" FROM " BATCH_RUNS " WHERE external_id IS NOT NULL) "
+	"SELECT * FROM b UNION ALL "
+	"SELECT 0::int8, k.namespace, k.pipeline, k.external_id, k.attempt, r.status::text, r.started_at, r.ended_at "
+	"FROM (SELECT DISTINCT namespace, pipeline, external_id, attempt FROM b) k "
+	"JOIN smartetl.pipeline p ON p.namespace OPERATOR(pg_catalog.=) k.namespace "
+	" AND p.name OPERATOR(pg_catalog.=) k.pipeline "
+	"JOIN smartetl.run r ON r.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id "
+	" AND r.external_id OPERATOR(pg_catalog.=) k.external_id "
+	" AND r.attempt OPERATOR(pg_catalog.=) k.attempt AND r.external_id IS NOT NULL "
+	"ORDER BY namespace, pipeline, external_id, attempt, line_no";
+	MemoryContext outer = CurrentMemoryContext;
+	MemoryContext run_ctx = AllocSetContextCreate(outer, "smartetl run times", ALLOCSET_SMALL_SIZES);
+	MemoryContext row_ctx = AllocSetContextCreate(outer, "smartetl run record", ALLOCSET_SMALL_SIZES);
+	Portal		portal = SPI_cursor_open_with_args(NULL, sql, 0, NULL, NULL, NULL, true, 0);
+	StringInfoData identity;	/* namespace, pipeline, external_id, attempt */
+	RunTimes	t = {0};
+	int64	   *bad = NULL;
+	int64		nbad = 0;
+	int64		bad_cap = 0;
+
+	identity.data = NULL;
+	for (;;)
+	{
+		uint64		i;
+
+		SPI_cursor_fetch(portal, true, 10000);
+		if (SPI_processed == 0)
+			break;
+		for (i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			MemoryContext old = MemoryContextSwitchTo(row_ctx);
+			StringInfoData key;
+			int			col;
+			bool		null_start,
+						null_end,
+						isnull;
+			TimestampTz started = DatumGetTimestampTz(SPI_getbinval(tup, desc, 7, &null_start));
+			TimestampTz ended = DatumGetTimestampTz(SPI_getbinval(tup, desc, 8, &null_end));
+			int64		line_no = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+			TimeConflict c;
+
+			initStringInfo(&key);
+			for (col = 2; col <= 5; col++)
+			{
+				appendStringInfoString(&key, SPI_getvalue(tup, desc, col));
+				appendStringInfoChar(&key, '\0');
+			}
+			if (identity.data == NULL || identity.len != key.len ||
+				memcmp(identity.data, key.data, key.len) != 0)
+			{
+				/* the next run: its stored row, if any, comes first (line 0) */
+				MemoryContextReset(run_ctx);
+				MemoryContextSwitchTo(run_ctx);
+				initStringInfo(&identity);
+				appendBinaryStringInfo(&identity, key.data, key.len);
+				MemoryContextSwitchTo(row_ctx);
+				memset(&t, 0, sizeof(t));
+			}
+			if (!fold_record(&t, line_no, strcmp(SPI_getvalue(tup, desc, 6), "running") == 0,
+							 !null_start, started, !null_end, ended, &c))
+			{
+				time_conflict(b, o, &c);	/* returns only in quarantine mode */
+				if (nbad == bad_cap)
+				{
+					bad_cap = Max(16, 2 * bad_cap);
+					bad = bad ? repalloc_huge(bad, sizeof(int64) * bad_cap)
+						: MemoryContextAllocHuge(outer, sizeof(int64) * bad_cap);
+				}
+				bad[nbad++] = c.line_no;
+			}
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(row_ctx);
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+	MemoryContextDelete(run_ctx);
+	MemoryContextDelete(row_ctx);
+	if (nbad > 0)
+	{
+		qsort(bad, nbad, sizeof(int64), cmp_int64);
+		drop_batch_lines(b, bad, nbad);
+	}
 }
 
 /*
@@ -334,13 +612,17 @@ run_changes_test(void)
  * an upsert).
  */
 static int64 *
-existing_run_lines(int64 *n, bool **changes)
+existing_run_lines(int64 *n, bool **changes, TimeConflict **conflicts)
 {
 	int64	   *lines;
 	int64		i;
 	char	   *test = run_changes_test();
+	char	   *ms = merged_column("started_at");
+	char	   *me = merged_column("ended_at");
 
-	spi_exec(psprintf("SELECT b.line_no, %s FROM " BATCH_RUNS " b "
+	/* (the start is the identity of the second kind: no conflict there) */
+	spi_exec(psprintf("SELECT b.line_no, %s, coalesce((%s) OPERATOR(pg_catalog.<) (%s), false), "
+					  "b.started_at IS NOT NULL, %s, %s FROM " BATCH_RUNS " b "
 					  "JOIN smartetl.pipeline p ON p.namespace OPERATOR(pg_catalog.=) b.namespace "
 					  " AND p.name OPERATOR(pg_catalog.=) b.pipeline "
 					  "JOIN smartetl.run r ON r.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id "
@@ -349,23 +631,38 @@ existing_run_lines(int64 *n, bool **changes)
 					  /* lets the planner use the partial identity index whatever the statistics */
 					  " AND r.external_id IS NOT NULL "
 					  "UNION ALL "
-					  "SELECT b.line_no, %s FROM " BATCH_RUNS " b "
+					  "SELECT b.line_no, %s, false, false, NULL, NULL FROM " BATCH_RUNS " b "
 					  "JOIN smartetl.pipeline p ON p.namespace OPERATOR(pg_catalog.=) b.namespace "
 					  " AND p.name OPERATOR(pg_catalog.=) b.pipeline "
 					  "JOIN smartetl.run r ON r.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id "
 					  " AND r.started_at OPERATOR(pg_catalog.=) b.started_at AND r.external_id IS NULL "
 					  "WHERE b.external_id IS NULL "
-					  "ORDER BY 1", test, test), SPI_OK_SELECT);
+					  "ORDER BY 1", test, me, ms, ms, me, test), SPI_OK_SELECT);
 	*n = (int64) SPI_processed;
 	lines = palloc_extended(sizeof(int64) * Max(*n, 1), MCXT_ALLOC_HUGE);
 	*changes = palloc_extended(sizeof(bool) * Max(*n, 1), MCXT_ALLOC_HUGE);
+	*conflicts = NULL;
 	for (i = 0; i < *n; i++)
 	{
 		bool		isnull;
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		TimeConflict *c;
 
 		lines[i] = spi_int64(i, 1);
-		(*changes)[i] = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i],
-												   SPI_tuptable->tupdesc, 2, &isnull));
+		(*changes)[i] = DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull));
+		if (!DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull)))
+			continue;
+		/* rare: keep one entry per existing line, unused unless flagged */
+		if (*conflicts == NULL)
+			*conflicts = palloc_extended(sizeof(TimeConflict) * Max(*n, 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+		c = &(*conflicts)[i];
+		c->line_no = lines[i];
+		c->blame_start = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
+		c->started = spi_timestamptz(i, 5);
+		c->ended = spi_timestamptz(i, 6);
+		c->started_line = c->blame_start ? lines[i] : 0;
+		c->ended_line = c->blame_start ? 0 : lines[i];
 	}
 	return lines;
 }
@@ -376,13 +673,15 @@ existing_run_lines(int64 *n, bool **changes)
  * order, as are the existing line numbers, so one merge pass splits them.
  */
 static Tuplestorestate *
-store_new_runs(IngestBatch *b, IngestCounts *counts, int64 *nexisting)
+store_new_runs(IngestBatch *b, const IngestOptions *o, IngestCounts *counts, int64 *nexisting)
 {
 	int			npipelines;
 	PipelineId *ids = load_pipeline_ids(&npipelines);
 	int64		nlines;
 	bool	   *changes;
-	int64	   *lines = existing_run_lines(&nlines, &changes);
+	TimeConflict *conflicts;
+	int64	   *lines = existing_run_lines(&nlines, &changes, &conflicts);
+	int64		nconflicts = 0;
 	int64		next = 0;
 	int64		nchanged = 0;
 	Tuplestorestate *existing = tuplestore_begin_heap(false, false, work_mem);
@@ -400,7 +699,12 @@ store_new_runs(IngestBatch *b, IngestCounts *counts, int64 *nexisting)
 		if (next < nlines && lines[next] == line_no)
 		{
 			/* stored already: upsert only what would change */
-			if (changes[next])
+			if (conflicts && conflicts[next].line_no == line_no)
+			{
+				time_conflict(b, o, &conflicts[next]);	/* or an error */
+				nconflicts++;
+			}
+			else if (changes[next])
 			{
 				tuplestore_puttupleslot(existing, slot);
 				nchanged++;
@@ -418,6 +722,7 @@ store_new_runs(IngestBatch *b, IngestCounts *counts, int64 *nexisting)
 		MemoryContextReset(b->row_ctx);
 	}
 	MemoryContextSwitchTo(old);
+	b->nruns -= nconflicts;		/* now rejects, not unchanged runs */
 	counts->inserted += run_insert_end(ri);
 	/* the bulk path fires no triggers: add the new runs to the rollups here */
 	if (ninserted > 0)
@@ -432,20 +737,25 @@ store_new_runs(IngestBatch *b, IngestCounts *counts, int64 *nexisting)
 }
 
 static void
-store_runs(IngestBatch *b, IngestCounts *counts)
+store_runs(IngestBatch *b, const IngestOptions *o, IngestCounts *counts)
 {
 	bool		dedupe = ingest_batch_has_duplicates(b);
+	bool		fast;
 
 	register_batch(BATCH_RUNS, b->run_desc, b->runs, b->nruns);
 	spi_exec("INSERT INTO smartetl.pipeline (namespace, name) "
 			 "SELECT DISTINCT namespace, pipeline FROM " BATCH_RUNS
 			 " ON CONFLICT (namespace, name) DO NOTHING", SPI_OK_INSERT);
 	lock_pipelines();
+	fast = !dedupe && run_insert_usable();
+	/* the fast path checks its (single) records against stored runs itself */
+	if (!fast)
+		check_merged_times(b, o);
 
-	if (!dedupe && run_insert_usable())
+	if (fast)
 	{
 		int64		nexisting;
-		Tuplestorestate *existing = store_new_runs(b, counts, &nexisting);
+		Tuplestorestate *existing = store_new_runs(b, o, counts, &nexisting);
 
 		if (nexisting > 0)
 		{
@@ -476,7 +786,7 @@ store_rejects(IngestBatch *b, const IngestOptions *o, IngestCounts *counts)
 	Datum		values[2];
 
 	register_batch(BATCH_REJECTS, b->reject_desc, b->rejects, b->nrejects);
-	values[0] = CStringGetTextDatum(o->format_name);
+	values[0] = CStringGetTextDatum(o->format->name);
 	values[1] = CStringGetTextDatum(o->source ? o->source : "");
 	if (SPI_execute_with_args("INSERT INTO smartetl.ingest_reject "
 							  "(format, source, line_no, field, raw, reason) "
@@ -523,10 +833,70 @@ event_run_links(IngestBatch *b)
 		"ORDER BY br.line_no";
 }
 
+/* Might an event of this source in the batch's line range be stored already? */
+static bool
+events_may_exist(IngestBatch *b, const IngestOptions *o)
+{
+	Oid			types[5] = {TEXTOID, INT8OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		values[5] = {CStringGetTextDatum(o->source), Int64GetDatum(b->min_line),
+		Int64GetDatum(b->max_line), TimestampTzGetDatum(b->min_ts), TimestampTzGetDatum(b->max_ts)};
+
+	if (SPI_execute_with_args("SELECT EXISTS (SELECT FROM smartetl.log_event "
+							  "WHERE source OPERATOR(pg_catalog.=) $1 AND line_no BETWEEN $2 AND $3 "
+							  "AND ts BETWEEN $4 AND $5)", 5, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look up log events");
+	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &(bool) {false}));
+}
+
+/*
+ * The plain INSERT of a new file's events, in a subtransaction: true if it
+ * stored them all, false if a concurrent ingest of the same lines got
+ * there first (unique violation; it is rolled back).
+ */
+static bool
+insert_events_plain(const char *sql, Oid *types, Datum *values, char *nulls, int64 *inserted)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool done = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		if (SPI_execute_with_args(sql, 5, types, values, nulls, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not store log events");
+		*inserted = SPI_processed;
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION)
+			ReThrowError(edata);
+		FlushErrorState();
+		done = false;
+	}
+	PG_END_TRY();
+	return done;
+}
+
 /*
  * Insert log events into their monthly partitions (created on demand).
  * (source, line_no, ts) identifies an event, so re-ingesting a file, or a
- * file that has grown since, adds only the lines not stored yet.
+ * file that has grown since, adds only the lines not stored yet.  When no
+ * event of the source is stored in the batch's line range (a new file), a
+ * plain INSERT does it, a third cheaper than ON CONFLICT's speculative
+ * insertion of every row; should a concurrent ingest store the same lines
+ * meanwhile, its unique violation sends the batch the ON CONFLICT way.
  */
 static void
 store_events(IngestBatch *b, const IngestOptions *o, IngestCounts *counts)
@@ -536,6 +906,7 @@ store_events(IngestBatch *b, const IngestOptions *o, IngestCounts *counts)
 	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 	bool		no_pipeline;
 	int64		inserted;
+	const char *insert;
 
 	register_batch(BATCH_EVENTS, b->event_desc, b->events, b->nevents);
 	values[0] = TimestampTzGetDatum(b->min_ts);
@@ -549,20 +920,23 @@ store_events(IngestBatch *b, const IngestOptions *o, IngestCounts *counts)
 	nulls[3] = no_pipeline ? 'n' : ' ';
 	nulls[4] = o->run_external_id ? ' ' : 'n';
 	values[4] = o->run_external_id ? CStringGetTextDatum(o->run_external_id) : (Datum) 0;
-	if (SPI_execute_with_args(psprintf("WITH links AS MATERIALIZED (%s), "
-									   "ins AS (INSERT INTO smartetl.log_event "
-									   "(pipeline_id, run_id, ts, level, component, message, template_id, source, line_no, attrs) "
-									   "SELECT COALESCE(l.pipeline_id, $4), COALESCE(l.run_id, "
-									   "(SELECT run_id FROM smartetl.run WHERE pipeline_id OPERATOR(pg_catalog.=) $4 "
-									   "AND external_id OPERATOR(pg_catalog.=) $5 ORDER BY attempt DESC LIMIT 1)), "
-									   "e.ts, e.level, e.component, e.message, e.template_id, $3, e.line_no, e.attrs "
-									   "FROM " BATCH_EVENTS " e LEFT JOIN links l ON l.line_no OPERATOR(pg_catalog.=) e.run_line "
-									   "ON CONFLICT (source, line_no, ts) DO NOTHING RETURNING 1) "
-									   "SELECT count(*) FROM ins",
-									   event_run_links(b)),
-							  5, types, values, nulls, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not store log events");
-	inserted = spi_int64(0, 1);
+	insert = psprintf("WITH links AS MATERIALIZED (%s) "
+					  "INSERT INTO smartetl.log_event "
+					  "(pipeline_id, run_id, ts, level, component, message, template_id, source, line_no, attrs) "
+					  "SELECT COALESCE(l.pipeline_id, $4), COALESCE(l.run_id, "
+					  "(SELECT run_id FROM smartetl.run WHERE pipeline_id OPERATOR(pg_catalog.=) $4 "
+					  "AND external_id OPERATOR(pg_catalog.=) $5 ORDER BY attempt DESC LIMIT 1)), "
+					  "e.ts, e.level, e.component, e.message, e.template_id, $3, e.line_no, e.attrs "
+					  "FROM " BATCH_EVENTS " e LEFT JOIN links l ON l.line_no OPERATOR(pg_catalog.=) e.run_line",
+					  event_run_links(b));
+	if (events_may_exist(b, o) ||
+		!insert_events_plain(insert, types, values, nulls, &inserted))
+	{
+		if (SPI_execute_with_args(psprintf("%s ON CONFLICT (source, line_no, ts) DO NOTHING", insert),
+								  5, types, values, nulls, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not store log events");
+		inserted = SPI_processed;
+	}
 	counts->inserted += inserted;
 	counts->unchanged += b->nevents - inserted;
 }
@@ -573,10 +947,10 @@ ingest_store(IngestBatch *b, const IngestOptions *o, IngestCounts *counts)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (b->templates)
-		template_session_end(b->templates);
+		template_flush();		/* this ingest's occurrence counts */
 	if (b->nruns > 0)
 	{
-		store_runs(b, counts);
+		store_runs(b, o, counts);
 		/* bulk-inserted runs fire no triggers: wake the alert worker here */
 		alert_wake_at_commit();
 	}

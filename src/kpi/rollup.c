@@ -12,48 +12,36 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "utils/builtins.h"
 
 #include "kpi/rollup.h"
 
-/* Grouped contributions of the batch per pipeline and UTC `unit`. */
-#define NEW_RUNS_GROUPED(unit) \
-	"SELECT p.pipeline_id, smartetl._utc_trunc('" unit "', coalesce(b.started_at, b.ended_at)) AS bucket, " \
-	"count(*) AS runs, " \
-	"count(*) FILTER (WHERE b.status = 'success') AS successes, " \
-	"count(*) FILTER (WHERE b.status = 'failed') AS failures, " \
-	"count(*) FILTER (WHERE b.status = 'skipped') AS skipped, " \
-	"count(*) FILTER (WHERE b.status = 'cancelled') AS cancelled, " \
-	"count(*) FILTER (WHERE b.status = 'running') AS running, " \
-	"count(*) FILTER (WHERE b.attempt > 1) AS retries, " \
-	"count(*) FILTER (WHERE b.duration > p.sla) AS sla_breaches, " \
-	"smartetl.qsketch_agg(date_part('epoch', b.duration)) " \
-	"  FILTER (WHERE b.status IN ('success', 'failed')) AS duration, " \
-	"sum(b.rows_read)::bigint AS rows_read, sum(b.rows_written)::bigint AS rows_written, " \
-	"sum(b.bytes)::bigint AS bytes " \
-	"FROM %s b JOIN smartetl.pipeline p " \
-	"ON p.namespace OPERATOR(pg_catalog.=) b.namespace AND p.name OPERATOR(pg_catalog.=) b.pipeline " \
-	"WHERE coalesce(b.started_at, b.ended_at) IS NOT NULL GROUP BY 1, 2"
+/*
+ * The statement comes from SQL (smartetl._kpi_rollup_sql, written from the
+ * one list of rollup columns, smartetl._kpi_rollup_columns), so the bulk
+ * path and the refresh from smartetl.run always fill the same columns the
+ * same way.
+ */
+static void
+add_new_runs(const char *step, const char *batch_relation)
+{
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		args[2] = {CStringGetTextDatum(step), CStringGetTextDatum(batch_relation)};
+	char	   *sql;
 
-/* A nullable sum: NULL only when both sides are. */
-#define ADD_SUM(col) \
-	col " = CASE WHEN k." col " IS NULL AND excluded." col " IS NULL THEN NULL " \
-	"ELSE coalesce(k." col ", 0) + coalesce(excluded." col ", 0) END"
-
-#define ADD_NEW_RUNS(table, unit) \
-	"INSERT INTO smartetl." table " AS k " NEW_RUNS_GROUPED(unit) " " \
-	"ON CONFLICT (pipeline_id, bucket) DO UPDATE SET " \
-	"runs = k.runs + excluded.runs, successes = k.successes + excluded.successes, " \
-	"failures = k.failures + excluded.failures, skipped = k.skipped + excluded.skipped, " \
-	"cancelled = k.cancelled + excluded.cancelled, running = k.running + excluded.running, " \
-	"retries = k.retries + excluded.retries, sla_breaches = k.sla_breaches + excluded.sla_breaches, " \
-	"duration = smartetl.qsketch_combine(k.duration, excluded.duration), " \
-	ADD_SUM("rows_read") ", " ADD_SUM("rows_written") ", " ADD_SUM("bytes")
+	if (SPI_execute_with_args("SELECT smartetl._kpi_rollup_sql($1, $2)", 2, argtypes, args, NULL,
+							  true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read the KPI rollup statement \"%s\"", step);
+	sql = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (sql == NULL || SPI_execute(sql, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not add new runs to the KPI rollups");
+}
 
 void
 rollup_add_new_runs(const char *batch_relation)
 {
-	if (SPI_execute(psprintf(ADD_NEW_RUNS("kpi_hourly", "hour"), batch_relation), false, 0) != SPI_OK_INSERT ||
-		SPI_execute(psprintf(ADD_NEW_RUNS("kpi_daily", "day"), batch_relation), false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not add new runs to the KPI rollups");
+	add_new_runs("add_hourly", batch_relation);
+	add_new_runs("add_daily", batch_relation);
 }

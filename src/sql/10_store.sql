@@ -17,11 +17,17 @@ CREATE TABLE smartetl.pipeline (
     sla               interval,
     tags              text[] NOT NULL DEFAULT '{}',
     created_at        timestamptz NOT NULL DEFAULT now(),
+    schedule          text,
+    schedule_timezone text,
+    deadline          interval CHECK (deadline > interval '0'),
     UNIQUE (namespace, name),
     CHECK (expected_interval IS NULL OR expected_interval > interval '0'),
     CHECK (sla IS NULL OR sla > interval '0')
 );
 COMMENT ON TABLE smartetl.pipeline IS 'one row per monitored pipeline (Airflow DAG, dbt project, cron job, ...); created on first ingest';
+COMMENT ON COLUMN smartetl.pipeline.schedule IS 'when the pipeline is scheduled to start: a 5-field cron expression (minute hour day-of-month month day-of-week) or @daily, @hourly ...; checked when written';
+COMMENT ON COLUMN smartetl.pipeline.schedule_timezone IS 'the time zone of schedule (a pg_timezone_names name; NULL means UTC)';
+COMMENT ON COLUMN smartetl.pipeline.deadline IS 'how long after each scheduled start a successful run must have finished (rule kind deadline)';
 
 -- Templates are stored append-only so that learning never waits for
 -- another session's open transaction (src/template/template_store.c): a new
@@ -71,7 +77,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     folded bigint;
 BEGIN
-    IF NOT pg_try_advisory_xact_lock(1397572949, 2) THEN
+    IF NOT smartetl._try_xact_lock('template_compact') THEN
         RETURN 0;
     END IF;
     WITH gone AS (
@@ -122,7 +128,12 @@ CREATE TABLE smartetl.run (
     ingested_at        timestamptz NOT NULL DEFAULT now(),
     updated_at         timestamptz NOT NULL DEFAULT now(),
     CHECK (external_id IS NOT NULL OR started_at IS NOT NULL),
-    CHECK (ended_at IS NULL OR started_at IS NULL OR ended_at >= started_at)
+    CHECK (ended_at IS NULL OR started_at IS NULL OR ended_at >= started_at),
+    -- the absolute limits of src/ingest/time_window.c: a run at either end
+    -- of PostgreSQL's range would break its pipeline's rollup arithmetic
+    CONSTRAINT run_time_limits CHECK (
+        started_at >= '1900-01-01 00:00:00+00' AND started_at < '2200-01-01 00:00:00+00' AND
+        ended_at >= '1900-01-01 00:00:00+00' AND ended_at < '2200-01-01 00:00:00+00')
 );
 COMMENT ON TABLE smartetl.run IS 'one row per pipeline run or task run (parent_run_id); identity is (pipeline, external_id, attempt), or (pipeline, started_at) without an external id';
 COMMENT ON COLUMN smartetl.run.duration_s IS 'duration in seconds, for aggregates and dashboards';
@@ -177,6 +188,58 @@ CREATE TRIGGER run_references_upd AFTER UPDATE ON smartetl.run
     REFERENCING NEW TABLE AS new_runs FOR EACH STATEMENT
     EXECUTE FUNCTION smartetl._run_check_references();
 
+-- API: Private
+-- The window of accepted run and log event times now: from
+-- smartetl.min_timestamp to statement_timestamp() + smartetl.max_future,
+-- within the absolute limits of run_time_limits (src/ingest/time_window.c).
+CREATE FUNCTION smartetl._time_window(OUT min_ts timestamptz, OUT max_ts timestamptz)
+RETURNS record
+LANGUAGE C STABLE STRICT
+AS 'MODULE_PATHNAME', 'smartetl_time_window';
+
+-- Runs written with plain SQL are held to the window that ingest applies:
+-- a success dated years ahead would stay its pipeline's latest run and hide
+-- every real failure from alerting.  On UPDATE only changed times are
+-- checked, so runs stored under an earlier, wider window stay editable.
+-- (Bulk ingest fires no triggers; it checks every time while parsing.)
+-- API: Private
+CREATE FUNCTION smartetl._run_check_times() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    w   record;
+    bad record;
+BEGIN
+    SELECT * INTO w FROM smartetl._time_window();
+    IF TG_OP = 'INSERT' THEN
+        SELECT n.run_id, n.pipeline_id, n.started_at, n.ended_at INTO bad FROM new_runs n
+        WHERE n.started_at NOT BETWEEN w.min_ts AND w.max_ts
+           OR n.ended_at NOT BETWEEN w.min_ts AND w.max_ts
+        LIMIT 1;
+    ELSE
+        SELECT n.run_id, n.pipeline_id, n.started_at, n.ended_at INTO bad
+        FROM new_runs n JOIN old_runs o USING (run_id)
+        WHERE (n.started_at IS DISTINCT FROM o.started_at AND n.started_at NOT BETWEEN w.min_ts AND w.max_ts)
+           OR (n.ended_at IS DISTINCT FROM o.ended_at AND n.ended_at NOT BETWEEN w.min_ts AND w.max_ts)
+        LIMIT 1;
+    END IF;
+    IF FOUND THEN
+        RAISE EXCEPTION 'a run of pipeline "%" has a time outside the accepted window',
+                        (SELECT p.name FROM smartetl.pipeline p WHERE p.pipeline_id = bad.pipeline_id)
+            USING ERRCODE = 'datetime_field_overflow',
+                  DETAIL = format('Run %s: started_at %s, ended_at %s; the window is now %s to %s.', bad.run_id,
+                                  coalesce(bad.started_at::text, 'NULL'), coalesce(bad.ended_at::text, 'NULL'),
+                                  w.min_ts, w.max_ts),
+                  HINT = 'smartetl.min_timestamp and smartetl.max_future (superuser settings) set the window.';
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER run_times_ins AFTER INSERT ON smartetl.run
+    REFERENCING NEW TABLE AS new_runs FOR EACH STATEMENT
+    EXECUTE FUNCTION smartetl._run_check_times();
+CREATE TRIGGER run_times_upd AFTER UPDATE ON smartetl.run
+    REFERENCING OLD TABLE AS old_runs NEW TABLE AS new_runs FOR EACH STATEMENT
+    EXECUTE FUNCTION smartetl._run_check_times();
+
 -- Deleting a run detaches its task runs (ON DELETE SET NULL).
 -- API: Private
 CREATE FUNCTION smartetl._run_detach_children() RETURNS trigger
@@ -190,13 +253,17 @@ CREATE TRIGGER run_detach_children AFTER DELETE ON smartetl.run
     REFERENCING OLD TABLE AS old_runs FOR EACH STATEMENT
     EXECUTE FUNCTION smartetl._run_detach_children();
 
--- Deleting a pipeline deletes its runs and log events (ON DELETE CASCADE).
+-- Deleting a pipeline deletes its runs, log events and rollup rows (ON
+-- DELETE CASCADE).  The rollups go explicitly: the runs' own delete
+-- trigger recomputes only buckets of pipelines that still exist.
 -- API: Private
 CREATE FUNCTION smartetl._pipeline_delete_cascade() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     DELETE FROM smartetl.run r USING old_pipelines o WHERE r.pipeline_id = o.pipeline_id;
     DELETE FROM smartetl.log_event e USING old_pipelines o WHERE e.pipeline_id = o.pipeline_id;
+    DELETE FROM smartetl.kpi_hourly k USING old_pipelines o WHERE k.pipeline_id = o.pipeline_id;
+    DELETE FROM smartetl.kpi_daily k USING old_pipelines o WHERE k.pipeline_id = o.pipeline_id;
     RETURN NULL;
 END $$;
 CREATE TRIGGER pipeline_delete_cascade AFTER DELETE ON smartetl.pipeline
@@ -243,21 +310,33 @@ CREATE INDEX ingest_reject_time ON smartetl.ingest_reject (rejected_at);
 
 -- API: Private
 -- Create the monthly log_event partitions covering [from_ts, to_ts].
+-- SECURITY DEFINER because ingest creates partitions on demand as the
+-- ingesting role, and writers may not create tables in schema smartetl;
+-- the partitions then belong to the extension's owner, as the table does.
+-- It is narrow: it only creates missing partitions of log_event, named by
+-- month, for times in the accepted window (smartetl._time_window), which
+-- the ingesting session cannot widen (the settings are superuser-only).
 CREATE FUNCTION smartetl._log_partitions_ensure(from_ts timestamptz, to_ts timestamptz)
-RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    month timestamptz := date_trunc('month', from_ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
+    w     record;
+    month timestamptz;
     part  text;
 BEGIN
-    IF to_ts - from_ts > interval '100 years' THEN
-        RAISE EXCEPTION 'log event times span % to %, more than 100 years', from_ts, to_ts
-            USING HINT = 'Check the log_format time fields; unparsable times take the ingest time.';
+    SELECT * INTO w FROM smartetl._time_window();
+    IF from_ts IS NULL OR to_ts IS NULL OR from_ts > to_ts
+       OR from_ts < w.min_ts OR to_ts > w.max_ts THEN
+        RAISE EXCEPTION 'log event times % to % are outside the accepted window', from_ts, to_ts
+            USING ERRCODE = 'datetime_field_overflow',
+                  DETAIL = format('The window is now %s to %s.', w.min_ts, w.max_ts),
+                  HINT = 'smartetl.min_timestamp and smartetl.max_future (superuser settings) set the window.';
     END IF;
+    month := date_trunc('month', from_ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
     WHILE month <= to_ts LOOP
         part := 'log_event_' || to_char(month AT TIME ZONE 'UTC', 'YYYYMM');
         IF to_regclass('smartetl.' || part) IS NULL THEN
             -- serialise concurrent creators of the same partition
-            PERFORM pg_advisory_xact_lock(hashtext('smartetl.' || part));
+            PERFORM smartetl._xact_lock('log_partition', hashtext('smartetl.' || part));
             IF to_regclass('smartetl.' || part) IS NULL THEN
                 EXECUTE format('CREATE TABLE smartetl.%I PARTITION OF smartetl.log_event '
                                'FOR VALUES FROM (%L) TO (%L)',
@@ -269,8 +348,11 @@ BEGIN
 END $$;
 
 -- API: Public
+-- SECURITY DEFINER because the partitions belong to the extension's owner
+-- (see above) and DROP TABLE needs ownership; it drops nothing but whole
+-- partitions of log_event.  EXECUTE: smartetl_admin.
 CREATE FUNCTION smartetl.drop_log_partitions(older_than timestamptz)
-RETURNS SETOF text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+RETURNS SETOF text LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     r record;
 BEGIN

@@ -1,5 +1,8 @@
 -- ---------------------------------------------------------------------------
--- Ingestion: C parsers behind one entry point per source kind.
+-- Ingestion: C parsers behind two entry points, ingest (a payload) and
+-- ingest_file (a server file).  The formats are a table in C
+-- (src/ingest/formats.c), shown by smartetl.ingest_formats(): adding one
+-- changes no SQL (CONTRIBUTING.md).
 -- ---------------------------------------------------------------------------
 
 -- API: Public
@@ -17,7 +20,7 @@ RETURNS smartetl.ingest_result
 LANGUAGE C STRICT VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'smartetl_ingest';
-COMMENT ON FUNCTION smartetl.ingest(text, text, jsonb) IS 'parse a payload (csv, jsonl, logline) into runs or log events; idempotent; options->>''on_error'' = ''quarantine'' keeps bad rows in smartetl.ingest_reject';
+COMMENT ON FUNCTION smartetl.ingest(text, text, jsonb) IS 'parse a payload in one of the formats of smartetl.ingest_formats() into runs or log events; idempotent; options->>''on_error'' = ''quarantine'' keeps bad rows in smartetl.ingest_reject';
 
 -- API: Public
 CREATE FUNCTION smartetl.ingest_file(path text, format text, options jsonb DEFAULT '{}')
@@ -26,6 +29,13 @@ LANGUAGE C STRICT VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'smartetl_ingest_file';
 COMMENT ON FUNCTION smartetl.ingest_file(text, text, jsonb) IS 'ingest a server-side file (streamed, any size); superusers and pg_read_server_files members only';
+
+-- API: Public
+CREATE FUNCTION smartetl.ingest_formats()
+RETURNS TABLE (format text, description text, options text[], default_namespace text)
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'smartetl_ingest_formats';
+COMMENT ON FUNCTION smartetl.ingest_formats() IS 'the formats smartetl.ingest and ingest_file read: what each is, the option keys it accepts, the namespace of the pipelines it creates by default';
 
 -- API: Public
 CREATE FUNCTION smartetl.parse_log(line text, log_format text)

@@ -43,87 +43,156 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN (pg_catalog.date_trunc(unit, t AT TIME ZONE 'UTC') AT TIME ZONE 'UTC');
 
 -- API: Private
--- Recompute the rollups of the given (pipeline, time) pairs.  Takes the
+-- The rollup columns, defined once: every column of kpi_hourly and
+-- kpi_daily after (pipeline_id, bucket), in table order, and how a bucket's
+-- runs make it.  Expressions are SQL over r, a run (a row of smartetl.run,
+-- or of ingest's batch of new runs, which has the same column names), and
+-- p, its pipeline:
+--   count   the runs for which condition holds (all runs: NULL)
+--   sum     the sum of value (NULL when every value is)
+--   sketch  smartetl.qsketch_agg(value) of the runs for which condition holds
+-- A new rollup column: add it to both tables (50_rollup.sql) and here;
+-- _kpi_rollup_sql() writes every statement that fills the rollups
+-- (smartetl._kpi_refresh and the bulk path, src/kpi/rollup.c) from this list,
+-- and sql/definitions.sql checks the list against the tables.
+CREATE FUNCTION smartetl._kpi_rollup_columns(OUT name text, OUT kind text, OUT value text, OUT condition text)
+RETURNS SETOF record
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $def$
+    VALUES ('runs',         'count',  NULL,                             NULL),
+           ('successes',    'count',  NULL,                             $c$r.status = 'success'$c$),
+           ('failures',     'count',  NULL,                             $c$r.status = 'failed'$c$),
+           ('skipped',      'count',  NULL,                             $c$r.status = 'skipped'$c$),
+           ('cancelled',    'count',  NULL,                             $c$r.status = 'cancelled'$c$),
+           ('running',      'count',  NULL,                             $c$r.status = 'running'$c$),
+           ('retries',      'count',  NULL,                             $c$r.attempt > 1$c$),
+           ('sla_breaches', 'count',  NULL,                             $c$r.duration > p.sla$c$),
+           ('duration',     'sketch', $c$date_part('epoch', r.duration)$c$, $c$r.status IN ('success', 'failed')$c$),
+           ('rows_read',    'sum',    $c$r.rows_read$c$,                 NULL),
+           ('rows_written', 'sum',    $c$r.rows_written$c$,              NULL),
+           ('bytes',        'sum',    $c$r.bytes$c$,                     NULL)
+$def$;
+COMMENT ON FUNCTION smartetl._kpi_rollup_columns() IS
+'the KPI rollup columns (kpi_hourly, kpi_daily) and how a bucket''s runs make each: the one definition _kpi_rollup_sql() writes its statements from';
+
+-- API: Private
+-- The statements that fill the rollups, written from _kpi_rollup_columns():
+--   refresh_hourly  recompute the hours of the (pipeline_ids, times) pairs
+--                   (the arguments of _kpi_refresh, whose body this is) from
+--                   smartetl.run, deleting buckets left without runs
+--   refresh_daily   recompute the days of the same pairs from kpi_hourly
+--   add_hourly, add_daily
+--                   add the new runs of relation `source` (ingest's batch;
+--                   runs that are all new) to their buckets: counts and sums
+--                   add, sketches merge
+-- The refreshes join on both the time range (index scans for a few
+-- buckets) and the bucket equality (a hash join for a bulk load's many).
+-- Times outside the absolute limits of smartetl.run (run_time_limits) are
+-- skipped: no run can be in their buckets, and bucket + 1 hour could
+-- overflow at the ends of the timestamp range (a run stored before the
+-- limits existed must not make every later change of its pipeline fail).
+CREATE FUNCTION smartetl._kpi_rollup_sql(step text, source text DEFAULT NULL) RETURNS text
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cols text;        -- the column names
+    from_runs text;   -- each column from the runs r of a bucket
+    merged text;      -- each column from the hourly rows h of a day
+    replaced text;    -- ON CONFLICT: the new value
+    added text;       -- ON CONFLICT: the stored value k plus the new one
+    unit text;
+BEGIN
+    SELECT string_agg(c.name, ', ' ORDER BY c.ord),
+           string_agg(CASE c.kind
+                          WHEN 'count' THEN 'count(r.status)'
+                          WHEN 'sum' THEN 'sum(' || c.value || ')'
+                          WHEN 'sketch' THEN 'smartetl.qsketch_agg(' || c.value || ')' END
+                      || coalesce(' FILTER (WHERE ' || c.condition || ')', '')
+                      || CASE c.kind WHEN 'sum' THEN '::bigint' ELSE '' END
+                      || ' AS ' || c.name, ', ' ORDER BY c.ord),
+           string_agg(format(CASE c.kind WHEN 'count' THEN 'coalesce(sum(h.%1$s), 0)::bigint AS %1$s'
+                                         WHEN 'sum' THEN 'sum(h.%1$s)::bigint AS %1$s'
+                                         WHEN 'sketch' THEN 'smartetl.qsketch_merge(h.%1$s) AS %1$s' END,
+                             c.name), ', ' ORDER BY c.ord),
+           string_agg(format('%1$s = excluded.%1$s', c.name), ', ' ORDER BY c.ord),
+           string_agg(format(CASE c.kind WHEN 'count' THEN '%1$s = k.%1$s + excluded.%1$s'
+                                         WHEN 'sum' THEN '%1$s = CASE WHEN k.%1$s IS NULL AND excluded.%1$s IS NULL THEN NULL '
+                                                         'ELSE coalesce(k.%1$s, 0) + coalesce(excluded.%1$s, 0) END'
+                                         WHEN 'sketch' THEN '%1$s = smartetl.qsketch_combine(k.%1$s, excluded.%1$s)' END,
+                             c.name), ', ' ORDER BY c.ord)
+    INTO cols, from_runs, merged, replaced, added
+    FROM smartetl._kpi_rollup_columns() WITH ORDINALITY c(name, kind, value, condition, ord);
+
+    unit := CASE WHEN step IN ('refresh_hourly', 'add_hourly') THEN 'hour' ELSE 'day' END;
+    CASE step
+    WHEN 'refresh_hourly', 'refresh_daily' THEN
+        RETURN format($q$
+WITH touched AS (
+    SELECT DISTINCT p AS pipeline_id, smartetl._utc_trunc(%1$L, t) AS bucket
+    FROM unnest(pipeline_ids, times) u(p, t)
+    WHERE p IS NOT NULL AND t >= '1900-01-01 00:00:00+00' AND t < '2200-01-01 00:00:00+00'
+), fresh AS (
+    SELECT t.pipeline_id, t.bucket, %2$s
+    FROM touched t
+    %3$s
+    GROUP BY t.pipeline_id, t.bucket
+), gone AS (
+    DELETE FROM smartetl.%4$I k USING fresh f
+    WHERE k.pipeline_id = f.pipeline_id AND k.bucket = f.bucket AND f.runs = 0
+)
+INSERT INTO smartetl.%4$I AS k (pipeline_id, bucket, %5$s)
+SELECT pipeline_id, bucket, %5$s FROM fresh WHERE runs > 0
+ON CONFLICT (pipeline_id, bucket) DO UPDATE SET %6$s$q$,
+            unit,
+            CASE unit WHEN 'hour' THEN from_runs ELSE merged END,
+            CASE unit
+            WHEN 'hour' THEN
+                'JOIN smartetl.pipeline p ON p.pipeline_id = t.pipeline_id '
+                'LEFT JOIN smartetl.run r ON r.pipeline_id = t.pipeline_id '
+                'AND r.run_at >= t.bucket AND r.run_at < t.bucket + interval ''1 hour'' '
+                'AND smartetl._utc_trunc(''hour'', r.run_at) = t.bucket'
+            ELSE
+                'LEFT JOIN smartetl.kpi_hourly h ON h.pipeline_id = t.pipeline_id '
+                'AND h.bucket >= t.bucket AND h.bucket < t.bucket + interval ''1 day'' '
+                'AND smartetl._utc_trunc(''day'', h.bucket) = t.bucket' END,
+            CASE unit WHEN 'hour' THEN 'kpi_hourly' ELSE 'kpi_daily' END, cols, replaced);
+    WHEN 'add_hourly', 'add_daily' THEN
+        RETURN format($q$
+INSERT INTO smartetl.%1$I AS k (pipeline_id, bucket, %2$s)
+SELECT p.pipeline_id, smartetl._utc_trunc(%3$L, coalesce(r.started_at, r.ended_at)) AS bucket, %4$s
+FROM %5$I r JOIN smartetl.pipeline p
+  ON p.namespace OPERATOR(pg_catalog.=) r.namespace AND p.name OPERATOR(pg_catalog.=) r.pipeline
+WHERE coalesce(r.started_at, r.ended_at) IS NOT NULL
+GROUP BY 1, 2
+ON CONFLICT (pipeline_id, bucket) DO UPDATE SET %6$s$q$,
+            CASE unit WHEN 'hour' THEN 'kpi_hourly' ELSE 'kpi_daily' END, cols, unit, from_runs, source, added);
+    ELSE
+        RAISE EXCEPTION 'unknown rollup step "%"', step USING ERRCODE = 'invalid_parameter_value';
+    END CASE;
+END $$;
+COMMENT ON FUNCTION smartetl._kpi_rollup_sql(text, text) IS
+'the SQL of one step filling the KPI rollups (refresh_hourly, refresh_daily, add_hourly, add_daily), written from _kpi_rollup_columns()';
+
+-- API: Private
+-- smartetl._kpi_refresh(pipeline_ids bigint[], times timestamptz[]):
+-- recompute the rollups of the given (pipeline, time) pairs.  Takes the
 -- ingest locks of those pipelines first, so that of two transactions
 -- changing one pipeline the later recomputes after the earlier committed.
--- The joins carry both the time range (index scans for a few buckets) and
--- the bucket equality (a hash join for a bulk load's many), and every call
--- is planned for its own key count (plan_cache_mode below), with memory
--- enough to sort a bulk load's keys without spilling.
+-- Every call is planned for its own key count (plan_cache_mode below), with
+-- memory enough to sort a bulk load's keys without spilling.  Its two
+-- statements are written by _kpi_rollup_sql() here, when the extension is
+-- created (the upgrade script does the same), so they are static SQL whose
+-- parse trees plpgsql keeps: a statement trigger pays only the planning.
+DO $do$
+BEGIN
+    EXECUTE pg_catalog.format($create$
 CREATE FUNCTION smartetl._kpi_refresh(pipeline_ids bigint[], times timestamptz[]) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_custom_plan SET work_mem = '64MB' AS $$
+SET plan_cache_mode = force_custom_plan SET work_mem = '64MB' AS $body$
 BEGIN
-    PERFORM pg_advisory_xact_lock(1397572948, k)
-    FROM (SELECT DISTINCT (p % 64)::int4 AS k FROM unnest(pipeline_ids) p WHERE p IS NOT NULL ORDER BY 1) s;
-
-    WITH touched AS (
-        SELECT DISTINCT p AS pipeline_id, smartetl._utc_trunc('hour', t) AS bucket
-        FROM unnest(pipeline_ids, times) u(p, t) WHERE p IS NOT NULL AND t IS NOT NULL
-    ), fresh AS (
-        SELECT t.pipeline_id, t.bucket,
-               count(r.run_id) AS runs,
-               count(*) FILTER (WHERE r.status = 'success') AS successes,
-               count(*) FILTER (WHERE r.status = 'failed') AS failures,
-               count(*) FILTER (WHERE r.status = 'skipped') AS skipped,
-               count(*) FILTER (WHERE r.status = 'cancelled') AS cancelled,
-               count(*) FILTER (WHERE r.status = 'running') AS running,
-               count(*) FILTER (WHERE r.attempt > 1) AS retries,
-               count(*) FILTER (WHERE r.duration > p.sla) AS sla_breaches,
-               smartetl.qsketch_agg(r.duration_s) FILTER (WHERE r.status IN ('success', 'failed'))
-                   AS duration,
-               sum(r.rows_read)::bigint AS rows_read,
-               sum(r.rows_written)::bigint AS rows_written,
-               sum(r.bytes)::bigint AS bytes
-        FROM touched t
-        JOIN smartetl.pipeline p ON p.pipeline_id = t.pipeline_id
-        LEFT JOIN smartetl.run r ON r.pipeline_id = t.pipeline_id
-             AND r.run_at >= t.bucket AND r.run_at < t.bucket + interval '1 hour'
-             AND smartetl._utc_trunc('hour', r.run_at) = t.bucket
-        GROUP BY t.pipeline_id, t.bucket
-    ), gone AS (
-        DELETE FROM smartetl.kpi_hourly h USING fresh f
-        WHERE h.pipeline_id = f.pipeline_id AND h.bucket = f.bucket AND f.runs = 0
-    )
-    INSERT INTO smartetl.kpi_hourly AS h
-    SELECT * FROM fresh WHERE runs > 0
-    ON CONFLICT (pipeline_id, bucket) DO UPDATE SET
-        runs = excluded.runs, successes = excluded.successes, failures = excluded.failures,
-        skipped = excluded.skipped, cancelled = excluded.cancelled, running = excluded.running,
-        retries = excluded.retries, sla_breaches = excluded.sla_breaches,
-        duration = excluded.duration, rows_read = excluded.rows_read,
-        rows_written = excluded.rows_written, bytes = excluded.bytes;
-
-    WITH touched AS (
-        SELECT DISTINCT p AS pipeline_id, smartetl._utc_trunc('day', t) AS bucket
-        FROM unnest(pipeline_ids, times) u(p, t) WHERE p IS NOT NULL AND t IS NOT NULL
-    ), fresh AS (
-        SELECT t.pipeline_id, t.bucket,
-               coalesce(sum(h.runs), 0)::bigint AS runs, sum(h.successes)::bigint AS successes,
-               sum(h.failures)::bigint AS failures, sum(h.skipped)::bigint AS skipped,
-               sum(h.cancelled)::bigint AS cancelled, sum(h.running)::bigint AS running,
-               sum(h.retries)::bigint AS retries, sum(h.sla_breaches)::bigint AS sla_breaches,
-               smartetl.qsketch_merge(h.duration) AS duration,
-               sum(h.rows_read)::bigint AS rows_read, sum(h.rows_written)::bigint AS rows_written,
-               sum(h.bytes)::bigint AS bytes
-        FROM touched t
-        LEFT JOIN smartetl.kpi_hourly h ON h.pipeline_id = t.pipeline_id
-             AND h.bucket >= t.bucket AND h.bucket < t.bucket + interval '1 day'
-             AND smartetl._utc_trunc('day', h.bucket) = t.bucket
-        GROUP BY t.pipeline_id, t.bucket
-    ), gone AS (
-        DELETE FROM smartetl.kpi_daily d USING fresh f
-        WHERE d.pipeline_id = f.pipeline_id AND d.bucket = f.bucket AND f.runs = 0
-    )
-    INSERT INTO smartetl.kpi_daily AS d
-    SELECT * FROM fresh WHERE runs > 0
-    ON CONFLICT (pipeline_id, bucket) DO UPDATE SET
-        runs = excluded.runs, successes = excluded.successes, failures = excluded.failures,
-        skipped = excluded.skipped, cancelled = excluded.cancelled, running = excluded.running,
-        retries = excluded.retries, sla_breaches = excluded.sla_breaches,
-        duration = excluded.duration, rows_read = excluded.rows_read,
-        rows_written = excluded.rows_written, bytes = excluded.bytes;
-END $$;
+    PERFORM smartetl._lock_pipelines(pipeline_ids);
+%s;
+%s;
+END $body$$create$, smartetl._kpi_rollup_sql('refresh_hourly'), smartetl._kpi_rollup_sql('refresh_daily'));
+END $do$;
 
 -- API: Private
 -- Statement triggers: the hours of the rows before and after the change.

@@ -11,6 +11,17 @@
 -- ---------------------------------------------------------------------------
 
 -- API: Private
+-- A pipeline is stale, and overdue, when its last success (or run) is
+-- older than this many expected intervals: pipeline_kpi's and the
+-- freshness view's "stale", overdue_pipelines, the anomalies view and the
+-- report all read it here.
+CREATE FUNCTION smartetl._stale_factor() RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN 1.5;
+COMMENT ON FUNCTION smartetl._stale_factor() IS
+'how many expected intervals without a success (or a run) make a pipeline stale or overdue (1.5)';
+
+-- API: Private
 -- The interval a pipeline is expected to run at: its expected_interval,
 -- else the median gap between its last 30 first tries before at_ts.
 CREATE FUNCTION smartetl._expected_interval(p_pipeline_id bigint, at_ts timestamptz)
@@ -99,7 +110,7 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
            a.retries,
            st.mttr, st.mtbf, st.longest,
            ls.last_success, ei.expected, lag.v,
-           lag.v > ei.expected * 1.5,
+           lag.v > ei.expected * smartetl._stale_factor(),
            a.sla_breaches,
            te.template_id, te.template, te.n
     FROM agg a

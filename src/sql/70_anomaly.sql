@@ -104,7 +104,7 @@ RETURNS TABLE (pipeline_id bigint, pipeline text, kind text, last_at timestamptz
                expected_interval interval, overdue_by interval)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT p.pipeline_id, p.name, k.kind, k.last_at, e.expected,
-           justify_interval(at_ts - k.last_at - e.expected * 1.5)
+           justify_interval(at_ts - k.last_at - e.expected * smartetl._stale_factor())
     FROM smartetl.pipeline p
     CROSS JOIN LATERAL (SELECT smartetl._expected_interval(p.pipeline_id, at_ts) AS expected) e
     CROSS JOIN LATERAL (
@@ -114,7 +114,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     CROSS JOIN LATERAL (VALUES ('missing_run'::text, h.last_run),
                                ('freshness', coalesce(h.last_success, h.first_run))) k(kind, last_at)
     WHERE e.expected IS NOT NULL AND k.last_at IS NOT NULL
-      AND at_ts - k.last_at > e.expected * 1.5
+      AND at_ts - k.last_at > e.expected * smartetl._stale_factor()
 $$;
 COMMENT ON FUNCTION smartetl.overdue_pipelines(timestamptz) IS
 'pipelines with no run (missing_run) or no success (freshness) for more than 1.5 expected intervals';
@@ -127,7 +127,7 @@ FROM smartetl.detect_anomalies(now() - interval '168 hours', now()) a
 UNION ALL
 SELECT o.kind, o.pipeline_id, o.pipeline, NULL, o.last_at,
        extract(epoch FROM now() - o.last_at), extract(epoch FROM o.expected_interval),
-       NULL, extract(epoch FROM o.expected_interval * 1.5), NULL, 'expected_interval'
+       NULL, extract(epoch FROM o.expected_interval * smartetl._stale_factor()), NULL, 'expected_interval'
 FROM smartetl.overdue_pipelines(now()) o;
 COMMENT ON VIEW smartetl.anomalies IS
 'the last 7 days: abnormal durations and volumes (detect_anomalies), and pipelines overdue for a run or a success (value/expected in seconds since the last one)';

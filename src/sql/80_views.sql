@@ -97,7 +97,7 @@ CREATE VIEW smartetl.freshness AS
 SELECT p.pipeline_id, p.namespace, p.name AS pipeline, lr.first_run, lr.last_run, ls.last_success,
        e.expected_interval,
        extract(epoch FROM now() - coalesce(ls.last_success, lr.first_run)) AS lag_s,
-       now() - coalesce(ls.last_success, lr.first_run) > e.expected_interval * 1.5 AS stale
+       now() - coalesce(ls.last_success, lr.first_run) > e.expected_interval * smartetl._stale_factor() AS stale
 FROM smartetl.pipeline p
 CROSS JOIN LATERAL (SELECT min(r.run_at) AS first_run, max(r.run_at) AS last_run FROM smartetl.run r
                     WHERE r.pipeline_id = p.pipeline_id) lr

@@ -18,10 +18,37 @@ CREATE TABLE smartetl.channel (
 COMMENT ON TABLE smartetl.channel IS 'where notifications go: target is the webhook URL (teams, slack, webhook, alertmanager: its /api/v2/alerts URL), smtp(s)://host:port (email; options from, to[], username, starttls), or a LISTEN channel name (notify); options.link_template ({pipeline}, {namespace}), title_prefix, timeout_ms, insecure_skip_verify; secret holds the password or token (admins only)';
 
 -- API: Public
+-- The rule kinds, one registry: the rule check, the evaluation (how often
+-- a costly kind runs) and the documentation read this list; each kind's
+-- condition is in smartetl._alert_conditions (88_alert_eval.sql).
+CREATE FUNCTION smartetl.alert_rule_kinds()
+RETURNS TABLE (kind text, evaluated_every interval, takes_query boolean, description text)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    VALUES ('run_failed', interval '0', false,
+            'the latest finished run of a pipeline failed (once its retries are exhausted)'),
+           ('consecutive_failures', interval '0', false,
+            'at least threshold (default 3) runs of a pipeline failed in a row'),
+           ('duration_anomaly', interval '5 minutes', false,
+            'the latest successful run took abnormally long or short (robust score above threshold, default 4)'),
+           ('volume_anomaly', interval '5 minutes', false,
+            'the latest successful run wrote an abnormal number of rows (robust score above threshold, default 4)'),
+           ('freshness', interval '0', false,
+            'no run, or no success, for longer than the interval the pipeline usually keeps'),
+           ('deadline', interval '0', false,
+            'no successful run finished since a scheduled start whose deadline passed (pipeline schedule and deadline)'),
+           ('risk', interval '5 minutes', false,
+            'the predicted risk of failure within a day is above threshold (default 0.5)'),
+           ('model_drift', interval '5 minutes', false,
+            'the champion risk model drifted (PSI above threshold, default 0.25) or lost accuracy'),
+           ('sql', interval '0', true,
+            'query, a read-only SELECT of (pipeline, value), run as smartetl_reader; fires above threshold')
+$$;
+COMMENT ON FUNCTION smartetl.alert_rule_kinds() IS 'the alert rule kinds: how often each is evaluated at most, whether it takes a query, what it fires on';
+
+-- API: Public
 CREATE TABLE smartetl.alert_rule (
     name             text PRIMARY KEY CHECK (name ~ '^[A-Za-z0-9_.-]{1,63}$'),
-    kind             text NOT NULL CHECK (kind IN ('run_failed', 'consecutive_failures', 'duration_anomaly',
-                                                   'volume_anomaly', 'freshness', 'risk', 'model_drift', 'sql')),
+    kind             text NOT NULL,  -- one of smartetl.alert_rule_kinds(), checked by alert_rule_check
     selector         jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(selector) = 'object'),
     threshold        double precision,
     severity         text NOT NULL DEFAULT 'warning' CHECK (severity IN ('info', 'warning', 'critical')),
@@ -32,9 +59,15 @@ CREATE TABLE smartetl.alert_rule (
     repeat_interval  interval NOT NULL DEFAULT '4 hours' CHECK (repeat_interval > interval '0'),
     query            text,
     enabled          boolean NOT NULL DEFAULT true,
-    created_at       timestamptz NOT NULL DEFAULT now()
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    after_tries      integer CHECK (after_tries >= 1),
+    inhibit          text NOT NULL DEFAULT 'lineage' CHECK (inhibit IN ('off', 'children', 'lineage')),
+    escalation_policy text
 );
 COMMENT ON TABLE smartetl.alert_rule IS 'alert rules: kind, selector {"namespace", "pipeline" (glob * ?), "tags" [all of]}, threshold (consecutive failures, anomaly score, risk, drift, or the sql rule''s value), severity, channels, group_by labels (pipeline, namespace, severity), group_wait / group_interval / repeat_interval as in Alertmanager; kind sql runs query, a read-only SELECT returning pipeline text and value double precision, as smartetl_reader within smartetl.rule_timeout';
+COMMENT ON COLUMN smartetl.alert_rule.after_tries IS 'run_failed, consecutive_failures: a failed try that will be retried (Airflow up_for_retry, attrs.will_retry, attempt < attrs.max_attempts, or a later attempt of the same run) fires only from this try on; NULL: only once retries are exhausted';
+COMMENT ON COLUMN smartetl.alert_rule.inhibit IS 'what this rule''s firing alerts mute: off; children (alerts on pipelines whose runs are children of the alert''s pipeline''s runs); lineage (children, and pipelines downstream by OpenLineage datasets)';
+COMMENT ON COLUMN smartetl.alert_rule.escalation_policy IS 'the smartetl.escalation_policy whose steps notify further channels while an alert stays unacknowledged';
 
 -- API: Public
 CREATE TABLE smartetl.silence (
@@ -62,9 +95,26 @@ CREATE TABLE smartetl.alert (
     started_at      timestamptz NOT NULL,
     last_seen_at    timestamptz NOT NULL,
     resolved_at     timestamptz,
-    notified_state  text CHECK (notified_state IN ('firing', 'resolved'))
+    notified_state  text CHECK (notified_state IN ('firing', 'resolved')),
+    inhibited_by    bigint,
+    muted_by        text,
+    acked_by        text,
+    acked_at        timestamptz,
+    ack_comment     text,
+    assignee        text,
+    snoozed_until   timestamptz,
+    escalation_level integer NOT NULL DEFAULT 0,
+    escalated_at    timestamptz,
+    notified_at     timestamptz
 );
 COMMENT ON TABLE smartetl.alert IS 'alerts: one firing row per fingerprint (rule + labels) at a time, kept after it resolves; notified_state is what the last notification said about it';
+COMMENT ON COLUMN smartetl.alert.silenced IS 'muted by a silence (smartetl.silence) now';
+COMMENT ON COLUMN smartetl.alert.inhibited_by IS 'the firing alert on a parent or upstream pipeline that mutes this one (rule option inhibit)';
+COMMENT ON COLUMN smartetl.alert.muted_by IS 'the maintenance window that mutes this alert now';
+COMMENT ON COLUMN smartetl.alert.acked_by IS 'who acknowledged the alert (smartetl.ack); stops its escalation';
+COMMENT ON COLUMN smartetl.alert.snoozed_until IS 'no notification about this alert before this time (smartetl.snooze)';
+COMMENT ON COLUMN smartetl.alert.escalation_level IS 'how many escalation steps have notified so far';
+COMMENT ON COLUMN smartetl.alert.notified_at IS 'when the alert was first notified as firing (escalation counts from then)';
 CREATE UNIQUE INDEX alert_firing ON smartetl.alert (fingerprint) WHERE state = 'firing';
 CREATE INDEX alert_group_idx ON smartetl.alert (group_key, state);
 
@@ -88,7 +138,7 @@ CREATE TABLE smartetl.delivery (
     notification     jsonb NOT NULL,
     payload          jsonb NOT NULL,
     status           text NOT NULL DEFAULT 'pending'
-                     CHECK (status IN ('pending', 'sending', 'sent', 'retrying', 'dead')),
+                     CHECK (status IN ('pending', 'sending', 'sent', 'retrying', 'dead', 'muted', 'skipped')),
     attempts         integer NOT NULL DEFAULT 0,
     next_attempt_at  timestamptz NOT NULL DEFAULT now(),
     created_at       timestamptz NOT NULL DEFAULT now(),
@@ -97,7 +147,7 @@ CREATE TABLE smartetl.delivery (
     last_error       text,
     UNIQUE (channel, idempotency_key)
 );
-COMMENT ON TABLE smartetl.delivery IS 'the outbox: one row per notification and channel; pending -> sent, or retrying with exponential backoff and jitter (Retry-After honoured) -> dead after smartetl.max_attempts; per channel and group, notifications are sent in order';
+COMMENT ON TABLE smartetl.delivery IS 'the outbox: one row per notification and channel; pending -> sent, or retrying with exponential backoff and jitter (Retry-After honoured) -> dead after smartetl.max_attempts; per channel and group, notifications are sent in order; muted: held while the channel is in a maintenance window, skipped once the window ended (superseded by a catch-up notification, or nothing left to say)';
 CREATE INDEX delivery_due ON smartetl.delivery (next_attempt_at) WHERE status IN ('pending', 'retrying');
 CREATE INDEX delivery_group ON smartetl.delivery (channel, group_key, delivery_id)
     WHERE status IN ('pending', 'retrying', 'sending');
@@ -210,11 +260,11 @@ DECLARE
     missing text;
     bad text;
 BEGIN
-    IF NEW.kind IS NULL OR NEW.kind NOT IN ('run_failed', 'consecutive_failures', 'duration_anomaly',
-                                            'volume_anomaly', 'freshness', 'risk', 'model_drift', 'sql') THEN
+    IF NEW.kind IS NULL
+       OR NOT EXISTS (SELECT 1 FROM smartetl.alert_rule_kinds() x WHERE x.kind = NEW.kind) THEN
         RAISE EXCEPTION 'unknown kind % for alert rule "%"', coalesce(quote_literal(NEW.kind), 'NULL'), NEW.name
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Rule kinds are run_failed, consecutive_failures, duration_anomaly, volume_anomaly, freshness, risk, model_drift and sql.';
+                  HINT = 'Rule kinds are ' || (SELECT regexp_replace(string_agg(x.kind, ', '), ', ([^,]*)$', ' and \1') FROM smartetl.alert_rule_kinds() x) || '.';
     END IF;
     SELECT string_agg(c, ', ') INTO missing
     FROM unnest(NEW.channels) c WHERE NOT EXISTS (SELECT 1 FROM smartetl.channel WHERE name = c);
@@ -237,13 +287,18 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = 'group_by labels are pipeline, namespace and severity.';
     END IF;
-    IF NEW.kind = 'sql' THEN
+    IF (SELECT x.takes_query FROM smartetl.alert_rule_kinds() x WHERE x.kind = NEW.kind) THEN
         PERFORM smartetl._rule_query_check(NEW.name, NEW.query);
         -- a changed query is tried at once, even if the old one ran out of time
         UPDATE smartetl.alert_rule_state SET retry_at = NULL WHERE rule_name = NEW.name AND retry_at IS NOT NULL;
     ELSIF NEW.query IS NOT NULL THEN
         RAISE EXCEPTION 'alert rule "%" of kind % takes no query', NEW.name, NEW.kind
             USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NEW.escalation_policy IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM smartetl.escalation_policy e WHERE e.name = NEW.escalation_policy) THEN
+        RAISE EXCEPTION 'alert rule "%" names unknown escalation policy "%"', NEW.name, NEW.escalation_policy
+            USING ERRCODE = 'foreign_key_violation', HINT = 'Create it in smartetl.escalation_policy first.';
     END IF;
     RETURN NEW;
 END $$;

@@ -10,7 +10,10 @@
 --    "alerts": [{"fingerprint", "status", "starts_at", "ends_at",
 --                "labels": {...}, "annotations": {"summary", "description",
 --                "error", "error_template", "value", "since", "host",
---                "recent_history": [{"run_at", "status", "duration_s"}]}}],
+--                "recent_history": [{"run_at", "status", "duration_s"}],
+--                on-call, when set: "acked_by", "acked_at", "ack_comment",
+--                "assignee", "escalation_level", "muted_alerts": [{"alert_id",
+--                "rule", "pipeline", "summary"}], "tries"}}],
 --    "link": url | null, "sent_at"}
 -- Channel options: {"title_prefix", "mention", "from", "to"} (the caller
 -- has already expanded "link_template" into n.link).
@@ -225,7 +228,20 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
                     concat_ws(' ', coalesce(nullif(x.l->>'pipeline', ''), nullif(n->'group_labels'->>'pipeline', '')),
                               CASE WHEN n->'rule'->>'kind' = 'run_failed' THEN 'failed' END),
                     nullif(n->'rule'->>'name', ''), 'alert'),
-           nullif(btrim(x.ann->>'description'), ''),
+           -- on-call additions (smartetl._alert_extras): acknowledgement, assignee, inhibited alerts
+           nullif(concat_ws(E'\n', nullif(btrim(x.ann->>'description'), ''),
+                            'Acknowledged by ' || nullif(x.ann->>'acked_by', '')
+                                || coalesce(' at ' || smartetl._alert_human_ts(x.ann->>'acked_at'), '')
+                                || coalesce(': ' || nullif(x.ann->>'ack_comment', ''), ''),
+                            'Assigned to ' || nullif(x.ann->>'assignee', ''),
+                            'Escalation step ' || (x.ann->>'escalation_level'),
+                            (SELECT format('Also muted (downstream of this one): %s alert%s: %s', count(*),
+                                           CASE WHEN count(*) = 1 THEN '' ELSE 's' END,
+                                           string_agg(coalesce(m->>'pipeline', '?'), ', ' ORDER BY o))
+                             FROM jsonb_array_elements(CASE WHEN jsonb_typeof(x.ann->'muted_alerts') = 'array'
+                                                            THEN x.ann->'muted_alerts' ELSE '[]' END)
+                                  WITH ORDINALITY AS e(m, o)
+                             HAVING count(*) > 0)), ''),
            coalesce(nullif(x.l->>'namespace', ''), nullif(n->'group_labels'->>'namespace', '')),
            coalesce(nullif(x.l->>'pipeline', ''), nullif(n->'group_labels'->>'pipeline', '')),
            coalesce(nullif(x.ann->>'host', ''), nullif(x.l->>'host', '')),
@@ -904,17 +920,3 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION smartetl._payload(text, jsonb, jsonb) IS
 'the request body of a notification for a channel kind (teams, slack, webhook, alertmanager, email)';
-
-GRANT EXECUTE ON FUNCTION
-    smartetl._alert_ellipsis(), smartetl._alert_trunc(text, integer, boolean),
-    smartetl._alert_slack_escape(text), smartetl._alert_slack_code(text, integer, boolean),
-    smartetl._alert_md_escape(text), smartetl._alert_ts(text), smartetl._alert_rfc3339(timestamptz),
-    smartetl._alert_human_ts(text), smartetl._alert_duration(jsonb), smartetl._alert_check(jsonb),
-    smartetl._alert_rows(jsonb), smartetl._alert_history(jsonb, integer), smartetl._alert_runs_text(jsonb),
-    smartetl._alert_resolved(jsonb), smartetl._alert_severity(jsonb), smartetl._alert_link(jsonb),
-    smartetl._alert_title(jsonb, jsonb), smartetl._alert_slack_mention(text),
-    smartetl._alert_label_name(text), smartetl._alert_label_set(jsonb),
-    smartetl._payload_webhook(jsonb, jsonb), smartetl._payload_slack(jsonb, jsonb),
-    smartetl._payload_teams(jsonb, jsonb), smartetl._payload_alertmanager(jsonb, jsonb),
-    smartetl._payload_email(jsonb, jsonb), smartetl._payload(text, jsonb, jsonb)
-    TO smartetl_admin;

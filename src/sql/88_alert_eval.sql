@@ -19,6 +19,60 @@ CREATE TABLE smartetl.alert_rule_state (
 COMMENT ON TABLE smartetl.alert_rule_state IS 'when each rule was last evaluated, its last evaluation error, and, for a sql rule that ran into smartetl.rule_timeout, when it is tried again';
 
 -- API: Private
+-- Whether a firing alert is kept out of notifications now: silenced,
+-- inhibited by a root alert, in a maintenance window, or snoozed.
+CREATE FUNCTION smartetl._alert_muted(a smartetl.alert) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN a.silenced OR a.inhibited_by IS NOT NULL OR a.muted_by IS NOT NULL
+       OR coalesce(a.snoozed_until > pg_catalog.now(), false);
+
+-- API: Private
+-- Whether an alert's resolution waits: its maintenance window still runs
+-- (the resolved notification goes out when the window ends).
+CREATE FUNCTION smartetl._alert_held(a smartetl.alert) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN a.muted_by IS NOT NULL;
+
+-- API: Private
+-- What a notification adds to an alert's annotations: who acknowledged it
+-- and is assigned, its escalation level, and the alerts it mutes
+-- (inhibition).  Empty for most alerts, so their payloads do not change.
+CREATE FUNCTION smartetl._alert_extras(a smartetl.alert) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT jsonb_strip_nulls(jsonb_build_object(
+        'acked_by', a.acked_by, 'acked_at', a.acked_at, 'ack_comment', a.ack_comment, 'assignee', a.assignee,
+        'snoozed_until', CASE WHEN a.snoozed_until > now() THEN a.snoozed_until END,
+        'escalation_level', nullif(a.escalation_level, 0),
+        'muted_alerts', (SELECT jsonb_agg(jsonb_build_object('alert_id', m.alert_id, 'rule', m.rule_name,
+                                                             'pipeline', m.labels->>'pipeline',
+                                                             'summary', m.annotations->>'summary')
+                                          ORDER BY m.labels->>'pipeline', m.alert_id)
+                         FROM smartetl.alert m WHERE m.inhibited_by = a.alert_id AND m.state = 'firing')))
+$$;
+
+-- API: Private
+-- A failed run's tries: how many failed tries its logical run had (same
+-- external id, or same parent run, in the same pipeline; at least its
+-- attempt number), and whether it will be retried: Airflow marked it
+-- up_for_retry, its attrs say will_retry or attempt < max_attempts, or a
+-- later attempt of it exists (running or finished).
+CREATE FUNCTION smartetl._run_retry(p_run_id bigint, OUT tries integer, OUT will_retry boolean)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT greatest(r.attempt,
+                    (SELECT count(*) FROM smartetl.run o
+                     WHERE o.pipeline_id = r.pipeline_id AND o.status = 'failed' AND o.run_at <= r.run_at
+                       AND (o.external_id = r.external_id OR o.parent_run_id = r.parent_run_id)))::integer,
+           coalesce(lower(r.attrs->>'airflow_state') = 'up_for_retry', false)
+           OR coalesce(lower(r.attrs->>'will_retry') = 'true', false)
+           OR coalesce(r.attrs->>'max_attempts' ~ '^[0-9]{1,9}$' AND r.attempt < (r.attrs->>'max_attempts')::integer, false)
+           OR EXISTS (SELECT 1 FROM smartetl.run n
+                      WHERE n.pipeline_id = r.pipeline_id AND n.run_id <> r.run_id
+                        AND ((n.external_id = r.external_id AND n.attempt > r.attempt)
+                             OR (n.parent_run_id = r.parent_run_id AND n.run_at > r.run_at)))
+    FROM smartetl.run r WHERE r.run_id = p_run_id
+$$;
+
+-- API: Private
 -- The pipeline's last five runs, for notifications.
 CREATE FUNCTION smartetl._recent_history(p_pipeline_id bigint) RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -50,15 +104,22 @@ RETURNS TABLE (pipeline_id bigint, value double precision, annotations jsonb)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF r.kind IN ('run_failed', 'consecutive_failures') THEN
+        -- a try that will be retried waits for the last one, or for after_tries
         RETURN QUERY
         SELECT cf.pipeline_id, cf.failed_runs::float8,
                smartetl._run_annotations(
-                   format('%s failed', cf.pipeline),
+                   format('%s failed%s', cf.pipeline, CASE WHEN t.tries > 1 THEN format(' after %s tries', t.tries) ELSE '' END),
                    format('%s run(s) of %s/%s failed in a row since %s', cf.failed_runs, cf.namespace,
-                          cf.pipeline, to_char(cf.since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"')),
+                          cf.pipeline, to_char(cf.since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"'))
+                   || CASE WHEN t.tries > 1 THEN format(', after %s tries%s', t.tries,
+                                                         CASE WHEN t.will_retry THEN ' (retrying)' ELSE '' END)
+                           ELSE '' END,
                    cf.run_id, cf.since, cf.pipeline_id)
+               || CASE WHEN t.tries > 1 THEN jsonb_build_object('tries', t.tries) ELSE '{}' END
         FROM smartetl.current_failures cf
-        WHERE r.kind = 'run_failed' OR cf.failed_runs >= coalesce(r.threshold, 3);
+        CROSS JOIN LATERAL smartetl._run_retry(cf.run_id) t
+        WHERE (r.kind = 'run_failed' OR cf.failed_runs >= coalesce(r.threshold, 3))
+          AND (NOT t.will_retry OR coalesce(t.tries >= r.after_tries, false));
     ELSIF r.kind IN ('duration_anomaly', 'volume_anomaly') THEN
         RETURN QUERY
         SELECT a.pipeline_id, a.score,
@@ -84,6 +145,32 @@ BEGIN
                                   'since', o.last_at, 'overdue', o.kind,
                                   'recent_history', smartetl._recent_history(o.pipeline_id))
         FROM smartetl.overdue_pipelines(now()) o;
+    ELSIF r.kind = 'deadline' THEN
+        -- the latest deadline that passed with no success finished since its
+        -- scheduled start, whether the run failed, still runs or never started
+        RETURN QUERY
+        SELECT ds.pipeline_id, extract(epoch FROM now() - ds.deadline_at)::float8,
+               smartetl._run_annotations(
+                   format('%s missed its %s deadline', ds.pipeline,
+                          to_char(ds.deadline_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI')),
+                   format('scheduled %s %s (%s), a successful run was due by %s; %s',
+                          to_char(ds.scheduled_at AT TIME ZONE ds.schedule_timezone, 'YYYY-MM-DD HH24:MI'),
+                          ds.schedule_timezone, ds.schedule,
+                          to_char(ds.deadline_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI'),
+                          CASE WHEN ds.last_run_at IS NULL OR ds.last_run_at < ds.scheduled_at
+                                    AND ds.last_run_status IS DISTINCT FROM 'running'
+                               THEN 'no run started since'
+                               WHEN ds.last_run_status = 'running'
+                               THEN format('the run started at %s is still running',
+                                           to_char(ds.last_run_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI'))
+                               ELSE format('the run started at %s ended %s',
+                                           to_char(ds.last_run_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI'),
+                                           ds.last_run_status) END),
+                   CASE WHEN ds.last_run_at >= ds.scheduled_at OR ds.last_run_status = 'running' THEN ds.last_run_id END,
+                   ds.deadline_at, ds.pipeline_id)
+               || jsonb_build_object('scheduled_at', ds.scheduled_at, 'deadline_at', ds.deadline_at)
+        FROM smartetl.deadline_status(now()) ds
+        WHERE ds.missed;
     ELSIF r.kind = 'risk' THEN
         RETURN QUERY
         SELECT k.pipeline_id, k.risk,
@@ -164,7 +251,10 @@ END $$;
 
 -- API: Private
 -- The notification of one group (contract: see 87_alert_payload.sql).
-CREATE FUNCTION smartetl._alert_notification(p_group_key text, idempotency_key text, link text)
+-- resolved_for: a channel's catch-up after a maintenance window, which
+-- names the resolved alerts (fingerprints) that channel was told were firing.
+CREATE FUNCTION smartetl._alert_notification(p_group_key text, idempotency_key text, link text,
+                                             resolved_for text[] DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT jsonb_build_object(
@@ -176,13 +266,18 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
         'group_labels', (SELECT g.labels FROM smartetl.alert_group g WHERE g.group_key = p_group_key),
         'alerts', jsonb_agg(jsonb_build_object(
             'fingerprint', a.fingerprint, 'status', a.state, 'starts_at', a.started_at,
-            'ends_at', a.resolved_at, 'labels', a.labels - 'rule_kind', 'annotations', a.annotations,
+            'ends_at', a.resolved_at, 'labels', a.labels - 'rule_kind',
+            'annotations', a.annotations || smartetl._alert_extras(a),
             'value', a.value) ORDER BY a.started_at, a.fingerprint),
         'link', link,
         'sent_at', now())
     FROM smartetl.alert a
     WHERE a.group_key = p_group_key
-      AND ((a.state = 'firing' AND NOT a.silenced) OR (a.state = 'resolved' AND a.notified_state = 'firing'))
+      AND ((a.state = 'firing' AND NOT smartetl._alert_muted(a))
+           OR (resolved_for IS NULL AND a.state = 'resolved' AND a.notified_state = 'firing' AND NOT smartetl._alert_held(a))
+           OR (a.state = 'resolved' AND a.fingerprint = ANY (resolved_for)
+               AND NOT EXISTS (SELECT 1 FROM smartetl.alert f WHERE f.fingerprint = a.fingerprint AND f.state = 'firing')
+               AND a.resolved_at = (SELECT max(l.resolved_at) FROM smartetl.alert l WHERE l.fingerprint = a.fingerprint)))
 $$;
 
 -- API: Private
@@ -220,14 +315,17 @@ DECLARE
     n jsonb;
     key text;
     due boolean;
+    win text;
     queued integer := 0;
 BEGIN
     FOR g IN
         SELECT a.group_key, min(a.rule_name) AS rule_name, min(a.labels::text)::jsonb AS labels,
-               bool_or(a.state = 'firing' AND NOT a.silenced AND a.notified_state IS DISTINCT FROM 'firing') AS new_firing,
-               bool_or(a.state = 'resolved' AND a.notified_state = 'firing') AS newly_resolved,
-               bool_or(a.state = 'firing' AND NOT a.silenced) AS any_firing,
-               min(a.started_at) FILTER (WHERE a.state = 'firing' AND NOT a.silenced
+               bool_or(a.state = 'firing' AND NOT smartetl._alert_muted(a)
+                       AND a.notified_state IS DISTINCT FROM 'firing') AS new_firing,
+               bool_or(a.state = 'resolved' AND a.notified_state = 'firing'
+                       AND NOT smartetl._alert_held(a)) AS newly_resolved,
+               bool_or(a.state = 'firing' AND NOT smartetl._alert_muted(a)) AS any_firing,
+               min(a.started_at) FILTER (WHERE a.state = 'firing' AND NOT smartetl._alert_muted(a)
                                          AND a.notified_state IS DISTINCT FROM 'firing') AS first_pending
         FROM smartetl.alert a
         WHERE a.state = 'firing' OR a.notified_state = 'firing'
@@ -261,17 +359,201 @@ BEGIN
             n := smartetl._alert_notification(g.group_key, key,
                      replace(replace(ch.options->>'link_template', '{pipeline}', coalesce(g.labels->>'pipeline', '')),
                              '{namespace}', coalesce(g.labels->>'namespace', '')));
-            INSERT INTO smartetl.delivery (channel, group_key, idempotency_key, notification, payload)
+            -- a channel in a maintenance window: recorded as muted, caught up when it ends
+            win := (SELECT w.name FROM smartetl.maintenance_window w
+                    WHERE w.enabled AND ch.name = ANY (w.channels) AND smartetl.maintenance_window_active(w.name)
+                    ORDER BY w.name LIMIT 1);
+            INSERT INTO smartetl.delivery (channel, group_key, idempotency_key, notification, payload, status, last_error)
             VALUES (ch.name, g.group_key, key, n,
+                    CASE WHEN ch.kind = 'notify'
+                         THEN jsonb_build_object('content_type', 'application/json', 'body', n)
+                         ELSE smartetl._payload(ch.kind, n, ch.options) END,
+                    CASE WHEN win IS NULL THEN 'pending' ELSE 'muted' END,
+                    'muted by maintenance window ' || win)
+            ON CONFLICT (channel, idempotency_key) DO NOTHING;
+            queued := queued + 1;
+        END LOOP;
+        UPDATE smartetl.alert a SET notified_state = a.state,
+                                    notified_at = coalesce(a.notified_at, CASE WHEN a.state = 'firing' THEN now() END)
+        WHERE a.group_key = g.group_key
+          AND ((a.state = 'firing' AND NOT smartetl._alert_muted(a))
+               OR (a.state = 'resolved' AND a.notified_state = 'firing' AND NOT smartetl._alert_held(a)));
+    END LOOP;
+    RETURN queued;
+END $$;
+
+-- API: Private
+-- Inhibition: a firing alert whose rule allows it mutes the firing alerts
+-- on pipelines below its own: children (pipelines whose latest 20 runs have
+-- a run of it as parent: dbt invocation -> nodes, Airflow DAG run -> tasks,
+-- OpenLineage parent facet) and, for inhibit = 'lineage', downstream
+-- pipelines (readers of a dataset it wrote, by OpenLineage inputs and
+-- outputs), transitively.  Each muted alert names its root: an alert that
+-- nothing mutes; of two alerts below each other, the older is the root.
+CREATE FUNCTION smartetl._alert_inhibit() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF (SELECT count(*) FROM smartetl.alert WHERE state = 'firing') < 2 THEN
+        UPDATE smartetl.alert SET inhibited_by = NULL WHERE inhibited_by IS NOT NULL;
+        RETURN;
+    END IF;
+    WITH RECURSIVE f AS (
+        SELECT a.alert_id, a.started_at, r.inhibit, p.pipeline_id
+        FROM smartetl.alert a
+        JOIN smartetl.alert_rule r ON r.name = a.rule_name
+        JOIN smartetl.pipeline p ON p.namespace = a.labels->>'namespace' AND p.name = a.labels->>'pipeline'
+        WHERE a.state = 'firing'
+    ), recent AS (
+        -- each pipeline's latest runs say who its parents and datasets are
+        SELECT r.run_id, r.pipeline_id, r.parent_run_id, r.attrs
+        FROM smartetl.pipeline p
+        CROSS JOIN LATERAL (SELECT x.run_id, x.pipeline_id, x.parent_run_id, x.attrs FROM smartetl.run x
+                            WHERE x.pipeline_id = p.pipeline_id ORDER BY x.run_at DESC LIMIT 20) r
+    ), io AS (
+        SELECT DISTINCT x.pipeline_id, d.dir, d.ds
+        FROM recent x
+        CROSS JOIN LATERAL (SELECT 'in' AS dir, e AS ds
+                            FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(x.attrs->'inputs') = 'array'
+                                                                THEN x.attrs->'inputs' ELSE '[]' END) e
+                            UNION ALL
+                            SELECT 'out', e
+                            FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(x.attrs->'outputs') = 'array'
+                                                                THEN x.attrs->'outputs' ELSE '[]' END) e) d
+    ), edge AS (
+        SELECT DISTINCT pr.pipeline_id AS up, c.pipeline_id AS down, false AS lineage
+        FROM recent c JOIN smartetl.run pr ON pr.run_id = c.parent_run_id
+        WHERE pr.pipeline_id <> c.pipeline_id
+        UNION
+        SELECT DISTINCT w.pipeline_id, rd.pipeline_id, true
+        FROM io w JOIN io rd ON rd.ds = w.ds AND rd.dir = 'in'
+        WHERE w.dir = 'out' AND w.pipeline_id <> rd.pipeline_id
+    ), below (src, pipeline_id, depth) AS (
+        SELECT f.alert_id, f.pipeline_id, 0 FROM f WHERE f.inhibit <> 'off'
+        UNION
+        SELECT b.src, e.down, b.depth + 1
+        FROM below b JOIN f ON f.alert_id = b.src
+        JOIN edge e ON e.up = b.pipeline_id AND (f.inhibit = 'lineage' OR NOT e.lineage)
+        WHERE b.depth < 10
+    ), pair AS (
+        SELECT DISTINCT s.alert_id AS src, s.started_at AS s_started, t.alert_id AS target, t.started_at AS t_started
+        FROM below b
+        JOIN f s ON s.alert_id = b.src
+        JOIN f t ON t.pipeline_id = b.pipeline_id AND t.pipeline_id <> s.pipeline_id
+        WHERE b.depth > 0
+    ), kept AS (
+        -- of two alerts below each other, the older one mutes the other
+        SELECT p.* FROM pair p
+        WHERE NOT EXISTS (SELECT 1 FROM pair q WHERE q.src = p.target AND q.target = p.src
+                          AND (q.s_started, q.src) < (p.s_started, p.src))
+    ), roots AS (
+        SELECT k.target, min(k.src) AS root FROM kept k
+        WHERE NOT EXISTS (SELECT 1 FROM kept r WHERE r.target = k.src)
+        GROUP BY k.target
+    )
+    UPDATE smartetl.alert a SET inhibited_by = i.root
+    FROM (SELECT a2.alert_id, x.root FROM smartetl.alert a2
+          LEFT JOIN roots x ON x.target = a2.alert_id
+          WHERE a2.state = 'firing' OR a2.inhibited_by IS NOT NULL) i
+    WHERE a.alert_id = i.alert_id AND a.inhibited_by IS DISTINCT FROM i.root;
+END $$;
+
+-- API: Private
+-- Channels whose maintenance window ended: each group that had
+-- notifications held for such a channel sends it one catch-up: the alerts
+-- still firing, and the resolution of those it had been told were firing;
+-- nothing when everything fired and cleared during the window (no orphan
+-- "resolved").  The held rows become 'skipped'.
+CREATE FUNCTION smartetl._alert_window_catch_up() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    m record;
+    ch smartetl.channel;
+    told text[];
+    n jsonb;
+    key text;
+    queued integer := 0;
+BEGIN
+    FOR m IN SELECT d.channel, d.group_key, max(d.delivery_id) AS last_muted
+             FROM smartetl.delivery d WHERE d.status = 'muted' GROUP BY 1, 2 ORDER BY 3 LOOP
+        CONTINUE WHEN EXISTS (SELECT 1 FROM smartetl.maintenance_window w
+                              WHERE w.enabled AND m.channel = ANY (w.channels)
+                                AND smartetl.maintenance_window_active(w.name));
+        SELECT * INTO ch FROM smartetl.channel WHERE name = m.channel;
+        -- what the channel last heard about the group, before the window
+        SELECT coalesce(array_agg(a->>'fingerprint') FILTER (WHERE a->>'status' = 'firing'), '{}') INTO told
+        FROM (SELECT d.notification FROM smartetl.delivery d
+              WHERE d.channel = m.channel AND d.group_key = m.group_key AND d.status NOT IN ('muted', 'skipped')
+              ORDER BY d.delivery_id DESC LIMIT 1) last
+        CROSS JOIN LATERAL jsonb_array_elements(last.notification->'alerts') a;
+        key := md5(m.group_key) || '-window-' || m.last_muted;
+        n := smartetl._alert_notification(m.group_key, key,
+                 (SELECT replace(replace(ch.options->>'link_template', '{pipeline}', coalesce(g.labels->>'pipeline', '')),
+                                 '{namespace}', coalesce(g.labels->>'namespace', ''))
+                  FROM smartetl.alert_group g WHERE g.group_key = m.group_key), told);
+        IF ch.name IS NOT NULL AND jsonb_typeof(n->'alerts') = 'array' THEN
+            INSERT INTO smartetl.delivery (channel, group_key, idempotency_key, notification, payload)
+            VALUES (ch.name, m.group_key, key, n,
+                    CASE WHEN ch.kind = 'notify'
+                         THEN jsonb_build_object('content_type', 'application/json', 'body', n)
+                         ELSE smartetl._payload(ch.kind, n, ch.options) END)
+            ON CONFLICT (channel, idempotency_key) DO NOTHING;
+            queued := queued + 1;
+        END IF;
+        UPDATE smartetl.delivery SET status = 'skipped',
+               last_error = last_error || CASE WHEN jsonb_typeof(n->'alerts') = 'array' THEN '; caught up after the window'
+                                               ELSE '; nothing left to send after the window' END
+        WHERE channel = m.channel AND group_key = m.group_key AND status = 'muted';
+    END LOOP;
+    RETURN queued;
+END $$;
+
+-- API: Private
+-- Escalation: each firing alert that is notified, unacknowledged and not
+-- muted, whose rule names a policy, takes the policy's next step when its
+-- delay has passed (counted from the previous step, or from the alert's
+-- first notification): one notification of that alert to the step's
+-- channels.  Returns how many deliveries.
+CREATE FUNCTION smartetl._alert_escalate() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    e record;
+    ch smartetl.channel;
+    n jsonb;
+    key text;
+    queued integer := 0;
+BEGIN
+    FOR e IN
+        SELECT a.alert_id, a.group_key, a.fingerprint, a.labels, a.escalation_level AS level, p.name AS policy,
+               p.steps->(a.escalation_level % jsonb_array_length(p.steps)) AS step
+        FROM smartetl.alert a
+        JOIN smartetl.alert_rule r ON r.name = a.rule_name AND r.enabled
+        JOIN smartetl.escalation_policy p ON p.name = r.escalation_policy
+        WHERE a.state = 'firing' AND a.acked_by IS NULL AND a.notified_at IS NOT NULL
+          AND NOT smartetl._alert_muted(a)
+          AND a.escalation_level < jsonb_array_length(p.steps) * (p.repeat + 1)
+          AND coalesce(a.escalated_at, a.notified_at)
+              + (p.steps->(a.escalation_level % jsonb_array_length(p.steps))->>'after')::interval <= now()
+        ORDER BY a.alert_id
+    LOOP
+        UPDATE smartetl.alert SET escalation_level = e.level + 1, escalated_at = now() WHERE alert_id = e.alert_id;
+        key := md5(e.group_key) || '-escalation-' || e.alert_id || '-' || (e.level + 1);
+        FOR ch IN SELECT * FROM smartetl.channel
+                  WHERE name IN (SELECT jsonb_array_elements_text(e.step->'channels')) ORDER BY name LOOP
+            n := smartetl._alert_notification(e.group_key, key,
+                     replace(replace(ch.options->>'link_template', '{pipeline}', coalesce(e.labels->>'pipeline', '')),
+                             '{namespace}', coalesce(e.labels->>'namespace', '')));
+            n := n || jsonb_build_object(
+                     'alerts', (SELECT jsonb_agg(x) FROM jsonb_array_elements(n->'alerts') x
+                                WHERE x->>'fingerprint' = e.fingerprint),
+                     'escalation', jsonb_build_object('policy', e.policy, 'level', e.level + 1));
+            INSERT INTO smartetl.delivery (channel, group_key, idempotency_key, notification, payload)
+            VALUES (ch.name, e.group_key, key, n,
                     CASE WHEN ch.kind = 'notify'
                          THEN jsonb_build_object('content_type', 'application/json', 'body', n)
                          ELSE smartetl._payload(ch.kind, n, ch.options) END)
             ON CONFLICT (channel, idempotency_key) DO NOTHING;
             queued := queued + 1;
         END LOOP;
-        UPDATE smartetl.alert a SET notified_state = a.state
-        WHERE a.group_key = g.group_key
-          AND ((a.state = 'firing' AND NOT a.silenced) OR (a.state = 'resolved' AND a.notified_state = 'firing'));
     END LOOP;
     RETURN queued;
 END $$;
@@ -286,18 +568,19 @@ DECLARE
     err text;
 BEGIN
     -- one evaluation at a time, whoever calls it
-    PERFORM pg_advisory_xact_lock(1397572948, 1000);
+    PERFORM smartetl._xact_lock('alert_evaluation');
     -- fold template occurrence deltas (cheap when already folded)
     PERFORM smartetl.template_compact();
     PERFORM smartetl.resolve_predictions();
     FOR r IN SELECT * FROM smartetl.alert_rule WHERE enabled ORDER BY name LOOP
         -- costly kinds run at most every 5 minutes (anomaly scoring rebuilds
-        -- 120 days of baselines; risk scores every pipeline), and a sql rule
+        -- 120 days of baselines; risk scores every pipeline: evaluated_every
+        -- in smartetl.alert_rule_kinds()), and a sql rule
         -- that ran out of time waits until retry_at
         IF EXISTS (SELECT 1 FROM smartetl.alert_rule_state s
                    WHERE s.rule_name = r.name
-                     AND ((r.kind IN ('duration_anomaly', 'volume_anomaly', 'risk', 'model_drift')
-                           AND s.evaluated_at > now() - interval '5 minutes')
+                     AND (s.evaluated_at > now() - (SELECT k.evaluated_every FROM smartetl.alert_rule_kinds() k
+                                                    WHERE k.kind = r.kind)
                           OR s.retry_at > now())) THEN
             CONTINUE;
         END IF;
@@ -333,6 +616,74 @@ BEGIN
                                         AND smartetl._silence_matches(s.matchers, a2.labels)) AS hit
           FROM smartetl.alert a2 WHERE a2.state = 'firing') s
     WHERE a.alert_id = s.alert_id AND a.silenced IS DISTINCT FROM s.hit;
-    RETURN smartetl._alert_notify();
+    -- maintenance windows of rules and pipelines: alerts are recorded as muted
+    -- (firing ones, and resolved ones whose resolution is still to be sent)
+    UPDATE smartetl.alert a SET muted_by = m.win
+    FROM (SELECT a2.alert_id,
+                 (SELECT w.name FROM smartetl.maintenance_window w
+                  WHERE w.enabled AND (a2.rule_name = ANY (w.rules)
+                                       OR (w.selector <> '{}' AND p.pipeline_id IS NOT NULL
+                                           AND smartetl._selector_matches(w.selector, p)))
+                    AND smartetl.maintenance_window_active(w.name)
+                  ORDER BY w.name LIMIT 1) AS win
+          FROM smartetl.alert a2
+          LEFT JOIN smartetl.pipeline p ON p.namespace = a2.labels->>'namespace' AND p.name = a2.labels->>'pipeline'
+          WHERE a2.state = 'firing' OR (a2.state = 'resolved' AND a2.notified_state = 'firing')
+             OR a2.muted_by IS NOT NULL) m
+    WHERE a.alert_id = m.alert_id AND a.muted_by IS DISTINCT FROM m.win;
+    PERFORM smartetl._alert_inhibit();
+    RETURN smartetl._alert_window_catch_up() + smartetl._alert_notify() + smartetl._alert_escalate();
 END $$;
 COMMENT ON FUNCTION smartetl.evaluate_alerts() IS 'one evaluation pass: fire/resolve alerts from the enabled rules, apply silences, queue due notifications in smartetl.delivery; returns the number of deliveries queued';
+
+-- API: Public
+-- When the clock next makes an evaluation due, so that the worker wakes
+-- then rather than at its next naptime: a pipeline's deadline (while a
+-- deadline rule is enabled), a group's group_wait, group_interval,
+-- repeat_interval or Alertmanager re-post, a silence or a maintenance
+-- window starting or ending, a snooze ending, an escalation step.
+CREATE FUNCTION smartetl.next_alert_due(after timestamptz DEFAULT now()) RETURNS timestamptz
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT min(x.t) FROM (
+        SELECT ds.next_deadline_at AS t
+        FROM smartetl.deadline_status(after) ds
+        WHERE EXISTS (SELECT 1 FROM smartetl.alert_rule r WHERE r.enabled AND r.kind = 'deadline')
+        UNION ALL
+        SELECT CASE WHEN st.last_notified_at IS NULL THEN g.first_pending + r.group_wait
+                    WHEN g.changed THEN st.last_notified_at + r.group_interval
+                    WHEN g.any_firing THEN least(st.last_notified_at + r.repeat_interval,
+                                                 coalesce(st.am_posted_at, st.last_notified_at) + interval '1 minute') END
+        FROM (SELECT a.group_key, min(a.rule_name) AS rule_name,
+                     min(a.started_at) FILTER (WHERE a.state = 'firing' AND NOT smartetl._alert_muted(a)
+                                               AND a.notified_state IS DISTINCT FROM 'firing') AS first_pending,
+                     bool_or((a.state = 'firing' AND NOT smartetl._alert_muted(a)
+                              AND a.notified_state IS DISTINCT FROM 'firing')
+                             OR (a.state = 'resolved' AND a.notified_state = 'firing'
+                                 AND NOT smartetl._alert_held(a))) AS changed,
+                     bool_or(a.state = 'firing' AND NOT smartetl._alert_muted(a)) AS any_firing
+              FROM smartetl.alert a
+              WHERE a.state = 'firing' OR a.notified_state = 'firing'
+              GROUP BY a.group_key) g
+        JOIN smartetl.alert_rule r ON r.name = g.rule_name
+        LEFT JOIN smartetl.alert_group st ON st.group_key = g.group_key
+        UNION ALL
+        SELECT s.starts_at FROM smartetl.silence s
+        UNION ALL
+        SELECT s.ends_at FROM smartetl.silence s
+        UNION ALL
+        SELECT smartetl._window_next_change(w, after) FROM smartetl.maintenance_window w WHERE w.enabled
+        UNION ALL
+        SELECT a.snoozed_until FROM smartetl.alert a WHERE a.state = 'firing'
+        UNION ALL
+        -- the next escalation step of each unacknowledged alert
+        SELECT coalesce(a.escalated_at, a.notified_at)
+               + (p.steps->(a.escalation_level % jsonb_array_length(p.steps))->>'after')::interval
+        FROM smartetl.alert a
+        JOIN smartetl.alert_rule r ON r.name = a.rule_name AND r.enabled
+        JOIN smartetl.escalation_policy p ON p.name = r.escalation_policy
+        WHERE a.state = 'firing' AND a.acked_by IS NULL AND a.notified_at IS NOT NULL
+          AND a.escalation_level < jsonb_array_length(p.steps) * (p.repeat + 1)
+    ) x
+    WHERE x.t > after
+$$;
+COMMENT ON FUNCTION smartetl.next_alert_due(timestamptz) IS 'the next time after "after" at which an evaluation is due by the clock (a deadline, group_wait, group_interval, repeat_interval, a silence or maintenance window starting or ending, a snooze ending, an escalation step); the alert worker wakes then';

@@ -1,30 +1,43 @@
 -- ---------------------------------------------------------------------------
--- Grants to the roles of 05_roles.sql, once every object exists.
+-- Every grant of the extension, to the roles of 05_roles.sql, once every
+-- object exists: the pieces before this one create objects and grant
+-- nothing (90_dump.sql only marks the tables for pg_dump).  A new function
+-- is private (no EXECUTE but its owner's) until it is granted here; the
+-- role matrix (test/sql/role_matrix.sql, README "Roles") checks the public
+-- ones.
 -- ---------------------------------------------------------------------------
 
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA smartetl FROM PUBLIC;
 GRANT USAGE ON SCHEMA smartetl TO smartetl_reader;
 
+-- advisory locks (07_locks.sql): the list for anyone reading pg_locks; the
+-- invoker-rights callers (sync_pg_cron, evaluate_alerts) are admins'
+GRANT EXECUTE ON FUNCTION smartetl._lock_keys() TO smartetl_reader;
+GRANT EXECUTE ON FUNCTION smartetl._xact_lock(text, integer) TO smartetl_admin;
+
 GRANT SELECT ON smartetl.pipeline, smartetl.run, smartetl.log_event, smartetl.template,
                 smartetl.template_text, smartetl.template_seen
     TO smartetl_reader;
 GRANT EXECUTE ON FUNCTION smartetl.parse_log(text, text), smartetl.log_template(text),
-                          smartetl.log_template_id(text) TO smartetl_reader;
+                          smartetl.log_template_id(text), smartetl.ingest_formats() TO smartetl_reader;
 
 -- templates are written only by the extension's own code (template_store.c)
 GRANT INSERT, UPDATE ON smartetl.pipeline, smartetl.run, smartetl.log_event
     TO smartetl_writer;
 GRANT SELECT, INSERT ON smartetl.ingest_reject TO smartetl_writer;
 GRANT EXECUTE ON FUNCTION smartetl.ingest(text, text, jsonb),
-                          smartetl._pipeline_ensure(text, text)
+                          smartetl._pipeline_ensure(text, text),
+                          smartetl._log_partitions_ensure(timestamptz, timestamptz),
+                          smartetl._time_window()
     TO smartetl_writer;
+-- reading server files also takes superuser or pg_read_server_files (checked in C)
+GRANT EXECUTE ON FUNCTION smartetl.ingest_file(text, text, jsonb) TO smartetl_writer;
 
 GRANT DELETE ON smartetl.pipeline, smartetl.run, smartetl.log_event, smartetl.ingest_reject
     TO smartetl_admin;
-GRANT EXECUTE ON FUNCTION smartetl.template_compact() TO smartetl_admin;
+GRANT EXECUTE ON FUNCTION smartetl.template_compact(), smartetl.after_restore() TO smartetl_admin;
 GRANT SELECT, INSERT, UPDATE ON smartetl.sync_state TO smartetl_admin;
-GRANT EXECUTE ON FUNCTION smartetl.sync_pg_cron() TO smartetl_admin;
-GRANT EXECUTE ON FUNCTION smartetl.ingest_file(text, text, jsonb),
+GRANT EXECUTE ON FUNCTION smartetl.sync_pg_cron(), smartetl._pg_cron_runs(bigint),
                           smartetl.drop_log_partitions(timestamptz)
     TO smartetl_admin;
 
@@ -47,14 +60,48 @@ GRANT EXECUTE ON FUNCTION smartetl.qsketch_agg(double precision), smartetl.qsket
                           smartetl.run_cube(timestamptz, timestamptz),
                           smartetl.frequent_errors(timestamptz, timestamptz),
                           smartetl._utc_trunc(text, timestamptz),
+                          smartetl._stale_factor(),
                           smartetl._expected_interval(bigint, timestamptz),
                           smartetl._failure_streaks(timestamptz, timestamptz),
                           smartetl._kpi_buckets(timestamptz, timestamptz)
     TO smartetl_reader;
+-- the report (it runs as the caller, so readers execute its helpers too)
+GRANT EXECUTE ON FUNCTION smartetl.report_html(timestamptz, timestamptz),
+                          smartetl._html_escape(text),
+                          smartetl._duration_text(double precision, text, text),
+                          smartetl._report_duration(double precision), smartetl._report_interval(interval),
+                          smartetl._report_number(anyelement), smartetl._report_percent(double precision),
+                          smartetl._report_utc(timestamptz), smartetl._report_iso(timestamptz),
+                          smartetl._report_pipeline(text, text, boolean, boolean),
+                          smartetl._report_section(text, text, text), smartetl._report_table(text[], text[], text[]),
+                          smartetl._report_svg_open(text, integer, integer, text, text),
+                          smartetl._report_axis_labels(numeric, integer, text, integer, numeric, text),
+                          smartetl._report_columns(text, text, text, text, text, text[], text[], bigint[], bigint[]),
+                          smartetl._report_rate_bars(text, text, text, text, text, text[], double precision[], text[]),
+                          smartetl._report_range(timestamptz, timestamptz),
+                          smartetl._report_head(smartetl._report_range), smartetl._report_summary(smartetl._report_range),
+                          smartetl._report_runs(smartetl._report_range), smartetl._report_pipelines(smartetl._report_range),
+                          smartetl._report_errors(smartetl._report_range), smartetl._report_anomalies(smartetl._report_range),
+                          smartetl._report_hours(smartetl._report_range)
+    TO smartetl_reader;
 GRANT EXECUTE ON FUNCTION smartetl._kpi_refresh(bigint[], timestamptz[]) TO smartetl_writer;
+-- bulk ingest reads the statements that add its new runs to the rollups
+GRANT EXECUTE ON FUNCTION smartetl._kpi_rollup_columns(), smartetl._kpi_rollup_sql(text, text) TO smartetl_writer;
 -- bulk ingest adds its new runs to the rollups as the ingesting role
 GRANT INSERT, UPDATE ON smartetl.kpi_hourly, smartetl.kpi_daily TO smartetl_writer;
 GRANT DELETE ON smartetl.kpi_hourly, smartetl.kpi_daily TO smartetl_admin;
+
+-- HTTP intake and followed files (26_intake.sql): admins register files (the
+-- trigger also wants pg_read_server_files) and read keys and file states; no
+-- role writes keys or file states directly
+GRANT SELECT (key_id, name, role, namespaces, created_by, created_at, revoked_at, last_used_at)
+    ON smartetl.api_key TO smartetl_admin;
+GRANT EXECUTE ON FUNCTION smartetl.create_api_key(text, regrole, text[]),
+                          smartetl.revoke_api_key(text)
+    TO smartetl_admin;
+GRANT SELECT, INSERT, DELETE ON smartetl.source TO smartetl_admin;
+GRANT UPDATE (path, format, options, enabled) ON smartetl.source TO smartetl_admin;
+GRANT SELECT, DELETE ON smartetl.source_file TO smartetl_admin;
 
 -- alerting: channels (targets and secrets), rules, the outbox: admins only;
 -- readers see alerts and silences
@@ -62,6 +109,20 @@ GRANT SELECT ON smartetl.alert, smartetl.silence TO smartetl_reader;
 GRANT SELECT, INSERT, UPDATE, DELETE ON smartetl.channel, smartetl.alert_rule, smartetl.silence,
                                         smartetl.delivery, smartetl.alert, smartetl.alert_group,
                                         smartetl.alert_rule_state
+    TO smartetl_admin;
+-- the payload builders (87_alert_payload.sql)
+GRANT EXECUTE ON FUNCTION
+    smartetl._alert_ellipsis(), smartetl._alert_trunc(text, integer, boolean),
+    smartetl._alert_slack_escape(text), smartetl._alert_slack_code(text, integer, boolean),
+    smartetl._alert_md_escape(text), smartetl._alert_ts(text), smartetl._alert_rfc3339(timestamptz),
+    smartetl._alert_human_ts(text), smartetl._alert_duration(jsonb), smartetl._alert_check(jsonb),
+    smartetl._alert_rows(jsonb), smartetl._alert_history(jsonb, integer), smartetl._alert_runs_text(jsonb),
+    smartetl._alert_resolved(jsonb), smartetl._alert_severity(jsonb), smartetl._alert_link(jsonb),
+    smartetl._alert_title(jsonb, jsonb), smartetl._alert_slack_mention(text),
+    smartetl._alert_label_name(text), smartetl._alert_label_set(jsonb),
+    smartetl._payload_webhook(jsonb, jsonb), smartetl._payload_slack(jsonb, jsonb),
+    smartetl._payload_teams(jsonb, jsonb), smartetl._payload_alertmanager(jsonb, jsonb),
+    smartetl._payload_email(jsonb, jsonb), smartetl._payload(text, jsonb, jsonb)
     TO smartetl_admin;
 GRANT EXECUTE ON FUNCTION smartetl._alert_wake() TO smartetl_writer;
 GRANT EXECUTE ON FUNCTION smartetl._recent_history(bigint) TO smartetl_reader;
@@ -73,7 +134,7 @@ GRANT EXECUTE ON FUNCTION smartetl.evaluate_alerts(), smartetl.test_channel(text
                           smartetl._alert_conditions(smartetl.alert_rule),
                           smartetl._silence_matches(jsonb, jsonb),
                           smartetl._alert_apply_rule(smartetl.alert_rule),
-                          smartetl._alert_notification(text, text, text), smartetl._alert_notify(),
+                          smartetl._alert_notification(text, text, text, text[]), smartetl._alert_notify(),
                           smartetl._alert_refresh_alertmanager(smartetl.alert_rule, smartetl.alert_group),
                           smartetl._test_notification(text)
     TO smartetl_admin;
@@ -112,3 +173,33 @@ GRANT EXECUTE ON FUNCTION smartetl.train_risk_model(interval, text, jsonb), smar
                           smartetl._model_psi(double precision[], double precision[], integer),
                           smartetl._classifier_metrics(double precision[], double precision[])
     TO smartetl_admin;
+
+-- on-call: schedules are read by everyone, checked for whoever writes them
+GRANT EXECUTE ON FUNCTION smartetl.cron_next(text, timestamptz, text),
+                          smartetl._cron_prev(text, timestamptz, text)
+    TO smartetl_reader;
+GRANT EXECUTE ON FUNCTION smartetl._cron_check(text, text), smartetl._cron_valid(text) TO smartetl_writer;
+GRANT EXECUTE ON FUNCTION smartetl.alert_rule_kinds(), smartetl.deadline_status(timestamptz) TO smartetl_reader;
+GRANT EXECUTE ON FUNCTION smartetl.next_alert_due(timestamptz), smartetl.sync_airflow_schedules(jsonb, jsonb),
+                          smartetl._pg_cron_jobs()
+    TO smartetl_admin;
+GRANT EXECUTE ON FUNCTION smartetl._alert_muted(smartetl.alert), smartetl._alert_held(smartetl.alert),
+                          smartetl._alert_extras(smartetl.alert), smartetl._run_retry(bigint),
+                          smartetl._alert_inhibit()
+    TO smartetl_admin;
+GRANT SELECT ON smartetl.maintenance_window TO smartetl_reader;
+GRANT SELECT, INSERT, UPDATE, DELETE ON smartetl.maintenance_window TO smartetl_admin;
+GRANT EXECUTE ON FUNCTION smartetl.maintenance_window_active(text, timestamptz),
+                          smartetl._window_value(text, text), smartetl._window_in(jsonb, text, integer, integer),
+                          smartetl._time_interval_active(jsonb, timestamptz, text)
+    TO smartetl_reader;
+GRANT EXECUTE ON FUNCTION smartetl._window_next_change(smartetl.maintenance_window, timestamptz),
+                          smartetl._alert_window_catch_up()
+    TO smartetl_admin;
+GRANT SELECT ON smartetl.escalation_policy, smartetl.alert_status TO smartetl_reader;
+GRANT SELECT, INSERT, UPDATE, DELETE ON smartetl.escalation_policy TO smartetl_admin;
+-- on call: acknowledge, assign, snooze (SECURITY DEFINER: they change those columns only)
+GRANT EXECUTE ON FUNCTION smartetl.ack(bigint, text, text), smartetl.unack(bigint),
+                          smartetl.assign(bigint, text), smartetl.snooze(bigint, timestamptz, text)
+    TO smartetl_oncall;
+GRANT EXECUTE ON FUNCTION smartetl._alert_escalate() TO smartetl_admin;

@@ -21,6 +21,7 @@ typedef struct MinerTok
 	bool		space;			/* whitespace before it */
 	bool		punct;			/* punctuation only */
 	bool		name;			/* see is_name_word in tokenize.c */
+	bool		camel;			/* a CamelCase identifier (is_camel_word) */
 } MinerTok;
 
 /*
@@ -30,8 +31,8 @@ typedef struct MinerTok
  */
 extern int	tokenize_text(const char *msg, int len, MinerTok *out, bool message);
 
-/* A text's punctuation-only, has-a-digit and name-like-word properties. */
+/* A text's punctuation-only, has-a-digit, name-like and CamelCase properties. */
 extern void tokenize_classify(const char *s, int len, bool *punct, bool *digit,
-							  bool *name);
+							  bool *name, bool *camel);
 
 #endif							/* SMARTETL_TEMPLATE_MINER_INT_H */

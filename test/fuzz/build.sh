@@ -65,3 +65,4 @@ build fuzz_logsplit "$root/src/ingest/log_format.c" "$root/src/ingest/log_split.
 build fuzz_template "$root/src/template/miner.c" "$root/src/template/tokenize.c"
 build fuzz_airflow "$root/src/ingest/airflow_marker.c"
 build fuzz_qsketch "$root/src/kpi/qsketch_core.c"
+build fuzz_cron "$root/src/alert/cron.c"

@@ -5,9 +5,11 @@
  *
  * Input: the first line is a log format, the following lines are log
  * lines.  When log_splitter_build accepts the format and log_splitter_split
- * finds a split, the reference below must find a match with the same
- * header offsets: lazy headers tried shortest first, whitespace runs
- * longest first (Python's re order), the last header taking the rest.
+ * finds a split, the reference below, which reads the format string
+ * itself, must find a match with the same header offsets: lazy headers
+ * tried shortest first, whitespace runs longest first (Python's re order),
+ * an optional group tried before it is skipped, the last header taking
+ * the rest.
  * This checks the claim in log_split.c that a split found by scanning for
  * separators is exactly the one a backtracking engine finds first.  (When
  * the scan finds none, the backend asks the regex, so no claim is made.)
@@ -25,9 +27,31 @@
 #define WS(c) ((c) == ' ' || (c) == '\t' || (c) == '\n' || (c) == '\r' || \
 			   (c) == '\f' || (c) == '\v')
 
+/* The format as a pattern, read from the format string itself. */
+typedef enum ItemKind
+{
+	IT_BYTE,					/* one literal byte */
+	IT_WS,						/* a run of whitespace, at least one */
+	IT_HEADER,					/* lazy .*?, the last one takes the rest */
+	IT_OPEN,					/* an optional group starts: "(" */
+	IT_CLOSE					/* it ends: ")?" */
+} ItemKind;
+
+typedef struct Item
+{
+	ItemKind	kind;
+	char		byte;
+	int			header;
+	int			match;			/* IT_OPEN: the index of its IT_CLOSE */
+} Item;
+
+#define MAX_ITEMS 512
+
 typedef struct Ref
 {
-	const LogSplitter *sp;
+	Item		items[MAX_ITEMS];
+	int			nitems;
+	int			nheaders;
 	const char *s;
 	int			len;
 	int			starts[MAX_HEADERS];
@@ -36,75 +60,151 @@ typedef struct Ref
 	bool		gave_up;		/* exponential case: no verdict */
 } Ref;
 
-static bool ref_header(Ref *r, int h, int pos);
-
-/* Match literal lit from item i at pos, then continue with header h. */
+/* Read a format the splitter accepted: headers, escapes, spaces, one group. */
 static bool
-ref_literal(Ref *r, const LogLiteral *lit, int i, int pos, int h)
+ref_parse(Ref *r, const char *f)
 {
+	int			open = -1;
+
+	while (*f && r->nitems < MAX_ITEMS)
+	{
+		Item	   *it = &r->items[r->nitems];
+		int			hlen = log_format_header_length(f);
+
+		if (hlen > 0)
+		{
+			it->kind = IT_HEADER;
+			it->header = r->nheaders++;
+			f += hlen;
+		}
+		else if (*f == ' ')
+		{
+			while (*f == ' ')
+				f++;
+			if (r->nitems > 0 && r->items[r->nitems - 1].kind == IT_WS)
+				continue;
+			it->kind = IT_WS;
+		}
+		else if (*f == '\\' && f[1])
+		{
+			it->kind = IT_BYTE;
+			it->byte = f[1];
+			f += 2;
+		}
+		else if (*f == '(')
+		{
+			it->kind = IT_OPEN;
+			open = r->nitems;
+			f++;
+		}
+		else if (*f == ')' && f[1] == '?' && open >= 0)
+		{
+			it->kind = IT_CLOSE;
+			r->items[open].match = r->nitems;
+			f += 2;
+		}
+		else
+		{
+			it->kind = IT_BYTE;
+			it->byte = *f++;
+		}
+		r->nitems++;
+	}
+	return *f == '\0' && r->nheaders <= MAX_HEADERS;
+}
+
+static bool ref_at(Ref *r, int i, int pos);
+
+/*
+ * Match items from i at pos, as Python's re does: headers shortest first
+ * (the last one takes the rest), whitespace runs longest first, an
+ * optional group first tried, then skipped (its header then unset).
+ */
+static bool
+ref_at(Ref *r, int i, int pos)
+{
+	const Item *it;
+
 	if (r->gave_up || ++r->steps > 2000000)
 	{
 		r->gave_up = true;
 		return false;
 	}
-	if (i == lit->len)
-		return h == r->sp->nheaders ? pos == r->len : ref_header(r, h, pos);
-	if (lit->ws[i])
+	if (i == r->nitems)
+		return pos == r->len;
+	it = &r->items[i];
+	switch (it->kind)
 	{
-		int			end = pos;
+		case IT_BYTE:
+			return pos < r->len && r->s[pos] == it->byte && ref_at(r, i + 1, pos + 1);
+		case IT_WS:
+			{
+				int			end = pos;
 
-		while (end < r->len && WS(r->s[end]))
-			end++;
-		for (; end > pos; end--)
-			if (ref_literal(r, lit, i + 1, end, h))
-				return true;
-		return false;
-	}
-	return pos < r->len && r->s[pos] == lit->bytes[i] &&
-		ref_literal(r, lit, i + 1, pos + 1, h);
-}
+				while (end < r->len && WS(r->s[end]))
+					end++;
+				for (; end > pos; end--)
+					if (ref_at(r, i + 1, end))
+						return true;
+				return false;
+			}
+		case IT_HEADER:
+			{
+				int			end;
 
-/* Header h starts at pos: shortest first, except the last takes the rest. */
-static bool
-ref_header(Ref *r, int h, int pos)
-{
-	int			end;
+				r->starts[it->header] = pos;
+				if (it->header == r->nheaders - 1)
+				{
+					r->ends[it->header] = r->len;
+					return ref_at(r, i + 1, r->len);
+				}
+				for (end = pos; end <= r->len; end++)
+				{
+					r->ends[it->header] = end;
+					if (ref_at(r, i + 1, end))
+						return true;
+				}
+				return false;
+			}
+		case IT_OPEN:
+			{
+				int			k;
 
-	r->starts[h] = pos;
-	if (h == r->sp->nheaders - 1)
-	{
-		r->ends[h] = r->len;
-		return ref_literal(r, &r->sp->lits[h + 1], 0, r->len, h + 1);
-	}
-	for (end = pos; end <= r->len; end++)
-	{
-		r->ends[h] = end;
-		if (ref_literal(r, &r->sp->lits[h + 1], 0, end, h + 1))
-			return true;
+				if (ref_at(r, i + 1, pos))
+					return true;
+				for (k = i; k < it->match; k++)
+					if (r->items[k].kind == IT_HEADER)
+						r->starts[r->items[k].header] = r->ends[r->items[k].header] = -1;
+				return ref_at(r, it->match + 1, pos);
+			}
+		case IT_CLOSE:
+			return ref_at(r, i + 1, pos);
 	}
 	return false;
 }
 
 static void
-check_line(const LogSplitter *sp, const char *line, int len)
+check_line(const char *format, const LogSplitter *sp, const char *line, int len)
 {
-	Ref			r = {sp, line, len};
+	Ref		   *r = palloc0(sizeof(Ref));
 	int			starts[MAX_HEADERS];
 	int			ends[MAX_HEADERS];
 	bool		got = log_splitter_split(sp, line, len, starts, ends);
-	bool		want = ref_literal(&r, &sp->lits[0], 0, 0, 0);
+	bool		want;
 	int			h;
 
-	if (r.gave_up)
+	if (!ref_parse(r, format))
 		return;
-
-	if (!got)
+	r->s = line;
+	r->len = len;
+	want = ref_at(r, 0, 0);
+	if (r->gave_up || !got)
 		return;
 	FUZZ_CHECK(want, "splitter found a split, the reference no match: \"%.*s\"", len, line);
-	for (h = 0; got && h < sp->nheaders; h++)
-		FUZZ_CHECK(starts[h] == r.starts[h] && ends[h] == r.ends[h],
+	for (h = 0; h < sp->nheaders; h++)
+		FUZZ_CHECK(starts[h] == r->starts[h] && ends[h] == r->ends[h],
 				   "header %d: splitter [%d,%d), reference [%d,%d): \"%.*s\"",
-				   h, starts[h], ends[h], r.starts[h], r.ends[h], len, line);
+				   h, starts[h], ends[h], r->starts[h], r->ends[h], len, line);
 }
 
 int
@@ -130,7 +230,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			size_t		len = end ? (size_t) (end - (text + pos)) : size - pos;
 
 			if (len <= MAX_LINE)
-				check_line(&sp, text + pos, (int) len);
+				check_line(format, &sp, text + pos, (int) len);
 			pos += len + 1;
 		}
 	}

@@ -3,7 +3,7 @@
 #
 # Build the harnesses, then run each one in turn (never two at once) for
 # the given time, default 600 s.  Harness names: csv jsonl logformat
-# logsplit template airflow qsketch (default: all seven).  `test/fuzz/run.sh 20` is the short CI mode.
+# logsplit template airflow qsketch cron (default: all eight).  `test/fuzz/run.sh 20` is the short CI mode.
 #
 # Seeds come from test/fuzz/corpus/<name>/ (read only); libFuzzer writes
 # the inputs it finds to test/fuzz/build/corpus/<name>/ and crash/leak/
@@ -23,12 +23,12 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 secs=${1:-600}
 [ $# -gt 0 ] && shift
-names=${*:-csv jsonl logformat logsplit template airflow qsketch}
+names=${*:-csv jsonl logformat logsplit template airflow qsketch cron}
 NICE=${NICE-nice -n 19}
 FUZZ_FLAGS=${FUZZ_FLAGS:-}
 
 case $secs in
-	''|*[!0-9]*) echo "usage: $0 [seconds] [csv|jsonl|logformat|logsplit|template|airflow|qsketch ...]" >&2; exit 2 ;;
+	''|*[!0-9]*) echo "usage: $0 [seconds] [csv|jsonl|logformat|logsplit|template|airflow|qsketch|cron ...]" >&2; exit 2 ;;
 esac
 
 "$here/build.sh"

@@ -4,7 +4,7 @@ data source would, and check what comes back.  Prints TAP.
 
     python3 test/grafana/check_dashboard.py [--from now-30d] [--to now]
         [--interval auto|6h] [--var pipeline=a,b] [--as-role smartetl_reader]
-        [--verbose] [grafana/dashboards/smartetl.json]
+        [--sample] [--verbose] [grafana/dashboards/smartetl.json]
 
 The database is the one psql reaches through PGHOST, PGPORT, PGUSER,
 PGDATABASE (and PGPASSWORD).  Python standard library only.
@@ -50,6 +50,15 @@ included) runs and has the expected shape and at least one row.  Targets
 that use a multi-value variable run twice: with All and with its first
 value.  A few panels may legitimately be empty (EXPECTED_EMPTY below); an
 empty result there is reported, not failed.
+
+Values: every panel but the risk ranking is also checked against a recount
+written here from the raw tables (ORACLES below: runs per time bucket,
+failure rates, exact p95 within the qsketch's 0.5 %, current failures,
+freshness, the KPI table, recent runs, frequent errors, the anomalies' and
+overdue pipelines' values), never through the rollups, views and functions
+the panels read.  With --sample (a database loaded with
+scripts/sample/generate.sql) the anomaly, overdue and failure panels must
+show exactly what the sample plants (PLANTED below), and may not be empty.
 """
 
 import argparse
@@ -80,9 +89,12 @@ EXPECTED_EMPTY = {
                             ORDER BY pipeline_id, run_at DESC) last
              WHERE status = 'failed')"""),
     "Abnormal runs": (
-        "no run in the range is abnormal (the sample data has none planted)", None),
+        "no run in the range is abnormal", None),
     "Overdue pipelines": (
         "no pipeline is overdue at the end of the range", None),
+    "Alerts (on call)": (
+        "no alert fired in the last day",
+        "SELECT NOT EXISTS (SELECT 1 FROM smartetl.alert_status)"),
 }
 
 NULL = "\x1fNULL\x1f"
@@ -622,6 +634,341 @@ def check_table(columns, rows):
 
 
 # ---------------------------------------------------------------------------
+# Values: recounts from smartetl.run
+# ---------------------------------------------------------------------------
+
+# The panels' values are checked against recounts written here from the raw
+# tables (smartetl.run, smartetl.pipeline, smartetl.log_event, and
+# smartetl.template for a template's text), never through the rollups, views
+# and functions the panels read.  Each oracle is expanded like the panel's
+# own query (macros, variables, $__interval) and must return the panel's
+# rows: the same keys, and every listed column equal (numbers within the
+# tolerance: "exact" 1e-9 relative, ("rel", x), ("abs", x)).  The qsketch
+# quantiles are allowed the sketch's documented 0.5 %.
+
+# every run with a time: t its time (start, else end), hour its UTC hour
+_RUNS = """runs AS (
+    SELECT r.run_id, r.pipeline_id, p.namespace, p.name, r.status::text AS status, r.attempt,
+           r.duration, extract(epoch FROM r.duration)::float8 AS duration_s, r.rows_read, r.rows_written,
+           r.host, r.error_message, r.template_id, r.started_at, r.ended_at,
+           coalesce(r.started_at, r.ended_at) AS t,
+           date_trunc('hour', coalesce(r.started_at, r.ended_at) AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour
+    FROM smartetl.run r JOIN smartetl.pipeline p ON p.pipeline_id = r.pipeline_id
+    WHERE coalesce(r.started_at, r.ended_at) IS NOT NULL)"""
+
+# the pipeline's expected interval: its own, else the median gap between its
+# latest 31 first tries before at (at least 3 gaps)
+_EXPECTED = """coalesce(p.expected_interval, (
+    SELECT make_interval(secs => percentile_cont(0.5) WITHIN GROUP (ORDER BY gap))
+    FROM (SELECT extract(epoch FROM t - lag(t) OVER (ORDER BY t)) AS gap
+          FROM (SELECT coalesce(x.started_at, x.ended_at) AS t FROM smartetl.run x
+                WHERE x.pipeline_id = p.pipeline_id AND x.attempt <= 1
+                  AND coalesce(x.started_at, x.ended_at) < {at}
+                ORDER BY 1 DESC LIMIT 31) last31) gaps
+    WHERE gap > 0 HAVING count(*) >= 3))"""
+
+_TS_GROUP = "floor(extract(epoch FROM hour) / ($__interval_ms / 1000.0)) * ($__interval_ms / 1000.0)"
+_TS_RANGE = "hour > $__timeFrom()::timestamptz - interval '1 hour' AND hour < $__timeTo()"
+
+_ORACLE_RUNS = """WITH %s
+SELECT %s AS "time", name AS metric, count(*) AS runs
+FROM runs WHERE %s {filter}
+GROUP BY 1, 2""" % (_RUNS, _TS_GROUP, _TS_RANGE)
+
+_ORACLE_FAILURE_RATE = """WITH %s
+SELECT %s AS "time", name AS metric,
+       count(*) FILTER (WHERE status = 'failed')::float8
+           / nullif(count(*) FILTER (WHERE status IN ('success', 'failed')), 0) AS failure_rate
+FROM runs WHERE %s {filter}
+GROUP BY 1, 2""" % (_RUNS, _TS_GROUP, _TS_RANGE)
+
+_ORACLE_P95 = """WITH %s
+SELECT %s AS "time", name AS metric,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_s) AS p95_duration_s
+FROM runs WHERE %s AND status IN ('success', 'failed') AND duration IS NOT NULL {filter}
+GROUP BY 1, 2""" % (_RUNS, _TS_GROUP, _TS_RANGE)
+
+# pipeline_kpi's range: the UTC hours from the one holding from to the last
+# one starting before to; failure streaks over the exact range: a streak is
+# the failed runs with the same number of successes before them
+_ORACLE_KPI = """WITH %s,
+in_range AS (
+    SELECT * FROM runs
+    WHERE hour >= date_trunc('hour', $__timeFrom()::timestamptz AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+      AND hour < $__timeTo()),
+streak AS (
+    SELECT pipeline_id, max(n) AS longest
+    FROM (SELECT pipeline_id, count(*) AS n
+          FROM (SELECT r.pipeline_id, r.status, r.t,
+                       count(*) FILTER (WHERE r.status = 'success')
+                           OVER (PARTITION BY r.pipeline_id ORDER BY r.t, r.run_id) AS successes_before
+                FROM runs r WHERE r.status IN ('success', 'failed')) s
+          WHERE status = 'failed' AND t >= $__timeFrom() AND t < $__timeTo()
+          GROUP BY pipeline_id, successes_before) g
+    GROUP BY pipeline_id),
+top_error AS (
+    SELECT pipeline_id, max(n) AS n
+    FROM (SELECT pipeline_id, template_id, count(*) AS n FROM runs
+          WHERE status = 'failed' AND template_id IS NOT NULL AND t >= $__timeFrom() AND t < $__timeTo()
+          GROUP BY 1, 2) e
+    GROUP BY pipeline_id)
+SELECT r.namespace, r.name AS pipeline, count(*) AS runs,
+       count(*) FILTER (WHERE r.status = 'failed') AS failures,
+       count(*) FILTER (WHERE r.status = 'success')::float8
+           / nullif(count(*) FILTER (WHERE r.status IN ('success', 'failed')), 0) AS success_rate,
+       avg(r.duration_s) FILTER (WHERE r.status IN ('success', 'failed')) AS mean_duration_s,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY r.duration_s)
+           FILTER (WHERE r.status IN ('success', 'failed')) AS p50_duration_s,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY r.duration_s)
+           FILTER (WHERE r.status IN ('success', 'failed')) AS p95_duration_s,
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY r.duration_s)
+           FILTER (WHERE r.status IN ('success', 'failed')) AS p99_duration_s,
+       sum(r.rows_read) AS rows_read, sum(r.rows_written) AS rows_written,
+       count(*) FILTER (WHERE r.attempt > 1) AS retries,
+       min(s.longest) AS longest_failure_streak,
+       (SELECT coalesce(x.ended_at, x.t) FROM runs x
+        WHERE x.pipeline_id = r.pipeline_id AND x.status = 'success' AND x.t < $__timeTo()
+        ORDER BY x.t DESC LIMIT 1) AS last_success,
+       min(e.n) AS top_error_count
+FROM in_range r
+LEFT JOIN streak s ON s.pipeline_id = r.pipeline_id
+LEFT JOIN top_error e ON e.pipeline_id = r.pipeline_id
+WHERE true {filter}
+GROUP BY r.pipeline_id, r.namespace, r.name""" % _RUNS
+
+_KPI_VALUES = {"runs": "exact", "failures": "exact", "success_rate": "exact", "mean_duration_s": "exact",
+               "p50_duration_s": ("rel", 0.005), "p95_duration_s": ("rel", 0.005),
+               "p99_duration_s": ("rel", 0.005), "rows_read": "exact", "rows_written": "exact",
+               "retries": "exact", "longest_failure_streak": "exact", "last_success": "exact",
+               "top_error_count": "exact"}
+
+# the latest finished runs of each pipeline that failed, up to its latest success
+_ORACLE_CURRENT_FAILURES = """WITH %s,
+newest_first AS (
+    SELECT r.*, row_number() OVER w AS nth,
+           count(*) FILTER (WHERE r.status = 'success') OVER (w ROWS UNBOUNDED PRECEDING) AS successes_since
+    FROM runs r WHERE r.status IN ('success', 'failed')
+    WINDOW w AS (PARTITION BY r.pipeline_id ORDER BY r.t DESC))
+SELECT pipeline_id, name AS pipeline, max(run_id) FILTER (WHERE nth = 1) AS run_id,
+       max(t) AS failed_at, min(t) AS since, count(*) AS failed_runs,
+       max(error_message) FILTER (WHERE nth = 1) AS error_message
+FROM newest_first WHERE successes_since = 0
+GROUP BY pipeline_id, name""" % _RUNS
+
+_ORACLE_FRESHNESS = """WITH %s
+SELECT p.name AS pipeline, p.namespace, h.last_run, h.last_success,
+       extract(epoch FROM e.expected) AS expected_interval_s,
+       extract(epoch FROM now() - coalesce(h.last_success, h.first_run)) AS lag_s,
+       now() - coalesce(h.last_success, h.first_run) > e.expected * 1.5 AS stale
+FROM smartetl.pipeline p
+CROSS JOIN LATERAL (SELECT min(r.t) AS first_run, max(r.t) AS last_run,
+                           max(coalesce(r.ended_at, r.t)) FILTER (WHERE r.status = 'success') AS last_success
+                    FROM runs r WHERE r.pipeline_id = p.pipeline_id) h
+CROSS JOIN LATERAL (SELECT %s AS expected) e
+WHERE h.last_run IS NOT NULL""" % (_RUNS, _EXPECTED.format(at="now()"))
+
+_ORACLE_RECENT_RUNS = """WITH %s
+SELECT run_id, name AS pipeline, status, duration_s, rows_read, rows_written, host, error_message
+FROM runs WHERE t BETWEEN $__timeFrom() AND $__timeTo() {filter}
+ORDER BY t DESC, run_id DESC LIMIT 1000""" % _RUNS
+
+_ERROR_LEVELS = "('ERROR', 'FATAL', 'CRITICAL', 'SEVERE', 'EMERG', 'ALERT', 'CRIT')"
+_ORACLE_FREQUENT_ERRORS = """WITH %s,
+hits AS (
+    SELECT template_id, pipeline_id, t, 1 AS is_run FROM runs
+    WHERE status = 'failed' AND template_id IS NOT NULL AND t >= $__timeFrom() AND t < $__timeTo()
+    UNION ALL
+    SELECT e.template_id, e.pipeline_id, e.ts, 0 FROM smartetl.log_event e
+    WHERE e.template_id IS NOT NULL AND e.ts >= $__timeFrom() AND e.ts < $__timeTo()
+      AND upper(e.level) IN %s)
+SELECT template_id, count(*) AS occurrences, sum(is_run) AS failed_runs, count(*) - sum(is_run) AS error_events,
+       count(DISTINCT pipeline_id) AS pipelines, min(t) AS first_seen, max(t) AS last_seen
+FROM hits GROUP BY template_id""" % (_RUNS, _ERROR_LEVELS)
+
+# the runs that detect_anomalies reports are real successful runs, with
+# their real values
+_ORACLE_ABNORMAL = """WITH %s
+SELECT a.run_id, a.kind, r.name AS pipeline,
+       CASE a.kind WHEN 'duration' THEN r.duration_s ELSE r.rows_written END AS value, r.t AS run_at
+FROM (SELECT * FROM smartetl.detect_anomalies($__timeFrom(), $__timeTo())) a
+JOIN runs r ON r.run_id = a.run_id AND r.status = 'success'""" % _RUNS
+
+_ORACLE_OVERDUE = """WITH %s
+SELECT p.name AS pipeline, k.kind, k.last_at, extract(epoch FROM e.expected) AS expected_interval_s
+FROM smartetl.pipeline p
+CROSS JOIN LATERAL (SELECT %s AS expected) e
+CROSS JOIN LATERAL (SELECT min(r.t) AS first_run, max(r.t) AS last_run,
+                           max(coalesce(r.ended_at, r.t)) FILTER (WHERE r.status = 'success') AS last_success
+                    FROM runs r WHERE r.pipeline_id = p.pipeline_id AND r.t <= $__timeTo()) h
+CROSS JOIN LATERAL (VALUES ('missing_run', h.last_run),
+                           ('freshness', coalesce(h.last_success, h.first_run))) k(kind, last_at)
+WHERE k.last_at IS NOT NULL AND $__timeTo()::timestamptz - k.last_at > e.expected * 1.5""" % (
+    _RUNS, _EXPECTED.format(at="$__timeTo()::timestamptz"))
+
+_PIPELINE_FILTER = "AND name IN ($pipeline)"
+
+ORACLES = {
+    # title: (oracle SQL, key columns, {column: tolerance})
+    "Runs over time": (_ORACLE_RUNS, ["time", "metric"], {"runs": "exact"}),
+    "Runs: $pipeline": (_ORACLE_RUNS, ["time", "metric"], {"runs": "exact"}),
+    "Failure rate over time": (_ORACLE_FAILURE_RATE, ["time", "metric"], {"failure_rate": "exact"}),
+    "Failure rate: $pipeline": (_ORACLE_FAILURE_RATE, ["time", "metric"], {"failure_rate": "exact"}),
+    "p95 duration over time": (_ORACLE_P95, ["time", "metric"], {"p95_duration_s": ("rel", 0.005)}),
+    "p95 duration: $pipeline": (_ORACLE_P95, ["time", "metric"], {"p95_duration_s": ("rel", 0.005)}),
+    "Current failures": (_ORACLE_CURRENT_FAILURES, ["pipeline_id"],
+                         {"pipeline": "exact", "run_id": "exact", "failed_at": "exact", "since": "exact",
+                          "failed_runs": "exact", "error_message": "exact"}),
+    "Freshness": (_ORACLE_FRESHNESS, ["namespace", "pipeline"],
+                  {"last_run": "exact", "last_success": "exact", "expected_interval_s": "exact",
+                   "lag_s": ("abs", 120), "stale": "exact"}),
+    "KPIs per pipeline": (_ORACLE_KPI, ["namespace", "pipeline"], _KPI_VALUES),
+    "KPIs: $pipeline": (_ORACLE_KPI, ["namespace", "pipeline"], _KPI_VALUES),
+    "Recent runs: $pipeline": (_ORACLE_RECENT_RUNS, ["run_id"],
+                               {"pipeline": "exact", "status": "exact", "duration_s": "exact",
+                                "rows_read": "exact", "rows_written": "exact", "host": "exact",
+                                "error_message": "exact"}),
+    "Frequent errors": (_ORACLE_FREQUENT_ERRORS, ["template_id"],
+                        {"occurrences": "exact", "failed_runs": "exact", "error_events": "exact",
+                         "pipelines": "exact", "first_seen": "exact", "last_seen": "exact"}),
+    "Abnormal runs": (_ORACLE_ABNORMAL, ["run_id", "kind"], {"pipeline": "exact", "value": "exact",
+                                                             "run_at": "exact"}),
+    "Overdue pipelines": (_ORACLE_OVERDUE, ["pipeline", "kind"], {"last_at": "exact",
+                                                                  "expected_interval_s": "exact"}),
+}
+
+# Extra checks of a panel's result, each an SQL query over the panel's rows
+# (available as the temporary table panel) returning (ok, diagnostic).
+PANEL_CHECKS = {
+    # every failed run in the range with an error is counted, once, under a
+    # template whose text matches its message (<*> standing for anything)
+    "Frequent errors": [(
+        "every failed run with an error in the range is counted under a template matching its message",
+        """WITH %s,
+        failed AS (SELECT * FROM runs WHERE status = 'failed' AND error_message IS NOT NULL
+                   AND t >= $__timeFrom() AND t < $__timeTo()),
+        counted AS (SELECT f.run_id, f.error_message, t.template,
+                           f.error_message ~ ('^' || replace(regexp_replace(t.template, '([][().*+?^${}|\\\\])',
+                                                                            '\\\\\\1', 'g'),
+                                                             '<\\*>', '.*') || '$') AS matches
+                    FROM failed f LEFT JOIN panel pn ON pn.template_id = f.template_id
+                    LEFT JOIN smartetl.template t ON t.template_id = pn.template_id)
+        SELECT (SELECT count(*) FROM failed) = (SELECT coalesce(sum(failed_runs), 0) FROM panel)
+               AND coalesce(bool_and(matches), true),
+               format('%%s failed runs with an error, %%s counted in the panel; %%s messages not matching their template, e.g. %%s',
+                      (SELECT count(*) FROM failed), (SELECT coalesce(sum(failed_runs), 0) FROM panel),
+                      count(*) FILTER (WHERE matches IS NOT TRUE),
+                      min(error_message || ' / ' || coalesce(template, 'no template in the panel'))
+                          FILTER (WHERE matches IS NOT TRUE))
+        FROM counted""" % _RUNS)],
+}
+
+# With --sample (a database loaded with scripts/sample/generate.sql): what
+# the sample plants, from its definition there.  The panel's keys must be
+# exactly these.
+_NTH_RUN = """(SELECT r.run_id FROM smartetl.run r JOIN smartetl.pipeline p ON p.pipeline_id = r.pipeline_id
+               WHERE p.name = '%s' ORDER BY coalesce(r.started_at, r.ended_at) DESC OFFSET %d LIMIT 1)"""
+PLANTED = {
+    "Abnormal runs": (["run_id", "kind"], """
+        SELECT %s AS run_id, 'duration' AS kind
+        UNION ALL SELECT %s, 'volume'""" % (_NTH_RUN % ("dag_customers_hourly", 48),
+                                           _NTH_RUN % ("spark_clickstream_agg", 50)),
+        "the planted slow run of dag_customers_hourly and small load of spark_clickstream_agg, nothing else"),
+    "Overdue pipelines": (["pipeline", "kind"], """
+        SELECT * FROM (VALUES ('dag_inventory_sync', 'missing_run'),
+                              ('dag_inventory_sync', 'freshness')) v(pipeline, kind)""",
+        "dag_inventory_sync (stopped 3 days ago): missing_run and freshness, nothing else"),
+    "Current failures": (["pipeline", "failed_runs"], "SELECT 'ftp_partner_import' AS pipeline, 1 AS failed_runs",
+                         "ftp_partner_import (its latest run failed), nothing else"),
+}
+
+
+def _norm(v):
+    """A value as text from psql, made comparable: numbers as floats,
+    timestamps as UTC datetimes, the rest as text."""
+    if v is None:
+        return None
+    if re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(Infinity|NaN)", v):
+        return float(v)
+    if re.fullmatch(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d(:\d\d(\.\d+)?)?([+-]\d\d(:?\d\d)*|Z)?", v):
+        try:
+            return parse_pg_time(v.replace("Z", "+00"))
+        except ValueError:
+            return v
+    return v
+
+
+def _close(a, b, tol):
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, float) and isinstance(b, float):
+        if math.isnan(a) or math.isnan(b):
+            return math.isnan(a) and math.isnan(b)
+        if tol == "exact":
+            return abs(a - b) <= 1e-9 * max(1.0, abs(b))
+        kind, x = tol
+        if kind == "rel":
+            return abs(a - b) <= x * abs(b) + 1e-9
+        return abs(a - b) <= x
+    return a == b
+
+
+def compare(pcols, prows, ocols, orows, key, values):
+    """Problems (a list of text) between the panel's rows and the oracle's."""
+    pn = [c[0] for c in pcols]
+    on = [c[0] for c in ocols]
+    missing = ["panel has no column %s" % c for c in key + list(values) if c not in pn]
+    missing += ["the oracle has no column %s" % c for c in key + list(values) if c not in on]
+    if missing:
+        return missing
+    problems = []
+
+    def index(rows, names, who):
+        out = {}
+        for r in rows:
+            k = tuple(_norm(r[names.index(c)]) for c in key)
+            if k in out:
+                problems.append("%s has two rows for %s" % (who, dict(zip(key, r))))
+            out[k] = r
+        return out
+
+    P = index(prows, pn, "the panel")
+    O = index(orows, on, "the recount")
+    show = lambda k: ", ".join("%s=%s" % (c, v.isoformat() if isinstance(v, dt.datetime) else v)
+                               for c, v in zip(key, k))
+    for k in sorted(set(P) - set(O), key=str)[:5]:
+        problems.append("panel row not in the recount: %s" % show(k))
+    for k in sorted(set(O) - set(P), key=str)[:5]:
+        problems.append("recount row missing from the panel: %s" % show(k))
+    if len(set(P) ^ set(O)) > 10:
+        problems.append("(%d rows differ in all)" % len(set(P) ^ set(O)))
+    bad = 0
+    for k in sorted(set(P) & set(O), key=str):
+        for c, tol in values.items():
+            a, b = _norm(P[k][pn.index(c)]), _norm(O[k][on.index(c)])
+            if not _close(a, b, tol):
+                bad += 1
+                if bad <= 8:
+                    problems.append("%s: %s is %s, the recount %s" % (show(k), c, P[k][pn.index(c)],
+                                                                    O[k][on.index(c)]))
+    if bad > 8:
+        problems.append("(%d values differ in all)" % bad)
+    return problems
+
+
+def panel_table_sql(cols, rows):
+    """The panel's rows as a VALUES list for the temporary table panel."""
+    def lit(v):
+        return "NULL" if v is None else quote_literal(v)
+    names = ", ".join(quote_ident(c[0]) for c in cols)
+    if not rows:
+        sel = "SELECT %s WHERE false" % ", ".join("NULL::%s AS %s" % (c[1], quote_ident(c[0])) for c in cols)
+    else:
+        sel = "SELECT * FROM (VALUES %s) v(%s)" % (
+            ", ".join("(%s)" % ", ".join("%s::%s" % (lit(v), c[1]) for v, c in zip(r, cols)) for r in rows), names)
+    return "CREATE TEMP TABLE panel AS " + sel
+
+
+# ---------------------------------------------------------------------------
 # The dashboard
 # ---------------------------------------------------------------------------
 
@@ -701,6 +1048,9 @@ def main():
     ap.add_argument("--as-role", default=None, help="SET ROLE to this role before every query")
     ap.add_argument("--statement-timeout", type=int, default=300, help="seconds")
     ap.add_argument("--verbose", "-v", action="store_true", help="print every expanded query")
+    ap.add_argument("--sample", action="store_true",
+                    help="the database holds scripts/sample/generate.sql's history: the anomaly, overdue and "
+                         "failure panels must show exactly what it plants")
     args = ap.parse_args()
 
     now = dt.datetime.now(UTC)
@@ -835,6 +1185,33 @@ def main():
         variables[name] = Variable(name, bool(v.get("multi")), bool(v.get("includeAll")),
                                    v.get("allValue") or None, current, options)
 
+    def check_values(title, label, cols, rows, vs, interval_s):
+        """The panel's rows against the recount, the extra checks and, with
+        --sample, what the sample data plants."""
+        checks = []
+        if title in ORACLES:
+            osql, key, values = ORACLES[title]
+            osql = osql.replace("{filter}", _PIPELINE_FILTER if "$pipeline" in title else "")
+            checks.append(("values equal the recount from smartetl.run", osql, key, values))
+        if args.sample and title in PLANTED:
+            key, psql_text, what = PLANTED[title]
+            checks.append(("shows exactly what the sample plants: " + what, psql_text, key, {}))
+        for desc, osql, key, values in checks:
+            try:
+                ocols, orows = runner.run(expand(osql, vs, interval_s))
+            except (QueryError, MacroError) as e:
+                tap.ok(False, "%s: %s" % (label, desc), ["the recount failed: %s" % e])
+                continue
+            problems = compare(cols, rows, ocols, orows, key, values)
+            tap.ok(not problems, "%s: %s (%d rows)" % (label, desc, len(orows)), problems)
+        for desc, csql in PANEL_CHECKS.get(title, []):
+            try:
+                _, crows = runner.run(panel_table_sql(cols, rows) + ";\n" + expand(csql, vs, interval_s))
+                good = bool(crows) and crows[0][0] == "t"
+                tap.ok(good, "%s: %s" % (label, desc), [] if good else [crows[0][1] if crows else "no result"])
+            except (QueryError, MacroError) as e:
+                tap.ok(False, "%s: %s" % (label, desc), ["the check failed: %s" % e])
+
     # -- every target -------------------------------------------------------------
     for p, t in targets:
         sql = t["rawSql"]
@@ -878,8 +1255,10 @@ def main():
                 continue
             if rows:
                 tap.ok(True, "%s # %s" % (label, info))
+            check_values(p.get("title"), label, cols, rows, vs, interval_s)
+            if rows:
                 continue
-            allowed = EXPECTED_EMPTY.get(p.get("title"))
+            allowed = None if args.sample else EXPECTED_EMPTY.get(p.get("title"))
             if not allowed:
                 tap.ok(False, label, ["the query returned no rows", "query:", expanded])
                 continue

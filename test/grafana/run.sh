@@ -7,6 +7,10 @@
 #
 # The range is the last 30 days; $__interval is 6h so that every point of
 # the time series merges several hourly rollups (qsketch_merge included).
+# Every panel's values are compared with a recount from smartetl.run; with
+# --sample (the database holds scripts/sample/generate.sql's history, as in
+# scripts/test.sh) the anomaly, overdue and failure panels must show exactly
+# the runs and pipelines the sample plants.
 # When the connecting user may become smartetl_reader, the queries run as
 # that role, the read-only role Grafana is meant to use.  Extra options go
 # to check_dashboard.py (see its --help), e.g. --verbose or --var pipeline=x.

@@ -17,8 +17,11 @@
 #     at least 3 SVG charts with visible bars, titles and axis labels, the
 #     HTML in names and errors shown as text with no script run; saves a
 #     full-page PNG screenshot and prints its path.
-# Installs chromium (apt, as root) and playwright-core (npm, into
-# test/report/node_modules) when missing.  Exits non-zero on any failure.
+# Installs chromium (apt, as root) when missing.  playwright-core comes from
+# the committed package-lock.json, installed with the packages
+# (scripts/lib.sh install_node_modules, i.e. npm ci in test/report): when it
+# is missing this check fails, it never downloads at test time.  A checker
+# that crashes is a failure of its own.  Exits non-zero on any failure.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 OUT=$(mktemp -d /tmp/smartetl-report.XXXXXX)
@@ -46,11 +49,22 @@ if [ ! -x "$CHROMIUM" ]; then
 			{ tail -20 "$OUT/apt.log" >&2; }
 	fi
 fi
-if [ ! -d "$HERE/node_modules/playwright-core" ]; then
-	echo "# installing playwright-core (npm)" >&2
-	(cd "$HERE" && npm install --no-audit --no-fund >"$OUT/npm.log" 2>&1) || tail -20 "$OUT/npm.log" >&2
-fi
 export CHROMIUM
+
+# check_html FILE LABEL EXPECT...: the static checks, whose "not ok" lines are
+# the failures; a checker that stops early (a crash, a missing file) is one
+# more failure, with its error output
+check_html() {
+	local rc
+	python3 "$HERE/check_html.py" "$@" >"$OUT/check_html.out" 2>"$OUT/check_html.err"
+	rc=$?
+	cat "$OUT/check_html.out" >>"$RAW"
+	if [ $rc -ne 0 ] && ! grep -q '^not ok' "$OUT/check_html.out"; then
+		result FAIL "check_html.py ran to the end on the $2 report (exit $rc)"
+		sed 's/^/#   /' "$OUT/check_html.err" | tail -20 >>"$RAW"
+		STAGE_FAILED=1
+	fi
+}
 
 # ---- reports --------------------------------------------------------------------
 # One transaction: test rows in, three reports out (as smartetl_reader), rolled back.
@@ -102,21 +116,22 @@ note "$(cat "$OUT/timing.txt" 2>/dev/null) (whole psql session, with the test ro
 if [ -s "$OUT/report.html" ]; then
 	note "report: $OUT/report.html, $(wc -c <"$OUT/report.html") bytes"
 	# ---- static checks (python3 html.parser) ------------------------------------
-	python3 "$HERE/check_html.py" "$OUT/report.html" "30 days" \
-		"$EVIL" "$EVIL_ERROR" "report<&>check/$PLANTED" "Runs per day" "Busiest hours" >>"$RAW" 2>&1 || true
-	python3 "$HERE/check_html.py" "$OUT/report_empty.html" "empty range" \
+	check_html "$OUT/report.html" "30 days" \
+		"$EVIL" "$EVIL_ERROR" "report<&>check/$PLANTED" "Runs per day" "Busiest hours"
+	check_html "$OUT/report_empty.html" "empty range" \
 		"No runs in this range." "No pipeline ran in this range." "No errors in this range." \
-		"No anomalies in this range." >>"$RAW" 2>&1 || true
+		"No anomalies in this range."
 	if grep -q '<svg' "$OUT/report_empty.html"; then
 		result FAIL "empty range: no chart, only sentences"
 	else
 		result OK "empty range: no chart, only sentences"
 	fi
-	python3 "$HERE/check_html.py" "$OUT/report_400d.html" "400 days" "Runs per week" >>"$RAW" 2>&1 || true
+	check_html "$OUT/report_400d.html" "400 days" "Runs per week"
 
 	# ---- headless Chromium -------------------------------------------------------
 	if [ ! -x "$CHROMIUM" ] || [ ! -d "$HERE/node_modules/playwright-core" ]; then
 		result FAIL "chromium ($CHROMIUM) and playwright-core are available"
+		note "playwright-core is installed from test/report/package-lock.json with the packages: (cd test/report && npm ci)"
 		STAGE_FAILED=1
 	elif ! (cd "$HERE" && node render.mjs "$OUT/report.html" "$OUT/report.png" "$EVIL" "$EVIL_ERROR" "$PLANTED") \
 		>>"$RAW" 2>"$OUT/render.err"; then

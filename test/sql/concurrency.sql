@@ -2,7 +2,7 @@
 -- dblink): no error, no duplicate pipeline, run or log partition.
 \set ON_ERROR_STOP 1
 CREATE EXTENSION IF NOT EXISTS dblink;
-SELECT plan(11);
+SELECT plan(14);
 SELECT format('dbname=%s port=%s host=%s user=%s', current_database(), current_setting('port'),
               current_setting('unix_socket_directories'), current_user) AS conn \gset
 CREATE TEMP TABLE payload AS
@@ -13,7 +13,7 @@ FROM generate_series(1, 5000) g;
 SELECT dblink_connect('s' || i, :'conn') FROM generate_series(1, 4) i;
 SELECT dblink_send_query('s' || i, format($$SELECT smartetl.ingest('csv', %L)$$, csv)
                                   || format($$, smartetl.ingest('logline', %L, '{"log_format": "<Date> <Time> <Level> <Content>", "source": "conc-%s"}')$$,
-                                            '2031-07-04 10:00:00 INFO concurrent session ' || i || ' opened from 10.1.2.' || i, i))
+                                            '1999-07-04 10:00:00 INFO concurrent session ' || i || ' opened from 10.1.2.' || i, i))
 FROM generate_series(1, 4) i, payload;
 CREATE TEMP TABLE outcome AS
 SELECT i, r.ok FROM generate_series(1, 4) i,
@@ -71,6 +71,32 @@ SELECT is((SELECT count(*) FROM (
                       WHERE p.name LIKE 'conc\_%') h USING (pipeline_id, bucket)
            WHERE r.runs IS DISTINCT FROM h.runs), 0::bigint,
           'every hourly rollup equals a recount of its runs');
+
+SELECT count(*) FROM generate_series(1, 4) i, LATERAL dblink_get_result('s' || i) AS r(n text);
+
+-- two sessions ingest the same new log lines at once: the second one's
+-- plain insert (a new file for it) waits for the first one's rows, meets
+-- them at its commit, and falls back to ON CONFLICT: no error, no line twice
+SELECT * FROM dblink('s4', 'SELECT pg_backend_pid()') AS t(pid int) \gset s4_
+SELECT set_config('conc.s4_pid', :'s4_pid', false) IS NOT NULL AS pid_set;
+SELECT dblink_exec('s3', 'BEGIN');
+SELECT * FROM dblink('s3', $q$SELECT (smartetl.ingest('logline', E'1999-07-05 10:00:00 INFO same file line 1 here\n1999-07-05 10:00:01 INFO same file line 2 here\n', '{"log_format": "<Date> <Time> <Level> <Content>", "source": "conc-same"}')).inserted$q$) AS t(n bigint);
+SELECT dblink_send_query('s4', $q$SELECT (r).inserted, (r).unchanged FROM (SELECT smartetl.ingest('logline', E'1999-07-05 10:00:00 INFO same file line 1 here\n1999-07-05 10:00:01 INFO same file line 2 here\n', '{"log_format": "<Date> <Time> <Level> <Content>", "source": "conc-same"}') AS r) s$q$);
+DO $$
+BEGIN
+    FOR i IN 1 .. 100 LOOP
+        EXIT WHEN EXISTS (SELECT FROM pg_stat_activity WHERE pid = current_setting('conc.s4_pid')::int AND wait_event_type = 'Lock');
+        PERFORM pg_sleep(0.05);
+    END LOOP;
+END $$;
+SELECT ok(EXISTS (SELECT FROM pg_stat_activity WHERE pid = :s4_pid AND wait_event_type = 'Lock'),
+          'the second session waits for the first one''s uncommitted lines');
+SELECT dblink_exec('s3', 'COMMIT');
+SELECT is((SELECT inserted || '/' || unchanged FROM dblink_get_result('s4') AS t(inserted bigint, unchanged bigint)), '0/2',
+          'then stores none of them again: 0 inserted, 2 unchanged');
+SELECT count(*) FROM dblink_get_result('s4') AS t(inserted bigint, unchanged bigint);
+SELECT is((SELECT count(*) FROM smartetl.log_event WHERE source = 'conc-same'), 2::bigint,
+          'each line of the file is stored once');
 SELECT dblink_disconnect('s' || i) FROM generate_series(1, 4) i;
 SELECT * FROM finish();
 -- not in a transaction (the sessions must see each other's commits): clean up

@@ -69,6 +69,10 @@ BEGIN
                 min(CASE WHEN p IS NULL OR (%s) > 0 THEN x.n || '': '' || x.line END)
          FROM x JOIN truth t ON t."LineId"::int = x.n', fmt, cmp, cmp)
         INTO lines, unmatched, mismatched, example;
+    -- each system into an empty template store, as a new user's first log
+    -- (and as test/bench/template_ga measures it)
+    DELETE FROM smartetl.template_text;
+    DELETE FROM smartetl.template_seen;
     SELECT r.inserted, r.rejected INTO inserted, rejected
     FROM smartetl.ingest_file(dir || '/' || file, 'logline',
                               jsonb_build_object('log_format', fmt, 'pipeline', dataset)) r;
@@ -89,10 +93,13 @@ CREATE TEMP TABLE loghub_result AS
 SELECT f.dataset, c.*
 FROM loghub_format f,
      pg_temp.loghub_check(:'data' || '/loghub_2k/original', f.log_file, f.log_format, f.dataset) c;
--- Drain's grouping accuracy on these datasets (Zhu et al., ICSE-SEIP 2019)
-CREATE TEMP TABLE drain_ga (dataset text, ga float8);
-INSERT INTO drain_ga VALUES ('HDFS', 0.998), ('Hadoop', 0.948), ('Spark', 0.920), ('Zookeeper', 0.967),
-  ('BGL', 0.963), ('HPC', 0.887), ('Linux', 0.690), ('Apache', 1.000), ('OpenStack', 0.733);
+-- The grouping accuracy README.md and BENCHMARKS.md give for each system
+-- (test/bench/template_ga.sh), asserted to within 0.005; and Drain's
+-- published figure (Zhu et al., ICSE-SEIP 2019, per-dataset settings)
+CREATE TEMP TABLE drain_ga (dataset text, ga float8, ours float8);
+INSERT INTO drain_ga VALUES ('HDFS', 0.998, 1.000), ('Hadoop', 0.948, 0.994), ('Spark', 0.920, 0.999),
+  ('Zookeeper', 0.967, 0.995), ('BGL', 0.963, 1.000), ('HPC', 0.887, 0.980), ('Linux', 0.690, 1.000),
+  ('Apache', 1.000, 1.000), ('OpenStack', 0.733, 1.000);
 
 SELECT is(count(*), 9::bigint, 'the 9 Loghub 2k datasets are listed in formats.csv') FROM loghub_result;
 SELECT is(lines, 2000::bigint, dataset || ': 2000 lines read') FROM loghub_result ORDER BY dataset;
@@ -102,8 +109,9 @@ SELECT is(unmatched + mismatched, 0::bigint,
 FROM loghub_result ORDER BY dataset;
 SELECT is(inserted + rejected, 2000::bigint, dataset || ': ingest_file stores 2000 events, rejects none')
 FROM loghub_result WHERE rejected = 0 ORDER BY dataset;
-SELECT cmp_ok(r.ga, '>=', d.ga, format('%s: template grouping accuracy %s >= Drain''s %s',
-              r.dataset, round(r.ga::numeric, 3), d.ga))
+SELECT cmp_ok(round(r.ga::numeric, 3), '>=', (d.ours - 0.005)::numeric,
+              format('%s: template grouping accuracy %s, as documented (%s), above Drain''s %s',
+                     r.dataset, to_char(r.ga, 'FM0.000'), to_char(d.ours, 'FM0.000'), to_char(d.ga, 'FM0.000')))
 FROM loghub_result r JOIN drain_ga d USING (dataset) ORDER BY r.dataset;
 SELECT is((SELECT count(*) FROM smartetl.log_event e JOIN smartetl.pipeline p USING (pipeline_id)
            WHERE p.name = 'HDFS' AND e.ts BETWEEN '2008-11-09' AND '2008-11-12'), 2000::bigint,

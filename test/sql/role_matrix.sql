@@ -8,17 +8,19 @@
 \set ON_ERROR_STOP 1
 BEGIN;
 SET LOCAL timezone = 'UTC';
-SELECT plan(60);
+SELECT plan(62);
 CREATE ROLE rm_reader LOGIN IN ROLE smartetl_reader;
 CREATE ROLE rm_writer LOGIN IN ROLE smartetl_writer;
 CREATE ROLE rm_admin LOGIN IN ROLE smartetl_admin;
 CREATE ROLE rm_admin_files LOGIN IN ROLE smartetl_admin, pg_read_server_files;
 CREATE ROLE rm_writer_files LOGIN IN ROLE smartetl_writer, pg_read_server_files;
 
--- the documented rights: r = reader, w = writer, a = admin (each includes the one before)
+-- the documented rights: r = reader, w = writer, a = admin (each includes the one before),
+-- o = on call (smartetl_oncall: reader + acknowledging alerts; admins have it)
 CREATE TEMP TABLE documented (fn text PRIMARY KEY, least_role char) ON COMMIT DROP;
 INSERT INTO documented VALUES
     ('smartetl.parse_log(text,text)', 'r'),
+    ('smartetl.ingest_formats()', 'r'),
     ('smartetl.log_template(text)', 'r'),
     ('smartetl.log_template_id(text)', 'r'),
     ('smartetl.qsketch_agg(double precision)', 'r'),
@@ -37,11 +39,13 @@ INSERT INTO documented VALUES
     ('smartetl.report_html(timestamp with time zone,timestamp with time zone)', 'r'),
     ('smartetl.risk_features(text,timestamp with time zone,interval)', 'r'),
     ('smartetl.ingest(text,text,jsonb)', 'w'),
-    ('smartetl.ingest_file(text,text,jsonb)', 'a'),
+    ('smartetl.ingest_file(text,text,jsonb)', 'w'),  -- and pg_read_server_files, checked in C
     ('smartetl.drop_log_partitions(timestamp with time zone)', 'a'),
     ('smartetl.sync_pg_cron()', 'a'),
     ('smartetl.template_compact()', 'a'),
     ('smartetl.after_restore()', 'a'),
+    ('smartetl.create_api_key(text,regrole,text[])', 'a'),
+    ('smartetl.revoke_api_key(text)', 'a'),
     ('smartetl.test_channel(text)', 'a'),
     ('smartetl.evaluate_alerts()', 'a'),
     ('smartetl.train_risk_model(interval,text,jsonb)', 'a'),
@@ -54,36 +58,53 @@ INSERT INTO documented VALUES
     ('smartetl.predict(text,double precision[])', 'a'),
     ('smartetl.export_model(bigint)', 'a'),
     ('smartetl.import_model(jsonb)', 'a'),
-    ('smartetl.promote_model(bigint)', 'a');
+    ('smartetl.promote_model(bigint)', 'a'),
+    ('smartetl.cron_next(text,timestamp with time zone,text)', 'r'),
+    ('smartetl.alert_rule_kinds()', 'r'),
+    ('smartetl.deadline_status(timestamp with time zone)', 'r'),
+    ('smartetl.maintenance_window_active(text,timestamp with time zone)', 'r'),
+    ('smartetl.next_alert_due(timestamp with time zone)', 'a'),
+    ('smartetl.sync_airflow_schedules(jsonb,jsonb)', 'a'),
+    -- o = smartetl_oncall (reader + these), which admins have too
+    ('smartetl.ack(bigint,text,text)', 'o'),
+    ('smartetl.unack(bigint)', 'o'),
+    ('smartetl.assign(bigint,text)', 'o'),
+    ('smartetl.snooze(bigint,timestamp with time zone,text)', 'o');
 
-SELECT is(coalesce(array_agg(p.oid::regprocedure::text ORDER BY 1), '{}'), '{}'::text[],
+SELECT is(coalesce(array_agg(p.oid::regprocedure::text ORDER BY p.oid::regprocedure::text), '{}'), '{}'::text[],
           'every public function (name without a leading _) is in the documented matrix')
 FROM pg_proc p
 WHERE p.pronamespace = 'smartetl'::regnamespace AND p.proname !~ '^_'
   AND p.oid::regprocedure::text NOT IN (SELECT fn FROM documented);
-SELECT is(coalesce(array_agg(d.fn || ' for ' || r.rolname ORDER BY 1), '{}'), '{}'::text[],
+SELECT is(coalesce(array_agg(d.fn || ' for ' || r.rolname ORDER BY d.fn, r.rolname), '{}'), '{}'::text[],
           'each role can execute exactly the documented public functions')
 FROM documented d
-CROSS JOIN (VALUES ('smartetl_reader', 1), ('smartetl_writer', 2), ('smartetl_admin', 3)) r(rolname, lvl)
+CROSS JOIN (VALUES ('smartetl_reader', 1), ('smartetl_writer', 2), ('smartetl_admin', 3), ('smartetl_oncall', 0)) r(rolname, lvl)
 WHERE has_function_privilege(r.rolname, d.fn::regprocedure, 'EXECUTE')
-      IS DISTINCT FROM (r.lvl >= CASE d.least_role WHEN 'r' THEN 1 WHEN 'w' THEN 2 ELSE 3 END);
-SELECT is(coalesce(array_agg(p.oid::regprocedure::text ORDER BY 1), '{}'), '{}'::text[],
+      IS DISTINCT FROM CASE WHEN r.rolname = 'smartetl_oncall' THEN d.least_role IN ('r', 'o')
+                            ELSE r.lvl >= CASE d.least_role WHEN 'r' THEN 1 WHEN 'w' THEN 2 ELSE 3 END END;
+SELECT is(coalesce(array_agg(p.oid::regprocedure::text ORDER BY p.oid::regprocedure::text), '{}'), '{}'::text[],
           'PUBLIC can execute no smartetl function')
 FROM pg_proc p
 WHERE p.pronamespace = 'smartetl'::regnamespace
   AND has_function_privilege('public', p.oid, 'EXECUTE')
   AND p.proname NOT IN ('_qsketch_in', '_qsketch_out', '_qsketch_recv', '_qsketch_send');
-SELECT is(coalesce(array_agg(p.oid::regprocedure::text ORDER BY 1), '{}'), '{}'::text[],
+SELECT is(coalesce(array_agg(p.oid::regprocedure::text ORDER BY p.oid::regprocedure::text), '{}'), '{}'::text[],
           'every SECURITY DEFINER function pins its search_path')
 FROM pg_proc p
 WHERE p.pronamespace = 'smartetl'::regnamespace AND p.prosecdef
   AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%');
 
-SELECT is(coalesce(array_agg(c.oid::regclass::text ORDER BY 1), '{}'), '{}'::text[],
-          'pg_dump keeps the rows of every table of the extension (95_dump.sql)')
+SELECT is(coalesce(array_agg(c.oid::regclass::text ORDER BY c.oid::regclass::text), '{}'), '{}'::text[],
+          'pg_dump keeps the rows of every table of the extension (90_dump.sql)')
 FROM pg_class c
 WHERE c.relnamespace = 'smartetl'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
   AND c.oid <> ALL ((SELECT extconfig FROM pg_extension WHERE extname = 'smartetl')::oid[]);
+
+SELECT is(coalesce(array_agg(p.proname::text ORDER BY p.proname::text), '{}'),
+          '{_kpi_refresh,_log_partitions_ensure,_pg_cron_jobs,_pg_cron_runs,ack,assign,drop_log_partitions,snooze,template_compact,unack}'::text[],
+          'the SECURITY DEFINER functions are exactly those README''s Security section lists')
+FROM pg_proc p WHERE p.pronamespace = 'smartetl'::regnamespace AND p.prosecdef;
 
 -- the payloads, one per format
 CREATE TEMP TABLE payloads (format text, payload text, options jsonb) ON COMMIT DROP;
@@ -130,16 +151,12 @@ SELECT throws_ok($$INSERT INTO smartetl.template_text (template_id, template) VA
                  'a writer cannot forge templates');
 SELECT throws_ok($$SELECT smartetl.train_risk_model()$$, '42501', NULL, 'a writer cannot train');
 RESET ROLE;
-SET LOCAL ROLE rm_writer_files;
-SELECT throws_ok($$SELECT smartetl.ingest_file('/etc/hostname', 'csv')$$, '42501', NULL,
-                 'ingest_file stays an admin function even for a writer with pg_read_server_files');
-RESET ROLE;
-
 -- what the writer stored
-SELECT is((SELECT count(*) FROM smartetl.run r JOIN smartetl.pipeline p USING (pipeline_id)
-           WHERE p.name IN ('rm_csv', 'rm_jsonl', 'rm_log') OR p.namespace IN ('rm_ol', 'rm_dbt')
-              OR p.name LIKE 'rm_dag%'), 7::bigint,
-          'the writer''s runs are stored (csv, jsonl, openlineage, dbt invocation + node, airflow try, logline)');
+SELECT is((SELECT array_agg(p.namespace || '/' || p.name || ':' || r.status ORDER BY p.namespace || '/' || p.name COLLATE "C")
+           FROM smartetl.run r JOIN smartetl.pipeline p USING (pipeline_id)
+           WHERE p.namespace IN ('rm', 'rm_ol', 'rm_dbt') OR p.name LIKE 'rm_dag%'),
+          '{airflow/rm_dag.extract:failed,rm/rm_csv:failed,rm/rm_jsonl:success,rm_dbt/model.rm.orders:failed,rm_dbt/rm:failed,rm_ol/etl.load:failed}'::text[],
+          'the writer''s runs are stored (csv, jsonl, openlineage, dbt invocation and node, airflow try)');
 SELECT is((SELECT count(*) FROM smartetl.log_event WHERE ts >= '2024-05-01' AND ts < '2024-05-02'
            AND (message LIKE 'loader %' OR message LIKE 'Task failed%' OR message LIKE 'Traceback%'
                 OR message LIKE 'Marking task%' OR message LIKE 'Starting attempt%' OR message LIKE 'Dependencies%')) >= 6,
@@ -224,8 +241,14 @@ RESET ROLE;
 -- (a file in the cluster's own data directory: unique, removed with the cluster)
 SELECT current_setting('data_directory') || format('/smartetl_rm_%s.csv', pg_backend_pid()) AS rm_file \gset
 COPY (SELECT 'job,run_id,status' UNION ALL SELECT 'rm_file,1,success') TO :'rm_file';
-SET LOCAL ROLE rm_admin_files;
+SET LOCAL ROLE rm_writer;
+SELECT throws_ok(format('SELECT smartetl.ingest_file(%L, %L)', :'rm_file', 'csv'), '42501', NULL,
+                 'a writer without pg_read_server_files cannot read the server file');
+SET LOCAL ROLE rm_writer_files;
 SELECT is((smartetl.ingest_file(:'rm_file', 'csv')).inserted, 1::bigint,
+          'a writer with pg_read_server_files ingests a server file');
+SET LOCAL ROLE rm_admin_files;
+SELECT is((smartetl.ingest_file(:'rm_file', 'csv', '{"namespace": "rm_files2"}')).inserted, 1::bigint,
           'an admin with pg_read_server_files ingests a server file');
 RESET ROLE;
 

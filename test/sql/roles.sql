@@ -1,7 +1,7 @@
 -- Roles: readers read, writers ingest, only admins touch server files and retention.
 \set ON_ERROR_STOP 1
 BEGIN;
-SELECT plan(18);
+SELECT plan(21);
 CREATE ROLE tap_reader LOGIN IN ROLE smartetl_reader;
 CREATE ROLE tap_writer LOGIN IN ROLE smartetl_writer;
 CREATE ROLE tap_admin LOGIN IN ROLE smartetl_admin;
@@ -33,6 +33,14 @@ SELECT is((smartetl.ingest('csv', E'job,run_id,status\nroles_job,2,failed\n')).i
           'a writer ingests');
 SELECT throws_ok($$SELECT smartetl.ingest_file('/etc/hostname', 'csv')$$, '42501', NULL,
                  'a writer cannot read server files');
+-- log lines need a new monthly partition (created for the writer) and learn templates
+SELECT is((smartetl.ingest('logline', E'1998-02-01 10:00:00 ERROR job 17 failed\n1998-02-01 10:00:01 INFO retry',
+                           '{"log_format": "<Date> <Time> <Level> <Content>", "pipeline": "roles_job", "source": "roles.log"}')).inserted,
+          2::bigint, 'a writer ingests log lines');
+SELECT is((SELECT count(*) FROM smartetl.log_event WHERE source = 'roles.log' AND template_id IS NOT NULL), 2::bigint,
+          'with their templates');
+SELECT throws_ok($$SELECT smartetl.ingest('csv', E'job,run_id,start,status\nroles_job,3,2099-01-01,success\n')$$,
+                 '22008', NULL, 'a writer cannot store a run dated years ahead');
 SELECT throws_ok($$DELETE FROM smartetl.run$$, '42501', NULL, 'a writer cannot delete runs');
 RESET ROLE;
 

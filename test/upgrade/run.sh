@@ -8,7 +8,7 @@
 #    temporary folder, and this tree (make install).
 # 2. Installs the previous release's install script and library, as a user of
 #    that release has them, and starts a throwaway cluster (own folder, port
-#    SMARTETL_UPGRADE_PORT, default 55432).
+#    SMARTETL_UPGRADE_PORT, default a free one).
 # 3. In database smartetl_upgraded: CREATE EXTENSION smartetl VERSION '<old>',
 #    loads the sample history (scripts/sample/generate.sql: runs, a loader log,
 #    templates) and quarantined rows, trains an XGBoost and a linear risk model
@@ -40,7 +40,7 @@ source scripts/lib.sh
 FROM_REF=${SMARTETL_UPGRADE_FROM:-v0.1.0}
 FROM_COMMIT=6c27ab71391a3826c4230b676a033d6b89657575
 [ -n "${SMARTETL_UPGRADE_FROM:-}" ] && FROM_COMMIT=
-PORT=${SMARTETL_UPGRADE_PORT:-55432}
+PORT=${SMARTETL_UPGRADE_PORT:-$(free_port)}
 export PGTZ=UTC PGOPTIONS='-c client_min_messages=warning'
 
 PKGLIB=$($PG_CONFIG --pkglibdir)
@@ -257,7 +257,7 @@ check_files "every table keeps its rows (count and checksum of the $OLD_VERSION 
 	"$TMP/checksum.before" "$TMP/checksum.after"
 
 # a backup of the upgraded database restores every row: pg_dump keeps the
-# rows of the extension's tables (pg_extension_config_dump, 95_dump.sql) and
+# rows of the extension's tables (pg_extension_config_dump, 90_dump.sql) and
 # the positions of its sequences.  Restored with session_replication_role =
 # replica, as README's Backups section says: the extension's triggers exist
 # before its rows are loaded (they check references and add runs to the

@@ -458,6 +458,3432 @@ BEGIN
 END $$;
 
 
+-- ---- ingest integrity: time window, contradicting records, writer log ingest, retention and pg_cron for admins
+-- upgrade-steps-ingestsafe.sql: from a 0.1.0 schema to the ingestsafe
+-- branch (time window, merge checks, writer log ingest, retention and
+-- pg_cron sync for non-superuser admins, rollups of deleted pipelines,
+-- bounded report).  Plain SQL for the lead to merge into the upgrade
+-- script (MODULE_PATHNAME is substituted there; to try the file with psql,
+-- replace it with $libdir/smartetl); every step can run twice.
+
+-- ---- the window of accepted times (src/ingest/time_window.c) -------------
+CREATE OR REPLACE FUNCTION smartetl._time_window(OUT min_ts timestamptz, OUT max_ts timestamptz)
+RETURNS record
+LANGUAGE C STABLE STRICT
+AS 'MODULE_PATHNAME', 'smartetl_time_window';
+
+-- Absolute limits on run times.  Added NOT VALID first: a 0.1.0 database
+-- may hold runs outside them (which broke the rollup refresh); they are
+-- validated at once when there are none, else a warning says how many.
+DO $$
+DECLARE
+    n bigint;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                   WHERE conrelid = 'smartetl.run'::regclass AND conname = 'run_time_limits') THEN
+        ALTER TABLE smartetl.run ADD CONSTRAINT run_time_limits CHECK (
+            started_at >= '1900-01-01 00:00:00+00' AND started_at < '2200-01-01 00:00:00+00' AND
+            ended_at >= '1900-01-01 00:00:00+00' AND ended_at < '2200-01-01 00:00:00+00') NOT VALID;
+    END IF;
+    SELECT count(*) INTO n FROM smartetl.run
+    WHERE NOT (started_at >= '1900-01-01 00:00:00+00' AND started_at < '2200-01-01 00:00:00+00')
+       OR NOT (ended_at >= '1900-01-01 00:00:00+00' AND ended_at < '2200-01-01 00:00:00+00');
+    IF n = 0 THEN
+        ALTER TABLE smartetl.run VALIDATE CONSTRAINT run_time_limits;
+    ELSE
+        RAISE WARNING '% runs have times before 1900 or after 2199', n
+            USING HINT = 'Correct or delete them (SELECT * FROM smartetl.run WHERE NOT (started_at >= ''1900-01-01'' AND started_at < ''2200-01-01'') OR NOT (ended_at >= ''1900-01-01'' AND ended_at < ''2200-01-01'')), then ALTER TABLE smartetl.run VALIDATE CONSTRAINT run_time_limits.';
+    END IF;
+END $$;
+-- rollup rows for such times can only be bogus (and no refresh touches them)
+DELETE FROM smartetl.kpi_hourly WHERE NOT (bucket >= '1900-01-01 00:00:00+00' AND bucket < '2200-01-01 00:00:00+00');
+DELETE FROM smartetl.kpi_daily WHERE NOT (bucket >= '1900-01-01 00:00:00+00' AND bucket < '2200-01-01 00:00:00+00');
+
+CREATE OR REPLACE FUNCTION smartetl._run_check_times() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    w   record;
+    bad record;
+BEGIN
+    SELECT * INTO w FROM smartetl._time_window();
+    IF TG_OP = 'INSERT' THEN
+        SELECT n.run_id, n.pipeline_id, n.started_at, n.ended_at INTO bad FROM new_runs n
+        WHERE n.started_at NOT BETWEEN w.min_ts AND w.max_ts
+           OR n.ended_at NOT BETWEEN w.min_ts AND w.max_ts
+        LIMIT 1;
+    ELSE
+        SELECT n.run_id, n.pipeline_id, n.started_at, n.ended_at INTO bad
+        FROM new_runs n JOIN old_runs o USING (run_id)
+        WHERE (n.started_at IS DISTINCT FROM o.started_at AND n.started_at NOT BETWEEN w.min_ts AND w.max_ts)
+           OR (n.ended_at IS DISTINCT FROM o.ended_at AND n.ended_at NOT BETWEEN w.min_ts AND w.max_ts)
+        LIMIT 1;
+    END IF;
+    IF FOUND THEN
+        RAISE EXCEPTION 'a run of pipeline "%" has a time outside the accepted window',
+                        (SELECT p.name FROM smartetl.pipeline p WHERE p.pipeline_id = bad.pipeline_id)
+            USING ERRCODE = 'datetime_field_overflow',
+                  DETAIL = format('Run %s: started_at %s, ended_at %s; the window is now %s to %s.', bad.run_id,
+                                  coalesce(bad.started_at::text, 'NULL'), coalesce(bad.ended_at::text, 'NULL'),
+                                  w.min_ts, w.max_ts),
+                  HINT = 'smartetl.min_timestamp and smartetl.max_future (superuser settings) set the window.';
+    END IF;
+    RETURN NULL;
+END $$;
+DROP TRIGGER IF EXISTS run_times_ins ON smartetl.run;
+DROP TRIGGER IF EXISTS run_times_upd ON smartetl.run;
+CREATE TRIGGER run_times_ins AFTER INSERT ON smartetl.run
+    REFERENCING NEW TABLE AS new_runs FOR EACH STATEMENT
+    EXECUTE FUNCTION smartetl._run_check_times();
+CREATE TRIGGER run_times_upd AFTER UPDATE ON smartetl.run
+    REFERENCING OLD TABLE AS old_runs NEW TABLE AS new_runs FOR EACH STATEMENT
+    EXECUTE FUNCTION smartetl._run_check_times();
+
+-- the rollup refresh skips times outside the limits
+CREATE OR REPLACE FUNCTION smartetl._kpi_refresh(pipeline_ids bigint[], times timestamptz[]) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan SET work_mem = '64MB' AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(1397572948, k)
+    FROM (SELECT DISTINCT (p % 64)::int4 AS k FROM unnest(pipeline_ids) p WHERE p IS NOT NULL ORDER BY 1) s;
+
+    WITH touched AS (
+        SELECT DISTINCT p AS pipeline_id, smartetl._utc_trunc('hour', t) AS bucket
+        FROM unnest(pipeline_ids, times) u(p, t)
+        WHERE p IS NOT NULL AND t >= '1900-01-01 00:00:00+00' AND t < '2200-01-01 00:00:00+00'
+    ), fresh AS (
+        SELECT t.pipeline_id, t.bucket,
+               count(r.run_id) AS runs,
+               count(*) FILTER (WHERE r.status = 'success') AS successes,
+               count(*) FILTER (WHERE r.status = 'failed') AS failures,
+               count(*) FILTER (WHERE r.status = 'skipped') AS skipped,
+               count(*) FILTER (WHERE r.status = 'cancelled') AS cancelled,
+               count(*) FILTER (WHERE r.status = 'running') AS running,
+               count(*) FILTER (WHERE r.attempt > 1) AS retries,
+               count(*) FILTER (WHERE r.duration > p.sla) AS sla_breaches,
+               smartetl.qsketch_agg(r.duration_s) FILTER (WHERE r.status IN ('success', 'failed'))
+                   AS duration,
+               sum(r.rows_read)::bigint AS rows_read,
+               sum(r.rows_written)::bigint AS rows_written,
+               sum(r.bytes)::bigint AS bytes
+        FROM touched t
+        JOIN smartetl.pipeline p ON p.pipeline_id = t.pipeline_id
+        LEFT JOIN smartetl.run r ON r.pipeline_id = t.pipeline_id
+             AND r.run_at >= t.bucket AND r.run_at < t.bucket + interval '1 hour'
+             AND smartetl._utc_trunc('hour', r.run_at) = t.bucket
+        GROUP BY t.pipeline_id, t.bucket
+    ), gone AS (
+        DELETE FROM smartetl.kpi_hourly h USING fresh f
+        WHERE h.pipeline_id = f.pipeline_id AND h.bucket = f.bucket AND f.runs = 0
+    )
+    INSERT INTO smartetl.kpi_hourly AS h
+    SELECT * FROM fresh WHERE runs > 0
+    ON CONFLICT (pipeline_id, bucket) DO UPDATE SET
+        runs = excluded.runs, successes = excluded.successes, failures = excluded.failures,
+        skipped = excluded.skipped, cancelled = excluded.cancelled, running = excluded.running,
+        retries = excluded.retries, sla_breaches = excluded.sla_breaches,
+        duration = excluded.duration, rows_read = excluded.rows_read,
+        rows_written = excluded.rows_written, bytes = excluded.bytes;
+
+    WITH touched AS (
+        SELECT DISTINCT p AS pipeline_id, smartetl._utc_trunc('day', t) AS bucket
+        FROM unnest(pipeline_ids, times) u(p, t)
+        WHERE p IS NOT NULL AND t >= '1900-01-01 00:00:00+00' AND t < '2200-01-01 00:00:00+00'
+    ), fresh AS (
+        SELECT t.pipeline_id, t.bucket,
+               coalesce(sum(h.runs), 0)::bigint AS runs, sum(h.successes)::bigint AS successes,
+               sum(h.failures)::bigint AS failures, sum(h.skipped)::bigint AS skipped,
+               sum(h.cancelled)::bigint AS cancelled, sum(h.running)::bigint AS running,
+               sum(h.retries)::bigint AS retries, sum(h.sla_breaches)::bigint AS sla_breaches,
+               smartetl.qsketch_merge(h.duration) AS duration,
+               sum(h.rows_read)::bigint AS rows_read, sum(h.rows_written)::bigint AS rows_written,
+               sum(h.bytes)::bigint AS bytes
+        FROM touched t
+        LEFT JOIN smartetl.kpi_hourly h ON h.pipeline_id = t.pipeline_id
+             AND h.bucket >= t.bucket AND h.bucket < t.bucket + interval '1 day'
+             AND smartetl._utc_trunc('day', h.bucket) = t.bucket
+        GROUP BY t.pipeline_id, t.bucket
+    ), gone AS (
+        DELETE FROM smartetl.kpi_daily d USING fresh f
+        WHERE d.pipeline_id = f.pipeline_id AND d.bucket = f.bucket AND f.runs = 0
+    )
+    INSERT INTO smartetl.kpi_daily AS d
+    SELECT * FROM fresh WHERE runs > 0
+    ON CONFLICT (pipeline_id, bucket) DO UPDATE SET
+        runs = excluded.runs, successes = excluded.successes, failures = excluded.failures,
+        skipped = excluded.skipped, cancelled = excluded.cancelled, running = excluded.running,
+        retries = excluded.retries, sla_breaches = excluded.sla_breaches,
+        duration = excluded.duration, rows_read = excluded.rows_read,
+        rows_written = excluded.rows_written, bytes = excluded.bytes;
+END $$;
+
+-- ---- deleting a pipeline takes its rollup rows along ---------------------
+CREATE OR REPLACE FUNCTION smartetl._pipeline_delete_cascade() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM smartetl.run r USING old_pipelines o WHERE r.pipeline_id = o.pipeline_id;
+    DELETE FROM smartetl.log_event e USING old_pipelines o WHERE e.pipeline_id = o.pipeline_id;
+    DELETE FROM smartetl.kpi_hourly k USING old_pipelines o WHERE k.pipeline_id = o.pipeline_id;
+    DELETE FROM smartetl.kpi_daily k USING old_pipelines o WHERE k.pipeline_id = o.pipeline_id;
+    RETURN NULL;
+END $$;
+-- rollup rows of pipelines deleted before this step
+DELETE FROM smartetl.kpi_hourly h WHERE NOT EXISTS (SELECT 1 FROM smartetl.pipeline p WHERE p.pipeline_id = h.pipeline_id);
+DELETE FROM smartetl.kpi_daily d WHERE NOT EXISTS (SELECT 1 FROM smartetl.pipeline p WHERE p.pipeline_id = d.pipeline_id);
+
+-- ---- log partitions: created for writers, dropped by admins --------------
+CREATE OR REPLACE FUNCTION smartetl._log_partitions_ensure(from_ts timestamptz, to_ts timestamptz)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    w     record;
+    month timestamptz;
+    part  text;
+BEGIN
+    SELECT * INTO w FROM smartetl._time_window();
+    IF from_ts IS NULL OR to_ts IS NULL OR from_ts > to_ts
+       OR from_ts < w.min_ts OR to_ts > w.max_ts THEN
+        RAISE EXCEPTION 'log event times % to % are outside the accepted window', from_ts, to_ts
+            USING ERRCODE = 'datetime_field_overflow',
+                  DETAIL = format('The window is now %s to %s.', w.min_ts, w.max_ts),
+                  HINT = 'smartetl.min_timestamp and smartetl.max_future (superuser settings) set the window.';
+    END IF;
+    month := date_trunc('month', from_ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
+    WHILE month <= to_ts LOOP
+        part := 'log_event_' || to_char(month AT TIME ZONE 'UTC', 'YYYYMM');
+        IF to_regclass('smartetl.' || part) IS NULL THEN
+            -- serialise concurrent creators of the same partition
+            PERFORM pg_advisory_xact_lock(hashtext('smartetl.' || part));
+            IF to_regclass('smartetl.' || part) IS NULL THEN
+                EXECUTE format('CREATE TABLE smartetl.%I PARTITION OF smartetl.log_event '
+                               'FOR VALUES FROM (%L) TO (%L)',
+                               part, month, month + interval '1 month');
+            END IF;
+        END IF;
+        month := month + interval '1 month';
+    END LOOP;
+END $$;
+CREATE OR REPLACE FUNCTION smartetl.drop_log_partitions(older_than timestamptz)
+RETURNS SETOF text LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT c.oid::regclass::text AS part,
+               (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \(''([^'']+)''\)'))[1]::timestamptz AS upper
+        FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE i.inhparent = 'smartetl.log_event'::regclass
+    LOOP
+        IF r.upper <= older_than THEN
+            EXECUTE format('DROP TABLE %s', r.part);
+            RETURN NEXT r.part;
+        END IF;
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION smartetl.drop_log_partitions(timestamptz) IS 'retention: drop log_event partitions wholly older than the given time; returns their names';
+
+-- ---- pg_cron sync for a non-superuser admin ------------------------------
+CREATE OR REPLACE FUNCTION smartetl._pg_cron_runs(after_runid bigint, OUT next_position bigint, OUT payload text)
+RETURNS record
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF to_regclass('cron.job_run_details') IS NULL THEN
+        RAISE EXCEPTION 'cron.job_run_details does not exist in this database'
+            USING ERRCODE = 'undefined_table',
+                  HINT = 'Install pg_cron 1.4 or later here (CREATE EXTENSION pg_cron) or call this in cron.database_name.';
+    END IF;
+    EXECUTE $q$
+        SELECT coalesce(min(d.runid) FILTER (WHERE d.status NOT IN ('succeeded', 'failed')) - 1,
+                        max(d.runid), $1),
+               string_agg(jsonb_build_object(
+                   'pipeline', coalesce(j.jobname, 'job ' || d.jobid),
+                   'run_id', d.runid, 'status', d.status,
+                   'start', d.start_time, 'end', d.end_time,
+                   'error', CASE WHEN d.status = 'failed' THEN d.return_message END,
+                   'database', d.database, 'username', d.username, 'command', d.command,
+                   'job_pid', d.job_pid, 'return_message', d.return_message)::text, E'\n'
+                   ORDER BY d.runid)
+        FROM cron.job_run_details d LEFT JOIN cron.job j USING (jobid)
+        WHERE d.runid > $1 $q$
+    INTO next_position, payload USING coalesce(after_runid, 0);
+END $$;
+CREATE OR REPLACE FUNCTION smartetl.sync_pg_cron()
+RETURNS smartetl.ingest_result
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    from_runid bigint;
+    batch      record;
+    result     smartetl.ingest_result;
+BEGIN
+    -- one import at a time; the import itself is idempotent anyway
+    PERFORM pg_advisory_xact_lock(1397572950, 1);
+    SELECT position INTO from_runid FROM smartetl.sync_state WHERE source = 'pg_cron';
+
+    -- from the high-water mark: every run after it, which includes the ones
+    -- that were still running at the last import
+    SELECT * INTO batch FROM smartetl._pg_cron_runs(from_runid);
+
+    IF batch.payload IS NULL THEN
+        result := (0, 0, 0, 0);
+    ELSE
+        result := smartetl.ingest('jsonl', batch.payload, jsonb_build_object(
+            'namespace', 'pg_cron', 'source', 'cron.job_run_details',
+            'status_map', jsonb_build_object('starting', 'running', 'connecting', 'running',
+                                             'sending', 'running')));
+    END IF;
+
+    INSERT INTO smartetl.sync_state AS s (source, position, synced_at)
+    VALUES ('pg_cron', batch.next_position, now())
+    ON CONFLICT (source) DO UPDATE SET position = excluded.position, synced_at = excluded.synced_at;
+    RETURN result;
+END $$;
+COMMENT ON FUNCTION smartetl.sync_pg_cron() IS 'import new and changed rows of cron.job_run_details (every user''s jobs) as runs (namespace pg_cron); safe to call every minute, also concurrently';
+
+-- ---- the report charts only the data's extent ----------------------------
+CREATE OR REPLACE FUNCTION smartetl.report_html(from_ts timestamptz, to_ts timestamptz) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    -- the rollups' range: whole UTC hours covering [from_ts, to_ts)
+    h0 timestamptz;
+    h1 timestamptz;
+    c0 timestamptz;      -- the span of the runs chart (see below)
+    c1 timestamptz;
+    unit text;           -- bucket of the runs chart: day, week or month
+    utc constant text := 'YYYY-MM-DD HH24:MI "UTC"';
+    int_fmt constant text := 'FM999,999,999,999,999,990';
+    multi_ns boolean;
+    s record;
+    labels text[];
+    ticks text[];
+    totals bigint[];
+    fails bigint[];
+    rates float8[];
+    notes text[];
+    n_anomalies bigint;
+    n_overdue bigint;
+    n_errors bigint;
+    head text;
+    summary text;
+    runs_chart text;
+    pipelines text;
+    rate_chart text;
+    errors text;
+    anomalies text;
+    hours_chart text;
+BEGIN
+    IF from_ts IS NULL OR to_ts IS NULL OR NOT isfinite(from_ts) OR NOT isfinite(to_ts)
+       OR from_ts >= to_ts THEN
+        RAISE EXCEPTION 'invalid report range: % to %', from_ts, to_ts
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give two finite times, the first before the second, e.g. now() - interval ''30 days'', now().';
+    END IF;
+    h0 := smartetl._utc_trunc('hour', from_ts);
+    h1 := smartetl._utc_trunc('hour', to_ts);
+    IF h1 < to_ts THEN
+        h1 := h1 + interval '1 hour';
+    END IF;
+    -- A range far wider than the data (say year 1 to 9999, which anyone
+    -- may ask for) would chart one column per empty month, thousands of
+    -- them: beyond about three years, chart only the hours that hold runs
+    -- (the rollups' first and last in the range; an index lookup each).
+    -- Everything else in the report already costs what the data costs.
+    c0 := h0;
+    c1 := h1;
+    IF h1 - h0 > interval '1100 days' THEN
+        SELECT coalesce(min(k.bucket), h0), coalesce(max(k.bucket) + interval '1 hour', h1) INTO c0, c1
+        FROM smartetl.kpi_hourly k WHERE k.bucket >= h0 AND k.bucket < h1;
+    END IF;
+    unit := CASE WHEN c1 - c0 <= interval '92 days' THEN 'day'
+                 WHEN c1 - c0 <= interval '1100 days' THEN 'week' ELSE 'month' END;
+
+    -- ---- title -----------------------------------------------------------
+    head := format(
+        '<!DOCTYPE html>' || E'\n' ||
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<meta http-equiv="Content-Security-Policy" content="default-src ''none''; style-src ''unsafe-inline''">'
+        '<meta name="generator" content="smartetl %s">'
+        '<title>ETL run report: %s to %s</title>' || E'\n' ||
+        '<style>'
+        ':root{color-scheme:light;--ok:#3b6ea8;--fail:#d9480f;--muted:#5f6b7a;--line:#d8dee6}'
+        'body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;'
+        'margin:0 auto;max-width:1100px;padding:24px;color:#1d2733;background:#fff;line-height:1.4}'
+        'h1{font-size:1.6em;margin:0 0 4px}h2{font-size:1.25em;margin:0 0 10px;padding-top:8px;border-top:1px solid var(--line)}'
+        'h3{font-size:1.05em;margin:14px 0 6px}section{margin:22px 0}'
+        '.meta,.note,.empty{color:var(--muted)}.empty{font-style:italic}'
+        '.tiles{display:flex;flex-wrap:wrap;gap:12px;margin:0;padding:0}'
+        '.tile{box-sizing:border-box;flex:1 1 140px;border:1px solid var(--line);border-radius:6px;padding:10px 16px;margin:0}'
+        '.tile dt{font-size:.85em;color:var(--muted)}.tile dd{margin:0;font-size:1.5em;font-weight:600;white-space:nowrap}'
+        '.tile.bad dd{color:var(--fail)}'
+        'table{border-collapse:collapse;width:100%%;font-size:.92em}'
+        'th,td{border-bottom:1px solid var(--line);padding:5px 8px;text-align:left;vertical-align:top}'
+        'th{background:#f3f5f8;font-weight:600}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}'
+        'td.t{white-space:nowrap}td.msg{font-family:ui-monospace,"DejaVu Sans Mono",Menlo,Consolas,monospace;'
+        'font-size:.9em;overflow-wrap:anywhere}td.name{overflow-wrap:anywhere;min-width:13em}'
+        '.badge{display:inline-block;padding:0 6px;border-radius:4px;font-size:.85em;font-weight:600}'
+        '.badge.stale,.badge.bad{background:#fde2d6;color:#9a3412}.badge.fresh{background:#e0ecf8;color:#1e4f85}'
+        '.ns{color:var(--muted)}'
+        'svg.chart{display:block;width:100%%;max-width:1000px;height:auto;font-size:12px}'
+        'svg.chart text{fill:#1d2733}svg.chart .tick{fill:var(--muted);font-size:11px}'
+        'svg.chart .axis-label{font-weight:600}svg.chart .grid{stroke:#e6eaef}svg.chart .axis{stroke:#8792a2}'
+        'svg.chart .value{fill:var(--muted)}'
+        '@media print{body{padding:0}section{break-inside:avoid}}'
+        '</style></head>' || E'\n' ||
+        '<body><header><h1>ETL run report</h1>'
+        '<p class="meta">Runs from <time datetime="%s">%s</time> to <time datetime="%s">%s</time>'
+        ' &middot; database %s &middot; generated <time datetime="%s">%s</time> by smartetl %s</p></header>' || E'\n',
+        smartetl._html_escape(coalesce((SELECT extversion FROM pg_extension WHERE extname = 'smartetl'), '')),
+        to_char(from_ts AT TIME ZONE 'UTC', utc), to_char(to_ts AT TIME ZONE 'UTC', utc),
+        to_char(from_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), to_char(from_ts AT TIME ZONE 'UTC', utc),
+        to_char(to_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), to_char(to_ts AT TIME ZONE 'UTC', utc),
+        smartetl._html_escape(current_database()),
+        to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"'),
+        smartetl._html_escape(coalesce((SELECT extversion FROM pg_extension WHERE extname = 'smartetl'), '')));
+
+    -- ---- headline numbers --------------------------------------------------
+    SELECT coalesce(sum(b.runs), 0)::bigint AS runs, coalesce(sum(b.failures), 0)::bigint AS failures,
+           sum(b.failures)::float8 / nullif(sum(b.successes) + sum(b.failures), 0) AS failure_rate,
+           count(DISTINCT b.pipeline_id) AS pipelines,
+           smartetl.qsketch_mean(smartetl.qsketch_merge(b.duration)) AS mean_s,
+           sum(b.rows_written)::bigint AS rows_written,
+           count(DISTINCT p.namespace) > 1 AS multi_ns
+    INTO s FROM smartetl._kpi_buckets(from_ts, to_ts) b LEFT JOIN smartetl.pipeline p USING (pipeline_id);
+    multi_ns := s.multi_ns;  -- then pipelines are shown as namespace/name
+
+    summary := format(
+        '<section id="summary" aria-labelledby="summary-h"><h2 id="summary-h">Summary</h2>'
+        '<dl class="tiles">'
+        '<div class="tile"><dt>Runs</dt><dd>%s</dd></div>'
+        '<div class="tile%s"><dt>Failures</dt><dd>%s</dd></div>'
+        '<div class="tile%s"><dt>Failure rate</dt><dd>%s</dd></div>'
+        '<div class="tile"><dt>Pipelines</dt><dd>%s</dd></div>'
+        '<div class="tile"><dt>Mean duration</dt><dd>%s</dd></div>'
+        '<div class="tile"><dt>Rows written</dt><dd>%s</dd></div>'
+        '</dl>%s</section>' || E'\n',
+        to_char(s.runs, int_fmt),
+        CASE WHEN s.failures > 0 THEN ' bad' ELSE '' END, to_char(s.failures, int_fmt),
+        CASE WHEN s.failure_rate > 0.05 THEN ' bad' ELSE '' END,
+        coalesce(to_char(s.failure_rate * 100, 'FM990.0') || ' %', '&ndash;'),
+        to_char(s.pipelines, int_fmt),
+        smartetl._report_duration(s.mean_s),
+        coalesce(to_char(s.rows_written, int_fmt), '&ndash;'),
+        CASE WHEN s.runs = 0 THEN '<p class="empty">No runs in this range.</p>'
+             ELSE format('<p class="note">Counts and durations cover whole UTC hours, %s to %s; '
+                         'the failure rate is failed / finished (succeeded or failed) runs; '
+                         'durations are those of finished runs.</p>',
+                         to_char(h0 AT TIME ZONE 'UTC', utc), to_char(h1 AT TIME ZONE 'UTC', utc)) END);
+
+    -- ---- runs per day (week, month) ---------------------------------------
+    IF s.runs = 0 THEN
+        runs_chart := '<p class="empty">No runs in this range.</p>';
+    ELSE
+        SELECT array_agg(CASE unit WHEN 'day' THEN to_char(d, 'YYYY-MM-DD (Dy)')
+                                   WHEN 'week' THEN 'week of ' || to_char(d, 'YYYY-MM-DD')
+                                   ELSE to_char(d, 'YYYY-MM') END ORDER BY d),
+               array_agg(CASE WHEN (rn - 1) % greatest(ceil(cnt / 12.0)::int, 1) = 0
+                              THEN to_char(d, CASE unit WHEN 'month' THEN 'YYYY-MM' ELSE 'MM-DD' END) END ORDER BY d),
+               array_agg(coalesce(k.runs, 0) ORDER BY d), array_agg(coalesce(k.failures, 0) ORDER BY d)
+        INTO labels, ticks, totals, fails
+        FROM (SELECT d, row_number() OVER (ORDER BY d) AS rn, count(*) OVER () AS cnt
+              FROM generate_series(date_trunc(unit, c0 AT TIME ZONE 'UTC'), c1 AT TIME ZONE 'UTC' - interval '1 microsecond',
+                                   ('1 ' || unit)::interval) d) g
+        LEFT JOIN (SELECT date_trunc(unit, b.bucket AT TIME ZONE 'UTC') AS period,
+                          sum(b.runs)::bigint AS runs, sum(b.failures)::bigint AS failures
+                   FROM smartetl._kpi_buckets(from_ts, to_ts) b GROUP BY 1) k ON k.period = g.d;
+        runs_chart := smartetl._report_columns('chart-runs',
+            format('Runs per %s', unit),
+            format('Stacked columns: runs per UTC %s from %s to %s, %s runs in all, of which %s failed (failed part on top).',
+                   unit, labels[1], labels[array_upper(labels, 1)], to_char(s.runs, int_fmt), to_char(s.failures, int_fmt)),
+            format('%s (UTC)', initcap(unit)), 'Runs', labels, ticks, totals, fails);
+    END IF;
+    runs_chart := format('<section id="runs-per-day" aria-labelledby="runs-per-day-h"><h2 id="runs-per-day-h">Runs per %s</h2>%s</section>' || E'\n',
+                         unit, runs_chart);
+
+    -- ---- per pipeline ------------------------------------------------------
+    SELECT string_agg(format(
+               '<tr><td class="name">%s</td><td class="num">%s</td><td class="num">%s</td><td class="num">%s</td>'
+               '<td class="num">%s</td><td class="num">%s</td><td class="num">%s</td><td class="t">%s</td><td>%s</td></tr>',
+               -- long names wrap after the namespace and at underscores first
+               CASE WHEN multi_ns THEN '<span class="ns">' || smartetl._html_escape(k.namespace) || '/</span><wbr>' ELSE '' END
+                   || replace(smartetl._html_escape(k.pipeline), '_', '_<wbr>'),
+               to_char(k.runs, int_fmt), to_char(k.failures, int_fmt),
+               coalesce(to_char((1 - k.success_rate) * 100, 'FM990.0') || ' %', '&ndash;'),
+               smartetl._report_duration(k.mean_duration_s), smartetl._report_duration(k.p95_duration_s),
+               coalesce(to_char(k.rows_written, int_fmt), '&ndash;'),
+               coalesce(to_char(k.last_success AT TIME ZONE 'UTC', utc), 'never'),
+               CASE WHEN k.stale THEN format('<span class="badge stale" title="no success for %s, expected every %s">stale</span>',
+                                             smartetl._report_duration(extract(epoch FROM k.freshness_lag)::float8),
+                                             smartetl._report_duration(extract(epoch FROM k.expected_interval)::float8))
+                    WHEN NOT k.stale THEN '<span class="badge fresh">fresh</span>'
+                    ELSE '&ndash;' END),
+               '' ORDER BY k.namespace, k.pipeline),
+           array_agg(CASE WHEN multi_ns THEN k.namespace || '/' ELSE '' END || k.pipeline
+                     ORDER BY 1 - k.success_rate DESC NULLS LAST, k.namespace, k.pipeline),
+           array_agg(1 - k.success_rate ORDER BY 1 - k.success_rate DESC NULLS LAST, k.namespace, k.pipeline),
+           array_agg(CASE WHEN k.success_rate IS NULL THEN 'no finished runs' END
+                     ORDER BY 1 - k.success_rate DESC NULLS LAST, k.namespace, k.pipeline)
+    INTO pipelines, labels, rates, notes
+    FROM smartetl.pipeline_kpi(from_ts, to_ts) k;
+    pipelines := format(
+        '<section id="pipelines" aria-labelledby="pipelines-h"><h2 id="pipelines-h">Pipelines</h2>%s</section>' || E'\n',
+        CASE WHEN pipelines IS NULL THEN '<p class="empty">No pipeline ran in this range.</p>'
+             ELSE '<table><thead><tr><th scope="col">Pipeline</th><th scope="col" class="num">Runs</th>'
+                  '<th scope="col" class="num">Failures</th><th scope="col" class="num">Failure rate</th>'
+                  '<th scope="col" class="num">Mean time</th><th scope="col" class="num">p95 time</th>'
+                  '<th scope="col" class="num">Rows written</th><th scope="col">Last success</th>'
+                  '<th scope="col">Freshness</th></tr></thead><tbody>' || pipelines || '</tbody></table>'
+                  '<p class="note">Execution times of finished runs (p95 within 0.5 %); stale: no success for more than '
+                  '1.5 times the pipeline''s expected interval (set, or the median gap of its recent runs).</p>' END);
+
+    -- ---- failure rate per pipeline -----------------------------------------
+    rate_chart := format(
+        '<section id="failure-rate" aria-labelledby="failure-rate-h"><h2 id="failure-rate-h">Failure rate per pipeline</h2>%s</section>' || E'\n',
+        CASE WHEN labels IS NULL THEN '<p class="empty">No pipeline ran in this range.</p>'
+             WHEN coalesce((SELECT max(r) FROM unnest(rates) r), 0) = 0
+                 THEN '<p class="empty">No failed runs in this range.</p>'
+             ELSE smartetl._report_rate_bars('chart-failure-rate', 'Failure rate per pipeline',
+                      format('Horizontal bars: failed / finished runs of each of the %s pipelines, highest first; highest %s.',
+                             array_length(labels, 1), to_char(rates[1] * 100, 'FM990.0') || ' % (' || labels[1] || ')'),
+                      'Failure rate (failed / finished runs)', 'Pipeline', labels, rates, notes) END);
+
+    -- ---- frequent errors ---------------------------------------------------
+    SELECT count(*),
+           string_agg(format('<tr><td class="num">%s</td><td class="msg">%s</td><td class="num">%s</td>'
+                             '<td class="name">%s</td><td class="t">%s</td><td class="t">%s</td></tr>',
+                             e.rank, CASE WHEN length(e.template) > 400
+                                          THEN smartetl._html_escape(left(e.template, 399)) || '&hellip;'
+                                          ELSE smartetl._html_escape(e.template) END,
+                             to_char(e.occurrences, int_fmt),
+                             coalesce((SELECT string_agg(smartetl._html_escape(pn), ', ' ORDER BY o)
+                                       FROM unnest(e.pipeline_names[1:5]) WITH ORDINALITY u(pn, o)), '&ndash;')
+                                 || CASE WHEN cardinality(e.pipeline_names) > 5
+                                         THEN format(' and %s more', cardinality(e.pipeline_names) - 5) ELSE '' END,
+                             to_char(e.first_seen AT TIME ZONE 'UTC', utc), to_char(e.last_seen AT TIME ZONE 'UTC', utc)),
+                      '' ORDER BY e.rank) FILTER (WHERE e.rank <= 20)
+    INTO n_errors, errors
+    FROM (SELECT f.*, row_number() OVER (ORDER BY f.occurrences DESC, f.template_id) AS rank
+          FROM smartetl.frequent_errors(from_ts, to_ts) f) e;
+    errors := format(
+        '<section id="errors" aria-labelledby="errors-h"><h2 id="errors-h">Frequent errors</h2>%s</section>' || E'\n',
+        CASE WHEN n_errors = 0 THEN '<p class="empty">No errors in this range.</p>'
+             ELSE '<table><thead><tr><th scope="col" class="num">#</th><th scope="col">Error template</th>'
+                  '<th scope="col" class="num">Count</th><th scope="col">Pipelines</th>'
+                  '<th scope="col">First seen</th><th scope="col">Last seen</th></tr></thead><tbody>'
+                  || errors || '</tbody></table>'
+                  || format('<p class="note">%s of failed runs'' errors and ERROR-level log events, grouped by template '
+                            '(variable parts as &lt;*&gt;).</p>',
+                            CASE WHEN n_errors > 20 THEN format('The 20 most frequent of %s templates', n_errors)
+                                 ELSE format('%s template%s', n_errors, CASE WHEN n_errors > 1 THEN 's' ELSE '' END) END) END);
+
+    -- ---- anomalies ---------------------------------------------------------
+    -- abnormal runs of the range, and pipelines overdue at its end (or now,
+    -- for a range that ends in the future, as pipeline_kpi's freshness does)
+    WITH a AS (
+        SELECT a.*, p.namespace, row_number() OVER (ORDER BY a.run_at DESC, a.run_id, a.kind) AS rn
+        FROM smartetl.detect_anomalies(from_ts, to_ts) a JOIN smartetl.pipeline p USING (pipeline_id)
+    )
+    SELECT count(*),
+           string_agg(format('<tr><td class="t">%s</td><td class="name">%s</td><td>%s</td><td class="num">%s</td>'
+                             '<td class="num">%s</td><td class="num">%s</td><td class="num">%s</td></tr>',
+                             to_char(a.run_at AT TIME ZONE 'UTC', utc),
+                             CASE WHEN multi_ns THEN '<span class="ns">' || smartetl._html_escape(a.namespace) || '/</span>' ELSE '' END
+                                 || smartetl._html_escape(a.pipeline),
+                             CASE a.kind WHEN 'duration' THEN 'duration' WHEN 'volume' THEN 'rows written'
+                                         ELSE smartetl._html_escape(a.kind) END,
+                             CASE WHEN a.kind = 'duration' THEN smartetl._report_duration(a.value)
+                                  ELSE to_char(a.value, 'FM999,999,999,999,999,990') END,
+                             CASE WHEN a.kind = 'duration' THEN smartetl._report_duration(a.expected)
+                                  ELSE to_char(a.expected, 'FM999,999,999,999,999,990') END,
+                             CASE WHEN a.kind = 'duration'
+                                  THEN smartetl._report_duration(a.expected_low) || ' &ndash; ' || smartetl._report_duration(a.expected_high)
+                                  ELSE to_char(a.expected_low, 'FM999,999,999,999,999,990') || ' &ndash; '
+                                       || to_char(a.expected_high, 'FM999,999,999,999,999,990') END,
+                             to_char(a.score, 'FMS990.0')), '' ORDER BY a.rn) FILTER (WHERE a.rn <= 50)
+    INTO n_anomalies, anomalies FROM a;
+    anomalies := CASE WHEN n_anomalies = 0 THEN ''
+        ELSE '<h3>Abnormal runs</h3><table><thead><tr><th scope="col">Run at</th><th scope="col">Pipeline</th>'
+             '<th scope="col">What</th><th scope="col" class="num">Value</th><th scope="col" class="num">Expected</th>'
+             '<th scope="col" class="num">Normal range</th><th scope="col" class="num">Score</th></tr></thead><tbody>'
+             || anomalies || '</tbody></table>'
+             || format('<p class="note">%s whose duration or rows written are abnormal against earlier runs of the same '
+                       'pipeline (robust score beyond &plusmn;4).</p>',
+                       CASE WHEN n_anomalies > 50 THEN format('The latest 50 of %s runs', n_anomalies)
+                            WHEN n_anomalies = 1 THEN 'One run' ELSE format('%s runs', n_anomalies) END) END;
+    WITH o AS (SELECT o.*, p.namespace FROM smartetl.overdue_pipelines(least(to_ts, now())) o JOIN smartetl.pipeline p USING (pipeline_id))
+    SELECT count(*),
+           anomalies || CASE WHEN count(*) = 0 THEN '' ELSE
+               '<h3>Overdue pipelines</h3><table><thead><tr><th scope="col">Pipeline</th><th scope="col">Problem</th>'
+               '<th scope="col">Last</th><th scope="col" class="num">Expected every</th>'
+               '<th scope="col" class="num">Overdue by</th></tr></thead><tbody>'
+               || string_agg(format('<tr><td class="name">%s</td><td>%s</td><td class="t">%s</td><td class="num">%s</td>'
+                                    '<td class="num">%s</td></tr>',
+                                    CASE WHEN multi_ns THEN '<span class="ns">' || smartetl._html_escape(o.namespace) || '/</span>' ELSE '' END
+                                        || smartetl._html_escape(o.pipeline),
+                                    CASE o.kind WHEN 'missing_run' THEN 'no run' WHEN 'freshness' THEN 'no success'
+                                                ELSE smartetl._html_escape(o.kind) END,
+                                    to_char(o.last_at AT TIME ZONE 'UTC', utc),
+                                    smartetl._report_duration(extract(epoch FROM o.expected_interval)::float8),
+                                    smartetl._report_duration(extract(epoch FROM o.overdue_by)::float8)),
+                             '' ORDER BY o.namespace, o.pipeline, o.kind)
+               || '</tbody></table>'
+               || format('<p class="note">At %s, no run or no success for more than 1.5 expected intervals.</p>',
+                         to_char(least(to_ts, now()) AT TIME ZONE 'UTC', utc)) END
+    INTO n_overdue, anomalies FROM o;
+    anomalies := format(
+        '<section id="anomalies" aria-labelledby="anomalies-h"><h2 id="anomalies-h">Anomalies</h2>%s</section>' || E'\n',
+        CASE WHEN n_anomalies + n_overdue = 0 THEN '<p class="empty">No anomalies in this range.</p>'
+             ELSE CASE WHEN n_anomalies = 0 THEN '<p class="empty">No abnormal run durations or volumes in this range.</p>' ELSE '' END
+                  || anomalies
+                  || CASE WHEN n_overdue = 0 THEN '<p class="empty">No overdue pipelines at the end of the range.</p>' ELSE '' END END);
+
+    -- ---- busiest hours -----------------------------------------------------
+    IF s.runs = 0 THEN
+        hours_chart := '<p class="empty">No runs in this range.</p>';
+    ELSE
+        SELECT array_agg(format('%s:00-%s:59 UTC', lpad(hr::text, 2, '0'), lpad(hr::text, 2, '0')) ORDER BY hr),
+               array_agg(lpad(hr::text, 2, '0') ORDER BY hr),
+               array_agg(coalesce(k.runs, 0) ORDER BY hr), array_agg(coalesce(k.failures, 0) ORDER BY hr)
+        INTO labels, ticks, totals, fails
+        FROM generate_series(0, 23) hr
+        LEFT JOIN (SELECT extract(hour FROM h.bucket AT TIME ZONE 'UTC')::int AS hour,
+                          sum(h.runs)::bigint AS runs, sum(h.failures)::bigint AS failures
+                   FROM smartetl.kpi_hourly h WHERE h.bucket >= h0 AND h.bucket < h1 GROUP BY 1) k ON k.hour = hr;
+        hours_chart := smartetl._report_columns('chart-hours', 'Runs by hour of day (UTC)',
+            format('Stacked columns: runs started in each hour of the day (UTC) over the range; the busiest hour is %s with %s runs.',
+                   (SELECT lpad((i - 1)::text, 2, '0') || ':00' FROM generate_subscripts(totals, 1) i ORDER BY totals[i] DESC, i LIMIT 1),
+                   to_char((SELECT max(t) FROM unnest(totals) t), int_fmt)),
+            'Hour of day (UTC)', 'Runs', labels, ticks, totals, fails);
+    END IF;
+    hours_chart := format(
+        '<section id="busiest-hours" aria-labelledby="busiest-hours-h"><h2 id="busiest-hours-h">Busiest hours</h2>%s</section>' || E'\n',
+        hours_chart);
+
+    RETURN head || summary || runs_chart || pipelines || rate_chart || errors || anomalies || hours_chart
+        || '<footer><p class="meta">smartetl report &middot; all times UTC &middot; no scripts, no external resources.</p></footer>'
+        || '</body></html>' || E'\n';
+END $$;
+
+-- ---- grants ------------------------------------------------------------------
+REVOKE ALL ON FUNCTION smartetl._time_window(), smartetl._run_check_times(),
+                       smartetl._pg_cron_runs(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION smartetl._log_partitions_ensure(timestamptz, timestamptz),
+                          smartetl._time_window()
+    TO smartetl_writer;
+-- reading server files also takes superuser or pg_read_server_files (checked in C)
+GRANT EXECUTE ON FUNCTION smartetl.ingest_file(text, text, jsonb) TO smartetl_writer;
+GRANT EXECUTE ON FUNCTION smartetl._pg_cron_runs(bigint) TO smartetl_admin;
+-- admins have it through smartetl_writer now
+REVOKE EXECUTE ON FUNCTION smartetl.ingest_file(text, text, jsonb) FROM smartetl_admin;
+
+-- ---- HTTP intake and followed files
+-- ---- intake: HTTP intake API keys and followed files (issue 14)
+-- Plain SQL bringing a 0.1.0 schema to the intake branch's; the same objects as
+-- src/sql/26_intake.sql, plus the REVOKE that 90_grants.sql applies at install.
+-- API: Private
+-- Only a salted SHA-256 of each token is kept.  No role may write this table:
+-- create_api_key() and revoke_api_key() write it as the extension's owner
+-- after checking the caller; admins may read the columns that are not secret.
+CREATE TABLE smartetl.api_key (
+    key_id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name         text NOT NULL UNIQUE,
+    role         regrole NOT NULL,
+    namespaces   text[],
+    salt         bytea NOT NULL,
+    hash         bytea NOT NULL,
+    created_by   name NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    revoked_at   timestamptz,
+    last_used_at timestamptz
+);
+COMMENT ON TABLE smartetl.api_key IS 'API keys of the HTTP intake: role, allowed namespaces (NULL = all), when created, last used, revoked; the token itself is never stored';
+
+-- API: Public
+CREATE FUNCTION smartetl.create_api_key(name text, role regrole, namespaces text[] DEFAULT NULL)
+RETURNS text
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'smartetl_create_api_key';
+COMMENT ON FUNCTION smartetl.create_api_key(text, regrole, text[]) IS 'a new API key for the HTTP intake: returns its token once (only a hash is stored); the key ingests with the rights of role, only into namespaces when given';
+
+-- API: Public
+CREATE FUNCTION smartetl.revoke_api_key(name text)
+RETURNS void
+LANGUAGE C STRICT VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'smartetl_revoke_api_key';
+COMMENT ON FUNCTION smartetl.revoke_api_key(text) IS 'revoke an API key: its token stops working at once';
+
+-- API: Public
+-- A server-side file or glob the intake worker follows.  Like ingest_file(),
+-- only for superusers and members of pg_read_server_files (checked by the
+-- trigger below); the worker stores the rows as the role that registered it.
+CREATE TABLE smartetl.source (
+    source_id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    path           text NOT NULL UNIQUE CHECK (path LIKE '/%'),
+    format         text NOT NULL,      -- one of smartetl.ingest_formats(): the trigger's dry run checks it
+    options        jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(options) = 'object'),
+    enabled        boolean NOT NULL DEFAULT true,
+    owner          regrole NOT NULL DEFAULT current_user::regrole,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    last_ingest_at timestamptz,
+    last_error     text,
+    last_error_at  timestamptz
+);
+COMMENT ON TABLE smartetl.source IS 'server-side files (path or glob) the intake worker follows: format and ingest options ("start": "end" skips existing content); owner = the registering role, whose rights the rows are stored with';
+
+-- API: Public
+-- One row per followed file (by device and inode, so a renamed file keeps its
+-- place); the position is committed with the rows it covers.
+CREATE TABLE smartetl.source_file (
+    source_id   bigint NOT NULL REFERENCES smartetl.source ON DELETE CASCADE,
+    dev         bigint NOT NULL,
+    inode       bigint NOT NULL,
+    path        text NOT NULL,
+    label       text NOT NULL,
+    position    bigint NOT NULL DEFAULT 0 CHECK (position >= 0),
+    line_no     bigint NOT NULL DEFAULT 0 CHECK (line_no >= 0),
+    head        bytea,
+    tail_sha    bytea,
+    size        bigint,
+    mtime       timestamptz,
+    rotated     boolean NOT NULL DEFAULT false,
+    done        boolean NOT NULL DEFAULT false,
+    last_error  text,
+    last_error_at timestamptz,
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (source_id, dev, inode)
+);
+COMMENT ON TABLE smartetl.source_file IS 'followed files: where each was last seen, bytes and lines stored (position, line_no), its first bytes and a hash of the 4 kB before position (head, tail_sha: to recognise truncation and copies), whether it was rotated away, last error; label = smartetl.log_event.source of its lines';
+
+-- API: Private
+-- Registering a file makes the worker read it: the same right as
+-- ingest_file(), checked here for every insert and update.
+CREATE FUNCTION smartetl._source_check() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT pg_has_role(current_user, 'pg_read_server_files', 'USAGE') THEN
+        RAISE EXCEPTION 'permission denied to follow a server-side file'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'Only superusers and members of pg_read_server_files may register files.';
+    END IF;
+    NEW.owner := current_user::regrole;
+    -- unknown or mistyped options fail now rather than in the worker
+    BEGIN
+        PERFORM smartetl.ingest(NEW.format, '', (NEW.options - 'start') || '{"dry_run": true}');
+    EXCEPTION
+        WHEN SQLSTATE '02000' THEN      -- no records: the options are fine
+            NULL;
+        WHEN data_exception THEN        -- the empty input itself (no csv header, ...)
+            IF SQLSTATE = '22023' THEN  -- invalid_parameter_value: a bad option
+                RAISE;
+            END IF;
+    END;
+    IF NEW.options ? 'start' AND NOT (NEW.options->>'start' IN ('beginning', 'end')) THEN
+        RAISE EXCEPTION 'option "start" must be "beginning" or "end"'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN NEW;
+END $$;
+
+CREATE TRIGGER source_check BEFORE INSERT OR UPDATE OF path, format, options, enabled, owner
+    ON smartetl.source FOR EACH ROW EXECUTE FUNCTION smartetl._source_check();
+
+-- admins register files (the trigger also wants pg_read_server_files) and
+-- read keys and file states; no role writes keys or file states directly
+GRANT SELECT (key_id, name, role, namespaces, created_by, created_at, revoked_at, last_used_at)
+    ON smartetl.api_key TO smartetl_admin;
+GRANT EXECUTE ON FUNCTION smartetl.create_api_key(text, regrole, text[]),
+                          smartetl.revoke_api_key(text)
+    TO smartetl_admin;
+GRANT SELECT, INSERT, DELETE ON smartetl.source TO smartetl_admin;
+GRANT UPDATE (path, format, options, enabled) ON smartetl.source TO smartetl_admin;
+GRANT SELECT, DELETE ON smartetl.source_file TO smartetl_admin;
+
+REVOKE ALL ON FUNCTION smartetl.create_api_key(text, regrole, text[]), smartetl.revoke_api_key(text),
+                       smartetl._source_check() FROM PUBLIC;
+
+SELECT pg_catalog.pg_extension_config_dump('smartetl.api_key', '');
+SELECT pg_catalog.pg_extension_config_dump('smartetl.source', '');
+SELECT pg_catalog.pg_extension_config_dump('smartetl.source_file', '');
+
+-- ---- report_html as section functions over shared formatting helpers (85_report.sql)
+-- The output is unchanged; _duration_text is the one duration format
+-- (_report_duration and the alert texts use it).
+-- API: Private
+-- A duration in seconds for people: 0.25 s, 42.5 s, 3 min 07 s, 2 h 05 min,
+-- 3 d 04 h; "unknown" when NULL or NaN, "infinite" (after a minus sign when
+-- negative) from 10^15 s on.  The one duration format of smartetl: the
+-- report passes HTML entities, plain-text messages plain words.
+CREATE FUNCTION smartetl._duration_text(seconds double precision, unknown text, infinite text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE WHEN seconds IS NULL OR seconds = 'NaN' THEN unknown ELSE
+    CASE WHEN seconds < 0 THEN '-' ELSE '' END || CASE
+    WHEN abs(seconds) < 0.95 THEN pg_catalog.to_char(abs(seconds), 'FM0.00') || ' s'
+    WHEN round(abs(seconds)::numeric, 1) < 60 THEN pg_catalog.to_char(abs(seconds), 'FM990.0') || ' s'
+    WHEN round(abs(seconds)) < 3600 THEN
+        pg_catalog.format('%s min %s s', round(abs(seconds))::bigint / 60,
+                          pg_catalog.lpad((round(abs(seconds))::bigint % 60)::text, 2, '0'))
+    WHEN round(abs(seconds) / 60) < 1440 THEN
+        pg_catalog.format('%s h %s min', round(abs(seconds) / 60)::bigint / 60,
+                          pg_catalog.lpad((round(abs(seconds) / 60)::bigint % 60)::text, 2, '0'))
+    WHEN abs(seconds) < 1e15 THEN
+        pg_catalog.format('%s d %s h', round(abs(seconds) / 3600)::bigint / 24,
+                          pg_catalog.lpad((round(abs(seconds) / 3600)::bigint % 24)::text, 2, '0'))
+    ELSE infinite END END;
+COMMENT ON FUNCTION smartetl._duration_text(double precision, text, text) IS
+'seconds as a short human duration (42.5 s, 3 min 07 s, 2 h 05 min, 3 d 04 h), with the given words for unknown and infinite';
+
+-- API: Private
+-- A duration in seconds for people, as HTML text: 0.25 s, 42.5 s, 3 min 07 s,
+-- 2 h 05 min, 3 d 04 h (&ndash; when unknown).
+CREATE OR REPLACE FUNCTION smartetl._report_duration(seconds double precision) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN smartetl._duration_text(seconds, '&ndash;', '&infin;');
+COMMENT ON FUNCTION smartetl._report_duration(double precision) IS
+'seconds as a short human duration in HTML (42.5 s, 3 min 07 s, 2 h 05 min, 3 d 04 h; &ndash; when NULL)';
+
+-- API: Private
+-- An interval as _report_duration shows it.
+CREATE FUNCTION smartetl._report_interval(i interval) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN smartetl._report_duration(EXTRACT(epoch FROM i)::double precision);
+COMMENT ON FUNCTION smartetl._report_interval(interval) IS
+'report_html: an interval as a short human duration in HTML';
+
+-- API: Private
+-- A count or amount with thousands separators (1,234,567), rounded to a
+-- whole number as to_char rounds its argument's type.
+CREATE FUNCTION smartetl._report_number(n anyelement) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$ SELECT pg_catalog.to_char($1, 'FM999,999,999,999,999,990') $$;
+COMMENT ON FUNCTION smartetl._report_number(anyelement) IS
+'report_html: a number with thousands separators, no decimals';
+
+-- API: Private
+-- A rate (0..1) as a percentage with one decimal (12.5 %); NULL when NULL.
+CREATE FUNCTION smartetl._report_percent(rate double precision) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN pg_catalog.to_char(rate * 100, 'FM990.0') || ' %';
+COMMENT ON FUNCTION smartetl._report_percent(double precision) IS
+'report_html: a rate (0..1) as a percentage with one decimal; NULL when NULL';
+
+-- API: Private
+-- A time as the report prints it (2024-05-01 13:07 UTC), and as the
+-- datetime attribute of <time> (2024-05-01T13:07:00Z).
+CREATE FUNCTION smartetl._report_utc(t timestamptz) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN pg_catalog.to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"');
+COMMENT ON FUNCTION smartetl._report_utc(timestamptz) IS
+'report_html: a time in UTC to the minute (2024-05-01 13:07 UTC)';
+CREATE FUNCTION smartetl._report_iso(t timestamptz) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN pg_catalog.to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"');
+COMMENT ON FUNCTION smartetl._report_iso(timestamptz) IS
+'report_html: a time as ISO 8601 in UTC (2024-05-01T13:07:00Z), for datetime attributes';
+
+-- API: Private
+-- A pipeline's name as HTML: "namespace/" first (muted) when the report
+-- spans several namespaces; with wrap, long names may break after the
+-- namespace and at underscores.
+CREATE FUNCTION smartetl._report_pipeline(namespace text, pipeline text, multi_ns boolean,
+                                          wrap boolean DEFAULT false)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE WHEN multi_ns THEN '<span class="ns">' || smartetl._html_escape(namespace) || '/</span>'
+                               || CASE WHEN wrap THEN '<wbr>' ELSE '' END
+            ELSE '' END
+       || CASE WHEN wrap THEN pg_catalog.replace(smartetl._html_escape(pipeline), '_', '_<wbr>')
+               ELSE smartetl._html_escape(pipeline) END;
+COMMENT ON FUNCTION smartetl._report_pipeline(text, text, boolean, boolean) IS
+'report_html: a pipeline name in HTML, with its namespace when several are shown';
+
+-- ---- page blocks ----------------------------------------------------------
+
+-- API: Private
+-- One section of the page: <section id> with its <h2> (title is HTML).
+CREATE FUNCTION smartetl._report_section(id text, title text, body text) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN pg_catalog.format('<section id="%s" aria-labelledby="%s-h"><h2 id="%s-h">%s</h2>%s</section>',
+                         id, id, id, title, body) || E'\n';
+COMMENT ON FUNCTION smartetl._report_section(text, text, text) IS
+'report_html: a <section> with its heading (title and body are HTML)';
+
+-- API: Private
+-- A table: one header cell per column (HTML), each row of cells (HTML, a
+-- two-dimensional array, one row per row) in that order.  A column's class
+-- (num, name, t, msg or NULL) styles its cells; num columns have right-
+-- aligned headers too.
+CREATE FUNCTION smartetl._report_table(headings text[], classes text[], cells text[]) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT '<table><thead><tr>'
+           || (SELECT pg_catalog.string_agg(pg_catalog.format('<th scope="col"%s>%s</th>',
+                                                               CASE WHEN classes[c] = 'num' THEN ' class="num"' ELSE '' END,
+                                                               headings[c]), '' ORDER BY c)
+               FROM pg_catalog.generate_subscripts(headings, 1) c)
+           || '</tr></thead><tbody>'
+           || coalesce((SELECT pg_catalog.string_agg('<tr>' || (
+                                   SELECT pg_catalog.string_agg(pg_catalog.format('<td%s>%s</td>',
+                                              CASE WHEN classes[c] IS NOT NULL THEN ' class="' || classes[c] || '"' ELSE '' END,
+                                              cells[r][c]), '' ORDER BY c)
+                                   FROM pg_catalog.generate_subscripts(headings, 1) c) || '</tr>', '' ORDER BY r)
+                        FROM pg_catalog.generate_subscripts(cells, 1) r), '')
+           || '</tbody></table>';
+END;
+COMMENT ON FUNCTION smartetl._report_table(text[], text[], text[]) IS
+'report_html: an HTML table from column headings, column classes and a two-dimensional array of cells';
+
+-- API: Private
+-- The opening of an inline SVG chart: size, accessible title and description.
+CREATE FUNCTION smartetl._report_svg_open(chart_id text, w integer, h integer, title text, description text)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN (SELECT pg_catalog.format(
+            '<svg class="chart" id="%s" viewBox="0 0 %s %s" width="%s" height="%s" role="img" '
+            'aria-labelledby="%s-title %s-desc" aria-label="%s" xmlns="http://www.w3.org/2000/svg">'
+            '<title id="%s-title">%s</title><desc id="%s-desc">%s</desc>',
+            e.id, w, h, w, h, e.id, e.id, e.title, e.id, e.title, e.id, smartetl._html_escape(description))
+        FROM (SELECT smartetl._html_escape(chart_id) AS id, smartetl._html_escape(title) AS title) e);
+COMMENT ON FUNCTION smartetl._report_svg_open(text, integer, integer, text, text) IS
+'report_html: the <svg> opening tag of a chart with its <title> and <desc>';
+
+-- API: Private
+-- A chart's two axis labels: the x label centred at (x, x_y), the y label
+-- turned a quarter left and centred at (y_x, y_mid).
+CREATE FUNCTION smartetl._report_axis_labels(x numeric, x_y integer, x_label text,
+                                             y_x integer, y_mid numeric, y_label text)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN pg_catalog.format('<text class="axis-label" x="%s" y="%s" text-anchor="middle">%s</text>'
+                         '<text class="axis-label" x="%s" y="%s" text-anchor="middle" transform="rotate(-90 %s %s)">%s</text>',
+                         x, x_y, smartetl._html_escape(x_label), y_x, y_mid, y_x, y_mid, smartetl._html_escape(y_label));
+COMMENT ON FUNCTION smartetl._report_axis_labels(numeric, integer, text, integer, numeric, text) IS
+'report_html: the x and y axis labels of a chart';
+
+-- API: Private
+-- A column chart as inline SVG: one stacked column per label, the failed
+-- part of each total in the failure colour on top of the rest.  Labels are
+-- raw text (escaped here); tick_labels are the ones printed under the axis
+-- (NULL: none under that column).  Every column has a tooltip <title>.
+CREATE OR REPLACE FUNCTION smartetl._report_columns(chart_id text, title text, description text,
+                                         x_label text, y_label text, labels text[],
+                                         tick_labels text[], totals bigint[], failed bigint[])
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    w  constant int := 1000;
+    h  constant int := 300;
+    ml constant int := 64;   -- room for the y ticks and the y axis label
+    mr constant int := 12;
+    mt constant int := 30;   -- room for the legend
+    mb constant int := 52;   -- room for the x ticks and the x axis label
+    pw constant numeric := w - ml - mr;
+    ph constant numeric := h - mt - mb;
+    n      int := coalesce(array_length(labels, 1), 0);
+    top    numeric;
+    step   numeric;
+    slot   numeric;
+    bw     numeric;
+    out    text;
+BEGIN
+    SELECT greatest(max(t), 1) INTO top FROM unnest(totals) t;
+    -- a "nice" tick step (1, 2 or 5 x 10^k) giving at most 5 steps
+    step := greatest(1, power(10, floor(log(top / 5.0))));
+    step := CASE WHEN top / step <= 5 THEN step WHEN top / (2 * step) <= 5 THEN 2 * step
+                 WHEN top / (5 * step) <= 5 THEN 5 * step ELSE 10 * step END;
+    top := ceil(top / step) * step;
+    slot := pw / greatest(n, 1);
+    bw := greatest(slot * 0.8, 1);
+
+    out := smartetl._report_svg_open(chart_id, w, h, title, description);
+    -- legend
+    out := out || format('<g class="legend" aria-hidden="true">'
+                         '<rect x="%s" y="8" width="12" height="12" fill="#3b6ea8"/>'
+                         '<text x="%s" y="18">succeeded or other</text>'
+                         '<rect x="%s" y="8" width="12" height="12" fill="#d9480f"/>'
+                         '<text x="%s" y="18">failed</text></g>',
+                         w - mr - 210, w - mr - 194, w - mr - 70, w - mr - 54);
+    -- y grid lines and ticks
+    out := out || (SELECT string_agg(format(
+                    '<line class="grid" x1="%s" x2="%s" y1="%s" y2="%s"/>'
+                    '<text class="tick" x="%s" y="%s" text-anchor="end">%s</text>',
+                    ml, w - mr, y, y, ml - 6, y + 4, smartetl._report_number(v)), '' ORDER BY v)
+                   FROM generate_series(0::numeric, top, step) v
+                   CROSS JOIN LATERAL (SELECT round(mt + ph - v / top * ph, 1) AS y) yy);
+    -- columns: the non-failed part below, the failed part on top
+    out := out || coalesce((SELECT string_agg(format(
+                    '<g class="col"><title>%s: %s runs, %s failed</title>%s%s</g>',
+                    smartetl._html_escape(labels[i]), smartetl._report_number(t), smartetl._report_number(f),
+                    CASE WHEN t - f > 0 THEN format('<rect class="bar ok" x="%s" y="%s" width="%s" height="%s" fill="#3b6ea8"/>',
+                         x, round(mt + ph - t / top * ph, 2), round(bw, 2), round((t - f) / top * ph, 2)) ELSE '' END,
+                    CASE WHEN f > 0 THEN format('<rect class="bar failed" x="%s" y="%s" width="%s" height="%s" fill="#d9480f"/>',
+                         x, round(mt + ph - f / top * ph, 2), round(bw, 2), round(f / top * ph, 2)) ELSE '' END),
+                    '' ORDER BY i)
+                   FROM generate_subscripts(labels, 1) i
+                   CROSS JOIN LATERAL (SELECT coalesce(totals[i], 0)::numeric AS t,
+                                              least(coalesce(failed[i], 0), coalesce(totals[i], 0))::numeric AS f,
+                                              round(ml + (i - 1) * slot + (slot - bw) / 2, 2) AS x) c), '');
+    -- x axis, its ticks and the axis labels
+    out := out || format('<line class="axis" x1="%s" x2="%s" y1="%s" y2="%s"/>', ml, w - mr, mt + ph, mt + ph);
+    out := out || coalesce((SELECT string_agg(format('<text class="tick" x="%s" y="%s" text-anchor="middle">%s</text>',
+                                                    round(ml + (i - 0.5) * slot, 2), mt + ph + 16,
+                                                    smartetl._html_escape(tick_labels[i])), '' ORDER BY i)
+                            FROM generate_subscripts(labels, 1) i WHERE tick_labels[i] IS NOT NULL), '');
+    out := out || smartetl._report_axis_labels(round(ml + pw / 2, 2), h - 8, x_label,
+                                               16, round(mt + ph / 2, 2), y_label);
+    RETURN out || '</svg>';
+END $$;
+COMMENT ON FUNCTION smartetl._report_columns(text, text, text, text, text, text[], text[], bigint[], bigint[]) IS
+'report_html: an inline SVG column chart of run counts, failed part stacked on top, with title, description, grid and axis labels';
+
+-- API: Private
+-- A horizontal bar chart of rates (0..1) as inline SVG, one bar per label,
+-- the value printed after the bar (note: printed instead when the rate is
+-- NULL).  Labels are raw text, escaped here and shortened to fit.
+CREATE OR REPLACE FUNCTION smartetl._report_rate_bars(chart_id text, title text, description text,
+                                           x_label text, y_label text, labels text[],
+                                           rates double precision[], notes text[])
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    w   constant int := 1000;
+    ml  constant int := 230;  -- room for the pipeline names and the y axis label
+    mr  constant int := 90;   -- room for the value after the longest bar
+    mt  constant int := 10;
+    mb  constant int := 48;
+    row_h constant int := 22;
+    n   int := coalesce(array_length(labels, 1), 0);
+    ph  int := greatest(n, 1) * row_h;
+    h   int := mt + ph + mb;
+    pw  constant numeric := w - ml - mr;
+    top numeric;
+    out text;
+BEGIN
+    -- the axis ends at the first of 5 %, 10 %, 20 %, 25 %, 50 %, 100 % above every rate
+    SELECT min(c) INTO top FROM unnest('{0.05,0.1,0.2,0.25,0.5,1}'::numeric[]) c
+    WHERE c >= (SELECT coalesce(max(r), 0) FROM unnest(rates) r WHERE r <= 1);
+    top := coalesce(top, 1);
+
+    out := smartetl._report_svg_open(chart_id, w, h, title, description);
+    -- x grid lines and ticks (5 steps)
+    out := out || (SELECT string_agg(format(
+                    '<line class="grid" x1="%s" x2="%s" y1="%s" y2="%s"/>'
+                    '<text class="tick" x="%s" y="%s" text-anchor="middle">%s %%</text>',
+                    x, x, mt, mt + ph, x, mt + ph + 16, to_char(v * 100, 'FM990.##')), '' ORDER BY v)
+                   FROM generate_series(0::numeric, 5) k
+                   CROSS JOIN LATERAL (SELECT top * k / 5 AS v) vv
+                   CROSS JOIN LATERAL (SELECT round(ml + v / top * pw, 2) AS x) xx);
+    out := out || coalesce((SELECT string_agg(format(
+                    '<g class="row"><title>%s: %s</title>'
+                    '<text class="label" x="%s" y="%s" text-anchor="end">%s</text>%s'
+                    '<text class="value" x="%s" y="%s">%s</text></g>',
+                    smartetl._html_escape(labels[i]),
+                    coalesce(smartetl._report_percent(r) || ' failed', smartetl._html_escape(notes[i]), 'no data'),
+                    ml - 8, y + 15,
+                    CASE WHEN length(labels[i]) > 30 THEN smartetl._html_escape(left(labels[i], 29)) || '&hellip;'
+                         ELSE smartetl._html_escape(labels[i]) END,
+                    CASE WHEN bl > 0 THEN format('<rect class="bar" x="%s" y="%s" width="%s" height="%s" fill="#d9480f"/>',
+                                                 ml, y + 4, bl, row_h - 8) ELSE '' END,
+                    ml + bl + 6, y + 15,
+                    coalesce(smartetl._report_percent(r), smartetl._html_escape(notes[i]), '')),
+                    '' ORDER BY i)
+                   FROM generate_subscripts(labels, 1) i
+                   CROSS JOIN LATERAL (SELECT rates[i] AS r, mt + (i - 1) * row_h AS y) rr
+                   CROSS JOIN LATERAL (SELECT round(least(coalesce(r, 0)::numeric, top) / top * pw, 2) AS bl) bb), '');
+    out := out || format('<line class="axis" x1="%s" x2="%s" y1="%s" y2="%s"/>', ml, ml, mt, mt + ph);
+    out := out || smartetl._report_axis_labels(round(ml + pw / 2, 2), h - 8, x_label,
+                                               14, round(mt + ph / 2.0, 2), y_label);
+    RETURN out || '</svg>';
+END $$;
+COMMENT ON FUNCTION smartetl._report_rate_bars(text, text, text, text, text, text[], double precision[], text[]) IS
+'report_html: an inline SVG horizontal bar chart of rates (0..1) with title, description, grid and axis labels';
+
+-- ---- the facts of one report ----------------------------------------------
+
+-- API: Private
+CREATE TYPE smartetl._report_range AS (
+    from_ts       timestamptz,   -- the range asked for, [from_ts, to_ts)
+    to_ts         timestamptz,
+    h0            timestamptz,   -- the rollups' range: whole UTC hours covering it
+    h1            timestamptz,
+    c0            timestamptz,   -- the span of the runs chart
+    c1            timestamptz,
+    unit          text,          -- the runs chart's bucket: day, week or month
+    runs          bigint,        -- headline totals, from the rollups
+    failures      bigint,
+    failure_rate  double precision,
+    pipelines     bigint,
+    mean_s        double precision,
+    rows_written  bigint,
+    multi_ns      boolean        -- several namespaces: names are shown as namespace/name
+);
+COMMENT ON TYPE smartetl._report_range IS 'report_html: the facts every section of one report shares (smartetl._report_range())';
+
+-- API: Private
+-- The facts of the report of [from_ts, to_ts), read once.
+CREATE FUNCTION smartetl._report_range(from_ts timestamptz, to_ts timestamptz)
+RETURNS smartetl._report_range
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r smartetl._report_range;
+BEGIN
+    r.from_ts := from_ts;
+    r.to_ts := to_ts;
+    r.h0 := smartetl._utc_trunc('hour', from_ts);
+    r.h1 := smartetl._utc_trunc('hour', to_ts);
+    IF r.h1 < to_ts THEN
+        r.h1 := r.h1 + interval '1 hour';
+    END IF;
+    -- A range far wider than the data (say year 1 to 9999, which anyone
+    -- may ask for) would chart one column per empty month, thousands of
+    -- them: beyond about three years, chart only the hours that hold runs
+    -- (the rollups' first and last in the range; an index lookup each).
+    -- Everything else in the report already costs what the data costs.
+    r.c0 := r.h0;
+    r.c1 := r.h1;
+    IF r.h1 - r.h0 > interval '1100 days' THEN
+        SELECT coalesce(min(k.bucket), r.h0), coalesce(max(k.bucket) + interval '1 hour', r.h1) INTO r.c0, r.c1
+        FROM smartetl.kpi_hourly k WHERE k.bucket >= r.h0 AND k.bucket < r.h1;
+    END IF;
+    r.unit := CASE WHEN r.c1 - r.c0 <= interval '92 days' THEN 'day'
+                   WHEN r.c1 - r.c0 <= interval '1100 days' THEN 'week' ELSE 'month' END;
+
+    SELECT coalesce(sum(b.runs), 0)::bigint, coalesce(sum(b.failures), 0)::bigint,
+           sum(b.failures)::float8 / nullif(sum(b.successes) + sum(b.failures), 0),
+           count(DISTINCT b.pipeline_id),
+           smartetl.qsketch_mean(smartetl.qsketch_merge(b.duration)),
+           sum(b.rows_written)::bigint,
+           count(DISTINCT p.namespace) > 1
+    INTO r.runs, r.failures, r.failure_rate, r.pipelines, r.mean_s, r.rows_written, r.multi_ns
+    FROM smartetl._kpi_buckets(from_ts, to_ts) b LEFT JOIN smartetl.pipeline p USING (pipeline_id);
+    RETURN r;
+END $$;
+COMMENT ON FUNCTION smartetl._report_range(timestamptz, timestamptz) IS
+'report_html: the facts of one report (hour-rounded range, runs chart span and unit, headline totals)';
+
+-- ---- sections -------------------------------------------------------------
+
+-- API: Private
+-- The document head (title, inline style) and the page header.
+CREATE FUNCTION smartetl._report_head(r smartetl._report_range) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    ext_version text := smartetl._html_escape(coalesce((SELECT extversion FROM pg_extension WHERE extname = 'smartetl'), ''));
+BEGIN
+    RETURN format(
+        '<!DOCTYPE html>' || E'\n' ||
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<meta http-equiv="Content-Security-Policy" content="default-src ''none''; style-src ''unsafe-inline''">'
+        '<meta name="generator" content="smartetl %s">'
+        '<title>ETL run report: %s to %s</title>' || E'\n' ||
+        '<style>'
+        ':root{color-scheme:light;--ok:#3b6ea8;--fail:#d9480f;--muted:#5f6b7a;--line:#d8dee6}'
+        'body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;'
+        'margin:0 auto;max-width:1100px;padding:24px;color:#1d2733;background:#fff;line-height:1.4}'
+        'h1{font-size:1.6em;margin:0 0 4px}h2{font-size:1.25em;margin:0 0 10px;padding-top:8px;border-top:1px solid var(--line)}'
+        'h3{font-size:1.05em;margin:14px 0 6px}section{margin:22px 0}'
+        '.meta,.note,.empty{color:var(--muted)}.empty{font-style:italic}'
+        '.tiles{display:flex;flex-wrap:wrap;gap:12px;margin:0;padding:0}'
+        '.tile{box-sizing:border-box;flex:1 1 140px;border:1px solid var(--line);border-radius:6px;padding:10px 16px;margin:0}'
+        '.tile dt{font-size:.85em;color:var(--muted)}.tile dd{margin:0;font-size:1.5em;font-weight:600;white-space:nowrap}'
+        '.tile.bad dd{color:var(--fail)}'
+        'table{border-collapse:collapse;width:100%%;font-size:.92em}'
+        'th,td{border-bottom:1px solid var(--line);padding:5px 8px;text-align:left;vertical-align:top}'
+        'th{background:#f3f5f8;font-weight:600}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}'
+        'td.t{white-space:nowrap}td.msg{font-family:ui-monospace,"DejaVu Sans Mono",Menlo,Consolas,monospace;'
+        'font-size:.9em;overflow-wrap:anywhere}td.name{overflow-wrap:anywhere;min-width:13em}'
+        '.badge{display:inline-block;padding:0 6px;border-radius:4px;font-size:.85em;font-weight:600}'
+        '.badge.stale,.badge.bad{background:#fde2d6;color:#9a3412}.badge.fresh{background:#e0ecf8;color:#1e4f85}'
+        '.ns{color:var(--muted)}'
+        'svg.chart{display:block;width:100%%;max-width:1000px;height:auto;font-size:12px}'
+        'svg.chart text{fill:#1d2733}svg.chart .tick{fill:var(--muted);font-size:11px}'
+        'svg.chart .axis-label{font-weight:600}svg.chart .grid{stroke:#e6eaef}svg.chart .axis{stroke:#8792a2}'
+        'svg.chart .value{fill:var(--muted)}'
+        '@media print{body{padding:0}section{break-inside:avoid}}'
+        '</style></head>' || E'\n' ||
+        '<body><header><h1>ETL run report</h1>'
+        '<p class="meta">Runs from <time datetime="%s">%s</time> to <time datetime="%s">%s</time>'
+        ' &middot; database %s &middot; generated <time datetime="%s">%s</time> by smartetl %s</p></header>' || E'\n',
+        ext_version, smartetl._report_utc(r.from_ts), smartetl._report_utc(r.to_ts),
+        smartetl._report_iso(r.from_ts), smartetl._report_utc(r.from_ts),
+        smartetl._report_iso(r.to_ts), smartetl._report_utc(r.to_ts),
+        smartetl._html_escape(current_database()),
+        smartetl._report_iso(now()), to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"'),
+        ext_version);
+END $$;
+COMMENT ON FUNCTION smartetl._report_head(smartetl._report_range) IS
+'report_html: the document head (inline style) and the page header';
+
+-- API: Private
+-- Headline numbers as tiles.
+CREATE FUNCTION smartetl._report_summary(r smartetl._report_range) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT smartetl._report_section('summary', 'Summary', format(
+        '<dl class="tiles">'
+        '<div class="tile"><dt>Runs</dt><dd>%s</dd></div>'
+        '<div class="tile%s"><dt>Failures</dt><dd>%s</dd></div>'
+        '<div class="tile%s"><dt>Failure rate</dt><dd>%s</dd></div>'
+        '<div class="tile"><dt>Pipelines</dt><dd>%s</dd></div>'
+        '<div class="tile"><dt>Mean duration</dt><dd>%s</dd></div>'
+        '<div class="tile"><dt>Rows written</dt><dd>%s</dd></div>'
+        '</dl>%s',
+        smartetl._report_number(r.runs),
+        CASE WHEN r.failures > 0 THEN ' bad' ELSE '' END, smartetl._report_number(r.failures),
+        CASE WHEN r.failure_rate > 0.05 THEN ' bad' ELSE '' END,
+        coalesce(smartetl._report_percent(r.failure_rate), '&ndash;'),
+        smartetl._report_number(r.pipelines),
+        smartetl._report_duration(r.mean_s),
+        coalesce(smartetl._report_number(r.rows_written), '&ndash;'),
+        CASE WHEN r.runs = 0 THEN '<p class="empty">No runs in this range.</p>'
+             ELSE format('<p class="note">Counts and durations cover whole UTC hours, %s to %s; '
+                         'the failure rate is failed / finished (succeeded or failed) runs; '
+                         'durations are those of finished runs.</p>',
+                         smartetl._report_utc(r.h0), smartetl._report_utc(r.h1)) END))
+$$;
+COMMENT ON FUNCTION smartetl._report_summary(smartetl._report_range) IS
+'report_html: the Summary section (headline numbers)';
+
+-- API: Private
+-- Runs per day (week or month, by the length of the range), failed on top.
+CREATE FUNCTION smartetl._report_runs(r smartetl._report_range) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    labels text[];
+    ticks text[];
+    totals bigint[];
+    fails bigint[];
+    chart text;
+BEGIN
+    IF r.runs = 0 THEN
+        chart := '<p class="empty">No runs in this range.</p>';
+    ELSE
+        SELECT array_agg(CASE r.unit WHEN 'day' THEN to_char(d, 'YYYY-MM-DD (Dy)')
+                                     WHEN 'week' THEN 'week of ' || to_char(d, 'YYYY-MM-DD')
+                                     ELSE to_char(d, 'YYYY-MM') END ORDER BY d),
+               array_agg(CASE WHEN (rn - 1) % greatest(ceil(cnt / 12.0)::int, 1) = 0
+                              THEN to_char(d, CASE r.unit WHEN 'month' THEN 'YYYY-MM' ELSE 'MM-DD' END) END ORDER BY d),
+               array_agg(coalesce(k.runs, 0) ORDER BY d), array_agg(coalesce(k.failures, 0) ORDER BY d)
+        INTO labels, ticks, totals, fails
+        FROM (SELECT d, row_number() OVER (ORDER BY d) AS rn, count(*) OVER () AS cnt
+              FROM generate_series(date_trunc(r.unit, r.c0 AT TIME ZONE 'UTC'), r.c1 AT TIME ZONE 'UTC' - interval '1 microsecond',
+                                   ('1 ' || r.unit)::interval) d) g
+        LEFT JOIN (SELECT date_trunc(r.unit, b.bucket AT TIME ZONE 'UTC') AS period,
+                          sum(b.runs)::bigint AS runs, sum(b.failures)::bigint AS failures
+                   FROM smartetl._kpi_buckets(r.from_ts, r.to_ts) b GROUP BY 1) k ON k.period = g.d;
+        chart := smartetl._report_columns('chart-runs',
+            format('Runs per %s', r.unit),
+            format('Stacked columns: runs per UTC %s from %s to %s, %s runs in all, of which %s failed (failed part on top).',
+                   r.unit, labels[1], labels[array_upper(labels, 1)],
+                   smartetl._report_number(r.runs), smartetl._report_number(r.failures)),
+            format('%s (UTC)', initcap(r.unit)), 'Runs', labels, ticks, totals, fails);
+    END IF;
+    RETURN smartetl._report_section('runs-per-day', format('Runs per %s', r.unit), chart);
+END $$;
+COMMENT ON FUNCTION smartetl._report_runs(smartetl._report_range) IS
+'report_html: the Runs per day (week, month) section';
+
+-- API: Private
+-- The per-pipeline KPI table and the failure-rate chart: two sections
+-- over one pipeline_kpi() call.
+CREATE FUNCTION smartetl._report_pipelines(r smartetl._report_range) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cells text[];
+    labels text[];
+    rates float8[];
+    notes text[];
+BEGIN
+    SELECT array_agg(ARRAY[
+               smartetl._report_pipeline(k.namespace, k.pipeline, r.multi_ns, wrap => true),
+               smartetl._report_number(k.runs), smartetl._report_number(k.failures),
+               coalesce(smartetl._report_percent(1 - k.success_rate), '&ndash;'),
+               smartetl._report_duration(k.mean_duration_s), smartetl._report_duration(k.p95_duration_s),
+               coalesce(smartetl._report_number(k.rows_written), '&ndash;'),
+               coalesce(smartetl._report_utc(k.last_success), 'never'),
+               CASE WHEN k.stale THEN format('<span class="badge stale" title="no success for %s, expected every %s">stale</span>',
+                                             smartetl._report_interval(k.freshness_lag),
+                                             smartetl._report_interval(k.expected_interval))
+                    WHEN NOT k.stale THEN '<span class="badge fresh">fresh</span>'
+                    ELSE '&ndash;' END]
+               ORDER BY k.namespace, k.pipeline),
+           array_agg(CASE WHEN r.multi_ns THEN k.namespace || '/' ELSE '' END || k.pipeline
+                     ORDER BY 1 - k.success_rate DESC NULLS LAST, k.namespace, k.pipeline),
+           array_agg(1 - k.success_rate ORDER BY 1 - k.success_rate DESC NULLS LAST, k.namespace, k.pipeline),
+           array_agg(CASE WHEN k.success_rate IS NULL THEN 'no finished runs' END
+                     ORDER BY 1 - k.success_rate DESC NULLS LAST, k.namespace, k.pipeline)
+    INTO cells, labels, rates, notes
+    FROM smartetl.pipeline_kpi(r.from_ts, r.to_ts) k;
+
+    RETURN smartetl._report_section('pipelines', 'Pipelines',
+        CASE WHEN cells IS NULL THEN '<p class="empty">No pipeline ran in this range.</p>'
+             ELSE smartetl._report_table(
+                      '{Pipeline,Runs,Failures,"Failure rate","Mean time","p95 time","Rows written","Last success",Freshness}',
+                      '{name,num,num,num,num,num,num,t,NULL}', cells)
+                  || '<p class="note">Execution times of finished runs (p95 within 0.5 %); stale: no success for more than '
+                     '1.5 times the pipeline''s expected interval (set, or the median gap of its recent runs).</p>' END)
+        || smartetl._report_section('failure-rate', 'Failure rate per pipeline',
+        CASE WHEN labels IS NULL THEN '<p class="empty">No pipeline ran in this range.</p>'
+             WHEN coalesce((SELECT max(x) FROM unnest(rates) x), 0) = 0
+                 THEN '<p class="empty">No failed runs in this range.</p>'
+             ELSE smartetl._report_rate_bars('chart-failure-rate', 'Failure rate per pipeline',
+                      format('Horizontal bars: failed / finished runs of each of the %s pipelines, highest first; highest %s.',
+                             array_length(labels, 1), smartetl._report_percent(rates[1]) || ' (' || labels[1] || ')'),
+                      'Failure rate (failed / finished runs)', 'Pipeline', labels, rates, notes) END);
+END $$;
+COMMENT ON FUNCTION smartetl._report_pipelines(smartetl._report_range) IS
+'report_html: the Pipelines (KPI table) and Failure rate per pipeline sections';
+
+-- API: Private
+-- The 20 most frequent error templates of the range.
+CREATE FUNCTION smartetl._report_errors(r smartetl._report_range) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n bigint;
+    cells text[];
+BEGIN
+    SELECT count(*),
+           array_agg(ARRAY[
+               e.rank::text,
+               CASE WHEN length(e.template) > 400 THEN smartetl._html_escape(left(e.template, 399)) || '&hellip;'
+                    ELSE smartetl._html_escape(e.template) END,
+               smartetl._report_number(e.occurrences),
+               coalesce((SELECT string_agg(smartetl._html_escape(pn), ', ' ORDER BY o)
+                         FROM unnest(e.pipeline_names[1:5]) WITH ORDINALITY u(pn, o)), '&ndash;')
+                   || CASE WHEN cardinality(e.pipeline_names) > 5
+                           THEN format(' and %s more', cardinality(e.pipeline_names) - 5) ELSE '' END,
+               smartetl._report_utc(e.first_seen), smartetl._report_utc(e.last_seen)]
+               ORDER BY e.rank) FILTER (WHERE e.rank <= 20)
+    INTO n, cells
+    FROM (SELECT f.*, row_number() OVER (ORDER BY f.occurrences DESC, f.template_id) AS rank
+          FROM smartetl.frequent_errors(r.from_ts, r.to_ts) f) e;
+    RETURN smartetl._report_section('errors', 'Frequent errors',
+        CASE WHEN n = 0 THEN '<p class="empty">No errors in this range.</p>'
+             ELSE smartetl._report_table('{#,"Error template",Count,Pipelines,"First seen","Last seen"}',
+                                         '{num,msg,num,name,t,t}', cells)
+                  || format('<p class="note">%s of failed runs'' errors and ERROR-level log events, grouped by template '
+                            '(variable parts as &lt;*&gt;).</p>',
+                            CASE WHEN n > 20 THEN format('The 20 most frequent of %s templates', n)
+                                 ELSE format('%s template%s', n, CASE WHEN n > 1 THEN 's' ELSE '' END) END) END);
+END $$;
+COMMENT ON FUNCTION smartetl._report_errors(smartetl._report_range) IS
+'report_html: the Frequent errors section';
+
+-- API: Private
+-- Abnormal runs of the range (the latest 50), and pipelines overdue at its
+-- end (or now, for a range that ends in the future, as pipeline_kpi's
+-- freshness does).
+CREATE FUNCTION smartetl._report_anomalies(r smartetl._report_range) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n_anomalies bigint;
+    n_overdue bigint;
+    abnormal text[];
+    overdue text[];
+    body text := '';
+BEGIN
+    WITH a AS (
+        SELECT a.*, p.namespace, row_number() OVER (ORDER BY a.run_at DESC, a.run_id, a.kind) AS rn
+        FROM smartetl.detect_anomalies(r.from_ts, r.to_ts) a JOIN smartetl.pipeline p USING (pipeline_id)
+    )
+    SELECT count(*),
+           array_agg(ARRAY[
+               smartetl._report_utc(a.run_at),
+               smartetl._report_pipeline(a.namespace, a.pipeline, r.multi_ns),
+               CASE a.kind WHEN 'duration' THEN 'duration' WHEN 'volume' THEN 'rows written'
+                           ELSE smartetl._html_escape(a.kind) END,
+               CASE WHEN a.kind = 'duration' THEN smartetl._report_duration(a.value)
+                    ELSE smartetl._report_number(a.value) END,
+               CASE WHEN a.kind = 'duration' THEN smartetl._report_duration(a.expected)
+                    ELSE smartetl._report_number(a.expected) END,
+               CASE WHEN a.kind = 'duration'
+                    THEN smartetl._report_duration(a.expected_low) || ' &ndash; ' || smartetl._report_duration(a.expected_high)
+                    ELSE smartetl._report_number(a.expected_low) || ' &ndash; ' || smartetl._report_number(a.expected_high) END,
+               to_char(a.score, 'FMS990.0')] ORDER BY a.rn) FILTER (WHERE a.rn <= 50)
+    INTO n_anomalies, abnormal FROM a;
+    IF n_anomalies > 0 THEN
+        body := '<h3>Abnormal runs</h3>'
+            || smartetl._report_table('{"Run at",Pipeline,What,Value,Expected,"Normal range",Score}',
+                                      '{t,name,NULL,num,num,num,num}', abnormal)
+            || format('<p class="note">%s whose duration or rows written are abnormal against earlier runs of the same '
+                      'pipeline (robust score beyond &plusmn;4).</p>',
+                      CASE WHEN n_anomalies > 50 THEN format('The latest 50 of %s runs', n_anomalies)
+                           WHEN n_anomalies = 1 THEN 'One run' ELSE format('%s runs', n_anomalies) END);
+    END IF;
+
+    SELECT count(*),
+           array_agg(ARRAY[
+               smartetl._report_pipeline(p.namespace, o.pipeline, r.multi_ns),
+               CASE o.kind WHEN 'missing_run' THEN 'no run' WHEN 'freshness' THEN 'no success'
+                           ELSE smartetl._html_escape(o.kind) END,
+               smartetl._report_utc(o.last_at),
+               smartetl._report_interval(o.expected_interval),
+               smartetl._report_interval(o.overdue_by)] ORDER BY p.namespace, o.pipeline, o.kind)
+    INTO n_overdue, overdue
+    FROM smartetl.overdue_pipelines(least(r.to_ts, now())) o JOIN smartetl.pipeline p USING (pipeline_id);
+    IF n_overdue > 0 THEN
+        body := body || '<h3>Overdue pipelines</h3>'
+            || smartetl._report_table('{Pipeline,Problem,Last,"Expected every","Overdue by"}',
+                                      '{name,NULL,t,num,num}', overdue)
+            || format('<p class="note">At %s, no run or no success for more than 1.5 expected intervals.</p>',
+                      smartetl._report_utc(least(r.to_ts, now())));
+    END IF;
+
+    RETURN smartetl._report_section('anomalies', 'Anomalies',
+        CASE WHEN n_anomalies + n_overdue = 0 THEN '<p class="empty">No anomalies in this range.</p>'
+             ELSE CASE WHEN n_anomalies = 0 THEN '<p class="empty">No abnormal run durations or volumes in this range.</p>' ELSE '' END
+                  || body
+                  || CASE WHEN n_overdue = 0 THEN '<p class="empty">No overdue pipelines at the end of the range.</p>' ELSE '' END END);
+END $$;
+COMMENT ON FUNCTION smartetl._report_anomalies(smartetl._report_range) IS
+'report_html: the Anomalies section (abnormal runs, overdue pipelines)';
+
+-- API: Private
+-- Runs by UTC hour of the day over the range.
+CREATE FUNCTION smartetl._report_hours(r smartetl._report_range) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    labels text[];
+    ticks text[];
+    totals bigint[];
+    fails bigint[];
+    chart text;
+BEGIN
+    IF r.runs = 0 THEN
+        chart := '<p class="empty">No runs in this range.</p>';
+    ELSE
+        SELECT array_agg(format('%s:00-%s:59 UTC', lpad(hr::text, 2, '0'), lpad(hr::text, 2, '0')) ORDER BY hr),
+               array_agg(lpad(hr::text, 2, '0') ORDER BY hr),
+               array_agg(coalesce(k.runs, 0) ORDER BY hr), array_agg(coalesce(k.failures, 0) ORDER BY hr)
+        INTO labels, ticks, totals, fails
+        FROM generate_series(0, 23) hr
+        LEFT JOIN (SELECT extract(hour FROM h.bucket AT TIME ZONE 'UTC')::int AS hour,
+                          sum(h.runs)::bigint AS runs, sum(h.failures)::bigint AS failures
+                   FROM smartetl.kpi_hourly h WHERE h.bucket >= r.h0 AND h.bucket < r.h1 GROUP BY 1) k ON k.hour = hr;
+        chart := smartetl._report_columns('chart-hours', 'Runs by hour of day (UTC)',
+            format('Stacked columns: runs started in each hour of the day (UTC) over the range; the busiest hour is %s with %s runs.',
+                   (SELECT lpad((i - 1)::text, 2, '0') || ':00' FROM generate_subscripts(totals, 1) i ORDER BY totals[i] DESC, i LIMIT 1),
+                   smartetl._report_number((SELECT max(t) FROM unnest(totals) t))),
+            'Hour of day (UTC)', 'Runs', labels, ticks, totals, fails);
+    END IF;
+    RETURN smartetl._report_section('busiest-hours', 'Busiest hours', chart);
+END $$;
+COMMENT ON FUNCTION smartetl._report_hours(smartetl._report_range) IS
+'report_html: the Busiest hours section';
+
+-- ---- the report -----------------------------------------------------------
+
+-- API: Public
+CREATE OR REPLACE FUNCTION smartetl.report_html(from_ts timestamptz, to_ts timestamptz) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r smartetl._report_range;
+BEGIN
+    IF from_ts IS NULL OR to_ts IS NULL OR NOT isfinite(from_ts) OR NOT isfinite(to_ts)
+       OR from_ts >= to_ts THEN
+        RAISE EXCEPTION 'invalid report range: % to %', from_ts, to_ts
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give two finite times, the first before the second, e.g. now() - interval ''30 days'', now().';
+    END IF;
+    r := smartetl._report_range(from_ts, to_ts);
+    RETURN smartetl._report_head(r) || smartetl._report_summary(r) || smartetl._report_runs(r)
+        || smartetl._report_pipelines(r) || smartetl._report_errors(r) || smartetl._report_anomalies(r)
+        || smartetl._report_hours(r)
+        || '<footer><p class="meta">smartetl report &middot; all times UTC &middot; no scripts, no external resources.</p></footer>'
+        || '</body></html>' || E'\n';
+END $$;
+COMMENT ON FUNCTION smartetl.report_html(timestamptz, timestamptz) IS
+'a self-contained HTML report (inline CSS and SVG, no script, no external assets) of the runs in [from, to): headline numbers, runs per day, per-pipeline KPIs (pipeline_kpi), failure rate per pipeline, frequent errors, anomalies and overdue pipelines, busiest UTC hours; database text is HTML-escaped';
+
+REVOKE ALL ON FUNCTION smartetl._duration_text(double precision, text, text), smartetl._report_interval(interval),
+                       smartetl._report_number(anyelement), smartetl._report_percent(double precision),
+                       smartetl._report_utc(timestamptz), smartetl._report_iso(timestamptz),
+                       smartetl._report_pipeline(text, text, boolean, boolean),
+                       smartetl._report_section(text, text, text), smartetl._report_table(text[], text[], text[]),
+                       smartetl._report_svg_open(text, integer, integer, text, text),
+                       smartetl._report_axis_labels(numeric, integer, text, integer, numeric, text),
+                       smartetl._report_range(timestamptz, timestamptz),
+                       smartetl._report_head(smartetl._report_range), smartetl._report_summary(smartetl._report_range),
+                       smartetl._report_runs(smartetl._report_range), smartetl._report_pipelines(smartetl._report_range),
+                       smartetl._report_errors(smartetl._report_range), smartetl._report_anomalies(smartetl._report_range),
+                       smartetl._report_hours(smartetl._report_range)
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION smartetl._duration_text(double precision, text, text), smartetl._report_interval(interval),
+                          smartetl._report_number(anyelement), smartetl._report_percent(double precision),
+                          smartetl._report_utc(timestamptz), smartetl._report_iso(timestamptz),
+                          smartetl._report_pipeline(text, text, boolean, boolean),
+                          smartetl._report_section(text, text, text), smartetl._report_table(text[], text[], text[]),
+                          smartetl._report_svg_open(text, integer, integer, text, text),
+                          smartetl._report_axis_labels(numeric, integer, text, integer, numeric, text),
+                          smartetl._report_range(timestamptz, timestamptz),
+                          smartetl._report_head(smartetl._report_range), smartetl._report_summary(smartetl._report_range),
+                          smartetl._report_runs(smartetl._report_range), smartetl._report_pipelines(smartetl._report_range),
+                          smartetl._report_errors(smartetl._report_range), smartetl._report_anomalies(smartetl._report_range),
+                          smartetl._report_hours(smartetl._report_range)
+    TO smartetl_reader;
+
+-- ---- advisory lock keys, the staleness factor and the rollup columns defined once
+-- advisory locks by purpose (07_locks.sql; the keys are in src/locks.h)
+-- API: Private
+CREATE FUNCTION smartetl._xact_lock(purpose text, item integer DEFAULT 0) RETURNS void
+LANGUAGE C STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'smartetl_xact_lock';
+COMMENT ON FUNCTION smartetl._xact_lock(text, integer) IS
+'take smartetl''s transaction-level advisory lock for a purpose (smartetl._lock_keys()), waiting for it';
+
+-- API: Private
+CREATE FUNCTION smartetl._try_xact_lock(purpose text, item integer DEFAULT 0) RETURNS boolean
+LANGUAGE C STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'smartetl_try_xact_lock';
+COMMENT ON FUNCTION smartetl._try_xact_lock(text, integer) IS
+'take smartetl''s transaction-level advisory lock for a purpose if it is free; false without waiting otherwise';
+
+-- API: Private
+-- Ingest's per-pipeline locks, each once and in order (no deadlock).
+CREATE FUNCTION smartetl._lock_pipelines(pipeline_ids bigint[]) RETURNS void
+LANGUAGE C STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'smartetl_lock_pipelines';
+COMMENT ON FUNCTION smartetl._lock_pipelines(bigint[]) IS
+'take the "pipeline" advisory locks of these pipelines, as ingest does, in ascending order';
+
+-- API: Private
+CREATE FUNCTION smartetl._lock_keys()
+RETURNS TABLE (purpose text, class integer, first_sub integer, items integer, description text)
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'smartetl_lock_keys';
+COMMENT ON FUNCTION smartetl._lock_keys() IS
+'smartetl''s advisory locks (src/locks.h): pg_locks shows one as classid = class, objid = the sub-key, objsubid = 2; items NULL = any sub-key';
+
+-- the staleness factor (60_kpi.sql)
+-- API: Private
+-- A pipeline is stale, and overdue, when its last success (or run) is
+-- older than this many expected intervals: pipeline_kpi's and the
+-- freshness view's "stale", overdue_pipelines, the anomalies view and the
+-- report all read it here.
+CREATE FUNCTION smartetl._stale_factor() RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN 1.5;
+COMMENT ON FUNCTION smartetl._stale_factor() IS
+'how many expected intervals without a success (or a run) make a pipeline stale or overdue (1.5)';
+
+-- the rollup columns and the statements written from them (50_rollup.sql)
+-- API: Private
+-- The rollup columns, defined once: every column of kpi_hourly and
+-- kpi_daily after (pipeline_id, bucket), in table order, and how a bucket's
+-- runs make it.  Expressions are SQL over r, a run (a row of smartetl.run,
+-- or of ingest's batch of new runs, which has the same column names), and
+-- p, its pipeline:
+--   count   the runs for which condition holds (all runs: NULL)
+--   sum     the sum of value (NULL when every value is)
+--   sketch  smartetl.qsketch_agg(value) of the runs for which condition holds
+-- A new rollup column: add it to both tables (50_rollup.sql) and here;
+-- _kpi_rollup_sql() writes every statement that fills the rollups
+-- (smartetl._kpi_refresh and the bulk path, src/kpi/rollup.c) from this list,
+-- and sql/definitions.sql checks the list against the tables.
+CREATE FUNCTION smartetl._kpi_rollup_columns(OUT name text, OUT kind text, OUT value text, OUT condition text)
+RETURNS SETOF record
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $def$
+    VALUES ('runs',         'count',  NULL,                             NULL),
+           ('successes',    'count',  NULL,                             $c$r.status = 'success'$c$),
+           ('failures',     'count',  NULL,                             $c$r.status = 'failed'$c$),
+           ('skipped',      'count',  NULL,                             $c$r.status = 'skipped'$c$),
+           ('cancelled',    'count',  NULL,                             $c$r.status = 'cancelled'$c$),
+           ('running',      'count',  NULL,                             $c$r.status = 'running'$c$),
+           ('retries',      'count',  NULL,                             $c$r.attempt > 1$c$),
+           ('sla_breaches', 'count',  NULL,                             $c$r.duration > p.sla$c$),
+           ('duration',     'sketch', $c$date_part('epoch', r.duration)$c$, $c$r.status IN ('success', 'failed')$c$),
+           ('rows_read',    'sum',    $c$r.rows_read$c$,                 NULL),
+           ('rows_written', 'sum',    $c$r.rows_written$c$,              NULL),
+           ('bytes',        'sum',    $c$r.bytes$c$,                     NULL)
+$def$;
+COMMENT ON FUNCTION smartetl._kpi_rollup_columns() IS
+'the KPI rollup columns (kpi_hourly, kpi_daily) and how a bucket''s runs make each: the one definition _kpi_rollup_sql() writes its statements from';
+
+-- API: Private
+-- The statements that fill the rollups, written from _kpi_rollup_columns():
+--   refresh_hourly  recompute the hours of the (pipeline_ids, times) pairs
+--                   (the arguments of _kpi_refresh, whose body this is) from
+--                   smartetl.run, deleting buckets left without runs
+--   refresh_daily   recompute the days of the same pairs from kpi_hourly
+--   add_hourly, add_daily
+--                   add the new runs of relation `source` (ingest's batch;
+--                   runs that are all new) to their buckets: counts and sums
+--                   add, sketches merge
+-- The refreshes join on both the time range (index scans for a few
+-- buckets) and the bucket equality (a hash join for a bulk load's many).
+-- Times outside the absolute limits of smartetl.run (run_time_limits) are
+-- skipped: no run can be in their buckets, and bucket + 1 hour could
+-- overflow at the ends of the timestamp range (a run stored before the
+-- limits existed must not make every later change of its pipeline fail).
+CREATE FUNCTION smartetl._kpi_rollup_sql(step text, source text DEFAULT NULL) RETURNS text
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cols text;        -- the column names
+    from_runs text;   -- each column from the runs r of a bucket
+    merged text;      -- each column from the hourly rows h of a day
+    replaced text;    -- ON CONFLICT: the new value
+    added text;       -- ON CONFLICT: the stored value k plus the new one
+    unit text;
+BEGIN
+    SELECT string_agg(c.name, ', ' ORDER BY c.ord),
+           string_agg(CASE c.kind
+                          WHEN 'count' THEN 'count(r.status)'
+                          WHEN 'sum' THEN 'sum(' || c.value || ')'
+                          WHEN 'sketch' THEN 'smartetl.qsketch_agg(' || c.value || ')' END
+                      || coalesce(' FILTER (WHERE ' || c.condition || ')', '')
+                      || CASE c.kind WHEN 'sum' THEN '::bigint' ELSE '' END
+                      || ' AS ' || c.name, ', ' ORDER BY c.ord),
+           string_agg(format(CASE c.kind WHEN 'count' THEN 'coalesce(sum(h.%1$s), 0)::bigint AS %1$s'
+                                         WHEN 'sum' THEN 'sum(h.%1$s)::bigint AS %1$s'
+                                         WHEN 'sketch' THEN 'smartetl.qsketch_merge(h.%1$s) AS %1$s' END,
+                             c.name), ', ' ORDER BY c.ord),
+           string_agg(format('%1$s = excluded.%1$s', c.name), ', ' ORDER BY c.ord),
+           string_agg(format(CASE c.kind WHEN 'count' THEN '%1$s = k.%1$s + excluded.%1$s'
+                                         WHEN 'sum' THEN '%1$s = CASE WHEN k.%1$s IS NULL AND excluded.%1$s IS NULL THEN NULL '
+                                                         'ELSE coalesce(k.%1$s, 0) + coalesce(excluded.%1$s, 0) END'
+                                         WHEN 'sketch' THEN '%1$s = smartetl.qsketch_combine(k.%1$s, excluded.%1$s)' END,
+                             c.name), ', ' ORDER BY c.ord)
+    INTO cols, from_runs, merged, replaced, added
+    FROM smartetl._kpi_rollup_columns() WITH ORDINALITY c(name, kind, value, condition, ord);
+
+    unit := CASE WHEN step IN ('refresh_hourly', 'add_hourly') THEN 'hour' ELSE 'day' END;
+    CASE step
+    WHEN 'refresh_hourly', 'refresh_daily' THEN
+        RETURN format($q$
+WITH touched AS (
+    SELECT DISTINCT p AS pipeline_id, smartetl._utc_trunc(%1$L, t) AS bucket
+    FROM unnest(pipeline_ids, times) u(p, t)
+    WHERE p IS NOT NULL AND t >= '1900-01-01 00:00:00+00' AND t < '2200-01-01 00:00:00+00'
+), fresh AS (
+    SELECT t.pipeline_id, t.bucket, %2$s
+    FROM touched t
+    %3$s
+    GROUP BY t.pipeline_id, t.bucket
+), gone AS (
+    DELETE FROM smartetl.%4$I k USING fresh f
+    WHERE k.pipeline_id = f.pipeline_id AND k.bucket = f.bucket AND f.runs = 0
+)
+INSERT INTO smartetl.%4$I AS k (pipeline_id, bucket, %5$s)
+SELECT pipeline_id, bucket, %5$s FROM fresh WHERE runs > 0
+ON CONFLICT (pipeline_id, bucket) DO UPDATE SET %6$s$q$,
+            unit,
+            CASE unit WHEN 'hour' THEN from_runs ELSE merged END,
+            CASE unit
+            WHEN 'hour' THEN
+                'JOIN smartetl.pipeline p ON p.pipeline_id = t.pipeline_id '
+                'LEFT JOIN smartetl.run r ON r.pipeline_id = t.pipeline_id '
+                'AND r.run_at >= t.bucket AND r.run_at < t.bucket + interval ''1 hour'' '
+                'AND smartetl._utc_trunc(''hour'', r.run_at) = t.bucket'
+            ELSE
+                'LEFT JOIN smartetl.kpi_hourly h ON h.pipeline_id = t.pipeline_id '
+                'AND h.bucket >= t.bucket AND h.bucket < t.bucket + interval ''1 day'' '
+                'AND smartetl._utc_trunc(''day'', h.bucket) = t.bucket' END,
+            CASE unit WHEN 'hour' THEN 'kpi_hourly' ELSE 'kpi_daily' END, cols, replaced);
+    WHEN 'add_hourly', 'add_daily' THEN
+        RETURN format($q$
+INSERT INTO smartetl.%1$I AS k (pipeline_id, bucket, %2$s)
+SELECT p.pipeline_id, smartetl._utc_trunc(%3$L, coalesce(r.started_at, r.ended_at)) AS bucket, %4$s
+FROM %5$I r JOIN smartetl.pipeline p
+  ON p.namespace OPERATOR(pg_catalog.=) r.namespace AND p.name OPERATOR(pg_catalog.=) r.pipeline
+WHERE coalesce(r.started_at, r.ended_at) IS NOT NULL
+GROUP BY 1, 2
+ON CONFLICT (pipeline_id, bucket) DO UPDATE SET %6$s$q$,
+            CASE unit WHEN 'hour' THEN 'kpi_hourly' ELSE 'kpi_daily' END, cols, unit, from_runs, source, added);
+    ELSE
+        RAISE EXCEPTION 'unknown rollup step "%"', step USING ERRCODE = 'invalid_parameter_value';
+    END CASE;
+END $$;
+COMMENT ON FUNCTION smartetl._kpi_rollup_sql(text, text) IS
+'the SQL of one step filling the KPI rollups (refresh_hourly, refresh_daily, add_hourly, add_daily), written from _kpi_rollup_columns()';
+
+-- API: Private
+-- smartetl._kpi_refresh(pipeline_ids bigint[], times timestamptz[]):
+-- recompute the rollups of the given (pipeline, time) pairs.  Takes the
+-- ingest locks of those pipelines first, so that of two transactions
+-- changing one pipeline the later recomputes after the earlier committed.
+-- Every call is planned for its own key count (plan_cache_mode below), with
+-- memory enough to sort a bulk load's keys without spilling.  Its two
+-- statements are written by _kpi_rollup_sql() here, when the extension is
+-- created (the upgrade script does the same), so they are static SQL whose
+-- parse trees plpgsql keeps: a statement trigger pays only the planning.
+DO $do$
+BEGIN
+    EXECUTE pg_catalog.format($create$
+CREATE OR REPLACE FUNCTION smartetl._kpi_refresh(pipeline_ids bigint[], times timestamptz[]) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan SET work_mem = '64MB' AS $body$
+BEGIN
+    PERFORM smartetl._lock_pipelines(pipeline_ids);
+%s;
+%s;
+END $body$$create$, smartetl._kpi_rollup_sql('refresh_hourly'), smartetl._kpi_rollup_sql('refresh_daily'));
+END $do$;
+
+-- Functions whose one change is a lock or factor written by name instead of
+-- by number: the same one-line change applied to the definition in place
+-- (each must match once, or the update stops).
+DO $$
+DECLARE
+    f record;
+    def text;
+BEGIN
+    FOR f IN SELECT * FROM (VALUES
+        ('smartetl.template_compact()', 'pg_try_advisory_xact_lock(1397572949, 2)',
+         'smartetl._try_xact_lock(''template_compact'')'),
+        ('smartetl._log_partitions_ensure(timestamptz, timestamptz)', 'pg_advisory_xact_lock(hashtext(''smartetl.'' || part))',
+         'smartetl._xact_lock(''log_partition'', hashtext(''smartetl.'' || part))'),
+        ('smartetl.sync_pg_cron()', 'pg_advisory_xact_lock(1397572950, 1)', 'smartetl._xact_lock(''pg_cron_sync'')'),
+        ('smartetl.evaluate_alerts()', 'pg_advisory_xact_lock(1397572948, 1000)', 'smartetl._xact_lock(''alert_evaluation'')'),
+        ('smartetl.pipeline_kpi(timestamptz, timestamptz)', 'lag.v > ei.expected * 1.5',
+         'lag.v > ei.expected * smartetl._stale_factor()'),
+        ('smartetl.overdue_pipelines(timestamptz)', 'e.expected * 1.5', 'e.expected * smartetl._stale_factor()')
+        ) v(fn, old, new)
+    LOOP
+        def := pg_get_functiondef(f.fn::regprocedure);
+        IF strpos(def, f.old) = 0 THEN
+            RAISE EXCEPTION 'upgrade: % no longer contains "%"', f.fn, f.old;
+        END IF;
+        EXECUTE replace(def, f.old, f.new);
+    END LOOP;
+END $$;
+-- API: Public
+CREATE OR REPLACE VIEW smartetl.anomalies AS
+SELECT a.kind, a.pipeline_id, a.pipeline, a.run_id, a.run_at AS at, a.value, a.expected,
+       a.expected_low, a.expected_high, a.score, a.baseline
+FROM smartetl.detect_anomalies(now() - interval '168 hours', now()) a
+UNION ALL
+SELECT o.kind, o.pipeline_id, o.pipeline, NULL, o.last_at,
+       extract(epoch FROM now() - o.last_at), extract(epoch FROM o.expected_interval),
+       NULL, extract(epoch FROM o.expected_interval * smartetl._stale_factor()), NULL, 'expected_interval'
+FROM smartetl.overdue_pipelines(now()) o;
+-- API: Public
+-- A pipeline that never succeeded counts from its first run.
+CREATE OR REPLACE VIEW smartetl.freshness AS
+SELECT p.pipeline_id, p.namespace, p.name AS pipeline, lr.first_run, lr.last_run, ls.last_success,
+       e.expected_interval,
+       extract(epoch FROM now() - coalesce(ls.last_success, lr.first_run)) AS lag_s,
+       now() - coalesce(ls.last_success, lr.first_run) > e.expected_interval * smartetl._stale_factor() AS stale
+FROM smartetl.pipeline p
+CROSS JOIN LATERAL (SELECT min(r.run_at) AS first_run, max(r.run_at) AS last_run FROM smartetl.run r
+                    WHERE r.pipeline_id = p.pipeline_id) lr
+CROSS JOIN LATERAL (SELECT max(coalesce(r.ended_at, r.run_at)) AS last_success FROM smartetl.run r
+                    WHERE r.pipeline_id = p.pipeline_id AND r.status = 'success') ls
+CROSS JOIN LATERAL (SELECT smartetl._expected_interval(p.pipeline_id, now()) AS expected_interval) e
+WHERE lr.last_run IS NOT NULL;
+-- the report's notes print the factor
+-- API: Private
+-- The per-pipeline KPI table and the failure-rate chart: two sections
+-- over one pipeline_kpi() call.
+CREATE OR REPLACE FUNCTION smartetl._report_pipelines(r smartetl._report_range) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cells text[];
+    labels text[];
+    rates float8[];
+    notes text[];
+BEGIN
+    SELECT array_agg(ARRAY[
+               smartetl._report_pipeline(k.namespace, k.pipeline, r.multi_ns, wrap => true),
+               smartetl._report_number(k.runs), smartetl._report_number(k.failures),
+               coalesce(smartetl._report_percent(1 - k.success_rate), '&ndash;'),
+               smartetl._report_duration(k.mean_duration_s), smartetl._report_duration(k.p95_duration_s),
+               coalesce(smartetl._report_number(k.rows_written), '&ndash;'),
+               coalesce(smartetl._report_utc(k.last_success), 'never'),
+               CASE WHEN k.stale THEN format('<span class="badge stale" title="no success for %s, expected every %s">stale</span>',
+                                             smartetl._report_interval(k.freshness_lag),
+                                             smartetl._report_interval(k.expected_interval))
+                    WHEN NOT k.stale THEN '<span class="badge fresh">fresh</span>'
+                    ELSE '&ndash;' END]
+               ORDER BY k.namespace, k.pipeline),
+           array_agg(CASE WHEN r.multi_ns THEN k.namespace || '/' ELSE '' END || k.pipeline
+                     ORDER BY 1 - k.success_rate DESC NULLS LAST, k.namespace, k.pipeline),
+           array_agg(1 - k.success_rate ORDER BY 1 - k.success_rate DESC NULLS LAST, k.namespace, k.pipeline),
+           array_agg(CASE WHEN k.success_rate IS NULL THEN 'no finished runs' END
+                     ORDER BY 1 - k.success_rate DESC NULLS LAST, k.namespace, k.pipeline)
+    INTO cells, labels, rates, notes
+    FROM smartetl.pipeline_kpi(r.from_ts, r.to_ts) k;
+
+    RETURN smartetl._report_section('pipelines', 'Pipelines',
+        CASE WHEN cells IS NULL THEN '<p class="empty">No pipeline ran in this range.</p>'
+             ELSE smartetl._report_table(
+                      '{Pipeline,Runs,Failures,"Failure rate","Mean time","p95 time","Rows written","Last success",Freshness}',
+                      '{name,num,num,num,num,num,num,t,NULL}', cells)
+                  || format('<p class="note">Execution times of finished runs (p95 within 0.5 %%); stale: no success for more than '
+                            '%s times the pipeline''s expected interval (set, or the median gap of its recent runs).</p>',
+                            smartetl._stale_factor()) END)
+        || smartetl._report_section('failure-rate', 'Failure rate per pipeline',
+        CASE WHEN labels IS NULL THEN '<p class="empty">No pipeline ran in this range.</p>'
+             WHEN coalesce((SELECT max(x) FROM unnest(rates) x), 0) = 0
+                 THEN '<p class="empty">No failed runs in this range.</p>'
+             ELSE smartetl._report_rate_bars('chart-failure-rate', 'Failure rate per pipeline',
+                      format('Horizontal bars: failed / finished runs of each of the %s pipelines, highest first; highest %s.',
+                             array_length(labels, 1), smartetl._report_percent(rates[1]) || ' (' || labels[1] || ')'),
+                      'Failure rate (failed / finished runs)', 'Pipeline', labels, rates, notes) END);
+END $$;
+-- API: Private
+-- Abnormal runs of the range (the latest 50), and pipelines overdue at its
+-- end (or now, for a range that ends in the future, as pipeline_kpi's
+-- freshness does).
+CREATE OR REPLACE FUNCTION smartetl._report_anomalies(r smartetl._report_range) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n_anomalies bigint;
+    n_overdue bigint;
+    abnormal text[];
+    overdue text[];
+    body text := '';
+BEGIN
+    WITH a AS (
+        SELECT a.*, p.namespace, row_number() OVER (ORDER BY a.run_at DESC, a.run_id, a.kind) AS rn
+        FROM smartetl.detect_anomalies(r.from_ts, r.to_ts) a JOIN smartetl.pipeline p USING (pipeline_id)
+    )
+    SELECT count(*),
+           array_agg(ARRAY[
+               smartetl._report_utc(a.run_at),
+               smartetl._report_pipeline(a.namespace, a.pipeline, r.multi_ns),
+               CASE a.kind WHEN 'duration' THEN 'duration' WHEN 'volume' THEN 'rows written'
+                           ELSE smartetl._html_escape(a.kind) END,
+               CASE WHEN a.kind = 'duration' THEN smartetl._report_duration(a.value)
+                    ELSE smartetl._report_number(a.value) END,
+               CASE WHEN a.kind = 'duration' THEN smartetl._report_duration(a.expected)
+                    ELSE smartetl._report_number(a.expected) END,
+               CASE WHEN a.kind = 'duration'
+                    THEN smartetl._report_duration(a.expected_low) || ' &ndash; ' || smartetl._report_duration(a.expected_high)
+                    ELSE smartetl._report_number(a.expected_low) || ' &ndash; ' || smartetl._report_number(a.expected_high) END,
+               to_char(a.score, 'FMS990.0')] ORDER BY a.rn) FILTER (WHERE a.rn <= 50)
+    INTO n_anomalies, abnormal FROM a;
+    IF n_anomalies > 0 THEN
+        body := '<h3>Abnormal runs</h3>'
+            || smartetl._report_table('{"Run at",Pipeline,What,Value,Expected,"Normal range",Score}',
+                                      '{t,name,NULL,num,num,num,num}', abnormal)
+            || format('<p class="note">%s whose duration or rows written are abnormal against earlier runs of the same '
+                      'pipeline (robust score beyond &plusmn;4).</p>',
+                      CASE WHEN n_anomalies > 50 THEN format('The latest 50 of %s runs', n_anomalies)
+                           WHEN n_anomalies = 1 THEN 'One run' ELSE format('%s runs', n_anomalies) END);
+    END IF;
+
+    SELECT count(*),
+           array_agg(ARRAY[
+               smartetl._report_pipeline(p.namespace, o.pipeline, r.multi_ns),
+               CASE o.kind WHEN 'missing_run' THEN 'no run' WHEN 'freshness' THEN 'no success'
+                           ELSE smartetl._html_escape(o.kind) END,
+               smartetl._report_utc(o.last_at),
+               smartetl._report_interval(o.expected_interval),
+               smartetl._report_interval(o.overdue_by)] ORDER BY p.namespace, o.pipeline, o.kind)
+    INTO n_overdue, overdue
+    FROM smartetl.overdue_pipelines(least(r.to_ts, now())) o JOIN smartetl.pipeline p USING (pipeline_id);
+    IF n_overdue > 0 THEN
+        body := body || '<h3>Overdue pipelines</h3>'
+            || smartetl._report_table('{Pipeline,Problem,Last,"Expected every","Overdue by"}',
+                                      '{name,NULL,t,num,num}', overdue)
+            || format('<p class="note">At %s, no run or no success for more than %s expected intervals.</p>',
+                      smartetl._report_utc(least(r.to_ts, now())), smartetl._stale_factor());
+    END IF;
+
+    RETURN smartetl._report_section('anomalies', 'Anomalies',
+        CASE WHEN n_anomalies + n_overdue = 0 THEN '<p class="empty">No anomalies in this range.</p>'
+             ELSE CASE WHEN n_anomalies = 0 THEN '<p class="empty">No abnormal run durations or volumes in this range.</p>' ELSE '' END
+                  || body
+                  || CASE WHEN n_overdue = 0 THEN '<p class="empty">No overdue pipelines at the end of the range.</p>' ELSE '' END END);
+END $$;
+REVOKE ALL ON FUNCTION smartetl._xact_lock(text, integer), smartetl._try_xact_lock(text, integer),
+                       smartetl._lock_pipelines(bigint[]), smartetl._lock_keys(), smartetl._stale_factor(),
+                       smartetl._kpi_rollup_columns(), smartetl._kpi_rollup_sql(text, text)
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION smartetl._lock_keys(), smartetl._stale_factor() TO smartetl_reader;
+GRANT EXECUTE ON FUNCTION smartetl._kpi_rollup_columns(), smartetl._kpi_rollup_sql(text, text) TO smartetl_writer;
+GRANT EXECUTE ON FUNCTION smartetl._xact_lock(text, integer) TO smartetl_admin;
+
+-- ---- ingest formats: one table (src/ingest/formats.c), shown by ingest_formats()
+CREATE FUNCTION smartetl.ingest_formats()
+RETURNS TABLE (format text, description text, options text[], default_namespace text)
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'smartetl_ingest_formats';
+COMMENT ON FUNCTION smartetl.ingest_formats() IS 'the formats smartetl.ingest and ingest_file read: what each is, the option keys it accepts, the namespace of the pipelines it creates by default';
+COMMENT ON FUNCTION smartetl.ingest(text, text, jsonb) IS 'parse a payload in one of the formats of smartetl.ingest_formats() into runs or log events; idempotent; options->>''on_error'' = ''quarantine'' keeps bad rows in smartetl.ingest_reject';
+REVOKE ALL ON FUNCTION smartetl.ingest_formats() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION smartetl.ingest_formats() TO smartetl_reader;
+
+-- ---- on-call: pipeline schedules and deadlines (src/alert/cron.c) ----------
+ALTER TABLE smartetl.pipeline ADD COLUMN schedule text;
+ALTER TABLE smartetl.pipeline ADD COLUMN schedule_timezone text;
+ALTER TABLE smartetl.pipeline ADD COLUMN deadline interval CHECK (deadline > interval '0');
+COMMENT ON COLUMN smartetl.pipeline.schedule IS 'when the pipeline is scheduled to start: a 5-field cron expression (minute hour day-of-month month day-of-week) or @daily, @hourly ...; checked when written';
+COMMENT ON COLUMN smartetl.pipeline.schedule_timezone IS 'the time zone of schedule (a pg_timezone_names name; NULL means UTC)';
+COMMENT ON COLUMN smartetl.pipeline.deadline IS 'how long after each scheduled start a successful run must have finished (rule kind deadline)';
+-- API: Public
+CREATE FUNCTION smartetl.cron_next(schedule text, after timestamptz DEFAULT now(), timezone text DEFAULT 'UTC')
+RETURNS timestamptz
+AS 'MODULE_PATHNAME', 'smartetl_cron_next' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION smartetl.cron_next(text, timestamptz, text) IS 'the first time a 5-field cron schedule runs after "after", in a time zone (wall-clock times; a time skipped by a DST change runs as timestamp AT TIME ZONE reads it, a repeated one once; every-hour schedules run every real hour); NULL when never within ten years';
+
+-- API: Private
+-- The latest time a schedule ran at or before "at" (NULL when never within ten years).
+CREATE FUNCTION smartetl._cron_prev(schedule text, at timestamptz, timezone text DEFAULT 'UTC')
+RETURNS timestamptz
+AS 'MODULE_PATHNAME', 'smartetl_cron_prev' LANGUAGE C STABLE PARALLEL SAFE;
+
+-- API: Private
+-- Raise invalid_parameter_value unless the schedule parses and the zone exists.
+CREATE FUNCTION smartetl._cron_check(schedule text, timezone text) RETURNS void
+AS 'MODULE_PATHNAME', 'smartetl_cron_check' LANGUAGE C STABLE PARALLEL SAFE;
+
+-- API: Private
+-- Whether a schedule parses (pg_cron's "30 seconds" does not).
+CREATE FUNCTION smartetl._cron_valid(schedule text) RETURNS boolean
+AS 'MODULE_PATHNAME', 'smartetl_cron_valid' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+-- API: Private
+-- A pipeline's schedule and zone are checked when written, so that a
+-- typo fails at UPDATE rather than silently never alerting.
+CREATE FUNCTION smartetl._pipeline_schedule_check() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM smartetl._cron_check(NEW.schedule, NEW.schedule_timezone);
+    RETURN NEW;
+END $$;
+CREATE TRIGGER pipeline_schedule_check BEFORE INSERT OR UPDATE OF schedule, schedule_timezone ON smartetl.pipeline
+    FOR EACH ROW WHEN (NEW.schedule IS NOT NULL OR NEW.schedule_timezone IS NOT NULL)
+    EXECUTE FUNCTION smartetl._pipeline_schedule_check();
+-- a new schedule or deadline may move the next deadline: the worker recomputes it
+CREATE TRIGGER pipeline_schedule_wake AFTER UPDATE OF schedule, schedule_timezone, deadline ON smartetl.pipeline
+    FOR EACH STATEMENT EXECUTE FUNCTION smartetl._run_alert_wake();
+REVOKE ALL ON FUNCTION smartetl.cron_next(text, timestamptz, text), smartetl._cron_prev(text, timestamptz, text),
+                       smartetl._cron_check(text, text), smartetl._cron_valid(text),
+                       smartetl._pipeline_schedule_check() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION smartetl.cron_next(text, timestamptz, text),
+                          smartetl._cron_prev(text, timestamptz, text)
+    TO smartetl_reader;
+GRANT EXECUTE ON FUNCTION smartetl._cron_check(text, text), smartetl._cron_valid(text) TO smartetl_writer;
+
+-- ---- on-call: the rule kind deadline, one registry of rule kinds, the next due time for the worker
+-- the kinds are checked against smartetl.alert_rule_kinds() by alert_rule_check
+ALTER TABLE smartetl.alert_rule DROP CONSTRAINT alert_rule_kind_check;
+CREATE FUNCTION smartetl.alert_rule_kinds()
+RETURNS TABLE (kind text, evaluated_every interval, takes_query boolean, description text)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    VALUES ('run_failed', interval '0', false,
+            'the latest finished run of a pipeline failed (once its retries are exhausted)'),
+           ('consecutive_failures', interval '0', false,
+            'at least threshold (default 3) runs of a pipeline failed in a row'),
+           ('duration_anomaly', interval '5 minutes', false,
+            'the latest successful run took abnormally long or short (robust score above threshold, default 4)'),
+           ('volume_anomaly', interval '5 minutes', false,
+            'the latest successful run wrote an abnormal number of rows (robust score above threshold, default 4)'),
+           ('freshness', interval '0', false,
+            'no run, or no success, for longer than the interval the pipeline usually keeps'),
+           ('deadline', interval '0', false,
+            'no successful run finished since a scheduled start whose deadline passed (pipeline schedule and deadline)'),
+           ('risk', interval '5 minutes', false,
+            'the predicted risk of failure within a day is above threshold (default 0.5)'),
+           ('model_drift', interval '5 minutes', false,
+            'the champion risk model drifted (PSI above threshold, default 0.25) or lost accuracy'),
+           ('sql', interval '0', true,
+            'query, a read-only SELECT of (pipeline, value), run as smartetl_reader; fires above threshold')
+$$;
+COMMENT ON FUNCTION smartetl.alert_rule_kinds() IS 'the alert rule kinds: how often each is evaluated at most, whether it takes a query, what it fires on';
+
+CREATE OR REPLACE FUNCTION smartetl._rule_check() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    missing text;
+    bad text;
+BEGIN
+    IF NEW.kind IS NULL
+       OR NOT EXISTS (SELECT 1 FROM smartetl.alert_rule_kinds() x WHERE x.kind = NEW.kind) THEN
+        RAISE EXCEPTION 'unknown kind % for alert rule "%"', coalesce(quote_literal(NEW.kind), 'NULL'), NEW.name
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Rule kinds are ' || (SELECT regexp_replace(string_agg(x.kind, ', '), ', ([^,]*)$', ' and \1') FROM smartetl.alert_rule_kinds() x) || '.';
+    END IF;
+    SELECT string_agg(c, ', ') INTO missing
+    FROM unnest(NEW.channels) c WHERE NOT EXISTS (SELECT 1 FROM smartetl.channel WHERE name = c);
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION 'alert rule "%" names unknown channel %', NEW.name, missing
+            USING ERRCODE = 'foreign_key_violation',
+                  HINT = 'Create the channel in smartetl.channel first.';
+    END IF;
+    SELECT string_agg(k, ', ') INTO bad FROM jsonb_object_keys(NEW.selector) k
+    WHERE k NOT IN ('namespace', 'pipeline', 'tags');
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'alert rule "%" has unknown selector key %', NEW.name, bad
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'Selector keys are namespace, pipeline (glob) and tags (array).';
+    END IF;
+    SELECT string_agg(g, ', ') INTO bad FROM unnest(NEW.group_by) g
+    WHERE g NOT IN ('pipeline', 'namespace', 'severity');
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'alert rule "%" groups by unknown label %', NEW.name, bad
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'group_by labels are pipeline, namespace and severity.';
+    END IF;
+    IF (SELECT x.takes_query FROM smartetl.alert_rule_kinds() x WHERE x.kind = NEW.kind) THEN
+        PERFORM smartetl._rule_query_check(NEW.name, NEW.query);
+        -- a changed query is tried at once, even if the old one ran out of time
+        UPDATE smartetl.alert_rule_state SET retry_at = NULL WHERE rule_name = NEW.name AND retry_at IS NOT NULL;
+    ELSIF NEW.query IS NOT NULL THEN
+        RAISE EXCEPTION 'alert rule "%" of kind % takes no query', NEW.name, NEW.kind
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN NEW;
+END $$;
+
+CREATE OR REPLACE FUNCTION smartetl._alert_conditions(r smartetl.alert_rule)
+RETURNS TABLE (pipeline_id bigint, value double precision, annotations jsonb)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF r.kind IN ('run_failed', 'consecutive_failures') THEN
+        RETURN QUERY
+        SELECT cf.pipeline_id, cf.failed_runs::float8,
+               smartetl._run_annotations(
+                   format('%s failed', cf.pipeline),
+                   format('%s run(s) of %s/%s failed in a row since %s', cf.failed_runs, cf.namespace,
+                          cf.pipeline, to_char(cf.since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"')),
+                   cf.run_id, cf.since, cf.pipeline_id)
+        FROM smartetl.current_failures cf
+        WHERE r.kind = 'run_failed' OR cf.failed_runs >= coalesce(r.threshold, 3);
+    ELSIF r.kind IN ('duration_anomaly', 'volume_anomaly') THEN
+        RETURN QUERY
+        SELECT a.pipeline_id, a.score,
+               smartetl._run_annotations(
+                   format('%s: abnormal %s', a.pipeline, a.kind),
+                   format('%s of the latest run is %s, expected %s (%s .. %s), score %s', a.kind,
+                          round(a.value::numeric, 1), round(a.expected::numeric, 1),
+                          round(a.expected_low::numeric, 1), round(a.expected_high::numeric, 1),
+                          round(a.score::numeric, 1)),
+                   a.run_id, a.run_at, a.pipeline_id)
+        FROM smartetl.detect_anomalies(now() - interval '48 hours', now(), coalesce(r.threshold, 4)) a
+        WHERE a.kind = CASE r.kind WHEN 'duration_anomaly' THEN 'duration' ELSE 'volume' END
+          AND a.run_id = (SELECT x.run_id FROM smartetl.run x WHERE x.pipeline_id = a.pipeline_id
+                          AND x.status = 'success' ORDER BY x.run_at DESC LIMIT 1);
+    ELSIF r.kind = 'freshness' THEN
+        RETURN QUERY
+        SELECT o.pipeline_id, extract(epoch FROM now() - o.last_at)::float8,
+               jsonb_build_object('summary', format('%s: %s', o.pipeline,
+                                                    CASE o.kind WHEN 'missing_run' THEN 'no run' ELSE 'no success' END),
+                                  'description', format('nothing since %s, expected every %s',
+                                                        to_char(o.last_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"'),
+                                                        o.expected_interval),
+                                  'since', o.last_at, 'overdue', o.kind,
+                                  'recent_history', smartetl._recent_history(o.pipeline_id))
+        FROM smartetl.overdue_pipelines(now()) o;
+    ELSIF r.kind = 'deadline' THEN
+        -- the latest deadline that passed with no success finished since its
+        -- scheduled start, whether the run failed, still runs or never started
+        RETURN QUERY
+        SELECT ds.pipeline_id, extract(epoch FROM now() - ds.deadline_at)::float8,
+               smartetl._run_annotations(
+                   format('%s missed its %s deadline', ds.pipeline,
+                          to_char(ds.deadline_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI')),
+                   format('scheduled %s %s (%s), a successful run was due by %s; %s',
+                          to_char(ds.scheduled_at AT TIME ZONE ds.schedule_timezone, 'YYYY-MM-DD HH24:MI'),
+                          ds.schedule_timezone, ds.schedule,
+                          to_char(ds.deadline_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI'),
+                          CASE WHEN ds.last_run_at IS NULL OR ds.last_run_at < ds.scheduled_at
+                                    AND ds.last_run_status IS DISTINCT FROM 'running'
+                               THEN 'no run started since'
+                               WHEN ds.last_run_status = 'running'
+                               THEN format('the run started at %s is still running',
+                                           to_char(ds.last_run_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI'))
+                               ELSE format('the run started at %s ended %s',
+                                           to_char(ds.last_run_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI'),
+                                           ds.last_run_status) END),
+                   CASE WHEN ds.last_run_at >= ds.scheduled_at OR ds.last_run_status = 'running' THEN ds.last_run_id END,
+                   ds.deadline_at, ds.pipeline_id)
+               || jsonb_build_object('scheduled_at', ds.scheduled_at, 'deadline_at', ds.deadline_at)
+        FROM smartetl.deadline_status(now()) ds
+        WHERE ds.missed;
+    ELSIF r.kind = 'risk' THEN
+        RETURN QUERY
+        SELECT k.pipeline_id, k.risk,
+               jsonb_build_object('summary', format('%s: failure risk %s within a day', k.pipeline, round(k.risk::numeric, 2)),
+                                  'description', 'main reasons: ' || (SELECT string_agg(x->>'feature', ', ') FROM jsonb_array_elements(k.reasons) x),
+                                  'reasons', k.reasons, 'recent_history', smartetl._recent_history(k.pipeline_id))
+        FROM smartetl.risk_ranking(interval '1 day') k
+        WHERE k.risk >= coalesce(r.threshold, 0.5);
+    ELSIF r.kind = 'model_drift' THEN
+        RETURN QUERY
+        SELECT NULL::bigint, d.max_psi,
+               jsonb_build_object('subject', 'model:' || m.name,
+                                  'summary', format('model %s (%s) drifted: PSI %s on %s', m.model_id, m.name,
+                                                    round(d.max_psi::numeric, 2), d.worst),
+                                  'description', format('live ROC-AUC %s vs %s at training',
+                                                        round(q.live_roc_auc::numeric, 3), round(q.training_roc_auc::numeric, 3)))
+        FROM smartetl.model m
+        CROSS JOIN LATERAL (SELECT max(psi) AS max_psi, (array_agg(feature ORDER BY psi DESC NULLS LAST))[1] AS worst
+                            FROM smartetl.model_drift(m.model_id)) d
+        LEFT JOIN smartetl.prediction_quality q ON q.model_id = m.model_id AND q.resolved_predictions >= 50
+        WHERE m.status = 'champion' AND m.kind = 'risk'
+          AND (d.max_psi > coalesce(r.threshold, 0.25) OR q.live_roc_auc < q.training_roc_auc - 0.1);
+    ELSIF r.kind = 'sql' THEN
+        -- the query runs sandboxed (as smartetl_reader, read-only, time-limited),
+        -- never pasted into this statement
+        RETURN QUERY
+        SELECT p.pipeline_id, q.value,
+               jsonb_build_object('summary', format('%s: %s', p.name, q.value),
+                                  'recent_history', smartetl._recent_history(p.pipeline_id))
+        FROM smartetl._rule_query_rows(r.name, r.query) q JOIN smartetl.pipeline p ON p.name = q.pipeline
+        WHERE r.threshold IS NULL OR q.value > r.threshold;
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION smartetl.evaluate_alerts() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r smartetl.alert_rule;
+    started timestamptz;
+    detail text;
+    err text;
+BEGIN
+    -- one evaluation at a time, whoever calls it
+    PERFORM smartetl._xact_lock('alert_evaluation');
+    -- fold template occurrence deltas (cheap when already folded)
+    PERFORM smartetl.template_compact();
+    PERFORM smartetl.resolve_predictions();
+    FOR r IN SELECT * FROM smartetl.alert_rule WHERE enabled ORDER BY name LOOP
+        -- costly kinds run at most every 5 minutes (anomaly scoring rebuilds
+        -- 120 days of baselines; risk scores every pipeline: evaluated_every
+        -- in smartetl.alert_rule_kinds()), and a sql rule
+        -- that ran out of time waits until retry_at
+        IF EXISTS (SELECT 1 FROM smartetl.alert_rule_state s
+                   WHERE s.rule_name = r.name
+                     AND (s.evaluated_at > now() - (SELECT k.evaluated_every FROM smartetl.alert_rule_kinds() k
+                                                    WHERE k.kind = r.kind)
+                          OR s.retry_at > now())) THEN
+            CONTINUE;
+        END IF;
+        started := clock_timestamp();
+        BEGIN
+            PERFORM smartetl._alert_apply_rule(r);
+            INSERT INTO smartetl.alert_rule_state (rule_name, evaluated_at, last_error, retry_at)
+            VALUES (r.name, now(), NULL, NULL)
+            ON CONFLICT (rule_name) DO UPDATE SET evaluated_at = now(), last_error = NULL, retry_at = NULL;
+        EXCEPTION WHEN OTHERS THEN
+            -- one broken rule must not stop the others
+            GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
+            err := SQLERRM || coalesce(': ' || nullif(detail, ''), '');
+            RAISE WARNING 'smartetl: alert rule "%" failed: %', r.name, err;
+            -- a sql rule that used up smartetl.rule_timeout would hold up every
+            -- evaluation, and the notifications queued after it: it waits 5 minutes
+            INSERT INTO smartetl.alert_rule_state (rule_name, evaluated_at, last_error, retry_at)
+            VALUES (r.name, now(), err,
+                    CASE WHEN r.kind = 'sql'
+                              AND clock_timestamp() - started
+                                  >= coalesce(current_setting('smartetl.rule_timeout', true), '5s')::interval
+                         THEN now() + interval '5 minutes' END)
+            ON CONFLICT (rule_name) DO UPDATE
+            SET evaluated_at = now(), last_error = excluded.last_error, retry_at = excluded.retry_at;
+        END;
+    END LOOP;
+    -- rules deleted or disabled: their alerts resolve
+    UPDATE smartetl.alert SET state = 'resolved', resolved_at = now()
+    WHERE state = 'firing' AND rule_name NOT IN (SELECT name FROM smartetl.alert_rule WHERE enabled);
+    UPDATE smartetl.alert a SET silenced = s.hit
+    FROM (SELECT a2.alert_id, EXISTS (SELECT 1 FROM smartetl.silence s
+                                      WHERE now() >= s.starts_at AND now() < s.ends_at
+                                        AND smartetl._silence_matches(s.matchers, a2.labels)) AS hit
+          FROM smartetl.alert a2 WHERE a2.state = 'firing') s
+    WHERE a.alert_id = s.alert_id AND a.silenced IS DISTINCT FROM s.hit;
+    RETURN smartetl._alert_notify();
+END $$;
+
+CREATE FUNCTION smartetl.deadline_status(at timestamptz DEFAULT now())
+RETURNS TABLE (pipeline_id bigint, namespace text, pipeline text, schedule text, schedule_timezone text,
+               deadline interval, scheduled_at timestamptz, deadline_at timestamptz,
+               last_success_at timestamptz, last_run_id bigint, last_run_status smartetl.run_status,
+               last_run_at timestamptz, missed boolean, next_deadline_at timestamptz)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT p.pipeline_id, p.namespace, p.name, p.schedule, z.tz, p.deadline,
+           d.scheduled_at, d.scheduled_at + p.deadline, s.finished_at, l.run_id, l.status, l.run_at,
+           d.scheduled_at IS NOT NULL AND (s.finished_at IS NULL OR s.finished_at < d.scheduled_at),
+           smartetl.cron_next(p.schedule, at - p.deadline, z.tz) + p.deadline
+    FROM smartetl.pipeline p
+    CROSS JOIN LATERAL (SELECT coalesce(p.schedule_timezone, 'UTC') AS tz) z
+    CROSS JOIN LATERAL (SELECT smartetl._cron_prev(p.schedule, at - p.deadline, z.tz) AS scheduled_at) d
+    -- the latest successes by start; the one that finished last counts
+    LEFT JOIN LATERAL (SELECT max(f.fin) FILTER (WHERE f.fin <= at) AS finished_at
+                       FROM (SELECT coalesce(r.ended_at, r.started_at + r.duration, r.run_at) AS fin
+                             FROM smartetl.run r
+                             WHERE r.pipeline_id = p.pipeline_id AND r.status = 'success' AND r.run_at <= at
+                             ORDER BY r.run_at DESC LIMIT 5) f) s ON true
+    LEFT JOIN LATERAL (SELECT r.run_id, r.status, r.run_at FROM smartetl.run r
+                       WHERE r.pipeline_id = p.pipeline_id AND r.run_at <= at
+                       ORDER BY r.run_at DESC LIMIT 1) l ON true
+    WHERE p.schedule IS NOT NULL AND p.deadline IS NOT NULL
+$$;
+
+COMMENT ON FUNCTION smartetl.deadline_status(timestamptz) IS 'per pipeline with a schedule and a deadline: the latest scheduled start whose deadline passed by "at", whether it was missed (no success finished since that start), the latest run, the next deadline';
+CREATE FUNCTION smartetl.sync_airflow_schedules(dags jsonb, options jsonb DEFAULT '{}')
+RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    ns text := coalesce(options->>'namespace', 'airflow');
+    default_tz text := coalesce(options->>'timezone', 'UTC');
+    dl interval := (options->>'deadline')::interval;
+    d jsonb;
+    sched text;
+    tz text;
+    changed integer := 0;
+    n integer;
+BEGIN
+    IF jsonb_typeof(options) IS DISTINCT FROM 'object' THEN
+        RAISE EXCEPTION 'options must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM smartetl._cron_check(NULL, default_tz);
+    FOR d IN SELECT e FROM jsonb_array_elements(CASE WHEN jsonb_typeof(dags->'dags') = 'array' THEN dags->'dags'
+                                                     WHEN jsonb_typeof(dags) = 'array' THEN dags
+                                                     ELSE jsonb_build_array(dags) END) e
+    LOOP
+        IF jsonb_typeof(d) <> 'object' OR nullif(d->>'dag_id', '') IS NULL THEN
+            RAISE EXCEPTION 'invalid Airflow DAG: %', left(d::text, 200)
+                USING ERRCODE = 'invalid_text_representation',
+                      DETAIL = 'Each DAG needs a dag_id (GET /api/v1/dags returns {"dags": [...]}).';
+        END IF;
+        sched := CASE WHEN jsonb_typeof(d->'schedule_interval') = 'object'
+                      THEN CASE WHEN d->'schedule_interval'->>'__type' = 'CronExpression'
+                                THEN d->'schedule_interval'->>'value' END
+                      WHEN jsonb_typeof(d->'schedule_interval') = 'string' THEN d->>'schedule_interval'
+                      ELSE d->>'timetable_summary' END;
+        IF NOT coalesce(smartetl._cron_valid(sched), false) OR coalesce((d->>'is_paused')::boolean, false)
+           OR NOT coalesce((d->>'is_active')::boolean, true) THEN
+            sched := NULL;
+        END IF;
+        tz := coalesce(substring(d->>'timezone' FROM '^Timezone\(''([^'']+)''\)$'), nullif(d->>'timezone', ''), default_tz);
+        BEGIN
+            PERFORM smartetl._cron_check(NULL, tz);
+        EXCEPTION WHEN invalid_parameter_value THEN
+            tz := default_tz;
+        END;
+        PERFORM smartetl._pipeline_ensure(ns, d->>'dag_id');
+        UPDATE smartetl.pipeline p
+        SET schedule = sched, schedule_timezone = CASE WHEN sched IS NOT NULL THEN tz END,
+            deadline = coalesce(p.deadline, dl)
+        WHERE p.namespace = ns AND p.name = d->>'dag_id'
+          AND (p.schedule IS DISTINCT FROM sched
+               OR p.schedule_timezone IS DISTINCT FROM CASE WHEN sched IS NOT NULL THEN tz END
+               OR p.deadline IS DISTINCT FROM coalesce(p.deadline, dl));
+        GET DIAGNOSTICS n = ROW_COUNT;
+        changed := changed + n;
+    END LOOP;
+    RETURN changed;
+END $$;
+COMMENT ON FUNCTION smartetl.sync_airflow_schedules(jsonb, jsonb) IS 'set pipeline schedules from Airflow''s GET /api/v1/dags response (cron schedule_interval or timetable_summary, DAG timezone); options namespace (default airflow), timezone (default UTC), deadline; returns the pipelines changed';
+CREATE FUNCTION smartetl._pg_cron_jobs()
+RETURNS TABLE (pipeline text, schedule text, active boolean)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF to_regclass('cron.job') IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE 'SELECT coalesce(j.jobname::text, ''job '' || j.jobid), j.schedule::text, j.active FROM cron.job j';
+END $$;
+
+CREATE OR REPLACE FUNCTION smartetl.sync_pg_cron()
+RETURNS smartetl.ingest_result
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    from_runid bigint;
+    batch      record;
+    result     smartetl.ingest_result;
+    job        record;
+    sched      text;
+    tz         text := coalesce(nullif(current_setting('cron.timezone', true), ''), 'GMT');
+BEGIN
+    -- one import at a time; the import itself is idempotent anyway
+    PERFORM smartetl._xact_lock('pg_cron_sync');
+    SELECT position INTO from_runid FROM smartetl.sync_state WHERE source = 'pg_cron';
+
+    -- from the high-water mark: every run after it, which includes the ones
+    -- that were still running at the last import
+    SELECT * INTO batch FROM smartetl._pg_cron_runs(from_runid);
+
+    IF batch.payload IS NULL THEN
+        result := (0, 0, 0, 0);
+    ELSE
+        result := smartetl.ingest('jsonl', batch.payload, jsonb_build_object(
+            'namespace', 'pg_cron', 'source', 'cron.job_run_details',
+            'status_map', jsonb_build_object('starting', 'running', 'connecting', 'running',
+                                             'sending', 'running')));
+    END IF;
+
+    INSERT INTO smartetl.sync_state AS s (source, position, synced_at)
+    VALUES ('pg_cron', batch.next_position, now())
+    ON CONFLICT (source) DO UPDATE SET position = excluded.position, synced_at = excluded.synced_at;
+
+    -- each job's schedule, in pg_cron's cron.timezone (GMT unless set), so a
+    -- deadline rule notices a job that never starts; jobs pg_cron runs every
+    -- few seconds, or inactive ones, have none
+    FOR job IN SELECT * FROM smartetl._pg_cron_jobs() LOOP
+        sched := CASE WHEN job.active AND smartetl._cron_valid(job.schedule) THEN job.schedule END;
+        PERFORM smartetl._pipeline_ensure('pg_cron', job.pipeline);
+        UPDATE smartetl.pipeline p SET schedule = sched, schedule_timezone = CASE WHEN sched IS NOT NULL THEN tz END
+        WHERE p.namespace = 'pg_cron' AND p.name = job.pipeline
+          AND (p.schedule IS DISTINCT FROM sched
+               OR p.schedule_timezone IS DISTINCT FROM CASE WHEN sched IS NOT NULL THEN tz END);
+    END LOOP;
+    RETURN result;
+END $$;
+COMMENT ON FUNCTION smartetl.sync_pg_cron() IS 'import new and changed rows of cron.job_run_details (every user''s jobs) as runs (namespace pg_cron), and each job''s schedule (cron.job.schedule in cron.timezone) as its pipeline''s; safe to call every minute, also concurrently';
+CREATE FUNCTION smartetl.next_alert_due(after timestamptz DEFAULT now()) RETURNS timestamptz
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT min(x.t) FROM (
+        SELECT ds.next_deadline_at AS t
+        FROM smartetl.deadline_status(after) ds
+        WHERE EXISTS (SELECT 1 FROM smartetl.alert_rule r WHERE r.enabled AND r.kind = 'deadline')
+        UNION ALL
+        SELECT CASE WHEN st.last_notified_at IS NULL THEN g.first_pending + r.group_wait
+                    WHEN g.changed THEN st.last_notified_at + r.group_interval
+                    WHEN g.any_firing THEN least(st.last_notified_at + r.repeat_interval,
+                                                 coalesce(st.am_posted_at, st.last_notified_at) + interval '1 minute') END
+        FROM (SELECT a.group_key, min(a.rule_name) AS rule_name,
+                     min(a.started_at) FILTER (WHERE a.state = 'firing' AND NOT a.silenced
+                                               AND a.notified_state IS DISTINCT FROM 'firing') AS first_pending,
+                     bool_or((a.state = 'firing' AND NOT a.silenced AND a.notified_state IS DISTINCT FROM 'firing')
+                             OR (a.state = 'resolved' AND a.notified_state = 'firing')) AS changed,
+                     bool_or(a.state = 'firing' AND NOT a.silenced) AS any_firing
+              FROM smartetl.alert a
+              WHERE a.state = 'firing' OR a.notified_state = 'firing'
+              GROUP BY a.group_key) g
+        JOIN smartetl.alert_rule r ON r.name = g.rule_name
+        LEFT JOIN smartetl.alert_group st ON st.group_key = g.group_key
+        UNION ALL
+        SELECT s.starts_at FROM smartetl.silence s
+        UNION ALL
+        SELECT s.ends_at FROM smartetl.silence s
+    ) x
+    WHERE x.t > after
+$$;
+COMMENT ON FUNCTION smartetl.next_alert_due(timestamptz) IS 'the next time after "after" at which an evaluation is due by the clock (a deadline, group_wait, group_interval, repeat_interval, a silence starting or ending); the alert worker wakes then';
+REVOKE ALL ON FUNCTION smartetl.alert_rule_kinds(), smartetl.deadline_status(timestamptz),
+                       smartetl.next_alert_due(timestamptz), smartetl.sync_airflow_schedules(jsonb, jsonb),
+                       smartetl._pg_cron_jobs() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION smartetl.alert_rule_kinds(), smartetl.deadline_status(timestamptz) TO smartetl_reader;
+GRANT EXECUTE ON FUNCTION smartetl.next_alert_due(timestamptz), smartetl.sync_airflow_schedules(jsonb, jsonb),
+                          smartetl._pg_cron_jobs()
+    TO smartetl_admin;
+
+-- ---- on-call: retries, inhibition; alert and rule columns for windows, acknowledgement and escalation
+ALTER TABLE smartetl.alert_rule ADD COLUMN after_tries integer CHECK (after_tries >= 1);
+-- (no default while adding: a default recorded as the column's "missing value" would differ from a fresh install)
+ALTER TABLE smartetl.alert_rule ADD COLUMN inhibit text CHECK (inhibit IN ('off', 'children', 'lineage'));
+UPDATE smartetl.alert_rule SET inhibit = 'lineage';
+ALTER TABLE smartetl.alert_rule ALTER COLUMN inhibit SET DEFAULT 'lineage', ALTER COLUMN inhibit SET NOT NULL;
+ALTER TABLE smartetl.alert_rule ADD COLUMN escalation_policy text;
+ALTER TABLE smartetl.alert ADD COLUMN inhibited_by bigint;
+ALTER TABLE smartetl.alert ADD COLUMN muted_by text;
+ALTER TABLE smartetl.alert ADD COLUMN acked_by text;
+ALTER TABLE smartetl.alert ADD COLUMN acked_at timestamptz;
+ALTER TABLE smartetl.alert ADD COLUMN ack_comment text;
+ALTER TABLE smartetl.alert ADD COLUMN assignee text;
+ALTER TABLE smartetl.alert ADD COLUMN snoozed_until timestamptz;
+ALTER TABLE smartetl.alert ADD COLUMN escalation_level integer;
+UPDATE smartetl.alert SET escalation_level = 0;
+ALTER TABLE smartetl.alert ALTER COLUMN escalation_level SET DEFAULT 0, ALTER COLUMN escalation_level SET NOT NULL;
+ALTER TABLE smartetl.alert ADD COLUMN escalated_at timestamptz;
+ALTER TABLE smartetl.alert ADD COLUMN notified_at timestamptz;
+COMMENT ON COLUMN smartetl.alert_rule.after_tries IS 'run_failed, consecutive_failures: a failed try that will be retried (Airflow up_for_retry, attrs.will_retry, attempt < attrs.max_attempts, or a later attempt of the same run) fires only from this try on; NULL: only once retries are exhausted';
+COMMENT ON COLUMN smartetl.alert_rule.inhibit IS 'what this rule''s firing alerts mute: off; children (alerts on pipelines whose runs are children of the alert''s pipeline''s runs); lineage (children, and pipelines downstream by OpenLineage datasets)';
+COMMENT ON COLUMN smartetl.alert_rule.escalation_policy IS 'the smartetl.escalation_policy whose steps notify further channels while an alert stays unacknowledged';
+COMMENT ON COLUMN smartetl.alert.silenced IS 'muted by a silence (smartetl.silence) now';
+COMMENT ON COLUMN smartetl.alert.inhibited_by IS 'the firing alert on a parent or upstream pipeline that mutes this one (rule option inhibit)';
+COMMENT ON COLUMN smartetl.alert.muted_by IS 'the maintenance window that mutes this alert now';
+COMMENT ON COLUMN smartetl.alert.acked_by IS 'who acknowledged the alert (smartetl.ack); stops its escalation';
+COMMENT ON COLUMN smartetl.alert.snoozed_until IS 'no notification about this alert before this time (smartetl.snooze)';
+COMMENT ON COLUMN smartetl.alert.escalation_level IS 'how many escalation steps have notified so far';
+COMMENT ON COLUMN smartetl.alert.notified_at IS 'when the alert was first notified as firing (escalation counts from then)';
+CREATE FUNCTION smartetl._alert_muted(a smartetl.alert) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN a.silenced OR a.inhibited_by IS NOT NULL OR a.muted_by IS NOT NULL
+       OR coalesce(a.snoozed_until > pg_catalog.now(), false);
+
+CREATE FUNCTION smartetl._alert_held(a smartetl.alert) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN a.muted_by IS NOT NULL;
+
+CREATE FUNCTION smartetl._alert_extras(a smartetl.alert) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT jsonb_strip_nulls(jsonb_build_object(
+        'acked_by', a.acked_by, 'acked_at', a.acked_at, 'ack_comment', a.ack_comment, 'assignee', a.assignee,
+        'snoozed_until', CASE WHEN a.snoozed_until > now() THEN a.snoozed_until END,
+        'escalation_level', nullif(a.escalation_level, 0),
+        'muted_alerts', (SELECT jsonb_agg(jsonb_build_object('alert_id', m.alert_id, 'rule', m.rule_name,
+                                                             'pipeline', m.labels->>'pipeline',
+                                                             'summary', m.annotations->>'summary')
+                                          ORDER BY m.labels->>'pipeline', m.alert_id)
+                         FROM smartetl.alert m WHERE m.inhibited_by = a.alert_id AND m.state = 'firing')))
+$$;
+
+CREATE FUNCTION smartetl._run_retry(p_run_id bigint, OUT tries integer, OUT will_retry boolean)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT greatest(r.attempt,
+                    (SELECT count(*) FROM smartetl.run o
+                     WHERE o.pipeline_id = r.pipeline_id AND o.status = 'failed' AND o.run_at <= r.run_at
+                       AND (o.external_id = r.external_id OR o.parent_run_id = r.parent_run_id)))::integer,
+           coalesce(lower(r.attrs->>'airflow_state') = 'up_for_retry', false)
+           OR coalesce(lower(r.attrs->>'will_retry') = 'true', false)
+           OR coalesce(r.attrs->>'max_attempts' ~ '^[0-9]{1,9}$' AND r.attempt < (r.attrs->>'max_attempts')::integer, false)
+           OR EXISTS (SELECT 1 FROM smartetl.run n
+                      WHERE n.pipeline_id = r.pipeline_id AND n.run_id <> r.run_id
+                        AND ((n.external_id = r.external_id AND n.attempt > r.attempt)
+                             OR (n.parent_run_id = r.parent_run_id AND n.run_at > r.run_at)))
+    FROM smartetl.run r WHERE r.run_id = p_run_id
+$$;
+
+CREATE OR REPLACE FUNCTION smartetl._alert_rows(n jsonb)
+RETURNS TABLE (ord bigint, status text, resolved boolean, summary text, description text,
+               namespace text, pipeline text, host text, severity text, since text,
+               starts_at text, ends_at text, value text, error_template text, error text,
+               history jsonb, labels jsonb, annotations jsonb, fingerprint text)
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT a.ord, x.st, x.st = 'resolved',
+           coalesce(nullif(btrim(x.ann->>'summary'), ''),
+                    concat_ws(' ', coalesce(nullif(x.l->>'pipeline', ''), nullif(n->'group_labels'->>'pipeline', '')),
+                              CASE WHEN n->'rule'->>'kind' = 'run_failed' THEN 'failed' END),
+                    nullif(n->'rule'->>'name', ''), 'alert'),
+           -- on-call additions (smartetl._alert_extras): acknowledgement, assignee, inhibited alerts
+           nullif(concat_ws(E'\n', nullif(btrim(x.ann->>'description'), ''),
+                            'Acknowledged by ' || nullif(x.ann->>'acked_by', '')
+                                || coalesce(' at ' || smartetl._alert_human_ts(x.ann->>'acked_at'), '')
+                                || coalesce(': ' || nullif(x.ann->>'ack_comment', ''), ''),
+                            'Assigned to ' || nullif(x.ann->>'assignee', ''),
+                            'Escalation step ' || (x.ann->>'escalation_level'),
+                            (SELECT format('Also muted (downstream of this one): %s alert%s: %s', count(*),
+                                           CASE WHEN count(*) = 1 THEN '' ELSE 's' END,
+                                           string_agg(coalesce(m->>'pipeline', '?'), ', ' ORDER BY o))
+                             FROM jsonb_array_elements(CASE WHEN jsonb_typeof(x.ann->'muted_alerts') = 'array'
+                                                            THEN x.ann->'muted_alerts' ELSE '[]' END)
+                                  WITH ORDINALITY AS e(m, o)
+                             HAVING count(*) > 0)), ''),
+           coalesce(nullif(x.l->>'namespace', ''), nullif(n->'group_labels'->>'namespace', '')),
+           coalesce(nullif(x.l->>'pipeline', ''), nullif(n->'group_labels'->>'pipeline', '')),
+           coalesce(nullif(x.ann->>'host', ''), nullif(x.l->>'host', '')),
+           lower(coalesce(nullif(x.l->>'severity', ''), nullif(n->'rule'->>'severity', ''))),
+           nullif(x.ann->>'since', ''),
+           nullif(a.al->>'starts_at', ''),
+           nullif(a.al->>'ends_at', ''),
+           coalesce(nullif(x.ann->>'value', ''), nullif(a.al->>'value', '')),
+           nullif(btrim(x.ann->>'error_template'), ''),
+           nullif(btrim(x.ann->>'error'), ''),
+           CASE WHEN jsonb_typeof(x.ann->'recent_history') = 'array' THEN x.ann->'recent_history' ELSE '[]' END,
+           x.l, x.ann,
+           nullif(a.al->>'fingerprint', '')
+    FROM jsonb_array_elements(CASE WHEN jsonb_typeof(n->'alerts') = 'array' THEN n->'alerts' ELSE '[]' END)
+         WITH ORDINALITY AS a(al, ord)
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN jsonb_typeof(a.al->'labels') = 'object' THEN a.al->'labels' ELSE '{}' END AS l,
+               CASE WHEN jsonb_typeof(a.al->'annotations') = 'object' THEN a.al->'annotations' ELSE '{}' END AS ann,
+               CASE WHEN lower(coalesce(nullif(a.al->>'status', ''), n->>'status')) = 'resolved'
+                    THEN 'resolved' ELSE 'firing' END AS st
+    ) x
+    WHERE jsonb_typeof(a.al) = 'object'
+    ORDER BY a.ord
+$$;
+
+CREATE OR REPLACE FUNCTION smartetl._alert_conditions(r smartetl.alert_rule)
+RETURNS TABLE (pipeline_id bigint, value double precision, annotations jsonb)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF r.kind IN ('run_failed', 'consecutive_failures') THEN
+        -- a try that will be retried waits for the last one, or for after_tries
+        RETURN QUERY
+        SELECT cf.pipeline_id, cf.failed_runs::float8,
+               smartetl._run_annotations(
+                   format('%s failed%s', cf.pipeline, CASE WHEN t.tries > 1 THEN format(' after %s tries', t.tries) ELSE '' END),
+                   format('%s run(s) of %s/%s failed in a row since %s', cf.failed_runs, cf.namespace,
+                          cf.pipeline, to_char(cf.since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"'))
+                   || CASE WHEN t.tries > 1 THEN format(', after %s tries%s', t.tries,
+                                                         CASE WHEN t.will_retry THEN ' (retrying)' ELSE '' END)
+                           ELSE '' END,
+                   cf.run_id, cf.since, cf.pipeline_id)
+               || CASE WHEN t.tries > 1 THEN jsonb_build_object('tries', t.tries) ELSE '{}' END
+        FROM smartetl.current_failures cf
+        CROSS JOIN LATERAL smartetl._run_retry(cf.run_id) t
+        WHERE (r.kind = 'run_failed' OR cf.failed_runs >= coalesce(r.threshold, 3))
+          AND (NOT t.will_retry OR coalesce(t.tries >= r.after_tries, false));
+    ELSIF r.kind IN ('duration_anomaly', 'volume_anomaly') THEN
+        RETURN QUERY
+        SELECT a.pipeline_id, a.score,
+               smartetl._run_annotations(
+                   format('%s: abnormal %s', a.pipeline, a.kind),
+                   format('%s of the latest run is %s, expected %s (%s .. %s), score %s', a.kind,
+                          round(a.value::numeric, 1), round(a.expected::numeric, 1),
+                          round(a.expected_low::numeric, 1), round(a.expected_high::numeric, 1),
+                          round(a.score::numeric, 1)),
+                   a.run_id, a.run_at, a.pipeline_id)
+        FROM smartetl.detect_anomalies(now() - interval '48 hours', now(), coalesce(r.threshold, 4)) a
+        WHERE a.kind = CASE r.kind WHEN 'duration_anomaly' THEN 'duration' ELSE 'volume' END
+          AND a.run_id = (SELECT x.run_id FROM smartetl.run x WHERE x.pipeline_id = a.pipeline_id
+                          AND x.status = 'success' ORDER BY x.run_at DESC LIMIT 1);
+    ELSIF r.kind = 'freshness' THEN
+        RETURN QUERY
+        SELECT o.pipeline_id, extract(epoch FROM now() - o.last_at)::float8,
+               jsonb_build_object('summary', format('%s: %s', o.pipeline,
+                                                    CASE o.kind WHEN 'missing_run' THEN 'no run' ELSE 'no success' END),
+                                  'description', format('nothing since %s, expected every %s',
+                                                        to_char(o.last_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"'),
+                                                        o.expected_interval),
+                                  'since', o.last_at, 'overdue', o.kind,
+                                  'recent_history', smartetl._recent_history(o.pipeline_id))
+        FROM smartetl.overdue_pipelines(now()) o;
+    ELSIF r.kind = 'deadline' THEN
+        -- the latest deadline that passed with no success finished since its
+        -- scheduled start, whether the run failed, still runs or never started
+        RETURN QUERY
+        SELECT ds.pipeline_id, extract(epoch FROM now() - ds.deadline_at)::float8,
+               smartetl._run_annotations(
+                   format('%s missed its %s deadline', ds.pipeline,
+                          to_char(ds.deadline_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI')),
+                   format('scheduled %s %s (%s), a successful run was due by %s; %s',
+                          to_char(ds.scheduled_at AT TIME ZONE ds.schedule_timezone, 'YYYY-MM-DD HH24:MI'),
+                          ds.schedule_timezone, ds.schedule,
+                          to_char(ds.deadline_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI'),
+                          CASE WHEN ds.last_run_at IS NULL OR ds.last_run_at < ds.scheduled_at
+                                    AND ds.last_run_status IS DISTINCT FROM 'running'
+                               THEN 'no run started since'
+                               WHEN ds.last_run_status = 'running'
+                               THEN format('the run started at %s is still running',
+                                           to_char(ds.last_run_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI'))
+                               ELSE format('the run started at %s ended %s',
+                                           to_char(ds.last_run_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI'),
+                                           ds.last_run_status) END),
+                   CASE WHEN ds.last_run_at >= ds.scheduled_at OR ds.last_run_status = 'running' THEN ds.last_run_id END,
+                   ds.deadline_at, ds.pipeline_id)
+               || jsonb_build_object('scheduled_at', ds.scheduled_at, 'deadline_at', ds.deadline_at)
+        FROM smartetl.deadline_status(now()) ds
+        WHERE ds.missed;
+    ELSIF r.kind = 'risk' THEN
+        RETURN QUERY
+        SELECT k.pipeline_id, k.risk,
+               jsonb_build_object('summary', format('%s: failure risk %s within a day', k.pipeline, round(k.risk::numeric, 2)),
+                                  'description', 'main reasons: ' || (SELECT string_agg(x->>'feature', ', ') FROM jsonb_array_elements(k.reasons) x),
+                                  'reasons', k.reasons, 'recent_history', smartetl._recent_history(k.pipeline_id))
+        FROM smartetl.risk_ranking(interval '1 day') k
+        WHERE k.risk >= coalesce(r.threshold, 0.5);
+    ELSIF r.kind = 'model_drift' THEN
+        RETURN QUERY
+        SELECT NULL::bigint, d.max_psi,
+               jsonb_build_object('subject', 'model:' || m.name,
+                                  'summary', format('model %s (%s) drifted: PSI %s on %s', m.model_id, m.name,
+                                                    round(d.max_psi::numeric, 2), d.worst),
+                                  'description', format('live ROC-AUC %s vs %s at training',
+                                                        round(q.live_roc_auc::numeric, 3), round(q.training_roc_auc::numeric, 3)))
+        FROM smartetl.model m
+        CROSS JOIN LATERAL (SELECT max(psi) AS max_psi, (array_agg(feature ORDER BY psi DESC NULLS LAST))[1] AS worst
+                            FROM smartetl.model_drift(m.model_id)) d
+        LEFT JOIN smartetl.prediction_quality q ON q.model_id = m.model_id AND q.resolved_predictions >= 50
+        WHERE m.status = 'champion' AND m.kind = 'risk'
+          AND (d.max_psi > coalesce(r.threshold, 0.25) OR q.live_roc_auc < q.training_roc_auc - 0.1);
+    ELSIF r.kind = 'sql' THEN
+        -- the query runs sandboxed (as smartetl_reader, read-only, time-limited),
+        -- never pasted into this statement
+        RETURN QUERY
+        SELECT p.pipeline_id, q.value,
+               jsonb_build_object('summary', format('%s: %s', p.name, q.value),
+                                  'recent_history', smartetl._recent_history(p.pipeline_id))
+        FROM smartetl._rule_query_rows(r.name, r.query) q JOIN smartetl.pipeline p ON p.name = q.pipeline
+        WHERE r.threshold IS NULL OR q.value > r.threshold;
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION smartetl._alert_notification(p_group_key text, idempotency_key text, link text)
+RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT jsonb_build_object(
+        'idempotency_key', idempotency_key,
+        'group_key', p_group_key,
+        'status', CASE WHEN bool_or(a.state = 'firing') THEN 'firing' ELSE 'resolved' END,
+        'rule', jsonb_build_object('name', min(a.rule_name), 'kind', min(a.labels->>'rule_kind'),
+                                   'severity', min(a.labels->>'severity')),
+        'group_labels', (SELECT g.labels FROM smartetl.alert_group g WHERE g.group_key = p_group_key),
+        'alerts', jsonb_agg(jsonb_build_object(
+            'fingerprint', a.fingerprint, 'status', a.state, 'starts_at', a.started_at,
+            'ends_at', a.resolved_at, 'labels', a.labels - 'rule_kind',
+            'annotations', a.annotations || smartetl._alert_extras(a),
+            'value', a.value) ORDER BY a.started_at, a.fingerprint),
+        'link', link,
+        'sent_at', now())
+    FROM smartetl.alert a
+    WHERE a.group_key = p_group_key
+      AND ((a.state = 'firing' AND NOT smartetl._alert_muted(a))
+           OR (a.state = 'resolved' AND a.notified_state = 'firing' AND NOT smartetl._alert_held(a)))
+$$;
+
+CREATE OR REPLACE FUNCTION smartetl._alert_notify() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    g record;
+    r smartetl.alert_rule;
+    st smartetl.alert_group;
+    ch smartetl.channel;
+    n jsonb;
+    key text;
+    due boolean;
+    queued integer := 0;
+BEGIN
+    FOR g IN
+        SELECT a.group_key, min(a.rule_name) AS rule_name, min(a.labels::text)::jsonb AS labels,
+               bool_or(a.state = 'firing' AND NOT smartetl._alert_muted(a)
+                       AND a.notified_state IS DISTINCT FROM 'firing') AS new_firing,
+               bool_or(a.state = 'resolved' AND a.notified_state = 'firing'
+                       AND NOT smartetl._alert_held(a)) AS newly_resolved,
+               bool_or(a.state = 'firing' AND NOT smartetl._alert_muted(a)) AS any_firing,
+               min(a.started_at) FILTER (WHERE a.state = 'firing' AND NOT smartetl._alert_muted(a)
+                                         AND a.notified_state IS DISTINCT FROM 'firing') AS first_pending
+        FROM smartetl.alert a
+        WHERE a.state = 'firing' OR a.notified_state = 'firing'
+        GROUP BY a.group_key
+    LOOP
+        SELECT * INTO r FROM smartetl.alert_rule WHERE name = g.rule_name;
+        SELECT * INTO st FROM smartetl.alert_group WHERE group_key = g.group_key;
+        IF r.name IS NULL THEN
+            CONTINUE;
+        END IF;
+        -- Alertmanager's timing: group_wait, then group_interval, then repeat_interval
+        due := CASE
+                WHEN st.last_notified_at IS NULL THEN g.new_firing AND g.first_pending + r.group_wait <= now()
+                WHEN g.new_firing OR g.newly_resolved THEN st.last_notified_at + r.group_interval <= now()
+                ELSE g.any_firing AND st.last_notified_at + r.repeat_interval <= now() END;
+        IF NOT coalesce(due, false) THEN
+            -- Alertmanager forgets alerts not re-posted within resolve_timeout
+            IF g.any_firing AND st.last_notified_at IS NOT NULL
+               AND coalesce(st.am_posted_at, st.last_notified_at) < now() - interval '1 minute' THEN
+                queued := queued + smartetl._alert_refresh_alertmanager(r, st);
+            END IF;
+            CONTINUE;
+        END IF;
+        INSERT INTO smartetl.alert_group AS ag (group_key, rule_name, labels, last_notified_at, seq)
+        VALUES (g.group_key, g.rule_name,
+                (SELECT coalesce(jsonb_object_agg(l, g.labels->>l), '{}') FROM unnest(r.group_by) l), now(), 1)
+        ON CONFLICT (group_key) DO UPDATE SET last_notified_at = now(), am_posted_at = now(), seq = ag.seq + 1
+        RETURNING * INTO st;
+        key := md5(g.group_key) || '-' || st.seq;
+        FOR ch IN SELECT * FROM smartetl.channel WHERE name = ANY (r.channels) ORDER BY name LOOP
+            n := smartetl._alert_notification(g.group_key, key,
+                     replace(replace(ch.options->>'link_template', '{pipeline}', coalesce(g.labels->>'pipeline', '')),
+                             '{namespace}', coalesce(g.labels->>'namespace', '')));
+            INSERT INTO smartetl.delivery (channel, group_key, idempotency_key, notification, payload)
+            VALUES (ch.name, g.group_key, key, n,
+                    CASE WHEN ch.kind = 'notify'
+                         THEN jsonb_build_object('content_type', 'application/json', 'body', n)
+                         ELSE smartetl._payload(ch.kind, n, ch.options) END)
+            ON CONFLICT (channel, idempotency_key) DO NOTHING;
+            queued := queued + 1;
+        END LOOP;
+        UPDATE smartetl.alert a SET notified_state = a.state,
+                                    notified_at = coalesce(a.notified_at, CASE WHEN a.state = 'firing' THEN now() END)
+        WHERE a.group_key = g.group_key
+          AND ((a.state = 'firing' AND NOT smartetl._alert_muted(a))
+               OR (a.state = 'resolved' AND a.notified_state = 'firing' AND NOT smartetl._alert_held(a)));
+    END LOOP;
+    RETURN queued;
+END $$;
+
+CREATE FUNCTION smartetl._alert_inhibit() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF (SELECT count(*) FROM smartetl.alert WHERE state = 'firing') < 2 THEN
+        UPDATE smartetl.alert SET inhibited_by = NULL WHERE inhibited_by IS NOT NULL;
+        RETURN;
+    END IF;
+    WITH RECURSIVE f AS (
+        SELECT a.alert_id, a.started_at, r.inhibit, p.pipeline_id
+        FROM smartetl.alert a
+        JOIN smartetl.alert_rule r ON r.name = a.rule_name
+        JOIN smartetl.pipeline p ON p.namespace = a.labels->>'namespace' AND p.name = a.labels->>'pipeline'
+        WHERE a.state = 'firing'
+    ), recent AS (
+        -- each pipeline's latest runs say who its parents and datasets are
+        SELECT r.run_id, r.pipeline_id, r.parent_run_id, r.attrs
+        FROM smartetl.pipeline p
+        CROSS JOIN LATERAL (SELECT x.run_id, x.pipeline_id, x.parent_run_id, x.attrs FROM smartetl.run x
+                            WHERE x.pipeline_id = p.pipeline_id ORDER BY x.run_at DESC LIMIT 20) r
+    ), io AS (
+        SELECT DISTINCT x.pipeline_id, d.dir, d.ds
+        FROM recent x
+        CROSS JOIN LATERAL (SELECT 'in' AS dir, e AS ds
+                            FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(x.attrs->'inputs') = 'array'
+                                                                THEN x.attrs->'inputs' ELSE '[]' END) e
+                            UNION ALL
+                            SELECT 'out', e
+                            FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(x.attrs->'outputs') = 'array'
+                                                                THEN x.attrs->'outputs' ELSE '[]' END) e) d
+    ), edge AS (
+        SELECT DISTINCT pr.pipeline_id AS up, c.pipeline_id AS down, false AS lineage
+        FROM recent c JOIN smartetl.run pr ON pr.run_id = c.parent_run_id
+        WHERE pr.pipeline_id <> c.pipeline_id
+        UNION
+        SELECT DISTINCT w.pipeline_id, rd.pipeline_id, true
+        FROM io w JOIN io rd ON rd.ds = w.ds AND rd.dir = 'in'
+        WHERE w.dir = 'out' AND w.pipeline_id <> rd.pipeline_id
+    ), below (src, pipeline_id, depth) AS (
+        SELECT f.alert_id, f.pipeline_id, 0 FROM f WHERE f.inhibit <> 'off'
+        UNION
+        SELECT b.src, e.down, b.depth + 1
+        FROM below b JOIN f ON f.alert_id = b.src
+        JOIN edge e ON e.up = b.pipeline_id AND (f.inhibit = 'lineage' OR NOT e.lineage)
+        WHERE b.depth < 10
+    ), pair AS (
+        SELECT DISTINCT s.alert_id AS src, s.started_at AS s_started, t.alert_id AS target, t.started_at AS t_started
+        FROM below b
+        JOIN f s ON s.alert_id = b.src
+        JOIN f t ON t.pipeline_id = b.pipeline_id AND t.pipeline_id <> s.pipeline_id
+        WHERE b.depth > 0
+    ), kept AS (
+        -- of two alerts below each other, the older one mutes the other
+        SELECT p.* FROM pair p
+        WHERE NOT EXISTS (SELECT 1 FROM pair q WHERE q.src = p.target AND q.target = p.src
+                          AND (q.s_started, q.src) < (p.s_started, p.src))
+    ), roots AS (
+        SELECT k.target, min(k.src) AS root FROM kept k
+        WHERE NOT EXISTS (SELECT 1 FROM kept r WHERE r.target = k.src)
+        GROUP BY k.target
+    )
+    UPDATE smartetl.alert a SET inhibited_by = i.root
+    FROM (SELECT a2.alert_id, x.root FROM smartetl.alert a2
+          LEFT JOIN roots x ON x.target = a2.alert_id
+          WHERE a2.state = 'firing' OR a2.inhibited_by IS NOT NULL) i
+    WHERE a.alert_id = i.alert_id AND a.inhibited_by IS DISTINCT FROM i.root;
+END $$;
+
+CREATE OR REPLACE FUNCTION smartetl.evaluate_alerts() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r smartetl.alert_rule;
+    started timestamptz;
+    detail text;
+    err text;
+BEGIN
+    -- one evaluation at a time, whoever calls it
+    PERFORM smartetl._xact_lock('alert_evaluation');
+    -- fold template occurrence deltas (cheap when already folded)
+    PERFORM smartetl.template_compact();
+    PERFORM smartetl.resolve_predictions();
+    FOR r IN SELECT * FROM smartetl.alert_rule WHERE enabled ORDER BY name LOOP
+        -- costly kinds run at most every 5 minutes (anomaly scoring rebuilds
+        -- 120 days of baselines; risk scores every pipeline: evaluated_every
+        -- in smartetl.alert_rule_kinds()), and a sql rule
+        -- that ran out of time waits until retry_at
+        IF EXISTS (SELECT 1 FROM smartetl.alert_rule_state s
+                   WHERE s.rule_name = r.name
+                     AND (s.evaluated_at > now() - (SELECT k.evaluated_every FROM smartetl.alert_rule_kinds() k
+                                                    WHERE k.kind = r.kind)
+                          OR s.retry_at > now())) THEN
+            CONTINUE;
+        END IF;
+        started := clock_timestamp();
+        BEGIN
+            PERFORM smartetl._alert_apply_rule(r);
+            INSERT INTO smartetl.alert_rule_state (rule_name, evaluated_at, last_error, retry_at)
+            VALUES (r.name, now(), NULL, NULL)
+            ON CONFLICT (rule_name) DO UPDATE SET evaluated_at = now(), last_error = NULL, retry_at = NULL;
+        EXCEPTION WHEN OTHERS THEN
+            -- one broken rule must not stop the others
+            GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
+            err := SQLERRM || coalesce(': ' || nullif(detail, ''), '');
+            RAISE WARNING 'smartetl: alert rule "%" failed: %', r.name, err;
+            -- a sql rule that used up smartetl.rule_timeout would hold up every
+            -- evaluation, and the notifications queued after it: it waits 5 minutes
+            INSERT INTO smartetl.alert_rule_state (rule_name, evaluated_at, last_error, retry_at)
+            VALUES (r.name, now(), err,
+                    CASE WHEN r.kind = 'sql'
+                              AND clock_timestamp() - started
+                                  >= coalesce(current_setting('smartetl.rule_timeout', true), '5s')::interval
+                         THEN now() + interval '5 minutes' END)
+            ON CONFLICT (rule_name) DO UPDATE
+            SET evaluated_at = now(), last_error = excluded.last_error, retry_at = excluded.retry_at;
+        END;
+    END LOOP;
+    -- rules deleted or disabled: their alerts resolve
+    UPDATE smartetl.alert SET state = 'resolved', resolved_at = now()
+    WHERE state = 'firing' AND rule_name NOT IN (SELECT name FROM smartetl.alert_rule WHERE enabled);
+    UPDATE smartetl.alert a SET silenced = s.hit
+    FROM (SELECT a2.alert_id, EXISTS (SELECT 1 FROM smartetl.silence s
+                                      WHERE now() >= s.starts_at AND now() < s.ends_at
+                                        AND smartetl._silence_matches(s.matchers, a2.labels)) AS hit
+          FROM smartetl.alert a2 WHERE a2.state = 'firing') s
+    WHERE a.alert_id = s.alert_id AND a.silenced IS DISTINCT FROM s.hit;
+    PERFORM smartetl._alert_inhibit();
+    RETURN smartetl._alert_notify();
+END $$;
+
+CREATE OR REPLACE FUNCTION smartetl.next_alert_due(after timestamptz DEFAULT now()) RETURNS timestamptz
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT min(x.t) FROM (
+        SELECT ds.next_deadline_at AS t
+        FROM smartetl.deadline_status(after) ds
+        WHERE EXISTS (SELECT 1 FROM smartetl.alert_rule r WHERE r.enabled AND r.kind = 'deadline')
+        UNION ALL
+        SELECT CASE WHEN st.last_notified_at IS NULL THEN g.first_pending + r.group_wait
+                    WHEN g.changed THEN st.last_notified_at + r.group_interval
+                    WHEN g.any_firing THEN least(st.last_notified_at + r.repeat_interval,
+                                                 coalesce(st.am_posted_at, st.last_notified_at) + interval '1 minute') END
+        FROM (SELECT a.group_key, min(a.rule_name) AS rule_name,
+                     min(a.started_at) FILTER (WHERE a.state = 'firing' AND NOT smartetl._alert_muted(a)
+                                               AND a.notified_state IS DISTINCT FROM 'firing') AS first_pending,
+                     bool_or((a.state = 'firing' AND NOT smartetl._alert_muted(a)
+                              AND a.notified_state IS DISTINCT FROM 'firing')
+                             OR (a.state = 'resolved' AND a.notified_state = 'firing'
+                                 AND NOT smartetl._alert_held(a))) AS changed,
+                     bool_or(a.state = 'firing' AND NOT smartetl._alert_muted(a)) AS any_firing
+              FROM smartetl.alert a
+              WHERE a.state = 'firing' OR a.notified_state = 'firing'
+              GROUP BY a.group_key) g
+        JOIN smartetl.alert_rule r ON r.name = g.rule_name
+        LEFT JOIN smartetl.alert_group st ON st.group_key = g.group_key
+        UNION ALL
+        SELECT s.starts_at FROM smartetl.silence s
+        UNION ALL
+        SELECT s.ends_at FROM smartetl.silence s
+    ) x
+    WHERE x.t > after
+$$;
+REVOKE ALL ON FUNCTION smartetl._alert_muted(smartetl.alert), smartetl._alert_held(smartetl.alert),
+                       smartetl._alert_extras(smartetl.alert), smartetl._run_retry(bigint),
+                       smartetl._alert_inhibit() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION smartetl._alert_muted(smartetl.alert), smartetl._alert_held(smartetl.alert),
+                          smartetl._alert_extras(smartetl.alert), smartetl._run_retry(bigint),
+                          smartetl._alert_inhibit()
+    TO smartetl_admin;
+
+-- ---- on-call: maintenance windows, acknowledgement, assignment, snooze, escalation; role smartetl_oncall
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'smartetl_oncall') THEN
+        CREATE ROLE smartetl_oncall NOLOGIN;
+    END IF;
+END $$;
+GRANT smartetl_reader TO smartetl_oncall;
+GRANT smartetl_oncall TO smartetl_admin;
+ALTER TABLE smartetl.delivery DROP CONSTRAINT delivery_status_check;
+ALTER TABLE smartetl.delivery ADD CONSTRAINT delivery_status_check
+    CHECK (status IN ('pending', 'sending', 'sent', 'retrying', 'dead', 'muted', 'skipped'));
+COMMENT ON TABLE smartetl.delivery IS 'the outbox: one row per notification and channel; pending -> sent, or retrying with exponential backoff and jitter (Retry-After honoured) -> dead after smartetl.max_attempts; per channel and group, notifications are sent in order; muted: held while the channel is in a maintenance window, skipped once the window ended (superseded by a catch-up notification, or nothing left to say)';
+CREATE TABLE smartetl.maintenance_window (
+    name            text PRIMARY KEY CHECK (name ~ '^[A-Za-z0-9_.-]{1,63}$'),
+    time_intervals  jsonb NOT NULL CHECK (jsonb_typeof(time_intervals) = 'array'),
+    timezone        text NOT NULL DEFAULT 'UTC',
+    rules           text[] NOT NULL DEFAULT '{}',
+    selector        jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(selector) = 'object'),
+    channels        text[] NOT NULL DEFAULT '{}',
+    enabled         boolean NOT NULL DEFAULT true,
+    comment         text,
+    created_by      text NOT NULL DEFAULT current_user,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    CHECK (rules <> '{}' OR selector <> '{}' OR channels <> '{}')
+);
+COMMENT ON TABLE smartetl.maintenance_window IS 'recurring maintenance windows: time_intervals as Alertmanager''s ([{"times": [{"start_time": "22:00", "end_time": "24:00"}], "weekdays": ["monday:friday"], "days_of_month": ["1:5", "-1"], "months": ["january:march"], "years": ["2026"], "location": "Europe/Paris"}], any interval matching), in timezone unless an interval names its location; while one holds, alerts of rules and of pipelines matching selector are recorded as muted, and deliveries to channels are held; when it ends, alerts still firing are notified and alerts that cleared meanwhile send nothing';
+
+CREATE TABLE smartetl.escalation_policy (
+    name        text PRIMARY KEY CHECK (name ~ '^[A-Za-z0-9_.-]{1,63}$'),
+    steps       jsonb NOT NULL CHECK (jsonb_typeof(steps) = 'array' AND jsonb_array_length(steps) > 0),
+    repeat      integer NOT NULL DEFAULT 0 CHECK (repeat BETWEEN 0 AND 100),
+    comment     text,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE smartetl.escalation_policy IS 'escalation policies: steps [{"after": "15 minutes", "channels": ["pager"]}, ...] notified in turn while an alert stays unacknowledged, each "after" the previous step (the first after the alert''s first notification); the list runs again repeat more times';
+
+CREATE FUNCTION smartetl._window_value(v text, kind text) RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+RETURN CASE WHEN v ~ '^-?[0-9]{1,4}$' THEN v::integer
+            WHEN kind = 'weekdays' THEN array_position(ARRAY['sunday', 'monday', 'tuesday', 'wednesday', 'thursday',
+                                                             'friday', 'saturday'], lower(btrim(v))) - 1
+            WHEN kind = 'months' THEN array_position(ARRAY['january', 'february', 'march', 'april', 'may', 'june', 'july',
+                                                           'august', 'september', 'october', 'november', 'december'],
+                                                     lower(btrim(v))) END;
+
+CREATE FUNCTION smartetl._window_in(ranges jsonb, kind text, x integer, dim integer DEFAULT 31) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT ranges IS NULL OR jsonb_typeof(ranges) <> 'array' OR jsonb_array_length(ranges) = 0
+           OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(ranges) r,
+                      LATERAL (SELECT smartetl._window_value(split_part(r, ':', 1), kind) AS lo,
+                                      smartetl._window_value(coalesce(nullif(split_part(r, ':', 2), ''), split_part(r, ':', 1)), kind) AS hi) b,
+                      LATERAL (SELECT CASE WHEN kind = 'days_of_month' AND b.lo < 0 THEN dim + 1 + b.lo ELSE b.lo END AS lo,
+                                      CASE WHEN kind = 'days_of_month' AND b.hi < 0 THEN dim + 1 + b.hi ELSE b.hi END AS hi) n
+                      -- a weekday range may wrap (saturday:monday)
+                      WHERE x BETWEEN n.lo AND n.hi OR (kind = 'weekdays' AND n.lo > n.hi AND (x >= n.lo OR x <= n.hi)))
+$$;
+
+CREATE FUNCTION smartetl._time_interval_active(ti jsonb, at timestamptz, tz text) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT (ti->'times' IS NULL OR jsonb_array_length(ti->'times') = 0
+            OR EXISTS (SELECT 1 FROM jsonb_array_elements(ti->'times') t
+                       WHERE l.minute >= split_part(t->>'start_time', ':', 1)::int * 60 + split_part(t->>'start_time', ':', 2)::int
+                         AND l.minute < split_part(t->>'end_time', ':', 1)::int * 60 + split_part(t->>'end_time', ':', 2)::int))
+       AND smartetl._window_in(ti->'weekdays', 'weekdays', extract(dow FROM l.ts)::int)
+       AND smartetl._window_in(ti->'days_of_month', 'days_of_month', extract(day FROM l.ts)::int,
+                               extract(day FROM date_trunc('month', l.ts) + interval '1 month - 1 day')::int)
+       AND smartetl._window_in(ti->'months', 'months', extract(month FROM l.ts)::int)
+       AND smartetl._window_in(ti->'years', 'years', extract(year FROM l.ts)::int)
+    FROM (SELECT x.ts, extract(hour FROM x.ts)::int * 60 + extract(minute FROM x.ts)::int AS minute
+          FROM (SELECT at AT TIME ZONE coalesce(ti->>'location', tz) AS ts) x) l
+$$;
+
+CREATE FUNCTION smartetl.maintenance_window_active(name text, at timestamptz DEFAULT now()) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(bool_or(w.enabled AND smartetl._time_interval_active(ti, at, w.timezone)), false)
+    FROM smartetl.maintenance_window w CROSS JOIN LATERAL jsonb_array_elements(w.time_intervals) ti
+    WHERE w.name = maintenance_window_active.name
+$$;
+COMMENT ON FUNCTION smartetl.maintenance_window_active(text, timestamptz) IS 'whether the named maintenance window holds at a time';
+CREATE FUNCTION smartetl._window_next_change(w smartetl.maintenance_window, after timestamptz) RETURNS timestamptz
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT min(c.t) FROM (
+        SELECT (d.day + make_interval(hours => split_part(x.hm, ':', 1)::int, mins => split_part(x.hm, ':', 2)::int))
+               AT TIME ZONE z.tz AS t
+        FROM jsonb_array_elements(w.time_intervals) ti
+        CROSS JOIN LATERAL (SELECT coalesce(ti->>'location', w.timezone) AS tz) z
+        CROSS JOIN LATERAL (SELECT date_trunc('day', after AT TIME ZONE z.tz) + k * interval '1 day' AS day
+                            FROM generate_series(0, 1) k) d
+        CROSS JOIN LATERAL (SELECT t->>'start_time' AS hm FROM jsonb_array_elements(coalesce(ti->'times', '[]')) t
+                            UNION ALL SELECT t->>'end_time' FROM jsonb_array_elements(coalesce(ti->'times', '[]')) t
+                            UNION ALL SELECT '24:00') x
+    ) c WHERE c.t > after
+$$;
+
+CREATE FUNCTION smartetl._window_check() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    bad text;
+BEGIN
+    PERFORM smartetl._cron_check(NULL, NEW.timezone);
+    SELECT string_agg(coalesce(ti->>'location', '') || ' ' || left(ti::text, 80), '; ') INTO bad
+    FROM jsonb_array_elements(NEW.time_intervals) ti
+    WHERE jsonb_typeof(ti) <> 'object'
+       OR EXISTS (SELECT 1 FROM jsonb_object_keys(ti) k WHERE k NOT IN ('times', 'weekdays', 'days_of_month', 'months', 'years', 'location'))
+       OR EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(ti->'times') = 'array' THEN ti->'times' ELSE '[{}]' END) t
+                  WHERE coalesce(t->>'start_time', '') !~ '^([01][0-9]|2[0-3]):[0-5][0-9]$'
+                     OR coalesce(t->>'end_time', '') !~ '^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$'
+                     OR t->>'end_time' <= t->>'start_time')
+          AND ti ? 'times'
+       OR EXISTS (SELECT 1 FROM (VALUES ('weekdays'), ('days_of_month'), ('months'), ('years')) f(k),
+                  LATERAL jsonb_array_elements_text(CASE WHEN jsonb_typeof(ti->f.k) = 'array' THEN ti->f.k ELSE '[]' END) r
+                  WHERE smartetl._window_value(split_part(r, ':', 1), f.k) IS NULL
+                     OR smartetl._window_value(coalesce(nullif(split_part(r, ':', 2), ''), split_part(r, ':', 1)), f.k) IS NULL);
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'invalid time_intervals in maintenance window "%"', NEW.name
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'Bad interval: ' || bad || '.',
+                  HINT = 'Use Alertmanager''s form: [{"times": [{"start_time": "HH:MM", "end_time": "HH:MM"}], "weekdays": ["monday:friday"], "days_of_month": ["1", "-1"], "months": ["1:3"], "years": ["2026"], "location": "Europe/Paris"}].';
+    END IF;
+    FOR bad IN SELECT DISTINCT ti->>'location' FROM jsonb_array_elements(NEW.time_intervals) ti WHERE ti ? 'location' LOOP
+        PERFORM smartetl._cron_check(NULL, bad);
+    END LOOP;
+    SELECT string_agg(c, ', ') INTO bad FROM unnest(NEW.channels) c WHERE NOT EXISTS (SELECT 1 FROM smartetl.channel WHERE name = c);
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'maintenance window "%" names unknown channel %', NEW.name, bad USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    SELECT string_agg(k, ', ') INTO bad FROM jsonb_object_keys(NEW.selector) k WHERE k NOT IN ('namespace', 'pipeline', 'tags');
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'maintenance window "%" has unknown selector key %', NEW.name, bad
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'Selector keys are namespace, pipeline (glob) and tags (array).';
+    END IF;
+    PERFORM smartetl._alert_wake();
+    RETURN NEW;
+END $$;
+CREATE TRIGGER maintenance_window_check BEFORE INSERT OR UPDATE ON smartetl.maintenance_window
+    FOR EACH ROW EXECUTE FUNCTION smartetl._window_check();
+CREATE FUNCTION smartetl._escalation_check() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    bad text;
+    step jsonb;
+    wait interval;
+BEGIN
+    FOR step IN SELECT e FROM jsonb_array_elements(NEW.steps) e LOOP
+        BEGIN
+            wait := (step->>'after')::interval;
+        EXCEPTION WHEN others THEN
+            wait := NULL;
+        END;
+        IF jsonb_typeof(step) <> 'object' OR jsonb_typeof(step->'channels') IS DISTINCT FROM 'array'
+           OR jsonb_array_length(step->'channels') = 0 OR wait IS NULL OR wait <= interval '0' THEN
+            bad := step::text;
+        END IF;
+    END LOOP;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'invalid steps in escalation policy "%"', NEW.name
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'Bad step: ' || bad || '.',
+                  HINT = 'Each step is {"after": "15 minutes", "channels": ["pager"]}.';
+    END IF;
+    SELECT string_agg(DISTINCT c, ', ') INTO bad
+    FROM jsonb_array_elements(NEW.steps) s, jsonb_array_elements_text(s->'channels') c
+    WHERE NOT EXISTS (SELECT 1 FROM smartetl.channel WHERE name = c);
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'escalation policy "%" names unknown channel %', NEW.name, bad
+            USING ERRCODE = 'foreign_key_violation', HINT = 'Create the channel in smartetl.channel first.';
+    END IF;
+    PERFORM smartetl._alert_wake();
+    RETURN NEW;
+END $$;
+CREATE TRIGGER escalation_policy_check BEFORE INSERT OR UPDATE ON smartetl.escalation_policy
+    FOR EACH ROW EXECUTE FUNCTION smartetl._escalation_check();
+CREATE FUNCTION smartetl.ack(alert_id bigint, by text, comment text DEFAULT NULL) RETURNS smartetl.alert
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    a smartetl.alert;
+BEGIN
+    UPDATE smartetl.alert x SET acked_by = coalesce(nullif(btrim(ack.by), ''), session_user::text),
+                                acked_at = now(), ack_comment = nullif(btrim(ack.comment), '')
+    WHERE x.alert_id = ack.alert_id AND x.state = 'firing'
+    RETURNING * INTO a;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no firing alert %', ack.alert_id
+            USING ERRCODE = 'no_data_found', HINT = 'See smartetl.alert_status for the firing alerts and their ids.';
+    END IF;
+    RETURN a;
+END $$;
+COMMENT ON FUNCTION smartetl.ack(bigint, text, text) IS 'acknowledge a firing alert (by whom, why): shown in its later notifications and in smartetl.alert_status; stops its escalation';
+CREATE FUNCTION smartetl.unack(alert_id bigint) RETURNS smartetl.alert
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    a smartetl.alert;
+BEGIN
+    -- escalation resumes, its next step counted from now
+    UPDATE smartetl.alert x SET acked_by = NULL, acked_at = NULL, ack_comment = NULL,
+                                escalated_at = CASE WHEN x.notified_at IS NOT NULL THEN now() END
+    WHERE x.alert_id = unack.alert_id AND x.state = 'firing'
+    RETURNING * INTO a;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no firing alert %', unack.alert_id USING ERRCODE = 'no_data_found';
+    END IF;
+    PERFORM smartetl._alert_wake();
+    RETURN a;
+END $$;
+COMMENT ON FUNCTION smartetl.unack(bigint) IS 'withdraw the acknowledgement of a firing alert: its escalation resumes';
+CREATE FUNCTION smartetl.assign(alert_id bigint, "to" text) RETURNS smartetl.alert
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    a smartetl.alert;
+BEGIN
+    UPDATE smartetl.alert x SET assignee = nullif(btrim(assign."to"), '')
+    WHERE x.alert_id = assign.alert_id AND x.state = 'firing'
+    RETURNING * INTO a;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no firing alert %', assign.alert_id USING ERRCODE = 'no_data_found';
+    END IF;
+    RETURN a;
+END $$;
+COMMENT ON FUNCTION smartetl.assign(bigint, text) IS 'assign a firing alert to someone (NULL or empty: nobody); shown in its later notifications and in smartetl.alert_status';
+CREATE FUNCTION smartetl.snooze(alert_id bigint, until timestamptz, by text DEFAULT NULL) RETURNS smartetl.alert
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    a smartetl.alert;
+BEGIN
+    IF until > now() + interval '30 days' THEN
+        RAISE EXCEPTION 'cannot snooze an alert for more than 30 days'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use a silence (smartetl.silence) for longer.';
+    END IF;
+    UPDATE smartetl.alert x SET snoozed_until = snooze.until,
+                                ack_comment = coalesce(x.ack_comment, 'snoozed by ' || coalesce(nullif(btrim(snooze.by), ''), session_user::text))
+    WHERE x.alert_id = snooze.alert_id AND x.state = 'firing'
+    RETURNING * INTO a;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no firing alert %', snooze.alert_id USING ERRCODE = 'no_data_found';
+    END IF;
+    PERFORM smartetl._alert_wake();
+    RETURN a;
+END $$;
+COMMENT ON FUNCTION smartetl.snooze(bigint, timestamptz, text) IS 'no notification and no escalation for a firing alert until a time (at most 30 days ahead); NULL or a past time ends the snooze';
+CREATE VIEW smartetl.alert_status AS
+SELECT a.alert_id, a.rule_name AS rule, a.labels->>'namespace' AS namespace, a.labels->>'pipeline' AS pipeline,
+       a.labels->>'severity' AS severity, a.state, a.started_at, a.resolved_at, a.annotations->>'summary' AS summary,
+       CASE WHEN a.silenced THEN 'silence'
+            WHEN a.muted_by IS NOT NULL THEN 'maintenance window ' || a.muted_by
+            WHEN a.inhibited_by IS NOT NULL THEN 'inhibited by alert ' || a.inhibited_by
+            WHEN a.snoozed_until > now() THEN 'snoozed until ' || to_char(a.snoozed_until AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"')
+       END AS muted,
+       a.acked_by, a.acked_at, a.ack_comment, a.assignee, a.escalation_level, a.notified_state
+FROM smartetl.alert a
+WHERE a.state = 'firing' OR a.resolved_at > now() - interval '1 day';
+COMMENT ON VIEW smartetl.alert_status IS 'firing alerts and those resolved in the last day: why muted (silence, maintenance window, inhibition, snooze), acknowledged by whom, assigned to whom, escalation step';
+CREATE OR REPLACE FUNCTION smartetl._rule_check() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    missing text;
+    bad text;
+BEGIN
+    IF NEW.kind IS NULL
+       OR NOT EXISTS (SELECT 1 FROM smartetl.alert_rule_kinds() x WHERE x.kind = NEW.kind) THEN
+        RAISE EXCEPTION 'unknown kind % for alert rule "%"', coalesce(quote_literal(NEW.kind), 'NULL'), NEW.name
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Rule kinds are ' || (SELECT regexp_replace(string_agg(x.kind, ', '), ', ([^,]*)$', ' and \1') FROM smartetl.alert_rule_kinds() x) || '.';
+    END IF;
+    SELECT string_agg(c, ', ') INTO missing
+    FROM unnest(NEW.channels) c WHERE NOT EXISTS (SELECT 1 FROM smartetl.channel WHERE name = c);
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION 'alert rule "%" names unknown channel %', NEW.name, missing
+            USING ERRCODE = 'foreign_key_violation',
+                  HINT = 'Create the channel in smartetl.channel first.';
+    END IF;
+    SELECT string_agg(k, ', ') INTO bad FROM jsonb_object_keys(NEW.selector) k
+    WHERE k NOT IN ('namespace', 'pipeline', 'tags');
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'alert rule "%" has unknown selector key %', NEW.name, bad
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'Selector keys are namespace, pipeline (glob) and tags (array).';
+    END IF;
+    SELECT string_agg(g, ', ') INTO bad FROM unnest(NEW.group_by) g
+    WHERE g NOT IN ('pipeline', 'namespace', 'severity');
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'alert rule "%" groups by unknown label %', NEW.name, bad
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'group_by labels are pipeline, namespace and severity.';
+    END IF;
+    IF (SELECT x.takes_query FROM smartetl.alert_rule_kinds() x WHERE x.kind = NEW.kind) THEN
+        PERFORM smartetl._rule_query_check(NEW.name, NEW.query);
+        -- a changed query is tried at once, even if the old one ran out of time
+        UPDATE smartetl.alert_rule_state SET retry_at = NULL WHERE rule_name = NEW.name AND retry_at IS NOT NULL;
+    ELSIF NEW.query IS NOT NULL THEN
+        RAISE EXCEPTION 'alert rule "%" of kind % takes no query', NEW.name, NEW.kind
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NEW.escalation_policy IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM smartetl.escalation_policy e WHERE e.name = NEW.escalation_policy) THEN
+        RAISE EXCEPTION 'alert rule "%" names unknown escalation policy "%"', NEW.name, NEW.escalation_policy
+            USING ERRCODE = 'foreign_key_violation', HINT = 'Create it in smartetl.escalation_policy first.';
+    END IF;
+    RETURN NEW;
+END $$;
+DROP FUNCTION smartetl._alert_notification(text, text, text);
+CREATE FUNCTION smartetl._alert_notification(p_group_key text, idempotency_key text, link text,
+                                             resolved_for text[] DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT jsonb_build_object(
+        'idempotency_key', idempotency_key,
+        'group_key', p_group_key,
+        'status', CASE WHEN bool_or(a.state = 'firing') THEN 'firing' ELSE 'resolved' END,
+        'rule', jsonb_build_object('name', min(a.rule_name), 'kind', min(a.labels->>'rule_kind'),
+                                   'severity', min(a.labels->>'severity')),
+        'group_labels', (SELECT g.labels FROM smartetl.alert_group g WHERE g.group_key = p_group_key),
+        'alerts', jsonb_agg(jsonb_build_object(
+            'fingerprint', a.fingerprint, 'status', a.state, 'starts_at', a.started_at,
+            'ends_at', a.resolved_at, 'labels', a.labels - 'rule_kind',
+            'annotations', a.annotations || smartetl._alert_extras(a),
+            'value', a.value) ORDER BY a.started_at, a.fingerprint),
+        'link', link,
+        'sent_at', now())
+    FROM smartetl.alert a
+    WHERE a.group_key = p_group_key
+      AND ((a.state = 'firing' AND NOT smartetl._alert_muted(a))
+           OR (resolved_for IS NULL AND a.state = 'resolved' AND a.notified_state = 'firing' AND NOT smartetl._alert_held(a))
+           OR (a.state = 'resolved' AND a.fingerprint = ANY (resolved_for)
+               AND NOT EXISTS (SELECT 1 FROM smartetl.alert f WHERE f.fingerprint = a.fingerprint AND f.state = 'firing')
+               AND a.resolved_at = (SELECT max(l.resolved_at) FROM smartetl.alert l WHERE l.fingerprint = a.fingerprint)))
+$$;
+
+CREATE OR REPLACE FUNCTION smartetl._alert_notify() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    g record;
+    r smartetl.alert_rule;
+    st smartetl.alert_group;
+    ch smartetl.channel;
+    n jsonb;
+    key text;
+    due boolean;
+    win text;
+    queued integer := 0;
+BEGIN
+    FOR g IN
+        SELECT a.group_key, min(a.rule_name) AS rule_name, min(a.labels::text)::jsonb AS labels,
+               bool_or(a.state = 'firing' AND NOT smartetl._alert_muted(a)
+                       AND a.notified_state IS DISTINCT FROM 'firing') AS new_firing,
+               bool_or(a.state = 'resolved' AND a.notified_state = 'firing'
+                       AND NOT smartetl._alert_held(a)) AS newly_resolved,
+               bool_or(a.state = 'firing' AND NOT smartetl._alert_muted(a)) AS any_firing,
+               min(a.started_at) FILTER (WHERE a.state = 'firing' AND NOT smartetl._alert_muted(a)
+                                         AND a.notified_state IS DISTINCT FROM 'firing') AS first_pending
+        FROM smartetl.alert a
+        WHERE a.state = 'firing' OR a.notified_state = 'firing'
+        GROUP BY a.group_key
+    LOOP
+        SELECT * INTO r FROM smartetl.alert_rule WHERE name = g.rule_name;
+        SELECT * INTO st FROM smartetl.alert_group WHERE group_key = g.group_key;
+        IF r.name IS NULL THEN
+            CONTINUE;
+        END IF;
+        -- Alertmanager's timing: group_wait, then group_interval, then repeat_interval
+        due := CASE
+                WHEN st.last_notified_at IS NULL THEN g.new_firing AND g.first_pending + r.group_wait <= now()
+                WHEN g.new_firing OR g.newly_resolved THEN st.last_notified_at + r.group_interval <= now()
+                ELSE g.any_firing AND st.last_notified_at + r.repeat_interval <= now() END;
+        IF NOT coalesce(due, false) THEN
+            -- Alertmanager forgets alerts not re-posted within resolve_timeout
+            IF g.any_firing AND st.last_notified_at IS NOT NULL
+               AND coalesce(st.am_posted_at, st.last_notified_at) < now() - interval '1 minute' THEN
+                queued := queued + smartetl._alert_refresh_alertmanager(r, st);
+            END IF;
+            CONTINUE;
+        END IF;
+        INSERT INTO smartetl.alert_group AS ag (group_key, rule_name, labels, last_notified_at, seq)
+        VALUES (g.group_key, g.rule_name,
+                (SELECT coalesce(jsonb_object_agg(l, g.labels->>l), '{}') FROM unnest(r.group_by) l), now(), 1)
+        ON CONFLICT (group_key) DO UPDATE SET last_notified_at = now(), am_posted_at = now(), seq = ag.seq + 1
+        RETURNING * INTO st;
+        key := md5(g.group_key) || '-' || st.seq;
+        FOR ch IN SELECT * FROM smartetl.channel WHERE name = ANY (r.channels) ORDER BY name LOOP
+            n := smartetl._alert_notification(g.group_key, key,
+                     replace(replace(ch.options->>'link_template', '{pipeline}', coalesce(g.labels->>'pipeline', '')),
+                             '{namespace}', coalesce(g.labels->>'namespace', '')));
+            -- a channel in a maintenance window: recorded as muted, caught up when it ends
+            win := (SELECT w.name FROM smartetl.maintenance_window w
+                    WHERE w.enabled AND ch.name = ANY (w.channels) AND smartetl.maintenance_window_active(w.name)
+                    ORDER BY w.name LIMIT 1);
+            INSERT INTO smartetl.delivery (channel, group_key, idempotency_key, notification, payload, status, last_error)
+            VALUES (ch.name, g.group_key, key, n,
+                    CASE WHEN ch.kind = 'notify'
+                         THEN jsonb_build_object('content_type', 'application/json', 'body', n)
+                         ELSE smartetl._payload(ch.kind, n, ch.options) END,
+                    CASE WHEN win IS NULL THEN 'pending' ELSE 'muted' END,
+                    'muted by maintenance window ' || win)
+            ON CONFLICT (channel, idempotency_key) DO NOTHING;
+            queued := queued + 1;
+        END LOOP;
+        UPDATE smartetl.alert a SET notified_state = a.state,
+                                    notified_at = coalesce(a.notified_at, CASE WHEN a.state = 'firing' THEN now() END)
+        WHERE a.group_key = g.group_key
+          AND ((a.state = 'firing' AND NOT smartetl._alert_muted(a))
+               OR (a.state = 'resolved' AND a.notified_state = 'firing' AND NOT smartetl._alert_held(a)));
+    END LOOP;
+    RETURN queued;
+END $$;
+
+CREATE FUNCTION smartetl._alert_window_catch_up() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    m record;
+    ch smartetl.channel;
+    told text[];
+    n jsonb;
+    key text;
+    queued integer := 0;
+BEGIN
+    FOR m IN SELECT d.channel, d.group_key, max(d.delivery_id) AS last_muted
+             FROM smartetl.delivery d WHERE d.status = 'muted' GROUP BY 1, 2 ORDER BY 3 LOOP
+        CONTINUE WHEN EXISTS (SELECT 1 FROM smartetl.maintenance_window w
+                              WHERE w.enabled AND m.channel = ANY (w.channels)
+                                AND smartetl.maintenance_window_active(w.name));
+        SELECT * INTO ch FROM smartetl.channel WHERE name = m.channel;
+        -- what the channel last heard about the group, before the window
+        SELECT coalesce(array_agg(a->>'fingerprint') FILTER (WHERE a->>'status' = 'firing'), '{}') INTO told
+        FROM (SELECT d.notification FROM smartetl.delivery d
+              WHERE d.channel = m.channel AND d.group_key = m.group_key AND d.status NOT IN ('muted', 'skipped')
+              ORDER BY d.delivery_id DESC LIMIT 1) last
+        CROSS JOIN LATERAL jsonb_array_elements(last.notification->'alerts') a;
+        key := md5(m.group_key) || '-window-' || m.last_muted;
+        n := smartetl._alert_notification(m.group_key, key,
+                 (SELECT replace(replace(ch.options->>'link_template', '{pipeline}', coalesce(g.labels->>'pipeline', '')),
+                                 '{namespace}', coalesce(g.labels->>'namespace', ''))
+                  FROM smartetl.alert_group g WHERE g.group_key = m.group_key), told);
+        IF ch.name IS NOT NULL AND jsonb_typeof(n->'alerts') = 'array' THEN
+            INSERT INTO smartetl.delivery (channel, group_key, idempotency_key, notification, payload)
+            VALUES (ch.name, m.group_key, key, n,
+                    CASE WHEN ch.kind = 'notify'
+                         THEN jsonb_build_object('content_type', 'application/json', 'body', n)
+                         ELSE smartetl._payload(ch.kind, n, ch.options) END)
+            ON CONFLICT (channel, idempotency_key) DO NOTHING;
+            queued := queued + 1;
+        END IF;
+        UPDATE smartetl.delivery SET status = 'skipped',
+               last_error = last_error || CASE WHEN jsonb_typeof(n->'alerts') = 'array' THEN '; caught up after the window'
+                                               ELSE '; nothing left to send after the window' END
+        WHERE channel = m.channel AND group_key = m.group_key AND status = 'muted';
+    END LOOP;
+    RETURN queued;
+END $$;
+
+CREATE FUNCTION smartetl._alert_escalate() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    e record;
+    ch smartetl.channel;
+    n jsonb;
+    key text;
+    queued integer := 0;
+BEGIN
+    FOR e IN
+        SELECT a.alert_id, a.group_key, a.fingerprint, a.labels, a.escalation_level AS level, p.name AS policy,
+               p.steps->(a.escalation_level % jsonb_array_length(p.steps)) AS step
+        FROM smartetl.alert a
+        JOIN smartetl.alert_rule r ON r.name = a.rule_name AND r.enabled
+        JOIN smartetl.escalation_policy p ON p.name = r.escalation_policy
+        WHERE a.state = 'firing' AND a.acked_by IS NULL AND a.notified_at IS NOT NULL
+          AND NOT smartetl._alert_muted(a)
+          AND a.escalation_level < jsonb_array_length(p.steps) * (p.repeat + 1)
+          AND coalesce(a.escalated_at, a.notified_at)
+              + (p.steps->(a.escalation_level % jsonb_array_length(p.steps))->>'after')::interval <= now()
+        ORDER BY a.alert_id
+    LOOP
+        UPDATE smartetl.alert SET escalation_level = e.level + 1, escalated_at = now() WHERE alert_id = e.alert_id;
+        key := md5(e.group_key) || '-escalation-' || e.alert_id || '-' || (e.level + 1);
+        FOR ch IN SELECT * FROM smartetl.channel
+                  WHERE name IN (SELECT jsonb_array_elements_text(e.step->'channels')) ORDER BY name LOOP
+            n := smartetl._alert_notification(e.group_key, key,
+                     replace(replace(ch.options->>'link_template', '{pipeline}', coalesce(e.labels->>'pipeline', '')),
+                             '{namespace}', coalesce(e.labels->>'namespace', '')));
+            n := n || jsonb_build_object(
+                     'alerts', (SELECT jsonb_agg(x) FROM jsonb_array_elements(n->'alerts') x
+                                WHERE x->>'fingerprint' = e.fingerprint),
+                     'escalation', jsonb_build_object('policy', e.policy, 'level', e.level + 1));
+            INSERT INTO smartetl.delivery (channel, group_key, idempotency_key, notification, payload)
+            VALUES (ch.name, e.group_key, key, n,
+                    CASE WHEN ch.kind = 'notify'
+                         THEN jsonb_build_object('content_type', 'application/json', 'body', n)
+                         ELSE smartetl._payload(ch.kind, n, ch.options) END)
+            ON CONFLICT (channel, idempotency_key) DO NOTHING;
+            queued := queued + 1;
+        END LOOP;
+    END LOOP;
+    RETURN queued;
+END $$;
+
+CREATE OR REPLACE FUNCTION smartetl.evaluate_alerts() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r smartetl.alert_rule;
+    started timestamptz;
+    detail text;
+    err text;
+BEGIN
+    -- one evaluation at a time, whoever calls it
+    PERFORM smartetl._xact_lock('alert_evaluation');
+    -- fold template occurrence deltas (cheap when already folded)
+    PERFORM smartetl.template_compact();
+    PERFORM smartetl.resolve_predictions();
+    FOR r IN SELECT * FROM smartetl.alert_rule WHERE enabled ORDER BY name LOOP
+        -- costly kinds run at most every 5 minutes (anomaly scoring rebuilds
+        -- 120 days of baselines; risk scores every pipeline: evaluated_every
+        -- in smartetl.alert_rule_kinds()), and a sql rule
+        -- that ran out of time waits until retry_at
+        IF EXISTS (SELECT 1 FROM smartetl.alert_rule_state s
+                   WHERE s.rule_name = r.name
+                     AND (s.evaluated_at > now() - (SELECT k.evaluated_every FROM smartetl.alert_rule_kinds() k
+                                                    WHERE k.kind = r.kind)
+                          OR s.retry_at > now())) THEN
+            CONTINUE;
+        END IF;
+        started := clock_timestamp();
+        BEGIN
+            PERFORM smartetl._alert_apply_rule(r);
+            INSERT INTO smartetl.alert_rule_state (rule_name, evaluated_at, last_error, retry_at)
+            VALUES (r.name, now(), NULL, NULL)
+            ON CONFLICT (rule_name) DO UPDATE SET evaluated_at = now(), last_error = NULL, retry_at = NULL;
+        EXCEPTION WHEN OTHERS THEN
+            -- one broken rule must not stop the others
+            GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
+            err := SQLERRM || coalesce(': ' || nullif(detail, ''), '');
+            RAISE WARNING 'smartetl: alert rule "%" failed: %', r.name, err;
+            -- a sql rule that used up smartetl.rule_timeout would hold up every
+            -- evaluation, and the notifications queued after it: it waits 5 minutes
+            INSERT INTO smartetl.alert_rule_state (rule_name, evaluated_at, last_error, retry_at)
+            VALUES (r.name, now(), err,
+                    CASE WHEN r.kind = 'sql'
+                              AND clock_timestamp() - started
+                                  >= coalesce(current_setting('smartetl.rule_timeout', true), '5s')::interval
+                         THEN now() + interval '5 minutes' END)
+            ON CONFLICT (rule_name) DO UPDATE
+            SET evaluated_at = now(), last_error = excluded.last_error, retry_at = excluded.retry_at;
+        END;
+    END LOOP;
+    -- rules deleted or disabled: their alerts resolve
+    UPDATE smartetl.alert SET state = 'resolved', resolved_at = now()
+    WHERE state = 'firing' AND rule_name NOT IN (SELECT name FROM smartetl.alert_rule WHERE enabled);
+    UPDATE smartetl.alert a SET silenced = s.hit
+    FROM (SELECT a2.alert_id, EXISTS (SELECT 1 FROM smartetl.silence s
+                                      WHERE now() >= s.starts_at AND now() < s.ends_at
+                                        AND smartetl._silence_matches(s.matchers, a2.labels)) AS hit
+          FROM smartetl.alert a2 WHERE a2.state = 'firing') s
+    WHERE a.alert_id = s.alert_id AND a.silenced IS DISTINCT FROM s.hit;
+    -- maintenance windows of rules and pipelines: alerts are recorded as muted
+    -- (firing ones, and resolved ones whose resolution is still to be sent)
+    UPDATE smartetl.alert a SET muted_by = m.win
+    FROM (SELECT a2.alert_id,
+                 (SELECT w.name FROM smartetl.maintenance_window w
+                  WHERE w.enabled AND (a2.rule_name = ANY (w.rules)
+                                       OR (w.selector <> '{}' AND p.pipeline_id IS NOT NULL
+                                           AND smartetl._selector_matches(w.selector, p)))
+                    AND smartetl.maintenance_window_active(w.name)
+                  ORDER BY w.name LIMIT 1) AS win
+          FROM smartetl.alert a2
+          LEFT JOIN smartetl.pipeline p ON p.namespace = a2.labels->>'namespace' AND p.name = a2.labels->>'pipeline'
+          WHERE a2.state = 'firing' OR (a2.state = 'resolved' AND a2.notified_state = 'firing')
+             OR a2.muted_by IS NOT NULL) m
+    WHERE a.alert_id = m.alert_id AND a.muted_by IS DISTINCT FROM m.win;
+    PERFORM smartetl._alert_inhibit();
+    RETURN smartetl._alert_window_catch_up() + smartetl._alert_notify() + smartetl._alert_escalate();
+END $$;
+
+CREATE OR REPLACE FUNCTION smartetl.next_alert_due(after timestamptz DEFAULT now()) RETURNS timestamptz
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT min(x.t) FROM (
+        SELECT ds.next_deadline_at AS t
+        FROM smartetl.deadline_status(after) ds
+        WHERE EXISTS (SELECT 1 FROM smartetl.alert_rule r WHERE r.enabled AND r.kind = 'deadline')
+        UNION ALL
+        SELECT CASE WHEN st.last_notified_at IS NULL THEN g.first_pending + r.group_wait
+                    WHEN g.changed THEN st.last_notified_at + r.group_interval
+                    WHEN g.any_firing THEN least(st.last_notified_at + r.repeat_interval,
+                                                 coalesce(st.am_posted_at, st.last_notified_at) + interval '1 minute') END
+        FROM (SELECT a.group_key, min(a.rule_name) AS rule_name,
+                     min(a.started_at) FILTER (WHERE a.state = 'firing' AND NOT smartetl._alert_muted(a)
+                                               AND a.notified_state IS DISTINCT FROM 'firing') AS first_pending,
+                     bool_or((a.state = 'firing' AND NOT smartetl._alert_muted(a)
+                              AND a.notified_state IS DISTINCT FROM 'firing')
+                             OR (a.state = 'resolved' AND a.notified_state = 'firing'
+                                 AND NOT smartetl._alert_held(a))) AS changed,
+                     bool_or(a.state = 'firing' AND NOT smartetl._alert_muted(a)) AS any_firing
+              FROM smartetl.alert a
+              WHERE a.state = 'firing' OR a.notified_state = 'firing'
+              GROUP BY a.group_key) g
+        JOIN smartetl.alert_rule r ON r.name = g.rule_name
+        LEFT JOIN smartetl.alert_group st ON st.group_key = g.group_key
+        UNION ALL
+        SELECT s.starts_at FROM smartetl.silence s
+        UNION ALL
+        SELECT s.ends_at FROM smartetl.silence s
+        UNION ALL
+        SELECT smartetl._window_next_change(w, after) FROM smartetl.maintenance_window w WHERE w.enabled
+        UNION ALL
+        SELECT a.snoozed_until FROM smartetl.alert a WHERE a.state = 'firing'
+        UNION ALL
+        -- the next escalation step of each unacknowledged alert
+        SELECT coalesce(a.escalated_at, a.notified_at)
+               + (p.steps->(a.escalation_level % jsonb_array_length(p.steps))->>'after')::interval
+        FROM smartetl.alert a
+        JOIN smartetl.alert_rule r ON r.name = a.rule_name AND r.enabled
+        JOIN smartetl.escalation_policy p ON p.name = r.escalation_policy
+        WHERE a.state = 'firing' AND a.acked_by IS NULL AND a.notified_at IS NOT NULL
+          AND a.escalation_level < jsonb_array_length(p.steps) * (p.repeat + 1)
+    ) x
+    WHERE x.t > after
+$$;
+COMMENT ON FUNCTION smartetl.next_alert_due(timestamptz) IS 'the next time after "after" at which an evaluation is due by the clock (a deadline, group_wait, group_interval, repeat_interval, a silence or maintenance window starting or ending, a snooze ending, an escalation step); the alert worker wakes then';
+SELECT pg_catalog.pg_extension_config_dump('smartetl.maintenance_window', '');
+SELECT pg_catalog.pg_extension_config_dump('smartetl.escalation_policy', '');
+REVOKE ALL ON FUNCTION smartetl._window_value(text, text), smartetl._window_in(jsonb, text, integer, integer),
+                       smartetl._time_interval_active(jsonb, timestamptz, text),
+                       smartetl.maintenance_window_active(text, timestamptz),
+                       smartetl._window_next_change(smartetl.maintenance_window, timestamptz), smartetl._window_check(),
+                       smartetl._escalation_check(), smartetl.ack(bigint, text, text), smartetl.unack(bigint),
+                       smartetl.assign(bigint, text), smartetl.snooze(bigint, timestamptz, text),
+                       smartetl._alert_notification(text, text, text, text[]), smartetl._alert_window_catch_up(),
+                       smartetl._alert_escalate() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION smartetl._alert_notification(text, text, text, text[]) TO smartetl_admin;
+GRANT SELECT ON smartetl.maintenance_window TO smartetl_reader;
+GRANT SELECT, INSERT, UPDATE, DELETE ON smartetl.maintenance_window TO smartetl_admin;
+GRANT EXECUTE ON FUNCTION smartetl.maintenance_window_active(text, timestamptz),
+                          smartetl._window_value(text, text), smartetl._window_in(jsonb, text, integer, integer),
+                          smartetl._time_interval_active(jsonb, timestamptz, text)
+    TO smartetl_reader;
+GRANT EXECUTE ON FUNCTION smartetl._window_next_change(smartetl.maintenance_window, timestamptz),
+                          smartetl._alert_window_catch_up()
+    TO smartetl_admin;
+GRANT SELECT ON smartetl.escalation_policy, smartetl.alert_status TO smartetl_reader;
+GRANT SELECT, INSERT, UPDATE, DELETE ON smartetl.escalation_policy TO smartetl_admin;
+GRANT EXECUTE ON FUNCTION smartetl.ack(bigint, text, text), smartetl.unack(bigint),
+                          smartetl.assign(bigint, text), smartetl.snooze(bigint, timestamptz, text)
+    TO smartetl_oncall;
+GRANT EXECUTE ON FUNCTION smartetl._alert_escalate() TO smartetl_admin;
+
 
 -- ---- failure risk never worse than the baselines (issue 12): baselines as
 -- candidates of the registry, rolling-origin evaluation and backtest(),
@@ -923,15 +4349,22 @@ RETURNS TABLE (pipeline_id bigint, value double precision, annotations jsonb)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF r.kind IN ('run_failed', 'consecutive_failures') THEN
+        -- a try that will be retried waits for the last one, or for after_tries
         RETURN QUERY
         SELECT cf.pipeline_id, cf.failed_runs::float8,
                smartetl._run_annotations(
-                   format('%s failed', cf.pipeline),
+                   format('%s failed%s', cf.pipeline, CASE WHEN t.tries > 1 THEN format(' after %s tries', t.tries) ELSE '' END),
                    format('%s run(s) of %s/%s failed in a row since %s', cf.failed_runs, cf.namespace,
-                          cf.pipeline, to_char(cf.since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"')),
+                          cf.pipeline, to_char(cf.since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"'))
+                   || CASE WHEN t.tries > 1 THEN format(', after %s tries%s', t.tries,
+                                                         CASE WHEN t.will_retry THEN ' (retrying)' ELSE '' END)
+                           ELSE '' END,
                    cf.run_id, cf.since, cf.pipeline_id)
+               || CASE WHEN t.tries > 1 THEN jsonb_build_object('tries', t.tries) ELSE '{}' END
         FROM smartetl.current_failures cf
-        WHERE r.kind = 'run_failed' OR cf.failed_runs >= coalesce(r.threshold, 3);
+        CROSS JOIN LATERAL smartetl._run_retry(cf.run_id) t
+        WHERE (r.kind = 'run_failed' OR cf.failed_runs >= coalesce(r.threshold, 3))
+          AND (NOT t.will_retry OR coalesce(t.tries >= r.after_tries, false));
     ELSIF r.kind IN ('duration_anomaly', 'volume_anomaly') THEN
         RETURN QUERY
         SELECT a.pipeline_id, a.score,
@@ -957,6 +4390,32 @@ BEGIN
                                   'since', o.last_at, 'overdue', o.kind,
                                   'recent_history', smartetl._recent_history(o.pipeline_id))
         FROM smartetl.overdue_pipelines(now()) o;
+    ELSIF r.kind = 'deadline' THEN
+        -- the latest deadline that passed with no success finished since its
+        -- scheduled start, whether the run failed, still runs or never started
+        RETURN QUERY
+        SELECT ds.pipeline_id, extract(epoch FROM now() - ds.deadline_at)::float8,
+               smartetl._run_annotations(
+                   format('%s missed its %s deadline', ds.pipeline,
+                          to_char(ds.deadline_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI')),
+                   format('scheduled %s %s (%s), a successful run was due by %s; %s',
+                          to_char(ds.scheduled_at AT TIME ZONE ds.schedule_timezone, 'YYYY-MM-DD HH24:MI'),
+                          ds.schedule_timezone, ds.schedule,
+                          to_char(ds.deadline_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI'),
+                          CASE WHEN ds.last_run_at IS NULL OR ds.last_run_at < ds.scheduled_at
+                                    AND ds.last_run_status IS DISTINCT FROM 'running'
+                               THEN 'no run started since'
+                               WHEN ds.last_run_status = 'running'
+                               THEN format('the run started at %s is still running',
+                                           to_char(ds.last_run_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI'))
+                               ELSE format('the run started at %s ended %s',
+                                           to_char(ds.last_run_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI'),
+                                           ds.last_run_status) END),
+                   CASE WHEN ds.last_run_at >= ds.scheduled_at OR ds.last_run_status = 'running' THEN ds.last_run_id END,
+                   ds.deadline_at, ds.pipeline_id)
+               || jsonb_build_object('scheduled_at', ds.scheduled_at, 'deadline_at', ds.deadline_at)
+        FROM smartetl.deadline_status(now()) ds
+        WHERE ds.missed;
     ELSIF r.kind = 'risk' THEN
         RETURN QUERY
         SELECT k.pipeline_id, k.risk,
@@ -1017,3 +4476,4 @@ GRANT EXECUTE ON FUNCTION smartetl.backtest(interval, timestamptz, timestamptz),
                           smartetl._risk_reasons(bigint, timestamptz, interval, double precision[], double precision[], text),
                           smartetl._score(bigint[], interval, timestamptz, boolean)
     TO smartetl_admin;
+

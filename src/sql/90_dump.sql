@@ -23,8 +23,13 @@ SELECT pg_catalog.pg_extension_config_dump('smartetl.alert', '');
 SELECT pg_catalog.pg_extension_config_dump('smartetl.alert_group', '');
 SELECT pg_catalog.pg_extension_config_dump('smartetl.delivery', '');
 SELECT pg_catalog.pg_extension_config_dump('smartetl.alert_rule_state', '');
+SELECT pg_catalog.pg_extension_config_dump('smartetl.maintenance_window', '');
+SELECT pg_catalog.pg_extension_config_dump('smartetl.escalation_policy', '');
 SELECT pg_catalog.pg_extension_config_dump('smartetl.model', '');
 SELECT pg_catalog.pg_extension_config_dump('smartetl.prediction', '');
+SELECT pg_catalog.pg_extension_config_dump('smartetl.api_key', '');
+SELECT pg_catalog.pg_extension_config_dump('smartetl.source', '');
+SELECT pg_catalog.pg_extension_config_dump('smartetl.source_file', '');
 SELECT pg_catalog.pg_extension_config_dump('smartetl.template_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('smartetl.template_revision', '');
 
@@ -54,5 +59,3 @@ BEGIN
     END LOOP;
 END $$;
 COMMENT ON FUNCTION smartetl.after_restore() IS 'after restoring a pg_dump of the database: move each identity sequence past its column''s highest value (README, Backups)';
-REVOKE ALL ON FUNCTION smartetl.after_restore() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION smartetl.after_restore() TO smartetl_admin;
