@@ -82,12 +82,12 @@ WHERE p.name = 'weekly_flaky'
   AND f.feature IN ('fail_days_7d', 'consecutive_failures', 'runs_per_day_7d', 'hours_since_failure', 'weekly_repeat',
                     'successes_since_failure')
 ORDER BY a.at, f.feature;
--- two failures in a row with a new error, the second one yesterday
+-- two failures in a row, the second one (yesterday) with an error never seen before
 SELECT * FROM smartetl.ingest('csv', E'job,run_id,start,end,status,error\n'
     || E'loader,1,2024-03-10 04:10:00,2024-03-10 04:12:00,success,\n'
     || E'loader,2,2024-03-11 04:10:00,2024-03-11 04:12:00,failed,Connection refused by db01\n'
     || E'loader,3,2024-03-12 04:10:00,2024-03-12 04:12:00,success,\n'
-    || E'loader,4,2024-03-13 04:10:00,2024-03-13 04:12:00,failed,KeyError: \'customer_id\'\n'
+    || E'loader,4,2024-03-13 04:10:00,2024-03-13 04:12:00,failed,Connection refused by db02\n'
     || E'loader,5,2024-03-14 04:10:00,2024-03-14 04:12:00,failed,KeyError: \'order_id\'\n', '{"namespace": "pred"}');
 SELECT r->>'feature' AS feature, r->>'reason' AS reason
 FROM smartetl.pipeline p,
@@ -104,8 +104,8 @@ SELECT pipeline, reasons !~ '_' AS plain_words, jsonb_array_length(detail) AS de
 FROM smartetl.current_risk WHERE pipeline IN ('weekly_flaky', 'steady') ORDER BY pipeline;
 -- the risk alert describes itself in the same words
 SELECT a.annotations->>'description' = 'main reasons: ' || k.reasons AS alert_in_words
-FROM smartetl._alert_conditions(ROW('pred-risk', 'risk', '{}', 0, 'warning', '{}', '{pipeline}', '0', '1 minute',
-                                    '4 hours', NULL, true, now())::smartetl.alert_rule) a
+FROM smartetl._alert_conditions(jsonb_populate_record(NULL::smartetl.alert_rule,
+                                    '{"name": "pred-risk", "kind": "risk", "threshold": 0}')) a
 JOIN smartetl.risk_ranking('1 day') k USING (pipeline_id)
 WHERE k.pipeline = 'weekly_flaky';
 
