@@ -203,6 +203,9 @@ PGDATABASE=smartetl_sample psql_do -c "SELECT * FROM smartetl.ingest_file('$TMPD
 # a risk model and a ranking, for the dashboard's risk panel
 PGDATABASE=smartetl_sample psql_do -c "SELECT smartetl.train_risk_model('1 day', 'xgboost', '{\"step\": \"6 hours\"}')" \
 	-c "SELECT count(*) AS ranked FROM smartetl.risk_ranking('1 day')"
+# a firing alert, for the dashboard's on-call panel (test/grafana plants it)
+PGDATABASE=smartetl_sample psql_do -c "INSERT INTO smartetl.alert_rule (name, kind, channels) VALUES ('sample-failures', 'run_failed', '{}')" \
+	-c "SELECT smartetl.evaluate_alerts() AS deliveries"
 export PGHOST=$(socket_dir "$TMPDIR_TEST") PGPORT=$PORT PGUSER=postgres
 PGDATABASE=smartetl_sample stage grafana bash test/grafana/run.sh --sample
 PGDATABASE=smartetl_sample stage prometheus bash test/prometheus/run.sh

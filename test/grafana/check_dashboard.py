@@ -879,6 +879,12 @@ PLANTED = {
         "dag_inventory_sync (stopped 3 days ago): missing_run and freshness, nothing else"),
     "Current failures": (["pipeline", "failed_runs"], "SELECT 'ftp_partner_import' AS pipeline, 1 AS failed_runs",
                          "ftp_partner_import (its latest run failed), nothing else"),
+    # scripts/test.sh adds the run_failed rule sample-failures to the sample
+    # and evaluates it once: one alert, on the pipeline whose latest run failed
+    "Alerts (on call)": (["pipeline", "state", "rule", "muted", "acked_by"],
+                         "SELECT 'demo/ftp_partner_import' AS pipeline, 'firing' AS state, "
+                         "'sample-failures' AS rule, NULL::text AS muted, NULL::text AS acked_by",
+                         "the firing sample-failures alert on demo/ftp_partner_import, unmuted and not acknowledged, nothing else"),
 }
 
 
