@@ -9,7 +9,7 @@
 -- API: Public
 CREATE TABLE smartetl.channel (
     name        text PRIMARY KEY CHECK (name ~ '^[A-Za-z0-9_.-]{1,63}$'),
-    kind        text NOT NULL CHECK (kind IN ('teams', 'slack', 'webhook', 'alertmanager', 'email', 'notify')),
+    kind        text NOT NULL,  -- one of smartetl.alert_channel_kinds(), checked by channel_check
     target      text NOT NULL,
     options     jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(options) = 'object'),
     secret      text,
@@ -170,47 +170,57 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 -- API: Private
+-- A channel is checked against its kind's row of smartetl.alert_channel_kinds()
+-- (87_alert_payload.sql): a known kind, a target of its transport's form, and
+-- the kind's own option check when it has one.
 CREATE FUNCTION smartetl._channel_check() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    k record;
+BEGIN
+    SELECT * INTO k FROM smartetl.alert_channel_kinds() x WHERE x.kind = NEW.kind;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown channel kind % for channel "%"', coalesce(quote_literal(NEW.kind), 'NULL'), NEW.name
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Channel kinds are ' || (SELECT regexp_replace(string_agg(x.kind, ', '), ', ([^,]*)$', ' and \1')
+                                                  FROM smartetl.alert_channel_kinds() x) || '.';
+    END IF;
+    IF NEW.target !~ k.target_pattern AND k.transport = 'http' THEN
+        RAISE EXCEPTION 'invalid target for % channel "%"', NEW.kind, NEW.name
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('Expected %s, found %L.', k.target_form, NEW.target),
+                  HINT = 'Put a token or password in the secret column, not in the URL.';
+    ELSIF NEW.target !~ k.target_pattern THEN
+        RAISE EXCEPTION 'invalid target for % channel "%"', NEW.kind, NEW.name
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('Expected %s, found %L.', k.target_form, NEW.target);
+    END IF;
+    IF k.options_check IS NOT NULL THEN
+        EXECUTE format('SELECT %s($1, $2)', k.options_check) USING NEW.name, NEW.options;
+    END IF;
+    RETURN NEW;
+END $$;
+
+-- API: Private
+-- The options of an email channel: "from" and a non-empty "to" array of addresses.
+CREATE FUNCTION smartetl._channel_options_email(channel text, options jsonb) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     bad text;
 BEGIN
-    IF NEW.kind IS NULL OR NEW.kind NOT IN ('teams', 'slack', 'webhook', 'alertmanager', 'email', 'notify') THEN
-        RAISE EXCEPTION 'unknown channel kind % for channel "%"', coalesce(quote_literal(NEW.kind), 'NULL'), NEW.name
+    SELECT string_agg(a, ', ') INTO bad
+    FROM (SELECT options->>'from' AS a
+          UNION ALL SELECT jsonb_array_elements_text(CASE WHEN jsonb_typeof(options->'to') = 'array'
+                                                          THEN options->'to' ELSE '[]' END)) s
+    WHERE a IS NULL OR a !~ '^[^@[:space:]<>]+@[^@[:space:]<>]+$';
+    IF bad IS NOT NULL OR jsonb_typeof(options->'to') IS DISTINCT FROM 'array'
+       OR jsonb_array_length(options->'to') = 0 THEN
+        RAISE EXCEPTION 'invalid addresses for email channel "%"', channel
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Channel kinds are teams, slack, webhook, alertmanager, email and notify.';
-    ELSIF NEW.kind IN ('teams', 'slack', 'webhook', 'alertmanager') THEN
-        IF NEW.target !~ '^https?://[A-Za-z0-9._~-]+(:[0-9]{1,5})?(/[^[:space:]]*)?$' THEN
-            RAISE EXCEPTION 'invalid target for % channel "%"', NEW.kind, NEW.name
-                USING ERRCODE = 'invalid_parameter_value',
-                      DETAIL = format('Expected an http:// or https:// URL without credentials, found %L.', NEW.target),
-                      HINT = 'Put a token or password in the secret column, not in the URL.';
-        END IF;
-    ELSIF NEW.kind = 'email' THEN
-        IF NEW.target !~ '^smtps?://[A-Za-z0-9._~-]+(:[0-9]{1,5})?/?$' THEN
-            RAISE EXCEPTION 'invalid target for email channel "%"', NEW.name
-                USING ERRCODE = 'invalid_parameter_value',
-                      DETAIL = format('Expected smtp://host:port or smtps://host:port, found %L.', NEW.target);
-        END IF;
-        SELECT string_agg(a, ', ') INTO bad
-        FROM (SELECT NEW.options->>'from' AS a
-              UNION ALL SELECT jsonb_array_elements_text(CASE WHEN jsonb_typeof(NEW.options->'to') = 'array'
-                                                              THEN NEW.options->'to' ELSE '[]' END)) s
-        WHERE a IS NULL OR a !~ '^[^@[:space:]<>]+@[^@[:space:]<>]+$';
-        IF bad IS NOT NULL OR jsonb_typeof(NEW.options->'to') IS DISTINCT FROM 'array'
-           OR jsonb_array_length(NEW.options->'to') = 0 THEN
-            RAISE EXCEPTION 'invalid addresses for email channel "%"', NEW.name
-                USING ERRCODE = 'invalid_parameter_value',
-                      DETAIL = format('options need "from" and a non-empty "to" array of addresses; bad: %s.',
-                                      coalesce(bad, 'to')),
-                      HINT = 'For example {"from": "etl@example.com", "to": ["team@example.com"]}.';
-        END IF;
-    ELSIF NEW.kind = 'notify' AND NEW.target !~ '^[A-Za-z_][A-Za-z0-9_]{0,62}$' THEN
-        RAISE EXCEPTION 'invalid target for notify channel "%"', NEW.name
-            USING ERRCODE = 'invalid_parameter_value',
-                  DETAIL = format('Expected a LISTEN channel name (an identifier), found %L.', NEW.target);
+                  DETAIL = format('options need "from" and a non-empty "to" array of addresses; bad: %s.',
+                                  coalesce(bad, 'to')),
+                  HINT = 'For example {"from": "etl@example.com", "to": ["team@example.com"]}.';
     END IF;
-    RETURN NEW;
 END $$;
 CREATE TRIGGER channel_check BEFORE INSERT OR UPDATE ON smartetl.channel
     FOR EACH ROW EXECUTE FUNCTION smartetl._channel_check();

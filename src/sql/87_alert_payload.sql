@@ -899,24 +899,77 @@ COMMENT ON FUNCTION smartetl._payload_email(jsonb, jsonb) IS
 'e-mail message: subject ([FIRING]/[RESOLVED] title), plain-text and inline-styled HTML parts (multipart/alternative), from/to from the channel options';
 
 -- ---------------------------------------------------------------------------
--- Dispatch by channel kind
+-- NOTIFY
 -- ---------------------------------------------------------------------------
 
 -- API: Private
+-- The notification itself, for LISTEN clients (the worker sends a pointer to
+-- the delivery instead when it is longer than NOTIFY allows).
+CREATE FUNCTION smartetl._payload_notify(n jsonb, opts jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN jsonb_build_object('content_type', 'application/json', 'body', n);
+COMMENT ON FUNCTION smartetl._payload_notify(jsonb, jsonb) IS 'the body of a notify channel: the notification as JSON';
+
+-- ---------------------------------------------------------------------------
+-- The channel kinds, and dispatch by kind
+-- ---------------------------------------------------------------------------
+
+-- API: Public
+-- The one list of channel kinds: how each is sent (http: a POST through
+-- libcurl, every http kind alike, a webhook with a secret also signed; smtp;
+-- notify: NOTIFY in the evaluating database), the function that builds its
+-- request body, the form of its target, and the function that checks its
+-- options.  The channel check (86_alert_model.sql), the dispatch below and
+-- the README read it, so a new HTTP receiver is a formatter here plus a row
+-- (CONTRIBUTING.md).
+CREATE FUNCTION smartetl.alert_channel_kinds()
+RETURNS TABLE (kind text, transport text, formatter text, options_check text,
+               target_pattern text, target_form text, description text)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT k.kind, k.transport, k.formatter, k.options_check, t.pattern, t.form, k.description
+    FROM (VALUES
+        (1, 'teams', 'http', 'smartetl._payload_teams', NULL,
+         'Microsoft Teams (incoming webhook or Workflows URL): an Adaptive Card'),
+        (2, 'slack', 'http', 'smartetl._payload_slack', NULL,
+         'Slack incoming webhook: a Block Kit message with a text fallback'),
+        (3, 'webhook', 'http', 'smartetl._payload_webhook', NULL,
+         'any HTTP endpoint: the notification as JSON, signed (HMAC-SHA256) when the channel has a secret'),
+        (4, 'alertmanager', 'http', 'smartetl._payload_alertmanager', NULL,
+         'Prometheus Alertmanager (its /api/v2/alerts URL): one alert per smartetl alert'),
+        (5, 'email', 'smtp', 'smartetl._payload_email', 'smartetl._channel_options_email',
+         'e-mail through an SMTP server: plain text and HTML'),
+        (6, 'notify', 'notify', 'smartetl._payload_notify', NULL,
+         'NOTIFY on the target channel of the database, with the notification as JSON')
+    ) k(ord, kind, transport, formatter, options_check, description)
+    JOIN (VALUES
+        ('http', '^https?://[A-Za-z0-9._~-]+(:[0-9]{1,5})?(/[^[:space:]]*)?$',
+         'an http:// or https:// URL without credentials'),
+        ('smtp', '^smtps?://[A-Za-z0-9._~-]+(:[0-9]{1,5})?/?$', 'smtp://host:port or smtps://host:port'),
+        ('notify', '^[A-Za-z_][A-Za-z0-9_]{0,62}$', 'a LISTEN channel name (an identifier)')
+    ) t(transport, pattern, form) USING (transport)
+    ORDER BY k.ord
+$$;
+COMMENT ON FUNCTION smartetl.alert_channel_kinds() IS
+'the alert channel kinds: transport (http, smtp, notify), payload formatter, option check, the form of the target, what it sends';
+
+-- API: Private
+-- The request body of a notification for a channel kind, from the kind's
+-- formatter in smartetl.alert_channel_kinds().
 CREATE FUNCTION smartetl._payload(kind text, n jsonb, opts jsonb DEFAULT '{}') RETURNS jsonb
 LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    f text := (SELECT k.formatter FROM smartetl.alert_channel_kinds() k WHERE k.kind = _payload.kind);
+    result jsonb;
 BEGIN
-    CASE kind
-        WHEN 'webhook'      THEN RETURN smartetl._payload_webhook(n, opts);
-        WHEN 'slack'        THEN RETURN smartetl._payload_slack(n, opts);
-        WHEN 'teams'        THEN RETURN smartetl._payload_teams(n, opts);
-        WHEN 'alertmanager' THEN RETURN smartetl._payload_alertmanager(n, opts);
-        WHEN 'email'        THEN RETURN smartetl._payload_email(n, opts);
-        ELSE
-            RAISE EXCEPTION 'unknown alert channel kind: %', coalesce(quote_literal(kind), 'NULL')
-                USING ERRCODE = 'invalid_parameter_value',
-                      HINT = 'The channel kinds are teams, slack, webhook, alertmanager and email.';
-    END CASE;
+    IF f IS NULL THEN
+        RAISE EXCEPTION 'unknown alert channel kind: %', coalesce(quote_literal(kind), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'The channel kinds are ' || (SELECT regexp_replace(string_agg(k.kind, ', '), ', ([^,]*)$', ' and \1')
+                                                      FROM smartetl.alert_channel_kinds() k) || '.';
+    END IF;
+    -- f comes from the registry above, never from a caller
+    EXECUTE format('SELECT %s($1, $2)', f) INTO result USING n, opts;
+    RETURN result;
 END $$;
 COMMENT ON FUNCTION smartetl._payload(text, jsonb, jsonb) IS
-'the request body of a notification for a channel kind (teams, slack, webhook, alertmanager, email)';
+'the request body of a notification for a channel kind, built by the kind''s formatter (smartetl.alert_channel_kinds)';

@@ -122,7 +122,8 @@ GRANT EXECUTE ON FUNCTION
     smartetl._alert_label_name(text), smartetl._alert_label_set(jsonb),
     smartetl._payload_webhook(jsonb, jsonb), smartetl._payload_slack(jsonb, jsonb),
     smartetl._payload_teams(jsonb, jsonb), smartetl._payload_alertmanager(jsonb, jsonb),
-    smartetl._payload_email(jsonb, jsonb), smartetl._payload(text, jsonb, jsonb)
+    smartetl._payload_email(jsonb, jsonb), smartetl._payload_notify(jsonb, jsonb),
+    smartetl._payload(text, jsonb, jsonb), smartetl._channel_options_email(text, jsonb)
     TO smartetl_admin;
 GRANT EXECUTE ON FUNCTION smartetl._alert_wake() TO smartetl_writer;
 GRANT EXECUTE ON FUNCTION smartetl._recent_history(bigint) TO smartetl_reader;
@@ -179,7 +180,8 @@ GRANT EXECUTE ON FUNCTION smartetl.cron_next(text, timestamptz, text),
                           smartetl._cron_prev(text, timestamptz, text)
     TO smartetl_reader;
 GRANT EXECUTE ON FUNCTION smartetl._cron_check(text, text), smartetl._cron_valid(text) TO smartetl_writer;
-GRANT EXECUTE ON FUNCTION smartetl.alert_rule_kinds(), smartetl.deadline_status(timestamptz) TO smartetl_reader;
+GRANT EXECUTE ON FUNCTION smartetl.alert_rule_kinds(), smartetl.alert_channel_kinds(),
+                          smartetl.deadline_status(timestamptz) TO smartetl_reader;
 GRANT EXECUTE ON FUNCTION smartetl.next_alert_due(timestamptz), smartetl.sync_airflow_schedules(jsonb, jsonb),
                           smartetl._pg_cron_jobs()
     TO smartetl_admin;

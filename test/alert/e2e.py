@@ -346,11 +346,24 @@ def test_secret_not_logged():
     ok("s3cret" not in text, "the SMTP password never appears in the server log (%d bytes checked)" % len(text))
 
 
+def proc_title(pid):
+    try:
+        return "%s (%s)" % (pid, open("/proc/%s/cmdline" % pid).read().replace("\0", " ").strip())
+    except OSError:
+        return pid
+
+
 def restart_cluster():
     cdir = os.environ["SMARTETL_CLUSTER_DIR"]
     pid = int(open(os.path.join(cdir, "data", "postmaster.pid")).readline())
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
     os.kill(pid, signal.SIGKILL)
-    time.sleep(3)
+    # the old server's processes notice its death and exit; a new one cannot
+    # start while any still holds the shared memory
+    alive = lambda: [c for c in children if os.path.exists("/proc/%s" % c)]
+    wait_for(lambda: not alive(), timeout=60, step=0.1)
+    ok(not alive(), "every process of the killed server exits (%d processes)" % len(children),
+       "still running: " + ", ".join(proc_title(c) for c in alive()))
     subprocess.run(["bash", "-c", "source scripts/lib.sh && cluster_start '%s' '%s' >/dev/null"
                     % (cdir, os.environ["PGPORT"])], cwd=ROOT, check=True)
 
@@ -607,8 +620,13 @@ def test_oncall_window():
             VALUES ('oc-upgrade', '[{}]', '{oc-window}', true)""")
     ingest(["win_still,1,2026-01-02 01:00:00,2026-01-02 01:01:00,failed,boom",
             "win_cleared,1,2026-01-02 01:00:00,2026-01-02 01:01:00,failed,boom"], ns="e2e_ocwin")
+    # both fire (muted) before one of them clears
+    wait_for(lambda: psql("SELECT count(*) FROM smartetl.alert WHERE rule_name = 'oc-window' "
+                          "AND state = 'firing' AND muted_by = 'oc-upgrade'") == "2")
     ingest(["win_cleared,2,2026-01-02 02:00:00,2026-01-02 02:01:00,success,"], ns="e2e_ocwin")
-    time.sleep(3)
+    wait_for(lambda: psql("SELECT count(*) FROM smartetl.alert WHERE rule_name = 'oc-window' "
+                          "AND state = 'resolved'") == "1")
+    time.sleep(1)
     muted = psql("SELECT string_agg(labels->>'pipeline' || ':' || state, ',' ORDER BY 1) FROM smartetl.alert "
                  "WHERE rule_name = 'oc-window' AND muted_by = 'oc-upgrade'")
     ok(not requests("/oc-window") and muted == "win_cleared:resolved,win_still:firing",

@@ -61,6 +61,7 @@ INSERT INTO documented VALUES
     ('smartetl.promote_model(bigint)', 'a'),
     ('smartetl.cron_next(text,timestamp with time zone,text)', 'r'),
     ('smartetl.alert_rule_kinds()', 'r'),
+    ('smartetl.alert_channel_kinds()', 'r'),
     ('smartetl.deadline_status(timestamp with time zone)', 'r'),
     ('smartetl.maintenance_window_active(text,timestamp with time zone)', 'r'),
     ('smartetl.next_alert_due(timestamp with time zone)', 'a'),

@@ -3884,6 +3884,118 @@ GRANT EXECUTE ON FUNCTION smartetl.ack(bigint, text, text), smartetl.unack(bigin
     TO smartetl_oncall;
 GRANT EXECUTE ON FUNCTION smartetl._alert_escalate() TO smartetl_admin;
 
+-- ---- channel kinds: one registry (smartetl.alert_channel_kinds) --------------
+-- The channel check, the payload dispatch and the hints read the registry; the
+-- table's CHECK on kind goes (the trigger checks it).
+ALTER TABLE smartetl.channel DROP CONSTRAINT channel_kind_check;
+CREATE FUNCTION smartetl._channel_options_email(channel text, options jsonb) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    bad text;
+BEGIN
+    SELECT string_agg(a, ', ') INTO bad
+    FROM (SELECT options->>'from' AS a
+          UNION ALL SELECT jsonb_array_elements_text(CASE WHEN jsonb_typeof(options->'to') = 'array'
+                                                          THEN options->'to' ELSE '[]' END)) s
+    WHERE a IS NULL OR a !~ '^[^@[:space:]<>]+@[^@[:space:]<>]+$';
+    IF bad IS NOT NULL OR jsonb_typeof(options->'to') IS DISTINCT FROM 'array'
+       OR jsonb_array_length(options->'to') = 0 THEN
+        RAISE EXCEPTION 'invalid addresses for email channel "%"', channel
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('options need "from" and a non-empty "to" array of addresses; bad: %s.',
+                                  coalesce(bad, 'to')),
+                  HINT = 'For example {"from": "etl@example.com", "to": ["team@example.com"]}.';
+    END IF;
+END $$;
+
+CREATE FUNCTION smartetl._payload_notify(n jsonb, opts jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN jsonb_build_object('content_type', 'application/json', 'body', n);
+COMMENT ON FUNCTION smartetl._payload_notify(jsonb, jsonb) IS 'the body of a notify channel: the notification as JSON';
+
+CREATE FUNCTION smartetl.alert_channel_kinds()
+RETURNS TABLE (kind text, transport text, formatter text, options_check text,
+               target_pattern text, target_form text, description text)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT k.kind, k.transport, k.formatter, k.options_check, t.pattern, t.form, k.description
+    FROM (VALUES
+        (1, 'teams', 'http', 'smartetl._payload_teams', NULL,
+         'Microsoft Teams (incoming webhook or Workflows URL): an Adaptive Card'),
+        (2, 'slack', 'http', 'smartetl._payload_slack', NULL,
+         'Slack incoming webhook: a Block Kit message with a text fallback'),
+        (3, 'webhook', 'http', 'smartetl._payload_webhook', NULL,
+         'any HTTP endpoint: the notification as JSON, signed (HMAC-SHA256) when the channel has a secret'),
+        (4, 'alertmanager', 'http', 'smartetl._payload_alertmanager', NULL,
+         'Prometheus Alertmanager (its /api/v2/alerts URL): one alert per smartetl alert'),
+        (5, 'email', 'smtp', 'smartetl._payload_email', 'smartetl._channel_options_email',
+         'e-mail through an SMTP server: plain text and HTML'),
+        (6, 'notify', 'notify', 'smartetl._payload_notify', NULL,
+         'NOTIFY on the target channel of the database, with the notification as JSON')
+    ) k(ord, kind, transport, formatter, options_check, description)
+    JOIN (VALUES
+        ('http', '^https?://[A-Za-z0-9._~-]+(:[0-9]{1,5})?(/[^[:space:]]*)?$',
+         'an http:// or https:// URL without credentials'),
+        ('smtp', '^smtps?://[A-Za-z0-9._~-]+(:[0-9]{1,5})?/?$', 'smtp://host:port or smtps://host:port'),
+        ('notify', '^[A-Za-z_][A-Za-z0-9_]{0,62}$', 'a LISTEN channel name (an identifier)')
+    ) t(transport, pattern, form) USING (transport)
+    ORDER BY k.ord
+$$;
+COMMENT ON FUNCTION smartetl.alert_channel_kinds() IS
+'the alert channel kinds: transport (http, smtp, notify), payload formatter, option check, the form of the target, what it sends';
+
+CREATE OR REPLACE FUNCTION smartetl._channel_check() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    k record;
+BEGIN
+    SELECT * INTO k FROM smartetl.alert_channel_kinds() x WHERE x.kind = NEW.kind;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown channel kind % for channel "%"', coalesce(quote_literal(NEW.kind), 'NULL'), NEW.name
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Channel kinds are ' || (SELECT regexp_replace(string_agg(x.kind, ', '), ', ([^,]*)$', ' and \1')
+                                                  FROM smartetl.alert_channel_kinds() x) || '.';
+    END IF;
+    IF NEW.target !~ k.target_pattern AND k.transport = 'http' THEN
+        RAISE EXCEPTION 'invalid target for % channel "%"', NEW.kind, NEW.name
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('Expected %s, found %L.', k.target_form, NEW.target),
+                  HINT = 'Put a token or password in the secret column, not in the URL.';
+    ELSIF NEW.target !~ k.target_pattern THEN
+        RAISE EXCEPTION 'invalid target for % channel "%"', NEW.kind, NEW.name
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('Expected %s, found %L.', k.target_form, NEW.target);
+    END IF;
+    IF k.options_check IS NOT NULL THEN
+        EXECUTE format('SELECT %s($1, $2)', k.options_check) USING NEW.name, NEW.options;
+    END IF;
+    RETURN NEW;
+END $$;
+
+CREATE OR REPLACE FUNCTION smartetl._payload(kind text, n jsonb, opts jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    f text := (SELECT k.formatter FROM smartetl.alert_channel_kinds() k WHERE k.kind = _payload.kind);
+    result jsonb;
+BEGIN
+    IF f IS NULL THEN
+        RAISE EXCEPTION 'unknown alert channel kind: %', coalesce(quote_literal(kind), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'The channel kinds are ' || (SELECT regexp_replace(string_agg(k.kind, ', '), ', ([^,]*)$', ' and \1')
+                                                      FROM smartetl.alert_channel_kinds() k) || '.';
+    END IF;
+    -- f comes from the registry above, never from a caller
+    EXECUTE format('SELECT %s($1, $2)', f) INTO result USING n, opts;
+    RETURN result;
+END $$;
+COMMENT ON FUNCTION smartetl._payload(text, jsonb, jsonb) IS
+'the request body of a notification for a channel kind, built by the kind''s formatter (smartetl.alert_channel_kinds)';
+
+REVOKE ALL ON FUNCTION smartetl._channel_options_email(text, jsonb), smartetl._payload_notify(jsonb, jsonb),
+                       smartetl.alert_channel_kinds() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION smartetl._payload_notify(jsonb, jsonb), smartetl._channel_options_email(text, jsonb)
+    TO smartetl_admin;
+GRANT EXECUTE ON FUNCTION smartetl.alert_channel_kinds() TO smartetl_reader;
+
 
 -- ---- failure risk never worse than the baselines (issue 12): baselines as
 -- candidates of the registry, rolling-origin evaluation and backtest(),
