@@ -69,6 +69,9 @@ OBJS = \
 	src/predict/model_xgb.o \
 	src/predict/model_linear.o \
 	src/predict/model_sql.o \
+	src/predict/model_baseline.o \
+	src/predict/risk_backtest.o \
+	src/predict/risk_backtest_sql.o \
 	src/predict/risk_features.o \
 	src/predict/risk_features_sql.o
 

@@ -85,15 +85,15 @@ SELECT kind, pipeline, round(value::numeric, 1) AS value, round(expected::numeri
        round(score::numeric, 1) AS score FROM smartetl.anomalies ORDER BY at DESC NULLS LAST LIMIT 5;
 SQL
 
-log "failure risk for the next day (XGBoost trained in the database on the history)"
+log "failure risk for the next day (XGBoost trained in the database, served only if it beats the baselines out of time)"
 psql_do <<'SQL'
 \pset footer off
-SELECT 'model ' || m AS trained FROM smartetl.train_risk_model('1 day', 'xgboost', '{"step": "6 hours"}') m;
-SELECT model_id, algorithm, status, training_rows, test_rows, round((metrics->>'roc_auc')::numeric, 3) AS roc_auc,
-       round((metrics->>'pr_auc')::numeric, 3) AS pr_auc, round((metrics->>'brier')::numeric, 3) AS brier
-FROM smartetl.model ORDER BY model_id DESC LIMIT 1;
-SELECT pipeline, round(risk::numeric, 3) AS risk,
-       (SELECT string_agg(r->>'feature' || ' (' || (r->>'contribution') || ')', ', ') FROM jsonb_array_elements(reasons) r) AS top_reasons
+SELECT 'model ' || m AS trained FROM smartetl.train_risk_model('1 day', 'xgboost') m;
+SELECT coalesce(options->>'baseline', algorithm) AS candidate, status, test_rows AS pipeline_times,
+       round((metrics->>'roc_auc')::numeric, 3) AS roc_auc, round((metrics->>'brier')::numeric, 3) AS brier
+FROM smartetl.model WHERE status IN ('champion', 'candidate') AND kind = 'risk' ORDER BY model_id;
+SELECT note AS why_served FROM smartetl.model WHERE status = 'champion' AND kind = 'risk';
+SELECT pipeline, round(risk::numeric, 3) AS risk, reasons
 FROM smartetl.risk_ranking('1 day') WHERE namespace = 'demo' LIMIT 5;
 SQL
 

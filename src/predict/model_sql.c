@@ -31,9 +31,11 @@
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 
+#include "predict/model_baseline.h"
 #include "predict/model_data.h"
 #include "predict/model_linear.h"
 #include "predict/model_metrics.h"
+#include "predict/model_sql.h"
 #include "predict/model_xgb.h"
 
 PG_FUNCTION_INFO_V1(smartetl_model_fit);
@@ -42,7 +44,6 @@ PG_FUNCTION_INFO_V1(smartetl_model_contributions);
 PG_FUNCTION_INFO_V1(smartetl_model_psi);
 PG_FUNCTION_INFO_V1(smartetl_classifier_metrics);
 
-static ArrayType *float8_result(const double *v, int n);
 
 /* A trained or loaded model of either algorithm. */
 typedef struct AnyModel
@@ -50,6 +51,7 @@ typedef struct AnyModel
 	bool		xgboost;
 	XgbModel   *xgb;
 	LinearModel *linear;
+	BaselineModel *baseline;	/* a stored risk baseline (never trained here) */
 	int			n_features;
 } AnyModel;
 
@@ -77,8 +79,8 @@ is_xgboost(const char *algorithm)
 
 /* ---- options ---- */
 
-static double
-option_number(Jsonb *options, const char *key, double dflt)
+double
+predict_option_number(Jsonb *options, const char *key, double dflt)
 {
 	JsonbValue *v;
 
@@ -110,8 +112,8 @@ option_text(Jsonb *options, const char *key, const char *dflt)
 
 /* ---- reading the training rows ---- */
 
-static double *
-float8_array(ArrayType *a, int *n)
+double *
+predict_float8_array(ArrayType *a, int *n)
 {
 	Datum	   *d;
 	bool	   *nulls;
@@ -164,7 +166,7 @@ read_rows(const char *query, ModelData *md, MemoryContext cxt)
 				ereport(ERROR,
 						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 						 errmsg("training row %ld has a NULL label or feature array", row)));
-			x = float8_array(DatumGetArrayTypeP(feats), &n);
+			x = predict_float8_array(DatumGetArrayTypeP(feats), &n);
 			if (!started && (err = md_init(md, n, false)) != NULL)
 				model_error("training data", err);
 			started = true;
@@ -229,11 +231,11 @@ fit(AnyModel *m, const ModelData *train, bool regression, Jsonb *options)
 		XgbParams	p;
 
 		xgb_default_params(&p, regression);
-		p.max_depth = (int) option_number(options, "max_depth", p.max_depth);
-		p.eta = option_number(options, "eta", p.eta);
-		p.n_rounds = (int) option_number(options, "n_rounds", p.n_rounds);
-		p.min_child_weight = option_number(options, "min_child_weight", p.min_child_weight);
-		p.scale_pos_weight = option_number(options, "scale_pos_weight", p.scale_pos_weight);
+		p.max_depth = (int) predict_option_number(options, "max_depth", p.max_depth);
+		p.eta = predict_option_number(options, "eta", p.eta);
+		p.n_rounds = (int) predict_option_number(options, "n_rounds", p.n_rounds);
+		p.min_child_weight = predict_option_number(options, "min_child_weight", p.min_child_weight);
+		p.scale_pos_weight = predict_option_number(options, "scale_pos_weight", p.scale_pos_weight);
 		p.cancel_requested = cancel_requested;
 		err = xgb_train(train, &p, &m->xgb);
 		CHECK_FOR_INTERRUPTS();
@@ -243,7 +245,7 @@ fit(AnyModel *m, const ModelData *train, bool regression, Jsonb *options)
 		LinearParams p;
 
 		linear_default_params(&p, regression);
-		p.C = option_number(options, "C", p.C);
+		p.C = predict_option_number(options, "C", p.C);
 		err = linear_train(train, &p, &m->linear);
 	}
 	if (err)
@@ -253,7 +255,8 @@ fit(AnyModel *m, const ModelData *train, bool regression, Jsonb *options)
 static void
 predict_rows(const AnyModel *m, const float *x, int nrows, double *out)
 {
-	const char *err = m->xgboost ? xgb_predict(m->xgb, x, nrows, m->n_features, out)
+	const char *err = m->baseline ? baseline_predict(m->baseline, x, nrows, m->n_features, out)
+		: m->xgboost ? xgb_predict(m->xgb, x, nrows, m->n_features, out)
 		: linear_predict(m->linear, x, nrows, m->n_features, out);
 
 	if (err)
@@ -267,8 +270,11 @@ free_model(AnyModel *m)
 		xgb_free(m->xgb);
 	if (m->linear)
 		linear_free(m->linear);
+	if (m->baseline)
+		baseline_free(m->baseline);
 	m->xgb = NULL;
 	m->linear = NULL;
+	m->baseline = NULL;
 }
 
 /* The booster is XGBoost's memory: release it when the call's memory goes, error or not. */
@@ -311,8 +317,8 @@ serialize(const AnyModel *m)
 	return b;
 }
 
-static void
-append_number(StringInfo s, const char *key, double v)
+void
+predict_append_number(StringInfo s, const char *key, double v)
 {
 	appendStringInfo(s, "%s\"%s\": ", s->len > 1 ? ", " : "", key);
 	if (isfinite(v))
@@ -380,6 +386,31 @@ calibrate(double *pred, int n, double a, double b)
 	}
 }
 
+/* A classifier report's fields, appended to an open JSON object. */
+void
+predict_append_report(StringInfo s, const MMClassifierReport *r)
+{
+	int			i;
+
+	predict_append_number(s, "roc_auc", r->roc_auc);
+	predict_append_number(s, "pr_auc", r->pr_auc);
+	predict_append_number(s, "brier", r->brier);
+	predict_append_number(s, "log_loss", r->log_loss);
+	predict_append_number(s, "accuracy", r->accuracy);
+	predict_append_number(s, "f1", r->f1);
+	predict_append_number(s, "top_k", r->top_k);
+	predict_append_number(s, "precision_at_k", r->precision_at_k);
+	predict_append_number(s, "recall_at_k", r->recall_at_k);
+	predict_append_number(s, "test_rows", r->n);
+	predict_append_number(s, "test_positives", r->positives);
+	appendStringInfoString(s, ", \"calibration\": [");
+	for (i = 0; i < r->n_calibration; i++)
+		appendStringInfo(s, "%s{\"mean_predicted\": %.6g, \"observed_rate\": %.6g, \"count\": %d}",
+						 i ? ", " : "", r->calibration[i].mean_predicted,
+						 r->calibration[i].observed_rate, r->calibration[i].count);
+	appendStringInfoChar(s, ']');
+}
+
 /* The test part's metrics as JSON text. */
 static char *
 metrics_json(const double *pred, const double *label, int n, bool regression, int top_k)
@@ -394,41 +425,24 @@ metrics_json(const double *pred, const double *label, int n, bool regression, in
 					r2;
 
 		mm_rmse_r2(pred, label, n, &rmse, &r2);
-		append_number(&s, "rmse", rmse);
-		append_number(&s, "r2", r2);
-		append_number(&s, "test_rows", n);
+		predict_append_number(&s, "rmse", rmse);
+		predict_append_number(&s, "r2", r2);
+		predict_append_number(&s, "test_rows", n);
 	}
 	else
 	{
 		MMClassifierReport r;
-		int			i;
 
 		mm_classifier_report(pred, label, n, top_k, &r);
-		append_number(&s, "roc_auc", r.roc_auc);
-		append_number(&s, "pr_auc", r.pr_auc);
-		append_number(&s, "brier", r.brier);
-		append_number(&s, "log_loss", r.log_loss);
-		append_number(&s, "accuracy", r.accuracy);
-		append_number(&s, "f1", r.f1);
-		append_number(&s, "top_k", r.top_k);
-		append_number(&s, "precision_at_k", r.precision_at_k);
-		append_number(&s, "recall_at_k", r.recall_at_k);
-		append_number(&s, "test_rows", r.n);
-		append_number(&s, "test_positives", r.positives);
-		appendStringInfoString(&s, ", \"calibration\": [");
-		for (i = 0; i < r.n_calibration; i++)
-			appendStringInfo(&s, "%s{\"mean_predicted\": %.6g, \"observed_rate\": %.6g, \"count\": %d}",
-							 i ? ", " : "", r.calibration[i].mean_predicted,
-							 r.calibration[i].observed_rate, r.calibration[i].count);
-		appendStringInfoChar(&s, ']');
+		predict_append_report(&s, &r);
 	}
 	appendStringInfoChar(&s, '}');
 	return s.data;
 }
 
 /* Per feature, the training sample's PSI reference: 9 cuts then 10 shares. */
-static ArrayType *
-psi_references(const ModelData *train)
+ArrayType *
+predict_psi_references(const ModelData *train)
 {
 	int			per = (MM_PSI_BINS - 1) + MM_PSI_BINS;
 	Datum	   *out = palloc(sizeof(Datum) * train->ncols * per);
@@ -498,7 +512,7 @@ smartetl_model_fit(PG_FUNCTION_ARGS)
 		split_stratified(&md, &train, &test);
 	else if (strcmp(split, "time") == 0)
 	{
-		if ((err = md_split_fraction(&md, option_number(options, "test_fraction", 0.2), &train, &test)) != NULL)
+		if ((err = md_split_fraction(&md, predict_option_number(options, "test_fraction", 0.2), &train, &test)) != NULL)
 			model_error("split", err);
 	}
 	else
@@ -507,7 +521,7 @@ smartetl_model_fit(PG_FUNCTION_ARGS)
 				 errmsg("unknown split \"%s\"", split),
 				 errhint("Splits are time (hold out the last rows) and stratified.")));
 	INSTR_TIME_SET_CURRENT(start);
-	if (!regression && option_number(options, "calibrate", 0) != 0 && train.nrows >= 50)
+	if (!regression && predict_option_number(options, "calibrate", 0) != 0 && train.nrows >= 50)
 	{
 		/* the most recent fifth of the training rows calibrates, the rest fits */
 		ModelData	fitpart,
@@ -531,15 +545,15 @@ smartetl_model_fit(PG_FUNCTION_ARGS)
 	getrusage(RUSAGE_SELF, &ru);
 	values[1] = DirectFunctionCall1(jsonb_in, CStringGetDatum(
 		metrics_json(pred, md_labels_double(&test), test.nrows, regression,
-					 (int) option_number(options, "top_k", 10))));
-	values[2] = PointerGetDatum(psi_references(&train));
+					 (int) predict_option_number(options, "top_k", 10))));
+	values[2] = PointerGetDatum(predict_psi_references(&train));
 	values[3] = Int32GetDatum(train.nrows);
 	values[4] = Int32GetDatum(test.nrows);
 	values[5] = Float8GetDatum(INSTR_TIME_GET_DOUBLE(elapsed));
 	values[6] = Int64GetDatum((int64) ru.ru_maxrss);
 	nulls[7] = !calibrated;
 	if (calibrated)
-		values[7] = PointerGetDatum(float8_result((double[]) {platt_a, platt_b}, 2));
+		values[7] = PointerGetDatum(predict_float8_result((double[]) {platt_a, platt_b}, 2));
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
 }
 
@@ -565,12 +579,24 @@ load_model(int64 id, const char *algorithm, bytea *bytes)
 	int			i;
 
 	for (i = 0; i < CACHE_SIZE; i++)
-		if (cache[i].id == id && (cache[i].model.xgb || cache[i].model.linear))
+		if (cache[i].id == id && (cache[i].model.xgb || cache[i].model.linear || cache[i].model.baseline))
 			return &cache[i].model;
 	slot = &cache[cache_next];
 	cache_next = (cache_next + 1) % CACHE_SIZE;
 	free_model(&slot->model);
 	slot->id = 0;
+	if (strcmp(algorithm, "baseline") == 0)
+	{
+		slot->model.xgboost = false;
+		old = MemoryContextSwitchTo(TopMemoryContext);
+		err = baseline_deserialize(VARDATA_ANY(bytes), VARSIZE_ANY_EXHDR(bytes), &slot->model.baseline);
+		MemoryContextSwitchTo(old);
+		if (err)
+			model_error("could not load the model", err);
+		slot->model.n_features = slot->model.baseline->n_features;
+		slot->id = id;
+		return &slot->model;
+	}
 	slot->model.xgboost = is_xgboost(algorithm);
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	err = slot->model.xgboost
@@ -590,7 +616,7 @@ static float *
 feature_rows(ArrayType *a, int ncols, int *nrows)
 {
 	int			n;
-	double	   *d = float8_array(a, &n);
+	double	   *d = predict_float8_array(a, &n);
 	float	   *x;
 	int			i;
 
@@ -605,8 +631,8 @@ feature_rows(ArrayType *a, int ncols, int *nrows)
 	return x;
 }
 
-static ArrayType *
-float8_result(const double *v, int n)
+ArrayType *
+predict_float8_result(const double *v, int n)
 {
 	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
 	int			i;
@@ -627,7 +653,7 @@ smartetl_model_predict(PG_FUNCTION_ARGS)
 	double	   *out = palloc(sizeof(double) * nrows);
 
 	predict_rows(m, x, nrows, out);
-	PG_RETURN_ARRAYTYPE_P(float8_result(out, nrows));
+	PG_RETURN_ARRAYTYPE_P(predict_float8_result(out, nrows));
 }
 
 /* _model_contributions(...same...) RETURNS float8[]: per row ncols contributions then the bias */
@@ -639,12 +665,13 @@ smartetl_model_contributions(PG_FUNCTION_ARGS)
 	int			nrows;
 	float	   *x = feature_rows(PG_GETARG_ARRAYTYPE_P(3), m->n_features, &nrows);
 	double	   *out = palloc(sizeof(double) * nrows * (m->n_features + 1));
-	const char *err = m->xgboost ? xgb_contributions(m->xgb, x, nrows, m->n_features, out)
+	const char *err = m->baseline ? baseline_contributions(m->baseline, x, nrows, m->n_features, out)
+		: m->xgboost ? xgb_contributions(m->xgb, x, nrows, m->n_features, out)
 		: linear_contributions(m->linear, x, nrows, m->n_features, out);
 
 	if (err)
 		model_error("contributions failed", err);
-	PG_RETURN_ARRAYTYPE_P(float8_result(out, nrows * (m->n_features + 1)));
+	PG_RETURN_ARRAYTYPE_P(predict_float8_result(out, nrows * (m->n_features + 1)));
 }
 
 /*
@@ -657,7 +684,7 @@ smartetl_model_psi(PG_FUNCTION_ARGS)
 {
 	int			nref,
 				nrows;
-	double	   *ref = float8_array(PG_GETARG_ARRAYTYPE_P(0), &nref);
+	double	   *ref = predict_float8_array(PG_GETARG_ARRAYTYPE_P(0), &nref);
 	int			ncols = PG_GETARG_INT32(2);
 	float	   *x = feature_rows(PG_GETARG_ARRAYTYPE_P(1), ncols, &nrows);
 	int			per = (MM_PSI_BINS - 1) + MM_PSI_BINS;
@@ -680,7 +707,7 @@ smartetl_model_psi(PG_FUNCTION_ARGS)
 			col[i] = x[(size_t) i * ncols + f];
 		psi[f] = mm_psi_against(&r, col, nrows);
 	}
-	PG_RETURN_ARRAYTYPE_P(float8_result(psi, ncols));
+	PG_RETURN_ARRAYTYPE_P(predict_float8_result(psi, ncols));
 }
 
 /* _classifier_metrics(pred float8[], label float8[]) RETURNS jsonb */
@@ -689,8 +716,8 @@ smartetl_classifier_metrics(PG_FUNCTION_ARGS)
 {
 	int			np,
 				nl;
-	double	   *pred = float8_array(PG_GETARG_ARRAYTYPE_P(0), &np);
-	double	   *label = float8_array(PG_GETARG_ARRAYTYPE_P(1), &nl);
+	double	   *pred = predict_float8_array(PG_GETARG_ARRAYTYPE_P(0), &np);
+	double	   *label = predict_float8_array(PG_GETARG_ARRAYTYPE_P(1), &nl);
 
 	if (np != nl)
 		ereport(ERROR,

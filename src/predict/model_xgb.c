@@ -81,6 +81,7 @@ xgb_default_params(XgbParams *p, bool regression)
 	p->n_rounds = 200;
 	p->min_child_weight = 1;
 	p->subsample = 1;
+	p->colsample_bytree = 1;
 	p->lambda = 1;
 	p->scale_pos_weight = 1;
 	p->seed = 0;
@@ -100,6 +101,8 @@ check_params(const XgbParams *p)
 		return "min_child_weight must be a non-negative number";
 	if (!(p->subsample > 0 && p->subsample <= 1))
 		return "subsample must be in (0, 1]";
+	if (!(p->colsample_bytree > 0 && p->colsample_bytree <= 1))
+		return "colsample_bytree must be in (0, 1]";
 	if (!(p->lambda >= 0 && isfinite(p->lambda)))
 		return "lambda must be a non-negative number";
 	if (!(p->scale_pos_weight > 0 && isfinite(p->scale_pos_weight)))
@@ -166,6 +169,10 @@ set_training_params(BoosterHandle b, const XgbParams *p)
 		return -1;
 	if (!p->regression &&
 		set_param_number(b, "scale_pos_weight", p->scale_pos_weight) != 0)
+		return -1;
+	/* only when asked: a booster trained without it stays byte-identical */
+	if (p->colsample_bytree != 1 &&
+		set_param_number(b, "colsample_bytree", p->colsample_bytree) != 0)
 		return -1;
 	return 0;
 }

@@ -52,6 +52,7 @@ typedef struct XgbParams
 	int			n_rounds;		/* boosting rounds, default 200 */
 	double		min_child_weight;	/* default 1 */
 	double		subsample;		/* default 1 (no sampling) */
+	double		colsample_bytree;	/* share of features per tree, default 1 */
 	double		lambda;			/* L2 on leaf weights, default 1 */
 	double		scale_pos_weight;	/* weight of positives, default 1 */
 	int			seed;			/* default 0 */

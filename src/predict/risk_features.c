@@ -193,7 +193,7 @@ templates(const RiskRun *runs, int end, double t, double *out)
 		fresh += runs[i].first_template && runs[i].at >= t - 7 * DAY;
 		for (j = 0; j < nseen && !known; j++)
 			known = seen[j] == runs[i].template_id;
-		if (!known && nseen < lengthof(seen))
+		if (!known && nseen < (int) lengthof(seen))
 			seen[nseen++] = runs[i].template_id;
 	}
 	out[18] = fresh;
@@ -233,4 +233,283 @@ risk_features_at(const RiskRun *runs, int n, double t, double *out)
 	out[20] = end > 1 && runs[end - 1].host_hash != 0 && runs[end - 2].host_hash != 0 &&
 		runs[end - 1].host_hash != runs[end - 2].host_hash;
 	out[21] = log1p(end);
+}
+
+/* ---- v2: features that do not drift with the calendar or the history length ---- */
+
+#define WEEK (7 * DAY)
+#define HOURS_CAP2 168.0
+
+const char *const risk_feature2_names[RISK2_NFEATURES] = {
+	"fail_rate_7d", "fail_count_7d", "last_failed", "fail_count_1d", "fail_days_7d",
+	"consecutive_failures", "successes_since_failure", "hours_since_failure",
+	"hours_since_success", "hours_since_run", "runs_per_day_7d", "runs_1d",
+	"expected_runs_horizon", "fail_rate_30d", "failures_per_day_30d",
+	"failed_same_window_1w", "failed_same_window_1d", "weekly_repeat", "daily_repeat",
+	"cancel_rate_7d", "retry_rate_7d", "duration_z", "duration_trend_7d", "volume_z",
+	"new_templates_1d", "new_templates_7d", "templates_7d", "host_changed"
+};
+
+/* Failed runs known in (from, to], among runs[0..end). */
+static int
+failures_between(const RiskRun *runs, int end, double from, double to)
+{
+	int			i,
+				k = 0;
+
+	for (i = end - 1; i >= 0 && runs[i].at > from; i--)
+		k += runs[i].failed && runs[i].at <= to;
+	return k;
+}
+
+/*
+ * Share of the periods (period back, up to max_periods) in which the
+ * pipeline failed in the window (t - k period, t - k period + width]:
+ * periodic failures ("every Monday", "every night at 2") without reading
+ * the calendar.  Only periods after the first known run count.
+ */
+static double
+repeat_share(const RiskRun *runs, int end, double t, double period, int max_periods,
+			 double width)
+{
+	int			k,
+				seen = 0,
+				hit = 0;
+
+	if (end == 0)
+		return 0.0;
+	for (k = 1; k <= max_periods; k++)
+	{
+		double		from = t - k * period;
+
+		if (runs[0].at >= from)
+			break;
+		seen++;
+		hit += failures_between(runs, end, from, from + width) > 0;
+	}
+	return seen ? (double) hit / seen : 0.0;
+}
+
+/*
+ * Relative change of the duration over a week, from the least-squares
+ * slope of log(1 + duration) against time over the finished runs of the
+ * last 7 days (at least 4, spread over time): exp(7 days * slope) - 1,
+ * clamped to [-0.9, 10].  0 without enough runs.
+ */
+static double
+duration_trend_7d(const RiskRun *runs, int end, double t)
+{
+	double		sx = 0,
+				sy = 0,
+				sxy = 0,
+				sxx = 0,
+				slope;
+	int			i,
+				k = 0;
+
+	for (i = end - 1; i >= 0 && runs[i].at >= t - WEEK; i--)
+	{
+		double		x,
+					y;
+
+		if (!runs[i].finished || runs[i].duration_s < 0)
+			continue;
+		x = (runs[i].at - t) / DAY;
+		y = log1p(runs[i].duration_s);
+		sx += x;
+		sy += y;
+		sxy += x * y;
+		sxx += x * x;
+		k++;
+	}
+	if (k < 4 || k * sxx - sx * sx < 1e-9)
+		return 0.0;
+	slope = (k * sxy - sx * sy) / (k * sxx - sx * sx);
+	return fmin(fmax(expm1(fmin(slope * 7.0, 3.0)), -0.9), 10.0);
+}
+
+/* Robust z of the last finished run's value against up to 30 before it (5 at least). */
+static double
+robust_z2(const RiskRun *runs, int end, bool volume)
+{
+	double		hist[30];
+	double		x = -1,
+				m,
+				mad;
+	int			i,
+				k = 0;
+
+	for (i = end - 1; i >= 0 && k < 30; i--)
+	{
+		double		v = volume ? runs[i].rows_written : runs[i].duration_s;
+
+		if (!runs[i].finished || v < 0)
+			continue;
+		if (x < 0)
+			x = log1p(v);
+		else
+			hist[k++] = log1p(v);
+	}
+	if (k < 5)
+		return 0.0;
+	median_mad_in_place(hist, k, &m, &mad);
+	return fmin(fmax((x - m) / fmax(1.4826 * mad, 0.05), -20.0), 20.0);
+}
+
+void
+risk_features2_at(const RiskRun *runs, int n, double t, double horizon, double *out)
+{
+	int			end = runs_before(runs, n, t);
+	int			i,
+				fin7 = 0,
+				fail7 = 0,
+				fin30 = 0,
+				fail30 = 0,
+				all7 = 0,
+				all1 = 0,
+				fail1 = 0,
+				cancel7 = 0,
+				retry7 = 0,
+				streak = 0,
+				successes = 0,
+				new1 = 0,
+				new7 = 0;
+	bool		day_failed[7] = {false};
+	bool		streak_open = true,
+				success_open = true;
+	double		since_failure = HOURS_CAP2,
+				since_success = HOURS_CAP2,
+				observed,
+				days;
+	int64_t		seen[64];
+	int			nseen = 0;
+
+	memset(out, 0, sizeof(double) * RISK2_NFEATURES);
+	for (i = end - 1; i >= 0; i--)
+	{
+		const RiskRun *r = &runs[i];
+		double		age = t - r->at;
+
+		if (age <= 30 * DAY)
+		{
+			fin30 += r->finished;
+			fail30 += r->failed;
+		}
+		if (age <= WEEK)
+		{
+			all7++;
+			fin7 += r->finished;
+			fail7 += r->failed;
+			cancel7 += r->cancelled;
+			retry7 += r->attempt > 1;
+			if (r->failed)
+				day_failed[Min((int) (age / DAY), 6)] = true;
+			if (r->failed && r->first_template)
+				new7++;
+			if (r->failed && r->template_id != 0)
+			{
+				bool		known = false;
+				int			j;
+
+				for (j = 0; j < nseen && !known; j++)
+					known = seen[j] == r->template_id;
+				if (!known && nseen < (int) lengthof(seen))
+					seen[nseen++] = r->template_id;
+			}
+		}
+		if (age <= DAY)
+		{
+			all1++;
+			fail1 += r->failed;
+			new1 += r->failed && r->first_template;
+		}
+		if (r->finished)
+		{
+			if (r->failed && streak_open)
+				streak++;
+			else
+				streak_open = false;
+			if (!r->failed && success_open)
+				successes++;
+			else
+				success_open = false;
+			if (r->failed && since_failure == HOURS_CAP2)
+				since_failure = fmin(HOURS_CAP2, age / 3600.0);
+			if (!r->failed && since_success == HOURS_CAP2)
+				since_success = fmin(HOURS_CAP2, age / 3600.0);
+		}
+		/* the counts above need a month; the streaks stop at 100 runs */
+		if (age > 30 * DAY && !streak_open && (!success_open || successes >= 100))
+			break;
+	}
+	out[RF_FAIL_RATE_7D] = fin7 ? (double) fail7 / fin7 : 0.0;
+	out[RF_FAIL_COUNT_7D] = fail7;
+	for (i = end - 1; i >= 0; i--)
+		if (runs[i].finished)
+		{
+			out[RF_LAST_FAILED] = runs[i].failed;
+			break;
+		}
+	out[RF_FAIL_COUNT_1D] = fail1;
+	for (i = 0; i < 7; i++)
+		out[RF_FAIL_DAYS_7D] += day_failed[i];
+	out[RF_CONSECUTIVE_FAILURES] = streak;
+	out[RF_SUCCESSES_SINCE_FAILURE] = Min(successes, 100);
+	out[RF_HOURS_SINCE_FAILURE] = since_failure;
+	out[RF_HOURS_SINCE_SUCCESS] = since_success;
+	out[RF_HOURS_SINCE_RUN] = end > 0 ? fmin(HOURS_CAP2, (t - runs[end - 1].at) / 3600.0) : HOURS_CAP2;
+	/* per day over the part of the window the history covers, a day at least */
+	observed = end > 0 ? t - runs[0].at : 0;
+	days = fmax(1.0, fmin(7.0, observed / DAY));
+	out[RF_RUNS_PER_DAY_7D] = all7 / days;
+	out[RF_RUNS_1D] = all1;
+	out[RF_EXPECTED_RUNS_HORIZON] = out[RF_RUNS_PER_DAY_7D] * horizon / DAY;
+	out[RF_FAIL_RATE_30D] = fin30 ? (double) fail30 / fin30 : 0.0;
+	out[RF_FAILURES_PER_DAY_30D] = fail30 / fmax(1.0, fmin(30.0, observed / DAY));
+	out[RF_FAILED_SAME_WINDOW_1W] = failures_between(runs, end, t - WEEK, t - WEEK + fmin(horizon, WEEK));
+	out[RF_FAILED_SAME_WINDOW_1D] = failures_between(runs, end, t - DAY, t - DAY + fmin(horizon, DAY));
+	out[RF_WEEKLY_REPEAT] = repeat_share(runs, end, t, WEEK, 4, fmin(horizon, WEEK));
+	out[RF_DAILY_REPEAT] = repeat_share(runs, end, t, DAY, 7, fmin(horizon, DAY));
+	out[RF_CANCEL_RATE_7D] = all7 ? (double) cancel7 / all7 : 0.0;
+	out[RF_RETRY_RATE_7D] = all7 ? (double) retry7 / all7 : 0.0;
+	out[RF_DURATION_Z] = robust_z2(runs, end, false);
+	out[RF_DURATION_TREND_7D] = duration_trend_7d(runs, end, t);
+	out[RF_VOLUME_Z] = robust_z2(runs, end, true);
+	out[RF_NEW_TEMPLATES_1D] = new1;
+	out[RF_NEW_TEMPLATES_7D] = new7;
+	out[RF_TEMPLATES_7D] = nseen;
+	out[RF_HOST_CHANGED] = end > 1 && runs[end - 1].host_hash != 0 && runs[end - 2].host_hash != 0 &&
+		runs[end - 1].host_hash != runs[end - 2].host_hash;
+}
+
+int
+risk_failed_starts(const RiskRun *runs, int n, double *fails)
+{
+	int			i,
+				k = 0;
+
+	for (i = 0; i < n; i++)
+		if (runs[i].failed)
+			fails[k++] = runs[i].start;
+	qsort(fails, k, sizeof(double), double_cmp);
+	return k;
+}
+
+double
+risk_label(const double *fail_starts, int nfails, double t, double horizon)
+{
+	int			lo = 0,
+				hi = nfails;
+
+	/* the first failure starting after t */
+	while (lo < hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+
+		if (fail_starts[mid] <= t)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < nfails && fail_starts[lo] <= t + horizon ? 1.0 : 0.0;
 }

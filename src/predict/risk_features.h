@@ -16,9 +16,12 @@
 /* One run, as the features need it; times in seconds since any epoch. */
 typedef struct RiskRun
 {
-	double		at;				/* run_at */
+	double		at;				/* when its outcome was known: its end, else
+								 * its start */
+	double		start;			/* run_at (labels count runs by it) */
 	bool		failed;
 	bool		finished;		/* success or failed */
+	bool		cancelled;
 	double		duration_s;		/* < 0: unknown */
 	double		rows_written;	/* < 0: unknown */
 	int			attempt;
@@ -37,7 +40,68 @@ extern void risk_mark_first_templates(RiskRun *runs, int n);
 /*
  * The features at time t from runs[0..n) sorted by at; only runs with
  * at < t are read.  out has RISK_NFEATURES slots.
+ *
+ * These are the 0.1.0 features ("v1"), kept so that models trained by
+ * 0.1.0 score exactly as before; new models use risk_features2_at.
  */
 extern void risk_features_at(const RiskRun *runs, int n, double t, double *out);
+
+/*
+ * The current features ("v2").  Each one reads a fixed window before t
+ * (1, 7 or 30 days, or the same window one day or one to four weeks back)
+ * and none grows with the length of the history or depends on the date:
+ * a model trained on last quarter sees the same distribution today.
+ * Windows longer than the history are normalised by the part observed
+ * (runs per day over min(7 days, time since the first run), at least a
+ * day).  Hours since an event are capped at a week.  The horizon (in
+ * seconds) sets the same-window features and the expected number of runs.
+ */
+#define RISK2_NFEATURES 28
+
+typedef enum RiskFeature2
+{
+	RF_FAIL_RATE_7D,
+	RF_FAIL_COUNT_7D,
+	RF_LAST_FAILED,
+	RF_FAIL_COUNT_1D,
+	RF_FAIL_DAYS_7D,
+	RF_CONSECUTIVE_FAILURES,
+	RF_SUCCESSES_SINCE_FAILURE,
+	RF_HOURS_SINCE_FAILURE,
+	RF_HOURS_SINCE_SUCCESS,
+	RF_HOURS_SINCE_RUN,
+	RF_RUNS_PER_DAY_7D,
+	RF_RUNS_1D,
+	RF_EXPECTED_RUNS_HORIZON,
+	RF_FAIL_RATE_30D,
+	RF_FAILURES_PER_DAY_30D,
+	RF_FAILED_SAME_WINDOW_1W,
+	RF_FAILED_SAME_WINDOW_1D,
+	RF_WEEKLY_REPEAT,
+	RF_DAILY_REPEAT,
+	RF_CANCEL_RATE_7D,
+	RF_RETRY_RATE_7D,
+	RF_DURATION_Z,
+	RF_DURATION_TREND_7D,
+	RF_VOLUME_Z,
+	RF_NEW_TEMPLATES_1D,
+	RF_NEW_TEMPLATES_7D,
+	RF_TEMPLATES_7D,
+	RF_HOST_CHANGED
+} RiskFeature2;
+
+extern const char *const risk_feature2_names[RISK2_NFEATURES];
+
+extern void risk_features2_at(const RiskRun *runs, int n, double t, double horizon,
+							  double *out);
+
+/*
+ * The start times of the failed runs, sorted: what risk_label reads.
+ * fails[] has room for n entries; returns how many.
+ */
+extern int	risk_failed_starts(const RiskRun *runs, int n, double *fails);
+
+/* 1 when a failed run started in (t, t + horizon], else 0. */
+extern double risk_label(const double *fail_starts, int nfails, double t, double horizon);
 
 #endif							/* SMARTETL_RISK_FEATURES_H */

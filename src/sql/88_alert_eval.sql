@@ -175,8 +175,8 @@ BEGIN
         RETURN QUERY
         SELECT k.pipeline_id, k.risk,
                jsonb_build_object('summary', format('%s: failure risk %s within a day', k.pipeline, round(k.risk::numeric, 2)),
-                                  'description', 'main reasons: ' || (SELECT string_agg(x->>'feature', ', ') FROM jsonb_array_elements(k.reasons) x),
-                                  'reasons', k.reasons, 'recent_history', smartetl._recent_history(k.pipeline_id))
+                                  'description', coalesce('main reasons: ' || k.reasons, 'no reasons given'),
+                                  'reasons', k.detail->'reasons', 'recent_history', smartetl._recent_history(k.pipeline_id))
         FROM smartetl.risk_ranking(interval '1 day') k
         WHERE k.risk >= coalesce(r.threshold, 0.5);
     ELSIF r.kind = 'model_drift' THEN

@@ -143,16 +143,28 @@ GRANT EXECUTE ON FUNCTION smartetl.evaluate_alerts(), smartetl.test_channel(text
 -- prediction: readers score and rank; admins train and manage models
 GRANT SELECT ON smartetl.prediction_quality, smartetl.current_risk TO smartetl_reader;
 GRANT SELECT (model_id, name, kind, algorithm, horizon, status, trained_at, training_rows, test_rows,
-              feature_names, metrics, train_seconds, peak_rss_kb, options) ON smartetl.model TO smartetl_reader;
+              feature_names, metrics, train_seconds, peak_rss_kb, options, note) ON smartetl.model TO smartetl_reader;
 GRANT SELECT, INSERT, UPDATE, DELETE ON smartetl.model, smartetl.prediction TO smartetl_admin;
-GRANT EXECUTE ON FUNCTION smartetl.risk_features(text, timestamptz), smartetl._risk_feature_rows(bigint, timestamptz[]),
-                          smartetl._risk_feature_names()
+GRANT EXECUTE ON FUNCTION smartetl.risk_features(text, timestamptz, interval),
+                          smartetl._risk_rows(bigint, timestamptz[], interval, interval),
+                          smartetl._risk_feature_names(), smartetl._risk_feature_rows(bigint, timestamptz[]),
+                          smartetl._risk_feature_names_v1()
     TO smartetl_reader;
+-- backtest stores nothing but trains models (minutes of CPU on a large
+-- history): admins, like train_risk_model
 GRANT EXECUTE ON FUNCTION smartetl.train_risk_model(interval, text, jsonb), smartetl.train(text, text, text, text, jsonb),
+                          smartetl.backtest(interval, timestamptz, timestamptz),
                           smartetl.failure_risk(text, interval, timestamptz), smartetl.risk_ranking(interval),
                           smartetl.predict(text, double precision[]), smartetl.resolve_predictions(),
                           smartetl.model_drift(bigint, interval), smartetl._risk_samples(interval, interval, timestamptz),
-                          smartetl._champion(text), smartetl._promote_if_better(bigint, text), smartetl._risk_model_name(interval),
+                          smartetl._risk_samples_v2(interval, interval, timestamptz, interval, timestamptz),
+                          smartetl._risk_backtest(text, interval, interval, timestamptz, timestamptz, text[], jsonb, boolean),
+                          smartetl._risk_step(interval), smartetl._risk_note(text, boolean, jsonb, jsonb),
+                          smartetl._risk_num(jsonb), smartetl._risk_candidate_description(text),
+                          smartetl._risk_age(double precision), smartetl._risk_when(timestamptz, timestamptz),
+                          smartetl._risk_reason(bigint, timestamptz, interval, text, double precision),
+                          smartetl._risk_reasons(bigint, timestamptz, interval, double precision[], double precision[], text),
+                          smartetl._champion(text), smartetl._risk_model_name(interval),
                           smartetl.export_model(bigint), smartetl.import_model(jsonb), smartetl.promote_model(bigint),
                           smartetl._calibrate(double precision, double precision[]),
                           smartetl._score(bigint[], interval, timestamptz, boolean),

@@ -56,6 +56,7 @@ src="$root/src/predict"
 	-I "$root/src" -I "$pg_server_inc" -I "$pg_internal_inc" \
 	-o "$out/test_models" "$here/test_models.c" \
 	"$src/../common/robust_stats.c" "$src/model_data.c" "$src/model_metrics.c" "$src/model_xgb.c" "$src/model_linear.c" \
+	"$src/model_baseline.c" "$src/risk_features.c" "$src/risk_backtest.c" \
 	$pglibs -lxgboost -lgomp -llinear -lm
 
 if [ "${VALGRIND:-}" = 1 ]; then

@@ -8,7 +8,12 @@
  * rows:  label = [2 x1 - x2 + 0.5 noise > 0], x3 pure noise.  Then:
  * held-out AUC, serialize / load / identical predictions, contributions
  * adding up to the margin, the linear deserializer refusing every
- * truncation, and the PSI of identical and shifted samples.
+ * truncation, and the PSI of identical and shifted samples.  Then the
+ * failure-risk pieces: the current features on a hand-made history
+ * (values worked out in the comments) and their independence of the
+ * date, the labels, the baseline models, Platt scaling and the weighted
+ * ROC-AUC, and the rolling-origin choice: on pure noise a baseline is
+ * served, on a pattern only a learned model can see the learned one is.
  *
  * Built with -DFRONTEND against postgres_fe.h and PostgreSQL's frontend
  * libraries by test/predict/run.sh.
@@ -18,10 +23,13 @@
 
 #include <math.h>
 
+#include "predict/model_baseline.h"
 #include "predict/model_data.h"
 #include "predict/model_linear.h"
 #include "predict/model_metrics.h"
 #include "predict/model_xgb.h"
+#include "predict/risk_backtest.h"
+#include "predict/risk_features.h"
 
 #define N_SYNTH 2000
 #define N_FEATURES 3
@@ -749,6 +757,251 @@ test_feature_drift(const ModelData *train, const ModelData *test)
 	pfree(b);
 }
 
+
+/* ---- failure risk ---- */
+
+#define DAY 86400.0
+
+/*
+ * 14 daily runs at 02:00 (ending 02:10) from t0; runs 7 and 13 failed
+ * (a week apart), with error templates 11 and 12.
+ */
+static int
+make_history(RiskRun *runs, double t0)
+{
+	int			i;
+
+	memset(runs, 0, sizeof(RiskRun) * 14);
+	for (i = 0; i < 14; i++)
+	{
+		runs[i].start = t0 + i * DAY + 2 * 3600;
+		runs[i].at = runs[i].start + 600;
+		runs[i].failed = i == 7 || i == 13;
+		runs[i].finished = true;
+		runs[i].duration_s = 600;
+		runs[i].rows_written = -1;
+		runs[i].attempt = 1;
+		runs[i].template_id = i == 7 ? 11 : i == 13 ? 12 : 0;
+	}
+	risk_mark_first_templates(runs, 14);
+	return 14;
+}
+
+static double
+feature(const double *f, const char *name)
+{
+	int			i;
+
+	for (i = 0; i < RISK2_NFEATURES; i++)
+		if (strcmp(risk_feature2_names[i], name) == 0)
+			return f[i];
+	abort();
+}
+
+static void
+test_risk_features(void)
+{
+	RiskRun		runs[14],
+				later[14];
+	double		f[RISK2_NFEATURES],
+				g[RISK2_NFEATURES],
+				fails[14];
+	double		t0 = 1704067200.0;	/* 2024-01-01 */
+	double		t = t0 + 14 * DAY + 3600;	/* day 14, 01:00 */
+	int			n = make_history(runs, t0),
+				nf,
+				i;
+	bool		same = true;
+
+	risk_features2_at(runs, n, t, DAY, f);
+	/* failures known at day 13 02:10 (22h50 ago) and day 7 02:10 (6 days 22h50 ago) */
+	is_near(feature(f, "fail_count_7d"), 2, 0, "v2: two failures in the last 7 days");
+	is_near(feature(f, "fail_days_7d"), 2, 0, "v2: on 2 of the last 7 days");
+	is_near(feature(f, "fail_rate_7d"), 2.0 / 7, 1e-12, "v2: 2 of the 7 runs of the week failed");
+	is_near(feature(f, "last_failed"), 1, 0, "v2: the last run failed");
+	is_near(feature(f, "consecutive_failures"), 1, 0, "v2: one failure in a row");
+	is_near(feature(f, "hours_since_failure"), 22 + 50.0 / 60, 1e-9, "v2: 22h50 since the failure");
+	is_near(feature(f, "hours_since_success"), 46 + 50.0 / 60, 1e-9, "v2: 46h50 since the last success");
+	is_near(feature(f, "runs_per_day_7d"), 1, 1e-12, "v2: one run a day");
+	is_near(feature(f, "expected_runs_horizon"), 1, 1e-12, "v2: one run expected within a day");
+	/* (day 7 01:00, day 8 01:00] holds the day-7 failure; two weeks back the pipeline did not exist */
+	is_near(feature(f, "failed_same_window_1w"), 1, 0, "v2: failed in the same window a week ago");
+	is_near(feature(f, "weekly_repeat"), 1, 0, "v2: in 1 of the 1 past weeks");
+	is_near(feature(f, "new_templates_1d"), 1, 0, "v2: a new error template since yesterday");
+	is_near(feature(f, "new_templates_7d"), 2, 0, "v2: two new templates this week");
+	is_near(feature(f, "duration_trend_7d"), 0, 1e-9, "v2: no duration trend");
+
+	/* the same history a year later: identical features (no calendar, no history length) */
+	make_history(later, t0 + 365 * DAY);
+	risk_features2_at(later, n, t + 365 * DAY, DAY, g);
+	for (i = 0; i < RISK2_NFEATURES; i++)
+		same = same && fabs(f[i] - g[i]) < 1e-9;
+	ok(same, "v2: a year later the same history has the same features");
+
+	/* a run not yet known at t is not read: at day 13 02:05 the day-13 failure is still running */
+	risk_features2_at(runs, n, t0 + 13 * DAY + 2 * 3600 + 300, DAY, g);
+	is_near(feature(g, "fail_count_7d"), 1, 0, "v2: a run still going is not read");
+
+	/* labels: a failure starting within (t, t + horizon] */
+	nf = risk_failed_starts(runs, n, fails);
+	ok(nf == 2, "two failed runs");
+	is_near(risk_label(fails, nf, t0 + 13 * DAY + 3600, DAY), 1, 0, "label 1: the day-13 run fails within the day");
+	is_near(risk_label(fails, nf, t, DAY), 0, 0, "label 0 after the last failure");
+	is_near(risk_label(fails, nf, t0 + 13 * DAY + 2 * 3600, DAY), 0, 0, "label 0: a run starting at t is not within (t, t + h]");
+}
+
+static void
+test_baseline_model(void)
+{
+	BaselineModel *m = baseline_make(1, RISK2_NFEATURES),
+			   *back = NULL;
+	float		x[RISK2_NFEATURES] = {0};
+	double		margin,
+				contrib[RISK2_NFEATURES + 1];
+	size_t		len;
+	char	   *bytes = baseline_serialize(m, &len);
+	char		bad[BASELINE_BYTES];
+
+	ok(strcmp(baseline_specs[1].name, "fail_count_7d") == 0, "baseline 1 is the 7-day failure count");
+	x[RF_FAIL_COUNT_7D] = 3;
+	no_error(baseline_predict_margin(m, x, 1, RISK2_NFEATURES, &margin), "baseline margin");
+	is_near(margin, log(4.0), 1e-12, "the count baseline scores log(1 + 3)");
+	no_error(baseline_contributions(m, x, 1, RISK2_NFEATURES, contrib), "baseline contributions");
+	is_near(contrib[RF_FAIL_COUNT_7D], log(4.0), 1e-12, "all of it on its feature");
+	no_error(baseline_deserialize(bytes, len, &back), "baseline bytes load");
+	ok(back && back->feature == RF_FAIL_COUNT_7D && back->transform == BASELINE_LOG1P, "same baseline after loading");
+	ok(baseline_deserialize(bytes, len - 1, &back) != NULL, "truncated baseline bytes refused");
+	memcpy(bad, bytes, len);
+	bad[12] = 100;				/* feature 100 of 28 */
+	ok(baseline_deserialize(bad, len, &back) != NULL, "an out-of-range feature refused");
+	ok(baseline_predict_margin(m, x, 1, 3, &margin) != NULL, "a row of another width refused");
+}
+
+static void
+test_platt_and_weighted_auc(void)
+{
+	int			order[4] = {0, 2, 1, 3};	/* ex_pred ascending: 0.1 0.35 0.4 0.8 */
+	double		w2[4] = {1, 2, 1, 1};
+	int			n = 5000,
+				i;
+	double	   *s = palloc(sizeof(double) * n);
+	float	   *y = palloc(sizeof(float) * n);
+	double		a,
+				b;
+
+	is_near(risk_weighted_auc(order, ex_pred, (float[]) {0, 0, 1, 1}, NULL, 4), 0.75, 1e-12,
+			"weighted ROC-AUC with unit weights: 0.75 as mm_roc_auc");
+	/* weight 2 on the positive 0.35: positives 0.35 (x2) and 0.8 against negatives 0.1 and 0.4: (2*1 + 1*2) / (3*2) */
+	is_near(risk_weighted_auc(order, ex_pred, (float[]) {0, 0, 1, 1}, w2, 4), 4.0 / 6, 1e-12,
+			"weighted ROC-AUC counts a row twice");
+	for (i = 0; i < n; i++)
+	{
+		s[i] = rng_normal();
+		y[i] = rng_uniform() < 1 / (1 + exp(-(2 * s[i] - 1))) ? 1 : 0;
+	}
+	no_error(risk_platt_fit(s, y, n, &a, &b), "Platt fit");
+	ok(fabs(a - 2) < 0.3 && fabs(b + 1) < 0.2, "Platt recovers sigmoid(2 s - 1)");
+	printf("#   a %.3f b %.3f\n", a, b);
+	for (i = 0; i < n; i++)
+		y[i] = 0;
+	no_error(risk_platt_fit(s, y, n, &a, &b), "Platt fit on one class");
+	ok(a == 1 && b < -5, "one class: the order kept, the mean at a smoothed rate near 0");
+	pfree(s);
+	pfree(y);
+}
+
+/*
+ * Samples of 40 pipelines every 6 hours for 60 days: label 1 with
+ * probability 0.1 (noise), or (pattern) whenever the pipeline's
+ * weekly_repeat feature is 1, which no baseline reads.  Baseline
+ * features are drawn so that they carry no information.
+ */
+static void
+make_risk_samples(RiskSamples *rs, bool pattern)
+{
+	int			n = 40 * 240,
+				i = 0,
+				k,
+				p;
+
+	if (md_init(&rs->md, RISK2_NFEATURES, false) != NULL)
+		abort();
+	rs->t = palloc(sizeof(double) * n);
+	rs->group = palloc(sizeof(int64_t) * n);
+	for (k = 0; k < 240; k++)
+		for (p = 0; p < 40; p++, i++)
+		{
+			float		x[RISK2_NFEATURES] = {0};
+			float		label;
+
+			x[RF_FAIL_RATE_7D] = (float) rng_uniform() * 0.3f;
+			x[RF_FAIL_COUNT_7D] = (float) floor(rng_uniform() * 4);
+			x[RF_LAST_FAILED] = rng_uniform() < 0.1;
+			x[RF_WEEKLY_REPEAT] = rng_uniform() < 0.2;
+			x[RF_RUNS_PER_DAY_7D] = (float) (1 + p % 5);
+			if (pattern)
+				label = x[RF_WEEKLY_REPEAT] > 0 ? (rng_uniform() < 0.8) : (rng_uniform() < 0.05);
+			else
+				label = rng_uniform() < 0.1;
+			if (md_append_row(&rs->md, x, label, 1) != NULL)
+				abort();
+			rs->t[i] = 1704067200.0 + k * 21600.0;
+			rs->group[i] = p;
+		}
+}
+
+static void
+test_risk_backtest(void)
+{
+	RiskSamples noise,
+				pattern;
+	RiskBacktestParams p;
+	RiskBacktestResult r;
+	const char *err;
+
+	risk_backtest_default_params(&p);
+	p.xgb.n_rounds = 50;
+	p.linear = true;
+	make_risk_samples(&noise, false);
+	if (no_error(risk_backtest(&noise, &p, NULL, NULL, &r), "backtest on noise"))
+	{
+		ok(r.ncandidates == 5, "3 baselines and 2 learned candidates");
+		ok(r.served < BASELINE_COUNT, "noise: a baseline is served");
+		ok(r.candidates[r.served].served, "the served candidate says so");
+		ok(r.candidates[3].report.n == r.scored_rows && r.candidates[0].report.n == r.scored_rows,
+		   "every candidate scored on the same rows");
+		ok(r.candidates[0].nblocks == 3, "3 scored folds");
+		ok(fabs(r.candidates[3].report.roc_auc - 0.5) < 0.05, "noise: the learned model is no better than chance");
+		printf("#   noise: served %s, xgboost ROC-AUC %.3f gain %.3f se %.3f\n", r.candidates[r.served].name,
+			   r.candidates[3].report.roc_auc, r.candidates[3].gain, r.candidates[3].gain_se);
+	}
+	make_risk_samples(&pattern, true);
+	p.final = true;
+	if (no_error(risk_backtest(&pattern, &p, NULL, NULL, &r), "backtest on a pattern"))
+	{
+		ok(r.served >= BASELINE_COUNT, "pattern: a learned model is served");
+		ok(r.candidates[r.served].gain > 0.2 && r.candidates[r.served].gain_se < 0.05,
+		   "its gain over the best baseline is large and sure");
+		ok(r.candidates[r.served].report.brier < r.candidates[r.best_baseline].report.brier,
+		   "and its calibrated Brier score is lower");
+		ok(r.candidates[3].xgb != NULL && r.candidates[3].train_rows == pattern.md.nrows,
+		   "final: the learned model trained on every sample");
+		ok(r.candidates[r.served].platt_a > 0, "served with an increasing calibration");
+		printf("#   pattern: served %s, ROC-AUC %.3f against %.3f (%s)\n", r.candidates[r.served].name,
+			   r.candidates[r.served].report.roc_auc, r.candidates[r.best_baseline].report.roc_auc,
+			   r.candidates[r.best_baseline].name);
+		risk_backtest_free(&r);
+	}
+	/* an evaluated period starting before any label is known */
+	p.from = pattern.t[0];
+	p.until = pattern.t[0] + 3 * 86400;
+	err = risk_backtest(&pattern, &p, NULL, NULL, &r);
+	ok(err != NULL && strstr(err, "not enough history") != NULL, "too little history is an error");
+	risk_backtest_free(&r);
+	md_free(&noise.md);
+	md_free(&pattern.md);
+}
+
 int
 main(void)
 {
@@ -777,6 +1030,11 @@ main(void)
 	test_linear_misc();
 	test_feature_drift(&train, &test);
 	md_free(&data);
+
+	test_risk_features();
+	test_baseline_model();
+	test_platt_and_weighted_auc();
+	test_risk_backtest();
 
 	printf("1..%d\n", n_tests);
 	if (n_failed > 0)

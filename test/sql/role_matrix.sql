@@ -8,7 +8,7 @@
 \set ON_ERROR_STOP 1
 BEGIN;
 SET LOCAL timezone = 'UTC';
-SELECT plan(59);
+SELECT plan(62);
 CREATE ROLE rm_reader LOGIN IN ROLE smartetl_reader;
 CREATE ROLE rm_writer LOGIN IN ROLE smartetl_writer;
 CREATE ROLE rm_admin LOGIN IN ROLE smartetl_admin;
@@ -37,7 +37,7 @@ INSERT INTO documented VALUES
     ('smartetl.run_cube(timestamp with time zone,timestamp with time zone)', 'r'),
     ('smartetl.frequent_errors(timestamp with time zone,timestamp with time zone)', 'r'),
     ('smartetl.report_html(timestamp with time zone,timestamp with time zone)', 'r'),
-    ('smartetl.risk_features(text,timestamp with time zone)', 'r'),
+    ('smartetl.risk_features(text,timestamp with time zone,interval)', 'r'),
     ('smartetl.ingest(text,text,jsonb)', 'w'),
     ('smartetl.ingest_file(text,text,jsonb)', 'w'),  -- and pg_read_server_files, checked in C
     ('smartetl.drop_log_partitions(timestamp with time zone)', 'a'),
@@ -49,6 +49,7 @@ INSERT INTO documented VALUES
     ('smartetl.test_channel(text)', 'a'),
     ('smartetl.evaluate_alerts()', 'a'),
     ('smartetl.train_risk_model(interval,text,jsonb)', 'a'),
+    ('smartetl.backtest(interval,timestamp with time zone,timestamp with time zone)', 'a'),
     ('smartetl.failure_risk(text,interval,timestamp with time zone)', 'a'),
     ('smartetl.risk_ranking(interval)', 'a'),
     ('smartetl.resolve_predictions()', 'a'),
@@ -132,6 +133,7 @@ SELECT throws_ok($$SELECT smartetl.template_compact()$$, '42501', NULL, 'a reade
 SELECT throws_ok($$SELECT smartetl.evaluate_alerts()$$, '42501', NULL, 'a reader cannot evaluate alerts');
 SELECT throws_ok($$SELECT smartetl.train_risk_model()$$, '42501', NULL, 'a reader cannot train');
 SELECT throws_ok($$SELECT smartetl.failure_risk('x')$$, '42501', NULL, 'a reader cannot score (it writes the prediction log)');
+SELECT throws_ok($$SELECT * FROM smartetl.backtest()$$, '42501', NULL, 'a reader cannot backtest (it trains models)');
 SELECT throws_ok($$INSERT INTO smartetl.alert_rule (name, kind) VALUES ('rm', 'run_failed')$$, '42501', NULL,
                  'a reader cannot create rules');
 RESET ROLE;
@@ -207,7 +209,7 @@ SELECT is((SELECT count(*) FROM smartetl.delivery WHERE channel = 'rm_notify' AN
           'and is queued for the channel');
 RESET ROLE;
 
--- prediction as the admin: train, score, rank, drift, export/import/promote, generic models
+-- prediction as the admin: train, score, rank, backtest, drift, export/import/promote, generic models
 SELECT smartetl.ingest('csv', 'job,run_id,start,end,status' || E'\n' ||
   (SELECT string_agg(format('%s,%s,%s,%s,%s', j, d, t, t + interval '10 minutes',
                             CASE WHEN j = 'rm_flaky' AND extract(isodow FROM t) = 1 THEN 'failed' ELSE 'success' END), E'\n')
@@ -220,6 +222,10 @@ SELECT ok(smartetl.train_risk_model('1 day', 'linear', '{"step": "6 hours", "unt
 SELECT ok(smartetl.failure_risk('rm_flaky', '1 day', '2024-03-24 12:00+00') > smartetl.failure_risk('rm_steady', '1 day', '2024-03-24 12:00+00'),
           'an admin scores: the flaky pipeline is riskier before a Monday');
 SELECT ok((SELECT count(*) FROM smartetl.risk_ranking('1 day')) >= 2, 'an admin ranks');
+SELECT is((SELECT count(*) FROM smartetl.backtest('1 day', NULL, '2024-03-25')), 5::bigint,
+          'an admin backtests: one row per candidate, the baselines included');
+SELECT is((SELECT count(*) FROM smartetl.model WHERE note IS NOT NULL AND status IN ('champion', 'candidate')
+           AND name = 'risk:86400s'), 4::bigint, 'the registry holds the learned model and the three baselines');
 SELECT lives_ok($$SELECT * FROM smartetl.model_drift((SELECT max(model_id) FROM smartetl.model))$$, 'an admin checks drift');
 SELECT ok(smartetl.import_model(smartetl.export_model((SELECT max(model_id) FROM smartetl.model))) > 0,
           'an admin exports and imports a model');
