@@ -12,6 +12,10 @@
  * subtransaction only, and becomes its 4xx/5xx answer with the message,
  * detail and hint smartetl.ingest() would raise.
  *
+ * Acknowledge links (GET/POST /ack/<token>) carry no key: the token is
+ * signed, and smartetl._ack_link_page() checks it, acknowledges on POST and
+ * gives the HTML page; its refusals roll back their subtransaction.
+ *
  * Batching many requests into one commit is what makes synchronous commit
  * affordable: a 2xx is sent only after the commit record is flushed
  * (synchronous_commit is at least 'local' in this worker), so an
