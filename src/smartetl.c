@@ -44,8 +44,28 @@ int			smartetl_http_idle_timeout_s = 15;
 int			smartetl_http_request_timeout_s = 60;
 int			smartetl_http_max_pending_kb = 256 * 1024;
 int			smartetl_follow_interval_ms = 250;
+char	   *smartetl_public_url = NULL;
+int			smartetl_ack_link_ttl_s = SECS_PER_DAY;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
+
+/* smartetl.public_url: empty, or an http(s) URL without spaces, quotes or angle brackets */
+static bool
+check_public_url(char **newval, void **extra, GucSource source)
+{
+	const char *v = *newval;
+
+	if (v == NULL || v[0] == '\0')
+		return true;
+	if ((pg_strncasecmp(v, "https://", 8) != 0 && pg_strncasecmp(v, "http://", 7) != 0) ||
+		strpbrk(v, " \t\r\n\"'<>\\?#") != NULL || strlen(v) > 1000)
+	{
+		GUC_check_errdetail("smartetl.public_url must be empty or an http:// or https:// URL without spaces, quotes, query or fragment, for example https://smartetl.example.com.");
+		return false;
+	}
+	return true;
+}
+
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 static void
@@ -161,6 +181,19 @@ define_gucs(void)
 							"How often the intake worker looks for new lines in followed files.",
 							NULL, &smartetl_follow_interval_ms, 250, 10, 60000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	/*
+	 * Acknowledge links (src/intake/ack_link.c, 86_oncall_ack_link.sql).
+	 * Superuser-only: the URL goes into every notification, and a role that
+	 * could set it could send on-call staff to a host of its choosing.
+	 */
+	DefineCustomStringVariable("smartetl.public_url",
+							   "Public base URL of the HTTP intake for acknowledge links in notifications; empty = no links.",
+							   "For example https://smartetl.example.com (links are <url>/ack/<token>).",
+							   &smartetl_public_url, "", PGC_SUSET, 0, check_public_url, NULL, NULL);
+	DefineCustomIntVariable("smartetl.ack_link_ttl",
+							"How long an acknowledge link in a notification stays valid.",
+							NULL, &smartetl_ack_link_ttl_s, SECS_PER_DAY, 60, 30 * SECS_PER_DAY,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("smartetl");
 }
 

@@ -12,6 +12,10 @@
  * subtransaction only, and becomes its 4xx/5xx answer with the message,
  * detail and hint smartetl.ingest() would raise.
  *
+ * Acknowledge links (GET/POST /ack/<token>) carry no key: the token is
+ * signed, and smartetl._ack_link_page() checks it, acknowledges on POST and
+ * gives the HTML page; its refusals roll back their subtransaction.
+ *
  * Batching many requests into one commit is what makes synchronous commit
  * affordable: a 2xx is sent only after the commit record is flushed
  * (synchronous_commit is at least 'local' in this worker), so an
@@ -677,6 +681,95 @@ same_group(IntakeRequest *a, const ApiKey *ka, IntakeRequest *b, const ApiKey *k
 }
 
 /*
+ * The value of field "by" of a form body (application/x-www-form-urlencoded:
+ * + is a space, %XX a byte), or NULL when absent or not valid text.
+ */
+static char *
+form_field_by(const StringInfoData *body)
+{
+	const char *p = body->data;
+	const char *end = body->data + body->len;
+
+	while (p && p < end)
+	{
+		const char *amp = memchr(p, '&', end - p);
+		const char *stop = amp ? amp : end;
+
+		if (stop - p >= 3 && strncmp(p, "by=", 3) == 0)
+		{
+			StringInfoData v;
+			const char *q;
+
+			initStringInfo(&v);
+			for (q = p + 3; q < stop; q++)
+			{
+				if (*q == '+')
+					appendStringInfoChar(&v, ' ');
+				else if (*q == '%' && stop - q >= 3 && isxdigit((unsigned char) q[1]) &&
+						 isxdigit((unsigned char) q[2]))
+				{
+					char		hex[3] = {q[1], q[2], '\0'};
+
+					appendStringInfoChar(&v, (char) strtol(hex, NULL, 16));
+					q += 2;
+				}
+				else
+					appendStringInfoChar(&v, *q);
+			}
+			if (memchr(v.data, '\0', v.len) != NULL ||
+				!pg_verify_mbstr(GetDatabaseEncoding(), v.data, v.len, true))
+				return NULL;
+			return v.data;
+		}
+		p = amp ? amp + 1 : NULL;
+	}
+	return NULL;
+}
+
+/* An acknowledge link's page: _ack_link_page() does the checks and the work. */
+static bool
+store_ack_work(void *arg)
+{
+	IntakeRequest *req = (IntakeRequest *) arg;
+	Oid			types[3] = {TEXTOID, BOOLOID, TEXTOID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	char	   *by = req->confirm ? form_field_by(&req->body) : NULL;
+	bool		isnull;
+	int			status;
+	char	   *page;
+
+	values[0] = CStringGetTextDatum(req->format ? req->format : "");
+	values[1] = BoolGetDatum(req->confirm);
+	values[2] = by ? CStringGetTextDatum(by) : (Datum) 0;
+	nulls[2] = by ? ' ' : 'n';
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT status, page FROM smartetl._ack_link_page($1, $2, $3)",
+							  3, types, values, nulls, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not answer an acknowledge link");
+	status = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	page = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	intake_set_answer(req, status, page ? page : "");
+	req->html = true;
+	SPI_finish();
+	return status < 300;		/* a refusal changes nothing */
+}
+
+/* Answer an acknowledge link in its own subtransaction (a 2xx stands only after the commit). */
+static void
+store_ack(IntakeRequest *req, MemoryContext work)
+{
+	ErrorData  *e;
+
+	if (!in_subtransaction(store_ack_work, req, work, &e) && e)
+	{
+		answer_error(req, e);
+		FreeErrorData(e);
+	}
+}
+
+/*
  * Authenticate every request (each key looked up once per batch), then
  * store lineage requests in groups and everything else one by one.
  */
@@ -708,11 +801,19 @@ store_all(IntakeRequest *list, MemoryContext work)
 		elog(ERROR, "SPI_connect failed");
 	for (i = 0; i < n; i++)
 	{
+		if (reqs[i]->route == ROUTE_ACK)
+		{
+			done[i] = true;		/* no key: the link is signed (below) */
+			continue;
+		}
 		keys[i] = authenticate(reqs[i], &cache, keep);
 		if (keys[i] == NULL)
 			done[i] = true;		/* answered 401/403 */
 	}
 	SPI_finish();
+	for (i = 0; i < n; i++)
+		if (reqs[i]->route == ROUTE_ACK)
+			store_ack(reqs[i], work);
 
 	for (i = 0; i < n; i++)
 	{

@@ -114,6 +114,7 @@ intake_set_error(IntakeRequest *req, int status, const char *code, const char *m
 	req->status = status;
 	req->answer = s.data;
 	req->answered = true;
+	req->html = false;
 	if (status == 429 || status == 503)
 		req->retry_after_s = 1;
 	if (status == 401)
@@ -130,7 +131,18 @@ send_answer(struct MHD_Connection *conn, IntakeRequest *req)
 										   MHD_RESPMEM_MUST_COPY);
 	if (resp == NULL)
 		return MHD_NO;
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	if (req->html)
+	{
+		/* the acknowledge pages: no framing, no script, no token in a Referer */
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/html; charset=utf-8");
+		MHD_add_response_header(resp, "Content-Security-Policy",
+								"default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'");
+		MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+		MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+		MHD_add_response_header(resp, "X-Robots-Tag", "noindex, nofollow");
+	}
+	else
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_SERVER, "smartetl/" SMARTETL_VERSION);
 	if (req->retry_after_s > 0)
@@ -145,7 +157,8 @@ send_answer(struct MHD_Connection *conn, IntakeRequest *req)
 								"Bearer realm=\"smartetl\"");
 	if (req->status == 405)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
-								req->route == ROUTE_HEALTH ? "GET, HEAD" : "POST");
+								req->route == ROUTE_HEALTH ? "GET, HEAD" :
+								req->route == ROUTE_ACK ? "GET, HEAD, POST" : "POST");
 	rc = MHD_queue_response(conn, (unsigned int) req->status, resp);
 	MHD_destroy_response(resp);
 	return rc;
@@ -257,8 +270,18 @@ static IntakeRoute
 route_of(const char *url, char **format)
 {
 	const char *prefix = "/api/v1/ingest/";
+	const char *ack = "/ack/";
 
 	*format = NULL;
+	if (strncmp(url, ack, strlen(ack)) == 0)
+	{
+		const char *t = url + strlen(ack);
+		size_t		n = strlen(t);
+
+		/* a token has digits, lower-case hex and dots; anything else is no token */
+		*format = (n <= 200 && strspn(t, "0123456789abcdef.") == n) ? pstrdup(t) : pstrdup("");
+		return ROUTE_ACK;
+	}
 	if (strcmp(url, "/api/v1/health") == 0)
 		return ROUTE_HEALTH;
 	if (strcmp(url, "/api/v1/lineage") == 0)
@@ -303,6 +326,42 @@ health_answer(IntakeRequest *req)
 }
 
 /*
+ * The first call for an acknowledge link: GET and HEAD show the page, POST
+ * (with a small form body: the name) acknowledges; both go to the database
+ * like an ingest request.  No API key: the link's signature is the
+ * credential, checked there (ack_link.c, _ack_link_page).
+ */
+static void
+ack_begin(IntakeRequest *req, struct MHD_Connection *conn, const char *method)
+{
+	const char *len;
+
+	if (strcmp(method, MHD_HTTP_METHOD_POST) == 0)
+		req->confirm = true;
+	else if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+	{
+		intake_set_error(req, 405, "method_not_allowed", "use GET or POST", NULL, NULL);
+		return;
+	}
+	len = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (len != NULL && strtoull(len, NULL, 10) > ACK_MAX_BODY)
+	{
+		intake_set_error(req, 413, "content_too_large", "an acknowledge form is small", NULL, NULL);
+		return;
+	}
+	if (queued_requests >= MAX_QUEUED_REQUESTS || buffered_bytes + ACK_MAX_BODY > max_pending())
+	{
+		intake_set_error(req, 429, "too_many_requests", "the intake is saturated", NULL,
+						 "Retry after the time in Retry-After.");
+		return;
+	}
+	req->body.maxlen = ACK_MAX_BODY + 1;
+	req->body.data = palloc(req->body.maxlen);
+	resetStringInfo(&req->body);
+	buffered_bytes += req->body.maxlen;
+}
+
+/*
  * The first call for a request (headers complete): refuse what can be
  * refused without the body, else get ready to receive it.
  */
@@ -331,6 +390,11 @@ request_begin(IntakeRequest *req, struct MHD_Connection *conn, const char *url,
 			health_answer(req);
 		else
 			intake_set_error(req, 405, "method_not_allowed", "use GET", NULL, NULL);
+		return;
+	}
+	if (req->route == ROUTE_ACK)
+	{
+		ack_begin(req, conn, method);
 		return;
 	}
 	if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
@@ -417,7 +481,7 @@ request_data(IntakeRequest *req, const char *data, size_t n)
 {
 	int			before = req->body.maxlen;
 
-	if (req->body.len + n > max_body())
+	if (req->body.len + n > (req->route == ROUTE_ACK ? ACK_MAX_BODY : max_body()))
 		return false;			/* a chunked body over the limit: nothing to answer with */
 	if (TimestampDifferenceExceeds(req->started, GetCurrentTimestamp(),
 								   smartetl_http_request_timeout_s * 1000))

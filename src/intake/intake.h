@@ -35,6 +35,8 @@ extern int	smartetl_http_idle_timeout_s;
 extern int	smartetl_http_request_timeout_s;
 extern int	smartetl_http_max_pending_kb;
 extern int	smartetl_follow_interval_ms;
+extern char *smartetl_public_url;
+extern int	smartetl_ack_link_ttl_s;
 
 /* What a request asks for. */
 typedef enum IntakeRoute
@@ -43,7 +45,8 @@ typedef enum IntakeRoute
 	ROUTE_HEALTH,				/* GET /api/v1/health */
 	ROUTE_LINEAGE,				/* POST /api/v1/lineage */
 	ROUTE_INGEST,				/* POST /api/v1/ingest/{format} */
-	ROUTE_ENVELOPE				/* POST /api/v1/ingest with {"format", "payload", "options"} */
+	ROUTE_ENVELOPE,				/* POST /api/v1/ingest with {"format", "payload", "options"} */
+	ROUTE_ACK					/* GET (page) or POST (acknowledge) /ack/<token> */
 } IntakeRoute;
 
 /*
@@ -55,7 +58,8 @@ typedef struct IntakeRequest
 	MemoryContext cxt;
 	void	   *conn;			/* struct MHD_Connection */
 	IntakeRoute route;
-	char	   *format;			/* ROUTE_INGEST: from the path */
+	char	   *format;			/* ROUTE_INGEST: from the path; ROUTE_ACK: the token */
+	bool		confirm;		/* ROUTE_ACK: a POST (acknowledge), not a GET */
 	char	   *options_json;	/* query parameters as a JSON object */
 	char	   *token;			/* the bearer token (wiped after use) */
 	StringInfoData body;
@@ -67,7 +71,8 @@ typedef struct IntakeRequest
 
 	/* the answer */
 	int			status;
-	char	   *answer;			/* JSON */
+	char	   *answer;			/* JSON, or HTML when html */
+	bool		html;
 	int			retry_after_s;	/* > 0: send Retry-After */
 	bool		auth_challenge; /* 401: send WWW-Authenticate */
 	struct IntakeRequest *next_queued;
@@ -96,6 +101,9 @@ extern void intake_store_requests(IntakeRequest *list);
 extern void intake_set_answer(IntakeRequest *req, int status, const char *json);
 extern void intake_set_error(IntakeRequest *req, int status, const char *code,
 							 const char *message, const char *detail, const char *hint);
+
+/* ack_link.c: the largest body of a POST /ack/<token> (a form with a name) */
+#define ACK_MAX_BODY 4096
 
 /* follow.c: followed files */
 extern void follow_poll(bool reload_sources);

@@ -13,7 +13,8 @@
 --                "recent_history": [{"run_at", "status", "duration_s"}],
 --                on-call, when set: "acked_by", "acked_at", "ack_comment",
 --                "assignee", "escalation_level", "muted_alerts": [{"alert_id",
---                "rule", "pipeline", "summary"}], "tries"}}],
+--                "rule", "pipeline", "summary"}], "tries", "ack_url" (a signed
+--                acknowledge link: an "Acknowledge" button or link)}}],
 --    "link": url | null, "sent_at"}
 -- Channel options: {"title_prefix", "mention", "from", "to"} (the caller
 -- has already expanded "link_template" into n.link).
@@ -321,6 +322,16 @@ RETURN CASE WHEN n->>'link' ~* '^https?://[^\s<>"]+$' AND pg_catalog.length(n->>
 COMMENT ON FUNCTION smartetl._alert_link(jsonb) IS 'n.link when it is an http(s) URL of at most 3000 characters, else NULL';
 
 -- API: Private
+-- An alert's signed acknowledge link (annotations.ack_url, smartetl.ack_link)
+-- when it is an http(s) URL like n.link, else NULL: the builders then add
+-- an "Acknowledge" button or link to that alert, and nothing otherwise.
+CREATE FUNCTION smartetl._alert_ack_url(ann jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE WHEN ann->>'ack_url' ~* '^https?://[^\s<>"]+$' AND pg_catalog.length(ann->>'ack_url') <= 3000
+            THEN ann->>'ack_url' END;
+COMMENT ON FUNCTION smartetl._alert_ack_url(jsonb) IS 'an alert''s annotations.ack_url when it is an http(s) URL of at most 3000 characters, else NULL';
+
+-- API: Private
 -- The one-line title of a notification, raw (escape it for its target):
 --   [prod] [FIRING:2] etl-failures: dag_sales_daily failed (+1 more)
 -- Whitespace and control characters become single spaces (it is also the
@@ -445,7 +456,14 @@ BEGIN
         WHERE nullif(f.val, '') IS NOT NULL;
         blocks := blocks || (jsonb_build_object('type', 'section',
                       'text', jsonb_build_object('type', 'mrkdwn', 'text', smartetl._alert_trunc(txt, 3000, true)))
-                  || CASE WHEN jsonb_array_length(fields) > 0 THEN jsonb_build_object('fields', fields) ELSE '{}' END);
+                  || CASE WHEN jsonb_array_length(fields) > 0 THEN jsonb_build_object('fields', fields) ELSE '{}' END
+                  -- a signed acknowledge link: a button beside the alert
+                  || CASE WHEN NOT r.resolved AND smartetl._alert_ack_url(r.annotations) IS NOT NULL
+                          THEN jsonb_build_object('accessory', jsonb_build_object('type', 'button',
+                                   'action_id', 'smartetl_ack_' || r.ord, 'style', 'primary',
+                                   'url', smartetl._alert_ack_url(r.annotations),
+                                   'text', jsonb_build_object('type', 'plain_text', 'text', 'Acknowledge', 'emoji', true)))
+                          ELSE '{}' END);
         -- the error: template and last message as code blocks
         IF r.error_template IS NOT NULL OR r.error IS NOT NULL THEN
             txt := concat_ws(E'\n',
@@ -583,6 +601,11 @@ BEGIN
                 || jsonb_build_object('type', 'TextBlock', 'text', 'Recent runs', 'weight', 'Bolder',
                                       'size', 'Small', 'spacing', 'Medium')
                 || jsonb_build_object('type', 'FactSet', 'spacing', 'Small', 'facts', facts);
+        END IF;
+        IF NOT r.resolved AND smartetl._alert_ack_url(r.annotations) IS NOT NULL THEN
+            items := items || jsonb_build_object('type', 'ActionSet', 'actions', jsonb_build_array(
+                jsonb_build_object('type', 'Action.OpenUrl', 'title', 'Acknowledge',
+                                   'url', smartetl._alert_ack_url(r.annotations))));
         END IF;
         body := body || jsonb_build_object('type', 'Container', 'separator', true, 'spacing', 'Medium', 'items', items);
     END LOOP;
@@ -792,6 +815,9 @@ BEGIN
                      (6, 'Value', r.value)) AS f(i, label, val)
         WHERE nullif(f.val, '') IS NOT NULL;
         t := t || facts;
+        IF NOT r.resolved AND smartetl._alert_ack_url(r.annotations) IS NOT NULL THEN
+            t := t || ('    Acknowledge: ' || smartetl._alert_ack_url(r.annotations));
+        END IF;
         IF r.description IS NOT NULL THEN
             t := t || ('    ' || replace(smartetl._alert_trunc(r.description, 4000), E'\n', E'\n    '));
         END IF;
@@ -841,6 +867,11 @@ BEGIN
         WHERE nullif(f.val, '') IS NOT NULL;
         IF facts IS NOT NULL THEN
             h := h || ('<table role="presentation" style="border-collapse:collapse;font-size:14px;">' || facts || '</table>');
+        END IF;
+        IF NOT r.resolved AND smartetl._alert_ack_url(r.annotations) IS NOT NULL THEN
+            h := h || format('<p style="margin:8px 0;"><a href="%s" style="display:inline-block;padding:6px 12px;'
+                             'background:#1f883d;color:#ffffff;text-decoration:none;border-radius:4px;">Acknowledge</a></p>',
+                             smartetl._html_escape(smartetl._alert_ack_url(r.annotations)));
         END IF;
         IF r.error_template IS NOT NULL THEN
             h := h || '<p style="margin:12px 0 0 0;font-weight:600;">Error template</p>'::text

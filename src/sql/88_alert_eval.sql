@@ -267,7 +267,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
         'alerts', jsonb_agg(jsonb_build_object(
             'fingerprint', a.fingerprint, 'status', a.state, 'starts_at', a.started_at,
             'ends_at', a.resolved_at, 'labels', a.labels - 'rule_kind',
-            'annotations', a.annotations || smartetl._alert_extras(a),
+            'annotations', a.annotations || smartetl._alert_extras(a) || smartetl._alert_ack_link(a),
             'value', a.value) ORDER BY a.started_at, a.fingerprint),
         'link', link,
         'sent_at', now())

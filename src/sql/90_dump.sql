@@ -30,6 +30,10 @@ SELECT pg_catalog.pg_extension_config_dump('smartetl.prediction', '');
 SELECT pg_catalog.pg_extension_config_dump('smartetl.api_key', '');
 SELECT pg_catalog.pg_extension_config_dump('smartetl.source', '');
 SELECT pg_catalog.pg_extension_config_dump('smartetl.source_file', '');
+SELECT pg_catalog.pg_extension_config_dump('smartetl.ack_link_use', '');
+-- marked so that no row of it is ever dumped: a restored database keeps the
+-- secret its CREATE EXTENSION made (links issued before the dump stop working)
+SELECT pg_catalog.pg_extension_config_dump('smartetl.ack_link_secret', 'WHERE false');
 SELECT pg_catalog.pg_extension_config_dump('smartetl.template_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('smartetl.template_revision', '');
 

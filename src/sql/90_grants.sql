@@ -118,6 +118,7 @@ GRANT EXECUTE ON FUNCTION
     smartetl._alert_human_ts(text), smartetl._alert_duration(jsonb), smartetl._alert_check(jsonb),
     smartetl._alert_rows(jsonb), smartetl._alert_history(jsonb, integer), smartetl._alert_runs_text(jsonb),
     smartetl._alert_resolved(jsonb), smartetl._alert_severity(jsonb), smartetl._alert_link(jsonb),
+    smartetl._alert_ack_url(jsonb),
     smartetl._alert_title(jsonb, jsonb), smartetl._alert_slack_mention(text),
     smartetl._alert_label_name(text), smartetl._alert_label_set(jsonb),
     smartetl._payload_webhook(jsonb, jsonb), smartetl._payload_slack(jsonb, jsonb),
@@ -205,3 +206,11 @@ GRANT EXECUTE ON FUNCTION smartetl.ack(bigint, text, text), smartetl.unack(bigin
                           smartetl.assign(bigint, text), smartetl.snooze(bigint, timestamptz, text)
     TO smartetl_oncall;
 GRANT EXECUTE ON FUNCTION smartetl._alert_escalate() TO smartetl_admin;
+-- acknowledge links (86_oncall_ack_link.sql): on-call staff may make a link
+-- for what they may acknowledge anyway; evaluate_alerts (admins) puts them
+-- in notifications.  The secret and the page (_ack_link_verify,
+-- _ack_link_page: the intake worker's) are nobody's.
+GRANT EXECUTE ON FUNCTION smartetl.ack_link(bigint), smartetl._ack_link_token(bigint, timestamptz)
+    TO smartetl_oncall;
+GRANT EXECUTE ON FUNCTION smartetl._alert_ack_link(smartetl.alert) TO smartetl_admin;
+GRANT SELECT ON smartetl.ack_link_use TO smartetl_admin;

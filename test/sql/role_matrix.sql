@@ -70,7 +70,8 @@ INSERT INTO documented VALUES
     ('smartetl.ack(bigint,text,text)', 'o'),
     ('smartetl.unack(bigint)', 'o'),
     ('smartetl.assign(bigint,text)', 'o'),
-    ('smartetl.snooze(bigint,timestamp with time zone,text)', 'o');
+    ('smartetl.snooze(bigint,timestamp with time zone,text)', 'o'),
+    ('smartetl.ack_link(bigint)', 'o');
 
 SELECT is(coalesce(array_agg(p.oid::regprocedure::text ORDER BY p.oid::regprocedure::text), '{}'), '{}'::text[],
           'every public function (name without a leading _) is in the documented matrix')

@@ -4589,3 +4589,688 @@ GRANT EXECUTE ON FUNCTION smartetl.backtest(interval, timestamptz, timestamptz),
                           smartetl._score(bigint[], interval, timestamptz, boolean)
     TO smartetl_admin;
 
+-- ---------------------------------------------------------------------------
+-- acklinks: signed one-click acknowledge links (86_oncall_ack_link.sql, the
+-- Acknowledge buttons of 87_alert_payload.sql, annotations.ack_url in
+-- 88_alert_eval.sql's _alert_notification, 90_dump.sql, 90_grants.sql)
+-- ---------------------------------------------------------------------------
+-- API: Private
+CREATE FUNCTION smartetl._random_bytes(n integer) RETURNS bytea
+LANGUAGE C STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'smartetl_random_bytes';
+COMMENT ON FUNCTION smartetl._random_bytes(integer) IS 'n bytes from the server''s strong random source';
+
+-- API: Private
+-- The signing secret, one row.  No role may read it (no grant, admins
+-- included); the C signer and verifier read it directly.  pg_dump leaves
+-- its row out (90_dump.sql): a restored database makes its own secret, so a
+-- backup never holds it and links issued before stop working.
+CREATE TABLE smartetl.ack_link_secret (
+    singleton   boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    secret      bytea NOT NULL CHECK (length(secret) >= 32),
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE smartetl.ack_link_secret IS 'the secret acknowledge links are signed with (HMAC-SHA256; made when the extension is created, readable by its owner only, never dumped); replacing it invalidates every link issued';
+INSERT INTO smartetl.ack_link_secret (secret) VALUES (smartetl._random_bytes(32));
+
+-- API: Private
+-- Links used: a link acknowledges once (its nonce is recorded), whatever
+-- happens to the alert afterwards (unack).  Rows whose link has expired
+-- are deleted by the next use of any link.
+CREATE TABLE smartetl.ack_link_use (
+    nonce       text PRIMARY KEY,
+    alert_id    bigint NOT NULL,
+    used_by     text NOT NULL,
+    used_at     timestamptz NOT NULL DEFAULT now(),
+    expires_at  timestamptz NOT NULL
+);
+COMMENT ON TABLE smartetl.ack_link_use IS 'acknowledge links already used (by nonce): which alert, who (the name typed on the page, else "link"), when, until when the link was valid';
+
+-- API: Private
+CREATE FUNCTION smartetl._ack_link_token(alert_id bigint, expires timestamptz) RETURNS text
+LANGUAGE C STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'smartetl_ack_link_token';
+COMMENT ON FUNCTION smartetl._ack_link_token(bigint, timestamptz) IS 'a new signed acknowledge token for an alert, valid until expires: <alert id>.<expires, Unix s>.<nonce>.<HMAC-SHA256>';
+
+-- API: Private
+CREATE FUNCTION smartetl._ack_link_verify(token text, OUT alert_id bigint, OUT expires timestamptz,
+                                          OUT nonce text, OUT signed boolean)
+LANGUAGE C STRICT STABLE
+AS 'MODULE_PATHNAME', 'smartetl_ack_link_verify';
+COMMENT ON FUNCTION smartetl._ack_link_verify(text) IS 'an acknowledge token taken apart (NULL fields when malformed) and whether this installation signed it (constant-time); the expiry is not checked';
+
+-- API: Public
+-- A signed acknowledge link for a firing, unacknowledged alert; NULL when
+-- smartetl.public_url is empty.
+CREATE FUNCTION smartetl.ack_link(alert_id bigint) RETURNS text
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    base text := rtrim(coalesce(current_setting('smartetl.public_url', true), ''), '/');
+    a smartetl.alert;
+BEGIN
+    IF base = '' THEN
+        RETURN NULL;
+    END IF;
+    SELECT * INTO a FROM smartetl.alert x WHERE x.alert_id = ack_link.alert_id;
+    IF NOT FOUND OR a.state <> 'firing' THEN
+        RAISE EXCEPTION 'no firing alert %', ack_link.alert_id
+            USING ERRCODE = 'no_data_found', HINT = 'See smartetl.alert_status for the firing alerts and their ids.';
+    END IF;
+    IF a.acked_by IS NOT NULL THEN
+        RAISE EXCEPTION 'alert % is already acknowledged by %', a.alert_id, a.acked_by
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    RETURN base || '/ack/'
+        || smartetl._ack_link_token(a.alert_id, now() + current_setting('smartetl.ack_link_ttl')::interval);
+END $$;
+COMMENT ON FUNCTION smartetl.ack_link(bigint) IS 'a signed one-click acknowledge link for a firing, unacknowledged alert (<smartetl.public_url>/ack/<token>, valid for smartetl.ack_link_ttl, once); NULL when smartetl.public_url is empty';
+
+-- API: Private
+-- What a notification adds to an alert's annotations for the link:
+-- {"ack_url": ...} for a firing, unacknowledged alert when
+-- smartetl.public_url is set, else {} (so nothing changes without it).
+CREATE FUNCTION smartetl._alert_ack_link(a smartetl.alert) RETURNS jsonb
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN a.state = 'firing' AND a.acked_by IS NULL
+                     AND coalesce(current_setting('smartetl.public_url', true), '') <> ''
+                THEN jsonb_build_object('ack_url', smartetl.ack_link(a.alert_id))
+                ELSE '{}'::jsonb END
+$$;
+
+-- API: Private
+-- A page of the acknowledge link: self-contained HTML, no script.
+CREATE FUNCTION smartetl._ack_link_html(title text, body text) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT '<!DOCTYPE html>' || E'\n'
+        || '<html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">'
+        || '<meta name="robots" content="noindex,nofollow"><title>' || smartetl._html_escape(title) || ' - smartetl</title>'
+        || '<style>body{margin:0;padding:24px;font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;'
+        || 'font-size:15px;line-height:1.5;color:#1f2328;background:#f6f8fa}main{max-width:620px;margin:0 auto;'
+        || 'padding:20px 24px;background:#fff;border:1px solid #d0d7de;border-radius:6px}h1{font-size:20px;margin:0 0 12px}'
+        || 'table{border-collapse:collapse}td{padding:3px 14px 3px 0;vertical-align:top}td:first-child{color:#57606a}'
+        || 'input{font-size:15px;padding:6px 8px;width:60%}button{font-size:15px;padding:8px 16px;margin-top:12px;'
+        || 'color:#fff;background:#1f883d;border:0;border-radius:6px;cursor:pointer}.note{color:#57606a;font-size:13px}</style>'
+        || '</head><body><main><h1>' || smartetl._html_escape(title) || '</h1>' || E'\n'
+        || body || E'\n</main></body></html>\n'
+$$;
+
+-- API: Private
+-- The answer of the intake to GET (confirm = false) or POST (confirm =
+-- true) of /ack/<token>: an HTTP status and an HTML page.  Nothing but a
+-- POST of a valid link of a firing, unacknowledged alert changes anything:
+-- malformed 400, bad signature 403, expired 410, already used 409, alert
+-- gone 404, alert resolved or acknowledged 409.  by: the name typed on the
+-- page (else "link").  Called by the intake worker only.
+CREATE FUNCTION smartetl._ack_link_page(token text, confirm boolean, by text DEFAULT NULL,
+                                        OUT status integer, OUT page text)
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v record;
+    a smartetl.alert;
+    u smartetl.ack_link_use;
+    who text := nullif(left(btrim(regexp_replace(coalesce(by, ''), '[[:cntrl:]]+', ' ', 'g')), 100), '');
+    facts text;
+    utc constant text := 'YYYY-MM-DD HH24:MI:SS "UTC"';
+BEGIN
+    SELECT * INTO v FROM smartetl._ack_link_verify(coalesce(token, ''));
+    IF v.alert_id IS NULL THEN
+        status := 400;
+        page := smartetl._ack_link_html('Not an acknowledge link',
+            '<p>This address is not a complete acknowledge link. If it was cut in two (some mail programs break long '
+            || 'lines), copy the whole link from the notification.</p>');
+        RETURN;
+    END IF;
+    IF NOT v.signed THEN
+        status := 403;
+        page := smartetl._ack_link_html('Invalid acknowledge link',
+            '<p>This link''s signature does not match: it was altered, or it comes from another smartetl '
+            || 'installation, or its signing secret was replaced. Nothing was acknowledged.</p>');
+        RETURN;
+    END IF;
+    IF v.expires <= now() THEN
+        status := 410;
+        page := smartetl._ack_link_html('Expired acknowledge link',
+            format('<p>This link expired at %s. Nothing was acknowledged. Use the link of a later notification, or '
+                   || '<code>SELECT smartetl.ack(%s, ''your name'')</code>.</p>',
+                   to_char(v.expires AT TIME ZONE 'UTC', utc), v.alert_id));
+        RETURN;
+    END IF;
+    SELECT * INTO u FROM smartetl.ack_link_use x WHERE x.nonce = v.nonce;
+    IF FOUND THEN
+        status := 409;
+        page := smartetl._ack_link_html('Acknowledge link already used',
+            format('<p>This link was used by %s at %s; a link acknowledges once. Nothing changed.</p>',
+                   smartetl._html_escape(u.used_by), to_char(u.used_at AT TIME ZONE 'UTC', utc)));
+        RETURN;
+    END IF;
+    -- the POST locks the alert: of two at once, the second sees the first's acknowledgement
+    IF confirm THEN
+        SELECT * INTO a FROM smartetl.alert x WHERE x.alert_id = v.alert_id FOR UPDATE;
+    ELSE
+        SELECT * INTO a FROM smartetl.alert x WHERE x.alert_id = v.alert_id;
+    END IF;
+    IF a.alert_id IS NULL THEN
+        status := 404;
+        page := smartetl._ack_link_html('Alert not found',
+            format('<p>Alert %s no longer exists. Nothing was acknowledged.</p>', v.alert_id));
+        RETURN;
+    END IF;
+    facts := '<table>'
+        || format('<tr><td>Alert</td><td>%s</td></tr>', a.alert_id)
+        || coalesce('<tr><td>Summary</td><td>' || smartetl._html_escape(nullif(a.annotations->>'summary', '')) || '</td></tr>', '')
+        || format('<tr><td>Rule</td><td>%s</td></tr>', smartetl._html_escape(a.rule_name))
+        || coalesce('<tr><td>Pipeline</td><td>'
+                    || smartetl._html_escape(nullif(concat_ws('/', a.labels->>'namespace', a.labels->>'pipeline'), '')) || '</td></tr>', '')
+        || coalesce('<tr><td>Severity</td><td>' || smartetl._html_escape(nullif(a.labels->>'severity', '')) || '</td></tr>', '')
+        || format('<tr><td>Firing since</td><td>%s</td></tr>', to_char(a.started_at AT TIME ZONE 'UTC', utc))
+        || '</table>';
+    IF a.state <> 'firing' THEN
+        status := 409;
+        page := smartetl._ack_link_html('Alert already resolved',
+            format('<p>This alert resolved at %s; there is nothing to acknowledge.</p>',
+                   to_char(a.resolved_at AT TIME ZONE 'UTC', utc)) || facts);
+        RETURN;
+    END IF;
+    IF a.acked_by IS NOT NULL THEN
+        status := 409;
+        page := smartetl._ack_link_html('Alert already acknowledged',
+            format('<p>This alert was acknowledged by %s at %s. Nothing changed.</p>',
+                   smartetl._html_escape(a.acked_by), to_char(a.acked_at AT TIME ZONE 'UTC', utc)) || facts);
+        RETURN;
+    END IF;
+    IF NOT confirm THEN
+        -- opening the link changes nothing: link previews and mail scanners fetch it too
+        status := 200;
+        page := smartetl._ack_link_html('Acknowledge this alert?',
+            facts
+            || '<form method="post" action="" autocomplete="on"><p><label>Your name (shown as who acknowledged): '
+            || '<br><input type="text" name="by" maxlength="100" autocomplete="name"></label><br>'
+            || '<button type="submit">Acknowledge</button></p></form>'
+            || format('<p class="note">Opening this page changes nothing; the alert is acknowledged when you press the '
+                      || 'button. Acknowledging stops its escalation. This link works once, until %s.</p>',
+                      to_char(v.expires AT TIME ZONE 'UTC', utc)));
+        RETURN;
+    END IF;
+    DELETE FROM smartetl.ack_link_use x WHERE x.expires_at < now();
+    INSERT INTO smartetl.ack_link_use (nonce, alert_id, used_by, expires_at)
+    VALUES (v.nonce, a.alert_id, coalesce(who, 'link'), v.expires);
+    a := smartetl.ack(a.alert_id, coalesce(who, 'link'), 'acknowledged with a signed link');
+    status := 200;
+    page := smartetl._ack_link_html('Alert acknowledged',
+        format('<p>Alert %s is acknowledged by %s at %s; its escalation stops, and its next notifications say so. '
+               || '<code>SELECT smartetl.unack(%s)</code> withdraws it.</p>',
+               a.alert_id, smartetl._html_escape(a.acked_by), to_char(a.acked_at AT TIME ZONE 'UTC', utc), a.alert_id)
+        || facts);
+END $$;
+COMMENT ON FUNCTION smartetl._ack_link_page(text, boolean, text) IS 'the HTTP status and HTML page for GET (confirm false: a confirmation page, changes nothing) or POST (confirm true: acknowledges) of an acknowledge link';
+
+-- API: Private
+-- An alert's signed acknowledge link (annotations.ack_url, smartetl.ack_link)
+-- when it is an http(s) URL like n.link, else NULL: the builders then add
+-- an "Acknowledge" button or link to that alert, and nothing otherwise.
+CREATE FUNCTION smartetl._alert_ack_url(ann jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE WHEN ann->>'ack_url' ~* '^https?://[^\s<>"]+$' AND pg_catalog.length(ann->>'ack_url') <= 3000
+            THEN ann->>'ack_url' END;
+COMMENT ON FUNCTION smartetl._alert_ack_url(jsonb) IS 'an alert''s annotations.ack_url when it is an http(s) URL of at most 3000 characters, else NULL';
+
+CREATE OR REPLACE FUNCTION smartetl._payload_slack(n jsonb, opts jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    max_alerts constant int := 10;
+    o        jsonb := coalesce(opts, '{}');
+    resolved boolean;
+    sev      text;
+    title    text;
+    link     text;
+    mention  text;
+    emoji    text;
+    intro    text;
+    blocks   jsonb;
+    fields   jsonb;
+    txt      text;
+    total    int := 0;
+    r        record;
+BEGIN
+    PERFORM smartetl._alert_check(n);
+    resolved := smartetl._alert_resolved(n);
+    sev := smartetl._alert_severity(n);
+    title := smartetl._alert_title(n, o);
+    link := smartetl._alert_link(n);
+    mention := CASE WHEN NOT resolved THEN smartetl._alert_slack_mention(o->>'mention') END;
+    emoji := CASE WHEN resolved THEN ':white_check_mark:' WHEN sev = 'critical' THEN ':red_circle:'
+                  WHEN sev = 'warning' THEN ':warning:' WHEN sev = 'info' THEN ':information_source:'
+                  ELSE ':bell:' END;
+
+    -- header (plain_text: shown as is, never parsed)
+    blocks := jsonb_build_array(jsonb_build_object('type', 'header',
+        'text', jsonb_build_object('type', 'plain_text', 'emoji', true,
+                                   'text', smartetl._alert_trunc(emoji || ' ' || title, 150))));
+
+    SELECT count(*) INTO total FROM smartetl._alert_rows(n);
+    intro := concat_ws(' ', mention,
+        CASE WHEN resolved THEN '*Resolved*' ELSE '*Firing*' END
+        || coalesce(' - rule *' || smartetl._alert_slack_escape(nullif(n->'rule'->>'name', '')) || '*', '')
+        || coalesce(' (' || smartetl._alert_slack_escape(nullif(n->'rule'->>'kind', '')) || ')', '')
+        || coalesce(', severity *' || smartetl._alert_slack_escape(sev) || '*', '')
+        || format(', %s alert%s', total, CASE WHEN total = 1 THEN '' ELSE 's' END));
+    blocks := blocks || jsonb_build_object('type', 'section',
+        'text', jsonb_build_object('type', 'mrkdwn', 'text', smartetl._alert_trunc(intro, 3000, true)));
+
+    FOR r IN SELECT * FROM smartetl._alert_rows(n) LIMIT max_alerts LOOP
+        -- what: summary, status, description
+        txt := CASE WHEN r.resolved THEN ':white_check_mark:' ELSE ':rotating_light:' END
+               || ' *' || smartetl._alert_slack_escape(r.summary) || '* - '
+               || CASE WHEN r.resolved
+                       THEN 'resolved' || coalesce(' at ' || smartetl._alert_slack_escape(smartetl._alert_human_ts(r.ends_at)), '')
+                       ELSE 'firing' END
+               || coalesce(E'\n' || smartetl._alert_slack_escape(r.description), '');
+        -- where, how bad, since when, how many runs
+        SELECT coalesce(jsonb_agg(jsonb_build_object('type', 'mrkdwn',
+                   'text', smartetl._alert_trunc('*' || f.label || E'*\n' || smartetl._alert_slack_escape(f.val), 2000, true))
+                   ORDER BY f.i), '[]')
+        INTO fields
+        FROM (VALUES (1, 'Pipeline', concat_ws('/', r.namespace, r.pipeline)),
+                     (2, 'Severity', r.severity),
+                     (3, 'Since', smartetl._alert_human_ts(coalesce(r.since, r.starts_at))),
+                     (4, 'Runs', smartetl._alert_runs_text(r.history)),
+                     (5, 'Value', r.value),
+                     (6, 'Host', r.host)) AS f(i, label, val)
+        WHERE nullif(f.val, '') IS NOT NULL;
+        blocks := blocks || (jsonb_build_object('type', 'section',
+                      'text', jsonb_build_object('type', 'mrkdwn', 'text', smartetl._alert_trunc(txt, 3000, true)))
+                  || CASE WHEN jsonb_array_length(fields) > 0 THEN jsonb_build_object('fields', fields) ELSE '{}' END
+                  -- a signed acknowledge link: a button beside the alert
+                  || CASE WHEN NOT r.resolved AND smartetl._alert_ack_url(r.annotations) IS NOT NULL
+                          THEN jsonb_build_object('accessory', jsonb_build_object('type', 'button',
+                                   'action_id', 'smartetl_ack_' || r.ord, 'style', 'primary',
+                                   'url', smartetl._alert_ack_url(r.annotations),
+                                   'text', jsonb_build_object('type', 'plain_text', 'text', 'Acknowledge', 'emoji', true)))
+                          ELSE '{}' END);
+        -- the error: template and last message as code blocks
+        IF r.error_template IS NOT NULL OR r.error IS NOT NULL THEN
+            txt := concat_ws(E'\n',
+                       CASE WHEN r.error_template IS NOT NULL
+                            THEN E'*Error template*\n' || smartetl._alert_slack_code(r.error_template, 1400) END,
+                       CASE WHEN r.error IS NOT NULL AND r.error IS DISTINCT FROM r.error_template
+                            THEN E'*Last error*\n' || smartetl._alert_slack_code(r.error, 1400) END);
+            blocks := blocks || jsonb_build_object('type', 'section',
+                'text', jsonb_build_object('type', 'mrkdwn', 'text', smartetl._alert_trunc(txt, 3000, true)));
+        END IF;
+        -- recent runs, one line
+        SELECT '*Recent runs:* ' || string_agg(
+                   CASE WHEN h.failed THEN ':x: ' WHEN h.status = 'success' THEN ':white_check_mark: ' ELSE ':grey_question: ' END
+                   || smartetl._alert_slack_escape(h.run_at || ' ' || h.status || coalesce(' (' || h.duration || ')', '')),
+                   ' | ' ORDER BY h.ord)
+        INTO txt
+        FROM smartetl._alert_history(r.history, 10) h;
+        IF txt IS NOT NULL THEN
+            blocks := blocks || jsonb_build_object('type', 'context', 'elements',
+                jsonb_build_array(jsonb_build_object('type', 'mrkdwn', 'text', smartetl._alert_trunc(txt, 3000, true))));
+        END IF;
+    END LOOP;
+
+    IF total > max_alerts THEN
+        blocks := blocks || jsonb_build_object('type', 'context', 'elements', jsonb_build_array(
+            jsonb_build_object('type', 'mrkdwn', 'text', format('_%s more alerts not shown_', total - max_alerts))));
+    END IF;
+
+    txt := concat_ws(' | ', 'smartetl',
+                     'group ' || smartetl._alert_slack_code(nullif(n->>'group_key', ''), 400, true),
+                     'key ' || smartetl._alert_slack_code(nullif(n->>'idempotency_key', ''), 400, true),
+                     'sent ' || smartetl._alert_slack_escape(smartetl._alert_human_ts(n->>'sent_at')));
+    blocks := blocks || jsonb_build_object('type', 'context', 'elements',
+        jsonb_build_array(jsonb_build_object('type', 'mrkdwn', 'text', smartetl._alert_trunc(txt, 3000, true))));
+
+    IF link IS NOT NULL THEN
+        blocks := blocks || jsonb_build_object('type', 'actions', 'elements', jsonb_build_array(
+            jsonb_build_object('type', 'button', 'action_id', 'smartetl_open_link', 'url', link,
+                               'text', jsonb_build_object('type', 'plain_text', 'text', 'Open dashboard', 'emoji', true))));
+    END IF;
+
+    RETURN jsonb_build_object(
+        'content_type', 'application/json',
+        'body', jsonb_build_object(
+            'text', smartetl._alert_trunc(concat_ws(' ', mention, smartetl._alert_slack_escape(title)), 3000, true),
+            'blocks', blocks),
+        'idempotency_key', n->'idempotency_key');
+END $$;
+
+CREATE OR REPLACE FUNCTION smartetl._payload_teams(n jsonb, opts jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    max_alerts constant int := 8;
+    o        jsonb := coalesce(opts, '{}');
+    resolved boolean;
+    sev      text;
+    link     text;
+    total    int;
+    body     jsonb;
+    items    jsonb;
+    facts    jsonb;
+    r        record;
+BEGIN
+    PERFORM smartetl._alert_check(n);
+    resolved := smartetl._alert_resolved(n);
+    sev := smartetl._alert_severity(n);
+    link := smartetl._alert_link(n);
+    SELECT count(*) INTO total FROM smartetl._alert_rows(n);
+
+    body := jsonb_build_array(
+        jsonb_build_object('type', 'TextBlock', 'size', 'Large', 'weight', 'Bolder', 'wrap', true,
+                           'color', CASE WHEN resolved THEN 'Good' ELSE 'Attention' END,
+                           'text', smartetl._alert_md_escape(smartetl._alert_trunc(smartetl._alert_title(n, o), 300))),
+        jsonb_build_object('type', 'TextBlock', 'isSubtle', true, 'spacing', 'None', 'wrap', true,
+                           'text', smartetl._alert_md_escape(concat_ws(', ',
+                               CASE WHEN resolved THEN 'Resolved' ELSE 'Firing' END,
+                               'rule ' || nullif(n->'rule'->>'name', '')
+                                   || coalesce(' (' || nullif(n->'rule'->>'kind', '') || ')', ''),
+                               'severity ' || sev,
+                               format('%s alert%s', total, CASE WHEN total = 1 THEN '' ELSE 's' END)))));
+
+    FOR r IN SELECT * FROM smartetl._alert_rows(n) LIMIT max_alerts LOOP
+        items := jsonb_build_array(jsonb_build_object('type', 'TextBlock', 'weight', 'Bolder', 'wrap', true,
+            'color', CASE WHEN r.resolved THEN 'Good' ELSE 'Attention' END,
+            'text', smartetl._alert_md_escape(smartetl._alert_trunc(
+                        CASE WHEN r.resolved THEN 'RESOLVED: ' ELSE 'FIRING: ' END || r.summary, 300))));
+        IF r.description IS NOT NULL THEN
+            items := items || jsonb_build_object('type', 'TextBlock', 'wrap', true, 'spacing', 'Small',
+                'text', smartetl._alert_md_escape(smartetl._alert_trunc(r.description, 1000)));
+        END IF;
+        SELECT coalesce(jsonb_agg(jsonb_build_object('title', f.label,
+                   'value', smartetl._alert_md_escape(smartetl._alert_trunc(f.val, 300))) ORDER BY f.i), '[]')
+        INTO facts
+        FROM (VALUES (1, 'Status', CASE WHEN r.resolved THEN 'resolved' ELSE 'firing' END),
+                     (2, 'Pipeline', concat_ws('/', r.namespace, r.pipeline)),
+                     (3, 'Host', r.host),
+                     (4, 'Severity', r.severity),
+                     (5, 'Since', smartetl._alert_human_ts(coalesce(r.since, r.starts_at))),
+                     (6, 'Resolved at', CASE WHEN r.resolved THEN smartetl._alert_human_ts(r.ends_at) END),
+                     (7, 'Runs', smartetl._alert_runs_text(r.history)),
+                     (8, 'Value', r.value)) AS f(i, label, val)
+        WHERE nullif(f.val, '') IS NOT NULL;
+        IF jsonb_array_length(facts) > 0 THEN
+            items := items || jsonb_build_object('type', 'FactSet', 'facts', facts);
+        END IF;
+        IF r.error_template IS NOT NULL THEN
+            items := items
+                || jsonb_build_object('type', 'TextBlock', 'text', 'Error template', 'weight', 'Bolder',
+                                      'size', 'Small', 'spacing', 'Medium')
+                || jsonb_build_object('type', 'TextBlock', 'wrap', true, 'fontType', 'Monospace', 'spacing', 'Small',
+                                      'text', smartetl._alert_md_escape(smartetl._alert_trunc(r.error_template, 600)));
+        END IF;
+        IF r.error IS NOT NULL AND r.error IS DISTINCT FROM r.error_template THEN
+            items := items
+                || jsonb_build_object('type', 'TextBlock', 'text', 'Last error', 'weight', 'Bolder',
+                                      'size', 'Small', 'spacing', 'Medium')
+                || jsonb_build_object('type', 'TextBlock', 'wrap', true, 'fontType', 'Monospace', 'spacing', 'Small',
+                                      'text', smartetl._alert_md_escape(smartetl._alert_trunc(r.error, 600)));
+        END IF;
+        SELECT jsonb_agg(jsonb_build_object('title', smartetl._alert_md_escape(h.run_at),
+                   'value', smartetl._alert_md_escape(h.status || coalesce(', ' || h.duration, ''))) ORDER BY h.ord)
+        INTO facts
+        FROM smartetl._alert_history(r.history, 5) h;
+        IF facts IS NOT NULL THEN
+            items := items
+                || jsonb_build_object('type', 'TextBlock', 'text', 'Recent runs', 'weight', 'Bolder',
+                                      'size', 'Small', 'spacing', 'Medium')
+                || jsonb_build_object('type', 'FactSet', 'spacing', 'Small', 'facts', facts);
+        END IF;
+        IF NOT r.resolved AND smartetl._alert_ack_url(r.annotations) IS NOT NULL THEN
+            items := items || jsonb_build_object('type', 'ActionSet', 'actions', jsonb_build_array(
+                jsonb_build_object('type', 'Action.OpenUrl', 'title', 'Acknowledge',
+                                   'url', smartetl._alert_ack_url(r.annotations))));
+        END IF;
+        body := body || jsonb_build_object('type', 'Container', 'separator', true, 'spacing', 'Medium', 'items', items);
+    END LOOP;
+
+    IF total > max_alerts THEN
+        body := body || jsonb_build_object('type', 'TextBlock', 'isSubtle', true, 'wrap', true,
+                                           'text', format('%s more alerts not shown', total - max_alerts));
+    END IF;
+    body := body || jsonb_build_object('type', 'TextBlock', 'isSubtle', true, 'size', 'Small', 'wrap', true,
+        'separator', true,
+        'text', smartetl._alert_md_escape(concat_ws(' | ', 'smartetl',
+                    'group ' || smartetl._alert_trunc(nullif(n->>'group_key', ''), 300),
+                    'key ' || smartetl._alert_trunc(nullif(n->>'idempotency_key', ''), 300),
+                    'sent ' || smartetl._alert_human_ts(n->>'sent_at'))));
+
+    RETURN jsonb_build_object(
+        'content_type', 'application/json',
+        'body', jsonb_build_object(
+            'type', 'message',
+            'attachments', jsonb_build_array(jsonb_build_object(
+                'contentType', 'application/vnd.microsoft.card.adaptive',
+                'contentUrl', NULL,
+                'content', jsonb_build_object(
+                    '$schema', 'http://adaptivecards.io/schemas/adaptive-card.json',
+                    'type', 'AdaptiveCard',
+                    'version', '1.4',
+                    'body', body,
+                    'actions', CASE WHEN link IS NULL THEN '[]'::jsonb ELSE jsonb_build_array(
+                        jsonb_build_object('type', 'Action.OpenUrl', 'title', 'Open dashboard', 'url', link)) END,
+                    'msteams', jsonb_build_object('width', 'Full'))))),
+        'idempotency_key', n->'idempotency_key');
+END $$;
+
+CREATE OR REPLACE FUNCTION smartetl._payload_email(n jsonb, opts jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    max_alerts constant int := 50;
+    o        jsonb := coalesce(opts, '{}');
+    resolved boolean;
+    sev      text;
+    title    text;
+    link     text;
+    total    int;
+    color    text;
+    intro    text;
+    t        text[] := '{}';
+    h        text[] := '{}';
+    facts    text;
+    hist_t   text;
+    hist_h   text;
+    r        record;
+    result   jsonb;
+    esc_link text;
+    td       constant text := 'padding:4px 12px 4px 0;vertical-align:top;';
+    pre      constant text := 'margin:4px 0 12px 0;padding:8px 10px;background:#f6f8fa;border:1px solid #e1e4e8;'
+                              'border-radius:4px;font-family:Menlo,Consolas,monospace;font-size:13px;'
+                              'white-space:pre-wrap;word-break:break-all;';
+BEGIN
+    PERFORM smartetl._alert_check(n);
+    resolved := smartetl._alert_resolved(n);
+    sev := smartetl._alert_severity(n);
+    title := smartetl._alert_title(n, o);
+    link := smartetl._alert_link(n);
+    esc_link := smartetl._html_escape(link);
+    SELECT count(*) INTO total FROM smartetl._alert_rows(n);
+    color := CASE WHEN resolved THEN '#2e7d32' WHEN sev = 'critical' THEN '#c62828'
+                  WHEN sev = 'warning' THEN '#ef6c00' ELSE '#1565c0' END;
+    intro := concat_ws(', ',
+                 CASE WHEN resolved THEN 'RESOLVED' ELSE 'FIRING' END,
+                 'rule ' || nullif(n->'rule'->>'name', '') || coalesce(' (' || nullif(n->'rule'->>'kind', '') || ')', ''),
+                 'severity ' || sev,
+                 format('%s alert%s', total, CASE WHEN total = 1 THEN '' ELSE 's' END));
+
+    t := ARRAY[title, repeat('=', least(length(title), 72)), '', intro];
+    IF nullif(n->>'group_key', '') IS NOT NULL THEN
+        t := t || ('Group: ' || (n->>'group_key'));
+    END IF;
+    h := ARRAY['<!DOCTYPE html>',
+               '<html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">',
+               '<title>' || smartetl._html_escape(title) || '</title></head>',
+               '<body style="margin:0;padding:16px;background:#ffffff;color:#1f2328;'
+                   || 'font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;font-size:14px;line-height:1.45;">',
+               '<div style="max-width:760px;">',
+               format('<div style="border-left:6px solid %s;padding:8px 14px;background:#f6f8fa;">', color),
+               format('<h1 style="margin:0;font-size:20px;color:%s;">%s</h1>', color, smartetl._html_escape(title)),
+               format('<p style="margin:4px 0 0 0;color:#57606a;">%s%s</p>', smartetl._html_escape(intro),
+                      coalesce('<br>Group: <code>' || smartetl._html_escape(nullif(n->>'group_key', '')) || '</code>', '')),
+               '</div>'];
+
+    FOR r IN SELECT * FROM smartetl._alert_rows(n) LIMIT max_alerts LOOP
+        -- plain text
+        t := t || ''::text
+               || format('[%s] %s - %s', r.ord, r.summary, CASE WHEN r.resolved THEN 'RESOLVED' ELSE 'FIRING' END);
+        SELECT string_agg(format('    %-12s %s', f.label || ':', f.val), E'\n' ORDER BY f.i)
+        INTO facts
+        FROM (VALUES (1, 'Where', concat_ws(' on ', nullif(concat_ws('/', r.namespace, r.pipeline), ''), r.host)),
+                     (2, 'Since', smartetl._alert_human_ts(coalesce(r.since, r.starts_at))
+                                  || CASE WHEN r.since IS NOT NULL AND r.starts_at IS NOT NULL
+                                          THEN ' (alert started ' || smartetl._alert_human_ts(r.starts_at) || ')' ELSE '' END),
+                     (3, 'Resolved', CASE WHEN r.resolved THEN coalesce(smartetl._alert_human_ts(r.ends_at), 'yes') END),
+                     (4, 'Severity', r.severity),
+                     (5, 'Runs', smartetl._alert_runs_text(r.history)),
+                     (6, 'Value', r.value)) AS f(i, label, val)
+        WHERE nullif(f.val, '') IS NOT NULL;
+        t := t || facts;
+        IF NOT r.resolved AND smartetl._alert_ack_url(r.annotations) IS NOT NULL THEN
+            t := t || ('    Acknowledge: ' || smartetl._alert_ack_url(r.annotations));
+        END IF;
+        IF r.description IS NOT NULL THEN
+            t := t || ('    ' || replace(smartetl._alert_trunc(r.description, 4000), E'\n', E'\n    '));
+        END IF;
+        IF r.error_template IS NOT NULL THEN
+            t := t || '    Error template:'::text
+                   || ('        ' || replace(smartetl._alert_trunc(r.error_template, 4000), E'\n', E'\n        '));
+        END IF;
+        IF r.error IS NOT NULL AND r.error IS DISTINCT FROM r.error_template THEN
+            t := t || '    Last error:'::text
+                   || ('        ' || replace(smartetl._alert_trunc(r.error, 4000), E'\n', E'\n        '));
+        END IF;
+        SELECT string_agg(format('        %-21s %-10s %s', x.run_at, x.status, coalesce(x.duration, '')), E'\n' ORDER BY x.ord),
+               string_agg(format('<tr><td style="%s">%s</td><td style="%scolor:%s;font-weight:600;">%s</td>'
+                                 '<td style="%stext-align:right;">%s</td></tr>',
+                                 td, smartetl._html_escape(x.run_at), td,
+                                 CASE WHEN x.failed THEN '#c62828' WHEN x.status = 'success' THEN '#2e7d32' ELSE '#57606a' END,
+                                 smartetl._html_escape(x.status), td, coalesce(smartetl._html_escape(x.duration), '&ndash;')),
+                          '' ORDER BY x.ord)
+        INTO hist_t, hist_h
+        FROM smartetl._alert_history(r.history, 10) x;
+        IF hist_t IS NOT NULL THEN
+            t := t || '    Recent runs:'::text || rtrim(hist_t);
+        END IF;
+
+        -- HTML
+        h := h || format('<h2 style="margin:20px 0 4px 0;font-size:16px;">'
+                         '<span style="display:inline-block;padding:1px 6px;margin-right:6px;border-radius:3px;'
+                         'font-size:12px;color:#ffffff;background:%s;">%s</span>%s</h2>',
+                         CASE WHEN r.resolved THEN '#2e7d32' ELSE color END,
+                         CASE WHEN r.resolved THEN 'RESOLVED' ELSE 'FIRING' END,
+                         smartetl._html_escape(r.summary));
+        IF r.description IS NOT NULL THEN
+            h := h || format('<p style="margin:0 0 8px 0;white-space:pre-wrap;">%s</p>',
+                             smartetl._html_escape(smartetl._alert_trunc(r.description, 4000)));
+        END IF;
+        SELECT string_agg(format('<tr><td style="%scolor:#57606a;white-space:nowrap;">%s</td><td style="%s">%s</td></tr>',
+                                 td, f.label, td, smartetl._html_escape(f.val)), '' ORDER BY f.i)
+        INTO facts
+        FROM (VALUES (1, 'Pipeline', concat_ws('/', r.namespace, r.pipeline)),
+                     (2, 'Host', r.host),
+                     (3, 'Since', smartetl._alert_human_ts(coalesce(r.since, r.starts_at))),
+                     (4, 'Alert started', smartetl._alert_human_ts(r.starts_at)),
+                     (5, 'Resolved', CASE WHEN r.resolved THEN coalesce(smartetl._alert_human_ts(r.ends_at), 'yes') END),
+                     (6, 'Severity', r.severity),
+                     (7, 'Runs', smartetl._alert_runs_text(r.history)),
+                     (8, 'Value', r.value)) AS f(i, label, val)
+        WHERE nullif(f.val, '') IS NOT NULL;
+        IF facts IS NOT NULL THEN
+            h := h || ('<table role="presentation" style="border-collapse:collapse;font-size:14px;">' || facts || '</table>');
+        END IF;
+        IF NOT r.resolved AND smartetl._alert_ack_url(r.annotations) IS NOT NULL THEN
+            h := h || format('<p style="margin:8px 0;"><a href="%s" style="display:inline-block;padding:6px 12px;'
+                             'background:#1f883d;color:#ffffff;text-decoration:none;border-radius:4px;">Acknowledge</a></p>',
+                             smartetl._html_escape(smartetl._alert_ack_url(r.annotations)));
+        END IF;
+        IF r.error_template IS NOT NULL THEN
+            h := h || '<p style="margin:12px 0 0 0;font-weight:600;">Error template</p>'::text
+                   || format('<pre style="%s">%s</pre>', pre, smartetl._html_escape(smartetl._alert_trunc(r.error_template, 4000)));
+        END IF;
+        IF r.error IS NOT NULL AND r.error IS DISTINCT FROM r.error_template THEN
+            h := h || '<p style="margin:12px 0 0 0;font-weight:600;">Last error</p>'::text
+                   || format('<pre style="%s">%s</pre>', pre, smartetl._html_escape(smartetl._alert_trunc(r.error, 4000)));
+        END IF;
+        IF hist_h IS NOT NULL THEN
+            h := h || '<p style="margin:12px 0 4px 0;font-weight:600;">Recent runs</p>'::text
+                   || ('<table style="border-collapse:collapse;font-size:13px;"><tr>'
+                       || format('<th style="%stext-align:left;color:#57606a;">Run</th>', td)
+                       || format('<th style="%stext-align:left;color:#57606a;">Status</th>', td)
+                       || format('<th style="%stext-align:right;color:#57606a;">Duration</th></tr>', td)
+                       || hist_h || '</table>');
+        END IF;
+    END LOOP;
+
+    IF total > max_alerts THEN
+        t := t || ''::text || format('... and %s more alerts', total - max_alerts);
+        h := h || format('<p style="color:#57606a;">&hellip; and %s more alerts</p>', total - max_alerts);
+    END IF;
+    IF link IS NOT NULL THEN
+        t := t || ''::text || ('Dashboard: ' || link);
+        h := h || format('<p style="margin:20px 0;"><a href="%s" style="display:inline-block;padding:8px 14px;'
+                         'background:%s;color:#ffffff;text-decoration:none;border-radius:4px;">Open dashboard</a>'
+                         '<br><span style="font-size:12px;color:#57606a;word-break:break-all;">%s</span></p>',
+                         esc_link, color, esc_link);
+    END IF;
+    t := t || ''::text || '-- '::text
+           || concat_ws(', ', 'smartetl notification ' || nullif(n->>'idempotency_key', ''),
+                        'sent ' || smartetl._alert_human_ts(n->>'sent_at'));
+    h := h || format('<p style="margin-top:24px;font-size:12px;color:#57606a;border-top:1px solid #d0d7de;padding-top:8px;">%s</p>',
+                     smartetl._html_escape(concat_ws(', ', 'smartetl notification ' || nullif(n->>'idempotency_key', ''),
+                                                     'sent ' || smartetl._alert_human_ts(n->>'sent_at'))))
+           || '</div></body></html>'::text;
+
+    result := jsonb_build_object(
+        'content_type', 'multipart/alternative',
+        'subject', smartetl._alert_trunc(title, 250),
+        'text', array_to_string(t, E'\n') || E'\n',
+        'html', array_to_string(h, E'\n') || E'\n',
+        'idempotency_key', n->'idempotency_key');
+    IF nullif(o->>'from', '') IS NOT NULL THEN
+        result := result || jsonb_build_object('from', o->>'from');
+    END IF;
+    IF jsonb_typeof(o->'to') = 'array' THEN
+        result := result || jsonb_build_object('to', o->'to');
+    ELSIF nullif(o->>'to', '') IS NOT NULL THEN
+        result := result || jsonb_build_object('to', jsonb_build_array(o->>'to'));
+    END IF;
+    RETURN result;
+END $$;
+
+CREATE OR REPLACE FUNCTION smartetl._alert_notification(p_group_key text, idempotency_key text, link text,
+                                             resolved_for text[] DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT jsonb_build_object(
+        'idempotency_key', idempotency_key,
+        'group_key', p_group_key,
+        'status', CASE WHEN bool_or(a.state = 'firing') THEN 'firing' ELSE 'resolved' END,
+        'rule', jsonb_build_object('name', min(a.rule_name), 'kind', min(a.labels->>'rule_kind'),
+                                   'severity', min(a.labels->>'severity')),
+        'group_labels', (SELECT g.labels FROM smartetl.alert_group g WHERE g.group_key = p_group_key),
+        'alerts', jsonb_agg(jsonb_build_object(
+            'fingerprint', a.fingerprint, 'status', a.state, 'starts_at', a.started_at,
+            'ends_at', a.resolved_at, 'labels', a.labels - 'rule_kind',
+            'annotations', a.annotations || smartetl._alert_extras(a) || smartetl._alert_ack_link(a),
+            'value', a.value) ORDER BY a.started_at, a.fingerprint),
+        'link', link,
+        'sent_at', now())
+    FROM smartetl.alert a
+    WHERE a.group_key = p_group_key
+      AND ((a.state = 'firing' AND NOT smartetl._alert_muted(a))
+           OR (resolved_for IS NULL AND a.state = 'resolved' AND a.notified_state = 'firing' AND NOT smartetl._alert_held(a))
+           OR (a.state = 'resolved' AND a.fingerprint = ANY (resolved_for)
+               AND NOT EXISTS (SELECT 1 FROM smartetl.alert f WHERE f.fingerprint = a.fingerprint AND f.state = 'firing')
+               AND a.resolved_at = (SELECT max(l.resolved_at) FROM smartetl.alert l WHERE l.fingerprint = a.fingerprint)))
+$$;
+SELECT pg_catalog.pg_extension_config_dump('smartetl.ack_link_use', '');
+SELECT pg_catalog.pg_extension_config_dump('smartetl.ack_link_secret', 'WHERE false');
+REVOKE ALL ON FUNCTION smartetl._random_bytes(integer), smartetl._ack_link_token(bigint, timestamptz),
+                       smartetl._ack_link_verify(text), smartetl.ack_link(bigint),
+                       smartetl._alert_ack_link(smartetl.alert), smartetl._ack_link_html(text, text),
+                       smartetl._ack_link_page(text, boolean, text), smartetl._alert_ack_url(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION smartetl._alert_ack_url(jsonb) TO smartetl_admin;
+GRANT EXECUTE ON FUNCTION smartetl.ack_link(bigint), smartetl._ack_link_token(bigint, timestamptz)
+    TO smartetl_oncall;
+GRANT EXECUTE ON FUNCTION smartetl._alert_ack_link(smartetl.alert) TO smartetl_admin;
+GRANT SELECT ON smartetl.ack_link_use TO smartetl_admin;
