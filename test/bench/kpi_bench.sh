@@ -32,7 +32,7 @@ done
 cd "$(dirname "$0")/../.."
 source scripts/lib.sh
 DIR=/tmp/kpibench.$$
-PORT=54344
+PORT=${SMARTETL_BENCH_PORT:-54344}
 trap 'cluster_stop "$DIR" >/dev/null 2>&1 || true; rm -rf "$DIR"' EXIT
 cluster_init "$DIR" "$PORT"
 cluster_start "$DIR" "$PORT" >/dev/null
