@@ -27,9 +27,10 @@
  * flagged is_last the array goes on with the serialized windows, which
  * smartetl.anomaly_state keeps per pipeline; the next batch passes them
  * back as seed, so each new run costs a few small sorts, however long the
- * history.  The medians are those of median_mad (robust_stats.c), on the
- * same values in the same order, so the figures equal the old window
- * query's.
+ * history.  Each window also keeps its values sorted, so a median and a
+ * MAD take a binary search and a short merge; they are the figures
+ * median_mad (robust_stats.c) gives for the same values, bit for bit, so
+ * the scores equal the old window query's (test/sql/anomalies.sql checks).
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -43,7 +44,6 @@
 #include "utils/float.h"
 #include "utils/timestamp.h"
 
-#include "common/robust_stats.h"
 
 PG_FUNCTION_INFO_V1(anomaly_scan_add);
 PG_FUNCTION_INFO_V1(anomaly_scan_row);
@@ -58,21 +58,29 @@ PG_FUNCTION_INFO_V1(anomaly_scan_row);
 #define STATE_VERSION 1
 #define ROW_VALUES	8			/* {center, scale, n, seasonal} x 2 kinds */
 
-/* A ring of at most cap doubles; head is where the next one goes. */
+/*
+ * A ring of at most cap doubles (head is where the next one goes), and its
+ * non-NaN values kept sorted, so that a median and a MAD cost a binary
+ * search and a merge of at most cap values instead of two sorts.
+ */
 typedef struct Ring
 {
 	int			n;
 	int			head;
+	int			nsorted;
 } Ring;
 
 typedef struct KindWindows
 {
 	Ring		recent;
 	double		recent_v[RECENT_N];
+	double		recent_s[RECENT_N];
 	Ring		resid;
 	double		resid_v[RESID_N];
+	double		resid_s[RESID_N];
 	Ring		season[HOURS_OF_WEEK];
 	double		season_v[HOURS_OF_WEEK][SEASON_N];
+	double		season_s[HOURS_OF_WEEK][SEASON_N];
 } KindWindows;
 
 typedef struct AnomalyScan
@@ -83,13 +91,53 @@ typedef struct AnomalyScan
 	bool		is_last;
 } AnomalyScan;
 
-static inline void
-ring_push(Ring *r, double *v, int cap, double x)
+/* The first position of sorted[0..n) whose value is >= x. */
+static inline int
+lower_bound(const double *sorted, int n, double x)
 {
+	int			lo = 0,
+				hi = n;
+
+	while (lo < hi)
+	{
+		int			mid = (lo + hi) / 2;
+
+		if (sorted[mid] < x)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static void
+ring_push(Ring *r, double *v, double *sorted, int cap, double x)
+{
+	int			i;
+
+	if (r->n == cap)
+	{
+		double		old = v[r->head];
+
+		if (!isnan(old))
+		{
+			i = lower_bound(sorted, r->nsorted, old);
+			Assert(i < r->nsorted && sorted[i] == old);
+			memmove(&sorted[i], &sorted[i + 1], sizeof(double) * (r->nsorted - i - 1));
+			r->nsorted--;
+		}
+	}
+	else
+		r->n++;
 	v[r->head] = x;
 	r->head = (r->head + 1) % cap;
-	if (r->n < cap)
-		r->n++;
+	if (!isnan(x))
+	{
+		i = lower_bound(sorted, r->nsorted, x);
+		memmove(&sorted[i + 1], &sorted[i], sizeof(double) * (r->nsorted - i));
+		sorted[i] = x;
+		r->nsorted++;
+	}
 }
 
 /* The i-th oldest value of a ring. */
@@ -100,27 +148,43 @@ ring_get(const Ring *r, const double *v, int cap, int i)
 }
 
 /*
- * Median and MAD of a ring's non-NaN values, oldest first as the window
- * frame gave them to median_mad; false when there are none.
+ * Median and MAD of a ring's non-NaN values (false when there are none):
+ * the figures median_mad_in_place (robust_stats.c) gives for them.  The
+ * deviations below and above the median are each already in order, so
+ * the middle one or two of all of them come from merging the two runs.
  */
 static bool
-ring_median_mad(const Ring *r, const double *v, int cap, double *median, double *mad, int *n)
+ring_median_mad(const Ring *r, const double *sorted, double *median, double *mad, int *n)
 {
-	double		work[RESID_N];
-	int			m = 0;
-	int			i;
+	int			m = r->nsorted;
+	double		med;
+	int			lo,
+				hi,
+				k;
+	double		d[2] = {0, 0};
 
-	for (i = 0; i < r->n; i++)
-	{
-		double		x = ring_get(r, v, cap, i);
-
-		if (!isnan(x))
-			work[m++] = x;
-	}
 	*n = m;
 	if (m == 0)
 		return false;
-	median_mad_in_place(work, m, median, mad);
+	med = (m % 2) ? sorted[m / 2] : (sorted[m / 2 - 1] + sorted[m / 2]) / 2.0;
+	/* sorted[lo] ... sorted[0]: deviations going up; sorted[hi] ...: too */
+	hi = lower_bound(sorted, m, med);
+	lo = hi - 1;
+	for (k = 0; k <= m / 2; k++)
+	{
+		double		next;
+
+		if (lo >= 0 && (hi >= m || fabs(sorted[lo] - med) <= fabs(sorted[hi] - med)))
+			next = fabs(sorted[lo--] - med);
+		else
+			next = fabs(sorted[hi++] - med);
+		if (k == (m - 1) / 2)
+			d[0] = next;
+		if (k == m / 2)
+			d[1] = next;
+	}
+	*median = med;
+	*mad = (m % 2) ? d[1] : (d[0] + d[1]) / 2.0;
 	return true;
 }
 
@@ -151,7 +215,7 @@ scan_kind(KindWindows *w, double lx, int how, double *out, bool *out_null)
 	int			n_base = 0;
 
 	memset(out_null, true, 4 * sizeof(bool));
-	if (ring_median_mad(&w->season[how], w->season_v[how], SEASON_N, &median, &mad, &n_season) &&
+	if (ring_median_mad(&w->season[how], w->season_s[how], &median, &mad, &n_season) &&
 		n_season >= SEASON_MIN)
 	{
 		center = median;
@@ -159,14 +223,14 @@ scan_kind(KindWindows *w, double lx, int how, double *out, bool *out_null)
 		seasonal = true;
 		n_base = n_season;
 	}
-	else if (ring_median_mad(&w->recent, w->recent_v, RECENT_N, &median, &mad, &n_recent) &&
+	else if (ring_median_mad(&w->recent, w->recent_s, &median, &mad, &n_recent) &&
 			 n_recent >= RECENT_MIN)
 	{
 		center = median;
 		has_center = true;
 		n_base = n_recent;
 	}
-	if (has_center && ring_median_mad(&w->resid, w->resid_v, RESID_N, &median, &mad, &n_resid) &&
+	if (has_center && ring_median_mad(&w->resid, w->resid_s, &median, &mad, &n_resid) &&
 		n_resid >= RESID_MIN)
 	{
 		double		scale = 1.4826 * mad;
@@ -177,9 +241,9 @@ scan_kind(KindWindows *w, double lx, int how, double *out, bool *out_null)
 		out[3] = seasonal ? 1 : 0;
 		memset(out_null, false, 4 * sizeof(bool));
 	}
-	ring_push(&w->recent, w->recent_v, RECENT_N, lx);
-	ring_push(&w->season[how], w->season_v[how], SEASON_N, lx);
-	ring_push(&w->resid, w->resid_v, RESID_N, has_center ? lx - center : get_float8_nan());
+	ring_push(&w->recent, w->recent_v, w->recent_s, RECENT_N, lx);
+	ring_push(&w->season[how], w->season_v[how], w->season_s[how], SEASON_N, lx);
+	ring_push(&w->resid, w->resid_v, w->resid_s, RESID_N, has_center ? lx - center : get_float8_nan());
 }
 
 /*
@@ -241,7 +305,7 @@ bad_state(void)
 }
 
 static const double *
-get_ring(const double *p, const double *end, Ring *r, double *v, int cap)
+get_ring(const double *p, const double *end, Ring *r, double *v, double *sorted, int cap)
 {
 	int			n,
 				i;
@@ -252,7 +316,7 @@ get_ring(const double *p, const double *end, Ring *r, double *v, int cap)
 	if (end - p < n)
 		bad_state();
 	for (i = 0; i < n; i++)
-		ring_push(r, v, cap, *p++);
+		ring_push(r, v, sorted, cap, *p++);
 	return p;
 }
 
@@ -272,10 +336,10 @@ state_read(AnomalyScan *s, ArrayType *arr)
 		bad_state();
 	for (k = 0; k < 2; k++)
 	{
-		p = get_ring(p, end, &s->k[k].recent, s->k[k].recent_v, RECENT_N);
-		p = get_ring(p, end, &s->k[k].resid, s->k[k].resid_v, RESID_N);
+		p = get_ring(p, end, &s->k[k].recent, s->k[k].recent_v, s->k[k].recent_s, RECENT_N);
+		p = get_ring(p, end, &s->k[k].resid, s->k[k].resid_v, s->k[k].resid_s, RESID_N);
 		for (h = 0; h < HOURS_OF_WEEK; h++)
-			p = get_ring(p, end, &s->k[k].season[h], s->k[k].season_v[h], SEASON_N);
+			p = get_ring(p, end, &s->k[k].season[h], s->k[k].season_v[h], s->k[k].season_s[h], SEASON_N);
 	}
 	if (p != end)
 		bad_state();
