@@ -13,7 +13,8 @@
 # Ratios are baseline time / smartetl time (> 1: smartetl is faster).
 #
 # Usage (as root): test/bench/kpi_bench.sh [--runs N] [--pipelines P] [--rounds R]
-# Own throwaway cluster in /tmp/kpibench.<pid>, port 54344; removed on exit.
+# Own throwaway cluster in /tmp/kpibench.<pid>, port $SMARTETL_BENCH_PORT
+# (default 54344); removed on exit.
 set -euo pipefail
 
 RUNS=1000000
