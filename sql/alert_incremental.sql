@@ -11,7 +11,7 @@ INSERT INTO smartetl.channel (name, kind, target) VALUES ('inc-bus', 'notify', '
 INSERT INTO smartetl.alert_rule (name, kind, channels, selector, group_wait, group_interval, repeat_interval)
 VALUES ('inc-failures', 'run_failed', '{inc-bus}', '{"namespace": "inc"}', '0', '0', '3 hours');
 -- a rule change asks for a full pass
-SELECT count(*) AS full_pass_asked FROM smartetl.alert_changed WHERE pipeline_id IS NULL;
+SELECT count(*) > 0 AS full_pass_asked FROM smartetl.alert_changed WHERE pipeline_id IS NULL;
 SELECT smartetl.evaluate_alerts() >= 0 AS evaluated;
 SELECT * FROM smartetl.ingest('csv', E'job,run_id,start,end,status,error\nja,1,2024-05-01 10:00:00,2024-05-01 10:01:00,failed,boom\njb,1,2024-05-01 10:00:00,2024-05-01 10:01:00,failed,boom\njc,1,2024-05-01 10:00:00,2024-05-01 10:01:00,failed,boom\n', '{"namespace": "inc"}');
 -- the ingest recorded its three pipelines

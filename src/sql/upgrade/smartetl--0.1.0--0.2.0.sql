@@ -4643,3 +4643,10 @@ GRANT EXECUTE ON FUNCTION smartetl._alert_freshness(bigint[], timestamptz),
                           smartetl._alert_rule_due_set(smartetl.alert_rule, bigint[]),
                           smartetl._alert_group_next_due(text), smartetl._alert_edges_refresh(bigint[])
     TO smartetl_admin;
+-- the incremental evaluation's tables are dumped like every table of the extension
+SELECT pg_catalog.pg_extension_config_dump('smartetl.alert_changed', '');
+SELECT pg_catalog.pg_extension_config_dump('smartetl.alert_rule_due', '');
+SELECT pg_catalog.pg_extension_config_dump('smartetl.alert_group_due', '');
+SELECT pg_catalog.pg_extension_config_dump('smartetl.alert_eval_state', '');
+SELECT pg_catalog.pg_extension_config_dump('smartetl.alert_io', '');
+SELECT pg_catalog.pg_extension_config_dump('smartetl.alert_edge', '');
