@@ -124,7 +124,7 @@ CREATE INDEX alert_group_idx ON smartetl.alert (group_key, state);
 -- incremental evaluation (88_alert_eval.sql): a pipeline's firing alerts,
 -- and the few alerts that are inhibited, silenced or in a maintenance window
 CREATE INDEX alert_firing_pipeline ON smartetl.alert ((labels->>'pipeline'), rule_name) WHERE state = 'firing';
-CREATE INDEX alert_inhibited ON smartetl.alert (alert_id) WHERE inhibited_by IS NOT NULL;
+CREATE INDEX alert_inhibited ON smartetl.alert (inhibited_by) WHERE inhibited_by IS NOT NULL;
 CREATE INDEX alert_silenced ON smartetl.alert (alert_id) WHERE silenced AND state = 'firing';
 CREATE INDEX alert_muted ON smartetl.alert (alert_id) WHERE muted_by IS NOT NULL;
 

@@ -3917,7 +3917,7 @@ COMMENT ON FUNCTION smartetl.alert_rule_kinds() IS 'the alert rule kinds: how of
 
 CREATE INDEX alert_firing_pipeline ON smartetl.alert ((labels->>'pipeline'), rule_name) WHERE state = 'firing';
 
-CREATE INDEX alert_inhibited ON smartetl.alert (alert_id) WHERE inhibited_by IS NOT NULL;
+CREATE INDEX alert_inhibited ON smartetl.alert (inhibited_by) WHERE inhibited_by IS NOT NULL;
 
 CREATE INDEX alert_silenced ON smartetl.alert (alert_id) WHERE silenced AND state = 'firing';
 
