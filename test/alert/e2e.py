@@ -687,7 +687,7 @@ def test_oncall_escalation():
         ok(3.0 - 0.5 <= t - t0 < 3.0 + PROMPT, "on time: %.2f s after its first notification (step: 3 s)" % (t - t0))
     time.sleep(4)
     ok(not [m for m in escalation_mails() if "esc_acked" in m["subject"]], "the acknowledged alert does not escalate")
-    level = psql("SELECT string_agg(labels->>'pipeline' || ':' || escalation_level, ',' ORDER BY 1) "
+    level = psql("SELECT string_agg(labels->>'pipeline' || ':' || escalation_level, ',' ORDER BY labels->>'pipeline') "
                  "FROM smartetl.alert WHERE rule_name = 'oc-esc'")
     ok(level == "esc_acked:0,esc_ignored:1", "escalation steps taken: " + level)
 
