@@ -141,13 +141,14 @@ echo "after one failed run:   $(stats "${one[@]}")"
 # steady: 20 failed runs/s of new pipelines
 log "steady: a failed run every 50 ms for ${SECONDS_RUN}s"
 start_id=$(psql_ -c "SELECT coalesce(max(run_id), 0) FROM smartetl.run")
-end=$(( $(date +%s) + SECONDS_RUN )); k=0
+end=$(( $(date +%s) + SECONDS_RUN )); k=0; pids=()
 while [ "$(date +%s)" -lt "$end" ]; do
 	k=$((k + 1))
 	psql_ -c "SELECT inserted FROM smartetl.ingest('csv', E'job,run_id,start,status,error\\ns$k,1,$(ts "$(date +%s)"),failed,steady\\n')" >/dev/null &
+	pids+=($!)
 	sleep 0.05
 done
-wait
+wait "${pids[@]}"	# not nginx
 sleep 5
 psql_ -F ' ' -c "WITH l AS (
     SELECT extract(epoch FROM d.sent_at - r.ingested_at) * 1000 AS ms
