@@ -609,7 +609,7 @@ def test_oncall_window():
             "win_cleared,1,2026-01-02 01:00:00,2026-01-02 01:01:00,failed,boom"], ns="e2e_ocwin")
     ingest(["win_cleared,2,2026-01-02 02:00:00,2026-01-02 02:01:00,success,"], ns="e2e_ocwin")
     time.sleep(3)
-    muted = psql("SELECT string_agg(labels->>'pipeline' || ':' || state, ',' ORDER BY 1) FROM smartetl.alert "
+    muted = psql("SELECT string_agg(labels->>'pipeline' || ':' || state, ',' ORDER BY labels->>'pipeline') FROM smartetl.alert "
                  "WHERE rule_name = 'oc-window' AND muted_by = 'oc-upgrade'")
     ok(not requests("/oc-window") and muted == "win_cleared:resolved,win_still:firing",
        "during the window: alerts recorded as muted, nothing sent", muted)
