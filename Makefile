@@ -82,7 +82,7 @@ DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 UPGRADE_SCRIPTS = $(sort $(wildcard src/sql/upgrade/$(EXTENSION)--*--*.sql))
 DATA = $(UPGRADE_SCRIPTS)
 
-REGRESS = schema ingest_csv ingest_jsonl ingest_logline ingest_openlineage ingest_dbt ingest_errors template ingest_airflow qsketch kpi alert alert_payload alert_channels alert_rules_security predict oncall ack_link ingest_safety definitions docs drop
+REGRESS = schema ingest_csv ingest_jsonl ingest_logline ingest_openlineage ingest_dbt ingest_errors template ingest_airflow qsketch kpi alert alert_payload alert_channels alert_rules_security predict oncall alert_incremental ack_link ingest_safety definitions docs drop
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 ENCODING = UTF8
 NO_LOCALE = 1

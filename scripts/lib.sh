@@ -12,7 +12,7 @@ APT_PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgres
 libtap-parser-sourcehandler-pgtap-perl libcurl4-openssl-dev make gcc clang-14 libclang-rt-14-dev \
 curl openssl python3 python3-aiosmtpd prometheus prometheus-alertmanager prometheus-postgres-exporter \
 chromium nodejs libxgboost-dev liblinear-dev python3-sklearn python3-numpy \
-libmicrohttpd-dev wrk apache2-utils"
+libmicrohttpd-dev wrk apache2-utils nginx-light"
 
 log() { printf '\n== %s\n' "$*"; }
 

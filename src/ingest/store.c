@@ -729,6 +729,11 @@ store_new_runs(IngestBatch *b, const IngestOptions *o, IngestCounts *counts, int
 	{
 		register_batch(BATCH_RUNS_NEW, b->run_desc, inserted, ninserted);
 		rollup_add_new_runs(BATCH_RUNS_NEW);
+		/* and record their pipelines as changed for the alert evaluation */
+		spi_exec("INSERT INTO smartetl.alert_changed (pipeline_id) "
+				 "SELECT DISTINCT p.pipeline_id FROM " BATCH_RUNS_NEW " b "
+				 "JOIN smartetl.pipeline p ON p.namespace OPERATOR(pg_catalog.=) b.namespace "
+				 "AND p.name OPERATOR(pg_catalog.=) b.pipeline", SPI_OK_INSERT);
 	}
 	tuplestore_end(inserted);
 	ExecDropSingleTupleTableSlot(slot);

@@ -19,31 +19,35 @@ COMMENT ON TABLE smartetl.channel IS 'where notifications go: target is the webh
 
 -- API: Public
 -- The rule kinds, one registry: the rule check, the evaluation (how often
--- a costly kind runs) and the documentation read this list; each kind's
+-- a costly kind runs, and what makes it run: driven_by 'runs' = evaluated
+-- for the pipelines whose runs changed; 'runs and clock' = that, and for
+-- each pipeline when its next due time comes; 'clock' = the whole rule
+-- every evaluated_every) and the documentation read this list; each kind's
 -- condition is in smartetl._alert_conditions (88_alert_eval.sql).
 CREATE FUNCTION smartetl.alert_rule_kinds()
-RETURNS TABLE (kind text, evaluated_every interval, takes_query boolean, description text)
+RETURNS TABLE (kind text, evaluated_every interval, takes_query boolean, description text,
+              driven_by text)
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     VALUES ('run_failed', interval '0', false,
-            'the latest finished run of a pipeline failed (once its retries are exhausted)'),
+            'the latest finished run of a pipeline failed (once its retries are exhausted)', 'runs'),
            ('consecutive_failures', interval '0', false,
-            'at least threshold (default 3) runs of a pipeline failed in a row'),
+            'at least threshold (default 3) runs of a pipeline failed in a row', 'runs'),
            ('duration_anomaly', interval '5 minutes', false,
-            'the latest successful run took abnormally long or short (robust score above threshold, default 4)'),
+            'the latest successful run took abnormally long or short (robust score above threshold, default 4)', 'clock'),
            ('volume_anomaly', interval '5 minutes', false,
-            'the latest successful run wrote an abnormal number of rows (robust score above threshold, default 4)'),
+            'the latest successful run wrote an abnormal number of rows (robust score above threshold, default 4)', 'clock'),
            ('freshness', interval '0', false,
-            'no run, or no success, for longer than the interval the pipeline usually keeps'),
+            'no run, or no success, for longer than the interval the pipeline usually keeps', 'runs and clock'),
            ('deadline', interval '0', false,
-            'no successful run finished since a scheduled start whose deadline passed (pipeline schedule and deadline)'),
+            'no successful run finished since a scheduled start whose deadline passed (pipeline schedule and deadline)', 'runs and clock'),
            ('risk', interval '5 minutes', false,
-            'the predicted risk of failure within a day is above threshold (default 0.5)'),
+            'the predicted risk of failure within a day is above threshold (default 0.5)', 'clock'),
            ('model_drift', interval '5 minutes', false,
-            'the champion risk model drifted (PSI above threshold, default 0.25) or lost accuracy'),
+            'the champion risk model drifted (PSI above threshold, default 0.25) or lost accuracy', 'clock'),
            ('sql', interval '0', true,
-            'query, a read-only SELECT of (pipeline, value), run as smartetl_reader; fires above threshold')
+            'query, a read-only SELECT of (pipeline, value), run as smartetl_reader; fires above threshold', 'clock')
 $$;
-COMMENT ON FUNCTION smartetl.alert_rule_kinds() IS 'the alert rule kinds: how often each is evaluated at most, whether it takes a query, what it fires on';
+COMMENT ON FUNCTION smartetl.alert_rule_kinds() IS 'the alert rule kinds: how often each is evaluated at most, whether it takes a query, what it fires on, what makes it evaluated (runs: the pipelines whose runs changed; runs and clock: those, and each pipeline when it becomes due; clock: the whole rule every evaluated_every)';
 
 -- API: Public
 CREATE TABLE smartetl.alert_rule (
@@ -117,6 +121,12 @@ COMMENT ON COLUMN smartetl.alert.escalation_level IS 'how many escalation steps 
 COMMENT ON COLUMN smartetl.alert.notified_at IS 'when the alert was first notified as firing (escalation counts from then)';
 CREATE UNIQUE INDEX alert_firing ON smartetl.alert (fingerprint) WHERE state = 'firing';
 CREATE INDEX alert_group_idx ON smartetl.alert (group_key, state);
+-- incremental evaluation (88_alert_eval.sql): a pipeline's firing alerts,
+-- and the few alerts that are inhibited, silenced or in a maintenance window
+CREATE INDEX alert_firing_pipeline ON smartetl.alert ((labels->>'pipeline'), rule_name) WHERE state = 'firing';
+CREATE INDEX alert_inhibited ON smartetl.alert (inhibited_by) WHERE inhibited_by IS NOT NULL;
+CREATE INDEX alert_silenced ON smartetl.alert (alert_id) WHERE silenced AND state = 'firing';
+CREATE INDEX alert_muted ON smartetl.alert (alert_id) WHERE muted_by IS NOT NULL;
 
 -- API: Private
 CREATE TABLE smartetl.alert_group (
@@ -151,6 +161,7 @@ COMMENT ON TABLE smartetl.delivery IS 'the outbox: one row per notification and 
 CREATE INDEX delivery_due ON smartetl.delivery (next_attempt_at) WHERE status IN ('pending', 'retrying');
 CREATE INDEX delivery_group ON smartetl.delivery (channel, group_key, delivery_id)
     WHERE status IN ('pending', 'retrying', 'sending');
+CREATE INDEX delivery_muted ON smartetl.delivery (channel, group_key) WHERE status = 'muted';
 
 -- API: Private
 -- Does a glob (* and ?) match s?  Other characters are literal.

@@ -14,9 +14,187 @@ CREATE TABLE smartetl.alert_rule_state (
     rule_name     text PRIMARY KEY,
     evaluated_at  timestamptz NOT NULL,
     last_error    text,
-    retry_at      timestamptz
+    retry_at      timestamptz,
+    full_at       timestamptz
 );
-COMMENT ON TABLE smartetl.alert_rule_state IS 'when each rule was last evaluated, its last evaluation error, and, for a sql rule that ran into smartetl.rule_timeout, when it is tried again';
+COMMENT ON TABLE smartetl.alert_rule_state IS 'when each rule was last evaluated (full_at: over every pipeline rather than the changed ones), its last evaluation error, and, for a sql rule that ran into smartetl.rule_timeout, when it is tried again';
+
+-- Incremental evaluation.  A pass evaluates the rules driven by runs
+-- (smartetl.alert_rule_kinds().driven_by) for the pipelines whose runs or
+-- settings changed since the last pass, freshness and deadline rules also
+-- for the pipelines that became due by the clock (alert_rule_due), and
+-- examines the alert groups whose alerts changed or whose timer came
+-- (alert_group_due).  A full pass (every rule over every pipeline, every
+-- group) runs when rules change, pipelines are renamed or deleted, runs
+-- are truncated, and every 15 minutes as a safety net.
+
+-- API: Private
+-- The pipelines that changed since the last pass, appended by the triggers
+-- on smartetl.run and smartetl.pipeline (pipeline_id NULL: a full pass is
+-- needed).  No key, so that concurrent writers never wait for each other;
+-- evaluate_alerts() deletes the rows it has seen, and rows committed after
+-- that stay for the next pass.
+CREATE TABLE smartetl.alert_changed (
+    pipeline_id  bigint
+);
+COMMENT ON TABLE smartetl.alert_changed IS 'pipelines whose runs or settings changed since the last alert evaluation (NULL: evaluate everything); written by triggers, emptied by evaluate_alerts()';
+
+-- API: Private
+CREATE TABLE smartetl.alert_rule_due (
+    rule_name    text NOT NULL,
+    pipeline_id  bigint NOT NULL,
+    due_at       timestamptz NOT NULL,
+    PRIMARY KEY (rule_name, pipeline_id)
+);
+COMMENT ON TABLE smartetl.alert_rule_due IS 'when a freshness or deadline rule must next be evaluated for a pipeline with no new run (it becomes overdue, its next deadline passes)';
+CREATE INDEX alert_rule_due_at ON smartetl.alert_rule_due (rule_name, due_at);
+
+-- API: Private
+CREATE TABLE smartetl.alert_group_due (
+    group_key  text PRIMARY KEY,
+    due_at     timestamptz NOT NULL
+);
+COMMENT ON TABLE smartetl.alert_group_due IS 'when each alert group must next be examined for a notification: -infinity after its alerts or its notification state changed, else its group_wait, group_interval, repeat_interval, Alertmanager re-post or snooze end';
+CREATE INDEX alert_group_due_at ON smartetl.alert_group_due (due_at);
+
+-- API: Private
+CREATE TABLE smartetl.alert_eval_state (
+    singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    full_at    timestamptz NOT NULL
+);
+COMMENT ON TABLE smartetl.alert_eval_state IS 'when the last full alert evaluation ran';
+
+-- API: Private
+-- The pipeline graph of inhibition, kept up to date for the changed
+-- pipelines: datasets read and written by each pipeline's latest 20 runs,
+-- and the edges parent -> child (runs whose parent run is of another
+-- pipeline) and writer -> reader (lineage).
+CREATE TABLE smartetl.alert_io (
+    pipeline_id  bigint NOT NULL,
+    dir          text NOT NULL,
+    ds           text NOT NULL,
+    PRIMARY KEY (pipeline_id, dir, ds)
+);
+CREATE INDEX alert_io_ds ON smartetl.alert_io (ds, dir);
+COMMENT ON TABLE smartetl.alert_io IS 'datasets read (in) and written (out) by the latest 20 runs of each pipeline (OpenLineage inputs and outputs), for inhibition';
+-- API: Private
+CREATE TABLE smartetl.alert_edge (
+    up       bigint NOT NULL,
+    down     bigint NOT NULL,
+    lineage  boolean NOT NULL,
+    PRIMARY KEY (up, down, lineage)
+);
+CREATE INDEX alert_edge_down ON smartetl.alert_edge (down);
+COMMENT ON TABLE smartetl.alert_edge IS 'pipeline graph for inhibition: up is the parent (lineage false) or the upstream writer (lineage true) of down';
+
+-- API: Private
+-- Runs inserted, updated or deleted: their pipelines changed.
+CREATE FUNCTION smartetl._alert_run_changed() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO smartetl.alert_changed (pipeline_id) SELECT DISTINCT n.pipeline_id FROM new_rows n;
+    ELSIF TG_OP = 'UPDATE' THEN
+        INSERT INTO smartetl.alert_changed (pipeline_id)
+        SELECT n.pipeline_id FROM new_rows n UNION SELECT o.pipeline_id FROM old_rows o;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO smartetl.alert_changed (pipeline_id) SELECT DISTINCT o.pipeline_id FROM old_rows o;
+    ELSE
+        INSERT INTO smartetl.alert_changed (pipeline_id) VALUES (NULL);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER run_alert_changed_insert AFTER INSERT ON smartetl.run
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION smartetl._alert_run_changed();
+CREATE TRIGGER run_alert_changed_update AFTER UPDATE ON smartetl.run
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION smartetl._alert_run_changed();
+CREATE TRIGGER run_alert_changed_delete AFTER DELETE ON smartetl.run
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION smartetl._alert_run_changed();
+CREATE TRIGGER run_alert_changed_truncate AFTER TRUNCATE ON smartetl.run
+    FOR EACH STATEMENT EXECUTE FUNCTION smartetl._alert_run_changed();
+
+-- API: Private
+-- Pipelines created or changed (tags, intervals, schedules): they changed;
+-- renamed or deleted: their alerts are found by name, so a full pass.
+CREATE FUNCTION smartetl._alert_pipeline_changed() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO smartetl.alert_changed (pipeline_id) SELECT n.pipeline_id FROM new_rows n;
+    ELSIF TG_OP = 'UPDATE' THEN
+        INSERT INTO smartetl.alert_changed (pipeline_id)
+        SELECT DISTINCT CASE WHEN n.namespace = o.namespace AND n.name = o.name THEN n.pipeline_id END
+        FROM new_rows n JOIN old_rows o USING (pipeline_id)
+        WHERE n IS DISTINCT FROM o;
+    ELSE
+        INSERT INTO smartetl.alert_changed (pipeline_id) VALUES (NULL);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER pipeline_alert_changed_insert AFTER INSERT ON smartetl.pipeline
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION smartetl._alert_pipeline_changed();
+CREATE TRIGGER pipeline_alert_changed_update AFTER UPDATE ON smartetl.pipeline
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION smartetl._alert_pipeline_changed();
+CREATE TRIGGER pipeline_alert_changed_delete AFTER DELETE OR TRUNCATE ON smartetl.pipeline
+    FOR EACH STATEMENT EXECUTE FUNCTION smartetl._alert_pipeline_changed();
+
+-- API: Private
+-- Rules written: the next pass is a full one.
+CREATE FUNCTION smartetl._alert_rules_changed() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    INSERT INTO smartetl.alert_changed (pipeline_id) VALUES (NULL);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER alert_rule_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON smartetl.alert_rule
+    FOR EACH STATEMENT EXECUTE FUNCTION smartetl._alert_rules_changed();
+
+-- API: Private
+-- Alerts or groups whose notification state changed (fired, resolved,
+-- muted, unmuted, notified, or edited by hand): the group is examined by
+-- the next pass.
+CREATE FUNCTION smartetl._alert_group_changed() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_TABLE_NAME = 'alert_group' THEN
+        INSERT INTO smartetl.alert_group_due AS d (group_key, due_at)
+        SELECT DISTINCT o.group_key, '-infinity'::timestamptz FROM old_rows o
+        ON CONFLICT (group_key) DO UPDATE SET due_at = excluded.due_at;
+    ELSIF TG_OP = 'INSERT' THEN
+        INSERT INTO smartetl.alert_group_due AS d (group_key, due_at)
+        SELECT DISTINCT n.group_key, '-infinity'::timestamptz FROM new_rows n
+        ON CONFLICT (group_key) DO UPDATE SET due_at = excluded.due_at;
+    ELSE
+        -- value, annotations and last_seen_at alone notify nobody
+        INSERT INTO smartetl.alert_group_due AS d (group_key, due_at)
+        SELECT DISTINCT x.group_key, '-infinity'::timestamptz
+        FROM (SELECT n.group_key FROM new_rows n JOIN old_rows o USING (alert_id)
+              WHERE (n.group_key, n.state, n.notified_state, n.silenced, n.inhibited_by, n.muted_by,
+                     n.snoozed_until, n.started_at, n.resolved_at, n.notified_at, n.acked_by,
+                     n.escalation_level, n.escalated_at)
+                    IS DISTINCT FROM
+                    (o.group_key, o.state, o.notified_state, o.silenced, o.inhibited_by, o.muted_by,
+                     o.snoozed_until, o.started_at, o.resolved_at, o.notified_at, o.acked_by,
+                     o.escalation_level, o.escalated_at)
+              UNION ALL
+              SELECT o.group_key FROM new_rows n JOIN old_rows o USING (alert_id)
+              WHERE n.group_key <> o.group_key) x
+        ON CONFLICT (group_key) DO UPDATE SET due_at = excluded.due_at;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER alert_group_changed_insert AFTER INSERT ON smartetl.alert
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION smartetl._alert_group_changed();
+CREATE TRIGGER alert_group_changed_update AFTER UPDATE ON smartetl.alert
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION smartetl._alert_group_changed();
+CREATE TRIGGER alert_group_state_changed_update AFTER UPDATE ON smartetl.alert_group
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION smartetl._alert_group_changed();
+CREATE TRIGGER alert_group_state_changed_delete AFTER DELETE ON smartetl.alert_group
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION smartetl._alert_group_changed();
 
 -- API: Private
 -- Whether a firing alert is kept out of notifications now: silenced,
@@ -98,10 +276,36 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 -- API: Private
--- What holds now for one rule: (pipeline, value, annotations) per alert.
-CREATE FUNCTION smartetl._alert_conditions(r smartetl.alert_rule)
+-- Freshness of pipelines (pids, or all when NULL) at at_ts, both ways of
+-- overdue_pipelines(): since the last run (missing_run) and since the last
+-- success (freshness), each with when it is (or becomes) overdue.  The
+-- same test as overdue_pipelines(), which evaluates every pipeline.
+CREATE FUNCTION smartetl._alert_freshness(pids bigint[], at_ts timestamptz)
+RETURNS TABLE (pipeline_id bigint, pipeline text, kind text, last_at timestamptz,
+               expected_interval interval, overdue boolean, due_at timestamptz)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT p.pipeline_id, p.name, k.kind, k.last_at, e.expected,
+           at_ts - k.last_at > e.expected * smartetl._stale_factor(),
+           k.last_at + e.expected * smartetl._stale_factor()
+    FROM smartetl.pipeline p
+    CROSS JOIN LATERAL (SELECT smartetl._expected_interval(p.pipeline_id, at_ts) AS expected) e
+    CROSS JOIN LATERAL (
+        SELECT min(r.run_at) AS first_run, max(r.run_at) AS last_run,
+               max(coalesce(r.ended_at, r.run_at)) FILTER (WHERE r.status = 'success') AS last_success
+        FROM smartetl.run r WHERE r.pipeline_id = p.pipeline_id AND r.run_at <= at_ts) h
+    CROSS JOIN LATERAL (VALUES ('missing_run'::text, h.last_run),
+                               ('freshness', coalesce(h.last_success, h.first_run))) k(kind, last_at)
+    WHERE (pids IS NULL OR p.pipeline_id = ANY (pids))
+      AND e.expected IS NOT NULL AND k.last_at IS NOT NULL
+$$;
+
+-- API: Private
+-- What holds now for one rule: (pipeline, value, annotations) per alert;
+-- for the pipelines pids only, or all when NULL (kinds driven by the clock
+-- always evaluate everything).  Custom plans: pids NULL or not plan apart.
+CREATE FUNCTION smartetl._alert_conditions(r smartetl.alert_rule, pids bigint[] DEFAULT NULL)
 RETURNS TABLE (pipeline_id bigint, value double precision, annotations jsonb)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
 BEGIN
     IF r.kind IN ('run_failed', 'consecutive_failures') THEN
         -- a try that will be retried waits for the last one, or for after_tries
@@ -118,7 +322,8 @@ BEGIN
                || CASE WHEN t.tries > 1 THEN jsonb_build_object('tries', t.tries) ELSE '{}' END
         FROM smartetl.current_failures cf
         CROSS JOIN LATERAL smartetl._run_retry(cf.run_id) t
-        WHERE (r.kind = 'run_failed' OR cf.failed_runs >= coalesce(r.threshold, 3))
+        WHERE (pids IS NULL OR cf.pipeline_id = ANY (pids))
+          AND (r.kind = 'run_failed' OR cf.failed_runs >= coalesce(r.threshold, 3))
           AND (NOT t.will_retry OR coalesce(t.tries >= r.after_tries, false));
     ELSIF r.kind IN ('duration_anomaly', 'volume_anomaly') THEN
         RETURN QUERY
@@ -144,7 +349,8 @@ BEGIN
                                                         o.expected_interval),
                                   'since', o.last_at, 'overdue', o.kind,
                                   'recent_history', smartetl._recent_history(o.pipeline_id))
-        FROM smartetl.overdue_pipelines(now()) o;
+        FROM smartetl._alert_freshness(pids, now()) o
+        WHERE o.overdue;
     ELSIF r.kind = 'deadline' THEN
         -- the latest deadline that passed with no success finished since its
         -- scheduled start, whether the run failed, still runs or never started
@@ -170,7 +376,7 @@ BEGIN
                    ds.deadline_at, ds.pipeline_id)
                || jsonb_build_object('scheduled_at', ds.scheduled_at, 'deadline_at', ds.deadline_at)
         FROM smartetl.deadline_status(now()) ds
-        WHERE ds.missed;
+        WHERE ds.missed AND (pids IS NULL OR ds.pipeline_id = ANY (pids));
     ELSIF r.kind = 'risk' THEN
         RETURN QUERY
         SELECT k.pipeline_id, k.risk,
@@ -217,9 +423,10 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 -- API: Private
--- Fire, refresh and resolve one rule's alerts.
-CREATE FUNCTION smartetl._alert_apply_rule(r smartetl.alert_rule) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+-- Fire, refresh and resolve one rule's alerts: about the pipelines pids
+-- only, or all of them when NULL.
+CREATE FUNCTION smartetl._alert_apply_rule(r smartetl.alert_rule, pids bigint[] DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
 BEGIN
     WITH c AS (
         -- conditions about a pipeline, or about something else (a model) named by annotations.subject
@@ -227,7 +434,7 @@ BEGIN
                jsonb_build_object('alertname', r.name, 'rule_kind', r.kind,
                                   'pipeline', coalesce(p.name, x.annotations->>'subject'),
                                   'namespace', coalesce(p.namespace, 'smartetl'), 'severity', r.severity) AS labels
-        FROM smartetl._alert_conditions(r) x LEFT JOIN smartetl.pipeline p USING (pipeline_id)
+        FROM smartetl._alert_conditions(r, pids) x LEFT JOIN smartetl.pipeline p USING (pipeline_id)
         WHERE (p.pipeline_id IS NULL AND x.pipeline_id IS NULL) OR smartetl._selector_matches(r.selector, p)
     ), keyed AS (
         SELECT c.*, md5(c.labels::text) AS fingerprint,
@@ -246,7 +453,33 @@ BEGIN
     )
     UPDATE smartetl.alert a SET state = 'resolved', resolved_at = now()
     WHERE a.rule_name = r.name AND a.state = 'firing'
+      AND (pids IS NULL
+           OR (a.labels->>'pipeline' = ANY (ARRAY(SELECT p.name FROM smartetl.pipeline p WHERE p.pipeline_id = ANY (pids)))
+               AND EXISTS (SELECT 1 FROM smartetl.pipeline p WHERE p.pipeline_id = ANY (pids)
+                           AND p.name = a.labels->>'pipeline' AND p.namespace = a.labels->>'namespace')))
       AND NOT EXISTS (SELECT 1 FROM keyed k WHERE k.fingerprint = a.fingerprint);
+END $$;
+
+-- API: Private
+-- When a freshness or deadline rule is next due for each pipeline (pids,
+-- or all when NULL) that no run changes first: when it becomes overdue,
+-- when its next deadline passes.
+CREATE FUNCTION smartetl._alert_rule_due_set(r smartetl.alert_rule, pids bigint[] DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+BEGIN
+    DELETE FROM smartetl.alert_rule_due d WHERE d.rule_name = r.name AND (pids IS NULL OR d.pipeline_id = ANY (pids));
+    INSERT INTO smartetl.alert_rule_due (rule_name, pipeline_id, due_at)
+    SELECT r.name, x.pipeline_id, min(x.t)
+    FROM (SELECT f.pipeline_id, greatest(f.due_at, now() + interval '1 second') AS t
+          FROM smartetl._alert_freshness(pids, now()) f
+          WHERE r.kind = 'freshness' AND NOT f.overdue
+          UNION ALL
+          SELECT ds.pipeline_id, ds.next_deadline_at
+          FROM smartetl.deadline_status(now()) ds
+          WHERE r.kind = 'deadline' AND (pids IS NULL OR ds.pipeline_id = ANY (pids))) x
+    JOIN smartetl.pipeline p ON p.pipeline_id = x.pipeline_id
+    WHERE x.t IS NOT NULL AND smartetl._selector_matches(r.selector, p)
+    GROUP BY x.pipeline_id;
 END $$;
 
 -- API: Private
@@ -304,10 +537,42 @@ BEGIN
 END $$;
 
 -- API: Private
+-- When a group must next be examined by the clock: its group_wait,
+-- group_interval or repeat_interval, its Alertmanager re-post (rules with
+-- an alertmanager channel), the end of a snooze; NULL when nothing.
+CREATE FUNCTION smartetl._alert_group_next_due(p_group_key text) RETURNS timestamptz
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT least(
+        CASE WHEN st.last_notified_at IS NULL THEN g.first_pending + r.group_wait
+             WHEN g.changed THEN st.last_notified_at + r.group_interval
+             WHEN g.any_firing THEN least(st.last_notified_at + r.repeat_interval,
+                                          CASE WHEN EXISTS (SELECT 1 FROM smartetl.channel c
+                                                            WHERE c.name = ANY (r.channels) AND c.kind = 'alertmanager')
+                                               THEN coalesce(st.am_posted_at, st.last_notified_at) + interval '1 minute' END) END,
+        g.snooze_end)
+    FROM (SELECT min(a.rule_name) AS rule_name,
+                 min(a.started_at) FILTER (WHERE a.state = 'firing' AND NOT smartetl._alert_muted(a)
+                                           AND a.notified_state IS DISTINCT FROM 'firing') AS first_pending,
+                 bool_or((a.state = 'firing' AND NOT smartetl._alert_muted(a)
+                          AND a.notified_state IS DISTINCT FROM 'firing')
+                         OR (a.state = 'resolved' AND a.notified_state = 'firing'
+                             AND NOT smartetl._alert_held(a))) AS changed,
+                 bool_or(a.state = 'firing' AND NOT smartetl._alert_muted(a)) AS any_firing,
+                 min(a.snoozed_until) FILTER (WHERE a.state = 'firing' AND a.snoozed_until > now()) AS snooze_end
+          FROM smartetl.alert a
+          WHERE a.group_key = p_group_key AND (a.state = 'firing' OR a.notified_state = 'firing')) g
+    JOIN smartetl.alert_rule r ON r.name = g.rule_name
+    LEFT JOIN smartetl.alert_group st ON st.group_key = p_group_key
+$$;
+
+-- API: Private
 -- Queue the notifications that are due; returns how many deliveries.
-CREATE FUNCTION smartetl._alert_notify() RETURNS integer
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+-- Examines every group (all_groups), or those in alert_group_due whose
+-- time came, and sets each examined group's next due time.
+CREATE FUNCTION smartetl._alert_notify(all_groups boolean DEFAULT true) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
 DECLARE
+    todo text[];
     g record;
     r smartetl.alert_rule;
     st smartetl.alert_group;
@@ -318,6 +583,15 @@ DECLARE
     win text;
     queued integer := 0;
 BEGIN
+    IF all_groups THEN
+        DELETE FROM smartetl.alert_group_due;
+    ELSE
+        WITH d AS (DELETE FROM smartetl.alert_group_due d WHERE d.due_at <= now() RETURNING d.group_key)
+        SELECT array_agg(d.group_key) INTO todo FROM d;
+        IF todo IS NULL THEN
+            RETURN 0;
+        END IF;
+    END IF;
     FOR g IN
         SELECT a.group_key, min(a.rule_name) AS rule_name, min(a.labels::text)::jsonb AS labels,
                bool_or(a.state = 'firing' AND NOT smartetl._alert_muted(a)
@@ -328,7 +602,8 @@ BEGIN
                min(a.started_at) FILTER (WHERE a.state = 'firing' AND NOT smartetl._alert_muted(a)
                                          AND a.notified_state IS DISTINCT FROM 'firing') AS first_pending
         FROM smartetl.alert a
-        WHERE a.state = 'firing' OR a.notified_state = 'firing'
+        WHERE (a.state = 'firing' OR a.notified_state = 'firing')
+          AND (all_groups OR a.group_key = ANY (todo))
         GROUP BY a.group_key
     LOOP
         SELECT * INTO r FROM smartetl.alert_rule WHERE name = g.rule_name;
@@ -336,6 +611,10 @@ BEGIN
         IF r.name IS NULL THEN
             CONTINUE;
         END IF;
+        -- examined now; next time by its timers (or when its alerts change)
+        INSERT INTO smartetl.alert_group_due AS d (group_key, due_at)
+        SELECT g.group_key, t FROM smartetl._alert_group_next_due(g.group_key) t WHERE t IS NOT NULL
+        ON CONFLICT (group_key) DO UPDATE SET due_at = least(d.due_at, excluded.due_at);
         -- Alertmanager's timing: group_wait, then group_interval, then repeat_interval
         due := CASE
                 WHEN st.last_notified_at IS NULL THEN g.new_firing AND g.first_pending + r.group_wait <= now()
@@ -344,7 +623,8 @@ BEGIN
         IF NOT coalesce(due, false) THEN
             -- Alertmanager forgets alerts not re-posted within resolve_timeout
             IF g.any_firing AND st.last_notified_at IS NOT NULL
-               AND coalesce(st.am_posted_at, st.last_notified_at) < now() - interval '1 minute' THEN
+               AND coalesce(st.am_posted_at, st.last_notified_at) < now() - interval '1 minute'
+               AND EXISTS (SELECT 1 FROM smartetl.channel c WHERE c.name = ANY (r.channels) AND c.kind = 'alertmanager') THEN
                 queued := queued + smartetl._alert_refresh_alertmanager(r, st);
             END IF;
             CONTINUE;
@@ -393,40 +673,17 @@ END $$;
 CREATE FUNCTION smartetl._alert_inhibit() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF (SELECT count(*) FROM smartetl.alert WHERE state = 'firing') < 2 THEN
-        UPDATE smartetl.alert SET inhibited_by = NULL WHERE inhibited_by IS NOT NULL;
-        RETURN;
-    END IF;
+    -- only alerts on pipelines of the graph (alert_edge) can mute or be muted
     WITH RECURSIVE f AS (
         SELECT a.alert_id, a.started_at, r.inhibit, p.pipeline_id
-        FROM smartetl.alert a
+        FROM (SELECT e.up AS pipeline_id FROM smartetl.alert_edge e
+              UNION SELECT e.down FROM smartetl.alert_edge e) g
+        JOIN smartetl.pipeline p ON p.pipeline_id = g.pipeline_id
+        JOIN smartetl.alert a ON a.labels->>'pipeline' = p.name AND a.labels->>'namespace' = p.namespace
+                             AND a.state = 'firing'
         JOIN smartetl.alert_rule r ON r.name = a.rule_name
-        JOIN smartetl.pipeline p ON p.namespace = a.labels->>'namespace' AND p.name = a.labels->>'pipeline'
-        WHERE a.state = 'firing'
-    ), recent AS (
-        -- each pipeline's latest runs say who its parents and datasets are
-        SELECT r.run_id, r.pipeline_id, r.parent_run_id, r.attrs
-        FROM smartetl.pipeline p
-        CROSS JOIN LATERAL (SELECT x.run_id, x.pipeline_id, x.parent_run_id, x.attrs FROM smartetl.run x
-                            WHERE x.pipeline_id = p.pipeline_id ORDER BY x.run_at DESC LIMIT 20) r
-    ), io AS (
-        SELECT DISTINCT x.pipeline_id, d.dir, d.ds
-        FROM recent x
-        CROSS JOIN LATERAL (SELECT 'in' AS dir, e AS ds
-                            FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(x.attrs->'inputs') = 'array'
-                                                                THEN x.attrs->'inputs' ELSE '[]' END) e
-                            UNION ALL
-                            SELECT 'out', e
-                            FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(x.attrs->'outputs') = 'array'
-                                                                THEN x.attrs->'outputs' ELSE '[]' END) e) d
     ), edge AS (
-        SELECT DISTINCT pr.pipeline_id AS up, c.pipeline_id AS down, false AS lineage
-        FROM recent c JOIN smartetl.run pr ON pr.run_id = c.parent_run_id
-        WHERE pr.pipeline_id <> c.pipeline_id
-        UNION
-        SELECT DISTINCT w.pipeline_id, rd.pipeline_id, true
-        FROM io w JOIN io rd ON rd.ds = w.ds AND rd.dir = 'in'
-        WHERE w.dir = 'out' AND w.pipeline_id <> rd.pipeline_id
+        SELECT e.up, e.down, e.lineage FROM smartetl.alert_edge e
     ), below (src, pipeline_id, depth) AS (
         SELECT f.alert_id, f.pipeline_id, 0 FROM f WHERE f.inhibit <> 'off'
         UNION
@@ -451,10 +708,60 @@ BEGIN
         GROUP BY k.target
     )
     UPDATE smartetl.alert a SET inhibited_by = i.root
-    FROM (SELECT a2.alert_id, x.root FROM smartetl.alert a2
-          LEFT JOIN roots x ON x.target = a2.alert_id
-          WHERE a2.state = 'firing' OR a2.inhibited_by IS NOT NULL) i
+    FROM (SELECT a2.alert_id, x.root
+          FROM (SELECT f.alert_id FROM f UNION SELECT a3.alert_id FROM smartetl.alert a3
+                                             WHERE a3.inhibited_by IS NOT NULL) a2
+          LEFT JOIN roots x ON x.target = a2.alert_id) i
     WHERE a.alert_id = i.alert_id AND a.inhibited_by IS DISTINCT FROM i.root;
+END $$;
+
+-- API: Private
+-- Bring the inhibition graph (alert_io, alert_edge) up to date for the
+-- pipelines pids, or rebuild it when NULL: the edges into a pipeline come
+-- from its own latest runs (parents), the lineage edges from the datasets
+-- of both ends.
+CREATE FUNCTION smartetl._alert_edges_refresh(pids bigint[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+BEGIN
+    IF pids IS NULL THEN
+        DELETE FROM smartetl.alert_io;
+        DELETE FROM smartetl.alert_edge;
+    ELSE
+        DELETE FROM smartetl.alert_io i WHERE i.pipeline_id = ANY (pids);
+        DELETE FROM smartetl.alert_edge e WHERE e.down = ANY (pids) OR (e.lineage AND e.up = ANY (pids));
+    END IF;
+    WITH recent AS (
+        -- each pipeline's latest runs say who its parents and datasets are
+        SELECT r.run_id, r.pipeline_id, r.parent_run_id, r.attrs
+        FROM smartetl.pipeline p
+        CROSS JOIN LATERAL (SELECT x.run_id, x.pipeline_id, x.parent_run_id, x.attrs FROM smartetl.run x
+                            WHERE x.pipeline_id = p.pipeline_id ORDER BY x.run_at DESC LIMIT 20) r
+        WHERE pids IS NULL OR p.pipeline_id = ANY (pids)
+    ), io AS (
+        INSERT INTO smartetl.alert_io (pipeline_id, dir, ds)
+        SELECT DISTINCT x.pipeline_id, d.dir, d.ds
+        FROM recent x
+    CROSS JOIN LATERAL (SELECT 'in' AS dir, e AS ds
+                        FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(x.attrs->'inputs') = 'array'
+                                                            THEN x.attrs->'inputs' ELSE '[]' END) e
+                        UNION ALL
+                        SELECT 'out', e
+                        FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(x.attrs->'outputs') = 'array'
+                                                            THEN x.attrs->'outputs' ELSE '[]' END) e) d
+    )
+    -- (a data-modifying WITH runs to completion, referenced or not)
+    INSERT INTO smartetl.alert_edge (up, down, lineage)
+    SELECT DISTINCT pr.pipeline_id, c.pipeline_id, false
+    FROM recent c JOIN smartetl.run pr ON pr.run_id = c.parent_run_id
+    WHERE pr.pipeline_id <> c.pipeline_id
+    ON CONFLICT DO NOTHING;
+    -- lineage edges from the datasets, once the changed pipelines' are in
+    INSERT INTO smartetl.alert_edge (up, down, lineage)
+    SELECT DISTINCT w.pipeline_id, rd.pipeline_id, true
+    FROM smartetl.alert_io w JOIN smartetl.alert_io rd ON rd.ds = w.ds AND rd.dir = 'in'
+    WHERE w.dir = 'out' AND w.pipeline_id <> rd.pipeline_id
+      AND (pids IS NULL OR w.pipeline_id = ANY (pids) OR rd.pipeline_id = ANY (pids))
+    ON CONFLICT DO NOTHING;
 END $$;
 
 -- API: Private
@@ -560,9 +867,15 @@ END $$;
 
 -- API: Public
 CREATE FUNCTION smartetl.evaluate_alerts() RETURNS integer
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
 DECLARE
     r smartetl.alert_rule;
+    k record;
+    rs smartetl.alert_rule_state;
+    full_pass boolean;
+    changed bigint[];
+    pids bigint[];
+    evaluated boolean := false;
     started timestamptz;
     detail text;
     err text;
@@ -572,52 +885,93 @@ BEGIN
     -- fold template occurrence deltas (cheap when already folded)
     PERFORM smartetl.template_compact();
     PERFORM smartetl.resolve_predictions();
+    -- the pipelines changed since the last pass (rows committed after this
+    -- statement stay for the next one); a full pass when asked for, and
+    -- every 15 minutes as a safety net
+    WITH d AS (DELETE FROM smartetl.alert_changed RETURNING pipeline_id)
+    SELECT coalesce(bool_or(d.pipeline_id IS NULL), false),
+           coalesce(array_agg(DISTINCT d.pipeline_id) FILTER (WHERE d.pipeline_id IS NOT NULL), '{}')
+    INTO full_pass, changed FROM d;
+    full_pass := full_pass OR NOT EXISTS (SELECT 1 FROM smartetl.alert_eval_state e
+                                          WHERE e.full_at > now() - interval '15 minutes' AND e.full_at <= now());
+    IF full_pass THEN
+        INSERT INTO smartetl.alert_eval_state (singleton, full_at) VALUES (true, now())
+        ON CONFLICT (singleton) DO UPDATE SET full_at = excluded.full_at;
+        PERFORM smartetl._alert_edges_refresh(NULL);
+    ELSIF changed <> '{}' THEN
+        PERFORM smartetl._alert_edges_refresh(changed);
+    END IF;
     FOR r IN SELECT * FROM smartetl.alert_rule WHERE enabled ORDER BY name LOOP
-        -- costly kinds run at most every 5 minutes (anomaly scoring rebuilds
-        -- 120 days of baselines; risk scores every pipeline: evaluated_every
-        -- in smartetl.alert_rule_kinds()), and a sql rule
-        -- that ran out of time waits until retry_at
-        IF EXISTS (SELECT 1 FROM smartetl.alert_rule_state s
-                   WHERE s.rule_name = r.name
-                     AND (s.evaluated_at > now() - (SELECT k.evaluated_every FROM smartetl.alert_rule_kinds() k
-                                                    WHERE k.kind = r.kind)
-                          OR s.retry_at > now())) THEN
-            CONTINUE;
+        SELECT * INTO k FROM smartetl.alert_rule_kinds() x WHERE x.kind = r.kind;
+        SELECT * INTO rs FROM smartetl.alert_rule_state x WHERE x.rule_name = r.name;
+        IF k.driven_by = 'clock' THEN
+            -- the whole rule, at most every evaluated_every (anomaly scoring
+            -- rebuilds 120 days of baselines; risk scores every pipeline);
+            -- a sql rule that ran out of time waits until retry_at
+            CONTINUE WHEN rs.evaluated_at > now() - k.evaluated_every OR rs.retry_at > now();
+            pids := NULL;
+        ELSIF full_pass OR rs.full_at IS NULL THEN
+            pids := NULL;
+        ELSE
+            -- the pipelines whose runs changed, and those due by the clock
+            pids := changed;
+            IF k.driven_by = 'runs and clock' THEN
+                pids := pids || ARRAY(SELECT d.pipeline_id FROM smartetl.alert_rule_due d
+                                      WHERE d.rule_name = r.name AND d.due_at <= now()
+                                        AND d.pipeline_id <> ALL (changed));
+            END IF;
+            CONTINUE WHEN pids = '{}';
         END IF;
         started := clock_timestamp();
+        evaluated := true;
         BEGIN
-            PERFORM smartetl._alert_apply_rule(r);
-            INSERT INTO smartetl.alert_rule_state (rule_name, evaluated_at, last_error, retry_at)
-            VALUES (r.name, now(), NULL, NULL)
-            ON CONFLICT (rule_name) DO UPDATE SET evaluated_at = now(), last_error = NULL, retry_at = NULL;
+            PERFORM smartetl._alert_apply_rule(r, pids);
+            IF k.driven_by = 'runs and clock' THEN
+                PERFORM smartetl._alert_rule_due_set(r, pids);
+            END IF;
+            INSERT INTO smartetl.alert_rule_state (rule_name, evaluated_at, last_error, retry_at, full_at)
+            VALUES (r.name, now(), NULL, NULL, CASE WHEN pids IS NULL THEN now() END)
+            ON CONFLICT (rule_name) DO UPDATE
+            SET evaluated_at = now(), last_error = NULL, retry_at = NULL,
+                full_at = coalesce(excluded.full_at, alert_rule_state.full_at);
         EXCEPTION WHEN OTHERS THEN
             -- one broken rule must not stop the others
             GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
             err := SQLERRM || coalesce(': ' || nullif(detail, ''), '');
             RAISE WARNING 'smartetl: alert rule "%" failed: %', r.name, err;
             -- a sql rule that used up smartetl.rule_timeout would hold up every
-            -- evaluation, and the notifications queued after it: it waits 5 minutes
-            INSERT INTO smartetl.alert_rule_state (rule_name, evaluated_at, last_error, retry_at)
+            -- evaluation, and the notifications queued after it: it waits 5
+            -- minutes; the changes it missed make its next evaluation a full one
+            INSERT INTO smartetl.alert_rule_state (rule_name, evaluated_at, last_error, retry_at, full_at)
             VALUES (r.name, now(), err,
                     CASE WHEN r.kind = 'sql'
                               AND clock_timestamp() - started
                                   >= coalesce(current_setting('smartetl.rule_timeout', true), '5s')::interval
-                         THEN now() + interval '5 minutes' END)
+                         THEN now() + interval '5 minutes' END, NULL)
             ON CONFLICT (rule_name) DO UPDATE
-            SET evaluated_at = now(), last_error = excluded.last_error, retry_at = excluded.retry_at;
+            SET evaluated_at = now(), last_error = excluded.last_error, retry_at = excluded.retry_at, full_at = NULL;
         END;
     END LOOP;
-    -- rules deleted or disabled: their alerts resolve
-    UPDATE smartetl.alert SET state = 'resolved', resolved_at = now()
-    WHERE state = 'firing' AND rule_name NOT IN (SELECT name FROM smartetl.alert_rule WHERE enabled);
+    IF full_pass THEN
+        -- rules deleted or disabled: their alerts resolve
+        UPDATE smartetl.alert SET state = 'resolved', resolved_at = now()
+        WHERE state = 'firing' AND rule_name NOT IN (SELECT name FROM smartetl.alert_rule WHERE enabled);
+    END IF;
+    -- silences: the alerts silenced now, and, while a silence holds, every
+    -- firing alert (without one, nothing else can be silenced)
     UPDATE smartetl.alert a SET silenced = s.hit
     FROM (SELECT a2.alert_id, EXISTS (SELECT 1 FROM smartetl.silence s
                                       WHERE now() >= s.starts_at AND now() < s.ends_at
                                         AND smartetl._silence_matches(s.matchers, a2.labels)) AS hit
-          FROM smartetl.alert a2 WHERE a2.state = 'firing') s
+          FROM (SELECT x.* FROM smartetl.alert x WHERE x.silenced AND x.state = 'firing'
+                UNION ALL
+                SELECT x.* FROM smartetl.alert x
+                WHERE x.state = 'firing' AND NOT x.silenced
+                  AND EXISTS (SELECT 1 FROM smartetl.silence s WHERE now() >= s.starts_at AND now() < s.ends_at)) a2) s
     WHERE a.alert_id = s.alert_id AND a.silenced IS DISTINCT FROM s.hit;
     -- maintenance windows of rules and pipelines: alerts are recorded as muted
-    -- (firing ones, and resolved ones whose resolution is still to be sent)
+    -- (firing ones, and resolved ones whose resolution is still to be sent);
+    -- while no such window is active, only the muted ones can change
     UPDATE smartetl.alert a SET muted_by = m.win
     FROM (SELECT a2.alert_id,
                  (SELECT w.name FROM smartetl.maintenance_window w
@@ -626,13 +980,21 @@ BEGIN
                                            AND smartetl._selector_matches(w.selector, p)))
                     AND smartetl.maintenance_window_active(w.name)
                   ORDER BY w.name LIMIT 1) AS win
-          FROM smartetl.alert a2
-          LEFT JOIN smartetl.pipeline p ON p.namespace = a2.labels->>'namespace' AND p.name = a2.labels->>'pipeline'
-          WHERE a2.state = 'firing' OR (a2.state = 'resolved' AND a2.notified_state = 'firing')
-             OR a2.muted_by IS NOT NULL) m
+          FROM (SELECT x.* FROM smartetl.alert x WHERE x.muted_by IS NOT NULL
+                UNION ALL
+                SELECT x.* FROM smartetl.alert x
+                WHERE (x.state = 'firing' OR (x.state = 'resolved' AND x.notified_state = 'firing'))
+                  AND x.muted_by IS NULL
+                  AND EXISTS (SELECT 1 FROM smartetl.maintenance_window w
+                              WHERE w.enabled AND (w.rules <> '{}' OR w.selector <> '{}')
+                                AND smartetl.maintenance_window_active(w.name))) a2
+          LEFT JOIN smartetl.pipeline p ON p.namespace = a2.labels->>'namespace' AND p.name = a2.labels->>'pipeline') m
     WHERE a.alert_id = m.alert_id AND a.muted_by IS DISTINCT FROM m.win;
-    PERFORM smartetl._alert_inhibit();
-    RETURN smartetl._alert_window_catch_up() + smartetl._alert_notify() + smartetl._alert_escalate();
+    -- inhibition changes only with the alerts and the graph
+    IF full_pass OR evaluated OR changed <> '{}' THEN
+        PERFORM smartetl._alert_inhibit();
+    END IF;
+    RETURN smartetl._alert_window_catch_up() + smartetl._alert_notify(full_pass) + smartetl._alert_escalate();
 END $$;
 COMMENT ON FUNCTION smartetl.evaluate_alerts() IS 'one evaluation pass: fire/resolve alerts from the enabled rules, apply silences, queue due notifications in smartetl.delivery; returns the number of deliveries queued';
 

@@ -141,10 +141,10 @@ GRANT EXECUTE ON FUNCTION smartetl.evaluate_alerts(), smartetl.test_channel(text
                           smartetl._selector_matches(jsonb, smartetl.pipeline),
                           smartetl._rule_query_check(text, text), smartetl._rule_query_rows(text, text),
                           smartetl._run_annotations(text, text, bigint, timestamptz, bigint),
-                          smartetl._alert_conditions(smartetl.alert_rule),
+                          smartetl._alert_conditions(smartetl.alert_rule, bigint[]),
                           smartetl._silence_matches(jsonb, jsonb),
-                          smartetl._alert_apply_rule(smartetl.alert_rule),
-                          smartetl._alert_notification(text, text, text, text[]), smartetl._alert_notify(),
+                          smartetl._alert_apply_rule(smartetl.alert_rule, bigint[]),
+                          smartetl._alert_notification(text, text, text, text[]), smartetl._alert_notify(boolean),
                           smartetl._alert_refresh_alertmanager(smartetl.alert_rule, smartetl.alert_group),
                           smartetl._test_notification(text)
     TO smartetl_admin;
@@ -222,3 +222,16 @@ GRANT EXECUTE ON FUNCTION smartetl.ack_link(bigint), smartetl._ack_link_token(bi
     TO smartetl_oncall;
 GRANT EXECUTE ON FUNCTION smartetl._alert_ack_link(smartetl.alert) TO smartetl_admin;
 GRANT SELECT ON smartetl.ack_link_use TO smartetl_admin;
+
+-- incremental alert evaluation (88_alert_eval.sql): writers record the
+-- pipelines they change (the triggers on run and pipeline; admins through
+-- the rule trigger too); the evaluation's own state is admins'
+GRANT INSERT ON smartetl.alert_changed TO smartetl_writer;
+GRANT SELECT, DELETE ON smartetl.alert_changed TO smartetl_admin;
+GRANT SELECT, INSERT, UPDATE, DELETE ON smartetl.alert_rule_due, smartetl.alert_group_due,
+                                        smartetl.alert_eval_state, smartetl.alert_io, smartetl.alert_edge
+    TO smartetl_admin;
+GRANT EXECUTE ON FUNCTION smartetl._alert_freshness(bigint[], timestamptz),
+                          smartetl._alert_rule_due_set(smartetl.alert_rule, bigint[]),
+                          smartetl._alert_group_next_due(text), smartetl._alert_edges_refresh(bigint[])
+    TO smartetl_admin;

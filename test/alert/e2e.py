@@ -837,7 +837,7 @@ def test_oncall_window():
     ingest(["win_cleared,2,2026-01-02 02:00:00,2026-01-02 02:01:00,success,"], ns="e2e_ocwin")
     settle("ocwindow")
     want = "win_cleared:resolved,win_still:firing"
-    muted = psql("SELECT string_agg(labels->>'pipeline' || ':' || state, ',' ORDER BY 1) FROM smartetl.alert "
+    muted = psql("SELECT string_agg(labels->>'pipeline' || ':' || state, ',' ORDER BY labels->>'pipeline') FROM smartetl.alert "
                  "WHERE rule_name = 'oc-window' AND muted_by = 'oc-upgrade'")
     queued = psql("SELECT count(*) FROM smartetl.delivery WHERE channel = 'ocwindow'")
     ok(not requests("/oc-window") and muted == want and queued == "0",
@@ -923,7 +923,7 @@ def test_oncall_escalation():
     # the two were notified together: the acknowledged one's step is due too
     settle("mail")
     ok(not [m for m in escalation_mails() if "esc_acked" in m["subject"]], "the acknowledged alert does not escalate")
-    level = psql("SELECT string_agg(labels->>'pipeline' || ':' || escalation_level, ',' ORDER BY 1) "
+    level = psql("SELECT string_agg(labels->>'pipeline' || ':' || escalation_level, ',' ORDER BY labels->>'pipeline') "
                  "FROM smartetl.alert WHERE rule_name = 'oc-esc'")
     ok(level == "esc_acked:0,esc_ignored:1", "escalation steps taken: " + level)
 

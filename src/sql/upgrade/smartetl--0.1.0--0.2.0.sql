@@ -5461,3 +5461,770 @@ GRANT EXECUTE ON FUNCTION smartetl._anomaly_refresh(bigint[], timestamptz[]),
 -- score the runs stored before the update
 SELECT smartetl._anomaly_refresh(array_agg(pipeline_id), array_agg('-infinity'::timestamptz))
 FROM smartetl.pipeline;
+
+-- ---------------------------------------------------------------------------
+-- alertscale (issue 13): incremental alert evaluation
+-- ---------------------------------------------------------------------------
+DROP FUNCTION smartetl.alert_rule_kinds();
+
+CREATE FUNCTION smartetl.alert_rule_kinds()
+RETURNS TABLE (kind text, evaluated_every interval, takes_query boolean, description text,
+              driven_by text)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    VALUES ('run_failed', interval '0', false,
+            'the latest finished run of a pipeline failed (once its retries are exhausted)', 'runs'),
+           ('consecutive_failures', interval '0', false,
+            'at least threshold (default 3) runs of a pipeline failed in a row', 'runs'),
+           ('duration_anomaly', interval '5 minutes', false,
+            'the latest successful run took abnormally long or short (robust score above threshold, default 4)', 'clock'),
+           ('volume_anomaly', interval '5 minutes', false,
+            'the latest successful run wrote an abnormal number of rows (robust score above threshold, default 4)', 'clock'),
+           ('freshness', interval '0', false,
+            'no run, or no success, for longer than the interval the pipeline usually keeps', 'runs and clock'),
+           ('deadline', interval '0', false,
+            'no successful run finished since a scheduled start whose deadline passed (pipeline schedule and deadline)', 'runs and clock'),
+           ('risk', interval '5 minutes', false,
+            'the predicted risk of failure within a day is above threshold (default 0.5)', 'clock'),
+           ('model_drift', interval '5 minutes', false,
+            'the champion risk model drifted (PSI above threshold, default 0.25) or lost accuracy', 'clock'),
+           ('sql', interval '0', true,
+            'query, a read-only SELECT of (pipeline, value), run as smartetl_reader; fires above threshold', 'clock')
+$$;
+
+COMMENT ON FUNCTION smartetl.alert_rule_kinds() IS 'the alert rule kinds: how often each is evaluated at most, whether it takes a query, what it fires on, what makes it evaluated (runs: the pipelines whose runs changed; runs and clock: those, and each pipeline when it becomes due; clock: the whole rule every evaluated_every)';
+
+CREATE INDEX alert_firing_pipeline ON smartetl.alert ((labels->>'pipeline'), rule_name) WHERE state = 'firing';
+
+CREATE INDEX alert_inhibited ON smartetl.alert (inhibited_by) WHERE inhibited_by IS NOT NULL;
+
+CREATE INDEX alert_silenced ON smartetl.alert (alert_id) WHERE silenced AND state = 'firing';
+
+CREATE INDEX alert_muted ON smartetl.alert (alert_id) WHERE muted_by IS NOT NULL;
+
+CREATE INDEX delivery_muted ON smartetl.delivery (channel, group_key) WHERE status = 'muted';
+
+ALTER TABLE smartetl.alert_rule_state ADD COLUMN full_at timestamptz;
+
+COMMENT ON TABLE smartetl.alert_rule_state IS 'when each rule was last evaluated (full_at: over every pipeline rather than the changed ones), its last evaluation error, and, for a sql rule that ran into smartetl.rule_timeout, when it is tried again';
+
+CREATE TABLE smartetl.alert_changed (
+    pipeline_id  bigint
+);
+COMMENT ON TABLE smartetl.alert_changed IS 'pipelines whose runs or settings changed since the last alert evaluation (NULL: evaluate everything); written by triggers, emptied by evaluate_alerts()';
+
+-- API: Private
+CREATE TABLE smartetl.alert_rule_due (
+    rule_name    text NOT NULL,
+    pipeline_id  bigint NOT NULL,
+    due_at       timestamptz NOT NULL,
+    PRIMARY KEY (rule_name, pipeline_id)
+);
+COMMENT ON TABLE smartetl.alert_rule_due IS 'when a freshness or deadline rule must next be evaluated for a pipeline with no new run (it becomes overdue, its next deadline passes)';
+CREATE INDEX alert_rule_due_at ON smartetl.alert_rule_due (rule_name, due_at);
+
+-- API: Private
+CREATE TABLE smartetl.alert_group_due (
+    group_key  text PRIMARY KEY,
+    due_at     timestamptz NOT NULL
+);
+COMMENT ON TABLE smartetl.alert_group_due IS 'when each alert group must next be examined for a notification: -infinity after its alerts or its notification state changed, else its group_wait, group_interval, repeat_interval, Alertmanager re-post or snooze end';
+CREATE INDEX alert_group_due_at ON smartetl.alert_group_due (due_at);
+
+-- API: Private
+CREATE TABLE smartetl.alert_eval_state (
+    singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    full_at    timestamptz NOT NULL
+);
+COMMENT ON TABLE smartetl.alert_eval_state IS 'when the last full alert evaluation ran';
+
+-- API: Private
+-- The pipeline graph of inhibition, kept up to date for the changed
+-- pipelines: datasets read and written by each pipeline's latest 20 runs,
+-- and the edges parent -> child (runs whose parent run is of another
+-- pipeline) and writer -> reader (lineage).
+CREATE TABLE smartetl.alert_io (
+    pipeline_id  bigint NOT NULL,
+    dir          text NOT NULL,
+    ds           text NOT NULL,
+    PRIMARY KEY (pipeline_id, dir, ds)
+);
+CREATE INDEX alert_io_ds ON smartetl.alert_io (ds, dir);
+COMMENT ON TABLE smartetl.alert_io IS 'datasets read (in) and written (out) by the latest 20 runs of each pipeline (OpenLineage inputs and outputs), for inhibition';
+-- API: Private
+CREATE TABLE smartetl.alert_edge (
+    up       bigint NOT NULL,
+    down     bigint NOT NULL,
+    lineage  boolean NOT NULL,
+    PRIMARY KEY (up, down, lineage)
+);
+CREATE INDEX alert_edge_down ON smartetl.alert_edge (down);
+COMMENT ON TABLE smartetl.alert_edge IS 'pipeline graph for inhibition: up is the parent (lineage false) or the upstream writer (lineage true) of down';
+
+-- API: Private
+-- Runs inserted, updated or deleted: their pipelines changed.
+CREATE FUNCTION smartetl._alert_run_changed() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO smartetl.alert_changed (pipeline_id) SELECT DISTINCT n.pipeline_id FROM new_rows n;
+    ELSIF TG_OP = 'UPDATE' THEN
+        INSERT INTO smartetl.alert_changed (pipeline_id)
+        SELECT n.pipeline_id FROM new_rows n UNION SELECT o.pipeline_id FROM old_rows o;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO smartetl.alert_changed (pipeline_id) SELECT DISTINCT o.pipeline_id FROM old_rows o;
+    ELSE
+        INSERT INTO smartetl.alert_changed (pipeline_id) VALUES (NULL);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER run_alert_changed_insert AFTER INSERT ON smartetl.run
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION smartetl._alert_run_changed();
+CREATE TRIGGER run_alert_changed_update AFTER UPDATE ON smartetl.run
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION smartetl._alert_run_changed();
+CREATE TRIGGER run_alert_changed_delete AFTER DELETE ON smartetl.run
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION smartetl._alert_run_changed();
+CREATE TRIGGER run_alert_changed_truncate AFTER TRUNCATE ON smartetl.run
+    FOR EACH STATEMENT EXECUTE FUNCTION smartetl._alert_run_changed();
+
+-- API: Private
+-- Pipelines created or changed (tags, intervals, schedules): they changed;
+-- renamed or deleted: their alerts are found by name, so a full pass.
+CREATE FUNCTION smartetl._alert_pipeline_changed() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO smartetl.alert_changed (pipeline_id) SELECT n.pipeline_id FROM new_rows n;
+    ELSIF TG_OP = 'UPDATE' THEN
+        INSERT INTO smartetl.alert_changed (pipeline_id)
+        SELECT DISTINCT CASE WHEN n.namespace = o.namespace AND n.name = o.name THEN n.pipeline_id END
+        FROM new_rows n JOIN old_rows o USING (pipeline_id)
+        WHERE n IS DISTINCT FROM o;
+    ELSE
+        INSERT INTO smartetl.alert_changed (pipeline_id) VALUES (NULL);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER pipeline_alert_changed_insert AFTER INSERT ON smartetl.pipeline
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION smartetl._alert_pipeline_changed();
+CREATE TRIGGER pipeline_alert_changed_update AFTER UPDATE ON smartetl.pipeline
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION smartetl._alert_pipeline_changed();
+CREATE TRIGGER pipeline_alert_changed_delete AFTER DELETE OR TRUNCATE ON smartetl.pipeline
+    FOR EACH STATEMENT EXECUTE FUNCTION smartetl._alert_pipeline_changed();
+
+-- API: Private
+-- Rules written: the next pass is a full one.
+CREATE FUNCTION smartetl._alert_rules_changed() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    INSERT INTO smartetl.alert_changed (pipeline_id) VALUES (NULL);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER alert_rule_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON smartetl.alert_rule
+    FOR EACH STATEMENT EXECUTE FUNCTION smartetl._alert_rules_changed();
+
+-- API: Private
+-- Alerts or groups whose notification state changed (fired, resolved,
+-- muted, unmuted, notified, or edited by hand): the group is examined by
+-- the next pass.
+CREATE FUNCTION smartetl._alert_group_changed() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_TABLE_NAME = 'alert_group' THEN
+        INSERT INTO smartetl.alert_group_due AS d (group_key, due_at)
+        SELECT DISTINCT o.group_key, '-infinity'::timestamptz FROM old_rows o
+        ON CONFLICT (group_key) DO UPDATE SET due_at = excluded.due_at;
+    ELSIF TG_OP = 'INSERT' THEN
+        INSERT INTO smartetl.alert_group_due AS d (group_key, due_at)
+        SELECT DISTINCT n.group_key, '-infinity'::timestamptz FROM new_rows n
+        ON CONFLICT (group_key) DO UPDATE SET due_at = excluded.due_at;
+    ELSE
+        -- value, annotations and last_seen_at alone notify nobody
+        INSERT INTO smartetl.alert_group_due AS d (group_key, due_at)
+        SELECT DISTINCT x.group_key, '-infinity'::timestamptz
+        FROM (SELECT n.group_key FROM new_rows n JOIN old_rows o USING (alert_id)
+              WHERE (n.group_key, n.state, n.notified_state, n.silenced, n.inhibited_by, n.muted_by,
+                     n.snoozed_until, n.started_at, n.resolved_at, n.notified_at, n.acked_by,
+                     n.escalation_level, n.escalated_at)
+                    IS DISTINCT FROM
+                    (o.group_key, o.state, o.notified_state, o.silenced, o.inhibited_by, o.muted_by,
+                     o.snoozed_until, o.started_at, o.resolved_at, o.notified_at, o.acked_by,
+                     o.escalation_level, o.escalated_at)
+              UNION ALL
+              SELECT o.group_key FROM new_rows n JOIN old_rows o USING (alert_id)
+              WHERE n.group_key <> o.group_key) x
+        ON CONFLICT (group_key) DO UPDATE SET due_at = excluded.due_at;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER alert_group_changed_insert AFTER INSERT ON smartetl.alert
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION smartetl._alert_group_changed();
+CREATE TRIGGER alert_group_changed_update AFTER UPDATE ON smartetl.alert
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION smartetl._alert_group_changed();
+CREATE TRIGGER alert_group_state_changed_update AFTER UPDATE ON smartetl.alert_group
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION smartetl._alert_group_changed();
+CREATE TRIGGER alert_group_state_changed_delete AFTER DELETE ON smartetl.alert_group
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION smartetl._alert_group_changed();
+
+CREATE FUNCTION smartetl._alert_freshness(pids bigint[], at_ts timestamptz)
+RETURNS TABLE (pipeline_id bigint, pipeline text, kind text, last_at timestamptz,
+               expected_interval interval, overdue boolean, due_at timestamptz)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT p.pipeline_id, p.name, k.kind, k.last_at, e.expected,
+           at_ts - k.last_at > e.expected * smartetl._stale_factor(),
+           k.last_at + e.expected * smartetl._stale_factor()
+    FROM smartetl.pipeline p
+    CROSS JOIN LATERAL (SELECT smartetl._expected_interval(p.pipeline_id, at_ts) AS expected) e
+    CROSS JOIN LATERAL (
+        SELECT min(r.run_at) AS first_run, max(r.run_at) AS last_run,
+               max(coalesce(r.ended_at, r.run_at)) FILTER (WHERE r.status = 'success') AS last_success
+        FROM smartetl.run r WHERE r.pipeline_id = p.pipeline_id AND r.run_at <= at_ts) h
+    CROSS JOIN LATERAL (VALUES ('missing_run'::text, h.last_run),
+                               ('freshness', coalesce(h.last_success, h.first_run))) k(kind, last_at)
+    WHERE (pids IS NULL OR p.pipeline_id = ANY (pids))
+      AND e.expected IS NOT NULL AND k.last_at IS NOT NULL
+$$;
+
+DROP FUNCTION smartetl._alert_conditions(smartetl.alert_rule);
+
+CREATE FUNCTION smartetl._alert_conditions(r smartetl.alert_rule, pids bigint[] DEFAULT NULL)
+RETURNS TABLE (pipeline_id bigint, value double precision, annotations jsonb)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+BEGIN
+    IF r.kind IN ('run_failed', 'consecutive_failures') THEN
+        -- a try that will be retried waits for the last one, or for after_tries
+        RETURN QUERY
+        SELECT cf.pipeline_id, cf.failed_runs::float8,
+               smartetl._run_annotations(
+                   format('%s failed%s', cf.pipeline, CASE WHEN t.tries > 1 THEN format(' after %s tries', t.tries) ELSE '' END),
+                   format('%s run(s) of %s/%s failed in a row since %s', cf.failed_runs, cf.namespace,
+                          cf.pipeline, to_char(cf.since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"'))
+                   || CASE WHEN t.tries > 1 THEN format(', after %s tries%s', t.tries,
+                                                         CASE WHEN t.will_retry THEN ' (retrying)' ELSE '' END)
+                           ELSE '' END,
+                   cf.run_id, cf.since, cf.pipeline_id)
+               || CASE WHEN t.tries > 1 THEN jsonb_build_object('tries', t.tries) ELSE '{}' END
+        FROM smartetl.current_failures cf
+        CROSS JOIN LATERAL smartetl._run_retry(cf.run_id) t
+        WHERE (pids IS NULL OR cf.pipeline_id = ANY (pids))
+          AND (r.kind = 'run_failed' OR cf.failed_runs >= coalesce(r.threshold, 3))
+          AND (NOT t.will_retry OR coalesce(t.tries >= r.after_tries, false));
+    ELSIF r.kind IN ('duration_anomaly', 'volume_anomaly') THEN
+        RETURN QUERY
+        SELECT a.pipeline_id, a.score,
+               smartetl._run_annotations(
+                   format('%s: abnormal %s', a.pipeline, a.kind),
+                   format('%s of the latest run is %s, expected %s (%s .. %s), score %s', a.kind,
+                          round(a.value::numeric, 1), round(a.expected::numeric, 1),
+                          round(a.expected_low::numeric, 1), round(a.expected_high::numeric, 1),
+                          round(a.score::numeric, 1)),
+                   a.run_id, a.run_at, a.pipeline_id)
+        FROM smartetl.detect_anomalies(now() - interval '48 hours', now(), coalesce(r.threshold, 4)) a
+        WHERE a.kind = CASE r.kind WHEN 'duration_anomaly' THEN 'duration' ELSE 'volume' END
+          AND a.run_id = (SELECT x.run_id FROM smartetl.run x WHERE x.pipeline_id = a.pipeline_id
+                          AND x.status = 'success' ORDER BY x.run_at DESC LIMIT 1);
+    ELSIF r.kind = 'freshness' THEN
+        RETURN QUERY
+        SELECT o.pipeline_id, extract(epoch FROM now() - o.last_at)::float8,
+               jsonb_build_object('summary', format('%s: %s', o.pipeline,
+                                                    CASE o.kind WHEN 'missing_run' THEN 'no run' ELSE 'no success' END),
+                                  'description', format('nothing since %s, expected every %s',
+                                                        to_char(o.last_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"'),
+                                                        o.expected_interval),
+                                  'since', o.last_at, 'overdue', o.kind,
+                                  'recent_history', smartetl._recent_history(o.pipeline_id))
+        FROM smartetl._alert_freshness(pids, now()) o
+        WHERE o.overdue;
+    ELSIF r.kind = 'deadline' THEN
+        -- the latest deadline that passed with no success finished since its
+        -- scheduled start, whether the run failed, still runs or never started
+        RETURN QUERY
+        SELECT ds.pipeline_id, extract(epoch FROM now() - ds.deadline_at)::float8,
+               smartetl._run_annotations(
+                   format('%s missed its %s deadline', ds.pipeline,
+                          to_char(ds.deadline_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI')),
+                   format('scheduled %s %s (%s), a successful run was due by %s; %s',
+                          to_char(ds.scheduled_at AT TIME ZONE ds.schedule_timezone, 'YYYY-MM-DD HH24:MI'),
+                          ds.schedule_timezone, ds.schedule,
+                          to_char(ds.deadline_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI'),
+                          CASE WHEN ds.last_run_at IS NULL OR ds.last_run_at < ds.scheduled_at
+                                    AND ds.last_run_status IS DISTINCT FROM 'running'
+                               THEN 'no run started since'
+                               WHEN ds.last_run_status = 'running'
+                               THEN format('the run started at %s is still running',
+                                           to_char(ds.last_run_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI'))
+                               ELSE format('the run started at %s ended %s',
+                                           to_char(ds.last_run_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI'),
+                                           ds.last_run_status) END),
+                   CASE WHEN ds.last_run_at >= ds.scheduled_at OR ds.last_run_status = 'running' THEN ds.last_run_id END,
+                   ds.deadline_at, ds.pipeline_id)
+               || jsonb_build_object('scheduled_at', ds.scheduled_at, 'deadline_at', ds.deadline_at)
+        FROM smartetl.deadline_status(now()) ds
+        WHERE ds.missed AND (pids IS NULL OR ds.pipeline_id = ANY (pids));
+    ELSIF r.kind = 'risk' THEN
+        RETURN QUERY
+        SELECT k.pipeline_id, k.risk,
+               jsonb_build_object('summary', format('%s: failure risk %s within a day', k.pipeline, round(k.risk::numeric, 2)),
+                                  'description', 'main reasons: ' || (SELECT string_agg(x->>'feature', ', ') FROM jsonb_array_elements(k.reasons) x),
+                                  'reasons', k.reasons, 'recent_history', smartetl._recent_history(k.pipeline_id))
+        FROM smartetl.risk_ranking(interval '1 day') k
+        WHERE k.risk >= coalesce(r.threshold, 0.5);
+    ELSIF r.kind = 'model_drift' THEN
+        RETURN QUERY
+        SELECT NULL::bigint, d.max_psi,
+               jsonb_build_object('subject', 'model:' || m.name,
+                                  'summary', format('model %s (%s) drifted: PSI %s on %s', m.model_id, m.name,
+                                                    round(d.max_psi::numeric, 2), d.worst),
+                                  'description', format('live ROC-AUC %s vs %s at training',
+                                                        round(q.live_roc_auc::numeric, 3), round(q.training_roc_auc::numeric, 3)))
+        FROM smartetl.model m
+        CROSS JOIN LATERAL (SELECT max(psi) AS max_psi, (array_agg(feature ORDER BY psi DESC NULLS LAST))[1] AS worst
+                            FROM smartetl.model_drift(m.model_id)) d
+        LEFT JOIN smartetl.prediction_quality q ON q.model_id = m.model_id AND q.resolved_predictions >= 50
+        WHERE m.status = 'champion' AND m.kind = 'risk'
+          AND (d.max_psi > coalesce(r.threshold, 0.25) OR q.live_roc_auc < q.training_roc_auc - 0.1);
+    ELSIF r.kind = 'sql' THEN
+        -- the query runs sandboxed (as smartetl_reader, read-only, time-limited),
+        -- never pasted into this statement
+        RETURN QUERY
+        SELECT p.pipeline_id, q.value,
+               jsonb_build_object('summary', format('%s: %s', p.name, q.value),
+                                  'recent_history', smartetl._recent_history(p.pipeline_id))
+        FROM smartetl._rule_query_rows(r.name, r.query) q JOIN smartetl.pipeline p ON p.name = q.pipeline
+        WHERE r.threshold IS NULL OR q.value > r.threshold;
+    END IF;
+END $$;
+
+DROP FUNCTION smartetl._alert_apply_rule(smartetl.alert_rule);
+
+CREATE FUNCTION smartetl._alert_apply_rule(r smartetl.alert_rule, pids bigint[] DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+BEGIN
+    WITH c AS (
+        -- conditions about a pipeline, or about something else (a model) named by annotations.subject
+        SELECT x.value, x.annotations - 'subject' AS annotations,
+               jsonb_build_object('alertname', r.name, 'rule_kind', r.kind,
+                                  'pipeline', coalesce(p.name, x.annotations->>'subject'),
+                                  'namespace', coalesce(p.namespace, 'smartetl'), 'severity', r.severity) AS labels
+        FROM smartetl._alert_conditions(r, pids) x LEFT JOIN smartetl.pipeline p USING (pipeline_id)
+        WHERE (p.pipeline_id IS NULL AND x.pipeline_id IS NULL) OR smartetl._selector_matches(r.selector, p)
+    ), keyed AS (
+        SELECT c.*, md5(c.labels::text) AS fingerprint,
+               r.name || '/' || (SELECT coalesce(string_agg(g || '=' || coalesce(c.labels->>g, ''), ',' ORDER BY g), '')
+                                 FROM unnest(r.group_by) g) AS group_key
+        FROM c
+    ), refreshed AS (
+        UPDATE smartetl.alert a SET last_seen_at = now(), value = k.value, annotations = k.annotations
+        FROM keyed k WHERE a.fingerprint = k.fingerprint AND a.state = 'firing'
+    ), fired AS (
+        INSERT INTO smartetl.alert (fingerprint, rule_name, group_key, labels, annotations, value,
+                                    state, started_at, last_seen_at)
+        SELECT k.fingerprint, r.name, k.group_key, k.labels, k.annotations, k.value, 'firing', now(), now()
+        FROM keyed k
+        WHERE NOT EXISTS (SELECT 1 FROM smartetl.alert a WHERE a.fingerprint = k.fingerprint AND a.state = 'firing')
+    )
+    UPDATE smartetl.alert a SET state = 'resolved', resolved_at = now()
+    WHERE a.rule_name = r.name AND a.state = 'firing'
+      AND (pids IS NULL
+           OR (a.labels->>'pipeline' = ANY (ARRAY(SELECT p.name FROM smartetl.pipeline p WHERE p.pipeline_id = ANY (pids)))
+               AND EXISTS (SELECT 1 FROM smartetl.pipeline p WHERE p.pipeline_id = ANY (pids)
+                           AND p.name = a.labels->>'pipeline' AND p.namespace = a.labels->>'namespace')))
+      AND NOT EXISTS (SELECT 1 FROM keyed k WHERE k.fingerprint = a.fingerprint);
+END $$;
+
+CREATE FUNCTION smartetl._alert_rule_due_set(r smartetl.alert_rule, pids bigint[] DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+BEGIN
+    DELETE FROM smartetl.alert_rule_due d WHERE d.rule_name = r.name AND (pids IS NULL OR d.pipeline_id = ANY (pids));
+    INSERT INTO smartetl.alert_rule_due (rule_name, pipeline_id, due_at)
+    SELECT r.name, x.pipeline_id, min(x.t)
+    FROM (SELECT f.pipeline_id, greatest(f.due_at, now() + interval '1 second') AS t
+          FROM smartetl._alert_freshness(pids, now()) f
+          WHERE r.kind = 'freshness' AND NOT f.overdue
+          UNION ALL
+          SELECT ds.pipeline_id, ds.next_deadline_at
+          FROM smartetl.deadline_status(now()) ds
+          WHERE r.kind = 'deadline' AND (pids IS NULL OR ds.pipeline_id = ANY (pids))) x
+    JOIN smartetl.pipeline p ON p.pipeline_id = x.pipeline_id
+    WHERE x.t IS NOT NULL AND smartetl._selector_matches(r.selector, p)
+    GROUP BY x.pipeline_id;
+END $$;
+
+CREATE FUNCTION smartetl._alert_group_next_due(p_group_key text) RETURNS timestamptz
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT least(
+        CASE WHEN st.last_notified_at IS NULL THEN g.first_pending + r.group_wait
+             WHEN g.changed THEN st.last_notified_at + r.group_interval
+             WHEN g.any_firing THEN least(st.last_notified_at + r.repeat_interval,
+                                          CASE WHEN EXISTS (SELECT 1 FROM smartetl.channel c
+                                                            WHERE c.name = ANY (r.channels) AND c.kind = 'alertmanager')
+                                               THEN coalesce(st.am_posted_at, st.last_notified_at) + interval '1 minute' END) END,
+        g.snooze_end)
+    FROM (SELECT min(a.rule_name) AS rule_name,
+                 min(a.started_at) FILTER (WHERE a.state = 'firing' AND NOT smartetl._alert_muted(a)
+                                           AND a.notified_state IS DISTINCT FROM 'firing') AS first_pending,
+                 bool_or((a.state = 'firing' AND NOT smartetl._alert_muted(a)
+                          AND a.notified_state IS DISTINCT FROM 'firing')
+                         OR (a.state = 'resolved' AND a.notified_state = 'firing'
+                             AND NOT smartetl._alert_held(a))) AS changed,
+                 bool_or(a.state = 'firing' AND NOT smartetl._alert_muted(a)) AS any_firing,
+                 min(a.snoozed_until) FILTER (WHERE a.state = 'firing' AND a.snoozed_until > now()) AS snooze_end
+          FROM smartetl.alert a
+          WHERE a.group_key = p_group_key AND (a.state = 'firing' OR a.notified_state = 'firing')) g
+    JOIN smartetl.alert_rule r ON r.name = g.rule_name
+    LEFT JOIN smartetl.alert_group st ON st.group_key = p_group_key
+$$;
+
+DROP FUNCTION smartetl._alert_notify();
+
+CREATE FUNCTION smartetl._alert_notify(all_groups boolean DEFAULT true) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+DECLARE
+    todo text[];
+    g record;
+    r smartetl.alert_rule;
+    st smartetl.alert_group;
+    ch smartetl.channel;
+    n jsonb;
+    key text;
+    due boolean;
+    win text;
+    queued integer := 0;
+BEGIN
+    IF all_groups THEN
+        DELETE FROM smartetl.alert_group_due;
+    ELSE
+        WITH d AS (DELETE FROM smartetl.alert_group_due d WHERE d.due_at <= now() RETURNING d.group_key)
+        SELECT array_agg(d.group_key) INTO todo FROM d;
+        IF todo IS NULL THEN
+            RETURN 0;
+        END IF;
+    END IF;
+    FOR g IN
+        SELECT a.group_key, min(a.rule_name) AS rule_name, min(a.labels::text)::jsonb AS labels,
+               bool_or(a.state = 'firing' AND NOT smartetl._alert_muted(a)
+                       AND a.notified_state IS DISTINCT FROM 'firing') AS new_firing,
+               bool_or(a.state = 'resolved' AND a.notified_state = 'firing'
+                       AND NOT smartetl._alert_held(a)) AS newly_resolved,
+               bool_or(a.state = 'firing' AND NOT smartetl._alert_muted(a)) AS any_firing,
+               min(a.started_at) FILTER (WHERE a.state = 'firing' AND NOT smartetl._alert_muted(a)
+                                         AND a.notified_state IS DISTINCT FROM 'firing') AS first_pending
+        FROM smartetl.alert a
+        WHERE (a.state = 'firing' OR a.notified_state = 'firing')
+          AND (all_groups OR a.group_key = ANY (todo))
+        GROUP BY a.group_key
+    LOOP
+        SELECT * INTO r FROM smartetl.alert_rule WHERE name = g.rule_name;
+        SELECT * INTO st FROM smartetl.alert_group WHERE group_key = g.group_key;
+        IF r.name IS NULL THEN
+            CONTINUE;
+        END IF;
+        -- examined now; next time by its timers (or when its alerts change)
+        INSERT INTO smartetl.alert_group_due AS d (group_key, due_at)
+        SELECT g.group_key, t FROM smartetl._alert_group_next_due(g.group_key) t WHERE t IS NOT NULL
+        ON CONFLICT (group_key) DO UPDATE SET due_at = least(d.due_at, excluded.due_at);
+        -- Alertmanager's timing: group_wait, then group_interval, then repeat_interval
+        due := CASE
+                WHEN st.last_notified_at IS NULL THEN g.new_firing AND g.first_pending + r.group_wait <= now()
+                WHEN g.new_firing OR g.newly_resolved THEN st.last_notified_at + r.group_interval <= now()
+                ELSE g.any_firing AND st.last_notified_at + r.repeat_interval <= now() END;
+        IF NOT coalesce(due, false) THEN
+            -- Alertmanager forgets alerts not re-posted within resolve_timeout
+            IF g.any_firing AND st.last_notified_at IS NOT NULL
+               AND coalesce(st.am_posted_at, st.last_notified_at) < now() - interval '1 minute'
+               AND EXISTS (SELECT 1 FROM smartetl.channel c WHERE c.name = ANY (r.channels) AND c.kind = 'alertmanager') THEN
+                queued := queued + smartetl._alert_refresh_alertmanager(r, st);
+            END IF;
+            CONTINUE;
+        END IF;
+        INSERT INTO smartetl.alert_group AS ag (group_key, rule_name, labels, last_notified_at, seq)
+        VALUES (g.group_key, g.rule_name,
+                (SELECT coalesce(jsonb_object_agg(l, g.labels->>l), '{}') FROM unnest(r.group_by) l), now(), 1)
+        ON CONFLICT (group_key) DO UPDATE SET last_notified_at = now(), am_posted_at = now(), seq = ag.seq + 1
+        RETURNING * INTO st;
+        key := md5(g.group_key) || '-' || st.seq;
+        FOR ch IN SELECT * FROM smartetl.channel WHERE name = ANY (r.channels) ORDER BY name LOOP
+            n := smartetl._alert_notification(g.group_key, key,
+                     replace(replace(ch.options->>'link_template', '{pipeline}', coalesce(g.labels->>'pipeline', '')),
+                             '{namespace}', coalesce(g.labels->>'namespace', '')));
+            -- a channel in a maintenance window: recorded as muted, caught up when it ends
+            win := (SELECT w.name FROM smartetl.maintenance_window w
+                    WHERE w.enabled AND ch.name = ANY (w.channels) AND smartetl.maintenance_window_active(w.name)
+                    ORDER BY w.name LIMIT 1);
+            INSERT INTO smartetl.delivery (channel, group_key, idempotency_key, notification, payload, status, last_error)
+            VALUES (ch.name, g.group_key, key, n,
+                    CASE WHEN ch.kind = 'notify'
+                         THEN jsonb_build_object('content_type', 'application/json', 'body', n)
+                         ELSE smartetl._payload(ch.kind, n, ch.options) END,
+                    CASE WHEN win IS NULL THEN 'pending' ELSE 'muted' END,
+                    'muted by maintenance window ' || win)
+            ON CONFLICT (channel, idempotency_key) DO NOTHING;
+            queued := queued + 1;
+        END LOOP;
+        UPDATE smartetl.alert a SET notified_state = a.state,
+                                    notified_at = coalesce(a.notified_at, CASE WHEN a.state = 'firing' THEN now() END)
+        WHERE a.group_key = g.group_key
+          AND ((a.state = 'firing' AND NOT smartetl._alert_muted(a))
+               OR (a.state = 'resolved' AND a.notified_state = 'firing' AND NOT smartetl._alert_held(a)));
+    END LOOP;
+    RETURN queued;
+END $$;
+
+CREATE OR REPLACE FUNCTION smartetl._alert_inhibit() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    -- only alerts on pipelines of the graph (alert_edge) can mute or be muted
+    WITH RECURSIVE f AS (
+        SELECT a.alert_id, a.started_at, r.inhibit, p.pipeline_id
+        FROM (SELECT e.up AS pipeline_id FROM smartetl.alert_edge e
+              UNION SELECT e.down FROM smartetl.alert_edge e) g
+        JOIN smartetl.pipeline p ON p.pipeline_id = g.pipeline_id
+        JOIN smartetl.alert a ON a.labels->>'pipeline' = p.name AND a.labels->>'namespace' = p.namespace
+                             AND a.state = 'firing'
+        JOIN smartetl.alert_rule r ON r.name = a.rule_name
+    ), edge AS (
+        SELECT e.up, e.down, e.lineage FROM smartetl.alert_edge e
+    ), below (src, pipeline_id, depth) AS (
+        SELECT f.alert_id, f.pipeline_id, 0 FROM f WHERE f.inhibit <> 'off'
+        UNION
+        SELECT b.src, e.down, b.depth + 1
+        FROM below b JOIN f ON f.alert_id = b.src
+        JOIN edge e ON e.up = b.pipeline_id AND (f.inhibit = 'lineage' OR NOT e.lineage)
+        WHERE b.depth < 10
+    ), pair AS (
+        SELECT DISTINCT s.alert_id AS src, s.started_at AS s_started, t.alert_id AS target, t.started_at AS t_started
+        FROM below b
+        JOIN f s ON s.alert_id = b.src
+        JOIN f t ON t.pipeline_id = b.pipeline_id AND t.pipeline_id <> s.pipeline_id
+        WHERE b.depth > 0
+    ), kept AS (
+        -- of two alerts below each other, the older one mutes the other
+        SELECT p.* FROM pair p
+        WHERE NOT EXISTS (SELECT 1 FROM pair q WHERE q.src = p.target AND q.target = p.src
+                          AND (q.s_started, q.src) < (p.s_started, p.src))
+    ), roots AS (
+        SELECT k.target, min(k.src) AS root FROM kept k
+        WHERE NOT EXISTS (SELECT 1 FROM kept r WHERE r.target = k.src)
+        GROUP BY k.target
+    )
+    UPDATE smartetl.alert a SET inhibited_by = i.root
+    FROM (SELECT a2.alert_id, x.root
+          FROM (SELECT f.alert_id FROM f UNION SELECT a3.alert_id FROM smartetl.alert a3
+                                             WHERE a3.inhibited_by IS NOT NULL) a2
+          LEFT JOIN roots x ON x.target = a2.alert_id) i
+    WHERE a.alert_id = i.alert_id AND a.inhibited_by IS DISTINCT FROM i.root;
+END $$;
+
+CREATE FUNCTION smartetl._alert_edges_refresh(pids bigint[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+BEGIN
+    IF pids IS NULL THEN
+        DELETE FROM smartetl.alert_io;
+        DELETE FROM smartetl.alert_edge;
+    ELSE
+        DELETE FROM smartetl.alert_io i WHERE i.pipeline_id = ANY (pids);
+        DELETE FROM smartetl.alert_edge e WHERE e.down = ANY (pids) OR (e.lineage AND e.up = ANY (pids));
+    END IF;
+    WITH recent AS (
+        -- each pipeline's latest runs say who its parents and datasets are
+        SELECT r.run_id, r.pipeline_id, r.parent_run_id, r.attrs
+        FROM smartetl.pipeline p
+        CROSS JOIN LATERAL (SELECT x.run_id, x.pipeline_id, x.parent_run_id, x.attrs FROM smartetl.run x
+                            WHERE x.pipeline_id = p.pipeline_id ORDER BY x.run_at DESC LIMIT 20) r
+        WHERE pids IS NULL OR p.pipeline_id = ANY (pids)
+    ), io AS (
+        INSERT INTO smartetl.alert_io (pipeline_id, dir, ds)
+        SELECT DISTINCT x.pipeline_id, d.dir, d.ds
+        FROM recent x
+    CROSS JOIN LATERAL (SELECT 'in' AS dir, e AS ds
+                        FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(x.attrs->'inputs') = 'array'
+                                                            THEN x.attrs->'inputs' ELSE '[]' END) e
+                        UNION ALL
+                        SELECT 'out', e
+                        FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(x.attrs->'outputs') = 'array'
+                                                            THEN x.attrs->'outputs' ELSE '[]' END) e) d
+    )
+    -- (a data-modifying WITH runs to completion, referenced or not)
+    INSERT INTO smartetl.alert_edge (up, down, lineage)
+    SELECT DISTINCT pr.pipeline_id, c.pipeline_id, false
+    FROM recent c JOIN smartetl.run pr ON pr.run_id = c.parent_run_id
+    WHERE pr.pipeline_id <> c.pipeline_id
+    ON CONFLICT DO NOTHING;
+    -- lineage edges from the datasets, once the changed pipelines' are in
+    INSERT INTO smartetl.alert_edge (up, down, lineage)
+    SELECT DISTINCT w.pipeline_id, rd.pipeline_id, true
+    FROM smartetl.alert_io w JOIN smartetl.alert_io rd ON rd.ds = w.ds AND rd.dir = 'in'
+    WHERE w.dir = 'out' AND w.pipeline_id <> rd.pipeline_id
+      AND (pids IS NULL OR w.pipeline_id = ANY (pids) OR rd.pipeline_id = ANY (pids))
+    ON CONFLICT DO NOTHING;
+END $$;
+
+CREATE OR REPLACE FUNCTION smartetl.evaluate_alerts() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+DECLARE
+    r smartetl.alert_rule;
+    k record;
+    rs smartetl.alert_rule_state;
+    full_pass boolean;
+    changed bigint[];
+    pids bigint[];
+    evaluated boolean := false;
+    started timestamptz;
+    detail text;
+    err text;
+BEGIN
+    -- one evaluation at a time, whoever calls it
+    PERFORM smartetl._xact_lock('alert_evaluation');
+    -- fold template occurrence deltas (cheap when already folded)
+    PERFORM smartetl.template_compact();
+    PERFORM smartetl.resolve_predictions();
+    -- the pipelines changed since the last pass (rows committed after this
+    -- statement stay for the next one); a full pass when asked for, and
+    -- every 15 minutes as a safety net
+    WITH d AS (DELETE FROM smartetl.alert_changed RETURNING pipeline_id)
+    SELECT coalesce(bool_or(d.pipeline_id IS NULL), false),
+           coalesce(array_agg(DISTINCT d.pipeline_id) FILTER (WHERE d.pipeline_id IS NOT NULL), '{}')
+    INTO full_pass, changed FROM d;
+    full_pass := full_pass OR NOT EXISTS (SELECT 1 FROM smartetl.alert_eval_state e
+                                          WHERE e.full_at > now() - interval '15 minutes' AND e.full_at <= now());
+    IF full_pass THEN
+        INSERT INTO smartetl.alert_eval_state (singleton, full_at) VALUES (true, now())
+        ON CONFLICT (singleton) DO UPDATE SET full_at = excluded.full_at;
+        PERFORM smartetl._alert_edges_refresh(NULL);
+    ELSIF changed <> '{}' THEN
+        PERFORM smartetl._alert_edges_refresh(changed);
+    END IF;
+    FOR r IN SELECT * FROM smartetl.alert_rule WHERE enabled ORDER BY name LOOP
+        SELECT * INTO k FROM smartetl.alert_rule_kinds() x WHERE x.kind = r.kind;
+        SELECT * INTO rs FROM smartetl.alert_rule_state x WHERE x.rule_name = r.name;
+        IF k.driven_by = 'clock' THEN
+            -- the whole rule, at most every evaluated_every (anomaly scoring
+            -- rebuilds 120 days of baselines; risk scores every pipeline);
+            -- a sql rule that ran out of time waits until retry_at
+            CONTINUE WHEN rs.evaluated_at > now() - k.evaluated_every OR rs.retry_at > now();
+            pids := NULL;
+        ELSIF full_pass OR rs.full_at IS NULL THEN
+            pids := NULL;
+        ELSE
+            -- the pipelines whose runs changed, and those due by the clock
+            pids := changed;
+            IF k.driven_by = 'runs and clock' THEN
+                pids := pids || ARRAY(SELECT d.pipeline_id FROM smartetl.alert_rule_due d
+                                      WHERE d.rule_name = r.name AND d.due_at <= now()
+                                        AND d.pipeline_id <> ALL (changed));
+            END IF;
+            CONTINUE WHEN pids = '{}';
+        END IF;
+        started := clock_timestamp();
+        evaluated := true;
+        BEGIN
+            PERFORM smartetl._alert_apply_rule(r, pids);
+            IF k.driven_by = 'runs and clock' THEN
+                PERFORM smartetl._alert_rule_due_set(r, pids);
+            END IF;
+            INSERT INTO smartetl.alert_rule_state (rule_name, evaluated_at, last_error, retry_at, full_at)
+            VALUES (r.name, now(), NULL, NULL, CASE WHEN pids IS NULL THEN now() END)
+            ON CONFLICT (rule_name) DO UPDATE
+            SET evaluated_at = now(), last_error = NULL, retry_at = NULL,
+                full_at = coalesce(excluded.full_at, alert_rule_state.full_at);
+        EXCEPTION WHEN OTHERS THEN
+            -- one broken rule must not stop the others
+            GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
+            err := SQLERRM || coalesce(': ' || nullif(detail, ''), '');
+            RAISE WARNING 'smartetl: alert rule "%" failed: %', r.name, err;
+            -- a sql rule that used up smartetl.rule_timeout would hold up every
+            -- evaluation, and the notifications queued after it: it waits 5
+            -- minutes; the changes it missed make its next evaluation a full one
+            INSERT INTO smartetl.alert_rule_state (rule_name, evaluated_at, last_error, retry_at, full_at)
+            VALUES (r.name, now(), err,
+                    CASE WHEN r.kind = 'sql'
+                              AND clock_timestamp() - started
+                                  >= coalesce(current_setting('smartetl.rule_timeout', true), '5s')::interval
+                         THEN now() + interval '5 minutes' END, NULL)
+            ON CONFLICT (rule_name) DO UPDATE
+            SET evaluated_at = now(), last_error = excluded.last_error, retry_at = excluded.retry_at, full_at = NULL;
+        END;
+    END LOOP;
+    IF full_pass THEN
+        -- rules deleted or disabled: their alerts resolve
+        UPDATE smartetl.alert SET state = 'resolved', resolved_at = now()
+        WHERE state = 'firing' AND rule_name NOT IN (SELECT name FROM smartetl.alert_rule WHERE enabled);
+    END IF;
+    -- silences: the alerts silenced now, and, while a silence holds, every
+    -- firing alert (without one, nothing else can be silenced)
+    UPDATE smartetl.alert a SET silenced = s.hit
+    FROM (SELECT a2.alert_id, EXISTS (SELECT 1 FROM smartetl.silence s
+                                      WHERE now() >= s.starts_at AND now() < s.ends_at
+                                        AND smartetl._silence_matches(s.matchers, a2.labels)) AS hit
+          FROM (SELECT x.* FROM smartetl.alert x WHERE x.silenced AND x.state = 'firing'
+                UNION ALL
+                SELECT x.* FROM smartetl.alert x
+                WHERE x.state = 'firing' AND NOT x.silenced
+                  AND EXISTS (SELECT 1 FROM smartetl.silence s WHERE now() >= s.starts_at AND now() < s.ends_at)) a2) s
+    WHERE a.alert_id = s.alert_id AND a.silenced IS DISTINCT FROM s.hit;
+    -- maintenance windows of rules and pipelines: alerts are recorded as muted
+    -- (firing ones, and resolved ones whose resolution is still to be sent);
+    -- while no such window is active, only the muted ones can change
+    UPDATE smartetl.alert a SET muted_by = m.win
+    FROM (SELECT a2.alert_id,
+                 (SELECT w.name FROM smartetl.maintenance_window w
+                  WHERE w.enabled AND (a2.rule_name = ANY (w.rules)
+                                       OR (w.selector <> '{}' AND p.pipeline_id IS NOT NULL
+                                           AND smartetl._selector_matches(w.selector, p)))
+                    AND smartetl.maintenance_window_active(w.name)
+                  ORDER BY w.name LIMIT 1) AS win
+          FROM (SELECT x.* FROM smartetl.alert x WHERE x.muted_by IS NOT NULL
+                UNION ALL
+                SELECT x.* FROM smartetl.alert x
+                WHERE (x.state = 'firing' OR (x.state = 'resolved' AND x.notified_state = 'firing'))
+                  AND x.muted_by IS NULL
+                  AND EXISTS (SELECT 1 FROM smartetl.maintenance_window w
+                              WHERE w.enabled AND (w.rules <> '{}' OR w.selector <> '{}')
+                                AND smartetl.maintenance_window_active(w.name))) a2
+          LEFT JOIN smartetl.pipeline p ON p.namespace = a2.labels->>'namespace' AND p.name = a2.labels->>'pipeline') m
+    WHERE a.alert_id = m.alert_id AND a.muted_by IS DISTINCT FROM m.win;
+    -- inhibition changes only with the alerts and the graph
+    IF full_pass OR evaluated OR changed <> '{}' THEN
+        PERFORM smartetl._alert_inhibit();
+    END IF;
+    RETURN smartetl._alert_window_catch_up() + smartetl._alert_notify(full_pass) + smartetl._alert_escalate();
+END $$;
+
+COMMENT ON FUNCTION smartetl.evaluate_alerts() IS 'one evaluation pass: fire/resolve alerts from the enabled rules, apply silences, queue due notifications in smartetl.delivery; returns the number of deliveries queued';
+
+REVOKE ALL ON FUNCTION smartetl.alert_rule_kinds(), smartetl._alert_freshness(bigint[], timestamptz),
+                       smartetl._alert_conditions(smartetl.alert_rule, bigint[]),
+                       smartetl._alert_apply_rule(smartetl.alert_rule, bigint[]),
+                       smartetl._alert_rule_due_set(smartetl.alert_rule, bigint[]),
+                       smartetl._alert_group_next_due(text), smartetl._alert_notify(boolean),
+                       smartetl._alert_edges_refresh(bigint[]), smartetl._alert_run_changed(),
+                       smartetl._alert_pipeline_changed(), smartetl._alert_rules_changed(),
+                       smartetl._alert_group_changed() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION smartetl.alert_rule_kinds() TO smartetl_reader;
+GRANT EXECUTE ON FUNCTION smartetl._alert_conditions(smartetl.alert_rule, bigint[]),
+                          smartetl._alert_apply_rule(smartetl.alert_rule, bigint[]),
+                          smartetl._alert_notify(boolean)
+    TO smartetl_admin;
+
+-- incremental alert evaluation (88_alert_eval.sql): writers record the
+-- pipelines they change (the triggers on run and pipeline; admins through
+-- the rule trigger too); the evaluation's own state is admins'
+GRANT INSERT ON smartetl.alert_changed TO smartetl_writer;
+GRANT SELECT, DELETE ON smartetl.alert_changed TO smartetl_admin;
+GRANT SELECT, INSERT, UPDATE, DELETE ON smartetl.alert_rule_due, smartetl.alert_group_due,
+                                        smartetl.alert_eval_state, smartetl.alert_io, smartetl.alert_edge
+    TO smartetl_admin;
+GRANT EXECUTE ON FUNCTION smartetl._alert_freshness(bigint[], timestamptz),
+                          smartetl._alert_rule_due_set(smartetl.alert_rule, bigint[]),
+                          smartetl._alert_group_next_due(text), smartetl._alert_edges_refresh(bigint[])
+    TO smartetl_admin;
+-- the incremental evaluation's tables are dumped like every table of the extension
+SELECT pg_catalog.pg_extension_config_dump('smartetl.alert_changed', '');
+SELECT pg_catalog.pg_extension_config_dump('smartetl.alert_rule_due', '');
+SELECT pg_catalog.pg_extension_config_dump('smartetl.alert_group_due', '');
+SELECT pg_catalog.pg_extension_config_dump('smartetl.alert_eval_state', '');
+SELECT pg_catalog.pg_extension_config_dump('smartetl.alert_io', '');
+SELECT pg_catalog.pg_extension_config_dump('smartetl.alert_edge', '');

@@ -1,0 +1,79 @@
+-- Incremental alert evaluation: ingest and run changes record the changed
+-- pipelines; a pass evaluates run-driven rules for those pipelines only,
+-- freshness and deadline rules also for pipelines whose due time came, and
+-- a rule change makes the next pass a full one.  No worker runs here.
+SET timezone = 'UTC';
+DELETE FROM smartetl.alert_rule;
+DELETE FROM smartetl.alert;
+DELETE FROM smartetl.alert_group;
+DELETE FROM smartetl.delivery;
+INSERT INTO smartetl.channel (name, kind, target) VALUES ('inc-bus', 'notify', 'inc_bus');
+INSERT INTO smartetl.alert_rule (name, kind, channels, selector, group_wait, group_interval, repeat_interval)
+VALUES ('inc-failures', 'run_failed', '{inc-bus}', '{"namespace": "inc"}', '0', '0', '3 hours');
+-- a rule change asks for a full pass
+SELECT count(*) > 0 AS full_pass_asked FROM smartetl.alert_changed WHERE pipeline_id IS NULL;
+SELECT smartetl.evaluate_alerts() >= 0 AS evaluated;
+SELECT * FROM smartetl.ingest('csv', E'job,run_id,start,end,status,error\nja,1,2024-05-01 10:00:00,2024-05-01 10:01:00,failed,boom\njb,1,2024-05-01 10:00:00,2024-05-01 10:01:00,failed,boom\njc,1,2024-05-01 10:00:00,2024-05-01 10:01:00,failed,boom\n', '{"namespace": "inc"}');
+-- the ingest recorded its three pipelines
+SELECT p.name, count(*) > 0 AS recorded FROM smartetl.alert_changed c JOIN smartetl.pipeline p USING (pipeline_id)
+WHERE p.namespace = 'inc' GROUP BY 1 ORDER BY 1;
+SELECT smartetl.evaluate_alerts() AS queued;
+SELECT count(*) AS left_over FROM smartetl.alert_changed;
+SELECT labels->>'pipeline' AS pipeline, state, value FROM smartetl.alert WHERE rule_name = 'inc-failures' ORDER BY 1;
+CREATE TEMP TABLE seen AS SELECT labels->>'pipeline' AS pipeline, last_seen_at FROM smartetl.alert WHERE rule_name = 'inc-failures';
+-- a pass after one new run re-evaluates that pipeline's alert only
+SELECT * FROM smartetl.ingest('csv', E'job,run_id,start,end,status,error\nja,2,2024-05-01 11:00:00,2024-05-01 11:01:00,failed,boom\n', '{"namespace": "inc"}');
+SELECT smartetl.evaluate_alerts() AS queued;
+SELECT a.labels->>'pipeline' AS pipeline, a.value AS failed_in_a_row, a.last_seen_at > s.last_seen_at AS re_evaluated
+FROM smartetl.alert a JOIN seen s ON s.pipeline = a.labels->>'pipeline' WHERE a.rule_name = 'inc-failures' ORDER BY 1;
+-- each group is next examined at its repeat_interval
+SELECT count(*) FILTER (WHERE d.due_at = g.last_notified_at + interval '3 hours') AS at_repeat_interval, count(*) AS groups
+FROM smartetl.alert_group g JOIN smartetl.alert_group_due d USING (group_key) WHERE g.rule_name = 'inc-failures';
+-- a change that nobody recorded is not seen by an incremental pass...
+ALTER TABLE smartetl.run DISABLE TRIGGER run_alert_changed_update;
+UPDATE smartetl.run SET status = 'success', error_message = NULL
+WHERE pipeline_id = (SELECT pipeline_id FROM smartetl.pipeline WHERE namespace = 'inc' AND name = 'jb');
+ALTER TABLE smartetl.run ENABLE TRIGGER run_alert_changed_update;
+SELECT smartetl.evaluate_alerts() AS queued;
+SELECT labels->>'pipeline' AS pipeline, state FROM smartetl.alert WHERE rule_name = 'inc-failures' ORDER BY 1;
+-- ...but a rule change makes the next pass a full one: jb resolves
+UPDATE smartetl.alert_rule SET severity = 'warning' WHERE name = 'inc-failures';
+SELECT smartetl.evaluate_alerts() AS queued;
+SELECT labels->>'pipeline' AS pipeline, state FROM smartetl.alert WHERE rule_name = 'inc-failures' ORDER BY 1;
+-- a recorded change resolves without a full pass
+SELECT * FROM smartetl.ingest('csv', E'job,run_id,start,end,status\njc,2,2024-05-01 12:00:00,2024-05-01 12:01:00,success\n', '{"namespace": "inc"}');
+SELECT smartetl.evaluate_alerts() AS queued;
+SELECT labels->>'pipeline' AS pipeline, state FROM smartetl.alert WHERE rule_name = 'inc-failures' ORDER BY 1;
+
+-- freshness runs on its own schedule: a pipeline expected hourly whose
+-- last success ended 79 minutes ago is due 11 minutes from now
+INSERT INTO smartetl.alert_rule (name, kind, channels, selector, group_wait)
+VALUES ('inc-fresh', 'freshness', '{inc-bus}', '{"namespace": "incf"}', '0');
+SELECT inserted FROM smartetl.ingest('csv', format(E'job,run_id,start,end,status\nfresh,1,%s,%s,success\nfresh,2,%s,%s,failed\n',
+    now() - interval '80 minutes', now() - interval '79 minutes', now() - interval '10 minutes', now() - interval '9 minutes'),
+    '{"namespace": "incf"}');
+UPDATE smartetl.pipeline SET expected_interval = '1 hour' WHERE namespace = 'incf';
+SELECT smartetl.evaluate_alerts() >= 0 AS evaluated;
+SELECT count(*) AS fresh_alerts FROM smartetl.alert WHERE rule_name = 'inc-fresh';
+SELECT d.due_at = r.ended_at + interval '90 minutes' AS due_when_overdue
+FROM smartetl.alert_rule_due d JOIN smartetl.run r ON r.pipeline_id = d.pipeline_id AND r.status = 'success'
+WHERE d.rule_name = 'inc-fresh';
+-- time passes (the success moves 30 minutes back, unrecorded): not due yet, nothing
+ALTER TABLE smartetl.run DISABLE TRIGGER run_alert_changed_update;
+UPDATE smartetl.run SET started_at = started_at - interval '30 minutes', ended_at = ended_at - interval '30 minutes'
+WHERE pipeline_id = (SELECT pipeline_id FROM smartetl.pipeline WHERE namespace = 'incf') AND status = 'success';
+ALTER TABLE smartetl.run ENABLE TRIGGER run_alert_changed_update;
+SELECT smartetl.evaluate_alerts() >= 0 AS evaluated;
+SELECT count(*) AS fresh_alerts FROM smartetl.alert WHERE rule_name = 'inc-fresh';
+-- its due time comes, with no ingest: it fires
+UPDATE smartetl.alert_rule_due SET due_at = now() - interval '1 second' WHERE rule_name = 'inc-fresh';
+SELECT count(*) AS changed FROM smartetl.alert_changed;
+SELECT smartetl.evaluate_alerts() AS queued;
+SELECT labels->>'pipeline' AS pipeline, state, annotations->>'overdue' AS overdue FROM smartetl.alert WHERE rule_name = 'inc-fresh';
+
+DELETE FROM smartetl.alert_rule;
+DELETE FROM smartetl.alert;
+DELETE FROM smartetl.alert_group;
+DELETE FROM smartetl.delivery;
+DELETE FROM smartetl.channel WHERE name = 'inc-bus';
+DELETE FROM smartetl.pipeline WHERE namespace IN ('inc', 'incf');
