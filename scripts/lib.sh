@@ -14,7 +14,8 @@ curl openssl python3 python3-aiosmtpd prometheus prometheus-alertmanager prometh
 chromium nodejs libxgboost-dev liblinear-dev python3-sklearn python3-numpy \
 libmicrohttpd-dev wrk apache2-utils nginx-light"
 
-log() { printf '\n== %s\n' "$*"; }
+# log: a stage heading, with the time since the script started (SECONDS)
+log() { printf '\n== [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 
 # as_postgres CMD...: run a server command (initdb, pg_ctl) as postgres when
 # root (PostgreSQL refuses to run as root), else as the calling user.

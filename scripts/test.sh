@@ -189,7 +189,7 @@ if [ -d "$SMARTETL_DATA" ]; then
 else
 	echo "real data not found at $SMARTETL_DATA: the real-data tests use test/data and skip the checks on data smartetl may not redistribute (listed at the end)"
 fi
-stage pgtap pg_prove --directives -d postgres test/sql/*.sql
+stage pgtap pg_prove --timer --directives -d postgres test/sql/*.sql
 
 log "upgrade: the previous release from git with data, ALTER EXTENSION smartetl UPDATE, compared with a fresh install (test/upgrade)"
 SMARTETL_UPGRADE_PORT=${SMARTETL_UPGRADE_PORT:-$((PORT + 1))} stage upgrade bash test/upgrade/run.sh
