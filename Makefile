@@ -50,6 +50,7 @@ OBJS = \
 	src/kpi/qsketch.o \
 	src/kpi/rollup.o \
 	src/kpi/robust_baseline.o \
+	src/kpi/anomaly_scan.o \
 	src/alert/alert_wake.o \
 	src/alert/alert_outbox.o \
 	src/alert/alert_send.o \

@@ -320,9 +320,29 @@ qsketch_add_sketch(PG_FUNCTION_ARGS)
 {
 	MemoryContext aggctx;
 
+	QSketch    *s = agg_state(fcinfo, 0, &aggctx);
+	bytea	   *b;
+	MemoryContext old;
+	const char *err;
+	int			rc;
+
 	if (PG_ARGISNULL(1))
-		PG_RETURN_POINTER(agg_state(fcinfo, 0, &aggctx));
-	PG_RETURN_POINTER(agg_merge(fcinfo, sketch_from_datum(PG_GETARG_DATUM(1))));
+		PG_RETURN_POINTER(s);
+	/* straight from the bytes: no second sketch to build and free */
+	b = PG_GETARG_BYTEA_PP(1);
+	old = MemoryContextSwitchTo(aggctx);
+	rc = qs_merge_bytes(s, VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b), &err);
+	MemoryContextSwitchTo(old);
+	if (rc == QS_MERGE_INVALID)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("invalid qsketch: %s", err)));
+	if (rc == QS_MERGE_OVERFLOW)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("qsketch value count out of range"),
+				 errdetail("Merged sketches would count more than 2^63 - 1 values.")));
+	PG_RETURN_POINTER(s);
 }
 
 Datum

@@ -18,10 +18,15 @@
 #define QS_HEADER_BYTES (4 + 5 * 8 + 3 * 8 + 2 * 4)
 #define QS_PAIR_BYTES (4 + 8)
 
+/* log(gamma), computed once (the same double every call computed before) */
 static double
 qs_log_gamma(void)
 {
-	return log((1.0 + QS_ALPHA) / (1.0 - QS_ALPHA));
+	static double lg = 0;
+
+	if (lg == 0)
+		lg = log((1.0 + QS_ALPHA) / (1.0 - QS_ALPHA));
+	return lg;
 }
 
 int32_t
@@ -435,4 +440,149 @@ qs_deserialize(const char *buf, size_t len, QSketch *s)
 	if (isnan(s->sum) && s->count > s->pos_inf + s->neg_inf)
 		return "sum is not a number";
 	return NULL;
+}
+
+/*
+ * Check n serialized (key, count) pairs at *p as get_store does, without
+ * storing them: their first and last keys and their sum.
+ */
+static const char *
+check_pairs(const char **p, int32_t n, int32_t *first, int32_t *last, int64_t *total)
+{
+	int32_t		i;
+	int32_t		prev = 0;
+
+	*total = 0;
+	for (i = 0; i < n; i++)
+	{
+		int32_t		key = (int32_t) get_u32(p);
+		int64_t		cnt = (int64_t) get_u64(p);
+
+		if (key < -QS_KEY_LIMIT || key > QS_KEY_LIMIT)
+			return "bucket key out of range";
+		if (i == 0)
+			*first = key;
+		else if (key <= prev)
+			return "bucket keys not in increasing order";
+		if (i > 0 && (int64_t) key - *first >= QS_MAX_BUCKETS)
+			return "bucket keys span more than the bucket limit";
+		if (cnt <= 0 || *total > INT64_MAX - cnt)
+			return "bucket count not positive or too large";
+		*total += cnt;
+		prev = key;
+	}
+	*last = prev;
+	return NULL;
+}
+
+/* Add n checked pairs at *p to st, its widest range first (as store_merge). */
+static void
+merge_pairs(const char **p, int32_t n, int32_t first, int32_t last, QStore *st)
+{
+	int32_t		i;
+
+	if (n == 0)
+		return;
+	store_add(st, last, 0);
+	store_add(st, first, 0);
+	for (i = 0; i < n; i++)
+	{
+		int32_t		key = (int32_t) get_u32(p);
+		int64_t		cnt = (int64_t) get_u64(p);
+
+		st->counts[Max(key, st->min_key) - st->base] += cnt;
+	}
+}
+
+/*
+ * qs_merge(into, qs_deserialize(buf)) without building the second sketch:
+ * the bytes are checked exactly as qs_deserialize checks them, then their
+ * counts are added to into's buckets in place.  Returns QS_MERGE_OK,
+ * QS_MERGE_INVALID (*err says why; into is unchanged) or QS_MERGE_OVERFLOW
+ * (into is unchanged).
+ */
+int
+qs_merge_bytes(QSketch *into, const char *buf, size_t len, const char **err)
+{
+	QSketch		h;
+	const char *p = buf;
+	const char *pairs;
+	int32_t		npos,
+				nneg,
+				pos_first = 0,
+				pos_last = 0,
+				neg_first = 0,
+				neg_last = 0;
+	int64_t		pos_total,
+				neg_total,
+				ranked,
+				unused;
+
+	*err = NULL;
+	memset(&h, 0, sizeof(h));
+	if (len < QS_HEADER_BYTES)
+		*err = "too short for a qsketch header";
+	else if (get_u32(&p) != QS_FORMAT_VERSION)
+		*err = "unknown qsketch format version";
+	if (*err)
+		return QS_MERGE_INVALID;
+	h.count = (int64_t) get_u64(&p);
+	h.zero = (int64_t) get_u64(&p);
+	h.nan = (int64_t) get_u64(&p);
+	h.pos_inf = (int64_t) get_u64(&p);
+	h.neg_inf = (int64_t) get_u64(&p);
+	h.sum = get_f64(&p);
+	h.min = get_f64(&p);
+	h.max = get_f64(&p);
+	npos = (int32_t) get_u32(&p);
+	nneg = (int32_t) get_u32(&p);
+	if (npos < 0 || nneg < 0 || npos > QS_MAX_BUCKETS || nneg > QS_MAX_BUCKETS)
+		*err = "bucket count out of range";
+	else if (len != QS_HEADER_BYTES + (size_t) (npos + nneg) * QS_PAIR_BYTES)
+		*err = "length does not match the bucket counts";
+	else if (h.count < 0 || h.zero < 0 || h.nan < 0 || h.pos_inf < 0 || h.neg_inf < 0)
+		*err = "negative count";
+	if (*err)
+		return QS_MERGE_INVALID;
+	pairs = p;
+	if ((*err = check_pairs(&p, npos, &pos_first, &pos_last, &pos_total)) != NULL ||
+		(*err = check_pairs(&p, nneg, &neg_first, &neg_last, &neg_total)) != NULL)
+		return QS_MERGE_INVALID;
+	ranked = h.zero;
+	if (add_overflows(ranked, h.pos_inf) || add_overflows(ranked += h.pos_inf, h.neg_inf) ||
+		add_overflows(ranked += h.neg_inf, pos_total) || add_overflows(ranked += pos_total, neg_total))
+		*err = "counts overflow";
+	else if (ranked + neg_total != h.count)
+		*err = "bucket counts do not add up to the value count";
+	else if (h.count > 0 && (isnan(h.min) || isnan(h.max) || h.min > h.max))
+		*err = "min and max are not an ordered pair";
+	else if (isnan(h.sum) && h.count > h.pos_inf + h.neg_inf)
+		*err = "sum is not a number";
+	if (*err)
+		return QS_MERGE_INVALID;
+
+	/* as qs_merge, with the stores still in their serialized form */
+	if (pg_add_s64_overflow(into->count, h.count, &unused) ||
+		pg_add_s64_overflow(into->nan, h.nan, &unused))
+		return QS_MERGE_OVERFLOW;
+	if (h.count > 0 && into->count == 0)
+	{
+		into->min = h.min;
+		into->max = h.max;
+	}
+	else if (h.count > 0)
+	{
+		into->min = Min(into->min, h.min);
+		into->max = Max(into->max, h.max);
+	}
+	into->count += h.count;
+	into->zero += h.zero;
+	into->nan += h.nan;
+	into->pos_inf += h.pos_inf;
+	into->neg_inf += h.neg_inf;
+	into->sum += h.sum;
+	p = pairs;
+	merge_pairs(&p, npos, pos_first, pos_last, &into->pos);
+	merge_pairs(&p, nneg, neg_first, neg_last, &into->neg);
+	return QS_MERGE_OK;
 }

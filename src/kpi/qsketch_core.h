@@ -24,6 +24,7 @@
 #define SMARTETL_QSKETCH_CORE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define QS_ALPHA 0.005
@@ -63,6 +64,15 @@ extern void qs_init(QSketch *s);
 extern void qs_add(QSketch *s, double x);
 /* false, leaving into unchanged, when the counts would overflow int64 */
 extern bool qs_merge(QSketch *into, const QSketch *from);
+
+/*
+ * Merge a serialized sketch into a sketch, checking the bytes as
+ * qs_deserialize does but without building a second sketch.
+ */
+#define QS_MERGE_OK 0
+#define QS_MERGE_INVALID 1		/* *err says why */
+#define QS_MERGE_OVERFLOW 2		/* the counts would overflow int64 */
+extern int	qs_merge_bytes(QSketch *into, const char *buf, size_t len, const char **err);
 
 /* p in [0, 1]; the sketch must have count > 0. */
 extern double qs_quantile(const QSketch *s, double p);

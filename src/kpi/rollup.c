@@ -7,7 +7,9 @@
  * inserter are all new, so their contribution can simply be added: counts
  * and sums add, sketches merge.  That reads the batch once instead of
  * looking every bucket up again in smartetl.run, which keeps loading a
- * year of history about as fast as it was without rollups.
+ * year of history about as fast as it was without rollups.  The new runs
+ * are also scored for anomalies here (the triggers' path does it in
+ * smartetl._kpi_refresh).
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -39,9 +41,30 @@ add_new_runs(const char *step, const char *batch_relation)
 		elog(ERROR, "could not add new runs to the KPI rollups");
 }
 
+/*
+ * Score the new runs for anomalies (smartetl._anomaly_refresh): per
+ * pipeline, the earliest new run decides whether the kept baseline windows
+ * can go on over the new runs only or the pipeline is rescored.
+ */
+static void
+score_new_runs(const char *batch_relation)
+{
+	char	   *sql = psprintf("SELECT smartetl._anomaly_refresh(array_agg(pipeline_id), array_agg(t)) "
+							   "FROM (SELECT p.pipeline_id, min(coalesce(r.started_at, r.ended_at)) AS t "
+							   "FROM %s r JOIN smartetl.pipeline p "
+							   "ON p.namespace OPERATOR(pg_catalog.=) r.namespace "
+							   "AND p.name OPERATOR(pg_catalog.=) r.pipeline GROUP BY 1) s",
+							   quote_identifier(batch_relation));
+
+	if (SPI_execute(sql, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not score new runs for anomalies");
+	pfree(sql);
+}
+
 void
 rollup_add_new_runs(const char *batch_relation)
 {
 	add_new_runs("add_hourly", batch_relation);
 	add_new_runs("add_daily", batch_relation);
+	score_new_runs(batch_relation);
 }

@@ -9,7 +9,8 @@
 
 /*
  * Add the runs of the registered ephemeral relation (batch run rows, all
- * of them new runs) to kpi_hourly and kpi_daily.  SPI must be connected
+ * of them new runs) to kpi_hourly and kpi_daily, and score them for
+ * anomalies (run_anomaly_score).  SPI must be connected
  * and the caller must hold the ingest locks of their pipelines.
  */
 extern void rollup_add_new_runs(const char *batch_relation);

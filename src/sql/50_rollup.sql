@@ -181,6 +181,8 @@ COMMENT ON FUNCTION smartetl._kpi_rollup_sql(text, text) IS
 -- statements are written by _kpi_rollup_sql() here, when the extension is
 -- created (the upgrade script does the same), so they are static SQL whose
 -- parse trees plpgsql keeps: a statement trigger pays only the planning.
+-- The changed runs are then scored for anomalies (70_anomaly.sql) with the
+-- same owner's rights.
 DO $do$
 BEGIN
     EXECUTE pg_catalog.format($create$
@@ -191,6 +193,7 @@ BEGIN
     PERFORM smartetl._lock_pipelines(pipeline_ids);
 %s;
 %s;
+    PERFORM smartetl._anomaly_refresh(pipeline_ids, times);
 END $body$$create$, smartetl._kpi_rollup_sql('refresh_hourly'), smartetl._kpi_rollup_sql('refresh_daily'));
 END $do$;
 

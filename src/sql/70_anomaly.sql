@@ -33,6 +33,113 @@ CREATE AGGREGATE smartetl.median_mad(double precision) (
 );
 COMMENT ON AGGREGATE smartetl.median_mad(double precision) IS '{median, MAD, n} of the non-NULL, non-NaN values; usable as a window function over moving frames';
 
+-- API: Private (window aggregate, src/kpi/anomaly_scan.c)
+CREATE FUNCTION smartetl._anomaly_scan_add(internal, double precision[], double precision, double precision,
+                                           timestamptz, boolean) RETURNS internal
+AS 'MODULE_PATHNAME', 'anomaly_scan_add' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION smartetl._anomaly_scan_row(internal) RETURNS double precision[]
+AS 'MODULE_PATHNAME', 'anomaly_scan_row' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+-- API: Private
+CREATE AGGREGATE smartetl._anomaly_scan(double precision[], double precision, double precision,
+                                        timestamptz, boolean) (
+    SFUNC = smartetl._anomaly_scan_add,
+    STYPE = internal,
+    FINALFUNC = smartetl._anomaly_scan_row,
+    FINALFUNC_MODIFY = READ_ONLY
+);
+COMMENT ON AGGREGATE smartetl._anomaly_scan(double precision[], double precision, double precision, timestamptz, boolean) IS
+'window aggregate over one pipeline''s successful runs in time order (seed windows, log duration, log volume, run_at, is_last): each run''s {center, scale, baseline runs, seasonal} per kind, and on the last run the windows to keep';
+
+-- API: Public
+-- Each successful run's anomaly baseline and score, per kind, computed when
+-- the run arrives (from the pipeline's earlier runs only, so a score never
+-- changes unless earlier runs do).  A kind's columns are NULL where the run
+-- was not scored (no baseline yet, or no value).
+CREATE TABLE smartetl.run_anomaly_score (
+    run_id            bigint NOT NULL PRIMARY KEY,
+    pipeline_id       bigint NOT NULL,
+    run_at            timestamptz NOT NULL,
+    duration_s        double precision,
+    duration_expected double precision,
+    duration_scale    double precision,
+    duration_score    double precision,
+    duration_runs     integer,
+    duration_seasonal boolean,
+    rows_written      double precision,
+    volume_expected   double precision,
+    volume_scale      double precision,
+    volume_score      double precision,
+    volume_runs       integer,
+    volume_seasonal   boolean
+);
+COMMENT ON TABLE smartetl.run_anomaly_score IS
+'per successful run and kind (duration, volume): the baseline (expected = median of log(1 + x) of earlier runs, scale = robust spread of their residuals), the score (log(1 + x) - expected) / scale and the baseline''s run count and kind; kept by _anomaly_refresh as runs change';
+CREATE INDEX run_anomaly_score_time ON smartetl.run_anomaly_score (run_at);
+CREATE INDEX run_anomaly_score_pipeline ON smartetl.run_anomaly_score (pipeline_id, run_at);
+
+-- API: Private
+-- Per pipeline: the baseline windows after its last scored run (run_at =
+-- last_at), so that newer runs are scored without reading the history.
+CREATE TABLE smartetl.anomaly_state (
+    pipeline_id bigint NOT NULL PRIMARY KEY,
+    last_at     timestamptz NOT NULL,
+    windows     double precision[] NOT NULL
+);
+COMMENT ON TABLE smartetl.anomaly_state IS
+'per pipeline, the anomaly baseline windows (src/kpi/anomaly_scan.c) after its latest successful run (last_at): the seed of the next scoring';
+
+-- API: Private
+-- Score the runs of changed pipelines: called with the (pipeline, run time)
+-- pairs of changed runs, by _kpi_refresh (runs changed with SQL) and by
+-- bulk ingest for its new runs (src/kpi/rollup.c).  A pipeline whose
+-- changes are all later than its last scored run continues from its kept
+-- windows over the new runs only; any other change (a late, corrected or
+-- deleted run) rescores the pipeline from its first run, so the scores
+-- never depend on the order runs arrived in.
+CREATE FUNCTION smartetl._anomaly_refresh(pipeline_ids bigint[], times timestamptz[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+DECLARE
+    changed bigint[];
+    rebuild bigint[];
+BEGIN
+    SELECT array_agg(c.p), array_agg(c.p) FILTER (WHERE s.pipeline_id IS NULL OR c.t <= s.last_at)
+    INTO changed, rebuild
+    FROM (SELECT p, min(t) AS t FROM unnest(pipeline_ids, times) u(p, t)
+          WHERE p IS NOT NULL AND t IS NOT NULL GROUP BY p) c
+    LEFT JOIN smartetl.anomaly_state s ON s.pipeline_id = c.p;
+    IF changed IS NULL THEN
+        RETURN;
+    END IF;
+    IF rebuild IS NOT NULL THEN
+        DELETE FROM smartetl.run_anomaly_score WHERE pipeline_id = ANY (rebuild);
+        DELETE FROM smartetl.anomaly_state WHERE pipeline_id = ANY (rebuild);
+    END IF;
+    WITH scan AS MATERIALIZED (
+        SELECT r.run_id, r.pipeline_id, r.run_at, r.duration_s, r.rows_written, r.is_last,
+               smartetl._anomaly_scan(r.seed, r.lx_d, r.lx_v, r.run_at, r.is_last)
+                   OVER (PARTITION BY r.pipeline_id ORDER BY r.run_at, r.run_id ROWS UNBOUNDED PRECEDING) AS o
+        FROM (SELECT r.run_id, r.pipeline_id, r.run_at, r.duration_s, r.rows_written::float8 AS rows_written, s.windows AS seed,
+                     CASE WHEN r.duration_s >= 0 THEN ln(1 + r.duration_s) END AS lx_d,
+                     CASE WHEN r.rows_written::float8 >= 0 THEN ln(1 + r.rows_written::float8) END AS lx_v,
+                     lead(r.run_id) OVER (PARTITION BY r.pipeline_id ORDER BY r.run_at, r.run_id) IS NULL AS is_last
+              FROM unnest(changed) c(pipeline_id)
+              LEFT JOIN smartetl.anomaly_state s ON s.pipeline_id = c.pipeline_id
+              JOIN smartetl.run r ON r.pipeline_id = c.pipeline_id AND r.status = 'success'
+               AND r.run_at > coalesce(s.last_at, '-infinity')) r
+    ), scored AS (
+        INSERT INTO smartetl.run_anomaly_score
+        SELECT run_id, pipeline_id, run_at,
+               duration_s, o[1], o[2], (ln(1 + duration_s) - o[1]) / o[2], o[3]::int, o[4] = 1,
+               rows_written, o[5], o[6], (ln(1 + rows_written) - o[5]) / o[6], o[7]::int, o[8] = 1
+        FROM scan WHERE o[1] IS NOT NULL OR o[5] IS NOT NULL
+    )
+    INSERT INTO smartetl.anomaly_state AS k (pipeline_id, last_at, windows)
+    SELECT pipeline_id, run_at, o[9:] FROM scan WHERE is_last
+    ON CONFLICT (pipeline_id) DO UPDATE SET last_at = excluded.last_at, windows = excluded.windows;
+END $$;
+COMMENT ON FUNCTION smartetl._anomaly_refresh(bigint[], timestamptz[]) IS
+'score the successful runs of the changed (pipeline, time) pairs into run_anomaly_score: from the kept windows when every change is newer than the pipeline''s last scored run, else the whole pipeline again';
+
 -- API: Public
 CREATE FUNCTION smartetl.detect_anomalies(from_ts timestamptz, to_ts timestamptz,
                                           threshold double precision DEFAULT 4.0)
@@ -50,49 +157,24 @@ RETURNS TABLE (
     baseline      text,
     baseline_runs integer)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    WITH runs AS (
-        SELECT r.run_id, r.pipeline_id, r.run_at, m.kind, m.x, ln(1 + m.x) AS lx,
-               (extract(isodow FROM r.run_at AT TIME ZONE 'UTC') * 24
-                + extract(hour FROM r.run_at AT TIME ZONE 'UTC'))::int AS how
-        FROM smartetl.run r
-        CROSS JOIN LATERAL (VALUES ('duration', r.duration_s), ('volume', r.rows_written::float8)) m(kind, x)
-        WHERE r.status = 'success' AND m.x >= 0
-          AND r.run_at >= from_ts - interval '120 days' AND r.run_at < to_ts
-    ), based AS (
-        SELECT runs.*, smartetl.median_mad(lx) OVER seasonal AS season,
-               smartetl.median_mad(lx) OVER recent AS recent
-        FROM runs
-        WINDOW seasonal AS (PARTITION BY pipeline_id, kind, how ORDER BY run_at, run_id
-                            ROWS BETWEEN 8 PRECEDING AND 1 PRECEDING),
-               recent AS (PARTITION BY pipeline_id, kind ORDER BY run_at, run_id
-                          ROWS BETWEEN 30 PRECEDING AND 1 PRECEDING)
-    ), centered AS (
-        SELECT based.*,
-               CASE WHEN season[3] >= 4 THEN season[1] WHEN recent[3] >= 8 THEN recent[1] END AS center,
-               CASE WHEN season[3] >= 4 THEN 'hour_of_week' ELSE 'recent_runs' END AS baseline,
-               CASE WHEN season[3] >= 4 THEN season[3] ELSE recent[3] END AS n_base
-        FROM based
-    ), spread AS (
-        SELECT centered.*, smartetl.median_mad(lx - center) OVER (
-                   PARTITION BY pipeline_id, kind ORDER BY run_at, run_id
-                   ROWS BETWEEN 100 PRECEDING AND 1 PRECEDING) AS resid
-        FROM centered
-    ), scored AS (
-        SELECT *, greatest(1.4826 * resid[2], 0.05) AS scale
-        FROM spread WHERE run_at >= from_ts AND center IS NOT NULL AND resid[3] >= 8
-    )
-    SELECT s.run_id, s.pipeline_id, p.name, s.run_at, s.kind, s.x,
-           exp(s.center) - 1,
-           greatest(exp(s.center - threshold * s.scale) - 1, 0),
-           exp(s.center + threshold * s.scale) - 1,
-           (s.lx - s.center) / s.scale,
-           s.baseline, s.n_base::int
-    FROM scored s JOIN smartetl.pipeline p USING (pipeline_id)
-    WHERE abs(s.lx - s.center) / s.scale > threshold
-    ORDER BY s.run_at, s.run_id, s.kind
+    SELECT s.run_id, s.pipeline_id, p.name, s.run_at, m.kind, m.x,
+           exp(m.center) - 1,
+           greatest(exp(m.center - threshold * m.scale) - 1, 0),
+           exp(m.center + threshold * m.scale) - 1,
+           m.score,
+           CASE WHEN m.seasonal THEN 'hour_of_week' ELSE 'recent_runs' END, m.n
+    FROM smartetl.run_anomaly_score s
+    CROSS JOIN LATERAL (VALUES ('duration', s.duration_s, s.duration_expected, s.duration_scale, s.duration_score,
+                                s.duration_seasonal, s.duration_runs),
+                               ('volume', s.rows_written, s.volume_expected, s.volume_scale, s.volume_score,
+                                s.volume_seasonal, s.volume_runs)) m(kind, x, center, scale, score, seasonal, n)
+    JOIN smartetl.pipeline p ON p.pipeline_id = s.pipeline_id
+    WHERE s.run_at >= from_ts AND s.run_at < to_ts
+      AND m.center IS NOT NULL AND abs(m.score) > threshold
+    ORDER BY s.run_at, s.run_id, m.kind
 $$;
 COMMENT ON FUNCTION smartetl.detect_anomalies(timestamptz, timestamptz, double precision) IS
-'successful runs in [from, to) whose duration or volume is abnormal against a robust baseline of earlier runs only (median/MAD of log(1+x), hour-of-week when there is enough history, else the last 30 runs)';
+'successful runs in [from, to) whose duration or volume is abnormal against a robust baseline of earlier runs only (median/MAD of log(1+x), hour-of-week when there is enough history, else the last 30 runs); reads the scores kept as runs arrive (run_anomaly_score)';
 
 -- API: Public
 -- Pipelines that should have run by at_ts and did not (missing_run), or

@@ -90,6 +90,14 @@ GRANT EXECUTE ON FUNCTION smartetl._kpi_rollup_columns(), smartetl._kpi_rollup_s
 -- bulk ingest adds its new runs to the rollups as the ingesting role
 GRANT INSERT, UPDATE ON smartetl.kpi_hourly, smartetl.kpi_daily TO smartetl_writer;
 GRANT DELETE ON smartetl.kpi_hourly, smartetl.kpi_daily TO smartetl_admin;
+-- anomaly scores: read by detect_anomalies (as the caller); bulk ingest
+-- scores its new runs as the ingesting role (_anomaly_refresh, invoker's
+-- rights; the triggers' path runs it inside _kpi_refresh)
+GRANT SELECT ON smartetl.run_anomaly_score TO smartetl_reader;
+GRANT SELECT, INSERT, UPDATE, DELETE ON smartetl.run_anomaly_score, smartetl.anomaly_state TO smartetl_writer;
+GRANT EXECUTE ON FUNCTION smartetl._anomaly_refresh(bigint[], timestamptz[]),
+                          smartetl._anomaly_scan(double precision[], double precision, double precision, timestamptz, boolean)
+    TO smartetl_writer;
 
 -- HTTP intake and followed files (26_intake.sql): admins register files (the
 -- trigger also wants pg_read_server_files) and read keys and file states; no

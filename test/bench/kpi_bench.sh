@@ -13,7 +13,8 @@
 # Ratios are baseline time / smartetl time (> 1: smartetl is faster).
 #
 # Usage (as root): test/bench/kpi_bench.sh [--runs N] [--pipelines P] [--rounds R]
-# Own throwaway cluster in /tmp/kpibench.<pid>, port 54344; removed on exit.
+# Own throwaway cluster in /tmp/kpibench.<pid>, port $SMARTETL_BENCH_PORT
+# (default 54344); removed on exit.
 set -euo pipefail
 
 RUNS=1000000
@@ -32,7 +33,7 @@ done
 cd "$(dirname "$0")/../.."
 source scripts/lib.sh
 DIR=/tmp/kpibench.$$
-PORT=54344
+PORT=${SMARTETL_BENCH_PORT:-54344}
 trap 'cluster_stop "$DIR" >/dev/null 2>&1 || true; rm -rf "$DIR"' EXIT
 cluster_init "$DIR" "$PORT"
 cluster_start "$DIR" "$PORT" >/dev/null
