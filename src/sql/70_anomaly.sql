@@ -56,7 +56,7 @@ COMMENT ON AGGREGATE smartetl._anomaly_scan(double precision[], double precision
 -- changes unless earlier runs do).  A kind's columns are NULL where the run
 -- was not scored (no baseline yet, or no value).
 CREATE TABLE smartetl.run_anomaly_score (
-    run_id            bigint NOT NULL PRIMARY KEY,
+    run_id            bigint NOT NULL,
     pipeline_id       bigint NOT NULL,
     run_at            timestamptz NOT NULL,
     duration_s        double precision,
@@ -70,12 +70,13 @@ CREATE TABLE smartetl.run_anomaly_score (
     volume_scale      double precision,
     volume_score      double precision,
     volume_runs       integer,
-    volume_seasonal   boolean
+    volume_seasonal   boolean,
+    -- one index serves the rescoring of a pipeline and detect_anomalies (a
+    -- range per pipeline); every index more costs a bulk load one insert per run
+    PRIMARY KEY (pipeline_id, run_at, run_id)
 );
 COMMENT ON TABLE smartetl.run_anomaly_score IS
 'per successful run and kind (duration, volume): the baseline (expected = median of log(1 + x) of earlier runs, scale = robust spread of their residuals), the score (log(1 + x) - expected) / scale and the baseline''s run count and kind; kept by _anomaly_refresh as runs change';
-CREATE INDEX run_anomaly_score_time ON smartetl.run_anomaly_score (run_at);
-CREATE INDEX run_anomaly_score_pipeline ON smartetl.run_anomaly_score (pipeline_id, run_at);
 
 -- API: Private
 -- Per pipeline: the baseline windows after its last scored run (run_at =
@@ -95,14 +96,19 @@ COMMENT ON TABLE smartetl.anomaly_state IS
 -- changes are all later than its last scored run continues from its kept
 -- windows over the new runs only; any other change (a late, corrected or
 -- deleted run) rescores the pipeline from its first run, so the scores
--- never depend on the order runs arrived in.
+-- never depend on the order runs arrived in.  Every statement is set-based
+-- over the changed pipelines (a bulk DELETE or UPDATE of many pipelines'
+-- runs costs one pass over their runs), and reads each pipeline's runs
+-- through run_pipeline_time (the OFFSET 0 keeps the lateral subquery a
+-- per-pipeline index range, whatever the statistics of a table loaded in
+-- the same transaction say).
 CREATE FUNCTION smartetl._anomaly_refresh(pipeline_ids bigint[], times timestamptz[]) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
 DECLARE
     changed bigint[];
     rebuild bigint[];
 BEGIN
-    SELECT array_agg(c.p), array_agg(c.p) FILTER (WHERE s.pipeline_id IS NULL OR c.t <= s.last_at)
+    SELECT array_agg(c.p ORDER BY c.p), array_agg(c.p ORDER BY c.p) FILTER (WHERE s.pipeline_id IS NULL OR c.t <= s.last_at)
     INTO changed, rebuild
     FROM (SELECT p, min(t) AS t FROM unnest(pipeline_ids, times) u(p, t)
           WHERE p IS NOT NULL AND t IS NOT NULL GROUP BY p) c
@@ -111,21 +117,23 @@ BEGIN
         RETURN;
     END IF;
     IF rebuild IS NOT NULL THEN
-        DELETE FROM smartetl.run_anomaly_score WHERE pipeline_id = ANY (rebuild);
-        DELETE FROM smartetl.anomaly_state WHERE pipeline_id = ANY (rebuild);
+        DELETE FROM smartetl.run_anomaly_score k USING unnest(rebuild) u(p) WHERE k.pipeline_id = u.p;
+        DELETE FROM smartetl.anomaly_state k USING unnest(rebuild) u(p) WHERE k.pipeline_id = u.p;
     END IF;
     WITH scan AS MATERIALIZED (
         SELECT r.run_id, r.pipeline_id, r.run_at, r.duration_s, r.rows_written, r.is_last,
                smartetl._anomaly_scan(r.seed, r.lx_d, r.lx_v, r.run_at, r.is_last)
                    OVER (PARTITION BY r.pipeline_id ORDER BY r.run_at, r.run_id ROWS UNBOUNDED PRECEDING) AS o
-        FROM (SELECT r.run_id, r.pipeline_id, r.run_at, r.duration_s, r.rows_written::float8 AS rows_written, s.windows AS seed,
+        FROM (SELECT r.run_id, c.pipeline_id, r.run_at, r.duration_s, r.rows_written::float8 AS rows_written, s.windows AS seed,
                      CASE WHEN r.duration_s >= 0 THEN ln(1 + r.duration_s) END AS lx_d,
                      CASE WHEN r.rows_written::float8 >= 0 THEN ln(1 + r.rows_written::float8) END AS lx_v,
-                     lead(r.run_id) OVER (PARTITION BY r.pipeline_id ORDER BY r.run_at, r.run_id) IS NULL AS is_last
+                     lead(r.run_id) OVER (PARTITION BY c.pipeline_id ORDER BY r.run_at, r.run_id) IS NULL AS is_last
               FROM unnest(changed) c(pipeline_id)
               LEFT JOIN smartetl.anomaly_state s ON s.pipeline_id = c.pipeline_id
-              JOIN smartetl.run r ON r.pipeline_id = c.pipeline_id AND r.status = 'success'
-               AND r.run_at > coalesce(s.last_at, '-infinity')) r
+              CROSS JOIN LATERAL (
+                  SELECT r.run_id, r.run_at, r.duration_s, r.rows_written FROM smartetl.run r
+                  WHERE r.pipeline_id = c.pipeline_id AND r.status = 'success'
+                    AND r.run_at > coalesce(s.last_at, '-infinity') OFFSET 0) r) r
     ), scored AS (
         INSERT INTO smartetl.run_anomaly_score
         SELECT run_id, pipeline_id, run_at,
@@ -163,14 +171,14 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
            exp(m.center + threshold * m.scale) - 1,
            m.score,
            CASE WHEN m.seasonal THEN 'hour_of_week' ELSE 'recent_runs' END, m.n
-    FROM smartetl.run_anomaly_score s
+    FROM smartetl.pipeline p
+    JOIN smartetl.run_anomaly_score s
+      ON s.pipeline_id = p.pipeline_id AND s.run_at >= from_ts AND s.run_at < to_ts
     CROSS JOIN LATERAL (VALUES ('duration', s.duration_s, s.duration_expected, s.duration_scale, s.duration_score,
                                 s.duration_seasonal, s.duration_runs),
                                ('volume', s.rows_written, s.volume_expected, s.volume_scale, s.volume_score,
                                 s.volume_seasonal, s.volume_runs)) m(kind, x, center, scale, score, seasonal, n)
-    JOIN smartetl.pipeline p ON p.pipeline_id = s.pipeline_id
-    WHERE s.run_at >= from_ts AND s.run_at < to_ts
-      AND m.center IS NOT NULL AND abs(m.score) > threshold
+    WHERE m.center IS NOT NULL AND abs(m.score) > threshold
     ORDER BY s.run_at, s.run_id, m.kind
 $$;
 COMMENT ON FUNCTION smartetl.detect_anomalies(timestamptz, timestamptz, double precision) IS

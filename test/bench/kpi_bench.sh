@@ -9,7 +9,11 @@
 #      p50/p95/p99 computed from the raw runs with percentile_cont;
 #   3. a year of daily p95 per pipeline from kpi_daily vs percentile_cont
 #      over the raw runs grouped by day;
-#   4. the anomalies of the last 7 days (detect_anomalies).
+#   4. the anomalies of the last 7 days (detect_anomalies);
+# then, once each, what a bulk change costs the anomaly scores: an UPDATE
+# of every run of the last day (every pipeline is rescored from its first
+# run, with the rollups of that day) and the rescoring of every pipeline
+# alone (_anomaly_refresh from -infinity).
 # Ratios are baseline time / smartetl time (> 1: smartetl is faster).
 #
 # Usage (as root): test/bench/kpi_bench.sh [--runs N] [--pipelines P] [--rounds R]
@@ -91,4 +95,21 @@ SELECT name, round(percentile_cont(0.5) WITHIN GROUP (ORDER BY s_ms)::numeric, 1
        round(percentile_cont(0.5) WITHIN GROUP (ORDER BY b_ms)::numeric, 1) AS baseline_ms,
        round((percentile_cont(0.5) WITHIN GROUP (ORDER BY b_ms) / percentile_cont(0.5) WITHIN GROUP (ORDER BY s_ms))::numeric, 1) AS speedup
 FROM t GROUP BY name ORDER BY min(r), name;
+SQL
+
+log "bulk changes (ms, once each, rolled back)"
+psql -X -q <<'SQL'
+CREATE FUNCTION pg_temp.ms(q text) RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE t0 timestamptz; BEGIN t0 := clock_timestamp(); EXECUTE q; RETURN 1000 * extract(epoch FROM clock_timestamp() - t0); END $$;
+\pset footer off
+BEGIN;
+SELECT 'UPDATE every run of the last day (' || count(*) || ' runs, every pipeline rescored)' AS change,
+       round(pg_temp.ms($$UPDATE smartetl.run SET rows_written = rows_written WHERE run_at >= now() - interval '1 day'$$)::numeric, 1) AS ms
+FROM smartetl.run WHERE run_at >= now() - interval '1 day';
+ROLLBACK;
+BEGIN;
+SELECT 'rescore every pipeline from its first run (' || count(*) || ' scores)' AS change,
+       round(pg_temp.ms($$SELECT smartetl._anomaly_refresh(array_agg(pipeline_id), array_agg('-infinity'::timestamptz)) FROM smartetl.pipeline$$)::numeric, 1) AS ms
+FROM smartetl.run_anomaly_score;
+ROLLBACK;
 SQL

@@ -5275,193 +5275,6 @@ GRANT EXECUTE ON FUNCTION smartetl.ack_link(bigint), smartetl._ack_link_token(bi
 GRANT EXECUTE ON FUNCTION smartetl._alert_ack_link(smartetl.alert) TO smartetl_admin;
 GRANT SELECT ON smartetl.ack_link_use TO smartetl_admin;
 
--- ---- anomalies scored at ingest (issue 13): per-run scores kept in
--- run_anomaly_score, baseline windows per pipeline in anomaly_state, filled by
--- _anomaly_refresh from _kpi_refresh and bulk ingest; detect_anomalies reads them
--- API: Private (window aggregate, src/kpi/anomaly_scan.c)
-CREATE FUNCTION smartetl._anomaly_scan_add(internal, double precision[], double precision, double precision,
-                                           timestamptz, boolean) RETURNS internal
-AS 'MODULE_PATHNAME', 'anomaly_scan_add' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION smartetl._anomaly_scan_row(internal) RETURNS double precision[]
-AS 'MODULE_PATHNAME', 'anomaly_scan_row' LANGUAGE C IMMUTABLE PARALLEL SAFE;
--- API: Private
-CREATE AGGREGATE smartetl._anomaly_scan(double precision[], double precision, double precision,
-                                        timestamptz, boolean) (
-    SFUNC = smartetl._anomaly_scan_add,
-    STYPE = internal,
-    FINALFUNC = smartetl._anomaly_scan_row,
-    FINALFUNC_MODIFY = READ_ONLY
-);
-COMMENT ON AGGREGATE smartetl._anomaly_scan(double precision[], double precision, double precision, timestamptz, boolean) IS
-'window aggregate over one pipeline''s successful runs in time order (seed windows, log duration, log volume, run_at, is_last): each run''s {center, scale, baseline runs, seasonal} per kind, and on the last run the windows to keep';
-
--- API: Public
--- Each successful run's anomaly baseline and score, per kind, computed when
--- the run arrives (from the pipeline's earlier runs only, so a score never
--- changes unless earlier runs do).  A kind's columns are NULL where the run
--- was not scored (no baseline yet, or no value).
-CREATE TABLE smartetl.run_anomaly_score (
-    run_id            bigint NOT NULL PRIMARY KEY,
-    pipeline_id       bigint NOT NULL,
-    run_at            timestamptz NOT NULL,
-    duration_s        double precision,
-    duration_expected double precision,
-    duration_scale    double precision,
-    duration_score    double precision,
-    duration_runs     integer,
-    duration_seasonal boolean,
-    rows_written      double precision,
-    volume_expected   double precision,
-    volume_scale      double precision,
-    volume_score      double precision,
-    volume_runs       integer,
-    volume_seasonal   boolean
-);
-COMMENT ON TABLE smartetl.run_anomaly_score IS
-'per successful run and kind (duration, volume): the baseline (expected = median of log(1 + x) of earlier runs, scale = robust spread of their residuals), the score (log(1 + x) - expected) / scale and the baseline''s run count and kind; kept by _anomaly_refresh as runs change';
-CREATE INDEX run_anomaly_score_time ON smartetl.run_anomaly_score (run_at);
-CREATE INDEX run_anomaly_score_pipeline ON smartetl.run_anomaly_score (pipeline_id, run_at);
-
--- API: Private
--- Per pipeline: the baseline windows after its last scored run (run_at =
--- last_at), so that newer runs are scored without reading the history.
-CREATE TABLE smartetl.anomaly_state (
-    pipeline_id bigint NOT NULL PRIMARY KEY,
-    last_at     timestamptz NOT NULL,
-    windows     double precision[] NOT NULL
-);
-COMMENT ON TABLE smartetl.anomaly_state IS
-'per pipeline, the anomaly baseline windows (src/kpi/anomaly_scan.c) after its latest successful run (last_at): the seed of the next scoring';
-
--- API: Private
--- Score the runs of changed pipelines: called with the (pipeline, run time)
--- pairs of changed runs, by _kpi_refresh (runs changed with SQL) and by
--- bulk ingest for its new runs (src/kpi/rollup.c).  A pipeline whose
--- changes are all later than its last scored run continues from its kept
--- windows over the new runs only; any other change (a late, corrected or
--- deleted run) rescores the pipeline from its first run, so the scores
--- never depend on the order runs arrived in.
-CREATE FUNCTION smartetl._anomaly_refresh(pipeline_ids bigint[], times timestamptz[]) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
-DECLARE
-    changed bigint[];
-    rebuild bigint[];
-BEGIN
-    SELECT array_agg(c.p), array_agg(c.p) FILTER (WHERE s.pipeline_id IS NULL OR c.t <= s.last_at)
-    INTO changed, rebuild
-    FROM (SELECT p, min(t) AS t FROM unnest(pipeline_ids, times) u(p, t)
-          WHERE p IS NOT NULL AND t IS NOT NULL GROUP BY p) c
-    LEFT JOIN smartetl.anomaly_state s ON s.pipeline_id = c.p;
-    IF changed IS NULL THEN
-        RETURN;
-    END IF;
-    IF rebuild IS NOT NULL THEN
-        DELETE FROM smartetl.run_anomaly_score WHERE pipeline_id = ANY (rebuild);
-        DELETE FROM smartetl.anomaly_state WHERE pipeline_id = ANY (rebuild);
-    END IF;
-    WITH scan AS MATERIALIZED (
-        SELECT r.run_id, r.pipeline_id, r.run_at, r.duration_s, r.rows_written, r.is_last,
-               smartetl._anomaly_scan(r.seed, r.lx_d, r.lx_v, r.run_at, r.is_last)
-                   OVER (PARTITION BY r.pipeline_id ORDER BY r.run_at, r.run_id ROWS UNBOUNDED PRECEDING) AS o
-        FROM (SELECT r.run_id, r.pipeline_id, r.run_at, r.duration_s, r.rows_written::float8 AS rows_written, s.windows AS seed,
-                     CASE WHEN r.duration_s >= 0 THEN ln(1 + r.duration_s) END AS lx_d,
-                     CASE WHEN r.rows_written::float8 >= 0 THEN ln(1 + r.rows_written::float8) END AS lx_v,
-                     lead(r.run_id) OVER (PARTITION BY r.pipeline_id ORDER BY r.run_at, r.run_id) IS NULL AS is_last
-              FROM unnest(changed) c(pipeline_id)
-              LEFT JOIN smartetl.anomaly_state s ON s.pipeline_id = c.pipeline_id
-              JOIN smartetl.run r ON r.pipeline_id = c.pipeline_id AND r.status = 'success'
-               AND r.run_at > coalesce(s.last_at, '-infinity')) r
-    ), scored AS (
-        INSERT INTO smartetl.run_anomaly_score
-        SELECT run_id, pipeline_id, run_at,
-               duration_s, o[1], o[2], (ln(1 + duration_s) - o[1]) / o[2], o[3]::int, o[4] = 1,
-               rows_written, o[5], o[6], (ln(1 + rows_written) - o[5]) / o[6], o[7]::int, o[8] = 1
-        FROM scan WHERE o[1] IS NOT NULL OR o[5] IS NOT NULL
-    )
-    INSERT INTO smartetl.anomaly_state AS k (pipeline_id, last_at, windows)
-    SELECT pipeline_id, run_at, o[9:] FROM scan WHERE is_last
-    ON CONFLICT (pipeline_id) DO UPDATE SET last_at = excluded.last_at, windows = excluded.windows;
-END $$;
-COMMENT ON FUNCTION smartetl._anomaly_refresh(bigint[], timestamptz[]) IS
-'score the successful runs of the changed (pipeline, time) pairs into run_anomaly_score: from the kept windows when every change is newer than the pipeline''s last scored run, else the whole pipeline again';
-
--- API: Public
-CREATE OR REPLACE FUNCTION smartetl.detect_anomalies(from_ts timestamptz, to_ts timestamptz,
-                                          threshold double precision DEFAULT 4.0)
-RETURNS TABLE (
-    run_id        bigint,
-    pipeline_id   bigint,
-    pipeline      text,
-    run_at        timestamptz,
-    kind          text,
-    value         double precision,
-    expected      double precision,
-    expected_low  double precision,
-    expected_high double precision,
-    score         double precision,
-    baseline      text,
-    baseline_runs integer)
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT s.run_id, s.pipeline_id, p.name, s.run_at, m.kind, m.x,
-           exp(m.center) - 1,
-           greatest(exp(m.center - threshold * m.scale) - 1, 0),
-           exp(m.center + threshold * m.scale) - 1,
-           m.score,
-           CASE WHEN m.seasonal THEN 'hour_of_week' ELSE 'recent_runs' END, m.n
-    FROM smartetl.run_anomaly_score s
-    CROSS JOIN LATERAL (VALUES ('duration', s.duration_s, s.duration_expected, s.duration_scale, s.duration_score,
-                                s.duration_seasonal, s.duration_runs),
-                               ('volume', s.rows_written, s.volume_expected, s.volume_scale, s.volume_score,
-                                s.volume_seasonal, s.volume_runs)) m(kind, x, center, scale, score, seasonal, n)
-    JOIN smartetl.pipeline p ON p.pipeline_id = s.pipeline_id
-    WHERE s.run_at >= from_ts AND s.run_at < to_ts
-      AND m.center IS NOT NULL AND abs(m.score) > threshold
-    ORDER BY s.run_at, s.run_id, m.kind
-$$;
-COMMENT ON FUNCTION smartetl.detect_anomalies(timestamptz, timestamptz, double precision) IS
-'successful runs in [from, to) whose duration or volume is abnormal against a robust baseline of earlier runs only (median/MAD of log(1+x), hour-of-week when there is enough history, else the last 30 runs); reads the scores kept as runs arrive (run_anomaly_score)';
-
--- API: Private
--- smartetl._kpi_refresh(pipeline_ids bigint[], times timestamptz[]):
--- recompute the rollups of the given (pipeline, time) pairs.  Takes the
--- ingest locks of those pipelines first, so that of two transactions
--- changing one pipeline the later recomputes after the earlier committed.
--- Every call is planned for its own key count (plan_cache_mode below), with
--- memory enough to sort a bulk load's keys without spilling.  Its two
--- statements are written by _kpi_rollup_sql() here, when the extension is
--- created (the upgrade script does the same), so they are static SQL whose
--- parse trees plpgsql keeps: a statement trigger pays only the planning.
--- The changed runs are then scored for anomalies (70_anomaly.sql) with the
--- same owner's rights.
-DO $do$
-BEGIN
-    EXECUTE pg_catalog.format($create$
-CREATE OR REPLACE FUNCTION smartetl._kpi_refresh(pipeline_ids bigint[], times timestamptz[]) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_custom_plan SET work_mem = '64MB' AS $body$
-BEGIN
-    PERFORM smartetl._lock_pipelines(pipeline_ids);
-%s;
-%s;
-    PERFORM smartetl._anomaly_refresh(pipeline_ids, times);
-END $body$$create$, smartetl._kpi_rollup_sql('refresh_hourly'), smartetl._kpi_rollup_sql('refresh_daily'));
-END $do$;
-
-SELECT pg_catalog.pg_extension_config_dump('smartetl.run_anomaly_score', '');
-SELECT pg_catalog.pg_extension_config_dump('smartetl.anomaly_state', '');
-REVOKE ALL ON FUNCTION smartetl._anomaly_scan_add(internal, double precision[], double precision, double precision, timestamptz, boolean),
-                       smartetl._anomaly_scan_row(internal),
-                       smartetl._anomaly_scan(double precision[], double precision, double precision, timestamptz, boolean),
-                       smartetl._anomaly_refresh(bigint[], timestamptz[]) FROM PUBLIC;
-GRANT SELECT ON smartetl.run_anomaly_score TO smartetl_reader;
-GRANT SELECT, INSERT, UPDATE, DELETE ON smartetl.run_anomaly_score, smartetl.anomaly_state TO smartetl_writer;
-GRANT EXECUTE ON FUNCTION smartetl._anomaly_refresh(bigint[], timestamptz[]),
-                          smartetl._anomaly_scan(double precision[], double precision, double precision, timestamptz, boolean)
-    TO smartetl_writer;
--- score the runs stored before the update
-SELECT smartetl._anomaly_refresh(array_agg(pipeline_id), array_agg('-infinity'::timestamptz))
-FROM smartetl.pipeline;
-
 -- ---------------------------------------------------------------------------
 -- alertscale (issue 13): incremental alert evaluation
 -- ---------------------------------------------------------------------------
@@ -6337,3 +6150,198 @@ BEGIN
         WHERE r.threshold IS NULL OR q.value > r.threshold;
     END IF;
 END $$;
+
+-- ---- anomalies scored at ingest (issue 13): per-run scores kept in
+-- run_anomaly_score, baseline windows per pipeline in anomaly_state, filled by
+-- _anomaly_refresh from _kpi_refresh and bulk ingest; detect_anomalies reads them
+-- API: Private (window aggregate, src/kpi/anomaly_scan.c)
+CREATE FUNCTION smartetl._anomaly_scan_add(internal, double precision[], double precision, double precision,
+                                           timestamptz, boolean) RETURNS internal
+AS 'MODULE_PATHNAME', 'anomaly_scan_add' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION smartetl._anomaly_scan_row(internal) RETURNS double precision[]
+AS 'MODULE_PATHNAME', 'anomaly_scan_row' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+-- API: Private
+CREATE AGGREGATE smartetl._anomaly_scan(double precision[], double precision, double precision,
+                                        timestamptz, boolean) (
+    SFUNC = smartetl._anomaly_scan_add,
+    STYPE = internal,
+    FINALFUNC = smartetl._anomaly_scan_row,
+    FINALFUNC_MODIFY = READ_ONLY
+);
+COMMENT ON AGGREGATE smartetl._anomaly_scan(double precision[], double precision, double precision, timestamptz, boolean) IS
+'window aggregate over one pipeline''s successful runs in time order (seed windows, log duration, log volume, run_at, is_last): each run''s {center, scale, baseline runs, seasonal} per kind, and on the last run the windows to keep';
+
+-- API: Public
+-- Each successful run's anomaly baseline and score, per kind, computed when
+-- the run arrives (from the pipeline's earlier runs only, so a score never
+-- changes unless earlier runs do).  A kind's columns are NULL where the run
+-- was not scored (no baseline yet, or no value).
+CREATE TABLE smartetl.run_anomaly_score (
+    run_id            bigint NOT NULL,
+    pipeline_id       bigint NOT NULL,
+    run_at            timestamptz NOT NULL,
+    duration_s        double precision,
+    duration_expected double precision,
+    duration_scale    double precision,
+    duration_score    double precision,
+    duration_runs     integer,
+    duration_seasonal boolean,
+    rows_written      double precision,
+    volume_expected   double precision,
+    volume_scale      double precision,
+    volume_score      double precision,
+    volume_runs       integer,
+    volume_seasonal   boolean,
+    -- one index serves the rescoring of a pipeline and detect_anomalies (a
+    -- range per pipeline); every index more costs a bulk load one insert per run
+    PRIMARY KEY (pipeline_id, run_at, run_id)
+);
+COMMENT ON TABLE smartetl.run_anomaly_score IS
+'per successful run and kind (duration, volume): the baseline (expected = median of log(1 + x) of earlier runs, scale = robust spread of their residuals), the score (log(1 + x) - expected) / scale and the baseline''s run count and kind; kept by _anomaly_refresh as runs change';
+
+-- API: Private
+-- Per pipeline: the baseline windows after its last scored run (run_at =
+-- last_at), so that newer runs are scored without reading the history.
+CREATE TABLE smartetl.anomaly_state (
+    pipeline_id bigint NOT NULL PRIMARY KEY,
+    last_at     timestamptz NOT NULL,
+    windows     double precision[] NOT NULL
+);
+COMMENT ON TABLE smartetl.anomaly_state IS
+'per pipeline, the anomaly baseline windows (src/kpi/anomaly_scan.c) after its latest successful run (last_at): the seed of the next scoring';
+
+-- API: Private
+-- Score the runs of changed pipelines: called with the (pipeline, run time)
+-- pairs of changed runs, by _kpi_refresh (runs changed with SQL) and by
+-- bulk ingest for its new runs (src/kpi/rollup.c).  A pipeline whose
+-- changes are all later than its last scored run continues from its kept
+-- windows over the new runs only; any other change (a late, corrected or
+-- deleted run) rescores the pipeline from its first run, so the scores
+-- never depend on the order runs arrived in.  Every statement is set-based
+-- over the changed pipelines (a bulk DELETE or UPDATE of many pipelines'
+-- runs costs one pass over their runs), and reads each pipeline's runs
+-- through run_pipeline_time (the OFFSET 0 keeps the lateral subquery a
+-- per-pipeline index range, whatever the statistics of a table loaded in
+-- the same transaction say).
+CREATE FUNCTION smartetl._anomaly_refresh(pipeline_ids bigint[], times timestamptz[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+DECLARE
+    changed bigint[];
+    rebuild bigint[];
+BEGIN
+    SELECT array_agg(c.p ORDER BY c.p), array_agg(c.p ORDER BY c.p) FILTER (WHERE s.pipeline_id IS NULL OR c.t <= s.last_at)
+    INTO changed, rebuild
+    FROM (SELECT p, min(t) AS t FROM unnest(pipeline_ids, times) u(p, t)
+          WHERE p IS NOT NULL AND t IS NOT NULL GROUP BY p) c
+    LEFT JOIN smartetl.anomaly_state s ON s.pipeline_id = c.p;
+    IF changed IS NULL THEN
+        RETURN;
+    END IF;
+    IF rebuild IS NOT NULL THEN
+        DELETE FROM smartetl.run_anomaly_score k USING unnest(rebuild) u(p) WHERE k.pipeline_id = u.p;
+        DELETE FROM smartetl.anomaly_state k USING unnest(rebuild) u(p) WHERE k.pipeline_id = u.p;
+    END IF;
+    WITH scan AS MATERIALIZED (
+        SELECT r.run_id, r.pipeline_id, r.run_at, r.duration_s, r.rows_written, r.is_last,
+               smartetl._anomaly_scan(r.seed, r.lx_d, r.lx_v, r.run_at, r.is_last)
+                   OVER (PARTITION BY r.pipeline_id ORDER BY r.run_at, r.run_id ROWS UNBOUNDED PRECEDING) AS o
+        FROM (SELECT r.run_id, c.pipeline_id, r.run_at, r.duration_s, r.rows_written::float8 AS rows_written, s.windows AS seed,
+                     CASE WHEN r.duration_s >= 0 THEN ln(1 + r.duration_s) END AS lx_d,
+                     CASE WHEN r.rows_written::float8 >= 0 THEN ln(1 + r.rows_written::float8) END AS lx_v,
+                     lead(r.run_id) OVER (PARTITION BY c.pipeline_id ORDER BY r.run_at, r.run_id) IS NULL AS is_last
+              FROM unnest(changed) c(pipeline_id)
+              LEFT JOIN smartetl.anomaly_state s ON s.pipeline_id = c.pipeline_id
+              CROSS JOIN LATERAL (
+                  SELECT r.run_id, r.run_at, r.duration_s, r.rows_written FROM smartetl.run r
+                  WHERE r.pipeline_id = c.pipeline_id AND r.status = 'success'
+                    AND r.run_at > coalesce(s.last_at, '-infinity') OFFSET 0) r) r
+    ), scored AS (
+        INSERT INTO smartetl.run_anomaly_score
+        SELECT run_id, pipeline_id, run_at,
+               duration_s, o[1], o[2], (ln(1 + duration_s) - o[1]) / o[2], o[3]::int, o[4] = 1,
+               rows_written, o[5], o[6], (ln(1 + rows_written) - o[5]) / o[6], o[7]::int, o[8] = 1
+        FROM scan WHERE o[1] IS NOT NULL OR o[5] IS NOT NULL
+    )
+    INSERT INTO smartetl.anomaly_state AS k (pipeline_id, last_at, windows)
+    SELECT pipeline_id, run_at, o[9:] FROM scan WHERE is_last
+    ON CONFLICT (pipeline_id) DO UPDATE SET last_at = excluded.last_at, windows = excluded.windows;
+END $$;
+COMMENT ON FUNCTION smartetl._anomaly_refresh(bigint[], timestamptz[]) IS
+'score the successful runs of the changed (pipeline, time) pairs into run_anomaly_score: from the kept windows when every change is newer than the pipeline''s last scored run, else the whole pipeline again';
+
+-- API: Public
+CREATE OR REPLACE FUNCTION smartetl.detect_anomalies(from_ts timestamptz, to_ts timestamptz,
+                                          threshold double precision DEFAULT 4.0)
+RETURNS TABLE (
+    run_id        bigint,
+    pipeline_id   bigint,
+    pipeline      text,
+    run_at        timestamptz,
+    kind          text,
+    value         double precision,
+    expected      double precision,
+    expected_low  double precision,
+    expected_high double precision,
+    score         double precision,
+    baseline      text,
+    baseline_runs integer)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT s.run_id, s.pipeline_id, p.name, s.run_at, m.kind, m.x,
+           exp(m.center) - 1,
+           greatest(exp(m.center - threshold * m.scale) - 1, 0),
+           exp(m.center + threshold * m.scale) - 1,
+           m.score,
+           CASE WHEN m.seasonal THEN 'hour_of_week' ELSE 'recent_runs' END, m.n
+    FROM smartetl.pipeline p
+    JOIN smartetl.run_anomaly_score s
+      ON s.pipeline_id = p.pipeline_id AND s.run_at >= from_ts AND s.run_at < to_ts
+    CROSS JOIN LATERAL (VALUES ('duration', s.duration_s, s.duration_expected, s.duration_scale, s.duration_score,
+                                s.duration_seasonal, s.duration_runs),
+                               ('volume', s.rows_written, s.volume_expected, s.volume_scale, s.volume_score,
+                                s.volume_seasonal, s.volume_runs)) m(kind, x, center, scale, score, seasonal, n)
+    WHERE m.center IS NOT NULL AND abs(m.score) > threshold
+    ORDER BY s.run_at, s.run_id, m.kind
+$$;
+COMMENT ON FUNCTION smartetl.detect_anomalies(timestamptz, timestamptz, double precision) IS
+'successful runs in [from, to) whose duration or volume is abnormal against a robust baseline of earlier runs only (median/MAD of log(1+x), hour-of-week when there is enough history, else the last 30 runs); reads the scores kept as runs arrive (run_anomaly_score)';
+
+-- API: Private
+-- smartetl._kpi_refresh(pipeline_ids bigint[], times timestamptz[]):
+-- recompute the rollups of the given (pipeline, time) pairs.  Takes the
+-- ingest locks of those pipelines first, so that of two transactions
+-- changing one pipeline the later recomputes after the earlier committed.
+-- Every call is planned for its own key count (plan_cache_mode below), with
+-- memory enough to sort a bulk load's keys without spilling.  Its two
+-- statements are written by _kpi_rollup_sql() here, when the extension is
+-- created (the upgrade script does the same), so they are static SQL whose
+-- parse trees plpgsql keeps: a statement trigger pays only the planning.
+-- The changed runs are then scored for anomalies (70_anomaly.sql) with the
+-- same owner's rights.
+DO $do$
+BEGIN
+    EXECUTE pg_catalog.format($create$
+CREATE OR REPLACE FUNCTION smartetl._kpi_refresh(pipeline_ids bigint[], times timestamptz[]) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan SET work_mem = '64MB' AS $body$
+BEGIN
+    PERFORM smartetl._lock_pipelines(pipeline_ids);
+%s;
+%s;
+    PERFORM smartetl._anomaly_refresh(pipeline_ids, times);
+END $body$$create$, smartetl._kpi_rollup_sql('refresh_hourly'), smartetl._kpi_rollup_sql('refresh_daily'));
+END $do$;
+
+SELECT pg_catalog.pg_extension_config_dump('smartetl.run_anomaly_score', '');
+SELECT pg_catalog.pg_extension_config_dump('smartetl.anomaly_state', '');
+REVOKE ALL ON FUNCTION smartetl._anomaly_scan_add(internal, double precision[], double precision, double precision, timestamptz, boolean),
+                       smartetl._anomaly_scan_row(internal),
+                       smartetl._anomaly_scan(double precision[], double precision, double precision, timestamptz, boolean),
+                       smartetl._anomaly_refresh(bigint[], timestamptz[]) FROM PUBLIC;
+GRANT SELECT ON smartetl.run_anomaly_score TO smartetl_reader;
+GRANT SELECT, INSERT, UPDATE, DELETE ON smartetl.run_anomaly_score, smartetl.anomaly_state TO smartetl_writer;
+GRANT EXECUTE ON FUNCTION smartetl._anomaly_refresh(bigint[], timestamptz[]),
+                          smartetl._anomaly_scan(double precision[], double precision, double precision, timestamptz, boolean)
+    TO smartetl_writer;
+-- score the runs stored before the update
+SELECT smartetl._anomaly_refresh(array_agg(pipeline_id), array_agg('-infinity'::timestamptz))
+FROM smartetl.pipeline;
