@@ -6222,9 +6222,12 @@ COMMENT ON TABLE smartetl.anomaly_state IS
 -- runs costs one pass over their runs), and reads each pipeline's runs
 -- through run_pipeline_time (the OFFSET 0 keeps the lateral subquery a
 -- per-pipeline index range, whatever the statistics of a table loaded in
--- the same transaction say).
+-- the same transaction say).  A bulk load sorts all its new runs: memory
+-- as _kpi_refresh has; no JIT (the work is in the C aggregate and the
+-- writes, and a bulk change's estimate would compile it on every call).
 CREATE FUNCTION smartetl._anomaly_refresh(pipeline_ids bigint[], times timestamptz[]) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan
+SET work_mem = '64MB' SET jit = off AS $$
 DECLARE
     changed bigint[];
     rebuild bigint[];
