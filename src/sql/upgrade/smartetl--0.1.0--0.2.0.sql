@@ -6216,11 +6216,13 @@ COMMENT ON TABLE smartetl.anomaly_state IS
 -- bulk ingest for its new runs (src/kpi/rollup.c).  A pipeline whose
 -- changes are all later than its last scored run continues from its kept
 -- windows over the new runs only; any other change (a late, corrected or
--- deleted run) rescores the pipeline from its first run, so the scores
--- never depend on the order runs arrived in.  Every statement is set-based
--- over the changed pipelines (a bulk DELETE or UPDATE of many pipelines'
--- runs costs one pass over their runs), and reads each pipeline's runs
--- through run_pipeline_time (the OFFSET 0 keeps the lateral subquery a
+-- deleted run) rescans the pipeline from its first run, so the scores
+-- never depend on the order runs arrived in, and rewrites the scores from
+-- its earliest change on (a run's score depends on earlier runs only, so
+-- the ones before stay as they are).  Every statement is set-based over
+-- the changed pipelines (a bulk DELETE or UPDATE of many pipelines' runs
+-- costs one pass over their runs), and reads each pipeline's runs through
+-- run_pipeline_time (the OFFSET 0 keeps the lateral subquery a
 -- per-pipeline index range, whatever the statistics of a table loaded in
 -- the same transaction say).  A bulk load sorts all its new runs: memory
 -- as _kpi_refresh has; no JIT (the work is in the C aggregate and the
@@ -6229,30 +6231,36 @@ CREATE FUNCTION smartetl._anomaly_refresh(pipeline_ids bigint[], times timestamp
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan
 SET work_mem = '64MB' SET jit = off AS $$
 DECLARE
-    changed bigint[];
-    rebuild bigint[];
+    changed bigint[];           -- the changed pipelines
+    rescan_from timestamptz[];  -- per changed pipeline: rescanned, scores rewritten from then on; NULL: continued
+    any_rescan boolean;
 BEGIN
-    SELECT array_agg(c.p ORDER BY c.p), array_agg(c.p ORDER BY c.p) FILTER (WHERE s.pipeline_id IS NULL OR c.t <= s.last_at)
-    INTO changed, rebuild
+    SELECT array_agg(c.p ORDER BY c.p),
+           array_agg(CASE WHEN s.pipeline_id IS NULL OR c.t <= s.last_at THEN c.t END ORDER BY c.p),
+           bool_or(s.pipeline_id IS NULL OR c.t <= s.last_at)
+    INTO changed, rescan_from, any_rescan
     FROM (SELECT p, min(t) AS t FROM unnest(pipeline_ids, times) u(p, t)
           WHERE p IS NOT NULL AND t IS NOT NULL GROUP BY p) c
     LEFT JOIN smartetl.anomaly_state s ON s.pipeline_id = c.p;
     IF changed IS NULL THEN
         RETURN;
     END IF;
-    IF rebuild IS NOT NULL THEN
-        DELETE FROM smartetl.run_anomaly_score k USING unnest(rebuild) u(p) WHERE k.pipeline_id = u.p;
-        DELETE FROM smartetl.anomaly_state k USING unnest(rebuild) u(p) WHERE k.pipeline_id = u.p;
+    IF any_rescan THEN
+        DELETE FROM smartetl.run_anomaly_score k USING unnest(changed, rescan_from) u(p, t)
+        WHERE k.pipeline_id = u.p AND k.run_at >= u.t;
+        DELETE FROM smartetl.anomaly_state k USING unnest(changed, rescan_from) u(p, t)
+        WHERE k.pipeline_id = u.p AND u.t IS NOT NULL;
     END IF;
     WITH scan AS MATERIALIZED (
-        SELECT r.run_id, r.pipeline_id, r.run_at, r.duration_s, r.rows_written, r.is_last,
+        SELECT r.run_id, r.pipeline_id, r.run_at, r.duration_s, r.rows_written, r.is_last, r.from_t,
                smartetl._anomaly_scan(r.seed, r.lx_d, r.lx_v, r.run_at, r.is_last)
                    OVER (PARTITION BY r.pipeline_id ORDER BY r.run_at, r.run_id ROWS UNBOUNDED PRECEDING) AS o
         FROM (SELECT r.run_id, c.pipeline_id, r.run_at, r.duration_s, r.rows_written::float8 AS rows_written, s.windows AS seed,
+                     c.from_t,
                      CASE WHEN r.duration_s >= 0 THEN ln(1 + r.duration_s) END AS lx_d,
                      CASE WHEN r.rows_written::float8 >= 0 THEN ln(1 + r.rows_written::float8) END AS lx_v,
                      lead(r.run_id) OVER (PARTITION BY c.pipeline_id ORDER BY r.run_at, r.run_id) IS NULL AS is_last
-              FROM unnest(changed) c(pipeline_id)
+              FROM unnest(changed, rescan_from) c(pipeline_id, from_t)
               LEFT JOIN smartetl.anomaly_state s ON s.pipeline_id = c.pipeline_id
               CROSS JOIN LATERAL (
                   SELECT r.run_id, r.run_at, r.duration_s, r.rows_written FROM smartetl.run r
@@ -6263,14 +6271,14 @@ BEGIN
         SELECT run_id, pipeline_id, run_at,
                duration_s, o[1], o[2], (ln(1 + duration_s) - o[1]) / o[2], o[3]::int, o[4] = 1,
                rows_written, o[5], o[6], (ln(1 + rows_written) - o[5]) / o[6], o[7]::int, o[8] = 1
-        FROM scan WHERE o[1] IS NOT NULL OR o[5] IS NOT NULL
+        FROM scan WHERE (o[1] IS NOT NULL OR o[5] IS NOT NULL) AND (from_t IS NULL OR run_at >= from_t)
     )
     INSERT INTO smartetl.anomaly_state AS k (pipeline_id, last_at, windows)
     SELECT pipeline_id, run_at, o[9:] FROM scan WHERE is_last
     ON CONFLICT (pipeline_id) DO UPDATE SET last_at = excluded.last_at, windows = excluded.windows;
 END $$;
 COMMENT ON FUNCTION smartetl._anomaly_refresh(bigint[], timestamptz[]) IS
-'score the successful runs of the changed (pipeline, time) pairs into run_anomaly_score: from the kept windows when every change is newer than the pipeline''s last scored run, else the whole pipeline again';
+'score the successful runs of the changed (pipeline, time) pairs into run_anomaly_score: from the kept windows when every change is newer than the pipeline''s last scored run, else the whole pipeline again (scores rewritten from the earliest change on)';
 
 -- API: Public
 CREATE OR REPLACE FUNCTION smartetl.detect_anomalies(from_ts timestamptz, to_ts timestamptz,
