@@ -83,6 +83,7 @@ extern void alert_statement_timeout_disarm(void);
 extern void alert_pin_search_path(void);
 extern void delivery_error(DeliveryResult *r, const char *fmt,...) pg_attribute_printf(2, 3);
 extern void outbox_reset_stale(void);
+extern void outbox_bury_orphans(void);
 extern int	outbox_claim(Delivery **out, int max, DeliveryResult *refused, int *nrefused,
 						 MemoryContext cxt);
 extern void outbox_record(const DeliveryResult *results, int n, int max_attempts);
