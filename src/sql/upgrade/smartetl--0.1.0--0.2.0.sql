@@ -6323,3 +6323,6 @@ BEGIN
     END IF;
     RETURN NULL;
 END $$;
+
+-- the worker's claim: the oldest due deliveries first, without reading the sent ones
+CREATE INDEX delivery_claim ON smartetl.delivery (delivery_id) WHERE status IN ('pending', 'retrying');
