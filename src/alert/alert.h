@@ -7,8 +7,8 @@
  * (alert_worker.c) runs smartetl.evaluate_alerts() in a transaction, claims
  * due deliveries in another (alert_outbox.c), notifies LISTEN channels in a
  * third (alert_notify.c), sends the rest through the libcurl multi
- * interface with no transaction open (alert_send.c), and records each
- * outcome as soon as it is known.
+ * interface with no transaction open (alert_send.c), and records the
+ * outcomes known at each cycle, a batch in one statement.
  *-------------------------------------------------------------------------
  */
 #ifndef SMARTETL_ALERT_H

@@ -8,10 +8,13 @@
  * Every statement the worker runs goes through alert_spi_execute(), which
  * pins the search_path and arms the worker's statement timeout: a
  * background worker does not pass through postgres.c, where
- * statement_timeout is normally armed.  One delivery can never fail the
- * claim of the others: its body is loaded in a subtransaction of its own,
- * and a body that cannot be loaded or is too large is recorded as that
- * delivery's failure.
+ * statement_timeout is normally armed.  Work is done a batch per
+ * statement: the bodies of all the claimed deliveries are read in one
+ * query, the outcomes of all the finished ones written in one UPDATE.  One
+ * delivery can never fail the claim of the others: the bodies are read in
+ * a subtransaction, and if that fails each body is loaded in a
+ * subtransaction of its own; a body that cannot be loaded or is too large
+ * is recorded as that delivery's failure.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
