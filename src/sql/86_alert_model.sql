@@ -173,6 +173,8 @@ CREATE INDEX delivery_due ON smartetl.delivery (next_attempt_at) WHERE status IN
 CREATE INDEX delivery_group ON smartetl.delivery (channel, group_key, delivery_id)
     WHERE status IN ('pending', 'retrying', 'sending');
 CREATE INDEX delivery_muted ON smartetl.delivery (channel, group_key) WHERE status = 'muted';
+-- the worker's claim: the oldest due deliveries first, without reading the sent ones
+CREATE INDEX delivery_claim ON smartetl.delivery (delivery_id) WHERE status IN ('pending', 'retrying');
 
 -- API: Private
 -- Does a glob (* and ?) match s?  Other characters are literal.

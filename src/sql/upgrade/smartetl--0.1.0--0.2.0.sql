@@ -7095,3 +7095,307 @@ GRANT EXECUTE ON FUNCTION
     smartetl._alert_cond_model_drift(smartetl.alert_rule, bigint[]),
     smartetl._alert_cond_sql(smartetl.alert_rule, bigint[])
     TO smartetl_admin;
+
+-- ---- burst delivery (issue 13): notifications queued as a set, one statement per step
+-- API: Private
+-- Queue the notifications that are due; returns how many deliveries.
+-- Examines every group (all_groups), or those in alert_group_due whose
+-- time came, and sets each examined group's next due time.  Set-based:
+-- the groups due are recorded notified, their notifications built and
+-- queued, and their alerts marked in one statement each (a burst of
+-- 10,000 new groups is 10,000 rows, not 10,000 loops).
+CREATE OR REPLACE FUNCTION smartetl._alert_notify(all_groups boolean DEFAULT true) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+DECLARE
+    todo text[];
+    due_groups text[];
+    refresh_groups text[];
+    x record;
+    payload_sql text;
+    queued integer := 0;
+BEGIN
+    IF all_groups THEN
+        DELETE FROM smartetl.alert_group_due;
+    ELSE
+        WITH d AS (DELETE FROM smartetl.alert_group_due d WHERE d.due_at <= now() RETURNING d.group_key)
+        SELECT array_agg(d.group_key) INTO todo FROM d;
+        IF todo IS NULL THEN
+            RETURN 0;
+        END IF;
+    END IF;
+    -- examine the groups (those of a rule that exists): each is due next by
+    -- its timers (or when its alerts change); which are due now, with
+    -- Alertmanager's timing: group_wait, then group_interval, then
+    -- repeat_interval; which only need their Alertmanager re-post
+    -- (Alertmanager forgets alerts not re-posted within resolve_timeout)
+    WITH g AS (
+        SELECT a.group_key, min(a.rule_name) AS rule_name,
+               bool_or(a.state = 'firing' AND NOT smartetl._alert_muted(a)
+                       AND a.notified_state IS DISTINCT FROM 'firing') AS new_firing,
+               bool_or(a.state = 'resolved' AND a.notified_state = 'firing'
+                       AND NOT smartetl._alert_held(a)) AS newly_resolved,
+               bool_or(a.state = 'firing' AND NOT smartetl._alert_muted(a)) AS any_firing,
+               min(a.started_at) FILTER (WHERE a.state = 'firing' AND NOT smartetl._alert_muted(a)
+                                         AND a.notified_state IS DISTINCT FROM 'firing') AS first_pending
+        FROM smartetl.alert a
+        WHERE (a.state = 'firing' OR a.notified_state = 'firing')
+          AND (all_groups OR a.group_key = ANY (todo))
+        GROUP BY a.group_key
+    ), e AS (
+        SELECT g.group_key,
+               coalesce(CASE
+                   WHEN st.last_notified_at IS NULL THEN g.new_firing AND g.first_pending + r.group_wait <= now()
+                   WHEN g.new_firing OR g.newly_resolved THEN st.last_notified_at + r.group_interval <= now()
+                   ELSE g.any_firing AND st.last_notified_at + r.repeat_interval <= now() END, false) AS due,
+               g.any_firing AND st.last_notified_at IS NOT NULL
+               AND coalesce(st.am_posted_at, st.last_notified_at) < now() - interval '1 minute'
+               AND EXISTS (SELECT 1 FROM smartetl.channel c WHERE c.name = ANY (r.channels) AND c.kind = 'alertmanager')
+               AS refresh
+        FROM g
+        JOIN smartetl.alert_rule r ON r.name = g.rule_name
+        LEFT JOIN smartetl.alert_group st ON st.group_key = g.group_key
+    ), next_due AS (
+        INSERT INTO smartetl.alert_group_due AS d (group_key, due_at)
+        SELECT e.group_key, t FROM e CROSS JOIN LATERAL smartetl._alert_group_next_due(e.group_key) t
+        WHERE t IS NOT NULL
+        ON CONFLICT (group_key) DO UPDATE SET due_at = least(d.due_at, excluded.due_at)
+    )
+    SELECT coalesce(array_agg(e.group_key ORDER BY e.group_key) FILTER (WHERE e.due), '{}'),
+           coalesce(array_agg(e.group_key ORDER BY e.group_key) FILTER (WHERE NOT e.due AND e.refresh), '{}')
+    INTO due_groups, refresh_groups
+    FROM e;
+    FOR x IN SELECT r, st
+             FROM (SELECT a.group_key, min(a.rule_name) AS rule_name FROM smartetl.alert a
+                   WHERE a.group_key = ANY (refresh_groups) AND (a.state = 'firing' OR a.notified_state = 'firing')
+                   GROUP BY a.group_key) g
+             JOIN smartetl.alert_rule r ON r.name = g.rule_name
+             JOIN smartetl.alert_group st ON st.group_key = g.group_key
+             ORDER BY g.group_key LOOP
+        queued := queued + smartetl._alert_refresh_alertmanager(x.r, x.st);
+    END LOOP;
+    IF due_groups = '{}' THEN
+        RETURN queued;
+    END IF;
+    -- the groups notified now
+    INSERT INTO smartetl.alert_group AS ag (group_key, rule_name, labels, last_notified_at, seq)
+    SELECT g.group_key, g.rule_name,
+           (SELECT coalesce(jsonb_object_agg(l, g.labels->>l), '{}') FROM unnest(r.group_by) l), now(), 1
+    FROM (SELECT a.group_key, min(a.rule_name) AS rule_name, min(a.labels::text)::jsonb AS labels
+          FROM smartetl.alert a
+          WHERE a.group_key = ANY (due_groups) AND (a.state = 'firing' OR a.notified_state = 'firing')
+          GROUP BY a.group_key) g
+    JOIN smartetl.alert_rule r ON r.name = g.rule_name
+    ORDER BY g.group_key
+    ON CONFLICT (group_key) DO UPDATE SET last_notified_at = now(), am_posted_at = now(), seq = ag.seq + 1;
+    -- their notifications, one per channel of the rule, built by the channel
+    -- kind's formatter (smartetl.alert_channel_kinds()); a channel in a
+    -- maintenance window: recorded as muted, caught up when it ends
+    SELECT 'CASE x.kind WHEN ''notify'' THEN pg_catalog.jsonb_build_object(''content_type'', ''application/json'', ''body'', x.n) '
+           || string_agg(format('WHEN %L THEN %s(x.n, x.options) ', k.kind, k.formatter), '' ORDER BY k.kind)
+           || 'ELSE smartetl._payload(x.kind, x.n, x.options) END'
+    INTO payload_sql
+    FROM smartetl.alert_channel_kinds() k WHERE k.kind <> 'notify';
+    -- the formatters come from the registry, never from a caller
+    EXECUTE format($q$
+        INSERT INTO smartetl.delivery (channel, group_key, idempotency_key, notification, payload, status, last_error)
+        SELECT x.channel, x.group_key, x.key, x.n, %s,
+               CASE WHEN x.win IS NULL THEN 'pending' ELSE 'muted' END, 'muted by maintenance window ' || x.win
+        FROM (SELECT ch.name AS channel, ch.kind, ch.options, g.group_key, k.key,
+                     smartetl._alert_notification(g.group_key, k.key,
+                         replace(replace(ch.options->>'link_template', '{pipeline}', coalesce(g.labels->>'pipeline', '')),
+                                 '{namespace}', coalesce(g.labels->>'namespace', ''))) AS n,
+                     (SELECT w.name FROM smartetl.maintenance_window w
+                      WHERE w.enabled AND ch.name = ANY (w.channels) AND smartetl.maintenance_window_active(w.name)
+                      ORDER BY w.name LIMIT 1) AS win
+              FROM (SELECT a.group_key, min(a.rule_name) AS rule_name, min(a.labels::text)::jsonb AS labels
+                    FROM smartetl.alert a
+                    WHERE a.group_key = ANY ($1) AND (a.state = 'firing' OR a.notified_state = 'firing')
+                    GROUP BY a.group_key) g
+              JOIN smartetl.alert_rule r ON r.name = g.rule_name
+              JOIN smartetl.alert_group st ON st.group_key = g.group_key
+              CROSS JOIN LATERAL (SELECT md5(g.group_key) || '-' || st.seq AS key) k
+              JOIN smartetl.channel ch ON ch.name = ANY (r.channels)
+              ORDER BY g.group_key, ch.name) x
+        ORDER BY x.group_key, x.channel
+        ON CONFLICT (channel, idempotency_key) DO NOTHING$q$, payload_sql)
+    USING due_groups;
+    queued := queued + (SELECT count(*)
+                        FROM (SELECT a.group_key, min(a.rule_name) AS rule_name FROM smartetl.alert a
+                              WHERE a.group_key = ANY (due_groups) AND (a.state = 'firing' OR a.notified_state = 'firing')
+                              GROUP BY a.group_key) g
+                        JOIN smartetl.alert_rule r ON r.name = g.rule_name
+                        JOIN smartetl.channel ch ON ch.name = ANY (r.channels));
+    UPDATE smartetl.alert a SET notified_state = a.state,
+                                notified_at = coalesce(a.notified_at, CASE WHEN a.state = 'firing' THEN now() END)
+    WHERE a.group_key = ANY (due_groups)
+      AND ((a.state = 'firing' AND NOT smartetl._alert_muted(a))
+           OR (a.state = 'resolved' AND a.notified_state = 'firing' AND NOT smartetl._alert_held(a)));
+    RETURN queued;
+END $$;
+
+CREATE OR REPLACE FUNCTION smartetl._alert_group_changed() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_TABLE_NAME = 'alert_group' THEN
+        INSERT INTO smartetl.alert_group_due AS d (group_key, due_at)
+        SELECT DISTINCT o.group_key, '-infinity'::timestamptz FROM old_rows o
+        ON CONFLICT (group_key) DO UPDATE SET due_at = excluded.due_at;
+    ELSIF TG_OP = 'INSERT' THEN
+        INSERT INTO smartetl.alert_group_due AS d (group_key, due_at)
+        SELECT DISTINCT n.group_key, '-infinity'::timestamptz FROM new_rows n
+        ON CONFLICT (group_key) DO UPDATE SET due_at = excluded.due_at;
+    ELSE
+        -- value, annotations and last_seen_at alone notify nobody.  Planned
+        -- for each statement (EXECUTE): a plan kept from a one-row update
+        -- would join the 10,000 rows of a burst's update in a nested loop
+        EXECUTE $q$
+        INSERT INTO smartetl.alert_group_due AS d (group_key, due_at)
+        SELECT DISTINCT x.group_key, '-infinity'::timestamptz
+        FROM (SELECT n.group_key FROM new_rows n JOIN old_rows o USING (alert_id)
+              WHERE (n.group_key, n.state, n.notified_state, n.silenced, n.inhibited_by, n.muted_by,
+                     n.snoozed_until, n.started_at, n.resolved_at, n.notified_at, n.acked_by,
+                     n.escalation_level, n.escalated_at)
+                    IS DISTINCT FROM
+                    (o.group_key, o.state, o.notified_state, o.silenced, o.inhibited_by, o.muted_by,
+                     o.snoozed_until, o.started_at, o.resolved_at, o.notified_at, o.acked_by,
+                     o.escalation_level, o.escalated_at)
+              UNION ALL
+              SELECT o.group_key FROM new_rows n JOIN old_rows o USING (alert_id)
+              WHERE n.group_key <> o.group_key) x
+        ON CONFLICT (group_key) DO UPDATE SET due_at = excluded.due_at$q$;
+    END IF;
+    RETURN NULL;
+END $$;
+
+-- the worker's claim: the oldest due deliveries first, without reading the sent ones
+CREATE INDEX delivery_claim ON smartetl.delivery (delivery_id) WHERE status IN ('pending', 'retrying');
+
+-- _alert_notify: every channel kind, notify too, rendered by its registry formatter
+CREATE OR REPLACE FUNCTION smartetl._alert_notify(all_groups boolean DEFAULT true) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+DECLARE
+    todo text[];
+    due_groups text[];
+    refresh_groups text[];
+    x record;
+    payload_sql text;
+    queued integer := 0;
+BEGIN
+    IF all_groups THEN
+        DELETE FROM smartetl.alert_group_due;
+    ELSE
+        WITH d AS (DELETE FROM smartetl.alert_group_due d WHERE d.due_at <= now() RETURNING d.group_key)
+        SELECT array_agg(d.group_key) INTO todo FROM d;
+        IF todo IS NULL THEN
+            RETURN 0;
+        END IF;
+    END IF;
+    -- examine the groups (those of a rule that exists): each is due next by
+    -- its timers (or when its alerts change); which are due now, with
+    -- Alertmanager's timing: group_wait, then group_interval, then
+    -- repeat_interval; which only need their Alertmanager re-post
+    -- (Alertmanager forgets alerts not re-posted within resolve_timeout)
+    WITH g AS (
+        SELECT a.group_key, min(a.rule_name) AS rule_name,
+               bool_or(a.state = 'firing' AND NOT smartetl._alert_muted(a)
+                       AND a.notified_state IS DISTINCT FROM 'firing') AS new_firing,
+               bool_or(a.state = 'resolved' AND a.notified_state = 'firing'
+                       AND NOT smartetl._alert_held(a)) AS newly_resolved,
+               bool_or(a.state = 'firing' AND NOT smartetl._alert_muted(a)) AS any_firing,
+               min(a.started_at) FILTER (WHERE a.state = 'firing' AND NOT smartetl._alert_muted(a)
+                                         AND a.notified_state IS DISTINCT FROM 'firing') AS first_pending
+        FROM smartetl.alert a
+        WHERE (a.state = 'firing' OR a.notified_state = 'firing')
+          AND (all_groups OR a.group_key = ANY (todo))
+        GROUP BY a.group_key
+    ), e AS (
+        SELECT g.group_key,
+               coalesce(CASE
+                   WHEN st.last_notified_at IS NULL THEN g.new_firing AND g.first_pending + r.group_wait <= now()
+                   WHEN g.new_firing OR g.newly_resolved THEN st.last_notified_at + r.group_interval <= now()
+                   ELSE g.any_firing AND st.last_notified_at + r.repeat_interval <= now() END, false) AS due,
+               g.any_firing AND st.last_notified_at IS NOT NULL
+               AND coalesce(st.am_posted_at, st.last_notified_at) < now() - interval '1 minute'
+               AND EXISTS (SELECT 1 FROM smartetl.channel c WHERE c.name = ANY (r.channels) AND c.kind = 'alertmanager')
+               AS refresh
+        FROM g
+        JOIN smartetl.alert_rule r ON r.name = g.rule_name
+        LEFT JOIN smartetl.alert_group st ON st.group_key = g.group_key
+    ), next_due AS (
+        INSERT INTO smartetl.alert_group_due AS d (group_key, due_at)
+        SELECT e.group_key, t FROM e CROSS JOIN LATERAL smartetl._alert_group_next_due(e.group_key) t
+        WHERE t IS NOT NULL
+        ON CONFLICT (group_key) DO UPDATE SET due_at = least(d.due_at, excluded.due_at)
+    )
+    SELECT coalesce(array_agg(e.group_key ORDER BY e.group_key) FILTER (WHERE e.due), '{}'),
+           coalesce(array_agg(e.group_key ORDER BY e.group_key) FILTER (WHERE NOT e.due AND e.refresh), '{}')
+    INTO due_groups, refresh_groups
+    FROM e;
+    FOR x IN SELECT r, st
+             FROM (SELECT a.group_key, min(a.rule_name) AS rule_name FROM smartetl.alert a
+                   WHERE a.group_key = ANY (refresh_groups) AND (a.state = 'firing' OR a.notified_state = 'firing')
+                   GROUP BY a.group_key) g
+             JOIN smartetl.alert_rule r ON r.name = g.rule_name
+             JOIN smartetl.alert_group st ON st.group_key = g.group_key
+             ORDER BY g.group_key LOOP
+        queued := queued + smartetl._alert_refresh_alertmanager(x.r, x.st);
+    END LOOP;
+    IF due_groups = '{}' THEN
+        RETURN queued;
+    END IF;
+    -- the groups notified now
+    INSERT INTO smartetl.alert_group AS ag (group_key, rule_name, labels, last_notified_at, seq)
+    SELECT g.group_key, g.rule_name,
+           (SELECT coalesce(jsonb_object_agg(l, g.labels->>l), '{}') FROM unnest(r.group_by) l), now(), 1
+    FROM (SELECT a.group_key, min(a.rule_name) AS rule_name, min(a.labels::text)::jsonb AS labels
+          FROM smartetl.alert a
+          WHERE a.group_key = ANY (due_groups) AND (a.state = 'firing' OR a.notified_state = 'firing')
+          GROUP BY a.group_key) g
+    JOIN smartetl.alert_rule r ON r.name = g.rule_name
+    ORDER BY g.group_key
+    ON CONFLICT (group_key) DO UPDATE SET last_notified_at = now(), am_posted_at = now(), seq = ag.seq + 1;
+    -- their notifications, one per channel of the rule, built by the channel
+    -- kind's formatter (smartetl.alert_channel_kinds()); a channel in a
+    -- maintenance window: recorded as muted, caught up when it ends
+    SELECT 'CASE x.kind '
+           || string_agg(format('WHEN %L THEN %s(x.n, x.options) ', k.kind, k.formatter), '' ORDER BY k.kind)
+           || 'ELSE smartetl._payload(x.kind, x.n, x.options) END'
+    INTO payload_sql
+    FROM smartetl.alert_channel_kinds() k;
+    -- the formatters come from the registry, never from a caller
+    EXECUTE format($q$
+        INSERT INTO smartetl.delivery (channel, group_key, idempotency_key, notification, payload, status, last_error)
+        SELECT x.channel, x.group_key, x.key, x.n, %s,
+               CASE WHEN x.win IS NULL THEN 'pending' ELSE 'muted' END, 'muted by maintenance window ' || x.win
+        FROM (SELECT ch.name AS channel, ch.kind, ch.options, g.group_key, k.key,
+                     smartetl._alert_notification(g.group_key, k.key,
+                         replace(replace(ch.options->>'link_template', '{pipeline}', coalesce(g.labels->>'pipeline', '')),
+                                 '{namespace}', coalesce(g.labels->>'namespace', ''))) AS n,
+                     (SELECT w.name FROM smartetl.maintenance_window w
+                      WHERE w.enabled AND ch.name = ANY (w.channels) AND smartetl.maintenance_window_active(w.name)
+                      ORDER BY w.name LIMIT 1) AS win
+              FROM (SELECT a.group_key, min(a.rule_name) AS rule_name, min(a.labels::text)::jsonb AS labels
+                    FROM smartetl.alert a
+                    WHERE a.group_key = ANY ($1) AND (a.state = 'firing' OR a.notified_state = 'firing')
+                    GROUP BY a.group_key) g
+              JOIN smartetl.alert_rule r ON r.name = g.rule_name
+              JOIN smartetl.alert_group st ON st.group_key = g.group_key
+              CROSS JOIN LATERAL (SELECT md5(g.group_key) || '-' || st.seq AS key) k
+              JOIN smartetl.channel ch ON ch.name = ANY (r.channels)
+              ORDER BY g.group_key, ch.name) x
+        ORDER BY x.group_key, x.channel
+        ON CONFLICT (channel, idempotency_key) DO NOTHING$q$, payload_sql)
+    USING due_groups;
+    queued := queued + (SELECT count(*)
+                        FROM (SELECT a.group_key, min(a.rule_name) AS rule_name FROM smartetl.alert a
+                              WHERE a.group_key = ANY (due_groups) AND (a.state = 'firing' OR a.notified_state = 'firing')
+                              GROUP BY a.group_key) g
+                        JOIN smartetl.alert_rule r ON r.name = g.rule_name
+                        JOIN smartetl.channel ch ON ch.name = ANY (r.channels));
+    UPDATE smartetl.alert a SET notified_state = a.state,
+                                notified_at = coalesce(a.notified_at, CASE WHEN a.state = 'firing' THEN now() END)
+    WHERE a.group_key = ANY (due_groups)
+      AND ((a.state = 'firing' AND NOT smartetl._alert_muted(a))
+           OR (a.state = 'resolved' AND a.notified_state = 'firing' AND NOT smartetl._alert_held(a)));
+    RETURN queued;
+END $$;
