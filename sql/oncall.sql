@@ -91,6 +91,16 @@ SELECT inserted FROM smartetl.ingest('csv', format(E'job,run_id,start,end,status
 SELECT smartetl.evaluate_alerts() AS queued;
 SELECT state, notified_state FROM smartetl.alert WHERE rule_name = 'deadlines';
 SELECT kind, evaluated_every, takes_query FROM smartetl.alert_rule_kinds() ORDER BY kind;
+-- every kind names its condition: a function (alert_rule, bigint[]) returning
+-- (pipeline_id, value, annotations), which _alert_conditions calls
+SELECT k.kind, k.condition,
+       (SELECT pg_get_function_result(p.oid) FROM pg_proc p
+        WHERE p.oid = to_regprocedure(k.condition || '(smartetl.alert_rule,bigint[])')) AS returns
+FROM smartetl.alert_rule_kinds() k ORDER BY k.kind;
+-- the dispatch gives what the kind's function gives
+SELECT (SELECT count(*) FROM smartetl._alert_conditions(r)) AS via_registry,
+       (SELECT count(*) FROM smartetl._alert_cond_deadline(r, NULL)) AS via_function
+FROM smartetl.alert_rule r WHERE r.name = 'deadlines';
 
 -- retries: a failed try that will be retried does not notify; the last one does, "after 3 tries"
 CREATE VIEW sent AS

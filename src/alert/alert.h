@@ -7,8 +7,8 @@
  * (alert_worker.c) runs smartetl.evaluate_alerts() in a transaction, claims
  * due deliveries in another (alert_outbox.c), notifies LISTEN channels in a
  * third (alert_notify.c), sends the rest through the libcurl multi
- * interface with no transaction open (alert_send.c), and records each
- * outcome as soon as it is known.
+ * interface with no transaction open (alert_send.c), and records the
+ * outcomes known at each cycle, a batch in one statement.
  *-------------------------------------------------------------------------
  */
 #ifndef SMARTETL_ALERT_H
@@ -83,6 +83,7 @@ extern void alert_statement_timeout_disarm(void);
 extern void alert_pin_search_path(void);
 extern void delivery_error(DeliveryResult *r, const char *fmt,...) pg_attribute_printf(2, 3);
 extern void outbox_reset_stale(void);
+extern void outbox_bury_orphans(void);
 extern int	outbox_claim(Delivery **out, int max, DeliveryResult *refused, int *nrefused,
 						 MemoryContext cxt);
 extern void outbox_record(const DeliveryResult *results, int n, int max_attempts);

@@ -8,10 +8,13 @@
  * Every statement the worker runs goes through alert_spi_execute(), which
  * pins the search_path and arms the worker's statement timeout: a
  * background worker does not pass through postgres.c, where
- * statement_timeout is normally armed.  One delivery can never fail the
- * claim of the others: its body is loaded in a subtransaction of its own,
- * and a body that cannot be loaded or is too large is recorded as that
- * delivery's failure.
+ * statement_timeout is normally armed.  Work is done a batch per
+ * statement: the bodies of all the claimed deliveries are read in one
+ * query, the outcomes of all the finished ones written in one UPDATE.  One
+ * delivery can never fail the claim of the others: the bodies are read in
+ * a subtransaction, and if that fails each body is loaded in a
+ * subtransaction of its own; a body that cannot be loaded or is too large
+ * is recorded as that delivery's failure.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -24,6 +27,7 @@
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -81,6 +85,27 @@
 	"               pg_catalog.substr(d.payload->>'subject', 1, 1000) AS subject" \
 	"             FROM smartetl.delivery d WHERE d.delivery_id = $1) p) b"
 
+/*
+ * The requests of all the claimed deliveries in one statement: BODY_SQL
+ * over arrays of (id, limit, kind), in the order of the ids.
+ */
+#define BODIES_SQL \
+	"SELECT b.delivery_id, b.content_type," \
+	"  CASE WHEN b.bytes <= b.lim THEN b.body END, b.bytes," \
+	"  CASE WHEN b.bytes <= b.lim THEN b.html END, b.subject" \
+	" FROM (SELECT p.*, coalesce(pg_catalog.octet_length(p.body)::pg_catalog.int8, 0)" \
+	"                   + coalesce(pg_catalog.octet_length(p.html)::pg_catalog.int8, 0) AS bytes" \
+	"       FROM (SELECT d.delivery_id, u.lim, d.payload->>'content_type' AS content_type," \
+	"               CASE WHEN u.kind = 'email' THEN d.payload->>'text'" \
+	"                    WHEN pg_catalog.jsonb_typeof(d.payload->'body') = 'string' THEN d.payload->>'body'" \
+	"                    ELSE (d.payload->'body')::pg_catalog.text END AS body," \
+	"               CASE WHEN u.kind = 'email' THEN d.payload->>'html' END AS html," \
+	"               pg_catalog.substr(d.payload->>'subject', 1, 1000) AS subject" \
+	"             FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.int8[])," \
+	"                             pg_catalog.unnest($3::pg_catalog.text[])) u(id, lim, kind)" \
+	"             JOIN smartetl.delivery d ON d.delivery_id = u.id) p) b" \
+	" ORDER BY b.delivery_id"
+
 /* Outbox rows left 'sending' by a crash are sent again with the same key. */
 #define RESET_STALE_SQL \
 	"UPDATE smartetl.delivery SET status = 'retrying', " \
@@ -93,20 +118,29 @@
 	"AND NOT EXISTS (SELECT 1 FROM smartetl.channel c WHERE c.name = channel)"
 
 /*
- * Record an outcome: sent; or retrying after Retry-After or an exponential
- * backoff (1 s, 2 s, 4 s ... capped at 10 min) with +-50 % jitter so that
- * many failed deliveries do not return at once; or dead after max_attempts
- * ($7) or a permanent failure, keeping the last error.
+ * Record outcomes, a batch in one statement: sent; or retrying after
+ * Retry-After or an exponential backoff (1 s, 2 s, 4 s ... capped at 10 min)
+ * with +-50 % jitter so that many failed deliveries do not return at once;
+ * or dead after max_attempts ($7) or a permanent failure, keeping the last
+ * error.  The outcomes come as arrays (id, ok, permanent, HTTP status,
+ * Retry-After, error); of two outcomes of one delivery the first counts,
+ * as when they were written one at a time.
  */
 #define RECORD_SQL \
-	"UPDATE smartetl.delivery SET last_status = $4, last_error = $6, " \
-	"status = CASE WHEN $2 THEN 'sent' WHEN $3 OR attempts >= $7 THEN 'dead' ELSE 'retrying' END, " \
-	"sent_at = CASE WHEN $2 THEN pg_catalog.now() END, " \
-	"next_attempt_at = CASE WHEN $2 OR $3 THEN next_attempt_at " \
-	"  WHEN $5 >= 0 THEN pg_catalog.now() + pg_catalog.make_interval(secs => least($5, 3600)) " \
-	"  ELSE pg_catalog.now() + pg_catalog.make_interval(secs => least(600, 2 ^ (attempts - 1)) " \
+	"UPDATE smartetl.delivery d SET last_status = o.http_status, last_error = o.error, " \
+	"status = CASE WHEN o.ok THEN 'sent' WHEN o.permanent OR d.attempts >= $7 THEN 'dead' ELSE 'retrying' END, " \
+	"sent_at = CASE WHEN o.ok THEN pg_catalog.now() END, " \
+	"next_attempt_at = CASE WHEN o.ok OR o.permanent THEN d.next_attempt_at " \
+	"  WHEN o.retry_after >= 0 THEN pg_catalog.now() + pg_catalog.make_interval(secs => least(o.retry_after, 3600)) " \
+	"  ELSE pg_catalog.now() + pg_catalog.make_interval(secs => least(600, 2 ^ (d.attempts - 1)) " \
 	"                                                     * (0.5 + pg_catalog.random())) END " \
-	"WHERE delivery_id = $1 AND status = 'sending'"
+	"FROM (SELECT DISTINCT ON (u.id) u.* " \
+	"      FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.bool[]), " \
+	"                      pg_catalog.unnest($3::pg_catalog.bool[]), pg_catalog.unnest($4::pg_catalog.int4[]), " \
+	"                      pg_catalog.unnest($5::pg_catalog.int4[]), pg_catalog.unnest($6::pg_catalog.text[])) " \
+	"           WITH ORDINALITY u(id, ok, permanent, http_status, retry_after, error, ord) " \
+	"      ORDER BY u.id, u.ord) o " \
+	"WHERE d.delivery_id = o.id AND d.status = 'sending'"
 
 #define NEXT_DUE_SQL \
 	"SELECT pg_catalog.date_part('epoch', pg_catalog.min(next_attempt_at) - pg_catalog.now()) " \
@@ -212,6 +246,44 @@ copy_value(HeapTuple tup, TupleDesc desc, int col, MemoryContext cxt)
 	return v ? MemoryContextStrdup(cxt, v) : NULL;
 }
 
+/* The largest body d may have: NOTIFY's limit for LISTEN/NOTIFY, else ALERT_MAX_BODY_BYTES. */
+static int64
+body_limit(const Delivery *d)
+{
+	return strcmp(d->kind, "notify") == 0 ? BLCKSZ : ALERT_MAX_BODY_BYTES;
+}
+
+static void
+init_failure(DeliveryResult *failed, int64 id)
+{
+	memset(failed, 0, sizeof(*failed));
+	failed->id = id;
+	failed->retry_after_s = -1;
+}
+
+/*
+ * Take d's request from a row of BODY_SQL or BODIES_SQL (its columns from
+ * col on: content type, body, bytes, HTML part, subject) into cxt.
+ * Returns false, with *failed filled in, when the body is too large.
+ */
+static bool
+take_body(Delivery *d, DeliveryResult *failed, HeapTuple t, TupleDesc td, int col, MemoryContext cxt)
+{
+	bool		isnull;
+
+	d->content_type = copy_value(t, td, col, cxt);
+	d->body = copy_value(t, td, col + 1, cxt);
+	d->body_bytes = DatumGetInt64(SPI_getbinval(t, td, col + 2, &isnull));
+	d->html = copy_value(t, td, col + 3, cxt);
+	d->subject = copy_value(t, td, col + 4, cxt);
+	if (d->body_bytes <= body_limit(d) || strcmp(d->kind, "notify") == 0)
+		return true;
+	delivery_error(failed, "payload of " INT64_FORMAT " bytes exceeds the limit of %d bytes",
+				   d->body_bytes, ALERT_MAX_BODY_BYTES);
+	failed->permanent = true;
+	return false;
+}
+
 /*
  * Load the request of claimed delivery d into cxt.  Returns false, with
  * *failed filled in, when it cannot be sent: too large, or unreadable.  A
@@ -223,13 +295,9 @@ load_body(Delivery *d, DeliveryResult *failed, MemoryContext cxt)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
-	bool		notify = strcmp(d->kind, "notify") == 0;
-	int64		limit = notify ? BLCKSZ : ALERT_MAX_BODY_BYTES;
 	volatile bool ok = false;
 
-	memset(failed, 0, sizeof(*failed));
-	failed->id = d->id;
-	failed->retry_after_s = -1;
+	init_failure(failed, d->id);
 
 	/* one delivery's error (out of memory, a broken payload) stays its own */
 	BeginInternalSubTransaction(NULL);
@@ -237,30 +305,12 @@ load_body(Delivery *d, DeliveryResult *failed, MemoryContext cxt)
 	PG_TRY();
 	{
 		Oid			types[3] = {INT8OID, INT8OID, TEXTOID};
-		Datum		args[3] = {Int64GetDatum(d->id), Int64GetDatum(limit), CStringGetTextDatum(d->kind)};
-		bool		isnull;
+		Datum		args[3] = {Int64GetDatum(d->id), Int64GetDatum(body_limit(d)), CStringGetTextDatum(d->kind)};
 
 		if (alert_spi_execute(BODY_SQL, 3, types, args, NULL, true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not read the payload of delivery " INT64_FORMAT, d->id);
 		if (SPI_processed == 1)
-		{
-			HeapTuple	t = SPI_tuptable->vals[0];
-			TupleDesc	td = SPI_tuptable->tupdesc;
-
-			d->content_type = copy_value(t, td, 1, cxt);
-			d->body = copy_value(t, td, 2, cxt);
-			d->body_bytes = DatumGetInt64(SPI_getbinval(t, td, 3, &isnull));
-			d->html = copy_value(t, td, 4, cxt);
-			d->subject = copy_value(t, td, 5, cxt);
-			if (d->body_bytes <= limit || notify)
-				ok = true;
-			else
-			{
-				delivery_error(failed, "payload of " INT64_FORMAT " bytes exceeds the limit of %d bytes",
-							   d->body_bytes, ALERT_MAX_BODY_BYTES);
-				failed->permanent = true;
-			}
-		}
+			ok = take_body(d, failed, SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, cxt);
 		else
 			delivery_error(failed, "delivery vanished while it was claimed");
 		ReleaseCurrentSubTransaction();
@@ -289,9 +339,114 @@ load_body(Delivery *d, DeliveryResult *failed, MemoryContext cxt)
 }
 
 /*
+ * Load the requests of the claimed deliveries ds[0..n-1] (sorted by id)
+ * into cxt with one statement; ok[i] says whether ds[i] can be sent, and
+ * failed[i] why not.  The statement runs in a subtransaction: if it fails
+ * (out of memory on one huge payload, say), the requests are loaded one at
+ * a time instead, so that one delivery's error stays its own.
+ */
+static void
+load_bodies(Delivery *ds, int n, bool *ok, DeliveryResult *failed, MemoryContext cxt)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	volatile bool done = false;
+	int			i;
+
+	if (n == 0)
+		return;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		Oid			types[3] = {INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID};
+		Datum		args[3];
+		ArrayBuildState *ids = initArrayResult(INT8OID, CurrentMemoryContext, false);
+		ArrayBuildState *limits = initArrayResult(INT8OID, CurrentMemoryContext, false);
+		ArrayBuildState *kinds = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+		uint64		j = 0;
+		int			k;
+
+		for (k = 0; k < n; k++)
+		{
+			accumArrayResult(ids, Int64GetDatum(ds[k].id), false, INT8OID, CurrentMemoryContext);
+			accumArrayResult(limits, Int64GetDatum(body_limit(&ds[k])), false, INT8OID, CurrentMemoryContext);
+			accumArrayResult(kinds, CStringGetTextDatum(ds[k].kind), false, TEXTOID, CurrentMemoryContext);
+		}
+		args[0] = makeArrayResult(ids, CurrentMemoryContext);
+		args[1] = makeArrayResult(limits, CurrentMemoryContext);
+		args[2] = makeArrayResult(kinds, CurrentMemoryContext);
+		if (alert_spi_execute(BODIES_SQL, 3, types, args, NULL, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read the payloads of the claimed deliveries");
+		/* both in the order of the ids */
+		for (k = 0; k < n; k++)
+		{
+			HeapTuple	t = j < SPI_processed ? SPI_tuptable->vals[j] : NULL;
+			bool		isnull;
+
+			init_failure(&failed[k], ds[k].id);
+			if (t != NULL && DatumGetInt64(SPI_getbinval(t, SPI_tuptable->tupdesc, 1, &isnull)) == ds[k].id)
+			{
+				ok[k] = take_body(&ds[k], &failed[k], t, SPI_tuptable->tupdesc, 2, cxt);
+				j++;
+			}
+			else
+			{
+				ok[k] = false;
+				delivery_error(&failed[k], "delivery vanished while it was claimed");
+			}
+		}
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		done = true;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		/* a statement timeout or a cancel ends the whole claim */
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			ReThrowError(edata);
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	if (!done)
+		for (i = 0; i < n; i++)
+			ok[i] = load_body(&ds[i], &failed[i], cxt);
+}
+
+static int
+delivery_id_cmp(const void *a, const void *b)
+{
+	int64		x = ((const Delivery *) a)->id;
+	int64		y = ((const Delivery *) b)->id;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/*
+ * A channel dropped after its rule: its deliveries are dead.  Cheap enough
+ * for every evaluation, not for every claim (it reads every due row).
+ */
+void
+outbox_bury_orphans(void)
+{
+	if (alert_spi_execute(ORPHANS_SQL, 0, NULL, NULL, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not mark the deliveries of dropped channels dead");
+}
+
+/*
  * Claim up to max due deliveries; those ready to send are copied to *out
- * (in cxt), those that cannot be sent to refused[*nrefused] (refused needs
- * room for max results).  Returns the number ready to send.
+ * (in cxt), in the order of their ids, those that cannot be sent to
+ * refused[*nrefused] (refused needs room for max results).  Returns the
+ * number ready to send.
  */
 int
 outbox_claim(Delivery **out, int max, DeliveryResult *refused, int *nrefused, MemoryContext cxt)
@@ -299,23 +454,25 @@ outbox_claim(Delivery **out, int max, DeliveryResult *refused, int *nrefused, Me
 	Oid			types[1] = {INT4OID};
 	Datum		args[1] = {Int32GetDatum(max)};
 	SPITupleTable *claimed;
+	Delivery   *all;
+	bool	   *ok;
+	DeliveryResult *failed;
 	uint64		nclaimed;
 	int			n = 0;
 	uint64		i;
 
 	*nrefused = 0;
-	if (alert_spi_execute(ORPHANS_SQL, 0, NULL, NULL, NULL, false, 0) != SPI_OK_UPDATE ||
-		alert_spi_execute(CLAIM_SQL, 1, types, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+	if (alert_spi_execute(CLAIM_SQL, 1, types, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not claim deliveries");
 	/* loading the bodies runs more statements: keep the claimed rows */
 	claimed = SPI_tuptable;
 	nclaimed = SPI_processed;
-	*out = MemoryContextAllocZero(cxt, sizeof(Delivery) * Max(nclaimed, 1));
+	all = MemoryContextAllocZero(cxt, sizeof(Delivery) * Max(nclaimed, 1));
 	for (i = 0; i < nclaimed; i++)
 	{
 		HeapTuple	t = claimed->vals[i];
 		TupleDesc	td = claimed->tupdesc;
-		Delivery   *dl = &(*out)[n];
+		Delivery   *dl = &all[i];
 		bool		isnull;
 
 		dl->id = DatumGetInt64(SPI_getbinval(t, td, 1, &isnull));
@@ -331,40 +488,54 @@ outbox_claim(Delivery **out, int max, DeliveryResult *refused, int *nrefused, Me
 		dl->starttls = DatumGetBool(SPI_getbinval(t, td, 11, &isnull));
 		dl->insecure = DatumGetBool(SPI_getbinval(t, td, 12, &isnull));
 		dl->timeout_ms = DatumGetInt32(SPI_getbinval(t, td, 13, &isnull));
-		if (load_body(dl, &refused[*nrefused], cxt))
-			n++;
-		else
-			(*nrefused)++;
 	}
 	SPI_freetuptable(claimed);
+	qsort(all, nclaimed, sizeof(Delivery), delivery_id_cmp);
+	ok = MemoryContextAllocZero(cxt, sizeof(bool) * Max(nclaimed, 1));
+	failed = MemoryContextAllocZero(cxt, sizeof(DeliveryResult) * Max(nclaimed, 1));
+	load_bodies(all, (int) nclaimed, ok, failed, cxt);
+	*out = MemoryContextAllocZero(cxt, sizeof(Delivery) * Max(nclaimed, 1));
+	for (i = 0; i < nclaimed; i++)
+		if (ok[i])
+			(*out)[n++] = all[i];
+		else
+			refused[(*nrefused)++] = failed[i];
 	return n;
 }
 
-/* Record outcomes (see RECORD_SQL). */
+/* Record outcomes (see RECORD_SQL), all of them in one statement. */
 void
 outbox_record(const DeliveryResult *results, int n, int max_attempts)
 {
-	Oid			types[7] = {INT8OID, BOOLOID, BOOLOID, INT4OID, INT4OID, TEXTOID, INT4OID};
+	Oid			types[7] = {INT8ARRAYOID, BOOLARRAYOID, BOOLARRAYOID, INT4ARRAYOID, INT4ARRAYOID,
+	TEXTARRAYOID, INT4OID};
+	ArrayBuildState *col[6];
+	Oid			elem[6] = {INT8OID, BOOLOID, BOOLOID, INT4OID, INT4OID, TEXTOID};
+	Datum		args[7];
 	int			i;
 
+	if (n <= 0)
+		return;
+	for (i = 0; i < 6; i++)
+		col[i] = initArrayResult(elem[i], CurrentMemoryContext, false);
 	for (i = 0; i < n; i++)
 	{
 		const DeliveryResult *r = &results[i];
-		Datum		args[7];
-		char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
-		args[0] = Int64GetDatum(r->id);
-		args[1] = BoolGetDatum(r->ok);
-		args[2] = BoolGetDatum(r->permanent);
-		args[3] = Int32GetDatum((int32) r->http_status);
-		nulls[3] = r->http_status > 0 ? ' ' : 'n';
-		args[4] = Int32GetDatum(r->retry_after_s);
-		args[5] = CStringGetTextDatum(r->error);
-		nulls[5] = r->ok ? 'n' : ' ';
-		args[6] = Int32GetDatum(max_attempts);
-		if (alert_spi_execute(RECORD_SQL, 7, types, args, nulls, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "could not record a delivery outcome");
+		accumArrayResult(col[0], Int64GetDatum(r->id), false, INT8OID, CurrentMemoryContext);
+		accumArrayResult(col[1], BoolGetDatum(r->ok), false, BOOLOID, CurrentMemoryContext);
+		accumArrayResult(col[2], BoolGetDatum(r->permanent), false, BOOLOID, CurrentMemoryContext);
+		accumArrayResult(col[3], Int32GetDatum((int32) r->http_status), r->http_status <= 0,
+						 INT4OID, CurrentMemoryContext);
+		accumArrayResult(col[4], Int32GetDatum(r->retry_after_s), false, INT4OID, CurrentMemoryContext);
+		accumArrayResult(col[5], r->ok ? (Datum) 0 : CStringGetTextDatum(r->error), r->ok,
+						 TEXTOID, CurrentMemoryContext);
 	}
+	for (i = 0; i < 6; i++)
+		args[i] = makeArrayResult(col[i], CurrentMemoryContext);
+	args[6] = Int32GetDatum(max_attempts);
+	if (alert_spi_execute(RECORD_SQL, 7, types, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not record delivery outcomes");
 }
 
 /* Seconds until the next delivery falls due (or a large number). */

@@ -57,6 +57,7 @@ struct SendSet
 	DeliveryResult *done;
 	int			ndone;
 	int			done_cap;
+	int			conn_limit;		/* connection limits as last set */
 };
 
 /* Is the URL's host in smartetl.allowed_hosts ("*" allows any)? */
@@ -92,6 +93,25 @@ host_allowed(const char *url, char *why, size_t whylen)
 	curl_free(host);
 	curl_url_cleanup(u);
 	return ok;
+}
+
+/*
+ * Bound the connections: at most smartetl.max_in_flight open (in use or
+ * idle) across all hosts, so open files stay bounded however many
+ * deliveries are queued.  Idle connections stay in the multi handle's
+ * cache and are reused by the next transfers to their host (keep-alive).
+ */
+static void
+set_connection_limits(SendSet *set)
+{
+	long		limit = smartetl_max_in_flight;
+
+	if (set->conn_limit == limit)
+		return;
+	if (curl_multi_setopt(set->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, limit) != CURLM_OK ||
+		curl_multi_setopt(set->multi, CURLMOPT_MAXCONNECTS, limit) != CURLM_OK)
+		elog(ERROR, "could not set the connection limits of libcurl");
+	set->conn_limit = limit;
 }
 
 SendSet *
@@ -242,6 +262,8 @@ prepare_http(Transfer *t)
 	SETOPT(t, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) (d->body ? strlen(d->body) : 0));
 	add_header(t, "Content-Type: %s", d->content_type ? d->content_type : "application/json");
 	add_header(t, "Idempotency-Key: %s", d->idempotency_key);
+	/* no "Expect: 100-continue" round trip (or its 1 s wait) before bodies over 1 kB */
+	t->headers = slist_append(t, t->headers, "Expect:");
 	if (d->secret && strcmp(d->kind, "webhook") == 0)
 		add_header(t, "Authorization: Bearer %s", d->secret);
 }
@@ -419,6 +441,7 @@ send_set_add(SendSet *set, Delivery *src, DeliveryResult *refused)
 		transfer_free(t);
 		return false;
 	}
+	set_connection_limits(set);
 	mrc = curl_multi_add_handle(set->multi, t->easy);
 	if (mrc != CURLM_OK)
 	{

@@ -31,8 +31,7 @@ PG_FUNCTION_INFO_V1(smartetl_test_channel);
 /* The channel and a rendered test payload, shaped like a claimed delivery. */
 #define TEST_DELIVERY_SQL \
 	"WITH n AS (SELECT smartetl._test_notification(c.name) AS n, c.* FROM smartetl.channel c WHERE c.name = $1)," \
-	" p AS (SELECT CASE WHEN kind = 'notify' THEN jsonb_build_object('content_type', 'application/json', 'body', n)" \
-	"                   ELSE smartetl._payload(kind, n, options) END AS payload, n.* FROM n)" \
+	" p AS (SELECT smartetl._payload(kind, n, options) AS payload, n.* FROM n)" \
 	" SELECT 0::int8, name, kind, target, secret, payload->>'content_type'," \
 	"  CASE WHEN kind = 'email' THEN payload->>'text'" \
 	"       WHEN jsonb_typeof(payload->'body') = 'string' THEN payload->>'body'" \

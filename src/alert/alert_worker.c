@@ -136,6 +136,8 @@ typedef struct WorkerState
 	bool		absent_logged;
 	bool		recovered;		/* stale 'sending' rows reset */
 	bool		recorded;		/* outcomes written in this cycle */
+	bool		evaluated;		/* an evaluation was due in this cycle */
+	bool		plan_evaluation;	/* evaluated: ask when the next is due */
 	TimestampTz next_evaluation;
 	TimestampTz next_due;		/* the next delivery falls due */
 	TimestampTz next_record;	/* after a failure to record outcomes */
@@ -342,20 +344,33 @@ evaluate(WorkerState *ws)
 	{
 		if (alert_spi_execute(EVALUATE_SQL, 0, NULL, NULL, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "smartetl.evaluate_alerts() failed");
-		/* wake for the next deadline on time, not at the next naptime */
-		if (alert_spi_execute(NEXT_DUE_EXISTS_SQL, 0, NULL, NULL, NULL, true, 1) == SPI_OK_SELECT &&
-			DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) &&
-			alert_spi_execute(NEXT_DUE_SQL, 0, NULL, NULL, NULL, true, 1) == SPI_OK_SELECT)
-		{
-			Datum		ms = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-
-			if (!isnull)
-				ws->next_evaluation = Min(ws->next_evaluation,
-										  in_ms((long) Min(Max(DatumGetFloat8(ms), 0.0), 86400000.0) + 1));
-		}
+		/* when the clock makes the next one due: asked once the claimed deliveries are on their way */
+		ws->plan_evaluation = true;
 	}
 	else
 		ws->next_evaluation = in_ms(BUSY_RETRY_MS);
+	end_xact(ws);
+}
+
+/* Wake for the next deadline, group timer ... on time, not at the next naptime. */
+static void
+plan_evaluation(WorkerState *ws)
+{
+	bool		isnull;
+
+	ws->plan_evaluation = false;
+	if (!begin_xact(ws, "smartetl: planning the next evaluation"))
+		return;
+	if (alert_spi_execute(NEXT_DUE_EXISTS_SQL, 0, NULL, NULL, NULL, true, 1) == SPI_OK_SELECT &&
+		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) &&
+		alert_spi_execute(NEXT_DUE_SQL, 0, NULL, NULL, NULL, true, 1) == SPI_OK_SELECT)
+	{
+		Datum		ms = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			ws->next_evaluation = Min(ws->next_evaluation,
+									  in_ms((long) Min(Max(DatumGetFloat8(ms), 0.0), 86400000.0) + 1));
+	}
 	end_xact(ws);
 }
 
@@ -475,6 +490,8 @@ claim_and_send(WorkerState *ws)
 	}
 	if (!ws->recovered)
 		outbox_reset_stale();
+	if (ws->evaluated || !ws->recovered)
+		outbox_bury_orphans();
 	if (room > 0)
 	{
 		refused = MemoryContextAllocZero(ws->cycle_cxt, sizeof(DeliveryResult) * room);
@@ -523,6 +540,7 @@ run_cycle(WorkerState *ws, bool woken)
 	MemoryContextReset(ws->cycle_cxt);
 	MemoryContextSwitchTo(ws->cycle_cxt);
 	ws->recorded = false;
+	ws->evaluated = evaluating;
 
 	/* outcomes first: a delivery's successor in its group may now be claimed */
 	if (now >= ws->next_record && !run_step(ws, record_outcomes, "record delivery outcomes"))
@@ -537,6 +555,8 @@ run_cycle(WorkerState *ws, bool woken)
 		if (!run_step(ws, claim_and_send, "claim and send deliveries"))
 			ws->next_due = in_ms(smartetl_naptime_s * 1000L);
 	}
+	if (ws->plan_evaluation)
+		run_step(ws, plan_evaluation, "plan the next evaluation");
 }
 
 /*

@@ -49,7 +49,8 @@ typedef struct IngestOptions
 {
 	const IngestFormat *format; /* its row of the table in formats.c */
 	bool		quarantine;		/* on_error = 'quarantine' */
-	bool		dry_run;		/* parse and validate only, store nothing */
+	bool		dry_run;		/* store in a subtransaction rolled back: counts only */
+	bool		parse_only;		/* dry_run "parse": parse and validate, no store */
 	size_t		max_line;
 	char	   *namespace;		/* default namespace of new pipelines */
 	char	   *pipeline;		/* constant pipeline when the source has none */

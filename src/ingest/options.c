@@ -98,6 +98,28 @@ ingest_option_text(JsonbContainer *obj, const char *key)
 	return pnstrdup(v->val.string.val, v->val.string.len);
 }
 
+/*
+ * dry_run: true stores in a subtransaction rolled back (exact counts);
+ * "parse" parses and validates only (every valid record counted as an
+ * insert), the cheap check of a file and the benchmarks' parse time.
+ */
+static void
+option_dry_run(JsonbContainer *obj, IngestOptions *o)
+{
+	JsonbValue	buf;
+	JsonbValue *v = option_value(obj, "dry_run", &buf);
+
+	if (v == NULL)
+		return;
+	if (v->type == jbvBool)
+		o->dry_run = v->val.boolean;
+	else if (v->type == jbvString && v->val.string.len == 5 &&
+			 strncmp(v->val.string.val, "parse", 5) == 0)
+		o->dry_run = o->parse_only = true;
+	else
+		option_type_error("dry_run", "true, false or \"parse\"");
+}
+
 static JsonbContainer *
 option_object(JsonbContainer *obj, const char *key)
 {
@@ -255,7 +277,7 @@ ingest_options_parse(IngestOptions *o, const char *format, Jsonb *options)
 	o->quarantine = on_error && strcmp(on_error, "quarantine") == 0;
 	o->max_line = (size_t) option_int(root, "max_line_bytes",
 									  SMARTETL_DEFAULT_MAX_LINE_BYTES, 1, MaxAllocSize - 1);
-	o->dry_run = option_bool(root, "dry_run", false);
+	option_dry_run(root, o);
 	o->namespace = ingest_option_text(root, "namespace");
 	if (o->namespace == NULL)
 		o->namespace = unconstify(char *, spec->default_namespace);

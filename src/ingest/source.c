@@ -9,6 +9,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_authid.h"
 #include "common/md5.h"
 #include "fmgr.h"
@@ -19,6 +20,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
+#include "utils/resowner.h"
 
 #include "ingest/ingest.h"
 #include "template/template.h"
@@ -42,6 +44,43 @@ ingest_result_datum(FunctionCallInfo fcinfo, const IngestCounts *c)
 	return HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls));
 }
 
+/*
+ * A dry run stores the batch in a subtransaction and rolls it back: its
+ * counts are then exactly the real call's (records of one run merged, stored
+ * runs looked up, rejects counted) and nothing stays.  An error is rethrown
+ * after our subtransaction is gone, so a caller's savepoint handling (a
+ * PL/pgSQL EXCEPTION block) finds its own subtransaction on top.
+ */
+static void
+ingest_store_rolled_back(IngestBatch *b, IngestOptions *o, IngestCounts *counts)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		ingest_store(b, o, counts);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+	RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+}
+
 /* Parse from r and store; check, if any, sees the batch before it is stored. */
 static void
 ingest_reader_counts(LineReader *r, IngestOptions *o, IngestBatchCheck check, void *arg,
@@ -58,11 +97,16 @@ ingest_reader_counts(LineReader *r, IngestOptions *o, IngestBatchCheck check, vo
 				 errdetail("The input is empty or holds only a header or blank lines.")));
 	if (check)
 		check(&b, o, arg);
-	if (o->dry_run)
+	if (o->parse_only)
 	{
 		/* what would be stored: valid records as inserted, bad ones as rejected */
 		counts->inserted = b.nruns + b.nevents;
 		counts->rejected = b.nrejects;
+		template_dry_run_end();
+	}
+	else if (o->dry_run)
+	{
+		ingest_store_rolled_back(&b, o, counts);
 		template_dry_run_end();
 	}
 	else

@@ -22,32 +22,43 @@ COMMENT ON TABLE smartetl.channel IS 'where notifications go: target is the webh
 -- a costly kind runs, and what makes it run: driven_by 'runs' = evaluated
 -- for the pipelines whose runs changed; 'runs and clock' = that, and for
 -- each pipeline when its next due time comes; 'clock' = the whole rule
--- every evaluated_every) and the documentation read this list; each kind's
--- condition is in smartetl._alert_conditions (88_alert_eval.sql).
+-- every evaluated_every) and the documentation read this list.  Each
+-- kind's condition is the function named in "condition" (88_alert_eval.sql),
+-- taking (rule, pipeline ids or NULL for all) and returning (pipeline_id,
+-- value, annotations); smartetl._alert_conditions calls it.
 CREATE FUNCTION smartetl.alert_rule_kinds()
 RETURNS TABLE (kind text, evaluated_every interval, takes_query boolean, description text,
-              driven_by text)
+              driven_by text, condition text)
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     VALUES ('run_failed', interval '0', false,
-            'the latest finished run of a pipeline failed (once its retries are exhausted)', 'runs'),
+            'the latest finished run of a pipeline failed (once its retries are exhausted)', 'runs',
+            'smartetl._alert_cond_failures'),
            ('consecutive_failures', interval '0', false,
-            'at least threshold (default 3) runs of a pipeline failed in a row', 'runs'),
+            'at least threshold (default 3) runs of a pipeline failed in a row', 'runs',
+            'smartetl._alert_cond_failures'),
            ('duration_anomaly', interval '5 minutes', false,
-            'the latest successful run took abnormally long or short (robust score above threshold, default 4)', 'clock'),
+            'the latest successful run took abnormally long or short (robust score above threshold, default 4)', 'clock',
+            'smartetl._alert_cond_anomaly'),
            ('volume_anomaly', interval '5 minutes', false,
-            'the latest successful run wrote an abnormal number of rows (robust score above threshold, default 4)', 'clock'),
+            'the latest successful run wrote an abnormal number of rows (robust score above threshold, default 4)', 'clock',
+            'smartetl._alert_cond_anomaly'),
            ('freshness', interval '0', false,
-            'no run, or no success, for longer than the interval the pipeline usually keeps', 'runs and clock'),
+            'no run, or no success, for longer than the interval the pipeline usually keeps', 'runs and clock',
+            'smartetl._alert_cond_freshness'),
            ('deadline', interval '0', false,
-            'no successful run finished since a scheduled start whose deadline passed (pipeline schedule and deadline)', 'runs and clock'),
+            'no successful run finished since a scheduled start whose deadline passed (pipeline schedule and deadline)', 'runs and clock',
+            'smartetl._alert_cond_deadline'),
            ('risk', interval '5 minutes', false,
-            'the predicted risk of failure within a day is above threshold (default 0.5)', 'clock'),
+            'the predicted risk of failure within a day is above threshold (default 0.5)', 'clock',
+            'smartetl._alert_cond_risk'),
            ('model_drift', interval '5 minutes', false,
-            'the champion risk model drifted (PSI above threshold, default 0.25) or lost accuracy', 'clock'),
+            'the champion risk model drifted (PSI above threshold, default 0.25) or lost accuracy', 'clock',
+            'smartetl._alert_cond_model_drift'),
            ('sql', interval '0', true,
-            'query, a read-only SELECT of (pipeline, value), run as smartetl_reader; fires above threshold', 'clock')
+            'query, a read-only SELECT of (pipeline, value), run as smartetl_reader; fires above threshold', 'clock',
+            'smartetl._alert_cond_sql')
 $$;
-COMMENT ON FUNCTION smartetl.alert_rule_kinds() IS 'the alert rule kinds: how often each is evaluated at most, whether it takes a query, what it fires on, what makes it evaluated (runs: the pipelines whose runs changed; runs and clock: those, and each pipeline when it becomes due; clock: the whole rule every evaluated_every)';
+COMMENT ON FUNCTION smartetl.alert_rule_kinds() IS 'the alert rule kinds: how often each is evaluated at most, whether it takes a query, what it fires on, what makes it evaluated (runs: the pipelines whose runs changed; runs and clock: those, and each pipeline when it becomes due; clock: the whole rule every evaluated_every), the function that evaluates its condition';
 
 -- API: Public
 CREATE TABLE smartetl.alert_rule (
@@ -162,6 +173,8 @@ CREATE INDEX delivery_due ON smartetl.delivery (next_attempt_at) WHERE status IN
 CREATE INDEX delivery_group ON smartetl.delivery (channel, group_key, delivery_id)
     WHERE status IN ('pending', 'retrying', 'sending');
 CREATE INDEX delivery_muted ON smartetl.delivery (channel, group_key) WHERE status = 'muted';
+-- the worker's claim: the oldest due deliveries first, without reading the sent ones
+CREATE INDEX delivery_claim ON smartetl.delivery (delivery_id) WHERE status IN ('pending', 'retrying');
 
 -- API: Private
 -- Does a glob (* and ?) match s?  Other characters are literal.

@@ -19,6 +19,9 @@
 -- Channel options: {"title_prefix", "mention", "from", "to"} (the caller
 -- has already expanded "link_template" into n.link).
 --
+-- The facts a notification shows (title, status, counts, and per alert its
+-- place, times, runs, errors, acknowledge link) are gathered once by
+-- smartetl._alert_facts; each formatter only renders them for its receiver.
 -- Every builder returns {"content_type", "body", "idempotency_key"} (email:
 -- "subject", "text" and "html" instead of "body").  JSON is only ever built
 -- with the jsonb functions, and every text that comes from the notification
@@ -356,6 +359,102 @@ COMMENT ON FUNCTION smartetl._alert_title(jsonb, jsonb) IS
 'the one-line title of a notification: [title_prefix] [FIRING:n] rule: first summary (+k more), raw text';
 
 -- ---------------------------------------------------------------------------
+-- The facts of a notification, gathered once: what every formatter below
+-- shows, each in its receiver's shape (Slack mrkdwn, Adaptive Card, e-mail
+-- text and HTML).  A formatter renders these facts and computes none.
+-- ---------------------------------------------------------------------------
+
+-- API: Private
+-- One alert of a notification: the row of smartetl._alert_rows, then the
+-- facts derived from it for people.
+CREATE TYPE smartetl._alert_item AS (
+    ord            bigint,
+    status         text,
+    resolved       boolean,
+    summary        text,
+    description    text,
+    namespace      text,
+    pipeline       text,
+    host           text,
+    severity       text,
+    since          text,
+    starts_at      text,
+    ends_at        text,
+    value          text,
+    error_template text,
+    error          text,
+    history        jsonb,
+    labels         jsonb,
+    annotations    jsonb,
+    fingerprint    text,
+    place          text,     -- namespace/pipeline
+    since_human    text,     -- since (else starts_at) for people
+    started_human  text,     -- starts_at for people
+    resolved_human text,     -- ends_at for people, resolved alerts only
+    runs           text,     -- "F of last N runs failed"
+    ack_url        text,     -- the acknowledge link, firing alerts only
+    last_error     text      -- the error when it is not the error template
+);
+COMMENT ON TYPE smartetl._alert_item IS
+'one alert of a notification with the facts the payload formatters show (smartetl._alert_facts)';
+
+-- API: Private
+-- A group notification: what it says of itself, and its alerts.
+CREATE TYPE smartetl._alert_notice AS (
+    resolved    boolean,
+    severity    text,
+    title       text,       -- raw, one line (smartetl._alert_title)
+    link        text,       -- an http(s) URL or NULL
+    rule        text,
+    rule_kind   text,
+    group_key   text,
+    key         text,       -- the idempotency key
+    sent        text,       -- sent_at for people
+    total       integer,    -- how many alerts
+    alerts_text text,       -- "N alert(s)"
+    about       text,       -- "rule R (kind), severity S, N alerts"
+    alerts      smartetl._alert_item[]
+);
+COMMENT ON TYPE smartetl._alert_notice IS
+'the facts of a group notification that the payload formatters render (smartetl._alert_facts)';
+
+-- API: Private
+-- The facts of notification n (a JSON object, else invalid_parameter_value)
+-- for a channel with options opts (title_prefix).
+CREATE FUNCTION smartetl._alert_facts(n jsonb, opts jsonb) RETURNS smartetl._alert_notice
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    f smartetl._alert_notice;
+BEGIN
+    PERFORM smartetl._alert_check(n);
+    f.resolved := smartetl._alert_resolved(n);
+    f.severity := smartetl._alert_severity(n);
+    f.title := smartetl._alert_title(n, coalesce(opts, '{}'));
+    f.link := smartetl._alert_link(n);
+    f.rule := nullif(n->'rule'->>'name', '');
+    f.rule_kind := nullif(n->'rule'->>'kind', '');
+    f.group_key := nullif(n->>'group_key', '');
+    f.key := nullif(n->>'idempotency_key', '');
+    f.sent := smartetl._alert_human_ts(n->>'sent_at');
+    f.alerts := ARRAY(
+        SELECT ROW(r.*, concat_ws('/', r.namespace, r.pipeline),
+                   smartetl._alert_human_ts(coalesce(r.since, r.starts_at)),
+                   smartetl._alert_human_ts(r.starts_at),
+                   CASE WHEN r.resolved THEN smartetl._alert_human_ts(r.ends_at) END,
+                   smartetl._alert_runs_text(r.history),
+                   CASE WHEN NOT r.resolved THEN smartetl._alert_ack_url(r.annotations) END,
+                   CASE WHEN r.error IS DISTINCT FROM r.error_template THEN r.error END)::smartetl._alert_item
+        FROM smartetl._alert_rows(n) r ORDER BY r.ord);
+    f.total := cardinality(f.alerts);
+    f.alerts_text := format('%s alert%s', f.total, CASE WHEN f.total = 1 THEN '' ELSE 's' END);
+    f.about := concat_ws(', ', 'rule ' || f.rule || coalesce(' (' || f.rule_kind || ')', ''),
+                         'severity ' || f.severity, f.alerts_text);
+    RETURN f;
+END $$;
+COMMENT ON FUNCTION smartetl._alert_facts(jsonb, jsonb) IS
+'the facts of a group notification (title, status, severity, counts, link, and per alert its place, times, runs, acknowledge link, errors), gathered once for the payload formatters';
+
+-- ---------------------------------------------------------------------------
 -- Generic webhook
 -- ---------------------------------------------------------------------------
 
@@ -391,124 +490,114 @@ COMMENT ON FUNCTION smartetl._alert_slack_mention(text) IS
 'a channel option mention in Slack syntax (@here -> <!here>, <@U123> kept, other text escaped)';
 
 -- API: Private
+-- A section block of mrkdwn text (cut to Slack's 3000 characters).
+CREATE FUNCTION smartetl._alert_slack_section(txt text) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+RETURN jsonb_build_object('type', 'section',
+                          'text', jsonb_build_object('type', 'mrkdwn', 'text', smartetl._alert_trunc(txt, 3000, true)));
+COMMENT ON FUNCTION smartetl._alert_slack_section(text) IS 'a Slack section block of mrkdwn text, cut to 3000 characters';
+
+-- API: Private
+-- A context block of one mrkdwn text (cut to 3000 characters).
+CREATE FUNCTION smartetl._alert_slack_context(txt text) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+RETURN jsonb_build_object('type', 'context', 'elements', jsonb_build_array(
+           jsonb_build_object('type', 'mrkdwn', 'text', smartetl._alert_trunc(txt, 3000, true))));
+COMMENT ON FUNCTION smartetl._alert_slack_context(text) IS 'a Slack context block of one mrkdwn text, cut to 3000 characters';
+
+-- API: Private
+-- The blocks of one alert: what (summary, status, description) with its
+-- fields and an Acknowledge button, the error as code blocks, the recent
+-- runs on one line.
+CREATE FUNCTION smartetl._payload_slack_alert(a smartetl._alert_item) RETURNS jsonb
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    fields jsonb;
+    runs   text;
+    blocks jsonb;
+BEGIN
+    -- where, how bad, since when, how many runs
+    SELECT coalesce(jsonb_agg(jsonb_build_object('type', 'mrkdwn',
+               'text', smartetl._alert_trunc('*' || f.label || E'*\n' || smartetl._alert_slack_escape(f.val), 2000, true))
+               ORDER BY f.i), '[]')
+    INTO fields
+    FROM (VALUES (1, 'Pipeline', a.place), (2, 'Severity', a.severity), (3, 'Since', a.since_human),
+                 (4, 'Runs', a.runs), (5, 'Value', a.value), (6, 'Host', a.host)) AS f(i, label, val)
+    WHERE nullif(f.val, '') IS NOT NULL;
+    blocks := jsonb_build_array(smartetl._alert_slack_section(
+                  CASE WHEN a.resolved THEN ':white_check_mark:' ELSE ':rotating_light:' END
+                  || ' *' || smartetl._alert_slack_escape(a.summary) || '* - '
+                  || CASE WHEN a.resolved
+                          THEN 'resolved' || coalesce(' at ' || smartetl._alert_slack_escape(a.resolved_human), '')
+                          ELSE 'firing' END
+                  || coalesce(E'\n' || smartetl._alert_slack_escape(a.description), ''))
+              || CASE WHEN jsonb_array_length(fields) > 0 THEN jsonb_build_object('fields', fields) ELSE '{}' END
+              || CASE WHEN a.ack_url IS NOT NULL
+                      THEN jsonb_build_object('accessory', jsonb_build_object('type', 'button',
+                               'action_id', 'smartetl_ack_' || a.ord, 'style', 'primary', 'url', a.ack_url,
+                               'text', jsonb_build_object('type', 'plain_text', 'text', 'Acknowledge', 'emoji', true)))
+                      ELSE '{}' END);
+    IF a.error_template IS NOT NULL OR a.last_error IS NOT NULL THEN
+        blocks := blocks || smartetl._alert_slack_section(concat_ws(E'\n',
+                      E'*Error template*\n' || smartetl._alert_slack_code(a.error_template, 1400),
+                      E'*Last error*\n' || smartetl._alert_slack_code(a.last_error, 1400)));
+    END IF;
+    SELECT '*Recent runs:* ' || string_agg(
+               CASE WHEN h.failed THEN ':x: ' WHEN h.status = 'success' THEN ':white_check_mark: ' ELSE ':grey_question: ' END
+               || smartetl._alert_slack_escape(h.run_at || ' ' || h.status || coalesce(' (' || h.duration || ')', '')),
+               ' | ' ORDER BY h.ord)
+    INTO runs
+    FROM smartetl._alert_history(a.history, 10) h;
+    IF runs IS NOT NULL THEN
+        blocks := blocks || smartetl._alert_slack_context(runs);
+    END IF;
+    RETURN blocks;
+END $$;
+COMMENT ON FUNCTION smartetl._payload_slack_alert(smartetl._alert_item) IS
+'the Slack blocks of one alert: summary and status with fields and an Acknowledge button, error code blocks, recent runs';
+
+-- API: Private
 CREATE FUNCTION smartetl._payload_slack(n jsonb, opts jsonb DEFAULT '{}') RETURNS jsonb
 LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     max_alerts constant int := 10;
-    o        jsonb := coalesce(opts, '{}');
-    resolved boolean;
-    sev      text;
-    title    text;
-    link     text;
-    mention  text;
-    emoji    text;
-    intro    text;
-    blocks   jsonb;
-    fields   jsonb;
-    txt      text;
-    total    int := 0;
-    r        record;
+    f       smartetl._alert_notice := smartetl._alert_facts(n, opts);
+    mention text := CASE WHEN NOT f.resolved THEN smartetl._alert_slack_mention(opts->>'mention') END;
+    emoji   text := CASE WHEN f.resolved THEN ':white_check_mark:' WHEN f.severity = 'critical' THEN ':red_circle:'
+                         WHEN f.severity = 'warning' THEN ':warning:' WHEN f.severity = 'info' THEN ':information_source:'
+                         ELSE ':bell:' END;
+    blocks  jsonb;
+    a       smartetl._alert_item;
 BEGIN
-    PERFORM smartetl._alert_check(n);
-    resolved := smartetl._alert_resolved(n);
-    sev := smartetl._alert_severity(n);
-    title := smartetl._alert_title(n, o);
-    link := smartetl._alert_link(n);
-    mention := CASE WHEN NOT resolved THEN smartetl._alert_slack_mention(o->>'mention') END;
-    emoji := CASE WHEN resolved THEN ':white_check_mark:' WHEN sev = 'critical' THEN ':red_circle:'
-                  WHEN sev = 'warning' THEN ':warning:' WHEN sev = 'info' THEN ':information_source:'
-                  ELSE ':bell:' END;
-
-    -- header (plain_text: shown as is, never parsed)
-    blocks := jsonb_build_array(jsonb_build_object('type', 'header',
-        'text', jsonb_build_object('type', 'plain_text', 'emoji', true,
-                                   'text', smartetl._alert_trunc(emoji || ' ' || title, 150))));
-
-    SELECT count(*) INTO total FROM smartetl._alert_rows(n);
-    intro := concat_ws(' ', mention,
-        CASE WHEN resolved THEN '*Resolved*' ELSE '*Firing*' END
-        || coalesce(' - rule *' || smartetl._alert_slack_escape(nullif(n->'rule'->>'name', '')) || '*', '')
-        || coalesce(' (' || smartetl._alert_slack_escape(nullif(n->'rule'->>'kind', '')) || ')', '')
-        || coalesce(', severity *' || smartetl._alert_slack_escape(sev) || '*', '')
-        || format(', %s alert%s', total, CASE WHEN total = 1 THEN '' ELSE 's' END));
-    blocks := blocks || jsonb_build_object('type', 'section',
-        'text', jsonb_build_object('type', 'mrkdwn', 'text', smartetl._alert_trunc(intro, 3000, true)));
-
-    FOR r IN SELECT * FROM smartetl._alert_rows(n) LIMIT max_alerts LOOP
-        -- what: summary, status, description
-        txt := CASE WHEN r.resolved THEN ':white_check_mark:' ELSE ':rotating_light:' END
-               || ' *' || smartetl._alert_slack_escape(r.summary) || '* - '
-               || CASE WHEN r.resolved
-                       THEN 'resolved' || coalesce(' at ' || smartetl._alert_slack_escape(smartetl._alert_human_ts(r.ends_at)), '')
-                       ELSE 'firing' END
-               || coalesce(E'\n' || smartetl._alert_slack_escape(r.description), '');
-        -- where, how bad, since when, how many runs
-        SELECT coalesce(jsonb_agg(jsonb_build_object('type', 'mrkdwn',
-                   'text', smartetl._alert_trunc('*' || f.label || E'*\n' || smartetl._alert_slack_escape(f.val), 2000, true))
-                   ORDER BY f.i), '[]')
-        INTO fields
-        FROM (VALUES (1, 'Pipeline', concat_ws('/', r.namespace, r.pipeline)),
-                     (2, 'Severity', r.severity),
-                     (3, 'Since', smartetl._alert_human_ts(coalesce(r.since, r.starts_at))),
-                     (4, 'Runs', smartetl._alert_runs_text(r.history)),
-                     (5, 'Value', r.value),
-                     (6, 'Host', r.host)) AS f(i, label, val)
-        WHERE nullif(f.val, '') IS NOT NULL;
-        blocks := blocks || (jsonb_build_object('type', 'section',
-                      'text', jsonb_build_object('type', 'mrkdwn', 'text', smartetl._alert_trunc(txt, 3000, true)))
-                  || CASE WHEN jsonb_array_length(fields) > 0 THEN jsonb_build_object('fields', fields) ELSE '{}' END
-                  -- a signed acknowledge link: a button beside the alert
-                  || CASE WHEN NOT r.resolved AND smartetl._alert_ack_url(r.annotations) IS NOT NULL
-                          THEN jsonb_build_object('accessory', jsonb_build_object('type', 'button',
-                                   'action_id', 'smartetl_ack_' || r.ord, 'style', 'primary',
-                                   'url', smartetl._alert_ack_url(r.annotations),
-                                   'text', jsonb_build_object('type', 'plain_text', 'text', 'Acknowledge', 'emoji', true)))
-                          ELSE '{}' END);
-        -- the error: template and last message as code blocks
-        IF r.error_template IS NOT NULL OR r.error IS NOT NULL THEN
-            txt := concat_ws(E'\n',
-                       CASE WHEN r.error_template IS NOT NULL
-                            THEN E'*Error template*\n' || smartetl._alert_slack_code(r.error_template, 1400) END,
-                       CASE WHEN r.error IS NOT NULL AND r.error IS DISTINCT FROM r.error_template
-                            THEN E'*Last error*\n' || smartetl._alert_slack_code(r.error, 1400) END);
-            blocks := blocks || jsonb_build_object('type', 'section',
-                'text', jsonb_build_object('type', 'mrkdwn', 'text', smartetl._alert_trunc(txt, 3000, true)));
-        END IF;
-        -- recent runs, one line
-        SELECT '*Recent runs:* ' || string_agg(
-                   CASE WHEN h.failed THEN ':x: ' WHEN h.status = 'success' THEN ':white_check_mark: ' ELSE ':grey_question: ' END
-                   || smartetl._alert_slack_escape(h.run_at || ' ' || h.status || coalesce(' (' || h.duration || ')', '')),
-                   ' | ' ORDER BY h.ord)
-        INTO txt
-        FROM smartetl._alert_history(r.history, 10) h;
-        IF txt IS NOT NULL THEN
-            blocks := blocks || jsonb_build_object('type', 'context', 'elements',
-                jsonb_build_array(jsonb_build_object('type', 'mrkdwn', 'text', smartetl._alert_trunc(txt, 3000, true))));
-        END IF;
+    -- header (plain_text: shown as is, never parsed), then what fires
+    blocks := jsonb_build_array(
+        jsonb_build_object('type', 'header', 'text', jsonb_build_object('type', 'plain_text', 'emoji', true,
+                           'text', smartetl._alert_trunc(emoji || ' ' || f.title, 150))),
+        smartetl._alert_slack_section(concat_ws(' ', mention,
+            CASE WHEN f.resolved THEN '*Resolved*' ELSE '*Firing*' END
+            || coalesce(' - rule *' || smartetl._alert_slack_escape(f.rule) || '*', '')
+            || coalesce(' (' || smartetl._alert_slack_escape(f.rule_kind) || ')', '')
+            || coalesce(', severity *' || smartetl._alert_slack_escape(f.severity) || '*', '')
+            || ', ' || f.alerts_text)));
+    FOREACH a IN ARRAY f.alerts[1:max_alerts] LOOP
+        blocks := blocks || smartetl._payload_slack_alert(a);
     END LOOP;
-
-    IF total > max_alerts THEN
-        blocks := blocks || jsonb_build_object('type', 'context', 'elements', jsonb_build_array(
-            jsonb_build_object('type', 'mrkdwn', 'text', format('_%s more alerts not shown_', total - max_alerts))));
+    IF f.total > max_alerts THEN
+        blocks := blocks || smartetl._alert_slack_context(format('_%s more alerts not shown_', f.total - max_alerts));
     END IF;
-
-    txt := concat_ws(' | ', 'smartetl',
-                     'group ' || smartetl._alert_slack_code(nullif(n->>'group_key', ''), 400, true),
-                     'key ' || smartetl._alert_slack_code(nullif(n->>'idempotency_key', ''), 400, true),
-                     'sent ' || smartetl._alert_slack_escape(smartetl._alert_human_ts(n->>'sent_at')));
-    blocks := blocks || jsonb_build_object('type', 'context', 'elements',
-        jsonb_build_array(jsonb_build_object('type', 'mrkdwn', 'text', smartetl._alert_trunc(txt, 3000, true))));
-
-    IF link IS NOT NULL THEN
+    blocks := blocks || smartetl._alert_slack_context(concat_ws(' | ', 'smartetl',
+                            'group ' || smartetl._alert_slack_code(f.group_key, 400, true),
+                            'key ' || smartetl._alert_slack_code(f.key, 400, true),
+                            'sent ' || smartetl._alert_slack_escape(f.sent)));
+    IF f.link IS NOT NULL THEN
         blocks := blocks || jsonb_build_object('type', 'actions', 'elements', jsonb_build_array(
-            jsonb_build_object('type', 'button', 'action_id', 'smartetl_open_link', 'url', link,
+            jsonb_build_object('type', 'button', 'action_id', 'smartetl_open_link', 'url', f.link,
                                'text', jsonb_build_object('type', 'plain_text', 'text', 'Open dashboard', 'emoji', true))));
     END IF;
-
     RETURN jsonb_build_object(
         'content_type', 'application/json',
         'body', jsonb_build_object(
-            'text', smartetl._alert_trunc(concat_ws(' ', mention, smartetl._alert_slack_escape(title)), 3000, true),
+            'text', smartetl._alert_trunc(concat_ws(' ', mention, smartetl._alert_slack_escape(f.title)), 3000, true),
             'blocks', blocks),
         'idempotency_key', n->'idempotency_key');
 END $$;
@@ -522,105 +611,97 @@ COMMENT ON FUNCTION smartetl._payload_slack(jsonb, jsonb) IS
 -- ---------------------------------------------------------------------------
 
 -- API: Private
+-- A small bold heading TextBlock of a card section.
+CREATE FUNCTION smartetl._alert_teams_heading(label text) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+RETURN jsonb_build_object('type', 'TextBlock', 'text', label, 'weight', 'Bolder', 'size', 'Small', 'spacing', 'Medium');
+COMMENT ON FUNCTION smartetl._alert_teams_heading(text) IS 'a small bold Adaptive Card TextBlock heading';
+
+-- API: Private
+-- An error in monospace (cut to 600 characters), under its heading.
+CREATE FUNCTION smartetl._alert_teams_code(label text, s text) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+RETURN CASE WHEN s IS NOT NULL THEN jsonb_build_array(smartetl._alert_teams_heading(label),
+           jsonb_build_object('type', 'TextBlock', 'wrap', true, 'fontType', 'Monospace', 'spacing', 'Small',
+                              'text', smartetl._alert_md_escape(smartetl._alert_trunc(s, 600))))
+       ELSE '[]' END;
+COMMENT ON FUNCTION smartetl._alert_teams_code(text, text) IS
+'a heading and a monospace Adaptive Card TextBlock of s (cut to 600 characters), nothing when s is NULL';
+
+-- API: Private
+-- The Container of one alert: status and summary, description, facts,
+-- error template and last error, recent runs, an Acknowledge button.
+CREATE FUNCTION smartetl._payload_teams_alert(a smartetl._alert_item) RETURNS jsonb
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    items jsonb;
+    facts jsonb;
+    runs  jsonb;
+BEGIN
+    SELECT coalesce(jsonb_agg(jsonb_build_object('title', f.label,
+               'value', smartetl._alert_md_escape(smartetl._alert_trunc(f.val, 300))) ORDER BY f.i), '[]')
+    INTO facts
+    FROM (VALUES (1, 'Status', a.status), (2, 'Pipeline', a.place), (3, 'Host', a.host), (4, 'Severity', a.severity),
+                 (5, 'Since', a.since_human), (6, 'Resolved at', a.resolved_human), (7, 'Runs', a.runs),
+                 (8, 'Value', a.value)) AS f(i, label, val)
+    WHERE nullif(f.val, '') IS NOT NULL;
+    SELECT jsonb_agg(jsonb_build_object('title', smartetl._alert_md_escape(h.run_at),
+               'value', smartetl._alert_md_escape(h.status || coalesce(', ' || h.duration, ''))) ORDER BY h.ord)
+    INTO runs
+    FROM smartetl._alert_history(a.history, 5) h;
+    items := jsonb_build_array(jsonb_build_object('type', 'TextBlock', 'weight', 'Bolder', 'wrap', true,
+        'color', CASE WHEN a.resolved THEN 'Good' ELSE 'Attention' END,
+        'text', smartetl._alert_md_escape(smartetl._alert_trunc(
+                    CASE WHEN a.resolved THEN 'RESOLVED: ' ELSE 'FIRING: ' END || a.summary, 300))));
+    IF a.description IS NOT NULL THEN
+        items := items || jsonb_build_object('type', 'TextBlock', 'wrap', true, 'spacing', 'Small',
+            'text', smartetl._alert_md_escape(smartetl._alert_trunc(a.description, 1000)));
+    END IF;
+    IF jsonb_array_length(facts) > 0 THEN
+        items := items || jsonb_build_object('type', 'FactSet', 'facts', facts);
+    END IF;
+    items := items || smartetl._alert_teams_code('Error template', a.error_template)
+                   || smartetl._alert_teams_code('Last error', a.last_error);
+    IF runs IS NOT NULL THEN
+        items := items || smartetl._alert_teams_heading('Recent runs')
+                       || jsonb_build_object('type', 'FactSet', 'spacing', 'Small', 'facts', runs);
+    END IF;
+    IF a.ack_url IS NOT NULL THEN
+        items := items || jsonb_build_object('type', 'ActionSet', 'actions', jsonb_build_array(
+            jsonb_build_object('type', 'Action.OpenUrl', 'title', 'Acknowledge', 'url', a.ack_url)));
+    END IF;
+    RETURN jsonb_build_object('type', 'Container', 'separator', true, 'spacing', 'Medium', 'items', items);
+END $$;
+COMMENT ON FUNCTION smartetl._payload_teams_alert(smartetl._alert_item) IS
+'the Adaptive Card Container of one alert: status and summary, description, facts, errors, recent runs, Acknowledge button';
+
+-- API: Private
 CREATE FUNCTION smartetl._payload_teams(n jsonb, opts jsonb DEFAULT '{}') RETURNS jsonb
 LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     max_alerts constant int := 8;
-    o        jsonb := coalesce(opts, '{}');
-    resolved boolean;
-    sev      text;
-    link     text;
-    total    int;
-    body     jsonb;
-    items    jsonb;
-    facts    jsonb;
-    r        record;
+    f    smartetl._alert_notice := smartetl._alert_facts(n, opts);
+    body jsonb;
+    a    smartetl._alert_item;
 BEGIN
-    PERFORM smartetl._alert_check(n);
-    resolved := smartetl._alert_resolved(n);
-    sev := smartetl._alert_severity(n);
-    link := smartetl._alert_link(n);
-    SELECT count(*) INTO total FROM smartetl._alert_rows(n);
-
     body := jsonb_build_array(
         jsonb_build_object('type', 'TextBlock', 'size', 'Large', 'weight', 'Bolder', 'wrap', true,
-                           'color', CASE WHEN resolved THEN 'Good' ELSE 'Attention' END,
-                           'text', smartetl._alert_md_escape(smartetl._alert_trunc(smartetl._alert_title(n, o), 300))),
+                           'color', CASE WHEN f.resolved THEN 'Good' ELSE 'Attention' END,
+                           'text', smartetl._alert_md_escape(smartetl._alert_trunc(f.title, 300))),
         jsonb_build_object('type', 'TextBlock', 'isSubtle', true, 'spacing', 'None', 'wrap', true,
                            'text', smartetl._alert_md_escape(concat_ws(', ',
-                               CASE WHEN resolved THEN 'Resolved' ELSE 'Firing' END,
-                               'rule ' || nullif(n->'rule'->>'name', '')
-                                   || coalesce(' (' || nullif(n->'rule'->>'kind', '') || ')', ''),
-                               'severity ' || sev,
-                               format('%s alert%s', total, CASE WHEN total = 1 THEN '' ELSE 's' END)))));
-
-    FOR r IN SELECT * FROM smartetl._alert_rows(n) LIMIT max_alerts LOOP
-        items := jsonb_build_array(jsonb_build_object('type', 'TextBlock', 'weight', 'Bolder', 'wrap', true,
-            'color', CASE WHEN r.resolved THEN 'Good' ELSE 'Attention' END,
-            'text', smartetl._alert_md_escape(smartetl._alert_trunc(
-                        CASE WHEN r.resolved THEN 'RESOLVED: ' ELSE 'FIRING: ' END || r.summary, 300))));
-        IF r.description IS NOT NULL THEN
-            items := items || jsonb_build_object('type', 'TextBlock', 'wrap', true, 'spacing', 'Small',
-                'text', smartetl._alert_md_escape(smartetl._alert_trunc(r.description, 1000)));
-        END IF;
-        SELECT coalesce(jsonb_agg(jsonb_build_object('title', f.label,
-                   'value', smartetl._alert_md_escape(smartetl._alert_trunc(f.val, 300))) ORDER BY f.i), '[]')
-        INTO facts
-        FROM (VALUES (1, 'Status', CASE WHEN r.resolved THEN 'resolved' ELSE 'firing' END),
-                     (2, 'Pipeline', concat_ws('/', r.namespace, r.pipeline)),
-                     (3, 'Host', r.host),
-                     (4, 'Severity', r.severity),
-                     (5, 'Since', smartetl._alert_human_ts(coalesce(r.since, r.starts_at))),
-                     (6, 'Resolved at', CASE WHEN r.resolved THEN smartetl._alert_human_ts(r.ends_at) END),
-                     (7, 'Runs', smartetl._alert_runs_text(r.history)),
-                     (8, 'Value', r.value)) AS f(i, label, val)
-        WHERE nullif(f.val, '') IS NOT NULL;
-        IF jsonb_array_length(facts) > 0 THEN
-            items := items || jsonb_build_object('type', 'FactSet', 'facts', facts);
-        END IF;
-        IF r.error_template IS NOT NULL THEN
-            items := items
-                || jsonb_build_object('type', 'TextBlock', 'text', 'Error template', 'weight', 'Bolder',
-                                      'size', 'Small', 'spacing', 'Medium')
-                || jsonb_build_object('type', 'TextBlock', 'wrap', true, 'fontType', 'Monospace', 'spacing', 'Small',
-                                      'text', smartetl._alert_md_escape(smartetl._alert_trunc(r.error_template, 600)));
-        END IF;
-        IF r.error IS NOT NULL AND r.error IS DISTINCT FROM r.error_template THEN
-            items := items
-                || jsonb_build_object('type', 'TextBlock', 'text', 'Last error', 'weight', 'Bolder',
-                                      'size', 'Small', 'spacing', 'Medium')
-                || jsonb_build_object('type', 'TextBlock', 'wrap', true, 'fontType', 'Monospace', 'spacing', 'Small',
-                                      'text', smartetl._alert_md_escape(smartetl._alert_trunc(r.error, 600)));
-        END IF;
-        SELECT jsonb_agg(jsonb_build_object('title', smartetl._alert_md_escape(h.run_at),
-                   'value', smartetl._alert_md_escape(h.status || coalesce(', ' || h.duration, ''))) ORDER BY h.ord)
-        INTO facts
-        FROM smartetl._alert_history(r.history, 5) h;
-        IF facts IS NOT NULL THEN
-            items := items
-                || jsonb_build_object('type', 'TextBlock', 'text', 'Recent runs', 'weight', 'Bolder',
-                                      'size', 'Small', 'spacing', 'Medium')
-                || jsonb_build_object('type', 'FactSet', 'spacing', 'Small', 'facts', facts);
-        END IF;
-        IF NOT r.resolved AND smartetl._alert_ack_url(r.annotations) IS NOT NULL THEN
-            items := items || jsonb_build_object('type', 'ActionSet', 'actions', jsonb_build_array(
-                jsonb_build_object('type', 'Action.OpenUrl', 'title', 'Acknowledge',
-                                   'url', smartetl._alert_ack_url(r.annotations))));
-        END IF;
-        body := body || jsonb_build_object('type', 'Container', 'separator', true, 'spacing', 'Medium', 'items', items);
+                               CASE WHEN f.resolved THEN 'Resolved' ELSE 'Firing' END, f.about))));
+    FOREACH a IN ARRAY f.alerts[1:max_alerts] LOOP
+        body := body || smartetl._payload_teams_alert(a);
     END LOOP;
-
-    IF total > max_alerts THEN
+    IF f.total > max_alerts THEN
         body := body || jsonb_build_object('type', 'TextBlock', 'isSubtle', true, 'wrap', true,
-                                           'text', format('%s more alerts not shown', total - max_alerts));
+                                           'text', format('%s more alerts not shown', f.total - max_alerts));
     END IF;
     body := body || jsonb_build_object('type', 'TextBlock', 'isSubtle', true, 'size', 'Small', 'wrap', true,
         'separator', true,
-        'text', smartetl._alert_md_escape(concat_ws(' | ', 'smartetl',
-                    'group ' || smartetl._alert_trunc(nullif(n->>'group_key', ''), 300),
-                    'key ' || smartetl._alert_trunc(nullif(n->>'idempotency_key', ''), 300),
-                    'sent ' || smartetl._alert_human_ts(n->>'sent_at'))));
-
+        'text', smartetl._alert_md_escape(concat_ws(' | ', 'smartetl', 'group ' || smartetl._alert_trunc(f.group_key, 300),
+                                                    'key ' || smartetl._alert_trunc(f.key, 300), 'sent ' || f.sent)));
     RETURN jsonb_build_object(
         'content_type', 'application/json',
         'body', jsonb_build_object(
@@ -633,8 +714,8 @@ BEGIN
                     'type', 'AdaptiveCard',
                     'version', '1.4',
                     'body', body,
-                    'actions', CASE WHEN link IS NULL THEN '[]'::jsonb ELSE jsonb_build_array(
-                        jsonb_build_object('type', 'Action.OpenUrl', 'title', 'Open dashboard', 'url', link)) END,
+                    'actions', CASE WHEN f.link IS NULL THEN '[]'::jsonb ELSE jsonb_build_array(
+                        jsonb_build_object('type', 'Action.OpenUrl', 'title', 'Open dashboard', 'url', f.link)) END,
                     'msteams', jsonb_build_object('width', 'Full'))))),
         'idempotency_key', n->'idempotency_key');
 END $$;
@@ -743,188 +824,172 @@ COMMENT ON FUNCTION smartetl._payload_alertmanager(jsonb, jsonb) IS
 -- ---------------------------------------------------------------------------
 
 -- API: Private
-CREATE FUNCTION smartetl._payload_email(n jsonb, opts jsonb DEFAULT '{}') RETURNS jsonb
+-- The plain-text lines of one alert (NULL lines are left out when joined).
+CREATE FUNCTION smartetl._payload_email_alert_text(a smartetl._alert_item) RETURNS text[]
 LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    max_alerts constant int := 50;
-    o        jsonb := coalesce(opts, '{}');
-    resolved boolean;
-    sev      text;
-    title    text;
-    link     text;
-    total    int;
-    color    text;
-    intro    text;
-    t        text[] := '{}';
-    h        text[] := '{}';
-    facts    text;
-    hist_t   text;
-    hist_h   text;
-    r        record;
-    result   jsonb;
-    esc_link text;
-    td       constant text := 'padding:4px 12px 4px 0;vertical-align:top;';
-    pre      constant text := 'margin:4px 0 12px 0;padding:8px 10px;background:#f6f8fa;border:1px solid #e1e4e8;'
-                              'border-radius:4px;font-family:Menlo,Consolas,monospace;font-size:13px;'
-                              'white-space:pre-wrap;word-break:break-all;';
+    facts text;
+    runs  text;
 BEGIN
-    PERFORM smartetl._alert_check(n);
-    resolved := smartetl._alert_resolved(n);
-    sev := smartetl._alert_severity(n);
-    title := smartetl._alert_title(n, o);
-    link := smartetl._alert_link(n);
-    esc_link := smartetl._html_escape(link);
-    SELECT count(*) INTO total FROM smartetl._alert_rows(n);
-    color := CASE WHEN resolved THEN '#2e7d32' WHEN sev = 'critical' THEN '#c62828'
-                  WHEN sev = 'warning' THEN '#ef6c00' ELSE '#1565c0' END;
-    intro := concat_ws(', ',
-                 CASE WHEN resolved THEN 'RESOLVED' ELSE 'FIRING' END,
-                 'rule ' || nullif(n->'rule'->>'name', '') || coalesce(' (' || nullif(n->'rule'->>'kind', '') || ')', ''),
-                 'severity ' || sev,
-                 format('%s alert%s', total, CASE WHEN total = 1 THEN '' ELSE 's' END));
+    SELECT string_agg(format('    %-12s %s', f.label || ':', f.val), E'\n' ORDER BY f.i)
+    INTO facts
+    FROM (VALUES (1, 'Where', concat_ws(' on ', nullif(a.place, ''), a.host)),
+                 (2, 'Since', a.since_human || CASE WHEN a.since IS NOT NULL AND a.starts_at IS NOT NULL
+                                                    THEN ' (alert started ' || a.started_human || ')' ELSE '' END),
+                 (3, 'Resolved', CASE WHEN a.resolved THEN coalesce(a.resolved_human, 'yes') END),
+                 (4, 'Severity', a.severity), (5, 'Runs', a.runs), (6, 'Value', a.value)) AS f(i, label, val)
+    WHERE nullif(f.val, '') IS NOT NULL;
+    SELECT string_agg(format('        %-21s %-10s %s', h.run_at, h.status, coalesce(h.duration, '')), E'\n' ORDER BY h.ord)
+    INTO runs
+    FROM smartetl._alert_history(a.history, 10) h;
+    RETURN ARRAY['', format('[%s] %s - %s', a.ord, a.summary, CASE WHEN a.resolved THEN 'RESOLVED' ELSE 'FIRING' END),
+                 facts,
+                 '    Acknowledge: ' || a.ack_url,
+                 '    ' || replace(smartetl._alert_trunc(a.description, 4000), E'\n', E'\n    ')]
+           || CASE WHEN a.error_template IS NOT NULL THEN ARRAY['    Error template:',
+                   '        ' || replace(smartetl._alert_trunc(a.error_template, 4000), E'\n', E'\n        ')] END
+           || CASE WHEN a.last_error IS NOT NULL THEN ARRAY['    Last error:',
+                   '        ' || replace(smartetl._alert_trunc(a.last_error, 4000), E'\n', E'\n        ')] END
+           || CASE WHEN runs IS NOT NULL THEN ARRAY['    Recent runs:', rtrim(runs)] END;
+END $$;
+COMMENT ON FUNCTION smartetl._payload_email_alert_text(smartetl._alert_item) IS
+'the plain-text lines of one alert in an e-mail: status line, facts, acknowledge link, description, errors, recent runs';
 
-    t := ARRAY[title, repeat('=', least(length(title), 72)), '', intro];
-    IF nullif(n->>'group_key', '') IS NOT NULL THEN
-        t := t || ('Group: ' || (n->>'group_key'));
+-- API: Private
+-- The HTML of one alert (color: the notification's, for a firing alert).
+CREATE FUNCTION smartetl._payload_email_alert_html(a smartetl._alert_item, color text) RETURNS text[]
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    td    constant text := 'padding:4px 12px 4px 0;vertical-align:top;';
+    pre   constant text := 'margin:4px 0 12px 0;padding:8px 10px;background:#f6f8fa;border:1px solid #e1e4e8;'
+                           'border-radius:4px;font-family:Menlo,Consolas,monospace;font-size:13px;'
+                           'white-space:pre-wrap;word-break:break-all;';
+    facts text;
+    runs  text;
+BEGIN
+    SELECT string_agg(format('<tr><td style="%scolor:#57606a;white-space:nowrap;">%s</td><td style="%s">%s</td></tr>',
+                             td, f.label, td, smartetl._html_escape(f.val)), '' ORDER BY f.i)
+    INTO facts
+    FROM (VALUES (1, 'Pipeline', a.place), (2, 'Host', a.host), (3, 'Since', a.since_human),
+                 (4, 'Alert started', a.started_human),
+                 (5, 'Resolved', CASE WHEN a.resolved THEN coalesce(a.resolved_human, 'yes') END),
+                 (6, 'Severity', a.severity), (7, 'Runs', a.runs), (8, 'Value', a.value)) AS f(i, label, val)
+    WHERE nullif(f.val, '') IS NOT NULL;
+    SELECT string_agg(format('<tr><td style="%s">%s</td><td style="%scolor:%s;font-weight:600;">%s</td>'
+                             '<td style="%stext-align:right;">%s</td></tr>',
+                             td, smartetl._html_escape(h.run_at), td,
+                             CASE WHEN h.failed THEN '#c62828' WHEN h.status = 'success' THEN '#2e7d32' ELSE '#57606a' END,
+                             smartetl._html_escape(h.status), td, coalesce(smartetl._html_escape(h.duration), '&ndash;')),
+                      '' ORDER BY h.ord)
+    INTO runs
+    FROM smartetl._alert_history(a.history, 10) h;
+    RETURN ARRAY[format('<h2 style="margin:20px 0 4px 0;font-size:16px;">'
+                        '<span style="display:inline-block;padding:1px 6px;margin-right:6px;border-radius:3px;'
+                        'font-size:12px;color:#ffffff;background:%s;">%s</span>%s</h2>',
+                        CASE WHEN a.resolved THEN '#2e7d32' ELSE color END,
+                        CASE WHEN a.resolved THEN 'RESOLVED' ELSE 'FIRING' END, smartetl._html_escape(a.summary)),
+                 '<p style="margin:0 0 8px 0;white-space:pre-wrap;">'
+                     || smartetl._html_escape(smartetl._alert_trunc(a.description, 4000)) || '</p>',
+                 '<table role="presentation" style="border-collapse:collapse;font-size:14px;">' || facts || '</table>',
+                 '<p style="margin:8px 0;"><a href="' || smartetl._html_escape(a.ack_url) || '" style="display:inline-block;'
+                     || 'padding:6px 12px;background:#1f883d;color:#ffffff;text-decoration:none;border-radius:4px;">'
+                     || 'Acknowledge</a></p>']
+           || CASE WHEN a.error_template IS NOT NULL THEN ARRAY['<p style="margin:12px 0 0 0;font-weight:600;">Error template</p>',
+                   format('<pre style="%s">%s</pre>', pre, smartetl._html_escape(smartetl._alert_trunc(a.error_template, 4000)))] END
+           || CASE WHEN a.last_error IS NOT NULL THEN ARRAY['<p style="margin:12px 0 0 0;font-weight:600;">Last error</p>',
+                   format('<pre style="%s">%s</pre>', pre, smartetl._html_escape(smartetl._alert_trunc(a.last_error, 4000)))] END
+           || CASE WHEN runs IS NOT NULL THEN ARRAY['<p style="margin:12px 0 4px 0;font-weight:600;">Recent runs</p>',
+                   format('<table style="border-collapse:collapse;font-size:13px;"><tr><th style="%1$stext-align:left;'
+                          'color:#57606a;">Run</th><th style="%1$stext-align:left;color:#57606a;">Status</th>'
+                          '<th style="%1$stext-align:right;color:#57606a;">Duration</th></tr>%2$s</table>', td, runs)] END;
+END $$;
+COMMENT ON FUNCTION smartetl._payload_email_alert_html(smartetl._alert_item, text) IS
+'the HTML of one alert in an e-mail: status badge and summary, description, facts table, Acknowledge button, errors, recent runs';
+
+-- API: Private
+-- The plain-text part: title, intro, the alerts, the link, the signature.
+CREATE FUNCTION smartetl._payload_email_text(f smartetl._alert_notice, intro text, signature text, max_alerts integer)
+RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t text[] := ARRAY[f.title, repeat('=', least(length(f.title), 72)), '', intro, 'Group: ' || f.group_key];
+    a smartetl._alert_item;
+BEGIN
+    FOREACH a IN ARRAY f.alerts[1:max_alerts] LOOP
+        t := t || smartetl._payload_email_alert_text(a);
+    END LOOP;
+    IF f.total > max_alerts THEN
+        t := t || ARRAY['', format('... and %s more alerts', f.total - max_alerts)];
     END IF;
+    t := t || CASE WHEN f.link IS NOT NULL THEN ARRAY['', 'Dashboard: ' || f.link] END || ARRAY['', '-- ', signature];
+    RETURN array_to_string(t, E'\n') || E'\n';
+END $$;
+COMMENT ON FUNCTION smartetl._payload_email_text(smartetl._alert_notice, text, text, integer) IS
+'the plain-text part of an alert e-mail';
+
+-- API: Private
+-- The HTML part, inline styles only: title and intro in a colored box, the
+-- alerts, the dashboard button, the signature.
+CREATE FUNCTION smartetl._payload_email_html(f smartetl._alert_notice, intro text, signature text, max_alerts integer)
+RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    color    text := CASE WHEN f.resolved THEN '#2e7d32' WHEN f.severity = 'critical' THEN '#c62828'
+                          WHEN f.severity = 'warning' THEN '#ef6c00' ELSE '#1565c0' END;
+    esc_link text := smartetl._html_escape(f.link);
+    h        text[];
+    a        smartetl._alert_item;
+BEGIN
     h := ARRAY['<!DOCTYPE html>',
                '<html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">',
-               '<title>' || smartetl._html_escape(title) || '</title></head>',
+               '<title>' || smartetl._html_escape(f.title) || '</title></head>',
                '<body style="margin:0;padding:16px;background:#ffffff;color:#1f2328;'
                    || 'font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;font-size:14px;line-height:1.45;">',
                '<div style="max-width:760px;">',
                format('<div style="border-left:6px solid %s;padding:8px 14px;background:#f6f8fa;">', color),
-               format('<h1 style="margin:0;font-size:20px;color:%s;">%s</h1>', color, smartetl._html_escape(title)),
+               format('<h1 style="margin:0;font-size:20px;color:%s;">%s</h1>', color, smartetl._html_escape(f.title)),
                format('<p style="margin:4px 0 0 0;color:#57606a;">%s%s</p>', smartetl._html_escape(intro),
-                      coalesce('<br>Group: <code>' || smartetl._html_escape(nullif(n->>'group_key', '')) || '</code>', '')),
+                      coalesce('<br>Group: <code>' || smartetl._html_escape(f.group_key) || '</code>', '')),
                '</div>'];
-
-    FOR r IN SELECT * FROM smartetl._alert_rows(n) LIMIT max_alerts LOOP
-        -- plain text
-        t := t || ''::text
-               || format('[%s] %s - %s', r.ord, r.summary, CASE WHEN r.resolved THEN 'RESOLVED' ELSE 'FIRING' END);
-        SELECT string_agg(format('    %-12s %s', f.label || ':', f.val), E'\n' ORDER BY f.i)
-        INTO facts
-        FROM (VALUES (1, 'Where', concat_ws(' on ', nullif(concat_ws('/', r.namespace, r.pipeline), ''), r.host)),
-                     (2, 'Since', smartetl._alert_human_ts(coalesce(r.since, r.starts_at))
-                                  || CASE WHEN r.since IS NOT NULL AND r.starts_at IS NOT NULL
-                                          THEN ' (alert started ' || smartetl._alert_human_ts(r.starts_at) || ')' ELSE '' END),
-                     (3, 'Resolved', CASE WHEN r.resolved THEN coalesce(smartetl._alert_human_ts(r.ends_at), 'yes') END),
-                     (4, 'Severity', r.severity),
-                     (5, 'Runs', smartetl._alert_runs_text(r.history)),
-                     (6, 'Value', r.value)) AS f(i, label, val)
-        WHERE nullif(f.val, '') IS NOT NULL;
-        t := t || facts;
-        IF NOT r.resolved AND smartetl._alert_ack_url(r.annotations) IS NOT NULL THEN
-            t := t || ('    Acknowledge: ' || smartetl._alert_ack_url(r.annotations));
-        END IF;
-        IF r.description IS NOT NULL THEN
-            t := t || ('    ' || replace(smartetl._alert_trunc(r.description, 4000), E'\n', E'\n    '));
-        END IF;
-        IF r.error_template IS NOT NULL THEN
-            t := t || '    Error template:'::text
-                   || ('        ' || replace(smartetl._alert_trunc(r.error_template, 4000), E'\n', E'\n        '));
-        END IF;
-        IF r.error IS NOT NULL AND r.error IS DISTINCT FROM r.error_template THEN
-            t := t || '    Last error:'::text
-                   || ('        ' || replace(smartetl._alert_trunc(r.error, 4000), E'\n', E'\n        '));
-        END IF;
-        SELECT string_agg(format('        %-21s %-10s %s', x.run_at, x.status, coalesce(x.duration, '')), E'\n' ORDER BY x.ord),
-               string_agg(format('<tr><td style="%s">%s</td><td style="%scolor:%s;font-weight:600;">%s</td>'
-                                 '<td style="%stext-align:right;">%s</td></tr>',
-                                 td, smartetl._html_escape(x.run_at), td,
-                                 CASE WHEN x.failed THEN '#c62828' WHEN x.status = 'success' THEN '#2e7d32' ELSE '#57606a' END,
-                                 smartetl._html_escape(x.status), td, coalesce(smartetl._html_escape(x.duration), '&ndash;')),
-                          '' ORDER BY x.ord)
-        INTO hist_t, hist_h
-        FROM smartetl._alert_history(r.history, 10) x;
-        IF hist_t IS NOT NULL THEN
-            t := t || '    Recent runs:'::text || rtrim(hist_t);
-        END IF;
-
-        -- HTML
-        h := h || format('<h2 style="margin:20px 0 4px 0;font-size:16px;">'
-                         '<span style="display:inline-block;padding:1px 6px;margin-right:6px;border-radius:3px;'
-                         'font-size:12px;color:#ffffff;background:%s;">%s</span>%s</h2>',
-                         CASE WHEN r.resolved THEN '#2e7d32' ELSE color END,
-                         CASE WHEN r.resolved THEN 'RESOLVED' ELSE 'FIRING' END,
-                         smartetl._html_escape(r.summary));
-        IF r.description IS NOT NULL THEN
-            h := h || format('<p style="margin:0 0 8px 0;white-space:pre-wrap;">%s</p>',
-                             smartetl._html_escape(smartetl._alert_trunc(r.description, 4000)));
-        END IF;
-        SELECT string_agg(format('<tr><td style="%scolor:#57606a;white-space:nowrap;">%s</td><td style="%s">%s</td></tr>',
-                                 td, f.label, td, smartetl._html_escape(f.val)), '' ORDER BY f.i)
-        INTO facts
-        FROM (VALUES (1, 'Pipeline', concat_ws('/', r.namespace, r.pipeline)),
-                     (2, 'Host', r.host),
-                     (3, 'Since', smartetl._alert_human_ts(coalesce(r.since, r.starts_at))),
-                     (4, 'Alert started', smartetl._alert_human_ts(r.starts_at)),
-                     (5, 'Resolved', CASE WHEN r.resolved THEN coalesce(smartetl._alert_human_ts(r.ends_at), 'yes') END),
-                     (6, 'Severity', r.severity),
-                     (7, 'Runs', smartetl._alert_runs_text(r.history)),
-                     (8, 'Value', r.value)) AS f(i, label, val)
-        WHERE nullif(f.val, '') IS NOT NULL;
-        IF facts IS NOT NULL THEN
-            h := h || ('<table role="presentation" style="border-collapse:collapse;font-size:14px;">' || facts || '</table>');
-        END IF;
-        IF NOT r.resolved AND smartetl._alert_ack_url(r.annotations) IS NOT NULL THEN
-            h := h || format('<p style="margin:8px 0;"><a href="%s" style="display:inline-block;padding:6px 12px;'
-                             'background:#1f883d;color:#ffffff;text-decoration:none;border-radius:4px;">Acknowledge</a></p>',
-                             smartetl._html_escape(smartetl._alert_ack_url(r.annotations)));
-        END IF;
-        IF r.error_template IS NOT NULL THEN
-            h := h || '<p style="margin:12px 0 0 0;font-weight:600;">Error template</p>'::text
-                   || format('<pre style="%s">%s</pre>', pre, smartetl._html_escape(smartetl._alert_trunc(r.error_template, 4000)));
-        END IF;
-        IF r.error IS NOT NULL AND r.error IS DISTINCT FROM r.error_template THEN
-            h := h || '<p style="margin:12px 0 0 0;font-weight:600;">Last error</p>'::text
-                   || format('<pre style="%s">%s</pre>', pre, smartetl._html_escape(smartetl._alert_trunc(r.error, 4000)));
-        END IF;
-        IF hist_h IS NOT NULL THEN
-            h := h || '<p style="margin:12px 0 4px 0;font-weight:600;">Recent runs</p>'::text
-                   || ('<table style="border-collapse:collapse;font-size:13px;"><tr>'
-                       || format('<th style="%stext-align:left;color:#57606a;">Run</th>', td)
-                       || format('<th style="%stext-align:left;color:#57606a;">Status</th>', td)
-                       || format('<th style="%stext-align:right;color:#57606a;">Duration</th></tr>', td)
-                       || hist_h || '</table>');
-        END IF;
+    FOREACH a IN ARRAY f.alerts[1:max_alerts] LOOP
+        h := h || smartetl._payload_email_alert_html(a, color);
     END LOOP;
-
-    IF total > max_alerts THEN
-        t := t || ''::text || format('... and %s more alerts', total - max_alerts);
-        h := h || format('<p style="color:#57606a;">&hellip; and %s more alerts</p>', total - max_alerts);
+    IF f.total > max_alerts THEN
+        h := h || format('<p style="color:#57606a;">&hellip; and %s more alerts</p>', f.total - max_alerts);
     END IF;
-    IF link IS NOT NULL THEN
-        t := t || ''::text || ('Dashboard: ' || link);
+    IF f.link IS NOT NULL THEN
         h := h || format('<p style="margin:20px 0;"><a href="%s" style="display:inline-block;padding:8px 14px;'
                          'background:%s;color:#ffffff;text-decoration:none;border-radius:4px;">Open dashboard</a>'
                          '<br><span style="font-size:12px;color:#57606a;word-break:break-all;">%s</span></p>',
                          esc_link, color, esc_link);
     END IF;
-    t := t || ''::text || '-- '::text
-           || concat_ws(', ', 'smartetl notification ' || nullif(n->>'idempotency_key', ''),
-                        'sent ' || smartetl._alert_human_ts(n->>'sent_at'));
     h := h || format('<p style="margin-top:24px;font-size:12px;color:#57606a;border-top:1px solid #d0d7de;padding-top:8px;">%s</p>',
-                     smartetl._html_escape(concat_ws(', ', 'smartetl notification ' || nullif(n->>'idempotency_key', ''),
-                                                     'sent ' || smartetl._alert_human_ts(n->>'sent_at'))))
+                     smartetl._html_escape(signature))
            || '</div></body></html>'::text;
+    RETURN array_to_string(h, E'\n') || E'\n';
+END $$;
+COMMENT ON FUNCTION smartetl._payload_email_html(smartetl._alert_notice, text, text, integer) IS
+'the HTML part of an alert e-mail (inline styles, every text escaped)';
 
-    result := jsonb_build_object(
-        'content_type', 'multipart/alternative',
-        'subject', smartetl._alert_trunc(title, 250),
-        'text', array_to_string(t, E'\n') || E'\n',
-        'html', array_to_string(h, E'\n') || E'\n',
-        'idempotency_key', n->'idempotency_key');
-    IF nullif(o->>'from', '') IS NOT NULL THEN
-        result := result || jsonb_build_object('from', o->>'from');
-    END IF;
-    IF jsonb_typeof(o->'to') = 'array' THEN
-        result := result || jsonb_build_object('to', o->'to');
-    ELSIF nullif(o->>'to', '') IS NOT NULL THEN
-        result := result || jsonb_build_object('to', jsonb_build_array(o->>'to'));
-    END IF;
-    RETURN result;
+-- API: Private
+CREATE FUNCTION smartetl._payload_email(n jsonb, opts jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    max_alerts constant int := 50;
+    f         smartetl._alert_notice := smartetl._alert_facts(n, opts);
+    intro     text := concat_ws(', ', CASE WHEN f.resolved THEN 'RESOLVED' ELSE 'FIRING' END, f.about);
+    signature text := concat_ws(', ', 'smartetl notification ' || f.key, 'sent ' || f.sent);
+BEGIN
+    RETURN jsonb_build_object(
+               'content_type', 'multipart/alternative',
+               'subject', smartetl._alert_trunc(f.title, 250),
+               'text', smartetl._payload_email_text(f, intro, signature, max_alerts),
+               'html', smartetl._payload_email_html(f, intro, signature, max_alerts),
+               'idempotency_key', n->'idempotency_key')
+           || CASE WHEN nullif(opts->>'from', '') IS NOT NULL THEN jsonb_build_object('from', opts->>'from') ELSE '{}' END
+           || CASE WHEN jsonb_typeof(opts->'to') = 'array' THEN jsonb_build_object('to', opts->'to')
+                   WHEN nullif(opts->>'to', '') IS NOT NULL THEN jsonb_build_object('to', jsonb_build_array(opts->>'to'))
+                   ELSE '{}' END;
 END $$;
 COMMENT ON FUNCTION smartetl._payload_email(jsonb, jsonb) IS
 'e-mail message: subject ([FIRING]/[RESOLVED] title), plain-text and inline-styled HTML parts (multipart/alternative), from/to from the channel options';

@@ -167,7 +167,10 @@ BEGIN
         SELECT DISTINCT n.group_key, '-infinity'::timestamptz FROM new_rows n
         ON CONFLICT (group_key) DO UPDATE SET due_at = excluded.due_at;
     ELSE
-        -- value, annotations and last_seen_at alone notify nobody
+        -- value, annotations and last_seen_at alone notify nobody.  Planned
+        -- for each statement (EXECUTE): a plan kept from a one-row update
+        -- would join the 10,000 rows of a burst's update in a nested loop
+        EXECUTE $q$
         INSERT INTO smartetl.alert_group_due AS d (group_key, due_at)
         SELECT DISTINCT x.group_key, '-infinity'::timestamptz
         FROM (SELECT n.group_key FROM new_rows n JOIN old_rows o USING (alert_id)
@@ -181,7 +184,7 @@ BEGIN
               UNION ALL
               SELECT o.group_key FROM new_rows n JOIN old_rows o USING (alert_id)
               WHERE n.group_key <> o.group_key) x
-        ON CONFLICT (group_key) DO UPDATE SET due_at = excluded.due_at;
+        ON CONFLICT (group_key) DO UPDATE SET due_at = excluded.due_at$q$;
     END IF;
     RETURN NULL;
 END $$;
@@ -299,117 +302,198 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
       AND e.expected IS NOT NULL AND k.last_at IS NOT NULL
 $$;
 
+-- ---------------------------------------------------------------------------
+-- Rule conditions, one function per kind (named in smartetl.alert_rule_kinds,
+-- "condition"): what holds now for rule r, one row (pipeline_id, value,
+-- annotations) per alert, for the pipelines pids only, or all when NULL
+-- (kinds driven by the clock always evaluate everything).  plpgsql with
+-- custom plans, so that pids NULL or not plan apart.
+-- ---------------------------------------------------------------------------
+
 -- API: Private
--- What holds now for one rule: (pipeline, value, annotations) per alert;
--- for the pipelines pids only, or all when NULL (kinds driven by the clock
--- always evaluate everything).  Custom plans: pids NULL or not plan apart.
-CREATE FUNCTION smartetl._alert_conditions(r smartetl.alert_rule, pids bigint[] DEFAULT NULL)
+-- run_failed and consecutive_failures: the current failures of each
+-- pipeline (threshold in a row for consecutive_failures); a try that will
+-- be retried waits for the last one, or for after_tries.
+CREATE FUNCTION smartetl._alert_cond_failures(r smartetl.alert_rule, pids bigint[])
 RETURNS TABLE (pipeline_id bigint, value double precision, annotations jsonb)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
 BEGIN
-    IF r.kind IN ('run_failed', 'consecutive_failures') THEN
-        -- a try that will be retried waits for the last one, or for after_tries
-        RETURN QUERY
-        SELECT cf.pipeline_id, cf.failed_runs::float8,
-               smartetl._run_annotations(
-                   format('%s failed%s', cf.pipeline, CASE WHEN t.tries > 1 THEN format(' after %s tries', t.tries) ELSE '' END),
-                   format('%s run(s) of %s/%s failed in a row since %s', cf.failed_runs, cf.namespace,
-                          cf.pipeline, to_char(cf.since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"'))
-                   || CASE WHEN t.tries > 1 THEN format(', after %s tries%s', t.tries,
-                                                         CASE WHEN t.will_retry THEN ' (retrying)' ELSE '' END)
-                           ELSE '' END,
-                   cf.run_id, cf.since, cf.pipeline_id)
-               || CASE WHEN t.tries > 1 THEN jsonb_build_object('tries', t.tries) ELSE '{}' END
-        FROM smartetl.current_failures cf
-        CROSS JOIN LATERAL smartetl._run_retry(cf.run_id) t
-        WHERE (pids IS NULL OR cf.pipeline_id = ANY (pids))
-          AND (r.kind = 'run_failed' OR cf.failed_runs >= coalesce(r.threshold, 3))
-          AND (NOT t.will_retry OR coalesce(t.tries >= r.after_tries, false));
-    ELSIF r.kind IN ('duration_anomaly', 'volume_anomaly') THEN
-        RETURN QUERY
-        SELECT a.pipeline_id, a.score,
-               smartetl._run_annotations(
-                   format('%s: abnormal %s', a.pipeline, a.kind),
-                   format('%s of the latest run is %s, expected %s (%s .. %s), score %s', a.kind,
-                          round(a.value::numeric, 1), round(a.expected::numeric, 1),
-                          round(a.expected_low::numeric, 1), round(a.expected_high::numeric, 1),
-                          round(a.score::numeric, 1)),
-                   a.run_id, a.run_at, a.pipeline_id)
-        FROM smartetl.detect_anomalies(now() - interval '48 hours', now(), coalesce(r.threshold, 4)) a
-        WHERE a.kind = CASE r.kind WHEN 'duration_anomaly' THEN 'duration' ELSE 'volume' END
-          AND a.run_id = (SELECT x.run_id FROM smartetl.run x WHERE x.pipeline_id = a.pipeline_id
-                          AND x.status = 'success' ORDER BY x.run_at DESC LIMIT 1);
-    ELSIF r.kind = 'freshness' THEN
-        RETURN QUERY
-        SELECT o.pipeline_id, extract(epoch FROM now() - o.last_at)::float8,
-               jsonb_build_object('summary', format('%s: %s', o.pipeline,
-                                                    CASE o.kind WHEN 'missing_run' THEN 'no run' ELSE 'no success' END),
-                                  'description', format('nothing since %s, expected every %s',
-                                                        to_char(o.last_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"'),
-                                                        o.expected_interval),
-                                  'since', o.last_at, 'overdue', o.kind,
-                                  'recent_history', smartetl._recent_history(o.pipeline_id))
-        FROM smartetl._alert_freshness(pids, now()) o
-        WHERE o.overdue;
-    ELSIF r.kind = 'deadline' THEN
-        -- the latest deadline that passed with no success finished since its
-        -- scheduled start, whether the run failed, still runs or never started
-        RETURN QUERY
-        SELECT ds.pipeline_id, extract(epoch FROM now() - ds.deadline_at)::float8,
-               smartetl._run_annotations(
-                   format('%s missed its %s deadline', ds.pipeline,
-                          to_char(ds.deadline_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI')),
-                   format('scheduled %s %s (%s), a successful run was due by %s; %s',
-                          to_char(ds.scheduled_at AT TIME ZONE ds.schedule_timezone, 'YYYY-MM-DD HH24:MI'),
-                          ds.schedule_timezone, ds.schedule,
-                          to_char(ds.deadline_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI'),
-                          CASE WHEN ds.last_run_at IS NULL OR ds.last_run_at < ds.scheduled_at
-                                    AND ds.last_run_status IS DISTINCT FROM 'running'
-                               THEN 'no run started since'
-                               WHEN ds.last_run_status = 'running'
-                               THEN format('the run started at %s is still running',
-                                           to_char(ds.last_run_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI'))
-                               ELSE format('the run started at %s ended %s',
-                                           to_char(ds.last_run_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI'),
-                                           ds.last_run_status) END),
-                   CASE WHEN ds.last_run_at >= ds.scheduled_at OR ds.last_run_status = 'running' THEN ds.last_run_id END,
-                   ds.deadline_at, ds.pipeline_id)
-               || jsonb_build_object('scheduled_at', ds.scheduled_at, 'deadline_at', ds.deadline_at)
-        FROM smartetl.deadline_status(now()) ds
-        WHERE ds.missed AND (pids IS NULL OR ds.pipeline_id = ANY (pids));
-    ELSIF r.kind = 'risk' THEN
-        RETURN QUERY
-        SELECT k.pipeline_id, k.risk,
-               jsonb_build_object('summary', format('%s: failure risk %s within a day', k.pipeline, round(k.risk::numeric, 2)),
-                                  'description', coalesce('main reasons: ' || k.reasons, 'no reasons given'),
-                                  'reasons', k.detail->'reasons', 'recent_history', smartetl._recent_history(k.pipeline_id))
-        FROM smartetl.risk_ranking(interval '1 day') k
-        WHERE k.risk >= coalesce(r.threshold, 0.5);
-    ELSIF r.kind = 'model_drift' THEN
-        RETURN QUERY
-        SELECT NULL::bigint, d.max_psi,
-               jsonb_build_object('subject', 'model:' || m.name,
-                                  'summary', format('model %s (%s) drifted: PSI %s on %s', m.model_id, m.name,
-                                                    round(d.max_psi::numeric, 2), d.worst),
-                                  'description', format('live ROC-AUC %s vs %s at training',
-                                                        round(q.live_roc_auc::numeric, 3), round(q.training_roc_auc::numeric, 3)))
-        FROM smartetl.model m
-        CROSS JOIN LATERAL (SELECT max(psi) AS max_psi, (array_agg(feature ORDER BY psi DESC NULLS LAST))[1] AS worst
-                            FROM smartetl.model_drift(m.model_id)) d
-        LEFT JOIN smartetl.prediction_quality q ON q.model_id = m.model_id AND q.resolved_predictions >= 50
-        WHERE m.status = 'champion' AND m.kind = 'risk'
-          AND (d.max_psi > coalesce(r.threshold, 0.25) OR q.live_roc_auc < q.training_roc_auc - 0.1);
-    ELSIF r.kind = 'sql' THEN
-        -- the query runs sandboxed (as smartetl_reader, read-only, time-limited),
-        -- never pasted into this statement
-        RETURN QUERY
-        SELECT p.pipeline_id, q.value,
-               jsonb_build_object('summary', format('%s: %s', p.name, q.value),
-                                  'recent_history', smartetl._recent_history(p.pipeline_id))
-        FROM smartetl._rule_query_rows(r.name, r.query) q JOIN smartetl.pipeline p ON p.name = q.pipeline
-        WHERE r.threshold IS NULL OR q.value > r.threshold;
-    END IF;
+    RETURN QUERY
+    SELECT cf.pipeline_id, cf.failed_runs::float8,
+           smartetl._run_annotations(
+               format('%s failed%s', cf.pipeline, CASE WHEN t.tries > 1 THEN format(' after %s tries', t.tries) ELSE '' END),
+               format('%s run(s) of %s/%s failed in a row since %s', cf.failed_runs, cf.namespace,
+                      cf.pipeline, to_char(cf.since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"'))
+               || CASE WHEN t.tries > 1 THEN format(', after %s tries%s', t.tries,
+                                                     CASE WHEN t.will_retry THEN ' (retrying)' ELSE '' END)
+                       ELSE '' END,
+               cf.run_id, cf.since, cf.pipeline_id)
+           || CASE WHEN t.tries > 1 THEN jsonb_build_object('tries', t.tries) ELSE '{}' END
+    FROM smartetl.current_failures cf
+    CROSS JOIN LATERAL smartetl._run_retry(cf.run_id) t
+    WHERE (pids IS NULL OR cf.pipeline_id = ANY (pids))
+      AND (r.kind = 'run_failed' OR cf.failed_runs >= coalesce(r.threshold, 3))
+      AND (NOT t.will_retry OR coalesce(t.tries >= r.after_tries, false));
 END $$;
+COMMENT ON FUNCTION smartetl._alert_cond_failures(smartetl.alert_rule, bigint[]) IS
+'the condition of run_failed and consecutive_failures rules: pipelines whose latest runs failed (retries exhausted)';
+
+-- API: Private
+-- duration_anomaly and volume_anomaly: the latest successful run of a
+-- pipeline scored above threshold.
+CREATE FUNCTION smartetl._alert_cond_anomaly(r smartetl.alert_rule, pids bigint[])
+RETURNS TABLE (pipeline_id bigint, value double precision, annotations jsonb)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+BEGIN
+    RETURN QUERY
+    SELECT a.pipeline_id, a.score,
+           smartetl._run_annotations(
+               format('%s: abnormal %s', a.pipeline, a.kind),
+               format('%s of the latest run is %s, expected %s (%s .. %s), score %s', a.kind,
+                      round(a.value::numeric, 1), round(a.expected::numeric, 1),
+                      round(a.expected_low::numeric, 1), round(a.expected_high::numeric, 1),
+                      round(a.score::numeric, 1)),
+               a.run_id, a.run_at, a.pipeline_id)
+    FROM smartetl.detect_anomalies(now() - interval '48 hours', now(), coalesce(r.threshold, 4)) a
+    WHERE a.kind = CASE r.kind WHEN 'duration_anomaly' THEN 'duration' ELSE 'volume' END
+      AND a.run_id = (SELECT x.run_id FROM smartetl.run x WHERE x.pipeline_id = a.pipeline_id
+                      AND x.status = 'success' ORDER BY x.run_at DESC LIMIT 1);
+END $$;
+COMMENT ON FUNCTION smartetl._alert_cond_anomaly(smartetl.alert_rule, bigint[]) IS
+'the condition of duration_anomaly and volume_anomaly rules: the latest successful run scored above threshold';
+
+-- API: Private
+-- freshness: no run, or no success, for longer than the pipeline's
+-- expected interval times the staleness factor.
+CREATE FUNCTION smartetl._alert_cond_freshness(r smartetl.alert_rule, pids bigint[])
+RETURNS TABLE (pipeline_id bigint, value double precision, annotations jsonb)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+BEGIN
+    RETURN QUERY
+    SELECT o.pipeline_id, extract(epoch FROM now() - o.last_at)::float8,
+           jsonb_build_object('summary', format('%s: %s', o.pipeline,
+                                                CASE o.kind WHEN 'missing_run' THEN 'no run' ELSE 'no success' END),
+                              'description', format('nothing since %s, expected every %s',
+                                                    to_char(o.last_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"'),
+                                                    o.expected_interval),
+                              'since', o.last_at, 'overdue', o.kind,
+                              'recent_history', smartetl._recent_history(o.pipeline_id))
+    FROM smartetl._alert_freshness(pids, now()) o
+    WHERE o.overdue;
+END $$;
+COMMENT ON FUNCTION smartetl._alert_cond_freshness(smartetl.alert_rule, bigint[]) IS
+'the condition of freshness rules: pipelines overdue for a run or a success';
+
+-- API: Private
+-- deadline: the latest deadline that passed with no success finished since
+-- its scheduled start, whether the run failed, still runs or never started.
+CREATE FUNCTION smartetl._alert_cond_deadline(r smartetl.alert_rule, pids bigint[])
+RETURNS TABLE (pipeline_id bigint, value double precision, annotations jsonb)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+BEGIN
+    RETURN QUERY
+    SELECT ds.pipeline_id, extract(epoch FROM now() - ds.deadline_at)::float8,
+           smartetl._run_annotations(
+               format('%s missed its %s deadline', ds.pipeline,
+                      to_char(ds.deadline_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI')),
+               format('scheduled %s %s (%s), a successful run was due by %s; %s',
+                      to_char(ds.scheduled_at AT TIME ZONE ds.schedule_timezone, 'YYYY-MM-DD HH24:MI'),
+                      ds.schedule_timezone, ds.schedule,
+                      to_char(ds.deadline_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI'),
+                      CASE WHEN ds.last_run_at IS NULL OR ds.last_run_at < ds.scheduled_at
+                                AND ds.last_run_status IS DISTINCT FROM 'running'
+                           THEN 'no run started since'
+                           WHEN ds.last_run_status = 'running'
+                           THEN format('the run started at %s is still running',
+                                       to_char(ds.last_run_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI'))
+                           ELSE format('the run started at %s ended %s',
+                                       to_char(ds.last_run_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI'),
+                                       ds.last_run_status) END),
+               CASE WHEN ds.last_run_at >= ds.scheduled_at OR ds.last_run_status = 'running' THEN ds.last_run_id END,
+               ds.deadline_at, ds.pipeline_id)
+           || jsonb_build_object('scheduled_at', ds.scheduled_at, 'deadline_at', ds.deadline_at)
+    FROM smartetl.deadline_status(now()) ds
+    WHERE ds.missed AND (pids IS NULL OR ds.pipeline_id = ANY (pids));
+END $$;
+COMMENT ON FUNCTION smartetl._alert_cond_deadline(smartetl.alert_rule, bigint[]) IS
+'the condition of deadline rules: pipelines with no success since a scheduled start whose deadline passed';
+
+-- API: Private
+-- risk: the predicted risk of failure within a day above threshold.
+CREATE FUNCTION smartetl._alert_cond_risk(r smartetl.alert_rule, pids bigint[])
+RETURNS TABLE (pipeline_id bigint, value double precision, annotations jsonb)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+BEGIN
+    RETURN QUERY
+    SELECT k.pipeline_id, k.risk,
+           jsonb_build_object('summary', format('%s: failure risk %s within a day', k.pipeline, round(k.risk::numeric, 2)),
+                              'description', coalesce('main reasons: ' || k.reasons, 'no reasons given'),
+                              'reasons', k.detail->'reasons', 'recent_history', smartetl._recent_history(k.pipeline_id))
+    FROM smartetl.risk_ranking(interval '1 day') k
+    WHERE k.risk >= coalesce(r.threshold, 0.5);
+END $$;
+COMMENT ON FUNCTION smartetl._alert_cond_risk(smartetl.alert_rule, bigint[]) IS
+'the condition of risk rules: pipelines whose predicted risk of failure within a day is above threshold';
+
+-- API: Private
+-- model_drift: the champion risk model drifted or lost accuracy (an alert
+-- about the model, named by annotations.subject).
+CREATE FUNCTION smartetl._alert_cond_model_drift(r smartetl.alert_rule, pids bigint[])
+RETURNS TABLE (pipeline_id bigint, value double precision, annotations jsonb)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+BEGIN
+    RETURN QUERY
+    SELECT NULL::bigint, d.max_psi,
+           jsonb_build_object('subject', 'model:' || m.name,
+                              'summary', format('model %s (%s) drifted: PSI %s on %s', m.model_id, m.name,
+                                                round(d.max_psi::numeric, 2), d.worst),
+                              'description', format('live ROC-AUC %s vs %s at training',
+                                                    round(q.live_roc_auc::numeric, 3), round(q.training_roc_auc::numeric, 3)))
+    FROM smartetl.model m
+    CROSS JOIN LATERAL (SELECT max(psi) AS max_psi, (array_agg(feature ORDER BY psi DESC NULLS LAST))[1] AS worst
+                        FROM smartetl.model_drift(m.model_id)) d
+    LEFT JOIN smartetl.prediction_quality q ON q.model_id = m.model_id AND q.resolved_predictions >= 50
+    WHERE m.status = 'champion' AND m.kind = 'risk'
+      AND (d.max_psi > coalesce(r.threshold, 0.25) OR q.live_roc_auc < q.training_roc_auc - 0.1);
+END $$;
+COMMENT ON FUNCTION smartetl._alert_cond_model_drift(smartetl.alert_rule, bigint[]) IS
+'the condition of model_drift rules: the champion risk model drifted (PSI above threshold) or lost accuracy';
+
+-- API: Private
+-- sql: the rule's query, run sandboxed (as smartetl_reader, read-only,
+-- time-limited), never pasted into this statement; fires above threshold.
+CREATE FUNCTION smartetl._alert_cond_sql(r smartetl.alert_rule, pids bigint[])
+RETURNS TABLE (pipeline_id bigint, value double precision, annotations jsonb)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+BEGIN
+    RETURN QUERY
+    SELECT p.pipeline_id, q.value,
+           jsonb_build_object('summary', format('%s: %s', p.name, q.value),
+                              'recent_history', smartetl._recent_history(p.pipeline_id))
+    FROM smartetl._rule_query_rows(r.name, r.query) q JOIN smartetl.pipeline p ON p.name = q.pipeline
+    WHERE r.threshold IS NULL OR q.value > r.threshold;
+END $$;
+COMMENT ON FUNCTION smartetl._alert_cond_sql(smartetl.alert_rule, bigint[]) IS
+'the condition of sql rules: the rows of the rule''s sandboxed query above threshold';
+
+-- API: Private
+-- What holds now for one rule: the condition function of its kind
+-- (smartetl.alert_rule_kinds), called once per rule and pass.
+CREATE FUNCTION smartetl._alert_conditions(r smartetl.alert_rule, pids bigint[] DEFAULT NULL)
+RETURNS TABLE (pipeline_id bigint, value double precision, annotations jsonb)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    f text := (SELECT k.condition FROM smartetl.alert_rule_kinds() k WHERE k.kind = r.kind);
+BEGIN
+    IF f IS NULL THEN
+        RAISE EXCEPTION 'unknown alert rule kind: %', coalesce(quote_literal(r.kind), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- f comes from the registry, never from a caller
+    RETURN QUERY EXECUTE format('SELECT * FROM %s($1, $2)', f) USING r, pids;
+END $$;
+COMMENT ON FUNCTION smartetl._alert_conditions(smartetl.alert_rule, bigint[]) IS
+'what holds now for a rule (pipeline_id, value, annotations per alert), from the condition function of its kind (smartetl.alert_rule_kinds)';
 
 -- API: Private
 CREATE FUNCTION smartetl._silence_matches(matchers jsonb, labels jsonb) RETURNS boolean
@@ -568,19 +652,18 @@ $$;
 -- API: Private
 -- Queue the notifications that are due; returns how many deliveries.
 -- Examines every group (all_groups), or those in alert_group_due whose
--- time came, and sets each examined group's next due time.
+-- time came, and sets each examined group's next due time.  Set-based:
+-- the groups due are recorded notified, their notifications built and
+-- queued, and their alerts marked in one statement each (a burst of
+-- 10,000 new groups is 10,000 rows, not 10,000 loops).
 CREATE FUNCTION smartetl._alert_notify(all_groups boolean DEFAULT true) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
 DECLARE
     todo text[];
-    g record;
-    r smartetl.alert_rule;
-    st smartetl.alert_group;
-    ch smartetl.channel;
-    n jsonb;
-    key text;
-    due boolean;
-    win text;
+    due_groups text[];
+    refresh_groups text[];
+    x record;
+    payload_sql text;
     queued integer := 0;
 BEGIN
     IF all_groups THEN
@@ -592,8 +675,13 @@ BEGIN
             RETURN 0;
         END IF;
     END IF;
-    FOR g IN
-        SELECT a.group_key, min(a.rule_name) AS rule_name, min(a.labels::text)::jsonb AS labels,
+    -- examine the groups (those of a rule that exists): each is due next by
+    -- its timers (or when its alerts change); which are due now, with
+    -- Alertmanager's timing: group_wait, then group_interval, then
+    -- repeat_interval; which only need their Alertmanager re-post
+    -- (Alertmanager forgets alerts not re-posted within resolve_timeout)
+    WITH g AS (
+        SELECT a.group_key, min(a.rule_name) AS rule_name,
                bool_or(a.state = 'firing' AND NOT smartetl._alert_muted(a)
                        AND a.notified_state IS DISTINCT FROM 'firing') AS new_firing,
                bool_or(a.state = 'resolved' AND a.notified_state = 'firing'
@@ -605,60 +693,95 @@ BEGIN
         WHERE (a.state = 'firing' OR a.notified_state = 'firing')
           AND (all_groups OR a.group_key = ANY (todo))
         GROUP BY a.group_key
-    LOOP
-        SELECT * INTO r FROM smartetl.alert_rule WHERE name = g.rule_name;
-        SELECT * INTO st FROM smartetl.alert_group WHERE group_key = g.group_key;
-        IF r.name IS NULL THEN
-            CONTINUE;
-        END IF;
-        -- examined now; next time by its timers (or when its alerts change)
-        INSERT INTO smartetl.alert_group_due AS d (group_key, due_at)
-        SELECT g.group_key, t FROM smartetl._alert_group_next_due(g.group_key) t WHERE t IS NOT NULL
-        ON CONFLICT (group_key) DO UPDATE SET due_at = least(d.due_at, excluded.due_at);
-        -- Alertmanager's timing: group_wait, then group_interval, then repeat_interval
-        due := CASE
-                WHEN st.last_notified_at IS NULL THEN g.new_firing AND g.first_pending + r.group_wait <= now()
-                WHEN g.new_firing OR g.newly_resolved THEN st.last_notified_at + r.group_interval <= now()
-                ELSE g.any_firing AND st.last_notified_at + r.repeat_interval <= now() END;
-        IF NOT coalesce(due, false) THEN
-            -- Alertmanager forgets alerts not re-posted within resolve_timeout
-            IF g.any_firing AND st.last_notified_at IS NOT NULL
+    ), e AS (
+        SELECT g.group_key,
+               coalesce(CASE
+                   WHEN st.last_notified_at IS NULL THEN g.new_firing AND g.first_pending + r.group_wait <= now()
+                   WHEN g.new_firing OR g.newly_resolved THEN st.last_notified_at + r.group_interval <= now()
+                   ELSE g.any_firing AND st.last_notified_at + r.repeat_interval <= now() END, false) AS due,
+               g.any_firing AND st.last_notified_at IS NOT NULL
                AND coalesce(st.am_posted_at, st.last_notified_at) < now() - interval '1 minute'
-               AND EXISTS (SELECT 1 FROM smartetl.channel c WHERE c.name = ANY (r.channels) AND c.kind = 'alertmanager') THEN
-                queued := queued + smartetl._alert_refresh_alertmanager(r, st);
-            END IF;
-            CONTINUE;
-        END IF;
-        INSERT INTO smartetl.alert_group AS ag (group_key, rule_name, labels, last_notified_at, seq)
-        VALUES (g.group_key, g.rule_name,
-                (SELECT coalesce(jsonb_object_agg(l, g.labels->>l), '{}') FROM unnest(r.group_by) l), now(), 1)
-        ON CONFLICT (group_key) DO UPDATE SET last_notified_at = now(), am_posted_at = now(), seq = ag.seq + 1
-        RETURNING * INTO st;
-        key := md5(g.group_key) || '-' || st.seq;
-        FOR ch IN SELECT * FROM smartetl.channel WHERE name = ANY (r.channels) ORDER BY name LOOP
-            n := smartetl._alert_notification(g.group_key, key,
-                     replace(replace(ch.options->>'link_template', '{pipeline}', coalesce(g.labels->>'pipeline', '')),
-                             '{namespace}', coalesce(g.labels->>'namespace', '')));
-            -- a channel in a maintenance window: recorded as muted, caught up when it ends
-            win := (SELECT w.name FROM smartetl.maintenance_window w
-                    WHERE w.enabled AND ch.name = ANY (w.channels) AND smartetl.maintenance_window_active(w.name)
-                    ORDER BY w.name LIMIT 1);
-            INSERT INTO smartetl.delivery (channel, group_key, idempotency_key, notification, payload, status, last_error)
-            VALUES (ch.name, g.group_key, key, n,
-                    CASE WHEN ch.kind = 'notify'
-                         THEN jsonb_build_object('content_type', 'application/json', 'body', n)
-                         ELSE smartetl._payload(ch.kind, n, ch.options) END,
-                    CASE WHEN win IS NULL THEN 'pending' ELSE 'muted' END,
-                    'muted by maintenance window ' || win)
-            ON CONFLICT (channel, idempotency_key) DO NOTHING;
-            queued := queued + 1;
-        END LOOP;
-        UPDATE smartetl.alert a SET notified_state = a.state,
-                                    notified_at = coalesce(a.notified_at, CASE WHEN a.state = 'firing' THEN now() END)
-        WHERE a.group_key = g.group_key
-          AND ((a.state = 'firing' AND NOT smartetl._alert_muted(a))
-               OR (a.state = 'resolved' AND a.notified_state = 'firing' AND NOT smartetl._alert_held(a)));
+               AND EXISTS (SELECT 1 FROM smartetl.channel c WHERE c.name = ANY (r.channels) AND c.kind = 'alertmanager')
+               AS refresh
+        FROM g
+        JOIN smartetl.alert_rule r ON r.name = g.rule_name
+        LEFT JOIN smartetl.alert_group st ON st.group_key = g.group_key
+    ), next_due AS (
+        INSERT INTO smartetl.alert_group_due AS d (group_key, due_at)
+        SELECT e.group_key, t FROM e CROSS JOIN LATERAL smartetl._alert_group_next_due(e.group_key) t
+        WHERE t IS NOT NULL
+        ON CONFLICT (group_key) DO UPDATE SET due_at = least(d.due_at, excluded.due_at)
+    )
+    SELECT coalesce(array_agg(e.group_key ORDER BY e.group_key) FILTER (WHERE e.due), '{}'),
+           coalesce(array_agg(e.group_key ORDER BY e.group_key) FILTER (WHERE NOT e.due AND e.refresh), '{}')
+    INTO due_groups, refresh_groups
+    FROM e;
+    FOR x IN SELECT r, st
+             FROM (SELECT a.group_key, min(a.rule_name) AS rule_name FROM smartetl.alert a
+                   WHERE a.group_key = ANY (refresh_groups) AND (a.state = 'firing' OR a.notified_state = 'firing')
+                   GROUP BY a.group_key) g
+             JOIN smartetl.alert_rule r ON r.name = g.rule_name
+             JOIN smartetl.alert_group st ON st.group_key = g.group_key
+             ORDER BY g.group_key LOOP
+        queued := queued + smartetl._alert_refresh_alertmanager(x.r, x.st);
     END LOOP;
+    IF due_groups = '{}' THEN
+        RETURN queued;
+    END IF;
+    -- the groups notified now
+    INSERT INTO smartetl.alert_group AS ag (group_key, rule_name, labels, last_notified_at, seq)
+    SELECT g.group_key, g.rule_name,
+           (SELECT coalesce(jsonb_object_agg(l, g.labels->>l), '{}') FROM unnest(r.group_by) l), now(), 1
+    FROM (SELECT a.group_key, min(a.rule_name) AS rule_name, min(a.labels::text)::jsonb AS labels
+          FROM smartetl.alert a
+          WHERE a.group_key = ANY (due_groups) AND (a.state = 'firing' OR a.notified_state = 'firing')
+          GROUP BY a.group_key) g
+    JOIN smartetl.alert_rule r ON r.name = g.rule_name
+    ORDER BY g.group_key
+    ON CONFLICT (group_key) DO UPDATE SET last_notified_at = now(), am_posted_at = now(), seq = ag.seq + 1;
+    -- their notifications, one per channel of the rule, built by the channel
+    -- kind's formatter (smartetl.alert_channel_kinds()); a channel in a
+    -- maintenance window: recorded as muted, caught up when it ends
+    SELECT 'CASE x.kind '
+           || string_agg(format('WHEN %L THEN %s(x.n, x.options) ', k.kind, k.formatter), '' ORDER BY k.kind)
+           || 'ELSE smartetl._payload(x.kind, x.n, x.options) END'
+    INTO payload_sql
+    FROM smartetl.alert_channel_kinds() k;
+    -- the formatters come from the registry, never from a caller
+    EXECUTE format($q$
+        INSERT INTO smartetl.delivery (channel, group_key, idempotency_key, notification, payload, status, last_error)
+        SELECT x.channel, x.group_key, x.key, x.n, %s,
+               CASE WHEN x.win IS NULL THEN 'pending' ELSE 'muted' END, 'muted by maintenance window ' || x.win
+        FROM (SELECT ch.name AS channel, ch.kind, ch.options, g.group_key, k.key,
+                     smartetl._alert_notification(g.group_key, k.key,
+                         replace(replace(ch.options->>'link_template', '{pipeline}', coalesce(g.labels->>'pipeline', '')),
+                                 '{namespace}', coalesce(g.labels->>'namespace', ''))) AS n,
+                     (SELECT w.name FROM smartetl.maintenance_window w
+                      WHERE w.enabled AND ch.name = ANY (w.channels) AND smartetl.maintenance_window_active(w.name)
+                      ORDER BY w.name LIMIT 1) AS win
+              FROM (SELECT a.group_key, min(a.rule_name) AS rule_name, min(a.labels::text)::jsonb AS labels
+                    FROM smartetl.alert a
+                    WHERE a.group_key = ANY ($1) AND (a.state = 'firing' OR a.notified_state = 'firing')
+                    GROUP BY a.group_key) g
+              JOIN smartetl.alert_rule r ON r.name = g.rule_name
+              JOIN smartetl.alert_group st ON st.group_key = g.group_key
+              CROSS JOIN LATERAL (SELECT md5(g.group_key) || '-' || st.seq AS key) k
+              JOIN smartetl.channel ch ON ch.name = ANY (r.channels)
+              ORDER BY g.group_key, ch.name) x
+        ORDER BY x.group_key, x.channel
+        ON CONFLICT (channel, idempotency_key) DO NOTHING$q$, payload_sql)
+    USING due_groups;
+    queued := queued + (SELECT count(*)
+                        FROM (SELECT a.group_key, min(a.rule_name) AS rule_name FROM smartetl.alert a
+                              WHERE a.group_key = ANY (due_groups) AND (a.state = 'firing' OR a.notified_state = 'firing')
+                              GROUP BY a.group_key) g
+                        JOIN smartetl.alert_rule r ON r.name = g.rule_name
+                        JOIN smartetl.channel ch ON ch.name = ANY (r.channels));
+    UPDATE smartetl.alert a SET notified_state = a.state,
+                                notified_at = coalesce(a.notified_at, CASE WHEN a.state = 'firing' THEN now() END)
+    WHERE a.group_key = ANY (due_groups)
+      AND ((a.state = 'firing' AND NOT smartetl._alert_muted(a))
+           OR (a.state = 'resolved' AND a.notified_state = 'firing' AND NOT smartetl._alert_held(a)));
     RETURN queued;
 END $$;
 
@@ -800,9 +923,7 @@ BEGIN
         IF ch.name IS NOT NULL AND jsonb_typeof(n->'alerts') = 'array' THEN
             INSERT INTO smartetl.delivery (channel, group_key, idempotency_key, notification, payload)
             VALUES (ch.name, m.group_key, key, n,
-                    CASE WHEN ch.kind = 'notify'
-                         THEN jsonb_build_object('content_type', 'application/json', 'body', n)
-                         ELSE smartetl._payload(ch.kind, n, ch.options) END)
+                    smartetl._payload(ch.kind, n, ch.options))
             ON CONFLICT (channel, idempotency_key) DO NOTHING;
             queued := queued + 1;
         END IF;
@@ -855,9 +976,7 @@ BEGIN
                      'escalation', jsonb_build_object('policy', e.policy, 'level', e.level + 1));
             INSERT INTO smartetl.delivery (channel, group_key, idempotency_key, notification, payload)
             VALUES (ch.name, e.group_key, key, n,
-                    CASE WHEN ch.kind = 'notify'
-                         THEN jsonb_build_object('content_type', 'application/json', 'body', n)
-                         ELSE smartetl._payload(ch.kind, n, ch.options) END)
+                    smartetl._payload(ch.kind, n, ch.options))
             ON CONFLICT (channel, idempotency_key) DO NOTHING;
             queued := queued + 1;
         END LOOP;

@@ -201,9 +201,9 @@ BEGIN
 END $$;
 SQL
 psql_ -c "SELECT bench.cpu_seconds()" >/dev/null	# /proc/self/stat is readable
-# Parse-only timing needs the "dry_run" option (parse and validate, store
-# nothing); older builds reject it as an unknown option.
-if psql_ -c "SELECT smartetl.ingest('csv', E'pipeline,status,started_at\\nx,success,2025-01-01', '{\"dry_run\": true}')" \
+# Parse-only timing needs the option "dry_run": "parse" (parse and validate,
+# store nothing); older builds reject it.
+if psql_ -c "SELECT smartetl.ingest('csv', E'pipeline,status,started_at\\nx,success,2025-01-01', '{\"dry_run\": \"parse\"}')" \
 	>/dev/null 2>&1; then
 	DRY_RUN=1
 	echo "dry_run option supported: parse-only time is measured too (store = full - parse only)"
@@ -363,7 +363,7 @@ for round in $(seq 1 "$ROUNDS"); do
 	timed "$round" csv "COPY" "$(copy_sql "$RUNS_CSV")"
 	if [ "$DRY_RUN" = 1 ]; then
 		reset_all
-		timed "$round" csv "smartetl parse only" "SELECT smartetl.ingest_file('$RUNS_CSV', 'csv', '{\"dry_run\": true}')::text"
+		timed "$round" csv "smartetl parse only" "SELECT smartetl.ingest_file('$RUNS_CSV', 'csv', '{\"dry_run\": \"parse\"}')::text"
 	fi
 	reset_all
 	timed "$round" csv "smartetl" "SELECT smartetl.ingest_file('$RUNS_CSV', 'csv', '{}')::text"
@@ -376,7 +376,7 @@ for round in $(seq 1 "$ROUNDS"); do
 	timed "$round" log "COPY" "$(copy_sql "$APP_LOG")"
 	if [ "$DRY_RUN" = 1 ]; then
 		reset_all
-		timed "$round" log "smartetl parse only" "SELECT smartetl.ingest_file('$APP_LOG', 'logline', '${LOG_OPTIONS%\}}, \"dry_run\": true}')::text"
+		timed "$round" log "smartetl parse only" "SELECT smartetl.ingest_file('$APP_LOG', 'logline', '${LOG_OPTIONS%\}}, \"dry_run\": \"parse\"}')::text"
 	fi
 	reset_all
 	timed "$round" log "smartetl" "SELECT smartetl.ingest_file('$APP_LOG', 'logline', '$LOG_OPTIONS')::text"
@@ -412,7 +412,7 @@ ORDER BY m.input, m.method <> 'COPY', m.method <> 'smartetl', m.method;
 SQL
 if [ "$DRY_RUN" = 1 ]; then
 	echo
-	echo "phases (medians): parse = the dry_run time; store = full ingest - parse; by wall time and,"
+	echo "phases (medians): parse = the dry_run \"parse\" time; store = full ingest - parse; by wall time and,"
 	echo "less sensitive to other processes on the CPUs, by the backend's CPU time"
 	psql_ -P format=aligned -P tuples_only=off -P footer=off <<'SQL'
 WITH m AS (

@@ -150,7 +150,8 @@ DECLARE t0 timestamptz := clock_timestamp(); r record;
 BEGIN
     FOR r IN SELECT * FROM bench_sys LOOP
         PERFORM smartetl.ingest_file(r.file, 'logline', jsonb_build_object(
-            'log_format', r.fmt, 'pipeline', 'bench_' || r.name, 'source', r.name, 'dry_run', dry));
+            'log_format', r.fmt, 'pipeline', 'bench_' || r.name, 'source', r.name,
+            'dry_run', CASE WHEN dry THEN to_jsonb('parse'::text) ELSE 'false' END));
     END LOOP;
     RETURN extract(epoch FROM clock_timestamp() - t0);
 END $$;

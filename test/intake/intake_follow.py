@@ -86,9 +86,15 @@ def n_events(pipeline):
 
 
 def register(path, fmt, options):
+    """Register a file and wait until the worker has seen it (its row in
+    smartetl.source_file), so that what the test writes next is new data."""
     import json
     psql("INSERT INTO smartetl.source (path, format, options) VALUES ('%s', '%s', '%s')"
          % (path, fmt, json.dumps(options)))
+    seen = wait_for(lambda: psql("SELECT count(*) FROM smartetl.source_file f JOIN smartetl.source s "
+                                 "USING (source_id) WHERE s.path = '%s'" % path) != "0", timeout=10)
+    if not seen:
+        raise RuntimeError("the worker did not pick up %s within 10 s" % path)
 
 
 def crash_and_restart():
@@ -108,7 +114,17 @@ def crash_and_restart():
             os.kill(c, signal.SIGKILL)
         except OSError:
             pass
-    time.sleep(2)
+
+    def gone():
+        for p in [pm] + children:
+            try:
+                os.kill(p, 0)
+                return False
+            except OSError:
+                pass
+        return True
+    if not wait_for(gone, timeout=10, step=0.05):
+        raise RuntimeError("the killed server processes did not exit")
     subprocess.run(["bash", "-c", "source scripts/lib.sh && cluster_start '%s' '%s' >/dev/null"
                     % (cdir, os.environ["PGPORT"])], cwd=ROOT, check=True)
 
@@ -156,7 +172,7 @@ def main():
     got = wait_for(lambda: runs() == "nightly/1/success nightly/2/failed", timeout=5, step=0.05)
     ok(got and time.time() - t0 < 1.5, "an appended row is stored within %.2f s (the header is sent again)"
        % (time.time() - t0), runs())
-    time.sleep(1)
+    time.sleep(1)       # a negative check: the unfinished row must not come within a second
     ok(runs() == "nightly/1/success nightly/2/failed", "an unfinished last row is held back", runs())
     with open(csv, "a") as f:
         f.write("k\n")
@@ -169,7 +185,6 @@ def main():
     with open(tail, "w") as f:
         f.write("2026-01-01 09:00:00 INFO old: before registration\n")
     register(tail, "logline", {"log_format": FMT, "namespace": "follow_test", "pipeline": "old", "start": "end"})
-    time.sleep(1)
     with open(tail, "a") as f:
         f.write("2026-01-01 09:00:01 INFO old: after registration\n")
     msgs = wait_for(lambda: psql("SELECT string_agg(message || '@' || line_no, ',') FROM smartetl.log_event e "
@@ -181,7 +196,6 @@ def main():
     log = os.path.join(d, "app.log")
     open(log, "w").close()
     register(log, "logline", {"log_format": FMT, "namespace": "follow_test", "pipeline": "app"})
-    time.sleep(1.5)
     lines = 20000
     w = subprocess.run(["/usr/bin/python3", os.path.join(HERE, "log_writer.py"), "--path", log,
                         "--lines", str(lines), "--rate", "2000", "--rotate-every", "2000", "--mode", "alternate"],
@@ -202,17 +216,16 @@ def main():
     log2 = os.path.join(d, "crash.log")
     open(log2, "w").close()
     register(log2, "logline", {"log_format": FMT, "namespace": "follow_test", "pipeline": "crash"})
-    time.sleep(1.5)
     lines = 6000
     w = subprocess.Popen(["/usr/bin/python3", os.path.join(HERE, "log_writer.py"), "--path", log2,
                           "--lines", str(lines), "--rate", "1000", "--rotate-every", "3500", "--mode", "rename"],
                          stdout=subprocess.PIPE, text=True)
-    time.sleep(2)
-    before = n_events("crash")
+    # kill at about 2,000 of the 6,000 lines: the rotation at 3,500 falls in or near the downtime
+    before = wait_for(lambda: n_events("crash") >= 2000, timeout=15) and n_events("crash")
     crash_and_restart()
     out = w.communicate()[0]
     wait_for(lambda: n_events("crash") >= lines, timeout=30)
-    time.sleep(6)
+    time.sleep(6)       # as above: nothing more may come once the rotated file is finished
     total, distinct, missing, extra = check_lines("crash", 1, lines)
     ok(out.strip() == "done %d" % lines and before > 0 and total == lines and distinct == lines and missing == 0,
        "kill -9 after %d lines, a rotation while down, restart: exactly the %d lines, each once "

@@ -602,9 +602,9 @@ def test_tls(tok):
     os.chmod(cert_dir, 0o755)
     os.chmod(key, 0o644)
     set_conf(http_tls_cert=crt, http_tls_key=key)
-    time.sleep(1.5)
-    log = open(os.path.join(os.environ["SMARTETL_CLUSTER_DIR"], "server.log"), errors="replace").read()
-    ok("has group or world access" in log, "a world-readable TLS key is refused")
+    server_log = os.path.join(os.environ["SMARTETL_CLUSTER_DIR"], "server.log")
+    ok(wait_for(lambda: "has group or world access" in open(server_log, errors="replace").read(), timeout=10),
+       "a world-readable TLS key is refused")
     os.chmod(key, 0o600)
     set_conf(http_tls_cert=crt, http_tls_key=key)
     ctx = ssl.create_default_context(cafile=crt)

@@ -16,7 +16,7 @@
 SET client_min_messages = warning;
 SET timezone = 'UTC';
 BEGIN;
-SELECT plan(36);
+SELECT plan(40);
 
 -- what ingest stores, as one row of counts
 CREATE FUNCTION pg_temp.stored() RETURNS text LANGUAGE sql AS $$
@@ -81,7 +81,7 @@ SELECT is((SELECT count(*) FROM smartetl.ingest_reject WHERE format IN ('csv', '
 
 -- dry_run where the real call updates: a run given by several records of
 -- one payload (applied in line order, as if in separate calls), and a run
--- already stored.  Known to fail: dry_run counts every record as an insert.
+-- already stored.
 CREATE TEMP TABLE dry_update (label text, format text, payload text);
 INSERT INTO dry_update VALUES
   ('csv: a running record then its end, in one payload', 'csv',
@@ -91,12 +91,32 @@ INSERT INTO dry_update VALUES
    '{"eventType": "FAIL", "eventTime": "2025-01-06T03:05:00Z", "run": {"runId": "tap-ol-upd"}, "job": {"namespace": "tap_dry", "name": "ol.upd"}}\n'),
   ('csv: a stored run that failed after all', 'csv',
    E'job,run_id,start_time,end_time,status\ntap_dry_csv,1,2025-01-06 00:00:00,2025-01-06 00:06:00,failed\n');
-SELECT todo('dry_run counts every record as an insert: it does not merge records of one run nor look up stored runs (src/ingest)', 3);
 SELECT is((SELECT row(r.*)::text FROM smartetl.ingest(u.format, u.payload) r), d.counts,
           u.label || ': dry_run reported what the real ingest does (' || d.counts || ')')
 FROM dry_update u
 CROSS JOIN LATERAL (SELECT row(r.*)::text AS counts FROM smartetl.ingest(u.format, u.payload, '{"dry_run": true}') r) d
 ORDER BY u.label;
+
+-- "dry_run": "parse" only parses and validates: every valid record counts
+-- as an insert, nothing is looked up or stored; other values are refused
+SELECT is((SELECT row(r.*)::text FROM smartetl.ingest(u.format, u.payload, '{"dry_run": "parse"}') r), '(2,0,0,0)',
+          'dry_run "parse" counts both records of one run as inserts')
+FROM dry_update u WHERE u.label LIKE 'csv: a running record%';
+SELECT is(pg_temp.error_of($$SELECT smartetl.ingest('csv', E'job,run_id,status\nx,1,ok\n', '{"dry_run": "yes"}')$$),
+          '22023: option "dry_run" must be true, false or "parse"', 'another dry_run value is refused, naming the choices');
+
+-- a dry run leaves the caller's subtransactions as they were: a PL/pgSQL
+-- block's exception handler still rolls back to its own savepoint
+SELECT lives_ok($t$DO $d$ BEGIN
+    BEGIN
+      PERFORM smartetl.ingest('csv', E'job,run_id,status\ntap_dry_do,1,ok\n', '{"dry_run": true}');
+      PERFORM smartetl.ingest('csv', E'job,run_id,status\ntap_dry_do,2,ok\n');
+      PERFORM 1 / 0;
+    EXCEPTION WHEN division_by_zero THEN NULL;
+    END;
+  END $d$$t$, 'a dry run inside a PL/pgSQL block whose handler then runs');
+SELECT is((SELECT count(*) FROM smartetl.run r JOIN smartetl.pipeline p USING (pipeline_id) WHERE p.name = 'tap_dry_do'),
+          0::bigint, 'the handler rolled back the real ingest after the dry run, and the dry run left nothing');
 
 -- the csv quote option: another quote byte, doubled inside a field, and the
 -- usual one then an ordinary character

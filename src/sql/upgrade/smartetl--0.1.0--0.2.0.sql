@@ -5275,6 +5275,8 @@ GRANT EXECUTE ON FUNCTION smartetl.ack_link(bigint), smartetl._ack_link_token(bi
 GRANT EXECUTE ON FUNCTION smartetl._alert_ack_link(smartetl.alert) TO smartetl_admin;
 GRANT SELECT ON smartetl.ack_link_use TO smartetl_admin;
 
+
+
 -- ---------------------------------------------------------------------------
 -- alertscale (issue 13): incremental alert evaluation
 -- ---------------------------------------------------------------------------
@@ -6149,6 +6151,1253 @@ BEGIN
         FROM smartetl._rule_query_rows(r.name, r.query) q JOIN smartetl.pipeline p ON p.name = q.pipeline
         WHERE r.threshold IS NULL OR q.value > r.threshold;
     END IF;
+END $$;
+
+
+-- ---------------------------------------------------------------------------
+-- structure2 (issue 11): the Slack, Teams and e-mail formatters render the
+-- facts of smartetl._alert_facts; each rule kind's condition is its own
+-- function, named in alert_rule_kinds() (new column "condition") and called
+-- by _alert_conditions; _payload('notify', ...) at the call sites
+-- ---------------------------------------------------------------------------
+
+-- ---------------------------------------------------------------------------
+-- The facts of a notification, gathered once: what every formatter below
+-- shows, each in its receiver's shape (Slack mrkdwn, Adaptive Card, e-mail
+-- text and HTML).  A formatter renders these facts and computes none.
+-- ---------------------------------------------------------------------------
+
+-- API: Private
+-- One alert of a notification: the row of smartetl._alert_rows, then the
+-- facts derived from it for people.
+CREATE TYPE smartetl._alert_item AS (
+    ord            bigint,
+    status         text,
+    resolved       boolean,
+    summary        text,
+    description    text,
+    namespace      text,
+    pipeline       text,
+    host           text,
+    severity       text,
+    since          text,
+    starts_at      text,
+    ends_at        text,
+    value          text,
+    error_template text,
+    error          text,
+    history        jsonb,
+    labels         jsonb,
+    annotations    jsonb,
+    fingerprint    text,
+    place          text,     -- namespace/pipeline
+    since_human    text,     -- since (else starts_at) for people
+    started_human  text,     -- starts_at for people
+    resolved_human text,     -- ends_at for people, resolved alerts only
+    runs           text,     -- "F of last N runs failed"
+    ack_url        text,     -- the acknowledge link, firing alerts only
+    last_error     text      -- the error when it is not the error template
+);
+COMMENT ON TYPE smartetl._alert_item IS
+'one alert of a notification with the facts the payload formatters show (smartetl._alert_facts)';
+
+-- API: Private
+-- A group notification: what it says of itself, and its alerts.
+CREATE TYPE smartetl._alert_notice AS (
+    resolved    boolean,
+    severity    text,
+    title       text,       -- raw, one line (smartetl._alert_title)
+    link        text,       -- an http(s) URL or NULL
+    rule        text,
+    rule_kind   text,
+    group_key   text,
+    key         text,       -- the idempotency key
+    sent        text,       -- sent_at for people
+    total       integer,    -- how many alerts
+    alerts_text text,       -- "N alert(s)"
+    about       text,       -- "rule R (kind), severity S, N alerts"
+    alerts      smartetl._alert_item[]
+);
+COMMENT ON TYPE smartetl._alert_notice IS
+'the facts of a group notification that the payload formatters render (smartetl._alert_facts)';
+
+-- API: Private
+-- The facts of notification n (a JSON object, else invalid_parameter_value)
+-- for a channel with options opts (title_prefix).
+CREATE FUNCTION smartetl._alert_facts(n jsonb, opts jsonb) RETURNS smartetl._alert_notice
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    f smartetl._alert_notice;
+BEGIN
+    PERFORM smartetl._alert_check(n);
+    f.resolved := smartetl._alert_resolved(n);
+    f.severity := smartetl._alert_severity(n);
+    f.title := smartetl._alert_title(n, coalesce(opts, '{}'));
+    f.link := smartetl._alert_link(n);
+    f.rule := nullif(n->'rule'->>'name', '');
+    f.rule_kind := nullif(n->'rule'->>'kind', '');
+    f.group_key := nullif(n->>'group_key', '');
+    f.key := nullif(n->>'idempotency_key', '');
+    f.sent := smartetl._alert_human_ts(n->>'sent_at');
+    f.alerts := ARRAY(
+        SELECT ROW(r.*, concat_ws('/', r.namespace, r.pipeline),
+                   smartetl._alert_human_ts(coalesce(r.since, r.starts_at)),
+                   smartetl._alert_human_ts(r.starts_at),
+                   CASE WHEN r.resolved THEN smartetl._alert_human_ts(r.ends_at) END,
+                   smartetl._alert_runs_text(r.history),
+                   CASE WHEN NOT r.resolved THEN smartetl._alert_ack_url(r.annotations) END,
+                   CASE WHEN r.error IS DISTINCT FROM r.error_template THEN r.error END)::smartetl._alert_item
+        FROM smartetl._alert_rows(n) r ORDER BY r.ord);
+    f.total := cardinality(f.alerts);
+    f.alerts_text := format('%s alert%s', f.total, CASE WHEN f.total = 1 THEN '' ELSE 's' END);
+    f.about := concat_ws(', ', 'rule ' || f.rule || coalesce(' (' || f.rule_kind || ')', ''),
+                         'severity ' || f.severity, f.alerts_text);
+    RETURN f;
+END $$;
+COMMENT ON FUNCTION smartetl._alert_facts(jsonb, jsonb) IS
+'the facts of a group notification (title, status, severity, counts, link, and per alert its place, times, runs, acknowledge link, errors), gathered once for the payload formatters';
+
+-- API: Private
+-- A section block of mrkdwn text (cut to Slack's 3000 characters).
+CREATE FUNCTION smartetl._alert_slack_section(txt text) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+RETURN jsonb_build_object('type', 'section',
+                          'text', jsonb_build_object('type', 'mrkdwn', 'text', smartetl._alert_trunc(txt, 3000, true)));
+COMMENT ON FUNCTION smartetl._alert_slack_section(text) IS 'a Slack section block of mrkdwn text, cut to 3000 characters';
+
+-- API: Private
+-- A context block of one mrkdwn text (cut to 3000 characters).
+CREATE FUNCTION smartetl._alert_slack_context(txt text) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+RETURN jsonb_build_object('type', 'context', 'elements', jsonb_build_array(
+           jsonb_build_object('type', 'mrkdwn', 'text', smartetl._alert_trunc(txt, 3000, true))));
+COMMENT ON FUNCTION smartetl._alert_slack_context(text) IS 'a Slack context block of one mrkdwn text, cut to 3000 characters';
+
+-- API: Private
+-- The blocks of one alert: what (summary, status, description) with its
+-- fields and an Acknowledge button, the error as code blocks, the recent
+-- runs on one line.
+CREATE FUNCTION smartetl._payload_slack_alert(a smartetl._alert_item) RETURNS jsonb
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    fields jsonb;
+    runs   text;
+    blocks jsonb;
+BEGIN
+    -- where, how bad, since when, how many runs
+    SELECT coalesce(jsonb_agg(jsonb_build_object('type', 'mrkdwn',
+               'text', smartetl._alert_trunc('*' || f.label || E'*\n' || smartetl._alert_slack_escape(f.val), 2000, true))
+               ORDER BY f.i), '[]')
+    INTO fields
+    FROM (VALUES (1, 'Pipeline', a.place), (2, 'Severity', a.severity), (3, 'Since', a.since_human),
+                 (4, 'Runs', a.runs), (5, 'Value', a.value), (6, 'Host', a.host)) AS f(i, label, val)
+    WHERE nullif(f.val, '') IS NOT NULL;
+    blocks := jsonb_build_array(smartetl._alert_slack_section(
+                  CASE WHEN a.resolved THEN ':white_check_mark:' ELSE ':rotating_light:' END
+                  || ' *' || smartetl._alert_slack_escape(a.summary) || '* - '
+                  || CASE WHEN a.resolved
+                          THEN 'resolved' || coalesce(' at ' || smartetl._alert_slack_escape(a.resolved_human), '')
+                          ELSE 'firing' END
+                  || coalesce(E'\n' || smartetl._alert_slack_escape(a.description), ''))
+              || CASE WHEN jsonb_array_length(fields) > 0 THEN jsonb_build_object('fields', fields) ELSE '{}' END
+              || CASE WHEN a.ack_url IS NOT NULL
+                      THEN jsonb_build_object('accessory', jsonb_build_object('type', 'button',
+                               'action_id', 'smartetl_ack_' || a.ord, 'style', 'primary', 'url', a.ack_url,
+                               'text', jsonb_build_object('type', 'plain_text', 'text', 'Acknowledge', 'emoji', true)))
+                      ELSE '{}' END);
+    IF a.error_template IS NOT NULL OR a.last_error IS NOT NULL THEN
+        blocks := blocks || smartetl._alert_slack_section(concat_ws(E'\n',
+                      E'*Error template*\n' || smartetl._alert_slack_code(a.error_template, 1400),
+                      E'*Last error*\n' || smartetl._alert_slack_code(a.last_error, 1400)));
+    END IF;
+    SELECT '*Recent runs:* ' || string_agg(
+               CASE WHEN h.failed THEN ':x: ' WHEN h.status = 'success' THEN ':white_check_mark: ' ELSE ':grey_question: ' END
+               || smartetl._alert_slack_escape(h.run_at || ' ' || h.status || coalesce(' (' || h.duration || ')', '')),
+               ' | ' ORDER BY h.ord)
+    INTO runs
+    FROM smartetl._alert_history(a.history, 10) h;
+    IF runs IS NOT NULL THEN
+        blocks := blocks || smartetl._alert_slack_context(runs);
+    END IF;
+    RETURN blocks;
+END $$;
+COMMENT ON FUNCTION smartetl._payload_slack_alert(smartetl._alert_item) IS
+'the Slack blocks of one alert: summary and status with fields and an Acknowledge button, error code blocks, recent runs';
+
+-- API: Private
+CREATE OR REPLACE FUNCTION smartetl._payload_slack(n jsonb, opts jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    max_alerts constant int := 10;
+    f       smartetl._alert_notice := smartetl._alert_facts(n, opts);
+    mention text := CASE WHEN NOT f.resolved THEN smartetl._alert_slack_mention(opts->>'mention') END;
+    emoji   text := CASE WHEN f.resolved THEN ':white_check_mark:' WHEN f.severity = 'critical' THEN ':red_circle:'
+                         WHEN f.severity = 'warning' THEN ':warning:' WHEN f.severity = 'info' THEN ':information_source:'
+                         ELSE ':bell:' END;
+    blocks  jsonb;
+    a       smartetl._alert_item;
+BEGIN
+    -- header (plain_text: shown as is, never parsed), then what fires
+    blocks := jsonb_build_array(
+        jsonb_build_object('type', 'header', 'text', jsonb_build_object('type', 'plain_text', 'emoji', true,
+                           'text', smartetl._alert_trunc(emoji || ' ' || f.title, 150))),
+        smartetl._alert_slack_section(concat_ws(' ', mention,
+            CASE WHEN f.resolved THEN '*Resolved*' ELSE '*Firing*' END
+            || coalesce(' - rule *' || smartetl._alert_slack_escape(f.rule) || '*', '')
+            || coalesce(' (' || smartetl._alert_slack_escape(f.rule_kind) || ')', '')
+            || coalesce(', severity *' || smartetl._alert_slack_escape(f.severity) || '*', '')
+            || ', ' || f.alerts_text)));
+    FOREACH a IN ARRAY f.alerts[1:max_alerts] LOOP
+        blocks := blocks || smartetl._payload_slack_alert(a);
+    END LOOP;
+    IF f.total > max_alerts THEN
+        blocks := blocks || smartetl._alert_slack_context(format('_%s more alerts not shown_', f.total - max_alerts));
+    END IF;
+    blocks := blocks || smartetl._alert_slack_context(concat_ws(' | ', 'smartetl',
+                            'group ' || smartetl._alert_slack_code(f.group_key, 400, true),
+                            'key ' || smartetl._alert_slack_code(f.key, 400, true),
+                            'sent ' || smartetl._alert_slack_escape(f.sent)));
+    IF f.link IS NOT NULL THEN
+        blocks := blocks || jsonb_build_object('type', 'actions', 'elements', jsonb_build_array(
+            jsonb_build_object('type', 'button', 'action_id', 'smartetl_open_link', 'url', f.link,
+                               'text', jsonb_build_object('type', 'plain_text', 'text', 'Open dashboard', 'emoji', true))));
+    END IF;
+    RETURN jsonb_build_object(
+        'content_type', 'application/json',
+        'body', jsonb_build_object(
+            'text', smartetl._alert_trunc(concat_ws(' ', mention, smartetl._alert_slack_escape(f.title)), 3000, true),
+            'blocks', blocks),
+        'idempotency_key', n->'idempotency_key');
+END $$;
+COMMENT ON FUNCTION smartetl._payload_slack(jsonb, jsonb) IS
+'Slack Incoming Webhook body (Block Kit): fallback text, header, summary, per alert fields/error/recent runs (at most 10 alerts), context, link button';
+
+-- API: Private
+-- A small bold heading TextBlock of a card section.
+CREATE FUNCTION smartetl._alert_teams_heading(label text) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+RETURN jsonb_build_object('type', 'TextBlock', 'text', label, 'weight', 'Bolder', 'size', 'Small', 'spacing', 'Medium');
+COMMENT ON FUNCTION smartetl._alert_teams_heading(text) IS 'a small bold Adaptive Card TextBlock heading';
+
+-- API: Private
+-- An error in monospace (cut to 600 characters), under its heading.
+CREATE FUNCTION smartetl._alert_teams_code(label text, s text) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+RETURN CASE WHEN s IS NOT NULL THEN jsonb_build_array(smartetl._alert_teams_heading(label),
+           jsonb_build_object('type', 'TextBlock', 'wrap', true, 'fontType', 'Monospace', 'spacing', 'Small',
+                              'text', smartetl._alert_md_escape(smartetl._alert_trunc(s, 600))))
+       ELSE '[]' END;
+COMMENT ON FUNCTION smartetl._alert_teams_code(text, text) IS
+'a heading and a monospace Adaptive Card TextBlock of s (cut to 600 characters), nothing when s is NULL';
+
+-- API: Private
+-- The Container of one alert: status and summary, description, facts,
+-- error template and last error, recent runs, an Acknowledge button.
+CREATE FUNCTION smartetl._payload_teams_alert(a smartetl._alert_item) RETURNS jsonb
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    items jsonb;
+    facts jsonb;
+    runs  jsonb;
+BEGIN
+    SELECT coalesce(jsonb_agg(jsonb_build_object('title', f.label,
+               'value', smartetl._alert_md_escape(smartetl._alert_trunc(f.val, 300))) ORDER BY f.i), '[]')
+    INTO facts
+    FROM (VALUES (1, 'Status', a.status), (2, 'Pipeline', a.place), (3, 'Host', a.host), (4, 'Severity', a.severity),
+                 (5, 'Since', a.since_human), (6, 'Resolved at', a.resolved_human), (7, 'Runs', a.runs),
+                 (8, 'Value', a.value)) AS f(i, label, val)
+    WHERE nullif(f.val, '') IS NOT NULL;
+    SELECT jsonb_agg(jsonb_build_object('title', smartetl._alert_md_escape(h.run_at),
+               'value', smartetl._alert_md_escape(h.status || coalesce(', ' || h.duration, ''))) ORDER BY h.ord)
+    INTO runs
+    FROM smartetl._alert_history(a.history, 5) h;
+    items := jsonb_build_array(jsonb_build_object('type', 'TextBlock', 'weight', 'Bolder', 'wrap', true,
+        'color', CASE WHEN a.resolved THEN 'Good' ELSE 'Attention' END,
+        'text', smartetl._alert_md_escape(smartetl._alert_trunc(
+                    CASE WHEN a.resolved THEN 'RESOLVED: ' ELSE 'FIRING: ' END || a.summary, 300))));
+    IF a.description IS NOT NULL THEN
+        items := items || jsonb_build_object('type', 'TextBlock', 'wrap', true, 'spacing', 'Small',
+            'text', smartetl._alert_md_escape(smartetl._alert_trunc(a.description, 1000)));
+    END IF;
+    IF jsonb_array_length(facts) > 0 THEN
+        items := items || jsonb_build_object('type', 'FactSet', 'facts', facts);
+    END IF;
+    items := items || smartetl._alert_teams_code('Error template', a.error_template)
+                   || smartetl._alert_teams_code('Last error', a.last_error);
+    IF runs IS NOT NULL THEN
+        items := items || smartetl._alert_teams_heading('Recent runs')
+                       || jsonb_build_object('type', 'FactSet', 'spacing', 'Small', 'facts', runs);
+    END IF;
+    IF a.ack_url IS NOT NULL THEN
+        items := items || jsonb_build_object('type', 'ActionSet', 'actions', jsonb_build_array(
+            jsonb_build_object('type', 'Action.OpenUrl', 'title', 'Acknowledge', 'url', a.ack_url)));
+    END IF;
+    RETURN jsonb_build_object('type', 'Container', 'separator', true, 'spacing', 'Medium', 'items', items);
+END $$;
+COMMENT ON FUNCTION smartetl._payload_teams_alert(smartetl._alert_item) IS
+'the Adaptive Card Container of one alert: status and summary, description, facts, errors, recent runs, Acknowledge button';
+
+-- API: Private
+CREATE OR REPLACE FUNCTION smartetl._payload_teams(n jsonb, opts jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    max_alerts constant int := 8;
+    f    smartetl._alert_notice := smartetl._alert_facts(n, opts);
+    body jsonb;
+    a    smartetl._alert_item;
+BEGIN
+    body := jsonb_build_array(
+        jsonb_build_object('type', 'TextBlock', 'size', 'Large', 'weight', 'Bolder', 'wrap', true,
+                           'color', CASE WHEN f.resolved THEN 'Good' ELSE 'Attention' END,
+                           'text', smartetl._alert_md_escape(smartetl._alert_trunc(f.title, 300))),
+        jsonb_build_object('type', 'TextBlock', 'isSubtle', true, 'spacing', 'None', 'wrap', true,
+                           'text', smartetl._alert_md_escape(concat_ws(', ',
+                               CASE WHEN f.resolved THEN 'Resolved' ELSE 'Firing' END, f.about))));
+    FOREACH a IN ARRAY f.alerts[1:max_alerts] LOOP
+        body := body || smartetl._payload_teams_alert(a);
+    END LOOP;
+    IF f.total > max_alerts THEN
+        body := body || jsonb_build_object('type', 'TextBlock', 'isSubtle', true, 'wrap', true,
+                                           'text', format('%s more alerts not shown', f.total - max_alerts));
+    END IF;
+    body := body || jsonb_build_object('type', 'TextBlock', 'isSubtle', true, 'size', 'Small', 'wrap', true,
+        'separator', true,
+        'text', smartetl._alert_md_escape(concat_ws(' | ', 'smartetl', 'group ' || smartetl._alert_trunc(f.group_key, 300),
+                                                    'key ' || smartetl._alert_trunc(f.key, 300), 'sent ' || f.sent)));
+    RETURN jsonb_build_object(
+        'content_type', 'application/json',
+        'body', jsonb_build_object(
+            'type', 'message',
+            'attachments', jsonb_build_array(jsonb_build_object(
+                'contentType', 'application/vnd.microsoft.card.adaptive',
+                'contentUrl', NULL,
+                'content', jsonb_build_object(
+                    '$schema', 'http://adaptivecards.io/schemas/adaptive-card.json',
+                    'type', 'AdaptiveCard',
+                    'version', '1.4',
+                    'body', body,
+                    'actions', CASE WHEN f.link IS NULL THEN '[]'::jsonb ELSE jsonb_build_array(
+                        jsonb_build_object('type', 'Action.OpenUrl', 'title', 'Open dashboard', 'url', f.link)) END,
+                    'msteams', jsonb_build_object('width', 'Full'))))),
+        'idempotency_key', n->'idempotency_key');
+END $$;
+COMMENT ON FUNCTION smartetl._payload_teams(jsonb, jsonb) IS
+'Microsoft Teams Workflows webhook body: a message with one Adaptive Card 1.4 (title, facts, error template, recent runs, Open dashboard action)';
+
+-- API: Private
+-- The plain-text lines of one alert (NULL lines are left out when joined).
+CREATE FUNCTION smartetl._payload_email_alert_text(a smartetl._alert_item) RETURNS text[]
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    facts text;
+    runs  text;
+BEGIN
+    SELECT string_agg(format('    %-12s %s', f.label || ':', f.val), E'\n' ORDER BY f.i)
+    INTO facts
+    FROM (VALUES (1, 'Where', concat_ws(' on ', nullif(a.place, ''), a.host)),
+                 (2, 'Since', a.since_human || CASE WHEN a.since IS NOT NULL AND a.starts_at IS NOT NULL
+                                                    THEN ' (alert started ' || a.started_human || ')' ELSE '' END),
+                 (3, 'Resolved', CASE WHEN a.resolved THEN coalesce(a.resolved_human, 'yes') END),
+                 (4, 'Severity', a.severity), (5, 'Runs', a.runs), (6, 'Value', a.value)) AS f(i, label, val)
+    WHERE nullif(f.val, '') IS NOT NULL;
+    SELECT string_agg(format('        %-21s %-10s %s', h.run_at, h.status, coalesce(h.duration, '')), E'\n' ORDER BY h.ord)
+    INTO runs
+    FROM smartetl._alert_history(a.history, 10) h;
+    RETURN ARRAY['', format('[%s] %s - %s', a.ord, a.summary, CASE WHEN a.resolved THEN 'RESOLVED' ELSE 'FIRING' END),
+                 facts,
+                 '    Acknowledge: ' || a.ack_url,
+                 '    ' || replace(smartetl._alert_trunc(a.description, 4000), E'\n', E'\n    ')]
+           || CASE WHEN a.error_template IS NOT NULL THEN ARRAY['    Error template:',
+                   '        ' || replace(smartetl._alert_trunc(a.error_template, 4000), E'\n', E'\n        ')] END
+           || CASE WHEN a.last_error IS NOT NULL THEN ARRAY['    Last error:',
+                   '        ' || replace(smartetl._alert_trunc(a.last_error, 4000), E'\n', E'\n        ')] END
+           || CASE WHEN runs IS NOT NULL THEN ARRAY['    Recent runs:', rtrim(runs)] END;
+END $$;
+COMMENT ON FUNCTION smartetl._payload_email_alert_text(smartetl._alert_item) IS
+'the plain-text lines of one alert in an e-mail: status line, facts, acknowledge link, description, errors, recent runs';
+
+-- API: Private
+-- The HTML of one alert (color: the notification's, for a firing alert).
+CREATE FUNCTION smartetl._payload_email_alert_html(a smartetl._alert_item, color text) RETURNS text[]
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    td    constant text := 'padding:4px 12px 4px 0;vertical-align:top;';
+    pre   constant text := 'margin:4px 0 12px 0;padding:8px 10px;background:#f6f8fa;border:1px solid #e1e4e8;'
+                           'border-radius:4px;font-family:Menlo,Consolas,monospace;font-size:13px;'
+                           'white-space:pre-wrap;word-break:break-all;';
+    facts text;
+    runs  text;
+BEGIN
+    SELECT string_agg(format('<tr><td style="%scolor:#57606a;white-space:nowrap;">%s</td><td style="%s">%s</td></tr>',
+                             td, f.label, td, smartetl._html_escape(f.val)), '' ORDER BY f.i)
+    INTO facts
+    FROM (VALUES (1, 'Pipeline', a.place), (2, 'Host', a.host), (3, 'Since', a.since_human),
+                 (4, 'Alert started', a.started_human),
+                 (5, 'Resolved', CASE WHEN a.resolved THEN coalesce(a.resolved_human, 'yes') END),
+                 (6, 'Severity', a.severity), (7, 'Runs', a.runs), (8, 'Value', a.value)) AS f(i, label, val)
+    WHERE nullif(f.val, '') IS NOT NULL;
+    SELECT string_agg(format('<tr><td style="%s">%s</td><td style="%scolor:%s;font-weight:600;">%s</td>'
+                             '<td style="%stext-align:right;">%s</td></tr>',
+                             td, smartetl._html_escape(h.run_at), td,
+                             CASE WHEN h.failed THEN '#c62828' WHEN h.status = 'success' THEN '#2e7d32' ELSE '#57606a' END,
+                             smartetl._html_escape(h.status), td, coalesce(smartetl._html_escape(h.duration), '&ndash;')),
+                      '' ORDER BY h.ord)
+    INTO runs
+    FROM smartetl._alert_history(a.history, 10) h;
+    RETURN ARRAY[format('<h2 style="margin:20px 0 4px 0;font-size:16px;">'
+                        '<span style="display:inline-block;padding:1px 6px;margin-right:6px;border-radius:3px;'
+                        'font-size:12px;color:#ffffff;background:%s;">%s</span>%s</h2>',
+                        CASE WHEN a.resolved THEN '#2e7d32' ELSE color END,
+                        CASE WHEN a.resolved THEN 'RESOLVED' ELSE 'FIRING' END, smartetl._html_escape(a.summary)),
+                 '<p style="margin:0 0 8px 0;white-space:pre-wrap;">'
+                     || smartetl._html_escape(smartetl._alert_trunc(a.description, 4000)) || '</p>',
+                 '<table role="presentation" style="border-collapse:collapse;font-size:14px;">' || facts || '</table>',
+                 '<p style="margin:8px 0;"><a href="' || smartetl._html_escape(a.ack_url) || '" style="display:inline-block;'
+                     || 'padding:6px 12px;background:#1f883d;color:#ffffff;text-decoration:none;border-radius:4px;">'
+                     || 'Acknowledge</a></p>']
+           || CASE WHEN a.error_template IS NOT NULL THEN ARRAY['<p style="margin:12px 0 0 0;font-weight:600;">Error template</p>',
+                   format('<pre style="%s">%s</pre>', pre, smartetl._html_escape(smartetl._alert_trunc(a.error_template, 4000)))] END
+           || CASE WHEN a.last_error IS NOT NULL THEN ARRAY['<p style="margin:12px 0 0 0;font-weight:600;">Last error</p>',
+                   format('<pre style="%s">%s</pre>', pre, smartetl._html_escape(smartetl._alert_trunc(a.last_error, 4000)))] END
+           || CASE WHEN runs IS NOT NULL THEN ARRAY['<p style="margin:12px 0 4px 0;font-weight:600;">Recent runs</p>',
+                   format('<table style="border-collapse:collapse;font-size:13px;"><tr><th style="%1$stext-align:left;'
+                          'color:#57606a;">Run</th><th style="%1$stext-align:left;color:#57606a;">Status</th>'
+                          '<th style="%1$stext-align:right;color:#57606a;">Duration</th></tr>%2$s</table>', td, runs)] END;
+END $$;
+COMMENT ON FUNCTION smartetl._payload_email_alert_html(smartetl._alert_item, text) IS
+'the HTML of one alert in an e-mail: status badge and summary, description, facts table, Acknowledge button, errors, recent runs';
+
+-- API: Private
+-- The plain-text part: title, intro, the alerts, the link, the signature.
+CREATE FUNCTION smartetl._payload_email_text(f smartetl._alert_notice, intro text, signature text, max_alerts integer)
+RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t text[] := ARRAY[f.title, repeat('=', least(length(f.title), 72)), '', intro, 'Group: ' || f.group_key];
+    a smartetl._alert_item;
+BEGIN
+    FOREACH a IN ARRAY f.alerts[1:max_alerts] LOOP
+        t := t || smartetl._payload_email_alert_text(a);
+    END LOOP;
+    IF f.total > max_alerts THEN
+        t := t || ARRAY['', format('... and %s more alerts', f.total - max_alerts)];
+    END IF;
+    t := t || CASE WHEN f.link IS NOT NULL THEN ARRAY['', 'Dashboard: ' || f.link] END || ARRAY['', '-- ', signature];
+    RETURN array_to_string(t, E'\n') || E'\n';
+END $$;
+COMMENT ON FUNCTION smartetl._payload_email_text(smartetl._alert_notice, text, text, integer) IS
+'the plain-text part of an alert e-mail';
+
+-- API: Private
+-- The HTML part, inline styles only: title and intro in a colored box, the
+-- alerts, the dashboard button, the signature.
+CREATE FUNCTION smartetl._payload_email_html(f smartetl._alert_notice, intro text, signature text, max_alerts integer)
+RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    color    text := CASE WHEN f.resolved THEN '#2e7d32' WHEN f.severity = 'critical' THEN '#c62828'
+                          WHEN f.severity = 'warning' THEN '#ef6c00' ELSE '#1565c0' END;
+    esc_link text := smartetl._html_escape(f.link);
+    h        text[];
+    a        smartetl._alert_item;
+BEGIN
+    h := ARRAY['<!DOCTYPE html>',
+               '<html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">',
+               '<title>' || smartetl._html_escape(f.title) || '</title></head>',
+               '<body style="margin:0;padding:16px;background:#ffffff;color:#1f2328;'
+                   || 'font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;font-size:14px;line-height:1.45;">',
+               '<div style="max-width:760px;">',
+               format('<div style="border-left:6px solid %s;padding:8px 14px;background:#f6f8fa;">', color),
+               format('<h1 style="margin:0;font-size:20px;color:%s;">%s</h1>', color, smartetl._html_escape(f.title)),
+               format('<p style="margin:4px 0 0 0;color:#57606a;">%s%s</p>', smartetl._html_escape(intro),
+                      coalesce('<br>Group: <code>' || smartetl._html_escape(f.group_key) || '</code>', '')),
+               '</div>'];
+    FOREACH a IN ARRAY f.alerts[1:max_alerts] LOOP
+        h := h || smartetl._payload_email_alert_html(a, color);
+    END LOOP;
+    IF f.total > max_alerts THEN
+        h := h || format('<p style="color:#57606a;">&hellip; and %s more alerts</p>', f.total - max_alerts);
+    END IF;
+    IF f.link IS NOT NULL THEN
+        h := h || format('<p style="margin:20px 0;"><a href="%s" style="display:inline-block;padding:8px 14px;'
+                         'background:%s;color:#ffffff;text-decoration:none;border-radius:4px;">Open dashboard</a>'
+                         '<br><span style="font-size:12px;color:#57606a;word-break:break-all;">%s</span></p>',
+                         esc_link, color, esc_link);
+    END IF;
+    h := h || format('<p style="margin-top:24px;font-size:12px;color:#57606a;border-top:1px solid #d0d7de;padding-top:8px;">%s</p>',
+                     smartetl._html_escape(signature))
+           || '</div></body></html>'::text;
+    RETURN array_to_string(h, E'\n') || E'\n';
+END $$;
+COMMENT ON FUNCTION smartetl._payload_email_html(smartetl._alert_notice, text, text, integer) IS
+'the HTML part of an alert e-mail (inline styles, every text escaped)';
+
+-- API: Private
+CREATE OR REPLACE FUNCTION smartetl._payload_email(n jsonb, opts jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    max_alerts constant int := 50;
+    f         smartetl._alert_notice := smartetl._alert_facts(n, opts);
+    intro     text := concat_ws(', ', CASE WHEN f.resolved THEN 'RESOLVED' ELSE 'FIRING' END, f.about);
+    signature text := concat_ws(', ', 'smartetl notification ' || f.key, 'sent ' || f.sent);
+BEGIN
+    RETURN jsonb_build_object(
+               'content_type', 'multipart/alternative',
+               'subject', smartetl._alert_trunc(f.title, 250),
+               'text', smartetl._payload_email_text(f, intro, signature, max_alerts),
+               'html', smartetl._payload_email_html(f, intro, signature, max_alerts),
+               'idempotency_key', n->'idempotency_key')
+           || CASE WHEN nullif(opts->>'from', '') IS NOT NULL THEN jsonb_build_object('from', opts->>'from') ELSE '{}' END
+           || CASE WHEN jsonb_typeof(opts->'to') = 'array' THEN jsonb_build_object('to', opts->'to')
+                   WHEN nullif(opts->>'to', '') IS NOT NULL THEN jsonb_build_object('to', jsonb_build_array(opts->>'to'))
+                   ELSE '{}' END;
+END $$;
+COMMENT ON FUNCTION smartetl._payload_email(jsonb, jsonb) IS
+'e-mail message: subject ([FIRING]/[RESOLVED] title), plain-text and inline-styled HTML parts (multipart/alternative), from/to from the channel options';
+
+DROP FUNCTION smartetl.alert_rule_kinds();
+
+CREATE FUNCTION smartetl.alert_rule_kinds()
+RETURNS TABLE (kind text, evaluated_every interval, takes_query boolean, description text,
+              driven_by text, condition text)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    VALUES ('run_failed', interval '0', false,
+            'the latest finished run of a pipeline failed (once its retries are exhausted)', 'runs',
+            'smartetl._alert_cond_failures'),
+           ('consecutive_failures', interval '0', false,
+            'at least threshold (default 3) runs of a pipeline failed in a row', 'runs',
+            'smartetl._alert_cond_failures'),
+           ('duration_anomaly', interval '5 minutes', false,
+            'the latest successful run took abnormally long or short (robust score above threshold, default 4)', 'clock',
+            'smartetl._alert_cond_anomaly'),
+           ('volume_anomaly', interval '5 minutes', false,
+            'the latest successful run wrote an abnormal number of rows (robust score above threshold, default 4)', 'clock',
+            'smartetl._alert_cond_anomaly'),
+           ('freshness', interval '0', false,
+            'no run, or no success, for longer than the interval the pipeline usually keeps', 'runs and clock',
+            'smartetl._alert_cond_freshness'),
+           ('deadline', interval '0', false,
+            'no successful run finished since a scheduled start whose deadline passed (pipeline schedule and deadline)', 'runs and clock',
+            'smartetl._alert_cond_deadline'),
+           ('risk', interval '5 minutes', false,
+            'the predicted risk of failure within a day is above threshold (default 0.5)', 'clock',
+            'smartetl._alert_cond_risk'),
+           ('model_drift', interval '5 minutes', false,
+            'the champion risk model drifted (PSI above threshold, default 0.25) or lost accuracy', 'clock',
+            'smartetl._alert_cond_model_drift'),
+           ('sql', interval '0', true,
+            'query, a read-only SELECT of (pipeline, value), run as smartetl_reader; fires above threshold', 'clock',
+            'smartetl._alert_cond_sql')
+$$;
+COMMENT ON FUNCTION smartetl.alert_rule_kinds() IS 'the alert rule kinds: how often each is evaluated at most, whether it takes a query, what it fires on, what makes it evaluated (runs: the pipelines whose runs changed; runs and clock: those, and each pipeline when it becomes due; clock: the whole rule every evaluated_every), the function that evaluates its condition';
+
+-- ---------------------------------------------------------------------------
+-- Rule conditions, one function per kind (named in smartetl.alert_rule_kinds,
+-- "condition"): what holds now for rule r, one row (pipeline_id, value,
+-- annotations) per alert, for the pipelines pids only, or all when NULL
+-- (kinds driven by the clock always evaluate everything).  plpgsql with
+-- custom plans, so that pids NULL or not plan apart.
+-- ---------------------------------------------------------------------------
+
+-- API: Private
+-- run_failed and consecutive_failures: the current failures of each
+-- pipeline (threshold in a row for consecutive_failures); a try that will
+-- be retried waits for the last one, or for after_tries.
+CREATE FUNCTION smartetl._alert_cond_failures(r smartetl.alert_rule, pids bigint[])
+RETURNS TABLE (pipeline_id bigint, value double precision, annotations jsonb)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+BEGIN
+    RETURN QUERY
+    SELECT cf.pipeline_id, cf.failed_runs::float8,
+           smartetl._run_annotations(
+               format('%s failed%s', cf.pipeline, CASE WHEN t.tries > 1 THEN format(' after %s tries', t.tries) ELSE '' END),
+               format('%s run(s) of %s/%s failed in a row since %s', cf.failed_runs, cf.namespace,
+                      cf.pipeline, to_char(cf.since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"'))
+               || CASE WHEN t.tries > 1 THEN format(', after %s tries%s', t.tries,
+                                                     CASE WHEN t.will_retry THEN ' (retrying)' ELSE '' END)
+                       ELSE '' END,
+               cf.run_id, cf.since, cf.pipeline_id)
+           || CASE WHEN t.tries > 1 THEN jsonb_build_object('tries', t.tries) ELSE '{}' END
+    FROM smartetl.current_failures cf
+    CROSS JOIN LATERAL smartetl._run_retry(cf.run_id) t
+    WHERE (pids IS NULL OR cf.pipeline_id = ANY (pids))
+      AND (r.kind = 'run_failed' OR cf.failed_runs >= coalesce(r.threshold, 3))
+      AND (NOT t.will_retry OR coalesce(t.tries >= r.after_tries, false));
+END $$;
+COMMENT ON FUNCTION smartetl._alert_cond_failures(smartetl.alert_rule, bigint[]) IS
+'the condition of run_failed and consecutive_failures rules: pipelines whose latest runs failed (retries exhausted)';
+
+-- API: Private
+-- duration_anomaly and volume_anomaly: the latest successful run of a
+-- pipeline scored above threshold.
+CREATE FUNCTION smartetl._alert_cond_anomaly(r smartetl.alert_rule, pids bigint[])
+RETURNS TABLE (pipeline_id bigint, value double precision, annotations jsonb)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+BEGIN
+    RETURN QUERY
+    SELECT a.pipeline_id, a.score,
+           smartetl._run_annotations(
+               format('%s: abnormal %s', a.pipeline, a.kind),
+               format('%s of the latest run is %s, expected %s (%s .. %s), score %s', a.kind,
+                      round(a.value::numeric, 1), round(a.expected::numeric, 1),
+                      round(a.expected_low::numeric, 1), round(a.expected_high::numeric, 1),
+                      round(a.score::numeric, 1)),
+               a.run_id, a.run_at, a.pipeline_id)
+    FROM smartetl.detect_anomalies(now() - interval '48 hours', now(), coalesce(r.threshold, 4)) a
+    WHERE a.kind = CASE r.kind WHEN 'duration_anomaly' THEN 'duration' ELSE 'volume' END
+      AND a.run_id = (SELECT x.run_id FROM smartetl.run x WHERE x.pipeline_id = a.pipeline_id
+                      AND x.status = 'success' ORDER BY x.run_at DESC LIMIT 1);
+END $$;
+COMMENT ON FUNCTION smartetl._alert_cond_anomaly(smartetl.alert_rule, bigint[]) IS
+'the condition of duration_anomaly and volume_anomaly rules: the latest successful run scored above threshold';
+
+-- API: Private
+-- freshness: no run, or no success, for longer than the pipeline's
+-- expected interval times the staleness factor.
+CREATE FUNCTION smartetl._alert_cond_freshness(r smartetl.alert_rule, pids bigint[])
+RETURNS TABLE (pipeline_id bigint, value double precision, annotations jsonb)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+BEGIN
+    RETURN QUERY
+    SELECT o.pipeline_id, extract(epoch FROM now() - o.last_at)::float8,
+           jsonb_build_object('summary', format('%s: %s', o.pipeline,
+                                                CASE o.kind WHEN 'missing_run' THEN 'no run' ELSE 'no success' END),
+                              'description', format('nothing since %s, expected every %s',
+                                                    to_char(o.last_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"'),
+                                                    o.expected_interval),
+                              'since', o.last_at, 'overdue', o.kind,
+                              'recent_history', smartetl._recent_history(o.pipeline_id))
+    FROM smartetl._alert_freshness(pids, now()) o
+    WHERE o.overdue;
+END $$;
+COMMENT ON FUNCTION smartetl._alert_cond_freshness(smartetl.alert_rule, bigint[]) IS
+'the condition of freshness rules: pipelines overdue for a run or a success';
+
+-- API: Private
+-- deadline: the latest deadline that passed with no success finished since
+-- its scheduled start, whether the run failed, still runs or never started.
+CREATE FUNCTION smartetl._alert_cond_deadline(r smartetl.alert_rule, pids bigint[])
+RETURNS TABLE (pipeline_id bigint, value double precision, annotations jsonb)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+BEGIN
+    RETURN QUERY
+    SELECT ds.pipeline_id, extract(epoch FROM now() - ds.deadline_at)::float8,
+           smartetl._run_annotations(
+               format('%s missed its %s deadline', ds.pipeline,
+                      to_char(ds.deadline_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI')),
+               format('scheduled %s %s (%s), a successful run was due by %s; %s',
+                      to_char(ds.scheduled_at AT TIME ZONE ds.schedule_timezone, 'YYYY-MM-DD HH24:MI'),
+                      ds.schedule_timezone, ds.schedule,
+                      to_char(ds.deadline_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI'),
+                      CASE WHEN ds.last_run_at IS NULL OR ds.last_run_at < ds.scheduled_at
+                                AND ds.last_run_status IS DISTINCT FROM 'running'
+                           THEN 'no run started since'
+                           WHEN ds.last_run_status = 'running'
+                           THEN format('the run started at %s is still running',
+                                       to_char(ds.last_run_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI'))
+                           ELSE format('the run started at %s ended %s',
+                                       to_char(ds.last_run_at AT TIME ZONE ds.schedule_timezone, 'HH24:MI'),
+                                       ds.last_run_status) END),
+               CASE WHEN ds.last_run_at >= ds.scheduled_at OR ds.last_run_status = 'running' THEN ds.last_run_id END,
+               ds.deadline_at, ds.pipeline_id)
+           || jsonb_build_object('scheduled_at', ds.scheduled_at, 'deadline_at', ds.deadline_at)
+    FROM smartetl.deadline_status(now()) ds
+    WHERE ds.missed AND (pids IS NULL OR ds.pipeline_id = ANY (pids));
+END $$;
+COMMENT ON FUNCTION smartetl._alert_cond_deadline(smartetl.alert_rule, bigint[]) IS
+'the condition of deadline rules: pipelines with no success since a scheduled start whose deadline passed';
+
+-- API: Private
+-- risk: the predicted risk of failure within a day above threshold.
+CREATE FUNCTION smartetl._alert_cond_risk(r smartetl.alert_rule, pids bigint[])
+RETURNS TABLE (pipeline_id bigint, value double precision, annotations jsonb)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+BEGIN
+    RETURN QUERY
+    SELECT k.pipeline_id, k.risk,
+           jsonb_build_object('summary', format('%s: failure risk %s within a day', k.pipeline, round(k.risk::numeric, 2)),
+                              'description', coalesce('main reasons: ' || k.reasons, 'no reasons given'),
+                              'reasons', k.detail->'reasons', 'recent_history', smartetl._recent_history(k.pipeline_id))
+    FROM smartetl.risk_ranking(interval '1 day') k
+    WHERE k.risk >= coalesce(r.threshold, 0.5);
+END $$;
+COMMENT ON FUNCTION smartetl._alert_cond_risk(smartetl.alert_rule, bigint[]) IS
+'the condition of risk rules: pipelines whose predicted risk of failure within a day is above threshold';
+
+-- API: Private
+-- model_drift: the champion risk model drifted or lost accuracy (an alert
+-- about the model, named by annotations.subject).
+CREATE FUNCTION smartetl._alert_cond_model_drift(r smartetl.alert_rule, pids bigint[])
+RETURNS TABLE (pipeline_id bigint, value double precision, annotations jsonb)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+BEGIN
+    RETURN QUERY
+    SELECT NULL::bigint, d.max_psi,
+           jsonb_build_object('subject', 'model:' || m.name,
+                              'summary', format('model %s (%s) drifted: PSI %s on %s', m.model_id, m.name,
+                                                round(d.max_psi::numeric, 2), d.worst),
+                              'description', format('live ROC-AUC %s vs %s at training',
+                                                    round(q.live_roc_auc::numeric, 3), round(q.training_roc_auc::numeric, 3)))
+    FROM smartetl.model m
+    CROSS JOIN LATERAL (SELECT max(psi) AS max_psi, (array_agg(feature ORDER BY psi DESC NULLS LAST))[1] AS worst
+                        FROM smartetl.model_drift(m.model_id)) d
+    LEFT JOIN smartetl.prediction_quality q ON q.model_id = m.model_id AND q.resolved_predictions >= 50
+    WHERE m.status = 'champion' AND m.kind = 'risk'
+      AND (d.max_psi > coalesce(r.threshold, 0.25) OR q.live_roc_auc < q.training_roc_auc - 0.1);
+END $$;
+COMMENT ON FUNCTION smartetl._alert_cond_model_drift(smartetl.alert_rule, bigint[]) IS
+'the condition of model_drift rules: the champion risk model drifted (PSI above threshold) or lost accuracy';
+
+-- API: Private
+-- sql: the rule's query, run sandboxed (as smartetl_reader, read-only,
+-- time-limited), never pasted into this statement; fires above threshold.
+CREATE FUNCTION smartetl._alert_cond_sql(r smartetl.alert_rule, pids bigint[])
+RETURNS TABLE (pipeline_id bigint, value double precision, annotations jsonb)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+BEGIN
+    RETURN QUERY
+    SELECT p.pipeline_id, q.value,
+           jsonb_build_object('summary', format('%s: %s', p.name, q.value),
+                              'recent_history', smartetl._recent_history(p.pipeline_id))
+    FROM smartetl._rule_query_rows(r.name, r.query) q JOIN smartetl.pipeline p ON p.name = q.pipeline
+    WHERE r.threshold IS NULL OR q.value > r.threshold;
+END $$;
+COMMENT ON FUNCTION smartetl._alert_cond_sql(smartetl.alert_rule, bigint[]) IS
+'the condition of sql rules: the rows of the rule''s sandboxed query above threshold';
+
+-- API: Private
+-- What holds now for one rule: the condition function of its kind
+-- (smartetl.alert_rule_kinds), called once per rule and pass.
+CREATE OR REPLACE FUNCTION smartetl._alert_conditions(r smartetl.alert_rule, pids bigint[] DEFAULT NULL)
+RETURNS TABLE (pipeline_id bigint, value double precision, annotations jsonb)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    f text := (SELECT k.condition FROM smartetl.alert_rule_kinds() k WHERE k.kind = r.kind);
+BEGIN
+    IF f IS NULL THEN
+        RAISE EXCEPTION 'unknown alert rule kind: %', coalesce(quote_literal(r.kind), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- f comes from the registry, never from a caller
+    RETURN QUERY EXECUTE format('SELECT * FROM %s($1, $2)', f) USING r, pids;
+END $$;
+COMMENT ON FUNCTION smartetl._alert_conditions(smartetl.alert_rule, bigint[]) IS
+'what holds now for a rule (pipeline_id, value, annotations per alert), from the condition function of its kind (smartetl.alert_rule_kinds)';
+
+CREATE OR REPLACE FUNCTION smartetl._alert_notify(all_groups boolean DEFAULT true) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+DECLARE
+    todo text[];
+    g record;
+    r smartetl.alert_rule;
+    st smartetl.alert_group;
+    ch smartetl.channel;
+    n jsonb;
+    key text;
+    due boolean;
+    win text;
+    queued integer := 0;
+BEGIN
+    IF all_groups THEN
+        DELETE FROM smartetl.alert_group_due;
+    ELSE
+        WITH d AS (DELETE FROM smartetl.alert_group_due d WHERE d.due_at <= now() RETURNING d.group_key)
+        SELECT array_agg(d.group_key) INTO todo FROM d;
+        IF todo IS NULL THEN
+            RETURN 0;
+        END IF;
+    END IF;
+    FOR g IN
+        SELECT a.group_key, min(a.rule_name) AS rule_name, min(a.labels::text)::jsonb AS labels,
+               bool_or(a.state = 'firing' AND NOT smartetl._alert_muted(a)
+                       AND a.notified_state IS DISTINCT FROM 'firing') AS new_firing,
+               bool_or(a.state = 'resolved' AND a.notified_state = 'firing'
+                       AND NOT smartetl._alert_held(a)) AS newly_resolved,
+               bool_or(a.state = 'firing' AND NOT smartetl._alert_muted(a)) AS any_firing,
+               min(a.started_at) FILTER (WHERE a.state = 'firing' AND NOT smartetl._alert_muted(a)
+                                         AND a.notified_state IS DISTINCT FROM 'firing') AS first_pending
+        FROM smartetl.alert a
+        WHERE (a.state = 'firing' OR a.notified_state = 'firing')
+          AND (all_groups OR a.group_key = ANY (todo))
+        GROUP BY a.group_key
+    LOOP
+        SELECT * INTO r FROM smartetl.alert_rule WHERE name = g.rule_name;
+        SELECT * INTO st FROM smartetl.alert_group WHERE group_key = g.group_key;
+        IF r.name IS NULL THEN
+            CONTINUE;
+        END IF;
+        -- examined now; next time by its timers (or when its alerts change)
+        INSERT INTO smartetl.alert_group_due AS d (group_key, due_at)
+        SELECT g.group_key, t FROM smartetl._alert_group_next_due(g.group_key) t WHERE t IS NOT NULL
+        ON CONFLICT (group_key) DO UPDATE SET due_at = least(d.due_at, excluded.due_at);
+        -- Alertmanager's timing: group_wait, then group_interval, then repeat_interval
+        due := CASE
+                WHEN st.last_notified_at IS NULL THEN g.new_firing AND g.first_pending + r.group_wait <= now()
+                WHEN g.new_firing OR g.newly_resolved THEN st.last_notified_at + r.group_interval <= now()
+                ELSE g.any_firing AND st.last_notified_at + r.repeat_interval <= now() END;
+        IF NOT coalesce(due, false) THEN
+            -- Alertmanager forgets alerts not re-posted within resolve_timeout
+            IF g.any_firing AND st.last_notified_at IS NOT NULL
+               AND coalesce(st.am_posted_at, st.last_notified_at) < now() - interval '1 minute'
+               AND EXISTS (SELECT 1 FROM smartetl.channel c WHERE c.name = ANY (r.channels) AND c.kind = 'alertmanager') THEN
+                queued := queued + smartetl._alert_refresh_alertmanager(r, st);
+            END IF;
+            CONTINUE;
+        END IF;
+        INSERT INTO smartetl.alert_group AS ag (group_key, rule_name, labels, last_notified_at, seq)
+        VALUES (g.group_key, g.rule_name,
+                (SELECT coalesce(jsonb_object_agg(l, g.labels->>l), '{}') FROM unnest(r.group_by) l), now(), 1)
+        ON CONFLICT (group_key) DO UPDATE SET last_notified_at = now(), am_posted_at = now(), seq = ag.seq + 1
+        RETURNING * INTO st;
+        key := md5(g.group_key) || '-' || st.seq;
+        FOR ch IN SELECT * FROM smartetl.channel WHERE name = ANY (r.channels) ORDER BY name LOOP
+            n := smartetl._alert_notification(g.group_key, key,
+                     replace(replace(ch.options->>'link_template', '{pipeline}', coalesce(g.labels->>'pipeline', '')),
+                             '{namespace}', coalesce(g.labels->>'namespace', '')));
+            -- a channel in a maintenance window: recorded as muted, caught up when it ends
+            win := (SELECT w.name FROM smartetl.maintenance_window w
+                    WHERE w.enabled AND ch.name = ANY (w.channels) AND smartetl.maintenance_window_active(w.name)
+                    ORDER BY w.name LIMIT 1);
+            INSERT INTO smartetl.delivery (channel, group_key, idempotency_key, notification, payload, status, last_error)
+            VALUES (ch.name, g.group_key, key, n,
+                    smartetl._payload(ch.kind, n, ch.options),
+                    CASE WHEN win IS NULL THEN 'pending' ELSE 'muted' END,
+                    'muted by maintenance window ' || win)
+            ON CONFLICT (channel, idempotency_key) DO NOTHING;
+            queued := queued + 1;
+        END LOOP;
+        UPDATE smartetl.alert a SET notified_state = a.state,
+                                    notified_at = coalesce(a.notified_at, CASE WHEN a.state = 'firing' THEN now() END)
+        WHERE a.group_key = g.group_key
+          AND ((a.state = 'firing' AND NOT smartetl._alert_muted(a))
+               OR (a.state = 'resolved' AND a.notified_state = 'firing' AND NOT smartetl._alert_held(a)));
+    END LOOP;
+    RETURN queued;
+END $$;
+
+CREATE OR REPLACE FUNCTION smartetl._alert_window_catch_up() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    m record;
+    ch smartetl.channel;
+    told text[];
+    n jsonb;
+    key text;
+    queued integer := 0;
+BEGIN
+    FOR m IN SELECT d.channel, d.group_key, max(d.delivery_id) AS last_muted
+             FROM smartetl.delivery d WHERE d.status = 'muted' GROUP BY 1, 2 ORDER BY 3 LOOP
+        CONTINUE WHEN EXISTS (SELECT 1 FROM smartetl.maintenance_window w
+                              WHERE w.enabled AND m.channel = ANY (w.channels)
+                                AND smartetl.maintenance_window_active(w.name));
+        SELECT * INTO ch FROM smartetl.channel WHERE name = m.channel;
+        -- what the channel last heard about the group, before the window
+        SELECT coalesce(array_agg(a->>'fingerprint') FILTER (WHERE a->>'status' = 'firing'), '{}') INTO told
+        FROM (SELECT d.notification FROM smartetl.delivery d
+              WHERE d.channel = m.channel AND d.group_key = m.group_key AND d.status NOT IN ('muted', 'skipped')
+              ORDER BY d.delivery_id DESC LIMIT 1) last
+        CROSS JOIN LATERAL jsonb_array_elements(last.notification->'alerts') a;
+        key := md5(m.group_key) || '-window-' || m.last_muted;
+        n := smartetl._alert_notification(m.group_key, key,
+                 (SELECT replace(replace(ch.options->>'link_template', '{pipeline}', coalesce(g.labels->>'pipeline', '')),
+                                 '{namespace}', coalesce(g.labels->>'namespace', ''))
+                  FROM smartetl.alert_group g WHERE g.group_key = m.group_key), told);
+        IF ch.name IS NOT NULL AND jsonb_typeof(n->'alerts') = 'array' THEN
+            INSERT INTO smartetl.delivery (channel, group_key, idempotency_key, notification, payload)
+            VALUES (ch.name, m.group_key, key, n,
+                    smartetl._payload(ch.kind, n, ch.options))
+            ON CONFLICT (channel, idempotency_key) DO NOTHING;
+            queued := queued + 1;
+        END IF;
+        UPDATE smartetl.delivery SET status = 'skipped',
+               last_error = last_error || CASE WHEN jsonb_typeof(n->'alerts') = 'array' THEN '; caught up after the window'
+                                               ELSE '; nothing left to send after the window' END
+        WHERE channel = m.channel AND group_key = m.group_key AND status = 'muted';
+    END LOOP;
+    RETURN queued;
+END $$;
+
+CREATE OR REPLACE FUNCTION smartetl._alert_escalate() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    e record;
+    ch smartetl.channel;
+    n jsonb;
+    key text;
+    queued integer := 0;
+BEGIN
+    FOR e IN
+        SELECT a.alert_id, a.group_key, a.fingerprint, a.labels, a.escalation_level AS level, p.name AS policy,
+               p.steps->(a.escalation_level % jsonb_array_length(p.steps)) AS step
+        FROM smartetl.alert a
+        JOIN smartetl.alert_rule r ON r.name = a.rule_name AND r.enabled
+        JOIN smartetl.escalation_policy p ON p.name = r.escalation_policy
+        WHERE a.state = 'firing' AND a.acked_by IS NULL AND a.notified_at IS NOT NULL
+          AND NOT smartetl._alert_muted(a)
+          AND a.escalation_level < jsonb_array_length(p.steps) * (p.repeat + 1)
+          AND coalesce(a.escalated_at, a.notified_at)
+              + (p.steps->(a.escalation_level % jsonb_array_length(p.steps))->>'after')::interval <= now()
+        ORDER BY a.alert_id
+    LOOP
+        UPDATE smartetl.alert SET escalation_level = e.level + 1, escalated_at = now() WHERE alert_id = e.alert_id;
+        key := md5(e.group_key) || '-escalation-' || e.alert_id || '-' || (e.level + 1);
+        FOR ch IN SELECT * FROM smartetl.channel
+                  WHERE name IN (SELECT jsonb_array_elements_text(e.step->'channels')) ORDER BY name LOOP
+            n := smartetl._alert_notification(e.group_key, key,
+                     replace(replace(ch.options->>'link_template', '{pipeline}', coalesce(e.labels->>'pipeline', '')),
+                             '{namespace}', coalesce(e.labels->>'namespace', '')));
+            n := n || jsonb_build_object(
+                     'alerts', (SELECT jsonb_agg(x) FROM jsonb_array_elements(n->'alerts') x
+                                WHERE x->>'fingerprint' = e.fingerprint),
+                     'escalation', jsonb_build_object('policy', e.policy, 'level', e.level + 1));
+            INSERT INTO smartetl.delivery (channel, group_key, idempotency_key, notification, payload)
+            VALUES (ch.name, e.group_key, key, n,
+                    smartetl._payload(ch.kind, n, ch.options))
+            ON CONFLICT (channel, idempotency_key) DO NOTHING;
+            queued := queued + 1;
+        END LOOP;
+    END LOOP;
+    RETURN queued;
+END $$;
+
+REVOKE ALL ON FUNCTION
+    smartetl.alert_rule_kinds(), smartetl._alert_facts(jsonb, jsonb),
+    smartetl._alert_slack_section(text), smartetl._alert_slack_context(text),
+    smartetl._alert_teams_heading(text), smartetl._alert_teams_code(text, text),
+    smartetl._payload_slack_alert(smartetl._alert_item), smartetl._payload_teams_alert(smartetl._alert_item),
+    smartetl._payload_email_alert_text(smartetl._alert_item),
+    smartetl._payload_email_alert_html(smartetl._alert_item, text),
+    smartetl._payload_email_text(smartetl._alert_notice, text, text, integer),
+    smartetl._payload_email_html(smartetl._alert_notice, text, text, integer),
+    smartetl._alert_cond_failures(smartetl.alert_rule, bigint[]),
+    smartetl._alert_cond_anomaly(smartetl.alert_rule, bigint[]),
+    smartetl._alert_cond_freshness(smartetl.alert_rule, bigint[]),
+    smartetl._alert_cond_deadline(smartetl.alert_rule, bigint[]),
+    smartetl._alert_cond_risk(smartetl.alert_rule, bigint[]),
+    smartetl._alert_cond_model_drift(smartetl.alert_rule, bigint[]),
+    smartetl._alert_cond_sql(smartetl.alert_rule, bigint[])
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION smartetl.alert_rule_kinds() TO smartetl_reader;
+GRANT EXECUTE ON FUNCTION
+    smartetl._alert_facts(jsonb, jsonb),
+    smartetl._alert_slack_section(text), smartetl._alert_slack_context(text),
+    smartetl._alert_teams_heading(text), smartetl._alert_teams_code(text, text),
+    smartetl._payload_slack_alert(smartetl._alert_item), smartetl._payload_teams_alert(smartetl._alert_item),
+    smartetl._payload_email_alert_text(smartetl._alert_item),
+    smartetl._payload_email_alert_html(smartetl._alert_item, text),
+    smartetl._payload_email_text(smartetl._alert_notice, text, text, integer),
+    smartetl._payload_email_html(smartetl._alert_notice, text, text, integer),
+    smartetl._alert_cond_failures(smartetl.alert_rule, bigint[]),
+    smartetl._alert_cond_anomaly(smartetl.alert_rule, bigint[]),
+    smartetl._alert_cond_freshness(smartetl.alert_rule, bigint[]),
+    smartetl._alert_cond_deadline(smartetl.alert_rule, bigint[]),
+    smartetl._alert_cond_risk(smartetl.alert_rule, bigint[]),
+    smartetl._alert_cond_model_drift(smartetl.alert_rule, bigint[]),
+    smartetl._alert_cond_sql(smartetl.alert_rule, bigint[])
+    TO smartetl_admin;
+
+-- ---- burst delivery (issue 13): notifications queued as a set, one statement per step
+-- API: Private
+-- Queue the notifications that are due; returns how many deliveries.
+-- Examines every group (all_groups), or those in alert_group_due whose
+-- time came, and sets each examined group's next due time.  Set-based:
+-- the groups due are recorded notified, their notifications built and
+-- queued, and their alerts marked in one statement each (a burst of
+-- 10,000 new groups is 10,000 rows, not 10,000 loops).
+CREATE OR REPLACE FUNCTION smartetl._alert_notify(all_groups boolean DEFAULT true) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+DECLARE
+    todo text[];
+    due_groups text[];
+    refresh_groups text[];
+    x record;
+    payload_sql text;
+    queued integer := 0;
+BEGIN
+    IF all_groups THEN
+        DELETE FROM smartetl.alert_group_due;
+    ELSE
+        WITH d AS (DELETE FROM smartetl.alert_group_due d WHERE d.due_at <= now() RETURNING d.group_key)
+        SELECT array_agg(d.group_key) INTO todo FROM d;
+        IF todo IS NULL THEN
+            RETURN 0;
+        END IF;
+    END IF;
+    -- examine the groups (those of a rule that exists): each is due next by
+    -- its timers (or when its alerts change); which are due now, with
+    -- Alertmanager's timing: group_wait, then group_interval, then
+    -- repeat_interval; which only need their Alertmanager re-post
+    -- (Alertmanager forgets alerts not re-posted within resolve_timeout)
+    WITH g AS (
+        SELECT a.group_key, min(a.rule_name) AS rule_name,
+               bool_or(a.state = 'firing' AND NOT smartetl._alert_muted(a)
+                       AND a.notified_state IS DISTINCT FROM 'firing') AS new_firing,
+               bool_or(a.state = 'resolved' AND a.notified_state = 'firing'
+                       AND NOT smartetl._alert_held(a)) AS newly_resolved,
+               bool_or(a.state = 'firing' AND NOT smartetl._alert_muted(a)) AS any_firing,
+               min(a.started_at) FILTER (WHERE a.state = 'firing' AND NOT smartetl._alert_muted(a)
+                                         AND a.notified_state IS DISTINCT FROM 'firing') AS first_pending
+        FROM smartetl.alert a
+        WHERE (a.state = 'firing' OR a.notified_state = 'firing')
+          AND (all_groups OR a.group_key = ANY (todo))
+        GROUP BY a.group_key
+    ), e AS (
+        SELECT g.group_key,
+               coalesce(CASE
+                   WHEN st.last_notified_at IS NULL THEN g.new_firing AND g.first_pending + r.group_wait <= now()
+                   WHEN g.new_firing OR g.newly_resolved THEN st.last_notified_at + r.group_interval <= now()
+                   ELSE g.any_firing AND st.last_notified_at + r.repeat_interval <= now() END, false) AS due,
+               g.any_firing AND st.last_notified_at IS NOT NULL
+               AND coalesce(st.am_posted_at, st.last_notified_at) < now() - interval '1 minute'
+               AND EXISTS (SELECT 1 FROM smartetl.channel c WHERE c.name = ANY (r.channels) AND c.kind = 'alertmanager')
+               AS refresh
+        FROM g
+        JOIN smartetl.alert_rule r ON r.name = g.rule_name
+        LEFT JOIN smartetl.alert_group st ON st.group_key = g.group_key
+    ), next_due AS (
+        INSERT INTO smartetl.alert_group_due AS d (group_key, due_at)
+        SELECT e.group_key, t FROM e CROSS JOIN LATERAL smartetl._alert_group_next_due(e.group_key) t
+        WHERE t IS NOT NULL
+        ON CONFLICT (group_key) DO UPDATE SET due_at = least(d.due_at, excluded.due_at)
+    )
+    SELECT coalesce(array_agg(e.group_key ORDER BY e.group_key) FILTER (WHERE e.due), '{}'),
+           coalesce(array_agg(e.group_key ORDER BY e.group_key) FILTER (WHERE NOT e.due AND e.refresh), '{}')
+    INTO due_groups, refresh_groups
+    FROM e;
+    FOR x IN SELECT r, st
+             FROM (SELECT a.group_key, min(a.rule_name) AS rule_name FROM smartetl.alert a
+                   WHERE a.group_key = ANY (refresh_groups) AND (a.state = 'firing' OR a.notified_state = 'firing')
+                   GROUP BY a.group_key) g
+             JOIN smartetl.alert_rule r ON r.name = g.rule_name
+             JOIN smartetl.alert_group st ON st.group_key = g.group_key
+             ORDER BY g.group_key LOOP
+        queued := queued + smartetl._alert_refresh_alertmanager(x.r, x.st);
+    END LOOP;
+    IF due_groups = '{}' THEN
+        RETURN queued;
+    END IF;
+    -- the groups notified now
+    INSERT INTO smartetl.alert_group AS ag (group_key, rule_name, labels, last_notified_at, seq)
+    SELECT g.group_key, g.rule_name,
+           (SELECT coalesce(jsonb_object_agg(l, g.labels->>l), '{}') FROM unnest(r.group_by) l), now(), 1
+    FROM (SELECT a.group_key, min(a.rule_name) AS rule_name, min(a.labels::text)::jsonb AS labels
+          FROM smartetl.alert a
+          WHERE a.group_key = ANY (due_groups) AND (a.state = 'firing' OR a.notified_state = 'firing')
+          GROUP BY a.group_key) g
+    JOIN smartetl.alert_rule r ON r.name = g.rule_name
+    ORDER BY g.group_key
+    ON CONFLICT (group_key) DO UPDATE SET last_notified_at = now(), am_posted_at = now(), seq = ag.seq + 1;
+    -- their notifications, one per channel of the rule, built by the channel
+    -- kind's formatter (smartetl.alert_channel_kinds()); a channel in a
+    -- maintenance window: recorded as muted, caught up when it ends
+    SELECT 'CASE x.kind WHEN ''notify'' THEN pg_catalog.jsonb_build_object(''content_type'', ''application/json'', ''body'', x.n) '
+           || string_agg(format('WHEN %L THEN %s(x.n, x.options) ', k.kind, k.formatter), '' ORDER BY k.kind)
+           || 'ELSE smartetl._payload(x.kind, x.n, x.options) END'
+    INTO payload_sql
+    FROM smartetl.alert_channel_kinds() k WHERE k.kind <> 'notify';
+    -- the formatters come from the registry, never from a caller
+    EXECUTE format($q$
+        INSERT INTO smartetl.delivery (channel, group_key, idempotency_key, notification, payload, status, last_error)
+        SELECT x.channel, x.group_key, x.key, x.n, %s,
+               CASE WHEN x.win IS NULL THEN 'pending' ELSE 'muted' END, 'muted by maintenance window ' || x.win
+        FROM (SELECT ch.name AS channel, ch.kind, ch.options, g.group_key, k.key,
+                     smartetl._alert_notification(g.group_key, k.key,
+                         replace(replace(ch.options->>'link_template', '{pipeline}', coalesce(g.labels->>'pipeline', '')),
+                                 '{namespace}', coalesce(g.labels->>'namespace', ''))) AS n,
+                     (SELECT w.name FROM smartetl.maintenance_window w
+                      WHERE w.enabled AND ch.name = ANY (w.channels) AND smartetl.maintenance_window_active(w.name)
+                      ORDER BY w.name LIMIT 1) AS win
+              FROM (SELECT a.group_key, min(a.rule_name) AS rule_name, min(a.labels::text)::jsonb AS labels
+                    FROM smartetl.alert a
+                    WHERE a.group_key = ANY ($1) AND (a.state = 'firing' OR a.notified_state = 'firing')
+                    GROUP BY a.group_key) g
+              JOIN smartetl.alert_rule r ON r.name = g.rule_name
+              JOIN smartetl.alert_group st ON st.group_key = g.group_key
+              CROSS JOIN LATERAL (SELECT md5(g.group_key) || '-' || st.seq AS key) k
+              JOIN smartetl.channel ch ON ch.name = ANY (r.channels)
+              ORDER BY g.group_key, ch.name) x
+        ORDER BY x.group_key, x.channel
+        ON CONFLICT (channel, idempotency_key) DO NOTHING$q$, payload_sql)
+    USING due_groups;
+    queued := queued + (SELECT count(*)
+                        FROM (SELECT a.group_key, min(a.rule_name) AS rule_name FROM smartetl.alert a
+                              WHERE a.group_key = ANY (due_groups) AND (a.state = 'firing' OR a.notified_state = 'firing')
+                              GROUP BY a.group_key) g
+                        JOIN smartetl.alert_rule r ON r.name = g.rule_name
+                        JOIN smartetl.channel ch ON ch.name = ANY (r.channels));
+    UPDATE smartetl.alert a SET notified_state = a.state,
+                                notified_at = coalesce(a.notified_at, CASE WHEN a.state = 'firing' THEN now() END)
+    WHERE a.group_key = ANY (due_groups)
+      AND ((a.state = 'firing' AND NOT smartetl._alert_muted(a))
+           OR (a.state = 'resolved' AND a.notified_state = 'firing' AND NOT smartetl._alert_held(a)));
+    RETURN queued;
+END $$;
+
+CREATE OR REPLACE FUNCTION smartetl._alert_group_changed() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_TABLE_NAME = 'alert_group' THEN
+        INSERT INTO smartetl.alert_group_due AS d (group_key, due_at)
+        SELECT DISTINCT o.group_key, '-infinity'::timestamptz FROM old_rows o
+        ON CONFLICT (group_key) DO UPDATE SET due_at = excluded.due_at;
+    ELSIF TG_OP = 'INSERT' THEN
+        INSERT INTO smartetl.alert_group_due AS d (group_key, due_at)
+        SELECT DISTINCT n.group_key, '-infinity'::timestamptz FROM new_rows n
+        ON CONFLICT (group_key) DO UPDATE SET due_at = excluded.due_at;
+    ELSE
+        -- value, annotations and last_seen_at alone notify nobody.  Planned
+        -- for each statement (EXECUTE): a plan kept from a one-row update
+        -- would join the 10,000 rows of a burst's update in a nested loop
+        EXECUTE $q$
+        INSERT INTO smartetl.alert_group_due AS d (group_key, due_at)
+        SELECT DISTINCT x.group_key, '-infinity'::timestamptz
+        FROM (SELECT n.group_key FROM new_rows n JOIN old_rows o USING (alert_id)
+              WHERE (n.group_key, n.state, n.notified_state, n.silenced, n.inhibited_by, n.muted_by,
+                     n.snoozed_until, n.started_at, n.resolved_at, n.notified_at, n.acked_by,
+                     n.escalation_level, n.escalated_at)
+                    IS DISTINCT FROM
+                    (o.group_key, o.state, o.notified_state, o.silenced, o.inhibited_by, o.muted_by,
+                     o.snoozed_until, o.started_at, o.resolved_at, o.notified_at, o.acked_by,
+                     o.escalation_level, o.escalated_at)
+              UNION ALL
+              SELECT o.group_key FROM new_rows n JOIN old_rows o USING (alert_id)
+              WHERE n.group_key <> o.group_key) x
+        ON CONFLICT (group_key) DO UPDATE SET due_at = excluded.due_at$q$;
+    END IF;
+    RETURN NULL;
+END $$;
+
+-- the worker's claim: the oldest due deliveries first, without reading the sent ones
+CREATE INDEX delivery_claim ON smartetl.delivery (delivery_id) WHERE status IN ('pending', 'retrying');
+
+-- _alert_notify: every channel kind, notify too, rendered by its registry formatter
+CREATE OR REPLACE FUNCTION smartetl._alert_notify(all_groups boolean DEFAULT true) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+DECLARE
+    todo text[];
+    due_groups text[];
+    refresh_groups text[];
+    x record;
+    payload_sql text;
+    queued integer := 0;
+BEGIN
+    IF all_groups THEN
+        DELETE FROM smartetl.alert_group_due;
+    ELSE
+        WITH d AS (DELETE FROM smartetl.alert_group_due d WHERE d.due_at <= now() RETURNING d.group_key)
+        SELECT array_agg(d.group_key) INTO todo FROM d;
+        IF todo IS NULL THEN
+            RETURN 0;
+        END IF;
+    END IF;
+    -- examine the groups (those of a rule that exists): each is due next by
+    -- its timers (or when its alerts change); which are due now, with
+    -- Alertmanager's timing: group_wait, then group_interval, then
+    -- repeat_interval; which only need their Alertmanager re-post
+    -- (Alertmanager forgets alerts not re-posted within resolve_timeout)
+    WITH g AS (
+        SELECT a.group_key, min(a.rule_name) AS rule_name,
+               bool_or(a.state = 'firing' AND NOT smartetl._alert_muted(a)
+                       AND a.notified_state IS DISTINCT FROM 'firing') AS new_firing,
+               bool_or(a.state = 'resolved' AND a.notified_state = 'firing'
+                       AND NOT smartetl._alert_held(a)) AS newly_resolved,
+               bool_or(a.state = 'firing' AND NOT smartetl._alert_muted(a)) AS any_firing,
+               min(a.started_at) FILTER (WHERE a.state = 'firing' AND NOT smartetl._alert_muted(a)
+                                         AND a.notified_state IS DISTINCT FROM 'firing') AS first_pending
+        FROM smartetl.alert a
+        WHERE (a.state = 'firing' OR a.notified_state = 'firing')
+          AND (all_groups OR a.group_key = ANY (todo))
+        GROUP BY a.group_key
+    ), e AS (
+        SELECT g.group_key,
+               coalesce(CASE
+                   WHEN st.last_notified_at IS NULL THEN g.new_firing AND g.first_pending + r.group_wait <= now()
+                   WHEN g.new_firing OR g.newly_resolved THEN st.last_notified_at + r.group_interval <= now()
+                   ELSE g.any_firing AND st.last_notified_at + r.repeat_interval <= now() END, false) AS due,
+               g.any_firing AND st.last_notified_at IS NOT NULL
+               AND coalesce(st.am_posted_at, st.last_notified_at) < now() - interval '1 minute'
+               AND EXISTS (SELECT 1 FROM smartetl.channel c WHERE c.name = ANY (r.channels) AND c.kind = 'alertmanager')
+               AS refresh
+        FROM g
+        JOIN smartetl.alert_rule r ON r.name = g.rule_name
+        LEFT JOIN smartetl.alert_group st ON st.group_key = g.group_key
+    ), next_due AS (
+        INSERT INTO smartetl.alert_group_due AS d (group_key, due_at)
+        SELECT e.group_key, t FROM e CROSS JOIN LATERAL smartetl._alert_group_next_due(e.group_key) t
+        WHERE t IS NOT NULL
+        ON CONFLICT (group_key) DO UPDATE SET due_at = least(d.due_at, excluded.due_at)
+    )
+    SELECT coalesce(array_agg(e.group_key ORDER BY e.group_key) FILTER (WHERE e.due), '{}'),
+           coalesce(array_agg(e.group_key ORDER BY e.group_key) FILTER (WHERE NOT e.due AND e.refresh), '{}')
+    INTO due_groups, refresh_groups
+    FROM e;
+    FOR x IN SELECT r, st
+             FROM (SELECT a.group_key, min(a.rule_name) AS rule_name FROM smartetl.alert a
+                   WHERE a.group_key = ANY (refresh_groups) AND (a.state = 'firing' OR a.notified_state = 'firing')
+                   GROUP BY a.group_key) g
+             JOIN smartetl.alert_rule r ON r.name = g.rule_name
+             JOIN smartetl.alert_group st ON st.group_key = g.group_key
+             ORDER BY g.group_key LOOP
+        queued := queued + smartetl._alert_refresh_alertmanager(x.r, x.st);
+    END LOOP;
+    IF due_groups = '{}' THEN
+        RETURN queued;
+    END IF;
+    -- the groups notified now
+    INSERT INTO smartetl.alert_group AS ag (group_key, rule_name, labels, last_notified_at, seq)
+    SELECT g.group_key, g.rule_name,
+           (SELECT coalesce(jsonb_object_agg(l, g.labels->>l), '{}') FROM unnest(r.group_by) l), now(), 1
+    FROM (SELECT a.group_key, min(a.rule_name) AS rule_name, min(a.labels::text)::jsonb AS labels
+          FROM smartetl.alert a
+          WHERE a.group_key = ANY (due_groups) AND (a.state = 'firing' OR a.notified_state = 'firing')
+          GROUP BY a.group_key) g
+    JOIN smartetl.alert_rule r ON r.name = g.rule_name
+    ORDER BY g.group_key
+    ON CONFLICT (group_key) DO UPDATE SET last_notified_at = now(), am_posted_at = now(), seq = ag.seq + 1;
+    -- their notifications, one per channel of the rule, built by the channel
+    -- kind's formatter (smartetl.alert_channel_kinds()); a channel in a
+    -- maintenance window: recorded as muted, caught up when it ends
+    SELECT 'CASE x.kind '
+           || string_agg(format('WHEN %L THEN %s(x.n, x.options) ', k.kind, k.formatter), '' ORDER BY k.kind)
+           || 'ELSE smartetl._payload(x.kind, x.n, x.options) END'
+    INTO payload_sql
+    FROM smartetl.alert_channel_kinds() k;
+    -- the formatters come from the registry, never from a caller
+    EXECUTE format($q$
+        INSERT INTO smartetl.delivery (channel, group_key, idempotency_key, notification, payload, status, last_error)
+        SELECT x.channel, x.group_key, x.key, x.n, %s,
+               CASE WHEN x.win IS NULL THEN 'pending' ELSE 'muted' END, 'muted by maintenance window ' || x.win
+        FROM (SELECT ch.name AS channel, ch.kind, ch.options, g.group_key, k.key,
+                     smartetl._alert_notification(g.group_key, k.key,
+                         replace(replace(ch.options->>'link_template', '{pipeline}', coalesce(g.labels->>'pipeline', '')),
+                                 '{namespace}', coalesce(g.labels->>'namespace', ''))) AS n,
+                     (SELECT w.name FROM smartetl.maintenance_window w
+                      WHERE w.enabled AND ch.name = ANY (w.channels) AND smartetl.maintenance_window_active(w.name)
+                      ORDER BY w.name LIMIT 1) AS win
+              FROM (SELECT a.group_key, min(a.rule_name) AS rule_name, min(a.labels::text)::jsonb AS labels
+                    FROM smartetl.alert a
+                    WHERE a.group_key = ANY ($1) AND (a.state = 'firing' OR a.notified_state = 'firing')
+                    GROUP BY a.group_key) g
+              JOIN smartetl.alert_rule r ON r.name = g.rule_name
+              JOIN smartetl.alert_group st ON st.group_key = g.group_key
+              CROSS JOIN LATERAL (SELECT md5(g.group_key) || '-' || st.seq AS key) k
+              JOIN smartetl.channel ch ON ch.name = ANY (r.channels)
+              ORDER BY g.group_key, ch.name) x
+        ORDER BY x.group_key, x.channel
+        ON CONFLICT (channel, idempotency_key) DO NOTHING$q$, payload_sql)
+    USING due_groups;
+    queued := queued + (SELECT count(*)
+                        FROM (SELECT a.group_key, min(a.rule_name) AS rule_name FROM smartetl.alert a
+                              WHERE a.group_key = ANY (due_groups) AND (a.state = 'firing' OR a.notified_state = 'firing')
+                              GROUP BY a.group_key) g
+                        JOIN smartetl.alert_rule r ON r.name = g.rule_name
+                        JOIN smartetl.channel ch ON ch.name = ANY (r.channels));
+    UPDATE smartetl.alert a SET notified_state = a.state,
+                                notified_at = coalesce(a.notified_at, CASE WHEN a.state = 'firing' THEN now() END)
+    WHERE a.group_key = ANY (due_groups)
+      AND ((a.state = 'firing' AND NOT smartetl._alert_muted(a))
+           OR (a.state = 'resolved' AND a.notified_state = 'firing' AND NOT smartetl._alert_held(a)));
+    RETURN queued;
 END $$;
 
 -- ---- anomalies scored at ingest (issue 13): per-run scores kept in
