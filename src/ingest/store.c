@@ -521,13 +521,13 @@ check_merged_times(IngestBatch *b, const IngestOptions *o)
 	" FROM " BATCH_RUNS " WHERE external_id IS NOT NULL) "
 	"SELECT * FROM b UNION ALL "
 	"SELECT 0::int8, k.namespace, k.pipeline, k.external_id, k.attempt, r.status::text, r.started_at, r.ended_at "
-	/* the whole run key in one relation: see existing_run_lines */
-	"FROM (SELECT DISTINCT k.namespace, k.pipeline, k.external_id, k.attempt, p.pipeline_id "
-	" FROM b k JOIN smartetl.pipeline p ON p.namespace OPERATOR(pg_catalog.=) k.namespace "
-	" AND p.name OPERATOR(pg_catalog.=) k.pipeline OFFSET 0) k "
-	"JOIN smartetl.run r ON r.pipeline_id OPERATOR(pg_catalog.=) k.pipeline_id "
+	/* lookups per row whatever the statistics: see existing_run_lines */
+	"FROM (SELECT DISTINCT namespace, pipeline, external_id, attempt FROM b) k "
+	"CROSS JOIN LATERAL (SELECT r.status, r.started_at, r.ended_at FROM smartetl.run r "
+	" WHERE r.pipeline_id OPERATOR(pg_catalog.=) (SELECT p.pipeline_id FROM smartetl.pipeline p "
+	"  WHERE p.namespace OPERATOR(pg_catalog.=) k.namespace AND p.name OPERATOR(pg_catalog.=) k.pipeline) "
 	" AND r.external_id OPERATOR(pg_catalog.=) k.external_id "
-	" AND r.attempt OPERATOR(pg_catalog.=) k.attempt AND r.external_id IS NOT NULL "
+	" AND r.attempt OPERATOR(pg_catalog.=) k.attempt AND r.external_id IS NOT NULL OFFSET 0) r "
 	"ORDER BY namespace, pipeline, external_id, attempt, line_no";
 	MemoryContext outer = CurrentMemoryContext;
 	MemoryContext run_ctx = AllocSetContextCreate(outer, "smartetl run times", ALLOCSET_SMALL_SIZES);
@@ -622,27 +622,33 @@ existing_run_lines(int64 *n, bool **changes, TimeConflict **conflicts)
 	char	   *me = merged_column("ended_at");
 
 	/*
-	 * The batch carries its pipeline ids into the join with run (a
-	 * materialized CTE), so that the run index is probed on its whole key
-	 * whatever the statistics say: with a stale estimate of an empty run
-	 * table the planner otherwise probes on (external_id, attempt) alone,
-	 * a scan of the whole index per row.  The start is the identity of the
-	 * second kind: no conflict there.
+	 * Every lookup is a LATERAL subquery that cannot be flattened, so it
+	 * runs per batch row on the unique indexes whatever the statistics say.
+	 * After autovacuum has seen run or pipeline empty (pages, no tuples), a
+	 * large load in this transaction looks empty to the planner, which
+	 * would otherwise scan one side once per row of the other: minutes for
+	 * the 150,000 Borg runs instead of a second.  The start is the identity
+	 * of the second kind: no conflict there.
 	 */
 	spi_exec(psprintf("WITH b AS MATERIALIZED (SELECT b.*, p.pipeline_id FROM " BATCH_RUNS " b "
-					  " JOIN smartetl.pipeline p ON p.namespace OPERATOR(pg_catalog.=) b.namespace "
-					  " AND p.name OPERATOR(pg_catalog.=) b.pipeline) "
+					  " CROSS JOIN LATERAL (SELECT p.pipeline_id FROM smartetl.pipeline p "
+					  "  WHERE p.namespace OPERATOR(pg_catalog.=) b.namespace "
+					  "  AND p.name OPERATOR(pg_catalog.=) b.pipeline OFFSET 0) p) "
 					  "SELECT b.line_no, %s, coalesce((%s) OPERATOR(pg_catalog.<) (%s), false), "
 					  "b.started_at IS NOT NULL, %s, %s FROM b "
-					  "JOIN smartetl.run r ON r.pipeline_id OPERATOR(pg_catalog.=) b.pipeline_id "
+					  "CROSS JOIN LATERAL (SELECT * FROM smartetl.run r "
+					  " WHERE r.pipeline_id OPERATOR(pg_catalog.=) b.pipeline_id "
 					  " AND r.external_id OPERATOR(pg_catalog.=) b.external_id "
 					  " AND r.attempt OPERATOR(pg_catalog.=) b.attempt "
-					  /* lets the planner use the partial identity index whatever the statistics */
-					  " AND r.external_id IS NOT NULL "
+					  /* lets the planner use the partial identity index */
+					  " AND r.external_id IS NOT NULL OFFSET 0) r "
+					  "WHERE b.external_id IS NOT NULL "
 					  "UNION ALL "
 					  "SELECT b.line_no, %s, false, false, NULL, NULL FROM b "
-					  "JOIN smartetl.run r ON r.pipeline_id OPERATOR(pg_catalog.=) b.pipeline_id "
-					  " AND r.started_at OPERATOR(pg_catalog.=) b.started_at AND r.external_id IS NULL "
+					  "CROSS JOIN LATERAL (SELECT * FROM smartetl.run r "
+					  " WHERE r.pipeline_id OPERATOR(pg_catalog.=) b.pipeline_id "
+					  " AND r.started_at OPERATOR(pg_catalog.=) b.started_at "
+					  " AND r.external_id IS NULL OFFSET 0) r "
 					  "WHERE b.external_id IS NULL "
 					  "ORDER BY 1", test, me, ms, ms, me, test), SPI_OK_SELECT);
 	*n = (int64) SPI_processed;

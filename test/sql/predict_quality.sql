@@ -133,7 +133,7 @@ SELECT (smartetl.ingest_file(:'data' || '/pipeline_runs/google_borg_2011/job_run
 -- earlier file's rolled-back load, autovacuum leaves run with pages and no
 -- tuples, and the planner would take the tables below for empty (a nested
 -- loop over 75,000 x 150,000 rows)
-ANALYZE smartetl.run, smartetl.pipeline;
+ANALYZE smartetl.run, smartetl.pipeline, smartetl.kpi_hourly, smartetl.kpi_daily;
 DELETE FROM smartetl.run r USING smartetl.pipeline p
 WHERE p.pipeline_id = r.pipeline_id AND p.namespace = 'borg' AND p.name::bigint % 2 = 1;
 SELECT percentile_disc(0.7) WITHIN GROUP (ORDER BY run_at) AS borg_cut, max(run_at) AS borg_last FROM smartetl.run \gset
