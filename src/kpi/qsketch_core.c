@@ -237,10 +237,18 @@ qs_quantile(const QSketch *s, double p)
 {
 	double		r = p * (double) (s->count - 1);
 	int64_t		lo = (int64_t) floor(r);
-	double		frac = r - (double) lo;
-	double		a = qs_order_statistic(s, lo);
+	double		frac;
+	double		a;
 	double		b;
 
+	/*
+	 * Above 2^53 values the rank is rounded: p = 1 may land below the last
+	 * rank or past it.  The top stays the maximum, exactly.
+	 */
+	if (p >= 1.0 || lo >= s->count - 1)
+		return qs_order_statistic(s, s->count - 1);
+	frac = r - (double) lo;
+	a = qs_order_statistic(s, lo);
 	if (frac == 0.0)
 		return a;
 	b = qs_order_statistic(s, lo + 1);
