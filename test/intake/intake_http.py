@@ -44,7 +44,10 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.environ.get("SMARTETL_DATA", os.path.join(HERE, "..", "..", "..", "shared", "data"))
+# the same OpenLineage samples are shipped in test/data (Apache-2.0) for a clone without ../shared
 OL_DIR = os.path.join(DATA, "format_refs", "openlineage")
+if not os.path.isdir(OL_DIR):
+    OL_DIR = os.path.join(HERE, "..", "data", "openlineage")
 SAMPLES = ["client_python_example_full_event.json", "client_python_serde_example_run_event.json",
            "spec_tests_example_full_event.json"]
 tmp = tempfile.mkdtemp(prefix="smartetl-intake-http.")
