@@ -39,6 +39,7 @@ extern void alert_shmem_request(void);
 extern void alert_shmem_startup(void);
 extern void alert_worker_attach(Oid dboid);
 extern void alert_worker_detach(void);
+extern void alert_worker_publish_cycle(void);
 extern void alert_wake_at_commit(void);
 
 /* A delivery claimed for sending. */

@@ -3,7 +3,9 @@
  *		Wake the alert worker of this database when runs change, at commit.
  *
  * Each worker publishes its PGPROC number in a small shared-memory table,
- * keyed by database.  A transaction that stored or changed runs asks for a
+ * keyed by database, with when it started, last read the settings and last
+ * ran a cycle (smartetl.alert_worker_status(), so users can watch the
+ * watcher and tests can wait for a reload instead of sleeping).  A transaction that stored or changed runs asks for a
  * wake-up; the commit callback then sets the worker's latch, so the worker
  * sees the committed rows and alerts follow a failure within a moment
  * instead of a naptime.  Without shared_preload_libraries there is no
@@ -14,16 +16,20 @@
 
 #include "access/xact.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
 
 #include "alert/alert.h"
 
 PG_FUNCTION_INFO_V1(smartetl_alert_wake);
+PG_FUNCTION_INFO_V1(smartetl_alert_worker_status);
 
 #define ALERT_MAX_WORKERS 32
 
@@ -31,6 +37,10 @@ typedef struct AlertSlot
 {
 	Oid			dboid;			/* InvalidOid = free */
 	int			pgprocno;
+	int			pid;
+	TimestampTz started_at;
+	TimestampTz settings_loaded_at; /* the worker's PgReloadTime */
+	TimestampTz last_cycle_at;	/* 0 before the first cycle */
 } AlertSlot;
 
 typedef struct AlertShmem
@@ -85,6 +95,10 @@ alert_worker_attach(Oid dboid)
 		{
 			alert_shmem->slots[i].dboid = dboid;
 			alert_shmem->slots[i].pgprocno = MyProc->pgprocno;
+			alert_shmem->slots[i].pid = MyProcPid;
+			alert_shmem->slots[i].started_at = GetCurrentTimestamp();
+			alert_shmem->slots[i].settings_loaded_at = PgReloadTime;
+			alert_shmem->slots[i].last_cycle_at = 0;
 			my_slot = i;
 		}
 	SpinLockRelease(&alert_shmem->mutex);
@@ -105,6 +119,20 @@ alert_worker_detach(void)
 	alert_shmem->slots[my_slot].dboid = InvalidOid;
 	SpinLockRelease(&alert_shmem->mutex);
 	my_slot = -1;
+}
+
+/* After each cycle: the settings it ran with and when it ended. */
+void
+alert_worker_publish_cycle(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (alert_shmem == NULL || my_slot < 0)
+		return;
+	SpinLockAcquire(&alert_shmem->mutex);
+	alert_shmem->slots[my_slot].settings_loaded_at = PgReloadTime;
+	alert_shmem->slots[my_slot].last_cycle_at = now;
+	SpinLockRelease(&alert_shmem->mutex);
 }
 
 static void
@@ -152,5 +180,36 @@ Datum
 smartetl_alert_wake(PG_FUNCTION_ARGS)
 {
 	alert_wake_at_commit();
+	PG_RETURN_VOID();
+}
+
+/* smartetl.alert_worker_status(): the workers serving this database. */
+Datum
+smartetl_alert_worker_status(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	AlertSlot	slots[ALERT_MAX_WORKERS];
+	int			i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (alert_shmem == NULL)
+		PG_RETURN_VOID();		/* not preloaded: no worker */
+	SpinLockAcquire(&alert_shmem->mutex);
+	memcpy(slots, alert_shmem->slots, sizeof(slots));
+	SpinLockRelease(&alert_shmem->mutex);
+	for (i = 0; i < ALERT_MAX_WORKERS; i++)
+	{
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+
+		if (slots[i].dboid != MyDatabaseId)
+			continue;
+		values[0] = Int32GetDatum(slots[i].pid);
+		values[1] = TimestampTzGetDatum(slots[i].started_at);
+		values[2] = TimestampTzGetDatum(slots[i].settings_loaded_at);
+		values[3] = TimestampTzGetDatum(slots[i].last_cycle_at);
+		nulls[3] = slots[i].last_cycle_at == 0;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
 	PG_RETURN_VOID();
 }

@@ -610,5 +610,6 @@ smartetl_alert_worker_main(Datum main_arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 		run_cycle(&ws, woken);
+		alert_worker_publish_cycle();
 	}
 }

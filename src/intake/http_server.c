@@ -310,9 +310,14 @@ health_answer(IntakeRequest *req)
 	StringInfoData s;
 
 	initStringInfo(&s);
-	appendStringInfo(&s, "{\"status\": \"%s\", \"version\": \"%s\", \"queued\": %d, \"connections\": %u",
+	/*
+	 * buffered and settings_loaded_at let a client (and our tests) wait for
+	 * an upload to be accounted or a reload to be applied instead of sleeping.
+	 */
+	appendStringInfo(&s, "{\"status\": \"%s\", \"version\": \"%s\", \"queued\": %d, \"connections\": %u, "
+					 "\"buffered\": %zu, \"settings_loaded_at\": \"%s\"",
 					 health_ok ? "ok" : "unavailable", SMARTETL_VERSION, queued_requests,
-					 info ? info->num_connections : 0);
+					 info ? info->num_connections : 0, buffered_bytes, timestamptz_to_str(PgReloadTime));
 	if (!health_ok)
 	{
 		appendStringInfoString(&s, ", \"reason\": ");

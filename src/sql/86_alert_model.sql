@@ -352,6 +352,15 @@ END $$;
 CREATE TRIGGER run_alert_wake AFTER INSERT OR UPDATE OR DELETE ON smartetl.run
     FOR EACH STATEMENT EXECUTE FUNCTION smartetl._run_alert_wake();
 
+-- API: Public
+-- The alert workers serving this database, from shared memory: a team can
+-- watch the watcher (last_cycle_at stops moving when a worker hangs), and
+-- tests wait for a reload to be applied instead of sleeping.
+CREATE FUNCTION smartetl.alert_worker_status()
+RETURNS TABLE (pid integer, started_at timestamptz, settings_loaded_at timestamptz, last_cycle_at timestamptz)
+AS 'MODULE_PATHNAME', 'smartetl_alert_worker_status' LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION smartetl.alert_worker_status() IS 'the alert workers serving this database: pid, start, when they last read the settings, when their last cycle ended (none without shared_preload_libraries)';
+
 -- API: Private
 -- A test notification for test_channel(): one firing alert, clearly a test.
 CREATE FUNCTION smartetl._test_notification(channel_name text) RETURNS jsonb

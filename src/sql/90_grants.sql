@@ -204,7 +204,7 @@ GRANT EXECUTE ON FUNCTION smartetl.cron_next(text, timestamptz, text),
     TO smartetl_reader;
 GRANT EXECUTE ON FUNCTION smartetl._cron_check(text, text), smartetl._cron_valid(text) TO smartetl_writer;
 GRANT EXECUTE ON FUNCTION smartetl.alert_rule_kinds(), smartetl.alert_channel_kinds(),
-                          smartetl.deadline_status(timestamptz) TO smartetl_reader;
+                          smartetl.deadline_status(timestamptz), smartetl.alert_worker_status() TO smartetl_reader;
 GRANT EXECUTE ON FUNCTION smartetl.next_alert_due(timestamptz), smartetl.sync_airflow_schedules(jsonb, jsonb),
                           smartetl._pg_cron_jobs()
     TO smartetl_admin;

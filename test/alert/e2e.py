@@ -55,7 +55,6 @@ log and kill -9 checks, and the tests not named in SMARTETL_E2E_ONLY=name,name
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -65,6 +64,8 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "test", "lib"))
+import pgcluster  # noqa: E402
 RECV = os.path.join(ROOT, "test", "receivers")
 
 
@@ -217,6 +218,16 @@ def settle(*channels):
     psql("SELECT smartetl.evaluate_alerts()")
     return wait_for(lambda: psql("SELECT count(*) = 0 FROM smartetl.delivery WHERE channel = ANY('{%s}') "
                                  "AND status IN ('pending', 'sending')" % ",".join(channels)) == "t")
+
+
+def reload_conf():
+    """pg_reload_conf(), then wait (bounded) until the alert worker has read the
+    settings and finished a cycle with them (smartetl.alert_worker_status())."""
+    q = "SELECT settings_loaded_at FROM smartetl.alert_worker_status()"
+    before = psql(q)
+    psql("SELECT pg_reload_conf()")
+    if not wait_for(lambda: psql(q) not in ("", before), timeout=20):
+        raise RuntimeError("the alert worker did not reload its settings within 20 s")
 
 
 def worker_pid():
@@ -423,18 +434,27 @@ def test_hang():
     control("/hang", mode="ok")
 
 
+def test_worker_status():
+    """smartetl.alert_worker_status() names the running worker, and its cycles move."""
+    row = psql("SELECT pid || '|' || (last_cycle_at IS NOT NULL) || '|' || (started_at <= last_cycle_at) "
+               "FROM smartetl.alert_worker_status()")
+    ok(row == "%s|true|true" % worker_pid(), "alert_worker_status(): the worker's pid, cycles after its start", row)
+    first = psql("SELECT last_cycle_at FROM smartetl.alert_worker_status()")
+    ingest(["status_a,1,2026-01-01 10:00:00,2026-01-01 10:01:00,success,"], ns="e2e_status")
+    ok(bool(wait_for(lambda: psql("SELECT last_cycle_at > '%s' FROM smartetl.alert_worker_status()" % first) == "t")),
+       "a stored run wakes the worker: last_cycle_at moves")
+
+
 def test_allowed_hosts_reload():
     psql("ALTER SYSTEM SET smartetl.allowed_hosts = 'example.invalid'")
-    psql("SELECT pg_reload_conf()")
-    time.sleep(1)
+    reload_conf()
     ingest(["hosts_a,1,2026-01-01 10:00:00,2026-01-01 10:01:00,failed,nope"], ns="e2e_hosts")
     state = wait_for(lambda: psql("SELECT status || ': ' || coalesce(last_error, '') FROM smartetl.delivery "
                                   "WHERE channel = 'hosts' AND status = 'dead'"), timeout=10)
     ok("not in smartetl.allowed_hosts" in state,
        "after SIGHUP the worker refuses hosts not in smartetl.allowed_hosts: " + state)
     psql("ALTER SYSTEM RESET smartetl.allowed_hosts")
-    psql("SELECT pg_reload_conf()")
-    time.sleep(1)
+    reload_conf()
 
 
 def test_secret_not_logged():
@@ -443,34 +463,10 @@ def test_secret_not_logged():
     ok("s3cret" not in text, "the SMTP password never appears in the server log (%d bytes checked)" % len(text))
 
 
-def alive(pid):
-    try:
-        with open("/proc/%s/status" % pid) as f:
-            return "zombie" not in f.read().lower()
-    except OSError:
-        return False
 
 
-def kill_cluster():
-    """kill -9 the postmaster; wait until it and its children are gone (polling, bounded)."""
-    cdir = os.environ["SMARTETL_CLUSTER_DIR"]
-    pid = int(open(os.path.join(cdir, "data", "postmaster.pid")).readline())
-    children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout.split()
-    os.kill(pid, signal.SIGKILL)
-    if not wait_for(lambda: not any(alive(p) for p in [str(pid)] + children), timeout=30):
-        raise RuntimeError("the killed server's processes are still there after 30 s")
 
 
-def start_cluster():
-    cdir = os.environ["SMARTETL_CLUSTER_DIR"]
-    # the old shared memory may still look in use for a moment: try again, boundedly
-    for attempt in range(10):
-        r = subprocess.run(["bash", "-c", "source scripts/lib.sh && cluster_start '%s' '%s' >/dev/null"
-                            % (cdir, os.environ["PGPORT"])], cwd=ROOT, capture_output=True, text=True)
-        if r.returncode == 0:
-            return
-        time.sleep(1)
-    raise RuntimeError("the cluster did not start again after kill -9: " + r.stderr[-1000:])
 
 
 def test_storm_crash():
@@ -489,9 +485,9 @@ def test_storm_crash():
     wait_for(lambda: len(requests("/storm")) >= 100, timeout=30)
     committed = dict(l.split("|") for l in psql(
         "SELECT delivery_id || '|' || idempotency_key FROM smartetl.delivery WHERE channel = 'storm'").splitlines())
-    kill_cluster()
+    pgcluster.kill9()
     before = len(requests("/storm"))   # every request of the old server has come by now
-    start_cluster()
+    pgcluster.start()
     note("kill -9 with %d storm requests received, %d deliveries committed" % (before, len(committed)))
     ok(0 < before < 1000, "the kill came in the middle of the storm: %d of 1,000 requests received before it" % before)
     done = wait_for(lambda: psql("SELECT count(*) FILTER (WHERE status = 'sent') = 1000 "
@@ -596,8 +592,7 @@ def test_statement_timeout():
     pid = worker_pid()
     log_at = server_log_size()
     psql("ALTER SYSTEM SET smartetl.worker_statement_timeout = '1s'")
-    psql("SELECT pg_reload_conf()")
-    time.sleep(1)
+    reload_conf()
     # the worker's evaluation stalls when it fires this rule's alert
     psql("""CREATE FUNCTION public.e2e_stall() RETURNS trigger LANGUAGE plpgsql AS
             $$BEGIN PERFORM pg_sleep(4); RETURN NEW; END$$;
@@ -615,7 +610,7 @@ def test_statement_timeout():
     ok(not requests("/tmo"), "nothing was sent for the stalled evaluation")
     psql("DROP TRIGGER e2e_stall ON smartetl.alert; DROP FUNCTION public.e2e_stall()")
     psql("ALTER SYSTEM RESET smartetl.worker_statement_timeout")
-    psql("SELECT pg_reload_conf()")
+    reload_conf()
     got = wait_for(lambda: requests("/tmo"), timeout=20)
     ok(bool(got) and worker_pid() == pid,
        "the same worker (pid %s) goes on and delivers once the statement is fast" % pid,
@@ -750,7 +745,7 @@ def test_max_attempts():
     """A delivery that keeps failing is dead after smartetl.max_attempts (3 here),
     with its last error kept; exactly that many requests, under one key."""
     psql("ALTER SYSTEM SET smartetl.max_attempts = 3")
-    psql("SELECT pg_reload_conf()")
+    reload_conf()
     try:
         control("/deadend", mode="status", status=500)
         ingest(["dead_a,1,2026-01-01 10:00:00,2026-01-01 10:01:00,failed,boom"], ns="e2e_dead")
@@ -765,12 +760,12 @@ def test_max_attempts():
     finally:
         control("/deadend", mode="ok")
         psql("ALTER SYSTEM RESET smartetl.max_attempts")
-        psql("SELECT pg_reload_conf()")
+        reload_conf()
 
 
 TESTS = ["delivery_shapes", "tls_verify", "redirect", "max_attempts", "retry_after", "hang", "large_notify", "outbox_isolation", "long_utf8_subject",
          "statement_timeout", "oncall_deadline", "oncall_window", "oncall_dbt", "oncall_retry", "oncall_escalation",
-         "receiver_down", "allowed_hosts_reload", "secret_not_logged", "storm_crash", "drop_extension"]
+         "receiver_down", "worker_status", "allowed_hosts_reload", "secret_not_logged", "storm_crash", "drop_extension"]
 # the tests that need the cluster's directory (server log, kill -9 and restart),
 # with the number of checks each prints, all skipped without it
 NEEDS_CLUSTER_DIR = {"secret_not_logged": 1, "storm_crash": 5}
@@ -785,12 +780,12 @@ def test_oncall_deadline():
     smartetl.naptime at 60 s for the test, the worker must wake at the deadline itself for the
     notification to arrive within the bounded wait (20 s)."""
     psql("ALTER SYSTEM SET smartetl.naptime = '60s'")
-    psql("SELECT pg_reload_conf()")
+    reload_conf()
     try:
         oncall_deadline()
     finally:
         psql("ALTER SYSTEM RESET smartetl.naptime")
-        psql("SELECT pg_reload_conf()")
+        reload_conf()
 
 
 def oncall_deadline():

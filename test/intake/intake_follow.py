@@ -20,7 +20,6 @@ Checks, printing TAP:
     stored, each once (positions committed with the rows).
 """
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "test", "lib"))
+import pgcluster  # noqa: E402
 n_tests = 0
 failed = 0
 FMT = "<Date> <Time> <Level> <Component>: <Content>"
@@ -98,35 +99,9 @@ def register(path, fmt, options):
 
 
 def crash_and_restart():
-    cdir = os.environ["SMARTETL_CLUSTER_DIR"]
-    pm = int(open(os.path.join(cdir, "data", "postmaster.pid")).readline())
-    children = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                if int(open("/proc/%s/stat" % d).read().rsplit(")", 1)[1].split()[1]) == pm:
-                    children.append(int(d))
-            except (OSError, ValueError, IndexError):
-                pass
-    os.kill(pm, signal.SIGKILL)
-    for c in children:
-        try:
-            os.kill(c, signal.SIGKILL)
-        except OSError:
-            pass
-
-    def gone():
-        for p in [pm] + children:
-            try:
-                os.kill(p, 0)
-                return False
-            except OSError:
-                pass
-        return True
-    if not wait_for(gone, timeout=10, step=0.05):
-        raise RuntimeError("the killed server processes did not exit")
-    subprocess.run(["bash", "-c", "source scripts/lib.sh && cluster_start '%s' '%s' >/dev/null"
-                    % (cdir, os.environ["PGPORT"])], cwd=ROOT, check=True)
+    n = pgcluster.kill9()
+    pgcluster.start()
+    return n
 
 
 def main():

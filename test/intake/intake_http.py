@@ -147,13 +147,26 @@ def post(path, body, token=None, **kw):
     return request("POST", path, body, token, **kw)
 
 
-def set_conf(**settings):
+def health_info():
+    try:
+        st, h, b = request("GET", "/api/v1/health", timeout=2)
+        return b if isinstance(b, dict) else {}
+    except OSError:
+        return {}
+
+
+def set_conf(applied=False, **settings):
+    """ALTER SYSTEM + reload; with applied=True (the listener stays where it is), wait
+    until the intake worker says it has read the new settings."""
+    before = health_info().get("settings_loaded_at") if applied else None
     for k, v in settings.items():
         if v is None:
             psql("ALTER SYSTEM RESET smartetl.%s" % k)
         else:
             psql("ALTER SYSTEM SET smartetl.%s = '%s'" % (k, v))
     psql("SELECT pg_reload_conf()")
+    if applied and not wait_for(lambda: health_info().get("settings_loaded_at") not in (None, before), timeout=10):
+        raise RuntimeError("the intake worker did not reload its settings within 10 s")
 
 
 def worker_pid():
@@ -460,26 +473,26 @@ def test_media_and_size(tok):
 
 
 def test_saturation(tok):
-    set_conf(http_max_pending="1MB")
-    time.sleep(1)
+    set_conf(applied=True, http_max_pending="1MB")
     held = []
     for i in range(2):
         s = socket.create_connection(("127.0.0.1", PORT), timeout=10)
         s.sendall(("POST /api/v1/lineage HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                    "Authorization: Bearer %s\r\nContent-Length: %d\r\n\r\n[" % (tok, 400000)).encode())
         held.append(s)
-    time.sleep(0.3)
+    ok(wait_for(lambda: health_info().get("buffered", 0) >= 2 * 400000, timeout=10),
+       "the two held uploads are accounted (health: buffered %s bytes)" % health_info().get("buffered"))
     st, h, b = post("/api/v1/lineage", "[" + " " * 400000 + json.dumps(ol_event("intake_sat", "j", "s-1")) + "]",
                     token=tok)
     ok(st == 429 and h.get("retry-after") == "1", "pending bodies over smartetl.http_max_pending: 429 with Retry-After",
        (st, h, b))
     for s in held:
         s.close()
-    time.sleep(0.3)
+    ok(wait_for(lambda: health_info().get("buffered", -1) == 0, timeout=10),
+       "closing them frees what they held (health: buffered %s bytes)" % health_info().get("buffered"))
     st, h, b = post("/api/v1/lineage", json.dumps(ol_event("intake_sat", "j", "s-2")), token=tok)
     ok(st == 201, "once they are gone: 201 again", (st, b))
-    set_conf(http_max_pending=None)
-    time.sleep(1)
+    set_conf(applied=True, http_max_pending=None)
 
 
 def test_slow_and_idle(tok):

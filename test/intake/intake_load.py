@@ -22,7 +22,6 @@ This is a correctness test with a floor; measured rates go in BENCHMARKS.md
 """
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -31,6 +30,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "test", "lib"))
+import pgcluster  # noqa: E402
 tmp = tempfile.mkdtemp(prefix="smartetl-intake-load.")
 n_tests = 0
 failed = 0
@@ -119,27 +120,9 @@ def check_stored(prefix, ack):
 
 
 def crash_and_restart():
-    cdir = os.environ["SMARTETL_CLUSTER_DIR"]
-    pm = int(open(os.path.join(cdir, "data", "postmaster.pid")).readline())
-    children = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                stat = open("/proc/%s/stat" % d).read()
-                if int(stat.rsplit(")", 1)[1].split()[1]) == pm:
-                    children.append(int(d))
-            except (OSError, ValueError, IndexError):
-                pass
-    os.kill(pm, signal.SIGKILL)
-    for c in children:
-        try:
-            os.kill(c, signal.SIGKILL)
-        except OSError:
-            pass
-    time.sleep(2)
-    subprocess.run(["bash", "-c", "source scripts/lib.sh && cluster_start '%s' '%s' >/dev/null"
-                    % (cdir, os.environ["PGPORT"])], cwd=ROOT, check=True)
-    return len(children)
+    n = pgcluster.kill9()
+    pgcluster.start()
+    return n
 
 
 def main():

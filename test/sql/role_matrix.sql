@@ -63,6 +63,7 @@ INSERT INTO documented VALUES
     ('smartetl.alert_rule_kinds()', 'r'),
     ('smartetl.alert_channel_kinds()', 'r'),
     ('smartetl.deadline_status(timestamp with time zone)', 'r'),
+    ('smartetl.alert_worker_status()', 'r'),
     ('smartetl.maintenance_window_active(text,timestamp with time zone)', 'r'),
     ('smartetl.next_alert_due(timestamp with time zone)', 'a'),
     ('smartetl.sync_airflow_schedules(jsonb,jsonb)', 'a'),

@@ -7605,3 +7605,11 @@ GRANT EXECUTE ON FUNCTION smartetl._anomaly_refresh(bigint[], timestamptz[]),
 -- score the runs stored before the update
 SELECT smartetl._anomaly_refresh(array_agg(pipeline_id), array_agg('-infinity'::timestamptz))
 FROM smartetl.pipeline;
+
+-- the alert workers' state, from shared memory
+CREATE FUNCTION smartetl.alert_worker_status()
+RETURNS TABLE (pid integer, started_at timestamptz, settings_loaded_at timestamptz, last_cycle_at timestamptz)
+AS 'MODULE_PATHNAME', 'smartetl_alert_worker_status' LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION smartetl.alert_worker_status() IS 'the alert workers serving this database: pid, start, when they last read the settings, when their last cycle ended (none without shared_preload_libraries)';
+REVOKE ALL ON FUNCTION smartetl.alert_worker_status() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION smartetl.alert_worker_status() TO smartetl_reader;
