@@ -189,26 +189,66 @@ store_runs_kind(const char *batch, bool dedupe, bool with_id, IngestCounts *coun
 }
 
 /*
- * Link children to parents by external id within a namespace, both for
- * children in this batch and for earlier children whose parent has only
- * now arrived.
+ * Link children to parents by external id within a namespace, for the runs
+ * of this batch only: first earlier children whose parent is in the batch
+ * (one probe of run_orphan per batch run), then the batch's children still
+ * without a parent.  A child names its parent's pipeline in attrs
+ * (parent_pipeline; OpenLineage's parentJob.name), which makes its lookup one
+ * probe of the run identity index; without it, one probe per pipeline of the
+ * namespace.  Every lookup is an index probe per row (LATERAL ... OFFSET 0),
+ * whatever the statistics say, and children whose parent never comes cost
+ * nothing to later batches.  Siblings share the parent reference and the
+ * parent does not; run ids repeat across pipelines (Airflow's
+ * scheduled__<date>), hence the pipeline name when one is given.  Of several
+ * candidate parents (attempts of one run) the first stored wins.
  */
+#define PARENT_NAME(c) "coalesce(" c ".attrs OPERATOR(pg_catalog.->>) 'parent_pipeline', " \
+	c ".attrs OPERATOR(pg_catalog.#>>) '{parentJob,name}')"
+#define BATCH_STORED_RUNS \
+	"WITH br AS MATERIALIZED (SELECT r.run_id, r.pipeline_id, r.external_id, r.parent_external_id, " \
+	" r.parent_run_id, r.attrs, p.namespace FROM " \
+	" (SELECT DISTINCT namespace, pipeline, external_id, started_at FROM " BATCH_RUNS ") b " \
+	" JOIN smartetl.pipeline p ON p.namespace OPERATOR(pg_catalog.=) b.namespace " \
+	"  AND p.name OPERATOR(pg_catalog.=) b.pipeline " \
+	" CROSS JOIN LATERAL (SELECT * FROM smartetl.run r WHERE b.external_id IS NOT NULL " \
+	"  AND r.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id AND r.external_id OPERATOR(pg_catalog.=) b.external_id " \
+	"  UNION ALL SELECT * FROM smartetl.run r WHERE b.external_id IS NULL AND r.external_id IS NULL " \
+	"  AND r.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id AND r.started_at OPERATOR(pg_catalog.=) b.started_at " \
+	"  OFFSET 0) r) "
+#define LINK_UPDATE \
+	"UPDATE smartetl.run c SET parent_run_id = l.parent " \
+	"FROM (SELECT DISTINCT ON (child) child, parent FROM links ORDER BY child, parent) l " \
+	"WHERE c.run_id OPERATOR(pg_catalog.=) l.child AND c.parent_run_id IS NULL"
+
 static void
 store_parent_links(void)
 {
-	spi_exec("UPDATE smartetl.run c SET parent_run_id = p.run_id "
-			 "FROM smartetl.pipeline cp, smartetl.pipeline pp, smartetl.run p "
-			 "WHERE c.parent_run_id IS NULL AND c.parent_external_id IS NOT NULL "
-			 "AND cp.pipeline_id OPERATOR(pg_catalog.=) c.pipeline_id "
-			 "AND p.external_id OPERATOR(pg_catalog.=) c.parent_external_id "
-			 "AND pp.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id "
-			 "AND pp.namespace OPERATOR(pg_catalog.=) cp.namespace "
-			 "AND p.run_id OPERATOR(pg_catalog.<>) c.run_id "
-			 /* siblings share the parent reference; the parent does not */
-			 "AND p.parent_external_id IS DISTINCT FROM c.parent_external_id "
-			 /* run ids repeat across pipelines (Airflow's scheduled__<date>) */
-			 "AND (c.attrs OPERATOR(pg_catalog.->>) 'parent_pipeline' IS NULL "
-			 "OR pp.name OPERATOR(pg_catalog.=) (c.attrs OPERATOR(pg_catalog.->>) 'parent_pipeline'))",
+	/* earlier children (and the batch's own) whose parent is in the batch */
+	spi_exec(BATCH_STORED_RUNS ", links AS (SELECT o.run_id AS child, p.run_id AS parent FROM br p "
+			 "CROSS JOIN LATERAL (SELECT o.run_id, o.pipeline_id, o.attrs, o.parent_external_id "
+			 " FROM smartetl.run o WHERE o.parent_external_id OPERATOR(pg_catalog.=) p.external_id "
+			 " AND o.parent_run_id IS NULL OFFSET 0) o "
+			 "JOIN smartetl.pipeline cp ON cp.pipeline_id OPERATOR(pg_catalog.=) o.pipeline_id "
+			 "JOIN smartetl.pipeline pp ON pp.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id "
+			 "WHERE p.external_id IS NOT NULL AND cp.namespace OPERATOR(pg_catalog.=) pp.namespace "
+			 "AND (" PARENT_NAME("o") " IS NULL OR pp.name OPERATOR(pg_catalog.=) " PARENT_NAME("o") ") "
+			 "AND o.run_id OPERATOR(pg_catalog.<>) p.run_id "
+			 "AND p.parent_external_id IS DISTINCT FROM o.parent_external_id) " LINK_UPDATE,
+			 SPI_OK_UPDATE);
+	/* the batch's children still without a parent: look it up */
+	spi_exec(BATCH_STORED_RUNS ", links AS (SELECT c.run_id AS child, pr.run_id AS parent FROM br c "
+			 "CROSS JOIN LATERAL (SELECT p.run_id FROM "
+			 " (SELECT pipeline_id FROM smartetl.pipeline WHERE namespace OPERATOR(pg_catalog.=) c.namespace "
+			 "  AND name OPERATOR(pg_catalog.=) " PARENT_NAME("c") " UNION ALL "
+			 "  SELECT pipeline_id FROM smartetl.pipeline WHERE " PARENT_NAME("c") " IS NULL "
+			 "  AND namespace OPERATOR(pg_catalog.=) c.namespace) pp "
+			 " CROSS JOIN LATERAL (SELECT p.run_id, p.parent_external_id FROM smartetl.run p "
+			 "  WHERE p.pipeline_id OPERATOR(pg_catalog.=) pp.pipeline_id "
+			 "  AND p.external_id OPERATOR(pg_catalog.=) c.parent_external_id OFFSET 0) p "
+			 " WHERE p.run_id OPERATOR(pg_catalog.<>) c.run_id "
+			 " AND p.parent_external_id IS DISTINCT FROM c.parent_external_id "
+			 " ORDER BY p.run_id LIMIT 1) pr "
+			 "WHERE c.parent_run_id IS NULL AND c.parent_external_id IS NOT NULL) " LINK_UPDATE,
 			 SPI_OK_UPDATE);
 }
 
@@ -790,8 +830,10 @@ store_runs(IngestBatch *b, const IngestOptions *o, IngestCounts *counts)
 	}
 	counts->unchanged += b->nruns - counts->inserted - counts->updated;
 
+	/* nothing waits for a parent (the common case): no linking statements */
 	spi_exec("SELECT count(*) FROM (SELECT 1 FROM smartetl.run "
-			 "WHERE parent_run_id IS NULL AND parent_external_id IS NOT NULL LIMIT 1) s",
+			 "WHERE parent_run_id IS NULL AND parent_external_id IS NOT NULL "
+			 "ORDER BY parent_external_id LIMIT 1) s",	/* run_orphan, even if stale */
 			 SPI_OK_SELECT);
 	if (spi_int64(0, 1) != 0)
 		store_parent_links();
