@@ -85,6 +85,21 @@ SELECT * FROM smartetl.ingest('csv', E'job,run_id,parent_run_id,status\ndag_a.t1
 SELECT * FROM smartetl.ingest('csv', E'job,run_id,status\ndag_a,p1,success\n');
 SELECT c.external_id AS child, p.external_id AS parent
 FROM smartetl.run c JOIN smartetl.run p ON p.run_id = c.parent_run_id;
+-- the parent stored first, its children later: linked within the namespace only;
+-- when run ids repeat across pipelines the child's parent_pipeline (an extra
+-- column, kept in attrs) decides, else the first stored run of that id
+SELECT inserted FROM smartetl.ingest('csv', E'job,run_id,status\nlink_a,x1,success\nlink_b,x1,success\n',
+                                     '{"namespace": "links"}');
+SELECT inserted FROM smartetl.ingest('csv', E'job,run_id,parent_run_id,parent_pipeline,status\nlink_a.t,t1,x1,link_b,success\n',
+                                     '{"namespace": "links"}');
+SELECT inserted FROM smartetl.ingest('csv', E'job,run_id,parent_run_id,status\nlink_a.u,u1,x1,success\n',
+                                     '{"namespace": "links"}');
+SELECT inserted FROM smartetl.ingest('csv', E'job,run_id,parent_run_id,status\nlink_other.t,o1,x1,success\n',
+                                     '{"namespace": "links_other"}');
+SELECT cp.namespace, c.external_id AS child, pp.name AS parent_pipeline
+FROM smartetl.run c JOIN smartetl.pipeline cp USING (pipeline_id)
+LEFT JOIN smartetl.run p ON p.run_id = c.parent_run_id LEFT JOIN smartetl.pipeline pp ON pp.pipeline_id = p.pipeline_id
+WHERE cp.namespace LIKE 'links%' AND c.parent_external_id IS NOT NULL ORDER BY 1, 2;
 
 -- a batch larger than its memory budget spills to disk and is read back
 SET maintenance_work_mem = '1MB';

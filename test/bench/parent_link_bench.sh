@@ -60,7 +60,10 @@ psql -X -q -c "VACUUM ANALYZE"
 
 # one call: B runs; every tenth is a child of the call's first run
 measure() {
-	psql -X -At -v rounds="$ROUNDS" -v batch="$BATCH" -v pipelines="$PIPELINES" -v label="$1" <<'SQL'
+	psql -X -At -q -v rounds="$ROUNDS" -v batch="$BATCH" -v pipelines="$PIPELINES" -v label="$1" <<'SQL'
+SET bench.rounds = :'rounds';
+SET bench.batch = :'batch';
+SET bench.pipelines = :'pipelines';
 CREATE TEMP TABLE t (ms float8);
 DO $$
 DECLARE t0 timestamptz; doc text; k int;
@@ -80,8 +83,6 @@ END $$;
 SELECT :'label' || '|' || round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 2) FROM t;
 SQL
 }
-psql -X -q -c "ALTER SYSTEM SET bench.rounds = '$ROUNDS'" -c "ALTER SYSTEM SET bench.batch = '$BATCH'" \
-	-c "ALTER SYSTEM SET bench.pipelines = '$PIPELINES'" -c "SELECT pg_reload_conf()"
 # the calls' children must find their parent: check once
 check_links() {
 	psql -X -At -c "SELECT count(*) FILTER (WHERE parent_run_id IS NULL) || ' unlinked of ' || count(*) || ' children of the calls'
