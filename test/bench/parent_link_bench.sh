@@ -72,8 +72,8 @@ BEGIN
         SELECT 'job,run_id,parent_id,start,end,status' || E'\n' || string_agg(format('p%s,%s,%s,%s,%s,success',
                    g % current_setting('bench.pipelines')::int, 'b' || k || '-' || g,
                    CASE WHEN g > 1 AND g % 10 = 0 THEN 'b' || k || '-1' ELSE '' END,
-                   timestamptz '2027-01-01' + (k * 1000 + g) * interval '1 s',
-                   timestamptz '2027-01-01' + (k * 1000 + g) * interval '1 s' + interval '1 s'), E'\n')
+                   timestamptz '2026-11-01' + (k * 1000 + g) * interval '1 s',
+                   timestamptz '2026-11-01' + (k * 1000 + g) * interval '1 s' + interval '1 s'), E'\n')
           INTO doc FROM generate_series(1, current_setting('bench.batch')::int) g;
         t0 := clock_timestamp();
         PERFORM smartetl.ingest('csv', doc, '{"namespace": "bench"}');
