@@ -94,5 +94,7 @@ extern const char *qs_deserialize(const char *buf, size_t len, QSketch *s);
 /* The representative value of a bucket key, and the key of a value > 0. */
 extern double qs_key_value(int32_t key);
 extern int32_t qs_value_key(double x);
+/* qs_value_key(x), exactly, from a table: what qs_add uses */
+extern int32_t qs_value_key_fast(double x);
 
 #endif							/* SMARTETL_QSKETCH_CORE_H */
