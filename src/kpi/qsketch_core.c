@@ -273,6 +273,42 @@ qs_add(QSketch *s, double x)
 		s->zero++;
 }
 
+/*
+ * qs_add of each value in turn, with the same result to the bit (the sum
+ * too: same additions, same order).  Faster on many values: their bucket
+ * keys are looked up first, then the counts incremented, so that the
+ * processor overlaps the cache misses of the table and the counts instead
+ * of waiting for each in turn.
+ */
+void
+qs_add_many(QSketch *s, const double *xs, int n)
+{
+	int32_t		keys[64];
+	int			i,
+				done;
+
+	for (done = 0; done < n; done += 64)
+	{
+		int			m = Min(64, n - done);
+		const double *x = xs + done;
+
+		for (i = 0; i < m; i++)
+			keys[i] = likely(x[i] > 0 && x[i] < INFINITY) ? value_key_fast(x[i]) : 0;
+		for (i = 0; i < m; i++)
+		{
+			if (likely(x[i] > 0 && x[i] < INFINITY))
+			{
+				note_extremes(s, x[i]);
+				s->count++;
+				s->sum += x[i];
+				store_incr(&s->pos, keys[i]);
+			}
+			else
+				qs_add(s, x[i]);
+		}
+	}
+}
+
 static void
 store_merge(QStore *into, const QStore *from)
 {

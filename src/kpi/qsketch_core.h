@@ -62,6 +62,8 @@ typedef struct QSketch
 
 extern void qs_init(QSketch *s);
 extern void qs_add(QSketch *s, double x);
+/* qs_add of xs[0], ..., xs[n - 1] in that order (the same sketch), faster */
+extern void qs_add_many(QSketch *s, const double *xs, int n);
 /* false, leaving into unchanged, when the counts would overflow int64 */
 extern bool qs_merge(QSketch *into, const QSketch *from);
 

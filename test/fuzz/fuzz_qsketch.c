@@ -11,7 +11,8 @@
  *	  (count doubles) and the min and max, or is refused only when the
  *	  doubled counts would overflow;
  * and the first bytes also drive qs_add on a fresh sketch, whose
- * serialization must be accepted, and whose bucket keys from the table
+ * serialization must be accepted and equal that of qs_add_many of the same
+ * values, and whose bucket keys from the table
  * (qs_value_key_fast) must equal the definition's (qs_value_key).
  *-------------------------------------------------------------------------
  */
@@ -116,6 +117,21 @@ check_added(const uint8_t *data, size_t size)
 	bytes = qs_serialize(&s, &len);
 	FUZZ_CHECK(qs_deserialize(bytes, len, &back) == NULL, "own serialization rejected");
 	check_quantiles(&s);
+
+	/* the batch (the aggregate's path) gives the very same sketch */
+	if (size >= 8)
+	{
+		double	   *xs = palloc(size / 8 * sizeof(double));
+		QSketch		many;
+		size_t		len2;
+		char	   *bytes2;
+
+		memcpy(xs, data, size / 8 * sizeof(double));
+		qs_init(&many);
+		qs_add_many(&many, xs, (int) (size / 8));
+		bytes2 = qs_serialize(&many, &len2);
+		FUZZ_CHECK(len2 == len && memcmp(bytes2, bytes, len) == 0, "qs_add_many differs from qs_add");
+	}
 }
 
 int
