@@ -266,45 +266,97 @@ qsketch_send(PG_FUNCTION_ARGS)
 
 /* ---- aggregates ---- */
 
-/* The transition state (created on first use) and the context it lives in. */
-static QSketch *
-agg_state(FunctionCallInfo fcinfo, int argno, MemoryContext *aggctx)
-{
-	QSketch    *s;
+/*
+ * The transition state: the sketch, and the values qsketch_agg received
+ * but has not added yet, added in a batch (qs_add_many) when the buffer is
+ * full or before anything reads the sketch (agg_flush).  The batch gives
+ * the same sketch as adding each value at once, faster (see qs_add_many).
+ * Every function that takes the state flushes it first, growing it in the
+ * context it was created in.
+ */
+#define AGG_PENDING 32
 
-	if (!AggCheckCallContext(fcinfo, aggctx))
-		elog(ERROR, "qsketch aggregate function called in non-aggregate context");
+typedef struct AggSketch
+{
+	QSketch		s;
+	MemoryContext ctx;			/* the aggregate context it lives in */
+	int			npending;
+	double		pending[AGG_PENDING];
+} AggSketch;
+
+static void
+agg_flush(AggSketch *a)
+{
+	MemoryContext old;
+
+	if (a->npending == 0)
+		return;
+	old = MemoryContextSwitchTo(a->ctx);
+	qs_add_many(&a->s, a->pending, a->npending);
+	a->npending = 0;
+	MemoryContextSwitchTo(old);
+}
+
+static AggSketch *
+agg_new(MemoryContext aggctx)
+{
+	AggSketch  *a = MemoryContextAlloc(aggctx, sizeof(AggSketch));
+
+	qs_init(&a->s);
+	a->ctx = aggctx;
+	a->npending = 0;
+	return a;
+}
+
+/* The transition state argno (created on first use), flushed. */
+static AggSketch *
+agg_state(FunctionCallInfo fcinfo, int argno)
+{
+	MemoryContext aggctx;
+	AggSketch  *a;
+
 	if (!PG_ARGISNULL(argno))
-		return (QSketch *) PG_GETARG_POINTER(argno);
-	s = MemoryContextAlloc(*aggctx, sizeof(QSketch));
-	qs_init(s);
-	return s;
+	{
+		a = (AggSketch *) PG_GETARG_POINTER(argno);
+		agg_flush(a);
+		return a;
+	}
+	if (!AggCheckCallContext(fcinfo, &aggctx))
+		elog(ERROR, "qsketch aggregate function called in non-aggregate context");
+	return agg_new(aggctx);
 }
 
 Datum
 qsketch_add(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggctx;
-	QSketch    *s = agg_state(fcinfo, 0, &aggctx);
+	AggSketch  *a;
 
+	if (PG_ARGISNULL(0))
+	{
+		MemoryContext aggctx;
+
+		if (!AggCheckCallContext(fcinfo, &aggctx))
+			elog(ERROR, "qsketch aggregate function called in non-aggregate context");
+		a = agg_new(aggctx);
+	}
+	else
+		a = (AggSketch *) PG_GETARG_POINTER(0);
 	if (!PG_ARGISNULL(1))
 	{
-		MemoryContext old = MemoryContextSwitchTo(aggctx);
-
-		qs_add(s, PG_GETARG_FLOAT8(1));
-		MemoryContextSwitchTo(old);
+		if (a->npending == AGG_PENDING)
+			agg_flush(a);
+		a->pending[a->npending++] = PG_GETARG_FLOAT8(1);
 	}
-	PG_RETURN_POINTER(s);
+	PG_RETURN_POINTER(a);
 }
 
-/* Merge other into the state, growing it in the aggregate context. */
-static QSketch *
+/* Merge other into the state, growing it in its aggregate context. */
+static AggSketch *
 agg_merge(FunctionCallInfo fcinfo, const QSketch *other)
 {
-	MemoryContext aggctx;
-	QSketch    *s = agg_state(fcinfo, 0, &aggctx);
-	MemoryContext old = MemoryContextSwitchTo(aggctx);
-	bool		merged = qs_merge(s, other);
+	AggSketch  *a = agg_state(fcinfo, 0);
+	MemoryContext old = MemoryContextSwitchTo(a->ctx);
+	bool		merged = qs_merge(&a->s, other);
 
 	MemoryContextSwitchTo(old);
 	if (!merged)
@@ -312,26 +364,24 @@ agg_merge(FunctionCallInfo fcinfo, const QSketch *other)
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("qsketch value count out of range"),
 				 errdetail("Merged sketches would count more than 2^63 - 1 values.")));
-	return s;
+	return a;
 }
 
 Datum
 qsketch_add_sketch(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggctx;
-
-	QSketch    *s = agg_state(fcinfo, 0, &aggctx);
+	AggSketch  *a = agg_state(fcinfo, 0);
 	bytea	   *b;
 	MemoryContext old;
 	const char *err;
 	int			rc;
 
 	if (PG_ARGISNULL(1))
-		PG_RETURN_POINTER(s);
+		PG_RETURN_POINTER(a);
 	/* straight from the bytes: no second sketch to build and free */
 	b = PG_GETARG_BYTEA_PP(1);
-	old = MemoryContextSwitchTo(aggctx);
-	rc = qs_merge_bytes(s, VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b), &err);
+	old = MemoryContextSwitchTo(a->ctx);
+	rc = qs_merge_bytes(&a->s, VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b), &err);
 	MemoryContextSwitchTo(old);
 	if (rc == QS_MERGE_INVALID)
 		ereport(ERROR,
@@ -342,21 +392,27 @@ qsketch_add_sketch(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("qsketch value count out of range"),
 				 errdetail("Merged sketches would count more than 2^63 - 1 values.")));
-	PG_RETURN_POINTER(s);
+	PG_RETURN_POINTER(a);
 }
 
 Datum
 qsketch_combine(PG_FUNCTION_ARGS)
 {
+	AggSketch  *other;
+
 	if (PG_ARGISNULL(1))
-		PG_RETURN_POINTER(PG_ARGISNULL(0) ? NULL : PG_GETARG_POINTER(0));
-	PG_RETURN_POINTER(agg_merge(fcinfo, (QSketch *) PG_GETARG_POINTER(1)));
+		PG_RETURN_POINTER(PG_ARGISNULL(0) ? NULL : agg_state(fcinfo, 0));
+	other = agg_state(fcinfo, 1);
+	PG_RETURN_POINTER(agg_merge(fcinfo, &other->s));
 }
 
 Datum
 qsketch_serialize(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_BYTEA_P(sketch_to_bytea((QSketch *) PG_GETARG_POINTER(0)));
+	AggSketch  *a = (AggSketch *) PG_GETARG_POINTER(0);
+
+	agg_flush(a);
+	PG_RETURN_BYTEA_P(sketch_to_bytea(&a->s));
 }
 
 Datum
@@ -364,25 +420,36 @@ qsketch_deserialize(PG_FUNCTION_ARGS)
 {
 	MemoryContext aggctx;
 	MemoryContext old;
-	QSketch    *s;
+	AggSketch  *a;
+	bytea	   *b;
+	const char *err;
 
 	if (!AggCheckCallContext(fcinfo, &aggctx))
 		elog(ERROR, "qsketch aggregate function called in non-aggregate context");
+	a = agg_new(aggctx);
+	b = PG_GETARG_BYTEA_PP(0);
 	old = MemoryContextSwitchTo(aggctx);
-	s = sketch_from_datum(PG_GETARG_DATUM(0));
+	err = qs_deserialize(VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b), &a->s);
 	MemoryContextSwitchTo(old);
-	PG_RETURN_POINTER(s);
+	if (err)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("invalid qsketch: %s", err)));
+	PG_RETURN_POINTER(a);
 }
 
 /* NULL when no value (not even a NaN) was aggregated, like other aggregates. */
 Datum
 qsketch_final(PG_FUNCTION_ARGS)
 {
-	QSketch    *s = PG_ARGISNULL(0) ? NULL : (QSketch *) PG_GETARG_POINTER(0);
+	AggSketch  *a = PG_ARGISNULL(0) ? NULL : (AggSketch *) PG_GETARG_POINTER(0);
 
-	if (s == NULL || (s->count == 0 && s->nan == 0))
+	if (a == NULL)
 		PG_RETURN_NULL();
-	PG_RETURN_BYTEA_P(sketch_to_bytea(s));
+	agg_flush(a);
+	if (a->s.count == 0 && a->s.nan == 0)
+		PG_RETURN_NULL();
+	PG_RETURN_BYTEA_P(sketch_to_bytea(&a->s));
 }
 
 /* ---- lookups ---- */

@@ -14,6 +14,9 @@
 
 #include "common/int.h"
 #include "kpi/qsketch_core.h"
+#ifndef FRONTEND
+#include "utils/memutils.h"
+#endif
 
 #define QS_HEADER_BYTES (4 + 5 * 8 + 3 * 8 + 2 * 4)
 #define QS_PAIR_BYTES (4 + 8)
@@ -35,6 +38,113 @@ qs_value_key(double x)
 	double		k = ceil(log(x) / qs_log_gamma());
 
 	return (int32_t) Max(Min(k, QS_KEY_LIMIT), -QS_KEY_LIMIT);
+}
+
+/*
+ * The same key, fast: from a table per binary exponent (a "binade" [2^e,
+ * 2^(e+1))) cut into QS_SUBS equal slices by the top mantissa bits.  A
+ * slice spans a ratio below 1 + 1/QS_SUBS < gamma, so it holds at most one
+ * key boundary; the table keeps the slice's first key and the first double
+ * (as bits) of the next key, found by bisection with qs_value_key itself.
+ * So the result is qs_value_key(x) exactly, for every x, as long as
+ * qs_value_key is non-decreasing (fuzz_qsketch checks the two agree).  A
+ * binade's table is built the first time one of its values is seen (about
+ * 3,400 calls of log, ~0.1 ms), once per process.
+ */
+#define QS_SUB_BITS 7
+#define QS_SUBS (1 << QS_SUB_BITS)
+#define QS_SLOW_KEY INT32_MIN	/* a slice with two boundaries: never seen */
+
+typedef struct QsSlice
+{
+	uint64_t	next;			/* bits of the first double of key + 1 */
+	int32_t		key;			/* key of the slice's first double */
+} QsSlice;
+
+static QsSlice *qs_binades[2048];
+
+static int32_t
+key_of_bits(uint64_t u)
+{
+	double		x;
+
+	memcpy(&x, &u, sizeof(x));
+	return qs_value_key(x);
+}
+
+static const QsSlice *
+build_binade(uint32_t e)
+{
+	QsSlice    *t;
+	uint32_t	j;
+
+#ifdef FRONTEND
+	t = malloc(sizeof(QsSlice) * QS_SUBS);
+	if (t == NULL)
+		return NULL;
+#else
+	t = MemoryContextAlloc(TopMemoryContext, sizeof(QsSlice) * QS_SUBS);
+#endif
+	for (j = 0; j < QS_SUBS; j++)
+	{
+		uint64_t	lo = ((uint64_t) e << 52) | ((uint64_t) j << (52 - QS_SUB_BITS));
+		uint64_t	hi = lo + ((uint64_t) 1 << (52 - QS_SUB_BITS)) - 1;
+		int32_t		klo = key_of_bits(lo);
+		int32_t		khi = key_of_bits(hi);
+		uint64_t	a = lo,
+					b = hi;
+
+		t[j].key = klo;
+		t[j].next = UINT64_MAX;
+		if (khi == klo)
+			continue;
+		if (khi != klo + 1)
+		{
+			t[j].key = QS_SLOW_KEY;
+			continue;
+		}
+		/* key(a) == klo < key(b) */
+		while (b - a > 1)
+		{
+			uint64_t	mid = a + (b - a) / 2;
+
+			if (key_of_bits(mid) > klo)
+				b = mid;
+			else
+				a = mid;
+		}
+		t[j].next = b;
+	}
+	qs_binades[e] = t;
+	return t;
+}
+
+static inline int32_t
+value_key_fast(double x)
+{
+	uint64_t	u;
+	uint32_t	e;
+	const QsSlice *t;
+	const QsSlice *sl;
+
+	memcpy(&u, &x, sizeof(u));
+	e = (uint32_t) (u >> 52);
+	/* subnormals, and anything not positive and finite */
+	if (unlikely(e == 0 || e >= 2047))
+		return qs_value_key(x);
+	t = qs_binades[e];
+	if (unlikely(t == NULL) && (t = build_binade(e)) == NULL)
+		return qs_value_key(x);
+	sl = &t[(u >> (52 - QS_SUB_BITS)) & (QS_SUBS - 1)];
+	if (unlikely(sl->key == QS_SLOW_KEY))
+		return qs_value_key(x);
+	return sl->key + (u >= sl->next);
+}
+
+int32_t
+qs_value_key_fast(double x)
+{
+	return value_key_fast(x);
 }
 
 double
@@ -119,9 +229,28 @@ note_extremes(QSketch *s, double x)
 		s->max = x;
 }
 
+/* store_add(st, key, 1), with the common case (key in range) inline */
+static inline void
+store_incr(QStore *st, int32_t key)
+{
+	if (likely(!st->empty && key >= st->min_key && key <= st->max_key))
+		st->counts[key - st->base]++;
+	else
+		store_add(st, key, 1);
+}
+
 void
 qs_add(QSketch *s, double x)
 {
+	/* the common case first: a positive finite value */
+	if (likely(x > 0 && x < INFINITY))
+	{
+		note_extremes(s, x);
+		s->count++;
+		s->sum += x;
+		store_incr(&s->pos, value_key_fast(x));
+		return;
+	}
 	if (isnan(x))
 	{
 		s->nan++;
@@ -138,12 +267,46 @@ qs_add(QSketch *s, double x)
 		return;
 	}
 	s->sum += x;
-	if (x > 0)
-		store_add(&s->pos, qs_value_key(x), 1);
-	else if (x < 0)
-		store_add(&s->neg, qs_value_key(-x), 1);
+	if (x < 0)
+		store_incr(&s->neg, value_key_fast(-x));
 	else
 		s->zero++;
+}
+
+/*
+ * qs_add of each value in turn, with the same result to the bit (the sum
+ * too: same additions, same order).  Faster on many values: their bucket
+ * keys are looked up first, then the counts incremented, so that the
+ * processor overlaps the cache misses of the table and the counts instead
+ * of waiting for each in turn.
+ */
+void
+qs_add_many(QSketch *s, const double *xs, int n)
+{
+	int32_t		keys[64];
+	int			i,
+				done;
+
+	for (done = 0; done < n; done += 64)
+	{
+		int			m = Min(64, n - done);
+		const double *x = xs + done;
+
+		for (i = 0; i < m; i++)
+			keys[i] = likely(x[i] > 0 && x[i] < INFINITY) ? value_key_fast(x[i]) : 0;
+		for (i = 0; i < m; i++)
+		{
+			if (likely(x[i] > 0 && x[i] < INFINITY))
+			{
+				note_extremes(s, x[i]);
+				s->count++;
+				s->sum += x[i];
+				store_incr(&s->pos, keys[i]);
+			}
+			else
+				qs_add(s, x[i]);
+		}
+	}
 }
 
 static void

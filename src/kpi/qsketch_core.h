@@ -62,6 +62,8 @@ typedef struct QSketch
 
 extern void qs_init(QSketch *s);
 extern void qs_add(QSketch *s, double x);
+/* qs_add of xs[0], ..., xs[n - 1] in that order (the same sketch), faster */
+extern void qs_add_many(QSketch *s, const double *xs, int n);
 /* false, leaving into unchanged, when the counts would overflow int64 */
 extern bool qs_merge(QSketch *into, const QSketch *from);
 
@@ -94,5 +96,7 @@ extern const char *qs_deserialize(const char *buf, size_t len, QSketch *s);
 /* The representative value of a bucket key, and the key of a value > 0. */
 extern double qs_key_value(int32_t key);
 extern int32_t qs_value_key(double x);
+/* qs_value_key(x), exactly, from a table: what qs_add uses */
+extern int32_t qs_value_key_fast(double x);
 
 #endif							/* SMARTETL_QSKETCH_CORE_H */

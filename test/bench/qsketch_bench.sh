@@ -9,6 +9,12 @@
 # (qsketch_merge of stored sketches, what the KPI rollups do).  Ratio =
 # percentile_cont time / qsketch time (> 1: qsketch is faster).
 #
+# Serial unless a row says otherwise (max_parallel_workers_per_gather = 0
+# for both sides).  The "floor" row times count(x) per group over the same
+# scan: no aggregate can beat that, so its ratio bounds the first row's.
+# The parallel row lets both sides use 2 workers: qsketch_agg has a combine
+# function, percentile_cont (an ordered-set aggregate) cannot go parallel.
+#
 # Usage (as root): test/bench/qsketch_bench.sh [--values N] [--groups G] [--rounds R]
 # Own throwaway cluster in /tmp/qsbench.<pid>, port $SMARTETL_BENCH_PORT
 # (default 54345); removed on exit.
@@ -47,18 +53,26 @@ CREATE TABLE sk AS SELECT grp, smartetl.qsketch_agg(x) AS s FROM v GROUP BY grp;
 SET max_parallel_workers_per_gather = 0;
 VACUUM ANALYZE v;
 VACUUM ANALYZE sk;
-CREATE FUNCTION pg_temp.ms(q text) RETURNS float8 LANGUAGE plpgsql AS $$
-DECLARE t0 timestamptz; BEGIN t0 := clock_timestamp(); EXECUTE q; RETURN 1000 * extract(epoch FROM clock_timestamp() - t0); END $$;
-CREATE TEMP TABLE bench (name text, smartetl text, baseline text);
+CREATE FUNCTION pg_temp.ms(q text, workers int) RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE t0 timestamptz; BEGIN
+  PERFORM set_config('max_parallel_workers_per_gather', workers::text, true);
+  t0 := clock_timestamp(); EXECUTE q; RETURN 1000 * extract(epoch FROM clock_timestamp() - t0); END $$;
+CREATE TEMP TABLE bench (name text, workers int, smartetl text, baseline text);
 INSERT INTO bench VALUES
- ('p50/p95/p99 per group (qsketch_agg + quantiles vs percentile_cont)',
+ ('p50/p95/p99 per group (qsketch_agg + quantiles vs percentile_cont)', 0,
   $$SELECT count(q) FROM (SELECT smartetl.quantiles(smartetl.qsketch_agg(x), '{0.5,0.95,0.99}') q FROM v GROUP BY grp) s$$,
   $$SELECT count(q) FROM (SELECT percentile_cont(ARRAY[0.5,0.95,0.99]) WITHIN GROUP (ORDER BY x) q FROM v GROUP BY grp) s$$),
- ('merge the groups'' sketches 1000 times (qsketch_merge)',
+ ('floor: count(x) per group vs percentile_cont (scan + grouping alone)', 0,
+  $$SELECT count(q) FROM (SELECT count(x) q FROM v GROUP BY grp) s$$,
+  $$SELECT count(q) FROM (SELECT percentile_cont(ARRAY[0.5,0.95,0.99]) WITHIN GROUP (ORDER BY x) q FROM v GROUP BY grp) s$$),
+ ('p50/p95/p99 per group, 2 parallel workers allowed (percentile_cont cannot use them)', 2,
+  $$SELECT count(q) FROM (SELECT smartetl.quantiles(smartetl.qsketch_agg(x), '{0.5,0.95,0.99}') q FROM v GROUP BY grp) s$$,
+  $$SELECT count(q) FROM (SELECT percentile_cont(ARRAY[0.5,0.95,0.99]) WITHIN GROUP (ORDER BY x) q FROM v GROUP BY grp) s$$),
+ ('merge the groups'' sketches 1000 times (qsketch_merge)', 0,
   $$SELECT count(m) FROM (SELECT smartetl.qsketch_merge(s) m FROM sk, generate_series(1, 1000) i GROUP BY i) s$$, NULL);
 CREATE TEMP TABLE t AS
-SELECT b.name, r, pg_temp.ms(b.smartetl) AS s_ms,
-       CASE WHEN b.baseline IS NOT NULL THEN pg_temp.ms(b.baseline) END AS b_ms
+SELECT b.name, r, pg_temp.ms(b.smartetl, b.workers) AS s_ms,
+       CASE WHEN b.baseline IS NOT NULL THEN pg_temp.ms(b.baseline, b.workers) END AS b_ms
 FROM bench b, generate_series(1, :rounds) r;
 \pset footer off
 SELECT name, round(percentile_cont(0.5) WITHIN GROUP (ORDER BY s_ms)::numeric, 1) AS smartetl_ms,

@@ -11,7 +11,9 @@
  *	  (count doubles) and the min and max, or is refused only when the
  *	  doubled counts would overflow;
  * and the first bytes also drive qs_add on a fresh sketch, whose
- * serialization must be accepted.
+ * serialization must be accepted and equal that of qs_add_many of the same
+ * values, and whose bucket keys from the table
+ * (qs_value_key_fast) must equal the definition's (qs_value_key).
  *-------------------------------------------------------------------------
  */
 #include "postgres_fe.h"
@@ -70,6 +72,29 @@ check_accepted(const uint8_t *data, size_t size, const QSketch *s)
 	check_quantiles(&merged);
 }
 
+/*
+ * qs_add's table lookup gives the key of the definition, ceil(log(x) /
+ * log(gamma)), for x and its neighbouring doubles (the key boundaries lie
+ * between neighbours).
+ */
+static void
+check_key(double x)
+{
+	double		y[3];
+	int			i;
+
+	x = fabs(x);
+	if (!(x > 0) || isinf(x))
+		return;
+	y[0] = nextafter(x, 0);
+	y[1] = x;
+	y[2] = nextafter(x, INFINITY);
+	for (i = 0; i < 3; i++)
+		if (y[i] > 0 && !isinf(y[i]))
+			FUZZ_CHECK(qs_value_key_fast(y[i]) == qs_value_key(y[i]),
+					   "table key %d != key %d of %a", qs_value_key_fast(y[i]), qs_value_key(y[i]), y[i]);
+}
+
 /* Values from the input's bytes (8 at a time), added to a fresh sketch. */
 static void
 check_added(const uint8_t *data, size_t size)
@@ -86,11 +111,27 @@ check_added(const uint8_t *data, size_t size)
 		double		x;
 
 		memcpy(&x, data + i, 8);
+		check_key(x);
 		qs_add(&s, x);
 	}
 	bytes = qs_serialize(&s, &len);
 	FUZZ_CHECK(qs_deserialize(bytes, len, &back) == NULL, "own serialization rejected");
 	check_quantiles(&s);
+
+	/* the batch (the aggregate's path) gives the very same sketch */
+	if (size >= 8)
+	{
+		double	   *xs = palloc(size / 8 * sizeof(double));
+		QSketch		many;
+		size_t		len2;
+		char	   *bytes2;
+
+		memcpy(xs, data, size / 8 * sizeof(double));
+		qs_init(&many);
+		qs_add_many(&many, xs, (int) (size / 8));
+		bytes2 = qs_serialize(&many, &len2);
+		FUZZ_CHECK(len2 == len && memcmp(bytes2, bytes, len) == 0, "qs_add_many differs from qs_add");
+	}
 }
 
 int

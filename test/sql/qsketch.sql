@@ -3,7 +3,7 @@
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
 BEGIN;
-SELECT plan(9);
+SELECT plan(11);
 SELECT setseed(0.2024);
 
 -- standard normal by Box-Muller
@@ -56,6 +56,24 @@ SELECT is((SELECT smartetl.qsketch_count(smartetl.qsketch_agg(x)) FROM sample), 
           'count of all values');
 SELECT cmp_ok((SELECT abs(smartetl.qsketch_mean(smartetl.qsketch_agg(x)) - avg(x)) / avg(x) FROM sample),
               '<', 1e-9::float8, 'mean is exact');
+
+-- qsketch_agg buffers values and adds them in batches of 32: a running
+-- window (the final function called after every row, the state growing
+-- on) and grouping sets give the sketch of exactly the rows seen
+CREATE TEMP TABLE seq AS
+SELECT i AS id, i % 3 AS g, CASE WHEN i % 17 = 0 THEN -x WHEN i % 23 = 0 THEN 0 ELSE x END AS x
+FROM (SELECT row_number() OVER () AS i, x FROM sample WHERE dist = 'lognormal' LIMIT 200) s;
+SELECT is((SELECT count(*) FROM
+            (SELECT id, smartetl.qsketch_agg(x) OVER (ORDER BY id)::text AS running FROM seq) w
+           WHERE running IS DISTINCT FROM
+                 (SELECT smartetl.qsketch_agg(x ORDER BY id)::text FROM seq s2 WHERE s2.id <= w.id)),
+          0::bigint, 'a running qsketch_agg window equals the sketch of the rows up to each row');
+SELECT is((SELECT array_agg(sk::text ORDER BY g NULLS LAST)
+           FROM (SELECT g, smartetl.qsketch_agg(x ORDER BY id) sk FROM seq GROUP BY ROLLUP (g)) r),
+          (SELECT array_agg(sk::text ORDER BY g NULLS LAST)
+           FROM (SELECT g, smartetl.qsketch_agg(x ORDER BY id) sk FROM seq GROUP BY g
+                 UNION ALL SELECT NULL, smartetl.qsketch_agg(x ORDER BY id) FROM seq) u),
+          'GROUP BY ROLLUP gives the sketches of each group and of all rows');
 
 -- parallel aggregation: partial sketches serialized, combined
 CREATE TABLE public.qsketch_parallel AS SELECT * FROM sample;  -- temp tables are never scanned in parallel
