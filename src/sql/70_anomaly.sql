@@ -209,9 +209,12 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     FROM smartetl.pipeline p
     CROSS JOIN LATERAL (SELECT smartetl._expected_interval(p.pipeline_id, at_ts) AS expected) e
     CROSS JOIN LATERAL (
-        SELECT min(r.run_at) AS first_run, max(r.run_at) AS last_run,
-               max(coalesce(r.ended_at, r.run_at)) FILTER (WHERE r.status = 'success') AS last_success
-        FROM smartetl.run r WHERE r.pipeline_id = p.pipeline_id AND r.run_at <= at_ts) h
+        SELECT (SELECT min(r.run_at) FROM smartetl.run r
+                WHERE r.pipeline_id = p.pipeline_id AND r.run_at <= at_ts) AS first_run,
+               (SELECT max(r.run_at) FROM smartetl.run r
+                WHERE r.pipeline_id = p.pipeline_id AND r.run_at <= at_ts) AS last_run,
+               (SELECT max(coalesce(r.ended_at, r.run_at)) FROM smartetl.run r
+                WHERE r.pipeline_id = p.pipeline_id AND r.status = 'success' AND r.run_at <= at_ts) AS last_success) h
     CROSS JOIN LATERAL (VALUES ('missing_run'::text, h.last_run),
                                ('freshness', coalesce(h.last_success, h.first_run))) k(kind, last_at)
     WHERE e.expected IS NOT NULL AND k.last_at IS NOT NULL
