@@ -154,6 +154,9 @@ CREATE INDEX run_failed_time ON smartetl.run (pipeline_id, run_at) INCLUDE (temp
 -- run: freshness, overdue_pipelines) is one probe, not a scan of its runs
 CREATE INDEX run_success_done ON smartetl.run (pipeline_id, (coalesce(ended_at, run_at))) INCLUDE (run_at)
     WHERE status = 'success';
+-- the latest runs of all pipelines (the dashboard's recent runs: the first
+-- thousand of a range, newest first, without sorting the range)
+CREATE INDEX run_time ON smartetl.run (run_at, run_id);
 -- task runs of a parent; children still waiting for their parent to arrive
 CREATE INDEX run_parent ON smartetl.run (parent_run_id) WHERE parent_run_id IS NOT NULL;
 CREATE INDEX run_orphan ON smartetl.run (parent_external_id)

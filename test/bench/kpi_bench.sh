@@ -5,11 +5,14 @@
 # 300) with smartetl.ingest_file (the rollups are maintained during the
 # load), then times, as medians of --rounds R runs in the same session:
 #   1. qsketch_agg + quantiles vs percentile_cont over all run durations;
-#   2. pipeline_kpi(year) vs the same per-pipeline counts, mean and
-#      p50/p95/p99 computed from the raw runs with percentile_cont;
+#   2. pipeline_kpi(year), and over the last 90 days, vs the same
+#      per-pipeline counts, mean and p50/p95/p99 computed from the raw runs
+#      with percentile_cont;
 #   3. a year of daily p95 per pipeline from kpi_daily vs percentile_cont
 #      over the raw runs grouped by day;
 #   4. the anomalies of the last 7 days (detect_anomalies);
+# then pipeline_kpi over the year by part (rollup merge, failure streaks,
+# last success, expected interval, top error), medians of R;
 # then, once each, what a bulk change costs the anomaly scores: an UPDATE
 # of every run of the last day (every pipeline is rescored from its first
 # run, with the rollups of that day) and the rescoring of every pipeline
@@ -80,6 +83,11 @@ INSERT INTO bench VALUES
   $$SELECT count(*) FROM (SELECT pipeline_id, count(*), count(*) FILTER (WHERE status = 'failed'), avg(duration_s),
         percentile_cont(ARRAY[0.5,0.95,0.99]) WITHIN GROUP (ORDER BY duration_s)
         FROM smartetl.run WHERE run_at >= now() - interval '366 days' GROUP BY pipeline_id) s$$),
+ ('pipeline KPIs over the last 90 days',
+  $$SELECT count(*) FROM smartetl.pipeline_kpi(now() - interval '90 days', now())$$,
+  $$SELECT count(*) FROM (SELECT pipeline_id, count(*), count(*) FILTER (WHERE status = 'failed'), avg(duration_s),
+        percentile_cont(ARRAY[0.5,0.95,0.99]) WITHIN GROUP (ORDER BY duration_s)
+        FROM smartetl.run WHERE run_at >= now() - interval '90 days' GROUP BY pipeline_id) s$$),
  ('daily p95 per pipeline, one year',
   $$SELECT count(smartetl.quantile(duration, 0.95)) FROM smartetl.kpi_daily WHERE bucket >= now() - interval '366 days'$$,
   $$SELECT count(p) FROM (SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_s) p FROM smartetl.run

@@ -51,6 +51,7 @@ source scripts/lib.sh
 DIR=/tmp/panelsbench.$$
 PORT=${SMARTETL_BENCH_PORT:-54347}
 trap 'cluster_stop "$DIR" >/dev/null 2>&1 || true; rm -rf "$DIR"' EXIT
+trap 'exit 143' TERM INT  # a timeout still stops the cluster (EXIT trap)
 cluster_init "$DIR" "$PORT"
 cluster_start "$DIR" "$PORT" >/dev/null
 export PGHOST=$(socket_dir "$DIR") PGPORT=$PORT PGUSER=postgres PGDATABASE=postgres

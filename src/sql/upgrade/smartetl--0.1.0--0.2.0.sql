@@ -8015,6 +8015,9 @@ LEFT JOIN smartetl.current_failures cf ON cf.pipeline_id = p.pipeline_id;
 -- run: freshness, overdue_pipelines) is one probe, not a scan of its runs
 CREATE INDEX run_success_done ON smartetl.run (pipeline_id, (coalesce(ended_at, run_at))) INCLUDE (run_at)
     WHERE status = 'success';
+-- the latest runs of all pipelines (the dashboard's recent runs: the first
+-- thousand of a range, newest first, without sorting the range)
+CREATE INDEX run_time ON smartetl.run (run_at, run_id);
 DROP INDEX smartetl.run_pipeline_time;
 CREATE INDEX run_pipeline_time ON smartetl.run (pipeline_id, run_at DESC) INCLUDE (status, attempt);
 DROP INDEX smartetl.run_failed_time;
