@@ -8042,6 +8042,50 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     WHERE e.expected IS NOT NULL AND k.last_at IS NOT NULL
       AND at_ts - k.last_at > e.expected * smartetl._stale_factor()
 $$;
+-- the runs scored far out (|score| > 3; the default threshold is 4), so that
+-- detect_anomalies over a range reads those instead of every score in it
+CREATE INDEX run_anomaly_score_far ON smartetl.run_anomaly_score (run_at)
+    WHERE abs(duration_score) > 3 OR abs(volume_score) > 3;
+CREATE OR REPLACE FUNCTION smartetl.detect_anomalies(from_ts timestamptz, to_ts timestamptz,
+                                          threshold double precision DEFAULT 4.0)
+RETURNS TABLE (
+    run_id        bigint,
+    pipeline_id   bigint,
+    pipeline      text,
+    run_at        timestamptz,
+    kind          text,
+    value         double precision,
+    expected      double precision,
+    expected_low  double precision,
+    expected_high double precision,
+    score         double precision,
+    baseline      text,
+    baseline_runs integer)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT s.run_id, s.pipeline_id, p.name, s.run_at, m.kind, m.x,
+           exp(m.center) - 1,
+           greatest(exp(m.center - threshold * m.scale) - 1, 0),
+           exp(m.center + threshold * m.scale) - 1,
+           m.score,
+           CASE WHEN m.seasonal THEN 'hour_of_week' ELSE 'recent_runs' END, m.n
+    FROM smartetl.pipeline p
+    JOIN (-- a threshold of 3 or more: the far scores only (run_anomaly_score_far)
+          SELECT s.* FROM smartetl.run_anomaly_score s
+          WHERE threshold >= 3 AND s.run_at >= from_ts AND s.run_at < to_ts
+            AND (abs(s.duration_score) > 3 OR abs(s.volume_score) > 3)
+          UNION ALL
+          -- a lower one: every score of the range, per pipeline
+          SELECT s.* FROM smartetl.pipeline q
+          JOIN smartetl.run_anomaly_score s
+            ON s.pipeline_id = q.pipeline_id AND s.run_at >= from_ts AND s.run_at < to_ts
+          WHERE threshold < 3) s ON s.pipeline_id = p.pipeline_id
+    CROSS JOIN LATERAL (VALUES ('duration', s.duration_s, s.duration_expected, s.duration_scale, s.duration_score,
+                                s.duration_seasonal, s.duration_runs),
+                               ('volume', s.rows_written, s.volume_expected, s.volume_scale, s.volume_score,
+                                s.volume_seasonal, s.volume_runs)) m(kind, x, center, scale, score, seasonal, n)
+    WHERE m.center IS NOT NULL AND abs(m.score) > threshold
+    ORDER BY s.run_at, s.run_id, m.kind
+$$;
 SELECT pg_catalog.pg_extension_config_dump('smartetl.kpi_monthly', '');
 SELECT pg_catalog.pg_extension_config_dump('smartetl.failure_streak', '');
 REVOKE ALL ON FUNCTION smartetl._streak_refresh(bigint[], timestamptz[]),
