@@ -8016,8 +8016,12 @@ LEFT JOIN smartetl.current_failures cf ON cf.pipeline_id = p.pipeline_id;
 CREATE INDEX run_success_done ON smartetl.run (pipeline_id, (coalesce(ended_at, run_at))) INCLUDE (run_at)
     WHERE status = 'success';
 -- the latest runs of all pipelines (the dashboard's recent runs: the first
--- thousand of a range, newest first, without sorting the range)
-CREATE INDEX run_time ON smartetl.run (run_at, run_id);
+-- thousand of a range, newest first, without sorting the range).  On the
+-- expression rather than the stored run_at, so that no query on run_at
+-- (ingest, the rollup and state refreshes) can take it for a pipeline's
+-- range when the statistics say run is empty: it would scan every pipeline
+-- per key.  The dashboard orders by the expression.
+CREATE INDEX run_time ON smartetl.run ((coalesce(started_at, ended_at)), run_id);
 DROP INDEX smartetl.run_pipeline_time;
 CREATE INDEX run_pipeline_time ON smartetl.run (pipeline_id, run_at DESC) INCLUDE (status, attempt);
 DROP INDEX smartetl.run_failed_time;
