@@ -23,29 +23,19 @@ COMMENT ON FUNCTION smartetl._stale_factor() IS
 'how many expected intervals without a success (or a run) make a pipeline stale or overdue (1.5)';
 
 -- API: Private
--- The interval each pipeline is expected to run at: its expected_interval,
--- else the median gap between its last 30 first tries before at_ts.  One
--- call for many pipelines (pipeline_kpi, freshness, overdue_pipelines):
--- a function call per pipeline cost as much as the runs it reads.
-CREATE FUNCTION smartetl._expected_intervals(pipeline_ids bigint[], at_ts timestamptz)
-RETURNS TABLE (pipeline_id bigint, expected interval)
-LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT p.pipeline_id, coalesce(p.expected_interval,
-        (SELECT make_interval(secs => percentile_cont(0.5) WITHIN GROUP (ORDER BY gap))
-         FROM (SELECT extract(epoch FROM run_at - lag(run_at) OVER (ORDER BY run_at)) AS gap
-               FROM (SELECT r.run_at FROM smartetl.run r
-                     WHERE r.pipeline_id = p.pipeline_id AND r.run_at < at_ts AND r.attempt <= 1
-                     ORDER BY r.run_at DESC LIMIT 31) last) g
-         WHERE gap > 0 HAVING count(*) >= 3))
-    FROM smartetl.pipeline p WHERE p.pipeline_id = ANY (pipeline_ids)
-$$;
-
--- API: Private
--- The same for one pipeline (NULL for one that does not exist).
+-- The interval a pipeline is expected to run at: its expected_interval,
+-- else the median gap between its last 30 first tries before at_ts.
 CREATE FUNCTION smartetl._expected_interval(p_pipeline_id bigint, at_ts timestamptz)
 RETURNS interval
 LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT e.expected FROM smartetl._expected_intervals(ARRAY[p_pipeline_id], at_ts) e
+    SELECT coalesce(
+        (SELECT expected_interval FROM smartetl.pipeline WHERE pipeline_id = p_pipeline_id),
+        (SELECT make_interval(secs => percentile_cont(0.5) WITHIN GROUP (ORDER BY gap))
+         FROM (SELECT extract(epoch FROM run_at - lag(run_at) OVER (ORDER BY run_at)) AS gap
+               FROM (SELECT run_at FROM smartetl.run
+                     WHERE pipeline_id = p_pipeline_id AND run_at < at_ts AND attempt <= 1
+                     ORDER BY run_at DESC LIMIT 31) last) g
+         WHERE gap > 0 HAVING count(*) >= 3))
 $$;
 
 -- API: Private
@@ -207,15 +197,13 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
            te.template_id, te.template, te.n
     FROM agg a
     JOIN smartetl.pipeline p USING (pipeline_id)
-    -- OFFSET 0: computed once per pipeline, not once per reference
-    CROSS JOIN LATERAL (SELECT smartetl.quantiles(a.duration, '{0.5,0.95,0.99}') AS q OFFSET 0) qq
+    CROSS JOIN LATERAL (SELECT smartetl.quantiles(a.duration, '{0.5,0.95,0.99}') AS q) qq
     LEFT JOIN streaks st ON st.pipeline_id = a.pipeline_id
     LEFT JOIN LATERAL (
         SELECT coalesce(r.ended_at, r.run_at) AS last_success FROM smartetl.run r
         WHERE r.pipeline_id = a.pipeline_id AND r.status = 'success' AND r.run_at < to_ts
         ORDER BY r.run_at DESC LIMIT 1) ls ON true
-    LEFT JOIN smartetl._expected_intervals(ARRAY(SELECT pipeline_id FROM agg), to_ts) ei
-      ON ei.pipeline_id = a.pipeline_id
+    CROSS JOIN LATERAL (SELECT smartetl._expected_interval(a.pipeline_id, to_ts) AS expected) ei
     CROSS JOIN LATERAL (
         SELECT least(to_ts, now()) - coalesce(ls.last_success,
             (SELECT min(r.run_at) FROM smartetl.run r WHERE r.pipeline_id = a.pipeline_id)) AS v) lag

@@ -219,8 +219,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT p.pipeline_id, p.name, k.kind, k.last_at, e.expected,
            justify_interval(at_ts - k.last_at - e.expected * smartetl._stale_factor())
     FROM smartetl.pipeline p
-    JOIN smartetl._expected_intervals(ARRAY(SELECT pipeline_id FROM smartetl.pipeline), at_ts) e
-      ON e.pipeline_id = p.pipeline_id
+    CROSS JOIN LATERAL (SELECT smartetl._expected_interval(p.pipeline_id, at_ts) AS expected) e
     CROSS JOIN LATERAL (
         SELECT (SELECT min(r.run_at) FROM smartetl.run r
                 WHERE r.pipeline_id = p.pipeline_id AND r.run_at <= at_ts) AS first_run,

@@ -103,9 +103,7 @@ CROSS JOIN LATERAL (SELECT min(r.run_at) AS first_run, max(r.run_at) AS last_run
                     WHERE r.pipeline_id = p.pipeline_id) lr
 CROSS JOIN LATERAL (SELECT max(coalesce(r.ended_at, r.run_at)) AS last_success FROM smartetl.run r
                     WHERE r.pipeline_id = p.pipeline_id AND r.status = 'success') ls
-JOIN (SELECT x.pipeline_id, x.expected AS expected_interval
-      FROM smartetl._expected_intervals(ARRAY(SELECT pipeline_id FROM smartetl.pipeline), now()) x) e
-  ON e.pipeline_id = p.pipeline_id
+CROSS JOIN LATERAL (SELECT smartetl._expected_interval(p.pipeline_id, now()) AS expected_interval) e
 WHERE lr.last_run IS NOT NULL;
 COMMENT ON VIEW smartetl.freshness IS 'per pipeline: first and last run, last success, expected interval, seconds since the last success (or the first run, if none succeeded), stale (more than 1.5 expected intervals)';
 

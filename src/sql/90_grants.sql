@@ -62,7 +62,6 @@ GRANT EXECUTE ON FUNCTION smartetl.qsketch_agg(double precision), smartetl.qsket
                           smartetl._utc_trunc(text, timestamptz),
                           smartetl._stale_factor(),
                           smartetl._expected_interval(bigint, timestamptz),
-                          smartetl._expected_intervals(bigint[], timestamptz),
                           smartetl._failure_streaks(timestamptz, timestamptz),
                           smartetl._kpi_buckets(timestamptz, timestamptz),
                           smartetl._kpi_spans(timestamptz, timestamptz)

@@ -7611,31 +7611,6 @@ FROM smartetl.pipeline;
 -- read by pipeline_kpi through _kpi_spans and _failure_streaks; the rollup
 -- refresh reads each touched bucket through an OFFSET 0 LATERAL index range
 -- and deletes emptied buckets by ctid, whatever the statistics say.
--- API: Private
--- The interval each pipeline is expected to run at: its expected_interval,
--- else the median gap between its last 30 first tries before at_ts.  One
--- call for many pipelines (pipeline_kpi, freshness, overdue_pipelines):
--- a function call per pipeline cost as much as the runs it reads.
-CREATE OR REPLACE FUNCTION smartetl._expected_intervals(pipeline_ids bigint[], at_ts timestamptz)
-RETURNS TABLE (pipeline_id bigint, expected interval)
-LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT p.pipeline_id, coalesce(p.expected_interval,
-        (SELECT make_interval(secs => percentile_cont(0.5) WITHIN GROUP (ORDER BY gap))
-         FROM (SELECT extract(epoch FROM run_at - lag(run_at) OVER (ORDER BY run_at)) AS gap
-               FROM (SELECT r.run_at FROM smartetl.run r
-                     WHERE r.pipeline_id = p.pipeline_id AND r.run_at < at_ts AND r.attempt <= 1
-                     ORDER BY r.run_at DESC LIMIT 31) last) g
-         WHERE gap > 0 HAVING count(*) >= 3))
-    FROM smartetl.pipeline p WHERE p.pipeline_id = ANY (pipeline_ids)
-$$;
-
--- API: Private
--- The same for one pipeline (NULL for one that does not exist).
-CREATE OR REPLACE FUNCTION smartetl._expected_interval(p_pipeline_id bigint, at_ts timestamptz)
-RETURNS interval
-LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT e.expected FROM smartetl._expected_intervals(ARRAY[p_pipeline_id], at_ts) e
-$$;
 -- API: Public
 -- Whole months, so that a year per pipeline is a dozen rows to merge
 -- (pipeline_kpi through _kpi_spans, the metrics view's totals).
@@ -7945,15 +7920,13 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
            te.template_id, te.template, te.n
     FROM agg a
     JOIN smartetl.pipeline p USING (pipeline_id)
-    -- OFFSET 0: computed once per pipeline, not once per reference
-    CROSS JOIN LATERAL (SELECT smartetl.quantiles(a.duration, '{0.5,0.95,0.99}') AS q OFFSET 0) qq
+    CROSS JOIN LATERAL (SELECT smartetl.quantiles(a.duration, '{0.5,0.95,0.99}') AS q) qq
     LEFT JOIN streaks st ON st.pipeline_id = a.pipeline_id
     LEFT JOIN LATERAL (
         SELECT coalesce(r.ended_at, r.run_at) AS last_success FROM smartetl.run r
         WHERE r.pipeline_id = a.pipeline_id AND r.status = 'success' AND r.run_at < to_ts
         ORDER BY r.run_at DESC LIMIT 1) ls ON true
-    LEFT JOIN smartetl._expected_intervals(ARRAY(SELECT pipeline_id FROM agg), to_ts) ei
-      ON ei.pipeline_id = a.pipeline_id
+    CROSS JOIN LATERAL (SELECT smartetl._expected_interval(a.pipeline_id, to_ts) AS expected) ei
     CROSS JOIN LATERAL (
         SELECT least(to_ts, now()) - coalesce(ls.last_success,
             (SELECT min(r.run_at) FROM smartetl.run r WHERE r.pipeline_id = a.pipeline_id)) AS v) lag
@@ -8019,20 +7992,6 @@ BEGIN
     DELETE FROM smartetl.failure_streak k USING old_pipelines o WHERE k.pipeline_id = o.pipeline_id;
     RETURN NULL;
 END $$;
-CREATE OR REPLACE VIEW smartetl.freshness AS
-SELECT p.pipeline_id, p.namespace, p.name AS pipeline, lr.first_run, lr.last_run, ls.last_success,
-       e.expected_interval,
-       extract(epoch FROM now() - coalesce(ls.last_success, lr.first_run)) AS lag_s,
-       now() - coalesce(ls.last_success, lr.first_run) > e.expected_interval * smartetl._stale_factor() AS stale
-FROM smartetl.pipeline p
-CROSS JOIN LATERAL (SELECT min(r.run_at) AS first_run, max(r.run_at) AS last_run FROM smartetl.run r
-                    WHERE r.pipeline_id = p.pipeline_id) lr
-CROSS JOIN LATERAL (SELECT max(coalesce(r.ended_at, r.run_at)) AS last_success FROM smartetl.run r
-                    WHERE r.pipeline_id = p.pipeline_id AND r.status = 'success') ls
-JOIN (SELECT x.pipeline_id, x.expected AS expected_interval
-      FROM smartetl._expected_intervals(ARRAY(SELECT pipeline_id FROM smartetl.pipeline), now()) x) e
-  ON e.pipeline_id = p.pipeline_id
-WHERE lr.last_run IS NOT NULL;
 CREATE OR REPLACE VIEW smartetl.metrics AS
 SELECT p.namespace, p.name AS pipeline,
        coalesce(tot.runs, 0)::bigint AS runs_total, coalesce(tot.failures, 0)::bigint AS failures_total,
@@ -8074,8 +8033,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT p.pipeline_id, p.name, k.kind, k.last_at, e.expected,
            justify_interval(at_ts - k.last_at - e.expected * smartetl._stale_factor())
     FROM smartetl.pipeline p
-    JOIN smartetl._expected_intervals(ARRAY(SELECT pipeline_id FROM smartetl.pipeline), at_ts) e
-      ON e.pipeline_id = p.pipeline_id
+    CROSS JOIN LATERAL (SELECT smartetl._expected_interval(p.pipeline_id, at_ts) AS expected) e
     CROSS JOIN LATERAL (
         SELECT (SELECT min(r.run_at) FROM smartetl.run r
                 WHERE r.pipeline_id = p.pipeline_id AND r.run_at <= at_ts) AS first_run,
@@ -8135,11 +8093,9 @@ $$;
 SELECT pg_catalog.pg_extension_config_dump('smartetl.kpi_monthly', '');
 SELECT pg_catalog.pg_extension_config_dump('smartetl.failure_streak', '');
 REVOKE ALL ON FUNCTION smartetl._streak_refresh(bigint[], timestamptz[]),
-                       smartetl._kpi_spans(timestamptz, timestamptz),
-                       smartetl._expected_intervals(bigint[], timestamptz) FROM PUBLIC;
+                       smartetl._kpi_spans(timestamptz, timestamptz) FROM PUBLIC;
 GRANT SELECT ON smartetl.kpi_monthly, smartetl.failure_streak TO smartetl_reader;
-GRANT EXECUTE ON FUNCTION smartetl._kpi_spans(timestamptz, timestamptz),
-                          smartetl._expected_intervals(bigint[], timestamptz) TO smartetl_reader;
+GRANT EXECUTE ON FUNCTION smartetl._kpi_spans(timestamptz, timestamptz) TO smartetl_reader;
 GRANT INSERT, UPDATE ON smartetl.kpi_monthly TO smartetl_writer;
 GRANT DELETE ON smartetl.kpi_monthly TO smartetl_admin;
 GRANT SELECT, INSERT, DELETE ON smartetl.failure_streak TO smartetl_writer;
