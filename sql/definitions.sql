@@ -38,7 +38,7 @@ SELECT name, kind, value, condition FROM smartetl._kpi_rollup_columns();
 -- the list is the rollup tables' columns after (pipeline_id, bucket), in order
 SELECT t.relname, array_agg(a.attname::text ORDER BY a.attnum) = (SELECT array_agg(name) FROM smartetl._kpi_rollup_columns()) AS columns_match
 FROM pg_attribute a JOIN pg_class t ON t.oid = a.attrelid
-WHERE t.oid IN ('smartetl.kpi_hourly'::regclass, 'smartetl.kpi_daily'::regclass) AND a.attnum > 2 AND NOT a.attisdropped
+WHERE t.oid IN ('smartetl.kpi_hourly'::regclass, 'smartetl.kpi_daily'::regclass, 'smartetl.kpi_monthly'::regclass) AND a.attnum > 2 AND NOT a.attisdropped
 GROUP BY t.relname ORDER BY 1;
 -- bulk ingest adds new runs to the rollups (add_*); a recomputation from
 -- smartetl.run (refresh_*) gives the same rows
@@ -60,7 +60,12 @@ UNION ALL
 SELECT 'day', p.name, d.bucket, d.runs, d.successes, d.failures, d.skipped, d.cancelled, d.running,
        d.retries, d.sla_breaches, smartetl.qsketch_count(d.duration),
        round(smartetl.qsketch_mean(d.duration)::numeric, 6), d.rows_read, d.rows_written, d.bytes
-FROM smartetl.kpi_daily d JOIN smartetl.pipeline p USING (pipeline_id) WHERE p.namespace = 'definitions';
+FROM smartetl.kpi_daily d JOIN smartetl.pipeline p USING (pipeline_id) WHERE p.namespace = 'definitions'
+UNION ALL
+SELECT 'month', p.name, m.bucket, m.runs, m.successes, m.failures, m.skipped, m.cancelled, m.running,
+       m.retries, m.sla_breaches, smartetl.qsketch_count(m.duration),
+       round(smartetl.qsketch_mean(m.duration)::numeric, 6), m.rows_read, m.rows_written, m.bytes
+FROM smartetl.kpi_monthly m JOIN smartetl.pipeline p USING (pipeline_id) WHERE p.namespace = 'definitions';
 CREATE TEMP TABLE def_bulk AS SELECT * FROM def_rollups;
 SELECT * FROM def_bulk ORDER BY unit DESC, name, bucket;
 SELECT smartetl._kpi_refresh(array_agg(r.pipeline_id), array_agg(r.run_at))
@@ -68,7 +73,7 @@ FROM smartetl.run r JOIN smartetl.pipeline p USING (pipeline_id) WHERE p.namespa
 SELECT count(*) AS differing_rows FROM ((TABLE def_bulk EXCEPT TABLE def_rollups) UNION ALL (TABLE def_rollups EXCEPT TABLE def_bulk)) d;
 -- the SQL the refresh and the bulk path run is written from the list
 SELECT step, strpos(smartetl._kpi_rollup_sql(step, 'batch'), 'sla_breaches') > 0 AS names_sla_breaches
-FROM unnest('{refresh_hourly,refresh_daily,add_hourly,add_daily}'::text[]) step;
+FROM unnest('{refresh_hourly,refresh_daily,refresh_monthly,add_hourly,add_daily,add_monthly}'::text[]) step;
 SELECT smartetl._kpi_rollup_sql('bogus');
 
 -- ---- the staleness factor -----------------------------------------------------

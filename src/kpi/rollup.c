@@ -8,8 +8,8 @@
  * and sums add, sketches merge.  That reads the batch once instead of
  * looking every bucket up again in smartetl.run, which keeps loading a
  * year of history about as fast as it was without rollups.  The new runs
- * are also scored for anomalies here (the triggers' path does it in
- * smartetl._kpi_refresh).
+ * are also scored for anomalies, and their pipelines' failure streaks
+ * redone, here (the triggers' path does both in smartetl._kpi_refresh).
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -42,22 +42,26 @@ add_new_runs(const char *step, const char *batch_relation)
 }
 
 /*
- * Score the new runs for anomalies (smartetl._anomaly_refresh): per
- * pipeline, the earliest new run decides whether the kept baseline windows
- * can go on over the new runs only or the pipeline is rescored.
+ * Redo the failure streaks the new runs touch (smartetl._streak_refresh)
+ * and score the new runs for anomalies (smartetl._anomaly_refresh): per
+ * pipeline, the earliest new run decides which streaks are recounted and
+ * whether the kept baseline windows can go on over the new runs only or
+ * the pipeline is rescored.
  */
 static void
 score_new_runs(const char *batch_relation)
 {
-	char	   *sql = psprintf("SELECT smartetl._anomaly_refresh(array_agg(pipeline_id), array_agg(t)) "
+	char	   *sql = psprintf("SELECT smartetl._streak_refresh(pipeline_ids, times), "
+							   "smartetl._anomaly_refresh(pipeline_ids, times) "
+							   "FROM (SELECT array_agg(pipeline_id) AS pipeline_ids, array_agg(t) AS times "
 							   "FROM (SELECT p.pipeline_id, min(coalesce(r.started_at, r.ended_at)) AS t "
 							   "FROM %s r JOIN smartetl.pipeline p "
 							   "ON p.namespace OPERATOR(pg_catalog.=) r.namespace "
-							   "AND p.name OPERATOR(pg_catalog.=) r.pipeline GROUP BY 1) s",
+							   "AND p.name OPERATOR(pg_catalog.=) r.pipeline GROUP BY 1) s) a",
 							   quote_identifier(batch_relation));
 
 	if (SPI_execute(sql, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not score new runs for anomalies");
+		elog(ERROR, "could not redo the failure streaks and anomaly scores of new runs");
 	pfree(sql);
 }
 
@@ -66,5 +70,6 @@ rollup_add_new_runs(const char *batch_relation)
 {
 	add_new_runs("add_hourly", batch_relation);
 	add_new_runs("add_daily", batch_relation);
+	add_new_runs("add_monthly", batch_relation);
 	score_new_runs(batch_relation);
 }

@@ -144,10 +144,23 @@ CREATE UNIQUE INDEX run_identity_external ON smartetl.run (pipeline_id, external
     WHERE external_id IS NOT NULL;
 CREATE UNIQUE INDEX run_identity_start ON smartetl.run (pipeline_id, started_at)
     WHERE external_id IS NULL;
--- KPIs and alert rules scan a pipeline's runs over a time range
-CREATE INDEX run_pipeline_time ON smartetl.run (pipeline_id, run_at DESC) INCLUDE (status);
--- failure KPIs (MTTR, streaks, top error) and failure alerts read failures only
-CREATE INDEX run_failed_time ON smartetl.run (pipeline_id, run_at) WHERE status = 'failed';
+-- KPIs and alert rules scan a pipeline's runs over a time range (attempt:
+-- the expected interval reads a pipeline's last first tries from the index)
+CREATE INDEX run_pipeline_time ON smartetl.run (pipeline_id, run_at DESC) INCLUDE (status, attempt);
+-- failure KPIs (MTTR, streaks, top error) and failure alerts read failures
+-- only (template_id: the top error counts from the index)
+CREATE INDEX run_failed_time ON smartetl.run (pipeline_id, run_at) INCLUDE (template_id) WHERE status = 'failed';
+-- a pipeline's last success (the latest end, else start, of a successful
+-- run: freshness, overdue_pipelines) is one probe, not a scan of its runs
+CREATE INDEX run_success_done ON smartetl.run (pipeline_id, (coalesce(ended_at, run_at))) INCLUDE (run_at)
+    WHERE status = 'success';
+-- the latest runs of all pipelines (the dashboard's recent runs: the first
+-- thousand of a range, newest first, without sorting the range).  On the
+-- expression rather than the stored run_at, so that no query on run_at
+-- (ingest, the rollup and state refreshes) can take it for a pipeline's
+-- range when the statistics say run is empty: it would scan every pipeline
+-- per key.  The dashboard orders by the expression.
+CREATE INDEX run_time ON smartetl.run ((coalesce(started_at, ended_at)), run_id);
 -- task runs of a parent; children still waiting for their parent to arrive
 CREATE INDEX run_parent ON smartetl.run (parent_run_id) WHERE parent_run_id IS NOT NULL;
 CREATE INDEX run_orphan ON smartetl.run (parent_external_id)
@@ -264,6 +277,8 @@ BEGIN
     DELETE FROM smartetl.log_event e USING old_pipelines o WHERE e.pipeline_id = o.pipeline_id;
     DELETE FROM smartetl.kpi_hourly k USING old_pipelines o WHERE k.pipeline_id = o.pipeline_id;
     DELETE FROM smartetl.kpi_daily k USING old_pipelines o WHERE k.pipeline_id = o.pipeline_id;
+    DELETE FROM smartetl.kpi_monthly k USING old_pipelines o WHERE k.pipeline_id = o.pipeline_id;
+    DELETE FROM smartetl.failure_streak k USING old_pipelines o WHERE k.pipeline_id = o.pipeline_id;
     RETURN NULL;
 END $$;
 CREATE TRIGGER pipeline_delete_cascade AFTER DELETE ON smartetl.pipeline

@@ -36,6 +36,12 @@ CREATE INDEX kpi_hourly_bucket ON smartetl.kpi_hourly (bucket);
 CREATE TABLE smartetl.kpi_daily (LIKE smartetl.kpi_hourly INCLUDING ALL);
 COMMENT ON TABLE smartetl.kpi_daily IS 'kpi_hourly merged per UTC day (bucket = day start)';
 
+-- API: Public
+-- Whole months, so that a year per pipeline is a dozen rows to merge
+-- (pipeline_kpi through _kpi_spans, the metrics view's totals).
+CREATE TABLE smartetl.kpi_monthly (LIKE smartetl.kpi_hourly INCLUDING ALL);
+COMMENT ON TABLE smartetl.kpi_monthly IS 'kpi_daily merged per UTC month (bucket = month start)';
+
 -- API: Private
 -- The UTC hour or day a time falls in.
 CREATE FUNCTION smartetl._utc_trunc(unit text, t timestamptz) RETURNS timestamptz
@@ -80,12 +86,23 @@ COMMENT ON FUNCTION smartetl._kpi_rollup_columns() IS
 --                   (the arguments of _kpi_refresh, whose body this is) from
 --                   smartetl.run, deleting buckets left without runs
 --   refresh_daily   recompute the days of the same pairs from kpi_hourly
---   add_hourly, add_daily
+--   refresh_monthly recompute the months of the same pairs from kpi_daily
+--   add_hourly, add_daily, add_monthly
 --                   add the new runs of relation `source` (ingest's batch;
 --                   runs that are all new) to their buckets: counts and sums
 --                   add, sketches merge
--- The refreshes join on both the time range (index scans for a few
--- buckets) and the bucket equality (a hash join for a bulk load's many).
+-- The refreshes read each touched bucket through a LATERAL subquery kept
+-- out of the join planning (OFFSET 0, an aggregate): one index range per
+-- bucket (run_pipeline_time, the rollup's primary key), and the emptied
+-- buckets are deleted by their ctids, whatever the statistics say.  The
+-- rollup ranges are row comparisons on (pipeline_id, bucket), which only
+-- the primary key can serve: on separate columns a planner that takes the
+-- table for empty may pick the bucket index, a scan of every pipeline's
+-- rows of that day per key.  After
+-- autovacuum has seen smartetl.run or the rollups empty (reltuples = 0 with
+-- pages), a large load or DELETE in one transaction looks empty to the
+-- planner, which joined the keys and the table as a nested loop with a
+-- whole scan per key (minutes for the Borg trace; BENCHMARKS.md).
 -- Times outside the absolute limits of smartetl.run (run_time_limits) are
 -- skipped: no run can be in their buckets, and bucket + 1 hour could
 -- overflow at the ends of the timestamp range (a run stored before the
@@ -121,22 +138,28 @@ BEGIN
     INTO cols, from_runs, merged, replaced, added
     FROM smartetl._kpi_rollup_columns() WITH ORDINALITY c(name, kind, value, condition, ord);
 
-    unit := CASE WHEN step IN ('refresh_hourly', 'add_hourly') THEN 'hour' ELSE 'day' END;
+    unit := CASE WHEN step IN ('refresh_hourly', 'add_hourly') THEN 'hour'
+                 WHEN step IN ('refresh_daily', 'add_daily') THEN 'day' ELSE 'month' END;
     CASE step
-    WHEN 'refresh_hourly', 'refresh_daily' THEN
+    WHEN 'refresh_hourly', 'refresh_daily', 'refresh_monthly' THEN
         RETURN format($q$
 WITH touched AS (
     SELECT DISTINCT p AS pipeline_id, smartetl._utc_trunc(%1$L, t) AS bucket
     FROM unnest(pipeline_ids, times) u(p, t)
     WHERE p IS NOT NULL AND t >= '1900-01-01 00:00:00+00' AND t < '2200-01-01 00:00:00+00'
 ), fresh AS (
-    SELECT t.pipeline_id, t.bucket, %2$s
+    SELECT t.pipeline_id, t.bucket, x.*
     FROM touched t
     %3$s
-    GROUP BY t.pipeline_id, t.bucket
+    CROSS JOIN LATERAL (SELECT %2$s %7$s OFFSET 0) x
 ), gone AS (
-    DELETE FROM smartetl.%4$I k USING fresh f
-    WHERE k.pipeline_id = f.pipeline_id AND k.bucket = f.bucket AND f.runs = 0
+    DELETE FROM smartetl.%4$I k
+    WHERE k.ctid = ANY (ARRAY(
+        SELECT g.tid FROM fresh f
+        CROSS JOIN LATERAL (SELECT g.ctid AS tid FROM smartetl.%4$I g
+                            WHERE (g.pipeline_id, g.bucket) >= (f.pipeline_id, f.bucket)
+                              AND (g.pipeline_id, g.bucket) <= (f.pipeline_id, f.bucket) OFFSET 0) g
+        WHERE f.runs = 0))
 )
 INSERT INTO smartetl.%4$I AS k (pipeline_id, bucket, %5$s)
 SELECT pipeline_id, bucket, %5$s FROM fresh WHERE runs > 0
@@ -145,16 +168,21 @@ ON CONFLICT (pipeline_id, bucket) DO UPDATE SET %6$s$q$,
             CASE unit WHEN 'hour' THEN from_runs ELSE merged END,
             CASE unit
             WHEN 'hour' THEN
-                'JOIN smartetl.pipeline p ON p.pipeline_id = t.pipeline_id '
-                'LEFT JOIN smartetl.run r ON r.pipeline_id = t.pipeline_id '
-                'AND r.run_at >= t.bucket AND r.run_at < t.bucket + interval ''1 hour'' '
-                'AND smartetl._utc_trunc(''hour'', r.run_at) = t.bucket'
+                'CROSS JOIN LATERAL (SELECT p.sla FROM smartetl.pipeline p '
+                'WHERE p.pipeline_id = t.pipeline_id OFFSET 0) p'
+            ELSE '' END,
+            CASE unit WHEN 'hour' THEN 'kpi_hourly' WHEN 'day' THEN 'kpi_daily' ELSE 'kpi_monthly' END, cols, replaced,
+            CASE unit
+            WHEN 'hour' THEN
+                'FROM smartetl.run r WHERE r.pipeline_id = t.pipeline_id '
+                'AND r.run_at >= t.bucket AND r.run_at < t.bucket + interval ''1 hour'''
+            WHEN 'day' THEN
+                'FROM smartetl.kpi_hourly h WHERE (h.pipeline_id, h.bucket) >= (t.pipeline_id, t.bucket) '
+                'AND (h.pipeline_id, h.bucket) < (t.pipeline_id, t.bucket + interval ''1 day'')'
             ELSE
-                'LEFT JOIN smartetl.kpi_hourly h ON h.pipeline_id = t.pipeline_id '
-                'AND h.bucket >= t.bucket AND h.bucket < t.bucket + interval ''1 day'' '
-                'AND smartetl._utc_trunc(''day'', h.bucket) = t.bucket' END,
-            CASE unit WHEN 'hour' THEN 'kpi_hourly' ELSE 'kpi_daily' END, cols, replaced);
-    WHEN 'add_hourly', 'add_daily' THEN
+                'FROM smartetl.kpi_daily h WHERE (h.pipeline_id, h.bucket) >= (t.pipeline_id, t.bucket) '
+                'AND (h.pipeline_id, h.bucket) < (t.pipeline_id, t.bucket + interval ''1 month'')' END);
+    WHEN 'add_hourly', 'add_daily', 'add_monthly' THEN
         RETURN format($q$
 INSERT INTO smartetl.%1$I AS k (pipeline_id, bucket, %2$s)
 SELECT p.pipeline_id, smartetl._utc_trunc(%3$L, coalesce(r.started_at, r.ended_at)) AS bucket, %4$s
@@ -163,13 +191,14 @@ FROM %5$I r JOIN smartetl.pipeline p
 WHERE coalesce(r.started_at, r.ended_at) IS NOT NULL
 GROUP BY 1, 2
 ON CONFLICT (pipeline_id, bucket) DO UPDATE SET %6$s$q$,
-            CASE unit WHEN 'hour' THEN 'kpi_hourly' ELSE 'kpi_daily' END, cols, unit, from_runs, source, added);
+            CASE unit WHEN 'hour' THEN 'kpi_hourly' WHEN 'day' THEN 'kpi_daily' ELSE 'kpi_monthly' END,
+            cols, unit, from_runs, source, added);
     ELSE
         RAISE EXCEPTION 'unknown rollup step "%"', step USING ERRCODE = 'invalid_parameter_value';
     END CASE;
 END $$;
 COMMENT ON FUNCTION smartetl._kpi_rollup_sql(text, text) IS
-'the SQL of one step filling the KPI rollups (refresh_hourly, refresh_daily, add_hourly, add_daily), written from _kpi_rollup_columns()';
+'the SQL of one step filling the KPI rollups (refresh_hourly, refresh_daily, refresh_monthly, add_hourly, add_daily, add_monthly), written from _kpi_rollup_columns()';
 
 -- API: Private
 -- smartetl._kpi_refresh(pipeline_ids bigint[], times timestamptz[]):
@@ -177,12 +206,12 @@ COMMENT ON FUNCTION smartetl._kpi_rollup_sql(text, text) IS
 -- ingest locks of those pipelines first, so that of two transactions
 -- changing one pipeline the later recomputes after the earlier committed.
 -- Every call is planned for its own key count (plan_cache_mode below), with
--- memory enough to sort a bulk load's keys without spilling.  Its two
+-- memory enough to sort a bulk load's keys without spilling.  Its three
 -- statements are written by _kpi_rollup_sql() here, when the extension is
 -- created (the upgrade script does the same), so they are static SQL whose
 -- parse trees plpgsql keeps: a statement trigger pays only the planning.
--- The changed runs are then scored for anomalies (70_anomaly.sql) with the
--- same owner's rights.
+-- The changed runs' failure streaks are then redone (60_kpi.sql) and the
+-- runs scored for anomalies (70_anomaly.sql) with the same owner's rights.
 DO $do$
 BEGIN
     EXECUTE pg_catalog.format($create$
@@ -193,8 +222,11 @@ BEGIN
     PERFORM smartetl._lock_pipelines(pipeline_ids);
 %s;
 %s;
+%s;
+    PERFORM smartetl._streak_refresh(pipeline_ids, times);
     PERFORM smartetl._anomaly_refresh(pipeline_ids, times);
-END $body$$create$, smartetl._kpi_rollup_sql('refresh_hourly'), smartetl._kpi_rollup_sql('refresh_daily'));
+END $body$$create$, smartetl._kpi_rollup_sql('refresh_hourly'), smartetl._kpi_rollup_sql('refresh_daily'),
+    smartetl._kpi_rollup_sql('refresh_monthly'));
 END $do$;
 
 -- API: Private
@@ -259,4 +291,48 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT h.* FROM smartetl.kpi_hourly h, span
     WHERE h.bucket >= h0 AND h.bucket < to_ts
       AND (d0 >= d1 OR h.bucket < d0 OR h.bucket >= d1)
+$$;
+
+-- API: Private
+-- Rollup rows covering [from_ts, to_ts) for totals per pipeline (not per
+-- period): whole UTC months from kpi_monthly, the days around them from
+-- kpi_daily, the hours at either end from kpi_hourly.  An end beyond every
+-- run (the first or last hour holding runs, an index lookup each) is taken
+-- as unbounded, so a range wider than the data reads whole months only:
+-- the same runs, fewer rows (a year of 300 pipelines: 3,900 instead of
+-- 110,000).  _kpi_buckets keeps days and hours for charts per day or week.
+CREATE FUNCTION smartetl._kpi_spans(from_ts timestamptz, to_ts timestamptz)
+RETURNS SETOF smartetl.kpi_hourly
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    WITH ends AS (
+        SELECT CASE WHEN smartetl._utc_trunc('hour', from_ts) <= (SELECT min(bucket) FROM smartetl.kpi_hourly)
+                    THEN '-infinity' ELSE smartetl._utc_trunc('hour', from_ts) END AS h0,
+               CASE WHEN to_ts > (SELECT max(bucket) FROM smartetl.kpi_hourly)
+                    THEN 'infinity' ELSE to_ts END AS h1
+    ), days AS (
+        SELECT h0, h1,
+               smartetl._utc_trunc('day', h0 + interval '1 day' - interval '1 microsecond') AS d0,
+               smartetl._utc_trunc('day', h1) AS d1
+        FROM ends
+    ), span AS (
+        SELECT h0, h1, d0, d1,
+               smartetl._utc_trunc('month', d0 + interval '1 month' - interval '1 microsecond') AS m0,
+               smartetl._utc_trunc('month', d1) AS m1
+        FROM days
+    )
+    -- each part is one index range (an OR of ranges would scan them all)
+    SELECT m.* FROM span, smartetl.kpi_monthly m
+    WHERE m.bucket >= m0 AND m.bucket < m1
+    UNION ALL
+    SELECT d.* FROM span, smartetl.kpi_daily d
+    WHERE d.bucket >= d0 AND d.bucket < CASE WHEN m0 < m1 THEN m0 ELSE d1 END
+    UNION ALL
+    SELECT d.* FROM span, smartetl.kpi_daily d
+    WHERE d.bucket >= CASE WHEN m0 < m1 THEN m1 ELSE 'infinity' END AND d.bucket < d1
+    UNION ALL
+    SELECT h.* FROM span, smartetl.kpi_hourly h
+    WHERE h.bucket >= h0 AND h.bucket < CASE WHEN d0 < d1 THEN d0 ELSE h1 END
+    UNION ALL
+    SELECT h.* FROM span, smartetl.kpi_hourly h
+    WHERE h.bucket >= CASE WHEN d0 < d1 THEN d1 ELSE 'infinity' END AND h.bucket < h1
 $$;

@@ -2,12 +2,13 @@
 -- smartetl.pipeline_kpi(from, to): one row per pipeline with runs in the
 -- range.  Counts, success rate, durations (mean exact, percentiles within
 -- the qsketch bound), rows and throughput come from the rollups (whole
--- days from kpi_daily, the hours at the ends from kpi_hourly; the range is
--- rounded out to whole UTC hours).  Sequence KPIs (MTTR, MTBF, failure
--- streaks) and the top error read only the range's failed runs (partial
--- index run_failed_time) and the success after each; freshness reads each
--- pipeline's latest success.  So the cost follows pipelines, days and
--- failures, not the number of runs.
+-- months from kpi_monthly, the days and hours at the ends from kpi_daily
+-- and kpi_hourly, _kpi_spans; the range is rounded out to whole UTC
+-- hours).  Sequence KPIs (MTTR, MTBF, failure streaks) come from the kept
+-- streaks (failure_streak), the top error from the range's failed runs
+-- (partial index run_failed_time); freshness reads each pipeline's latest
+-- success.  So the cost follows pipelines, months, streaks and failures,
+-- not the number of runs.
 -- ---------------------------------------------------------------------------
 
 -- API: Private
@@ -38,23 +39,104 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 -- API: Private
+-- Failure streaks, kept as runs change: each maximal set of a pipeline's
+-- failed runs that the same success ends (the first success later than
+-- them; among successes at one time, the one that finished first), or
+-- that no success ends yet.  _failure_streaks reads it for any range
+-- (recounting in the index only the streaks cut by the range's ends), so
+-- pipeline_kpi's MTTR, MTBF and longest streak cost the streaks, not one
+-- index probe per failed run.
+CREATE TABLE smartetl.failure_streak (
+    pipeline_id   bigint NOT NULL,
+    began         timestamptz NOT NULL,
+    last_failed   timestamptz NOT NULL,
+    failed_runs   bigint NOT NULL,
+    recovered_at  timestamptz,
+    recovered     timestamptz,
+    PRIMARY KEY (pipeline_id, began)
+);
+COMMENT ON TABLE smartetl.failure_streak IS
+'per pipeline, each streak of consecutive failed runs: the first (began) and last failed run''s run_at, how many, and the success that ended it (its run_at, recovered_at, and when it finished, recovered; NULL while it lasts); kept by _streak_refresh as runs change';
+CREATE INDEX failure_streak_last_failed ON smartetl.failure_streak (last_failed);
+
+-- API: Private
+-- Redo the failure streaks of the changed (pipeline, run time) pairs: by
+-- _kpi_refresh (runs changed with SQL) and by bulk ingest for its new runs
+-- (src/kpi/rollup.c).  A streak ended by a success before a pipeline's
+-- earliest change t cannot change; every later streak (ended at or after
+-- t, or lasting) is deleted and recounted from the runs since the start of
+-- the earliest of them (or t): for runs arriving in order, the pipeline's
+-- last streak and its new runs.  Runs are read per pipeline through
+-- run_pipeline_time in a LATERAL subquery kept out of the join planning
+-- (OFFSET 0), whatever the statistics of a table loaded in the same
+-- transaction say.  In the window's order (time, successes first at one
+-- time, then the earlier finish), a failed run's streak is the number of
+-- successes before it; the success numbered one more ends it.
+CREATE FUNCTION smartetl._streak_refresh(pipeline_ids bigint[], times timestamptz[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan
+SET work_mem = '64MB' SET jit = off AS $$
+DECLARE
+    changed bigint[];          -- the changed pipelines
+    redo_from timestamptz[];   -- per changed pipeline: streaks and runs from then on
+BEGIN
+    SELECT array_agg(c.p ORDER BY c.p), array_agg(least(c.t, k.began) ORDER BY c.p)
+    INTO changed, redo_from
+    FROM (SELECT p, min(t) AS t FROM unnest(pipeline_ids, times) u(p, t)
+          WHERE p IS NOT NULL AND t IS NOT NULL GROUP BY p) c
+    CROSS JOIN LATERAL (
+        SELECT min(k.began) AS began FROM smartetl.failure_streak k
+        WHERE k.pipeline_id = c.p AND (k.recovered_at IS NULL OR k.recovered_at >= c.t) OFFSET 0) k;
+    IF changed IS NULL THEN
+        RETURN;
+    END IF;
+    DELETE FROM smartetl.failure_streak k
+    WHERE k.ctid = ANY (ARRAY(
+        SELECT g.tid FROM unnest(changed, redo_from) u(p, t)
+        CROSS JOIN LATERAL (SELECT g.ctid AS tid FROM smartetl.failure_streak g
+                            WHERE g.pipeline_id = u.p AND g.began >= u.t OFFSET 0) g));
+    INSERT INTO smartetl.failure_streak (pipeline_id, began, last_failed, failed_runs, recovered_at, recovered)
+    SELECT pipeline_id, min(run_at) FILTER (WHERE failed), max(run_at) FILTER (WHERE failed),
+           count(*) FILTER (WHERE failed), max(run_at) FILTER (WHERE NOT failed),
+           max(done) FILTER (WHERE NOT failed)
+    FROM (SELECT u.p AS pipeline_id, r.run_at, r.failed, r.done,
+                 count(*) FILTER (WHERE NOT r.failed)
+                     OVER (PARTITION BY u.p ORDER BY r.run_at, r.failed, r.done ROWS UNBOUNDED PRECEDING)
+                 - CASE WHEN r.failed THEN 0 ELSE 1 END AS streak
+          FROM unnest(changed, redo_from) u(p, t)
+          CROSS JOIN LATERAL (
+              SELECT r.run_at, r.status = 'failed' AS failed, coalesce(r.ended_at, r.run_at) AS done
+              FROM smartetl.run r
+              WHERE r.pipeline_id = u.p AND r.run_at >= u.t AND r.status IN ('failed', 'success') OFFSET 0) r) s
+    GROUP BY pipeline_id, streak
+    HAVING bool_or(failed);
+END $$;
+COMMENT ON FUNCTION smartetl._streak_refresh(bigint[], timestamptz[]) IS
+'redo the failure streaks (failure_streak) of the changed (pipeline, run time) pairs: every streak not ended before a pipeline''s earliest change is recounted from the runs';
+
+-- API: Private
 -- Failure incidents in a range: each streak of consecutive failed runs of a
 -- pipeline, when it began, how many runs it lasted and when the success
--- that ended it finished (NULL while it lasts).  Failures are few: each
--- finds its next success through the index, and failures sharing that
--- success are one streak, so the cost follows the failures, not the runs.
+-- that ended it finished (NULL while it lasts, or when that success is not
+-- before to_ts).  Only the failed runs of the range count: a streak cut by
+-- from_ts begins at its first failed run in the range, one cut by to_ts is
+-- counted up to it (index lookups in run_failed_time, at most two streaks
+-- per pipeline); every other streak is read as kept in failure_streak (a
+-- plain scan: the two kinds are two parts of a UNION ALL).
 CREATE FUNCTION smartetl._failure_streaks(from_ts timestamptz, to_ts timestamptz)
 RETURNS TABLE (pipeline_id bigint, began timestamptz, failed_runs bigint, recovered timestamptz)
 LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT f.pipeline_id, min(f.run_at), count(*), ns.done
-    FROM smartetl.run f
-    LEFT JOIN LATERAL (
-        SELECT s.run_at, coalesce(s.ended_at, s.run_at) AS done FROM smartetl.run s
-        WHERE s.pipeline_id = f.pipeline_id AND s.run_at > f.run_at AND s.run_at < to_ts
-          AND s.status = 'success'
-        ORDER BY s.run_at LIMIT 1) ns ON true
-    WHERE f.status = 'failed' AND f.run_at >= from_ts AND f.run_at < to_ts
-    GROUP BY f.pipeline_id, ns.run_at, ns.done
+    SELECT k.pipeline_id, k.began, k.failed_runs, k.recovered
+    FROM smartetl.failure_streak k
+    WHERE k.began >= from_ts AND k.recovered_at < to_ts
+    UNION ALL
+    SELECT k.pipeline_id, e.began, e.n, CASE WHEN k.recovered_at < to_ts THEN k.recovered END
+    FROM smartetl.failure_streak k
+    CROSS JOIN LATERAL (
+        SELECT min(f.run_at) AS began, count(*) AS n FROM smartetl.run f
+        WHERE f.pipeline_id = k.pipeline_id AND f.status = 'failed'
+          AND f.run_at >= greatest(k.began, from_ts) AND f.run_at <= k.last_failed AND f.run_at < to_ts) e
+    WHERE k.last_failed >= from_ts AND k.began < to_ts
+      AND (k.began < from_ts OR k.recovered_at IS NULL OR k.recovered_at >= to_ts) AND e.n > 0
 $$;
 
 -- API: Public
@@ -92,7 +174,7 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
                sum(b.sla_breaches)::bigint AS sla_breaches,
                smartetl.qsketch_merge(b.duration) AS duration,
                sum(b.rows_read)::bigint AS rows_read, sum(b.rows_written)::bigint AS rows_written
-        FROM smartetl._kpi_buckets(from_ts, to_ts) b
+        FROM smartetl._kpi_spans(from_ts, to_ts) b
         GROUP BY b.pipeline_id
     ), streaks AS (
         SELECT s.pipeline_id, avg(s.recovered - s.began) AS mttr,

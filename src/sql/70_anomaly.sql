@@ -77,6 +77,10 @@ CREATE TABLE smartetl.run_anomaly_score (
 );
 COMMENT ON TABLE smartetl.run_anomaly_score IS
 'per successful run and kind (duration, volume): the baseline (expected = median of log(1 + x) of earlier runs, scale = robust spread of their residuals), the score (log(1 + x) - expected) / scale and the baseline''s run count and kind; kept by _anomaly_refresh as runs change';
+-- the runs scored far out (|score| > 3; the default threshold is 4), so that
+-- detect_anomalies over a range reads those instead of every score in it
+CREATE INDEX run_anomaly_score_far ON smartetl.run_anomaly_score (run_at)
+    WHERE abs(duration_score) > 3 OR abs(volume_score) > 3;
 
 -- API: Private
 -- Per pipeline: the baseline windows after its last scored run (run_at =
@@ -183,8 +187,16 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
            m.score,
            CASE WHEN m.seasonal THEN 'hour_of_week' ELSE 'recent_runs' END, m.n
     FROM smartetl.pipeline p
-    JOIN smartetl.run_anomaly_score s
-      ON s.pipeline_id = p.pipeline_id AND s.run_at >= from_ts AND s.run_at < to_ts
+    JOIN (-- a threshold of 3 or more: the far scores only (run_anomaly_score_far)
+          SELECT s.* FROM smartetl.run_anomaly_score s
+          WHERE threshold >= 3 AND s.run_at >= from_ts AND s.run_at < to_ts
+            AND (abs(s.duration_score) > 3 OR abs(s.volume_score) > 3)
+          UNION ALL
+          -- a lower one: every score of the range, per pipeline
+          SELECT s.* FROM smartetl.pipeline q
+          JOIN smartetl.run_anomaly_score s
+            ON s.pipeline_id = q.pipeline_id AND s.run_at >= from_ts AND s.run_at < to_ts
+          WHERE threshold < 3) s ON s.pipeline_id = p.pipeline_id
     CROSS JOIN LATERAL (VALUES ('duration', s.duration_s, s.duration_expected, s.duration_scale, s.duration_score,
                                 s.duration_seasonal, s.duration_runs),
                                ('volume', s.rows_written, s.volume_expected, s.volume_scale, s.volume_score,
@@ -209,9 +221,12 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     FROM smartetl.pipeline p
     CROSS JOIN LATERAL (SELECT smartetl._expected_interval(p.pipeline_id, at_ts) AS expected) e
     CROSS JOIN LATERAL (
-        SELECT min(r.run_at) AS first_run, max(r.run_at) AS last_run,
-               max(coalesce(r.ended_at, r.run_at)) FILTER (WHERE r.status = 'success') AS last_success
-        FROM smartetl.run r WHERE r.pipeline_id = p.pipeline_id AND r.run_at <= at_ts) h
+        SELECT (SELECT min(r.run_at) FROM smartetl.run r
+                WHERE r.pipeline_id = p.pipeline_id AND r.run_at <= at_ts) AS first_run,
+               (SELECT max(r.run_at) FROM smartetl.run r
+                WHERE r.pipeline_id = p.pipeline_id AND r.run_at <= at_ts) AS last_run,
+               (SELECT max(coalesce(r.ended_at, r.run_at)) FROM smartetl.run r
+                WHERE r.pipeline_id = p.pipeline_id AND r.status = 'success' AND r.run_at <= at_ts) AS last_success) h
     CROSS JOIN LATERAL (VALUES ('missing_run'::text, h.last_run),
                                ('freshness', coalesce(h.last_success, h.first_run))) k(kind, last_at)
     WHERE e.expected IS NOT NULL AND k.last_at IS NOT NULL

@@ -16,6 +16,8 @@ SELECT pg_catalog.pg_extension_config_dump('smartetl.template_seen', '');
 SELECT pg_catalog.pg_extension_config_dump('smartetl.sync_state', '');
 SELECT pg_catalog.pg_extension_config_dump('smartetl.kpi_hourly', '');
 SELECT pg_catalog.pg_extension_config_dump('smartetl.kpi_daily', '');
+SELECT pg_catalog.pg_extension_config_dump('smartetl.kpi_monthly', '');
+SELECT pg_catalog.pg_extension_config_dump('smartetl.failure_streak', '');
 SELECT pg_catalog.pg_extension_config_dump('smartetl.run_anomaly_score', '');
 SELECT pg_catalog.pg_extension_config_dump('smartetl.anomaly_state', '');
 SELECT pg_catalog.pg_extension_config_dump('smartetl.channel', '');

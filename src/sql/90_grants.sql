@@ -42,7 +42,7 @@ GRANT EXECUTE ON FUNCTION smartetl.sync_pg_cron(), smartetl._pg_cron_runs(bigint
     TO smartetl_admin;
 
 -- KPIs, anomalies and views (the helpers run as the caller inside them)
-GRANT SELECT ON smartetl.kpi_hourly, smartetl.kpi_daily, smartetl.anomalies, smartetl.run_cube,
+GRANT SELECT ON smartetl.kpi_hourly, smartetl.kpi_daily, smartetl.kpi_monthly, smartetl.failure_streak, smartetl.anomalies, smartetl.run_cube,
                 smartetl.frequent_errors, smartetl.current_failures, smartetl.freshness,
                 smartetl.ts_runs, smartetl.ts_failure_rate, smartetl.ts_duration_p95, smartetl.metrics
     TO smartetl_reader;
@@ -63,7 +63,8 @@ GRANT EXECUTE ON FUNCTION smartetl.qsketch_agg(double precision), smartetl.qsket
                           smartetl._stale_factor(),
                           smartetl._expected_interval(bigint, timestamptz),
                           smartetl._failure_streaks(timestamptz, timestamptz),
-                          smartetl._kpi_buckets(timestamptz, timestamptz)
+                          smartetl._kpi_buckets(timestamptz, timestamptz),
+                          smartetl._kpi_spans(timestamptz, timestamptz)
     TO smartetl_reader;
 -- the report (it runs as the caller, so readers execute its helpers too)
 GRANT EXECUTE ON FUNCTION smartetl.report_html(timestamptz, timestamptz),
@@ -88,8 +89,12 @@ GRANT EXECUTE ON FUNCTION smartetl._kpi_refresh(bigint[], timestamptz[]) TO smar
 -- bulk ingest reads the statements that add its new runs to the rollups
 GRANT EXECUTE ON FUNCTION smartetl._kpi_rollup_columns(), smartetl._kpi_rollup_sql(text, text) TO smartetl_writer;
 -- bulk ingest adds its new runs to the rollups as the ingesting role
-GRANT INSERT, UPDATE ON smartetl.kpi_hourly, smartetl.kpi_daily TO smartetl_writer;
-GRANT DELETE ON smartetl.kpi_hourly, smartetl.kpi_daily TO smartetl_admin;
+GRANT INSERT, UPDATE ON smartetl.kpi_hourly, smartetl.kpi_daily, smartetl.kpi_monthly TO smartetl_writer;
+GRANT DELETE ON smartetl.kpi_hourly, smartetl.kpi_daily, smartetl.kpi_monthly TO smartetl_admin;
+-- failure streaks: bulk ingest redoes its pipelines' last streaks as the
+-- ingesting role (_streak_refresh, invoker's rights)
+GRANT SELECT, INSERT, DELETE ON smartetl.failure_streak TO smartetl_writer;
+GRANT EXECUTE ON FUNCTION smartetl._streak_refresh(bigint[], timestamptz[]) TO smartetl_writer;
 -- anomaly scores: read by detect_anomalies (as the caller); bulk ingest
 -- scores its new runs as the ingesting role (_anomaly_refresh, invoker's
 -- rights; the triggers' path runs it inside _kpi_refresh)

@@ -5,11 +5,14 @@
 # 300) with smartetl.ingest_file (the rollups are maintained during the
 # load), then times, as medians of --rounds R runs in the same session:
 #   1. qsketch_agg + quantiles vs percentile_cont over all run durations;
-#   2. pipeline_kpi(year) vs the same per-pipeline counts, mean and
-#      p50/p95/p99 computed from the raw runs with percentile_cont;
+#   2. pipeline_kpi(year), and over the last 90 days, vs the same
+#      per-pipeline counts, mean and p50/p95/p99 computed from the raw runs
+#      with percentile_cont;
 #   3. a year of daily p95 per pipeline from kpi_daily vs percentile_cont
 #      over the raw runs grouped by day;
 #   4. the anomalies of the last 7 days (detect_anomalies);
+# then pipeline_kpi over the year by part (rollup merge, failure streaks,
+# last success, expected interval, top error), medians of R;
 # then, once each, what a bulk change costs the anomaly scores: an UPDATE
 # of every run of the last day (every pipeline is rescored from its first
 # run, with the rollups of that day) and the rescoring of every pipeline
@@ -80,6 +83,11 @@ INSERT INTO bench VALUES
   $$SELECT count(*) FROM (SELECT pipeline_id, count(*), count(*) FILTER (WHERE status = 'failed'), avg(duration_s),
         percentile_cont(ARRAY[0.5,0.95,0.99]) WITHIN GROUP (ORDER BY duration_s)
         FROM smartetl.run WHERE run_at >= now() - interval '366 days' GROUP BY pipeline_id) s$$),
+ ('pipeline KPIs over the last 90 days',
+  $$SELECT count(*) FROM smartetl.pipeline_kpi(now() - interval '90 days', now())$$,
+  $$SELECT count(*) FROM (SELECT pipeline_id, count(*), count(*) FILTER (WHERE status = 'failed'), avg(duration_s),
+        percentile_cont(ARRAY[0.5,0.95,0.99]) WITHIN GROUP (ORDER BY duration_s)
+        FROM smartetl.run WHERE run_at >= now() - interval '90 days' GROUP BY pipeline_id) s$$),
  ('daily p95 per pipeline, one year',
   $$SELECT count(smartetl.quantile(duration, 0.95)) FROM smartetl.kpi_daily WHERE bucket >= now() - interval '366 days'$$,
   $$SELECT count(p) FROM (SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_s) p FROM smartetl.run
@@ -95,6 +103,29 @@ SELECT name, round(percentile_cont(0.5) WITHIN GROUP (ORDER BY s_ms)::numeric, 1
        round(percentile_cont(0.5) WITHIN GROUP (ORDER BY b_ms)::numeric, 1) AS baseline_ms,
        round((percentile_cont(0.5) WITHIN GROUP (ORDER BY b_ms) / percentile_cont(0.5) WITHIN GROUP (ORDER BY s_ms))::numeric, 1) AS speedup
 FROM t GROUP BY name ORDER BY min(r), name;
+SQL
+
+log "pipeline_kpi over the year by part (ms, median of $ROUNDS)"
+psql -X -q -v rounds="$ROUNDS" <<'SQL'
+CREATE FUNCTION pg_temp.ms(q text) RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE t0 timestamptz; BEGIN t0 := clock_timestamp(); EXECUTE q; RETURN 1000 * extract(epoch FROM clock_timestamp() - t0); END $$;
+CREATE TEMP TABLE part (n int, name text, q text);
+INSERT INTO part VALUES
+ (1, 'rollup rows merged per pipeline (_kpi_spans)',
+  $$SELECT count(*) FROM (SELECT pipeline_id, smartetl.qsketch_merge(duration), sum(runs) FROM smartetl._kpi_spans(now() - interval '366 days', now()) GROUP BY 1) s$$),
+ (2, 'failure streaks (_failure_streaks)',
+  $$SELECT count(*) FROM (SELECT pipeline_id, avg(recovered - began), max(failed_runs) FROM smartetl._failure_streaks(now() - interval '366 days', now()) GROUP BY 1) s$$),
+ (3, 'last success per pipeline',
+  $$SELECT count(*) FROM smartetl.pipeline p CROSS JOIN LATERAL (SELECT coalesce(r.ended_at, r.run_at) FROM smartetl.run r WHERE r.pipeline_id = p.pipeline_id AND r.status = 'success' AND r.run_at < now() ORDER BY r.run_at DESC LIMIT 1) ls$$),
+ (4, 'expected interval per pipeline',
+  $$SELECT count(smartetl._expected_interval(pipeline_id, now())) FROM smartetl.pipeline$$),
+ (5, 'top error per pipeline',
+  $$SELECT count(*) FROM smartetl.pipeline p CROSS JOIN LATERAL (SELECT r.template_id, t.template, count(*) AS n FROM smartetl.run r JOIN smartetl.template t USING (template_id) WHERE r.pipeline_id = p.pipeline_id AND r.run_at >= now() - interval '366 days' AND r.run_at < now() AND r.status = 'failed' GROUP BY r.template_id, t.template ORDER BY n DESC, r.template_id LIMIT 1) te$$),
+ (6, 'pipeline_kpi, all of it',
+  $$SELECT count(*) FROM smartetl.pipeline_kpi(now() - interval '366 days', now())$$);
+CREATE TEMP TABLE pt AS SELECT n, name, r, pg_temp.ms(q) AS ms FROM part, generate_series(1, :rounds) r;
+\pset footer off
+SELECT name AS part, round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1) AS ms FROM pt GROUP BY n, name ORDER BY n;
 SQL
 
 log "bulk changes (ms, once each, rolled back)"

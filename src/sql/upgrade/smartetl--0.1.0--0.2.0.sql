@@ -7613,3 +7613,514 @@ AS 'MODULE_PATHNAME', 'smartetl_alert_worker_status' LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION smartetl.alert_worker_status() IS 'the alert workers serving this database: pid, start, when they last read the settings, when their last cycle ended (none without shared_preload_libraries)';
 REVOKE ALL ON FUNCTION smartetl.alert_worker_status() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION smartetl.alert_worker_status() TO smartetl_reader;
+
+-- kpi3: KPIs from rollups (issue 13).  A monthly rollup (kpi_monthly) and
+-- the failure streaks kept per pipeline (failure_streak, _streak_refresh),
+-- read by pipeline_kpi through _kpi_spans and _failure_streaks; the rollup
+-- refresh reads each touched bucket through an OFFSET 0 LATERAL index range
+-- and deletes emptied buckets by ctid, whatever the statistics say.
+-- API: Public
+-- Whole months, so that a year per pipeline is a dozen rows to merge
+-- (pipeline_kpi through _kpi_spans, the metrics view's totals).
+CREATE TABLE smartetl.kpi_monthly (LIKE smartetl.kpi_hourly INCLUDING ALL);
+COMMENT ON TABLE smartetl.kpi_monthly IS 'kpi_daily merged per UTC month (bucket = month start)';
+-- API: Private
+-- Failure streaks, kept as runs change: each maximal set of a pipeline's
+-- failed runs that the same success ends (the first success later than
+-- them; among successes at one time, the one that finished first), or
+-- that no success ends yet.  _failure_streaks reads it for any range
+-- (recounting in the index only the streaks cut by the range's ends), so
+-- pipeline_kpi's MTTR, MTBF and longest streak cost the streaks, not one
+-- index probe per failed run.
+CREATE TABLE smartetl.failure_streak (
+    pipeline_id   bigint NOT NULL,
+    began         timestamptz NOT NULL,
+    last_failed   timestamptz NOT NULL,
+    failed_runs   bigint NOT NULL,
+    recovered_at  timestamptz,
+    recovered     timestamptz,
+    PRIMARY KEY (pipeline_id, began)
+);
+COMMENT ON TABLE smartetl.failure_streak IS
+'per pipeline, each streak of consecutive failed runs: the first (began) and last failed run''s run_at, how many, and the success that ended it (its run_at, recovered_at, and when it finished, recovered; NULL while it lasts); kept by _streak_refresh as runs change';
+CREATE INDEX failure_streak_last_failed ON smartetl.failure_streak (last_failed);
+-- API: Private
+-- Redo the failure streaks of the changed (pipeline, run time) pairs: by
+-- _kpi_refresh (runs changed with SQL) and by bulk ingest for its new runs
+-- (src/kpi/rollup.c).  A streak ended by a success before a pipeline's
+-- earliest change t cannot change; every later streak (ended at or after
+-- t, or lasting) is deleted and recounted from the runs since the start of
+-- the earliest of them (or t): for runs arriving in order, the pipeline's
+-- last streak and its new runs.  Runs are read per pipeline through
+-- run_pipeline_time in a LATERAL subquery kept out of the join planning
+-- (OFFSET 0), whatever the statistics of a table loaded in the same
+-- transaction say.  In the window's order (time, successes first at one
+-- time, then the earlier finish), a failed run's streak is the number of
+-- successes before it; the success numbered one more ends it.
+CREATE OR REPLACE FUNCTION smartetl._streak_refresh(pipeline_ids bigint[], times timestamptz[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan
+SET work_mem = '64MB' SET jit = off AS $$
+DECLARE
+    changed bigint[];          -- the changed pipelines
+    redo_from timestamptz[];   -- per changed pipeline: streaks and runs from then on
+BEGIN
+    SELECT array_agg(c.p ORDER BY c.p), array_agg(least(c.t, k.began) ORDER BY c.p)
+    INTO changed, redo_from
+    FROM (SELECT p, min(t) AS t FROM unnest(pipeline_ids, times) u(p, t)
+          WHERE p IS NOT NULL AND t IS NOT NULL GROUP BY p) c
+    CROSS JOIN LATERAL (
+        SELECT min(k.began) AS began FROM smartetl.failure_streak k
+        WHERE k.pipeline_id = c.p AND (k.recovered_at IS NULL OR k.recovered_at >= c.t) OFFSET 0) k;
+    IF changed IS NULL THEN
+        RETURN;
+    END IF;
+    DELETE FROM smartetl.failure_streak k
+    WHERE k.ctid = ANY (ARRAY(
+        SELECT g.tid FROM unnest(changed, redo_from) u(p, t)
+        CROSS JOIN LATERAL (SELECT g.ctid AS tid FROM smartetl.failure_streak g
+                            WHERE g.pipeline_id = u.p AND g.began >= u.t OFFSET 0) g));
+    INSERT INTO smartetl.failure_streak (pipeline_id, began, last_failed, failed_runs, recovered_at, recovered)
+    SELECT pipeline_id, min(run_at) FILTER (WHERE failed), max(run_at) FILTER (WHERE failed),
+           count(*) FILTER (WHERE failed), max(run_at) FILTER (WHERE NOT failed),
+           max(done) FILTER (WHERE NOT failed)
+    FROM (SELECT u.p AS pipeline_id, r.run_at, r.failed, r.done,
+                 count(*) FILTER (WHERE NOT r.failed)
+                     OVER (PARTITION BY u.p ORDER BY r.run_at, r.failed, r.done ROWS UNBOUNDED PRECEDING)
+                 - CASE WHEN r.failed THEN 0 ELSE 1 END AS streak
+          FROM unnest(changed, redo_from) u(p, t)
+          CROSS JOIN LATERAL (
+              SELECT r.run_at, r.status = 'failed' AS failed, coalesce(r.ended_at, r.run_at) AS done
+              FROM smartetl.run r
+              WHERE r.pipeline_id = u.p AND r.run_at >= u.t AND r.status IN ('failed', 'success') OFFSET 0) r) s
+    GROUP BY pipeline_id, streak
+    HAVING bool_or(failed);
+END $$;
+COMMENT ON FUNCTION smartetl._streak_refresh(bigint[], timestamptz[]) IS
+'redo the failure streaks (failure_streak) of the changed (pipeline, run time) pairs: every streak not ended before a pipeline''s earliest change is recounted from the runs';
+-- API: Private
+-- The statements that fill the rollups, written from _kpi_rollup_columns():
+--   refresh_hourly  recompute the hours of the (pipeline_ids, times) pairs
+--                   (the arguments of _kpi_refresh, whose body this is) from
+--                   smartetl.run, deleting buckets left without runs
+--   refresh_daily   recompute the days of the same pairs from kpi_hourly
+--   refresh_monthly recompute the months of the same pairs from kpi_daily
+--   add_hourly, add_daily, add_monthly
+--                   add the new runs of relation `source` (ingest's batch;
+--                   runs that are all new) to their buckets: counts and sums
+--                   add, sketches merge
+-- The refreshes read each touched bucket through a LATERAL subquery kept
+-- out of the join planning (OFFSET 0, an aggregate): one index range per
+-- bucket (run_pipeline_time, the rollup's primary key), and the emptied
+-- buckets are deleted by their ctids, whatever the statistics say.  The
+-- rollup ranges are row comparisons on (pipeline_id, bucket), which only
+-- the primary key can serve: on separate columns a planner that takes the
+-- table for empty may pick the bucket index, a scan of every pipeline's
+-- rows of that day per key.  After
+-- autovacuum has seen smartetl.run or the rollups empty (reltuples = 0 with
+-- pages), a large load or DELETE in one transaction looks empty to the
+-- planner, which joined the keys and the table as a nested loop with a
+-- whole scan per key (minutes for the Borg trace; BENCHMARKS.md).
+-- Times outside the absolute limits of smartetl.run (run_time_limits) are
+-- skipped: no run can be in their buckets, and bucket + 1 hour could
+-- overflow at the ends of the timestamp range (a run stored before the
+-- limits existed must not make every later change of its pipeline fail).
+CREATE OR REPLACE FUNCTION smartetl._kpi_rollup_sql(step text, source text DEFAULT NULL) RETURNS text
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cols text;        -- the column names
+    from_runs text;   -- each column from the runs r of a bucket
+    merged text;      -- each column from the hourly rows h of a day
+    replaced text;    -- ON CONFLICT: the new value
+    added text;       -- ON CONFLICT: the stored value k plus the new one
+    unit text;
+BEGIN
+    SELECT string_agg(c.name, ', ' ORDER BY c.ord),
+           string_agg(CASE c.kind
+                          WHEN 'count' THEN 'count(r.status)'
+                          WHEN 'sum' THEN 'sum(' || c.value || ')'
+                          WHEN 'sketch' THEN 'smartetl.qsketch_agg(' || c.value || ')' END
+                      || coalesce(' FILTER (WHERE ' || c.condition || ')', '')
+                      || CASE c.kind WHEN 'sum' THEN '::bigint' ELSE '' END
+                      || ' AS ' || c.name, ', ' ORDER BY c.ord),
+           string_agg(format(CASE c.kind WHEN 'count' THEN 'coalesce(sum(h.%1$s), 0)::bigint AS %1$s'
+                                         WHEN 'sum' THEN 'sum(h.%1$s)::bigint AS %1$s'
+                                         WHEN 'sketch' THEN 'smartetl.qsketch_merge(h.%1$s) AS %1$s' END,
+                             c.name), ', ' ORDER BY c.ord),
+           string_agg(format('%1$s = excluded.%1$s', c.name), ', ' ORDER BY c.ord),
+           string_agg(format(CASE c.kind WHEN 'count' THEN '%1$s = k.%1$s + excluded.%1$s'
+                                         WHEN 'sum' THEN '%1$s = CASE WHEN k.%1$s IS NULL AND excluded.%1$s IS NULL THEN NULL '
+                                                         'ELSE coalesce(k.%1$s, 0) + coalesce(excluded.%1$s, 0) END'
+                                         WHEN 'sketch' THEN '%1$s = smartetl.qsketch_combine(k.%1$s, excluded.%1$s)' END,
+                             c.name), ', ' ORDER BY c.ord)
+    INTO cols, from_runs, merged, replaced, added
+    FROM smartetl._kpi_rollup_columns() WITH ORDINALITY c(name, kind, value, condition, ord);
+
+    unit := CASE WHEN step IN ('refresh_hourly', 'add_hourly') THEN 'hour'
+                 WHEN step IN ('refresh_daily', 'add_daily') THEN 'day' ELSE 'month' END;
+    CASE step
+    WHEN 'refresh_hourly', 'refresh_daily', 'refresh_monthly' THEN
+        RETURN format($q$
+WITH touched AS (
+    SELECT DISTINCT p AS pipeline_id, smartetl._utc_trunc(%1$L, t) AS bucket
+    FROM unnest(pipeline_ids, times) u(p, t)
+    WHERE p IS NOT NULL AND t >= '1900-01-01 00:00:00+00' AND t < '2200-01-01 00:00:00+00'
+), fresh AS (
+    SELECT t.pipeline_id, t.bucket, x.*
+    FROM touched t
+    %3$s
+    CROSS JOIN LATERAL (SELECT %2$s %7$s OFFSET 0) x
+), gone AS (
+    DELETE FROM smartetl.%4$I k
+    WHERE k.ctid = ANY (ARRAY(
+        SELECT g.tid FROM fresh f
+        CROSS JOIN LATERAL (SELECT g.ctid AS tid FROM smartetl.%4$I g
+                            WHERE (g.pipeline_id, g.bucket) >= (f.pipeline_id, f.bucket)
+                              AND (g.pipeline_id, g.bucket) <= (f.pipeline_id, f.bucket) OFFSET 0) g
+        WHERE f.runs = 0))
+)
+INSERT INTO smartetl.%4$I AS k (pipeline_id, bucket, %5$s)
+SELECT pipeline_id, bucket, %5$s FROM fresh WHERE runs > 0
+ON CONFLICT (pipeline_id, bucket) DO UPDATE SET %6$s$q$,
+            unit,
+            CASE unit WHEN 'hour' THEN from_runs ELSE merged END,
+            CASE unit
+            WHEN 'hour' THEN
+                'CROSS JOIN LATERAL (SELECT p.sla FROM smartetl.pipeline p '
+                'WHERE p.pipeline_id = t.pipeline_id OFFSET 0) p'
+            ELSE '' END,
+            CASE unit WHEN 'hour' THEN 'kpi_hourly' WHEN 'day' THEN 'kpi_daily' ELSE 'kpi_monthly' END, cols, replaced,
+            CASE unit
+            WHEN 'hour' THEN
+                'FROM smartetl.run r WHERE r.pipeline_id = t.pipeline_id '
+                'AND r.run_at >= t.bucket AND r.run_at < t.bucket + interval ''1 hour'''
+            WHEN 'day' THEN
+                'FROM smartetl.kpi_hourly h WHERE (h.pipeline_id, h.bucket) >= (t.pipeline_id, t.bucket) '
+                'AND (h.pipeline_id, h.bucket) < (t.pipeline_id, t.bucket + interval ''1 day'')'
+            ELSE
+                'FROM smartetl.kpi_daily h WHERE (h.pipeline_id, h.bucket) >= (t.pipeline_id, t.bucket) '
+                'AND (h.pipeline_id, h.bucket) < (t.pipeline_id, t.bucket + interval ''1 month'')' END);
+    WHEN 'add_hourly', 'add_daily', 'add_monthly' THEN
+        RETURN format($q$
+INSERT INTO smartetl.%1$I AS k (pipeline_id, bucket, %2$s)
+SELECT p.pipeline_id, smartetl._utc_trunc(%3$L, coalesce(r.started_at, r.ended_at)) AS bucket, %4$s
+FROM %5$I r JOIN smartetl.pipeline p
+  ON p.namespace OPERATOR(pg_catalog.=) r.namespace AND p.name OPERATOR(pg_catalog.=) r.pipeline
+WHERE coalesce(r.started_at, r.ended_at) IS NOT NULL
+GROUP BY 1, 2
+ON CONFLICT (pipeline_id, bucket) DO UPDATE SET %6$s$q$,
+            CASE unit WHEN 'hour' THEN 'kpi_hourly' WHEN 'day' THEN 'kpi_daily' ELSE 'kpi_monthly' END,
+            cols, unit, from_runs, source, added);
+    ELSE
+        RAISE EXCEPTION 'unknown rollup step "%"', step USING ERRCODE = 'invalid_parameter_value';
+    END CASE;
+END $$;
+COMMENT ON FUNCTION smartetl._kpi_rollup_sql(text, text) IS
+'the SQL of one step filling the KPI rollups (refresh_hourly, refresh_daily, refresh_monthly, add_hourly, add_daily, add_monthly), written from _kpi_rollup_columns()';
+
+-- API: Private
+-- smartetl._kpi_refresh(pipeline_ids bigint[], times timestamptz[]):
+-- recompute the rollups of the given (pipeline, time) pairs.  Takes the
+-- ingest locks of those pipelines first, so that of two transactions
+-- changing one pipeline the later recomputes after the earlier committed.
+-- Every call is planned for its own key count (plan_cache_mode below), with
+-- memory enough to sort a bulk load's keys without spilling.  Its three
+-- statements are written by _kpi_rollup_sql() here, when the extension is
+-- created (the upgrade script does the same), so they are static SQL whose
+-- parse trees plpgsql keeps: a statement trigger pays only the planning.
+-- The changed runs' failure streaks are then redone (60_kpi.sql) and the
+-- runs scored for anomalies (70_anomaly.sql) with the same owner's rights.
+DO $do$
+BEGIN
+    EXECUTE pg_catalog.format($create$
+CREATE OR REPLACE FUNCTION smartetl._kpi_refresh(pipeline_ids bigint[], times timestamptz[]) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan SET work_mem = '64MB' AS $body$
+BEGIN
+    PERFORM smartetl._lock_pipelines(pipeline_ids);
+%s;
+%s;
+%s;
+    PERFORM smartetl._streak_refresh(pipeline_ids, times);
+    PERFORM smartetl._anomaly_refresh(pipeline_ids, times);
+END $body$$create$, smartetl._kpi_rollup_sql('refresh_hourly'), smartetl._kpi_rollup_sql('refresh_daily'),
+    smartetl._kpi_rollup_sql('refresh_monthly'));
+END $do$;
+-- API: Private
+-- Failure incidents in a range: each streak of consecutive failed runs of a
+-- pipeline, when it began, how many runs it lasted and when the success
+-- that ended it finished (NULL while it lasts, or when that success is not
+-- before to_ts).  Only the failed runs of the range count: a streak cut by
+-- from_ts begins at its first failed run in the range, one cut by to_ts is
+-- counted up to it (index lookups in run_failed_time, at most two streaks
+-- per pipeline); every other streak is read as kept in failure_streak (a
+-- plain scan: the two kinds are two parts of a UNION ALL).
+CREATE OR REPLACE FUNCTION smartetl._failure_streaks(from_ts timestamptz, to_ts timestamptz)
+RETURNS TABLE (pipeline_id bigint, began timestamptz, failed_runs bigint, recovered timestamptz)
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT k.pipeline_id, k.began, k.failed_runs, k.recovered
+    FROM smartetl.failure_streak k
+    WHERE k.began >= from_ts AND k.recovered_at < to_ts
+    UNION ALL
+    SELECT k.pipeline_id, e.began, e.n, CASE WHEN k.recovered_at < to_ts THEN k.recovered END
+    FROM smartetl.failure_streak k
+    CROSS JOIN LATERAL (
+        SELECT min(f.run_at) AS began, count(*) AS n FROM smartetl.run f
+        WHERE f.pipeline_id = k.pipeline_id AND f.status = 'failed'
+          AND f.run_at >= greatest(k.began, from_ts) AND f.run_at <= k.last_failed AND f.run_at < to_ts) e
+    WHERE k.last_failed >= from_ts AND k.began < to_ts
+      AND (k.began < from_ts OR k.recovered_at IS NULL OR k.recovered_at >= to_ts) AND e.n > 0
+$$;
+-- API: Public
+CREATE OR REPLACE FUNCTION smartetl.pipeline_kpi(from_ts timestamptz, to_ts timestamptz)
+RETURNS TABLE (
+    pipeline_id            bigint,
+    namespace              text,
+    pipeline               text,
+    runs                   bigint,
+    failures               bigint,
+    success_rate           double precision,
+    mean_duration_s        double precision,
+    p50_duration_s         double precision,
+    p95_duration_s         double precision,
+    p99_duration_s         double precision,
+    rows_read              bigint,
+    rows_written           bigint,
+    throughput_rows_s      double precision,
+    retries                bigint,
+    mttr                   interval,
+    mtbf                   interval,
+    longest_failure_streak bigint,
+    last_success           timestamptz,
+    expected_interval      interval,
+    freshness_lag          interval,
+    stale                  boolean,
+    sla_breaches           bigint,
+    top_error_template_id  bigint,
+    top_error              text,
+    top_error_count        bigint)
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    WITH agg AS (
+        SELECT b.pipeline_id, sum(b.runs)::bigint AS runs, sum(b.successes)::bigint AS successes,
+               sum(b.failures)::bigint AS failures, sum(b.retries)::bigint AS retries,
+               sum(b.sla_breaches)::bigint AS sla_breaches,
+               smartetl.qsketch_merge(b.duration) AS duration,
+               sum(b.rows_read)::bigint AS rows_read, sum(b.rows_written)::bigint AS rows_written
+        FROM smartetl._kpi_spans(from_ts, to_ts) b
+        GROUP BY b.pipeline_id
+    ), streaks AS (
+        SELECT s.pipeline_id, avg(s.recovered - s.began) AS mttr,
+               (max(s.began) - min(s.began)) / nullif(count(*) - 1, 0) AS mtbf,
+               max(s.failed_runs) AS longest
+        FROM smartetl._failure_streaks(from_ts, to_ts) s
+        GROUP BY s.pipeline_id
+    )
+    SELECT a.pipeline_id, p.namespace, p.name, a.runs, a.failures,
+           a.successes::float8 / nullif(a.successes + a.failures, 0),
+           smartetl.qsketch_mean(a.duration),
+           q[1], q[2], q[3],
+           a.rows_read, a.rows_written,
+           a.rows_written / nullif(smartetl.qsketch_mean(a.duration) * smartetl.qsketch_count(a.duration), 0),
+           a.retries,
+           st.mttr, st.mtbf, st.longest,
+           ls.last_success, ei.expected, lag.v,
+           lag.v > ei.expected * smartetl._stale_factor(),
+           a.sla_breaches,
+           te.template_id, te.template, te.n
+    FROM agg a
+    JOIN smartetl.pipeline p USING (pipeline_id)
+    CROSS JOIN LATERAL (SELECT smartetl.quantiles(a.duration, '{0.5,0.95,0.99}') AS q) qq
+    LEFT JOIN streaks st ON st.pipeline_id = a.pipeline_id
+    LEFT JOIN LATERAL (
+        SELECT coalesce(r.ended_at, r.run_at) AS last_success FROM smartetl.run r
+        WHERE r.pipeline_id = a.pipeline_id AND r.status = 'success' AND r.run_at < to_ts
+        ORDER BY r.run_at DESC LIMIT 1) ls ON true
+    CROSS JOIN LATERAL (SELECT smartetl._expected_interval(a.pipeline_id, to_ts) AS expected) ei
+    CROSS JOIN LATERAL (
+        SELECT least(to_ts, now()) - coalesce(ls.last_success,
+            (SELECT min(r.run_at) FROM smartetl.run r WHERE r.pipeline_id = a.pipeline_id)) AS v) lag
+    LEFT JOIN LATERAL (
+        SELECT r.template_id, t.template, count(*) AS n FROM smartetl.run r
+        JOIN smartetl.template t USING (template_id)
+        WHERE r.pipeline_id = a.pipeline_id AND r.run_at >= from_ts AND r.run_at < to_ts
+          AND r.status = 'failed'
+        GROUP BY r.template_id, t.template ORDER BY n DESC, r.template_id LIMIT 1) te ON true
+    ORDER BY p.namespace, p.name
+$$;
+-- API: Private
+-- Rollup rows covering [from_ts, to_ts) for totals per pipeline (not per
+-- period): whole UTC months from kpi_monthly, the days around them from
+-- kpi_daily, the hours at either end from kpi_hourly.  An end beyond every
+-- run (the first or last hour holding runs, an index lookup each) is taken
+-- as unbounded, so a range wider than the data reads whole months only:
+-- the same runs, fewer rows (a year of 300 pipelines: 3,900 instead of
+-- 110,000).  _kpi_buckets keeps days and hours for charts per day or week.
+CREATE OR REPLACE FUNCTION smartetl._kpi_spans(from_ts timestamptz, to_ts timestamptz)
+RETURNS SETOF smartetl.kpi_hourly
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    WITH ends AS (
+        SELECT CASE WHEN smartetl._utc_trunc('hour', from_ts) <= (SELECT min(bucket) FROM smartetl.kpi_hourly)
+                    THEN '-infinity' ELSE smartetl._utc_trunc('hour', from_ts) END AS h0,
+               CASE WHEN to_ts > (SELECT max(bucket) FROM smartetl.kpi_hourly)
+                    THEN 'infinity' ELSE to_ts END AS h1
+    ), days AS (
+        SELECT h0, h1,
+               smartetl._utc_trunc('day', h0 + interval '1 day' - interval '1 microsecond') AS d0,
+               smartetl._utc_trunc('day', h1) AS d1
+        FROM ends
+    ), span AS (
+        SELECT h0, h1, d0, d1,
+               smartetl._utc_trunc('month', d0 + interval '1 month' - interval '1 microsecond') AS m0,
+               smartetl._utc_trunc('month', d1) AS m1
+        FROM days
+    )
+    -- each part is one index range (an OR of ranges would scan them all)
+    SELECT m.* FROM span, smartetl.kpi_monthly m
+    WHERE m.bucket >= m0 AND m.bucket < m1
+    UNION ALL
+    SELECT d.* FROM span, smartetl.kpi_daily d
+    WHERE d.bucket >= d0 AND d.bucket < CASE WHEN m0 < m1 THEN m0 ELSE d1 END
+    UNION ALL
+    SELECT d.* FROM span, smartetl.kpi_daily d
+    WHERE d.bucket >= CASE WHEN m0 < m1 THEN m1 ELSE 'infinity' END AND d.bucket < d1
+    UNION ALL
+    SELECT h.* FROM span, smartetl.kpi_hourly h
+    WHERE h.bucket >= h0 AND h.bucket < CASE WHEN d0 < d1 THEN d0 ELSE h1 END
+    UNION ALL
+    SELECT h.* FROM span, smartetl.kpi_hourly h
+    WHERE h.bucket >= CASE WHEN d0 < d1 THEN d1 ELSE 'infinity' END AND h.bucket < h1
+$$;
+CREATE OR REPLACE FUNCTION smartetl._pipeline_delete_cascade() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM smartetl.run r USING old_pipelines o WHERE r.pipeline_id = o.pipeline_id;
+    DELETE FROM smartetl.log_event e USING old_pipelines o WHERE e.pipeline_id = o.pipeline_id;
+    DELETE FROM smartetl.kpi_hourly k USING old_pipelines o WHERE k.pipeline_id = o.pipeline_id;
+    DELETE FROM smartetl.kpi_daily k USING old_pipelines o WHERE k.pipeline_id = o.pipeline_id;
+    DELETE FROM smartetl.kpi_monthly k USING old_pipelines o WHERE k.pipeline_id = o.pipeline_id;
+    DELETE FROM smartetl.failure_streak k USING old_pipelines o WHERE k.pipeline_id = o.pipeline_id;
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE VIEW smartetl.metrics AS
+SELECT p.namespace, p.name AS pipeline,
+       coalesce(tot.runs, 0)::bigint AS runs_total, coalesce(tot.failures, 0)::bigint AS failures_total,
+       smartetl.quantile(week.duration, 0.5) AS duration_p50_seconds,
+       smartetl.quantile(week.duration, 0.95) AS duration_p95_seconds,
+       smartetl.quantile(week.duration, 0.99) AS duration_p99_seconds,
+       f.lag_s::float8 AS freshness_seconds,
+       CASE WHEN f.stale THEN 1 ELSE 0 END AS stale,
+       CASE WHEN cf.pipeline_id IS NOT NULL THEN 1 ELSE 0 END AS failing,
+       (SELECT count(*) FROM smartetl.alert a
+        WHERE a.state = 'firing' AND a.labels->>'pipeline' = p.name AND a.labels->>'namespace' = p.namespace) AS open_alerts
+FROM smartetl.pipeline p
+LEFT JOIN (SELECT m.pipeline_id, sum(m.runs) AS runs, sum(m.failures) AS failures FROM smartetl.kpi_monthly m
+           GROUP BY m.pipeline_id) tot ON tot.pipeline_id = p.pipeline_id
+LEFT JOIN (SELECT b.pipeline_id, smartetl.qsketch_merge(b.duration) AS duration
+           FROM smartetl._kpi_spans(now() - interval '167 hours' - interval '1 microsecond', 'infinity') b
+           GROUP BY b.pipeline_id) week ON week.pipeline_id = p.pipeline_id
+LEFT JOIN smartetl.freshness f ON f.pipeline_id = p.pipeline_id
+LEFT JOIN smartetl.current_failures cf ON cf.pipeline_id = p.pipeline_id;
+-- a pipeline's last success (the latest end, else start, of a successful
+-- run: freshness, overdue_pipelines) is one probe, not a scan of its runs
+CREATE INDEX run_success_done ON smartetl.run (pipeline_id, (coalesce(ended_at, run_at))) INCLUDE (run_at)
+    WHERE status = 'success';
+-- the latest runs of all pipelines (the dashboard's recent runs: the first
+-- thousand of a range, newest first, without sorting the range).  On the
+-- expression rather than the stored run_at, so that no query on run_at
+-- (ingest, the rollup and state refreshes) can take it for a pipeline's
+-- range when the statistics say run is empty: it would scan every pipeline
+-- per key.  The dashboard orders by the expression.
+CREATE INDEX run_time ON smartetl.run ((coalesce(started_at, ended_at)), run_id);
+DROP INDEX smartetl.run_pipeline_time;
+CREATE INDEX run_pipeline_time ON smartetl.run (pipeline_id, run_at DESC) INCLUDE (status, attempt);
+DROP INDEX smartetl.run_failed_time;
+CREATE INDEX run_failed_time ON smartetl.run (pipeline_id, run_at) INCLUDE (template_id) WHERE status = 'failed';
+CREATE OR REPLACE FUNCTION smartetl.overdue_pipelines(at_ts timestamptz DEFAULT now())
+RETURNS TABLE (pipeline_id bigint, pipeline text, kind text, last_at timestamptz,
+               expected_interval interval, overdue_by interval)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT p.pipeline_id, p.name, k.kind, k.last_at, e.expected,
+           justify_interval(at_ts - k.last_at - e.expected * smartetl._stale_factor())
+    FROM smartetl.pipeline p
+    CROSS JOIN LATERAL (SELECT smartetl._expected_interval(p.pipeline_id, at_ts) AS expected) e
+    CROSS JOIN LATERAL (
+        SELECT (SELECT min(r.run_at) FROM smartetl.run r
+                WHERE r.pipeline_id = p.pipeline_id AND r.run_at <= at_ts) AS first_run,
+               (SELECT max(r.run_at) FROM smartetl.run r
+                WHERE r.pipeline_id = p.pipeline_id AND r.run_at <= at_ts) AS last_run,
+               (SELECT max(coalesce(r.ended_at, r.run_at)) FROM smartetl.run r
+                WHERE r.pipeline_id = p.pipeline_id AND r.status = 'success' AND r.run_at <= at_ts) AS last_success) h
+    CROSS JOIN LATERAL (VALUES ('missing_run'::text, h.last_run),
+                               ('freshness', coalesce(h.last_success, h.first_run))) k(kind, last_at)
+    WHERE e.expected IS NOT NULL AND k.last_at IS NOT NULL
+      AND at_ts - k.last_at > e.expected * smartetl._stale_factor()
+$$;
+-- the runs scored far out (|score| > 3; the default threshold is 4), so that
+-- detect_anomalies over a range reads those instead of every score in it
+CREATE INDEX run_anomaly_score_far ON smartetl.run_anomaly_score (run_at)
+    WHERE abs(duration_score) > 3 OR abs(volume_score) > 3;
+CREATE OR REPLACE FUNCTION smartetl.detect_anomalies(from_ts timestamptz, to_ts timestamptz,
+                                          threshold double precision DEFAULT 4.0)
+RETURNS TABLE (
+    run_id        bigint,
+    pipeline_id   bigint,
+    pipeline      text,
+    run_at        timestamptz,
+    kind          text,
+    value         double precision,
+    expected      double precision,
+    expected_low  double precision,
+    expected_high double precision,
+    score         double precision,
+    baseline      text,
+    baseline_runs integer)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT s.run_id, s.pipeline_id, p.name, s.run_at, m.kind, m.x,
+           exp(m.center) - 1,
+           greatest(exp(m.center - threshold * m.scale) - 1, 0),
+           exp(m.center + threshold * m.scale) - 1,
+           m.score,
+           CASE WHEN m.seasonal THEN 'hour_of_week' ELSE 'recent_runs' END, m.n
+    FROM smartetl.pipeline p
+    JOIN (-- a threshold of 3 or more: the far scores only (run_anomaly_score_far)
+          SELECT s.* FROM smartetl.run_anomaly_score s
+          WHERE threshold >= 3 AND s.run_at >= from_ts AND s.run_at < to_ts
+            AND (abs(s.duration_score) > 3 OR abs(s.volume_score) > 3)
+          UNION ALL
+          -- a lower one: every score of the range, per pipeline
+          SELECT s.* FROM smartetl.pipeline q
+          JOIN smartetl.run_anomaly_score s
+            ON s.pipeline_id = q.pipeline_id AND s.run_at >= from_ts AND s.run_at < to_ts
+          WHERE threshold < 3) s ON s.pipeline_id = p.pipeline_id
+    CROSS JOIN LATERAL (VALUES ('duration', s.duration_s, s.duration_expected, s.duration_scale, s.duration_score,
+                                s.duration_seasonal, s.duration_runs),
+                               ('volume', s.rows_written, s.volume_expected, s.volume_scale, s.volume_score,
+                                s.volume_seasonal, s.volume_runs)) m(kind, x, center, scale, score, seasonal, n)
+    WHERE m.center IS NOT NULL AND abs(m.score) > threshold
+    ORDER BY s.run_at, s.run_id, m.kind
+$$;
+SELECT pg_catalog.pg_extension_config_dump('smartetl.kpi_monthly', '');
+SELECT pg_catalog.pg_extension_config_dump('smartetl.failure_streak', '');
+REVOKE ALL ON FUNCTION smartetl._streak_refresh(bigint[], timestamptz[]),
+                       smartetl._kpi_spans(timestamptz, timestamptz) FROM PUBLIC;
+GRANT SELECT ON smartetl.kpi_monthly, smartetl.failure_streak TO smartetl_reader;
+GRANT EXECUTE ON FUNCTION smartetl._kpi_spans(timestamptz, timestamptz) TO smartetl_reader;
+GRANT INSERT, UPDATE ON smartetl.kpi_monthly TO smartetl_writer;
+GRANT DELETE ON smartetl.kpi_monthly TO smartetl_admin;
+GRANT SELECT, INSERT, DELETE ON smartetl.failure_streak TO smartetl_writer;
+GRANT EXECUTE ON FUNCTION smartetl._streak_refresh(bigint[], timestamptz[]) TO smartetl_writer;
+-- fill the new rollup and streaks from what is stored: the months of every
+-- daily row (the refresh statement, written from the rollup columns, in a
+-- function dropped again), the streaks of every pipeline from its first run
+DO $do$
+BEGIN
+    EXECUTE pg_catalog.format($create$
+CREATE FUNCTION smartetl._kpi3_fill_months(pipeline_ids bigint[], times timestamptz[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET work_mem = '64MB' AS $body$
+BEGIN
+%s;
+END $body$$create$, smartetl._kpi_rollup_sql('refresh_monthly'));
+END $do$;
+SELECT smartetl._kpi3_fill_months(array_agg(pipeline_id), array_agg(bucket)) FROM smartetl.kpi_daily;
+DROP FUNCTION smartetl._kpi3_fill_months(bigint[], timestamptz[]);
+SELECT smartetl._streak_refresh(array_agg(pipeline_id), array_agg('-infinity'::timestamptz))
+FROM smartetl.pipeline;
