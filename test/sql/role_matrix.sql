@@ -1,14 +1,15 @@
 -- The role matrix: every public function's EXECUTE right for a reader, a
 -- writer and a non-superuser admin against the documented table (README
 -- "Roles"), then the allowed calls made for real by each login role: a
--- writer ingests every format (log lines included), an admin (not
+-- writer ingests every format (log lines included; dry_run first: it
+-- stores nothing and reports the counts the real call then returns), an admin (not
 -- superuser) drops log partitions another role created, imports pg_cron
 -- runs of jobs it does not own, evaluates alerts, tests a channel, trains,
 -- scores and manages models; pg_read_server_files decides ingest_file.
 \set ON_ERROR_STOP 1
 BEGIN;
 SET LOCAL timezone = 'UTC';
-SELECT plan(62);
+SELECT plan(64);
 CREATE ROLE rm_reader LOGIN IN ROLE smartetl_reader;
 CREATE ROLE rm_writer LOGIN IN ROLE smartetl_writer;
 CREATE ROLE rm_admin LOGIN IN ROLE smartetl_admin;
@@ -140,11 +141,30 @@ SELECT throws_ok($$INSERT INTO smartetl.alert_rule (name, kind) VALUES ('rm', 'r
                  'a reader cannot create rules');
 RESET ROLE;
 
--- writer: every format, log lines included
+-- writer: every format, log lines included.  First as a dry run (stored in
+-- a subtransaction rolled back, src/ingest/source.c): nothing is stored, in
+-- any table ingest writes (log partitions included), and each real call then
+-- returns the counts its dry run reported.
+CREATE TEMP TABLE rm_dry (format text PRIMARY KEY, counts text) ON COMMIT DROP;
+GRANT SELECT, INSERT ON rm_dry TO PUBLIC;
+CREATE TEMP VIEW rm_stored AS
+SELECT string_agg(t || ' ' || n, ', ' ORDER BY t) AS stored FROM (
+    SELECT 'pipeline', count(*) FROM smartetl.pipeline UNION ALL SELECT 'run', count(*) FROM smartetl.run
+    UNION ALL SELECT 'log_event', count(*) FROM smartetl.log_event UNION ALL SELECT 'ingest_reject', count(*) FROM smartetl.ingest_reject
+    UNION ALL SELECT 'template_text', count(*) FROM smartetl.template_text UNION ALL SELECT 'template_seen', count(*) FROM smartetl.template_seen
+    UNION ALL SELECT 'kpi_hourly', count(*) FROM smartetl.kpi_hourly UNION ALL SELECT 'kpi_daily', count(*) FROM smartetl.kpi_daily
+    UNION ALL SELECT 'run_anomaly_score', count(*) FROM smartetl.run_anomaly_score UNION ALL SELECT 'anomaly_state', count(*) FROM smartetl.anomaly_state
+    UNION ALL SELECT 'log partitions', count(*) FROM pg_inherits WHERE inhparent = 'smartetl.log_event'::regclass) s(t, n);
+SELECT stored AS rm_stored_before FROM rm_stored \gset
 SET LOCAL ROLE rm_writer;
-SELECT lives_ok(format('SELECT smartetl.ingest(%L, %L, %L)', format, payload, options),
-                'a writer ingests ' || format)
-FROM payloads ORDER BY format;
+SELECT lives_ok($$INSERT INTO rm_dry SELECT p.format, (SELECT row(r.*)::text FROM smartetl.ingest(p.format, p.payload, p.options || '{"dry_run": true}') r)
+                  FROM payloads p$$, 'a writer dry-runs every format');
+RESET ROLE;
+SELECT is((SELECT stored FROM rm_stored), :'rm_stored_before', 'the writer''s dry runs stored nothing (' || :'rm_stored_before' || ')');
+SET LOCAL ROLE rm_writer;
+SELECT is((SELECT row(r.*)::text FROM smartetl.ingest(p.format, p.payload, p.options) r), d.counts,
+          'a writer ingests ' || p.format || ': the counts its dry run reported (' || d.counts || ')')
+FROM payloads p JOIN rm_dry d USING (format) ORDER BY p.format;
 SELECT throws_ok($$SELECT smartetl.ingest_file('/etc/hostname', 'csv')$$, '42501', NULL,
                  'a writer cannot read server files');
 SELECT throws_ok($$SELECT smartetl.drop_log_partitions('2000-01-01')$$, '42501', NULL,
