@@ -71,9 +71,49 @@ SELECT count(*) AS changed FROM smartetl.alert_changed;
 SELECT smartetl.evaluate_alerts() AS queued;
 SELECT labels->>'pipeline' AS pipeline, state, annotations->>'overdue' AS overdue FROM smartetl.alert WHERE rule_name = 'inc-fresh';
 
+-- anomaly rules are driven by runs: a run is scored when it is ingested,
+-- and the next pass evaluates its pipeline, with no clock to wait for.
+-- 30 hourly runs of about a minute, the latest 2 hours ago...
+INSERT INTO smartetl.alert_rule (name, kind, channels, selector, group_wait)
+VALUES ('inc-slow', 'duration_anomaly', '{inc-bus}', '{"namespace": "inca"}', '0');
+SELECT inserted FROM smartetl.ingest('csv',
+    (SELECT E'job,run_id,start,end,status\n' || string_agg(format(E'slow,%s,%s,%s,success\n', i,
+                date_trunc('minute', now()) - (32 - i) * interval '1 hour',
+                date_trunc('minute', now()) - (32 - i) * interval '1 hour' + (60 + i % 5) * interval '1 second'), '')
+     FROM generate_series(1, 30) i),
+    '{"namespace": "inca"}');
+SELECT smartetl.evaluate_alerts() >= 0 AS evaluated;
+SELECT count(*) AS slow_alerts FROM smartetl.alert WHERE rule_name = 'inc-slow';
+CREATE TEMP TABLE slow_pass AS SELECT evaluated_at FROM smartetl.alert_rule_state WHERE rule_name = 'inc-slow';
+-- ...then one that took 10 minutes: scored at ingest (detect_anomalies
+-- lists it), and one pass later, on the same clock, the alert fires with
+-- that score
+SELECT inserted FROM smartetl.ingest('csv', format(E'job,run_id,start,end,status\nslow,31,%s,%s,success\n',
+    date_trunc('minute', now()) - interval '20 minutes', date_trunc('minute', now()) - interval '10 minutes'),
+    '{"namespace": "inca"}');
+SELECT a.kind, a.value, round(a.score) > 4 AS above_threshold
+FROM smartetl.detect_anomalies(now() - interval '1 hour', now() + interval '1 hour') a
+WHERE a.pipeline = 'slow';
+SELECT smartetl.evaluate_alerts() AS queued;
+SELECT a.labels->>'pipeline' AS pipeline, a.state, a.annotations->>'summary' AS summary,
+       a.value = d.score AS value_is_score, (a.annotations->>'run_id')::bigint = d.run_id AS about_that_run,
+       s.evaluated_at - p.evaluated_at < interval '5 minutes' AS within_5_minutes
+FROM smartetl.alert a
+CROSS JOIN smartetl.detect_anomalies(now() - interval '1 hour', now() + interval '1 hour') d
+CROSS JOIN slow_pass p
+JOIN smartetl.alert_rule_state s ON s.rule_name = a.rule_name
+WHERE a.rule_name = 'inc-slow' AND d.pipeline = 'slow';
+SELECT count(*) AS queued_for_it FROM smartetl.delivery WHERE group_key LIKE 'inc-slow/%';
+-- the next run is normal: the alert resolves in the pass after it
+SELECT inserted FROM smartetl.ingest('csv', format(E'job,run_id,start,end,status\nslow,32,%s,%s,success\n',
+    date_trunc('minute', now()) - interval '5 minutes', date_trunc('minute', now()) - interval '4 minutes'),
+    '{"namespace": "inca"}');
+SELECT smartetl.evaluate_alerts() >= 0 AS evaluated;
+SELECT state FROM smartetl.alert WHERE rule_name = 'inc-slow';
+
 DELETE FROM smartetl.alert_rule;
 DELETE FROM smartetl.alert;
 DELETE FROM smartetl.alert_group;
 DELETE FROM smartetl.delivery;
 DELETE FROM smartetl.channel WHERE name = 'inc-bus';
-DELETE FROM smartetl.pipeline WHERE namespace IN ('inc', 'incf');
+DELETE FROM smartetl.pipeline WHERE namespace IN ('inc', 'incf', 'inca');

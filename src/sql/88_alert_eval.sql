@@ -340,27 +340,46 @@ COMMENT ON FUNCTION smartetl._alert_cond_failures(smartetl.alert_rule, bigint[])
 
 -- API: Private
 -- duration_anomaly and volume_anomaly: the latest successful run of a
--- pipeline scored above threshold.
+-- pipeline, within the last 48 hours, scored above threshold.  Driven by
+-- runs: a run is scored when it arrives (run_anomaly_score, in the same
+-- transaction), so a pass reads the scores of the changed pipelines only;
+-- an alert whose run falls out of the 48 hours resolves in the next full
+-- pass.  The rows of detect_anomalies(now() - 48 h, threshold) restricted
+-- to each pipeline's latest success (a run stamped ahead of this clock
+-- included, as no later pass would see it change).
 CREATE FUNCTION smartetl._alert_cond_anomaly(r smartetl.alert_rule, pids bigint[])
 RETURNS TABLE (pipeline_id bigint, value double precision, annotations jsonb)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+DECLARE
+    thr double precision := coalesce(r.threshold, 4);
 BEGIN
     RETURN QUERY
-    SELECT a.pipeline_id, a.score,
+    SELECT s.pipeline_id, m.score,
            smartetl._run_annotations(
-               format('%s: abnormal %s', a.pipeline, a.kind),
-               format('%s of the latest run is %s, expected %s (%s .. %s), score %s', a.kind,
-                      round(a.value::numeric, 1), round(a.expected::numeric, 1),
-                      round(a.expected_low::numeric, 1), round(a.expected_high::numeric, 1),
-                      round(a.score::numeric, 1)),
-               a.run_id, a.run_at, a.pipeline_id)
-    FROM smartetl.detect_anomalies(now() - interval '48 hours', now(), coalesce(r.threshold, 4)) a
-    WHERE a.kind = CASE r.kind WHEN 'duration_anomaly' THEN 'duration' ELSE 'volume' END
-      AND a.run_id = (SELECT x.run_id FROM smartetl.run x WHERE x.pipeline_id = a.pipeline_id
-                      AND x.status = 'success' ORDER BY x.run_at DESC LIMIT 1);
+               format('%s: abnormal %s', p.name, m.kind),
+               format('%s of the latest run is %s, expected %s (%s .. %s), score %s', m.kind,
+                      round(m.x::numeric, 1), round((exp(m.center) - 1)::numeric, 1),
+                      round(greatest(exp(m.center - thr * m.scale) - 1, 0)::numeric, 1),
+                      round((exp(m.center + thr * m.scale) - 1)::numeric, 1),
+                      round(m.score::numeric, 1)),
+               s.run_id, s.run_at, s.pipeline_id)
+    FROM smartetl.pipeline p
+    CROSS JOIN LATERAL (SELECT x.run_id, x.run_at FROM smartetl.run x
+                        WHERE x.pipeline_id = p.pipeline_id AND x.status = 'success'
+                        ORDER BY x.run_at DESC LIMIT 1) l
+    JOIN smartetl.run_anomaly_score s ON s.pipeline_id = p.pipeline_id AND s.run_at = l.run_at AND s.run_id = l.run_id
+    CROSS JOIN LATERAL (SELECT CASE r.kind WHEN 'duration_anomaly' THEN 'duration' ELSE 'volume' END AS kind) k
+    CROSS JOIN LATERAL (SELECT k.kind,
+                               CASE k.kind WHEN 'duration' THEN s.duration_s ELSE s.rows_written END AS x,
+                               CASE k.kind WHEN 'duration' THEN s.duration_expected ELSE s.volume_expected END AS center,
+                               CASE k.kind WHEN 'duration' THEN s.duration_scale ELSE s.volume_scale END AS scale,
+                               CASE k.kind WHEN 'duration' THEN s.duration_score ELSE s.volume_score END AS score) m
+    WHERE (pids IS NULL OR p.pipeline_id = ANY (pids))
+      AND l.run_at >= now() - interval '48 hours'
+      AND m.center IS NOT NULL AND abs(m.score) > thr;
 END $$;
 COMMENT ON FUNCTION smartetl._alert_cond_anomaly(smartetl.alert_rule, bigint[]) IS
-'the condition of duration_anomaly and volume_anomaly rules: the latest successful run scored above threshold';
+'the condition of duration_anomaly and volume_anomaly rules: the latest successful run (of the last 48 hours) scored above threshold, read from run_anomaly_score';
 
 -- API: Private
 -- freshness: no run, or no success, for longer than the pipeline's

@@ -7605,3 +7605,80 @@ GRANT EXECUTE ON FUNCTION smartetl._anomaly_refresh(bigint[], timestamptz[]),
 -- score the runs stored before the update
 SELECT smartetl._anomaly_refresh(array_agg(pipeline_id), array_agg('-infinity'::timestamptz))
 FROM smartetl.pipeline;
+
+-- alert3: duration_anomaly and volume_anomaly driven by runs (scores read
+-- from run_anomaly_score for the changed pipelines)
+CREATE OR REPLACE FUNCTION smartetl.alert_rule_kinds()
+RETURNS TABLE (kind text, evaluated_every interval, takes_query boolean, description text,
+              driven_by text, condition text)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    VALUES ('run_failed', interval '0', false,
+            'the latest finished run of a pipeline failed (once its retries are exhausted)', 'runs',
+            'smartetl._alert_cond_failures'),
+           ('consecutive_failures', interval '0', false,
+            'at least threshold (default 3) runs of a pipeline failed in a row', 'runs',
+            'smartetl._alert_cond_failures'),
+           ('duration_anomaly', interval '0', false,
+            'the latest successful run took abnormally long or short (robust score above threshold, default 4)', 'runs',
+            'smartetl._alert_cond_anomaly'),
+           ('volume_anomaly', interval '0', false,
+            'the latest successful run wrote an abnormal number of rows (robust score above threshold, default 4)', 'runs',
+            'smartetl._alert_cond_anomaly'),
+           ('freshness', interval '0', false,
+            'no run, or no success, for longer than the interval the pipeline usually keeps', 'runs and clock',
+            'smartetl._alert_cond_freshness'),
+           ('deadline', interval '0', false,
+            'no successful run finished since a scheduled start whose deadline passed (pipeline schedule and deadline)', 'runs and clock',
+            'smartetl._alert_cond_deadline'),
+           ('risk', interval '5 minutes', false,
+            'the predicted risk of failure within a day is above threshold (default 0.5)', 'clock',
+            'smartetl._alert_cond_risk'),
+           ('model_drift', interval '5 minutes', false,
+            'the champion risk model drifted (PSI above threshold, default 0.25) or lost accuracy', 'clock',
+            'smartetl._alert_cond_model_drift'),
+           ('sql', interval '0', true,
+            'query, a read-only SELECT of (pipeline, value), run as smartetl_reader; fires above threshold', 'clock',
+            'smartetl._alert_cond_sql')
+$$;
+COMMENT ON FUNCTION smartetl.alert_rule_kinds() IS 'the alert rule kinds: how often each is evaluated at most, whether it takes a query, what it fires on, what makes it evaluated (runs: the pipelines whose runs changed; runs and clock: those, and each pipeline when it becomes due; clock: the whole rule every evaluated_every), the function that evaluates its condition';
+-- duration_anomaly and volume_anomaly: the latest successful run of a
+-- pipeline, within the last 48 hours, scored above threshold.  Driven by
+-- runs: a run is scored when it arrives (run_anomaly_score, in the same
+-- transaction), so a pass reads the scores of the changed pipelines only;
+-- an alert whose run falls out of the 48 hours resolves in the next full
+-- pass.  The rows of detect_anomalies(now() - 48 h, threshold) restricted
+-- to each pipeline's latest success (a run stamped ahead of this clock
+-- included, as no later pass would see it change).
+CREATE OR REPLACE FUNCTION smartetl._alert_cond_anomaly(r smartetl.alert_rule, pids bigint[])
+RETURNS TABLE (pipeline_id bigint, value double precision, annotations jsonb)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+DECLARE
+    thr double precision := coalesce(r.threshold, 4);
+BEGIN
+    RETURN QUERY
+    SELECT s.pipeline_id, m.score,
+           smartetl._run_annotations(
+               format('%s: abnormal %s', p.name, m.kind),
+               format('%s of the latest run is %s, expected %s (%s .. %s), score %s', m.kind,
+                      round(m.x::numeric, 1), round((exp(m.center) - 1)::numeric, 1),
+                      round(greatest(exp(m.center - thr * m.scale) - 1, 0)::numeric, 1),
+                      round((exp(m.center + thr * m.scale) - 1)::numeric, 1),
+                      round(m.score::numeric, 1)),
+               s.run_id, s.run_at, s.pipeline_id)
+    FROM smartetl.pipeline p
+    CROSS JOIN LATERAL (SELECT x.run_id, x.run_at FROM smartetl.run x
+                        WHERE x.pipeline_id = p.pipeline_id AND x.status = 'success'
+                        ORDER BY x.run_at DESC LIMIT 1) l
+    JOIN smartetl.run_anomaly_score s ON s.pipeline_id = p.pipeline_id AND s.run_at = l.run_at AND s.run_id = l.run_id
+    CROSS JOIN LATERAL (SELECT CASE r.kind WHEN 'duration_anomaly' THEN 'duration' ELSE 'volume' END AS kind) k
+    CROSS JOIN LATERAL (SELECT k.kind,
+                               CASE k.kind WHEN 'duration' THEN s.duration_s ELSE s.rows_written END AS x,
+                               CASE k.kind WHEN 'duration' THEN s.duration_expected ELSE s.volume_expected END AS center,
+                               CASE k.kind WHEN 'duration' THEN s.duration_scale ELSE s.volume_scale END AS scale,
+                               CASE k.kind WHEN 'duration' THEN s.duration_score ELSE s.volume_score END AS score) m
+    WHERE (pids IS NULL OR p.pipeline_id = ANY (pids))
+      AND l.run_at >= now() - interval '48 hours'
+      AND m.center IS NOT NULL AND abs(m.score) > thr;
+END $$;
+COMMENT ON FUNCTION smartetl._alert_cond_anomaly(smartetl.alert_rule, bigint[]) IS
+'the condition of duration_anomaly and volume_anomaly rules: the latest successful run (of the last 48 hours) scored above threshold, read from run_anomaly_score';
