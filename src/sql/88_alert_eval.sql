@@ -40,6 +40,17 @@ CREATE TABLE smartetl.alert_changed (
 COMMENT ON TABLE smartetl.alert_changed IS 'pipelines whose runs or settings changed since the last alert evaluation (NULL: evaluate everything); written by triggers, emptied by evaluate_alerts()';
 
 -- API: Private
+-- A pass of the alert worker evaluates at most smartetl.evaluation_chunk
+-- changed pipelines and commits, so that the first notifications of a
+-- burst are sent while the rest is evaluated: the pipelines it took from
+-- alert_changed (inhibition graph refreshed) but has not evaluated yet
+-- wait here for the next passes.
+CREATE TABLE smartetl.alert_backlog (
+    pipeline_id  bigint PRIMARY KEY
+);
+COMMENT ON TABLE smartetl.alert_backlog IS 'changed pipelines whose inhibition graph is refreshed but whose rules a chunked evaluation (the alert worker, smartetl.evaluation_chunk) has not evaluated yet';
+
+-- API: Private
 CREATE TABLE smartetl.alert_rule_due (
     rule_name    text NOT NULL,
     pipeline_id  bigint NOT NULL,
@@ -1003,8 +1014,72 @@ BEGIN
     RETURN queued;
 END $$;
 
--- API: Public
-CREATE FUNCTION smartetl.evaluate_alerts() RETURNS integer
+-- API: Private
+-- The changed pipelines a pass evaluates: those just taken from
+-- alert_changed (their graph refreshed) and those left in alert_backlog by
+-- earlier passes; all of them when chunk is NULL, else about chunk of them
+-- and the rest left in the backlog.  A chunk never splits what must be
+-- evaluated together: every backlog pipeline in the inhibition graph
+-- (alert_edge, or muted by an alert now) goes into the first chunk, so
+-- that a parent failing in the same burst mutes its children before they
+-- are notified; and the pipelines an alert group of a run-driven rule can
+-- span stay together (one namespace when a rule groups by namespace but
+-- not pipeline, every one when a rule groups by neither).
+CREATE FUNCTION smartetl._alert_backlog_take(changed bigint[], chunk integer) RETURNS bigint[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+DECLARE
+    whole boolean;
+    by_namespace boolean;
+    taken bigint[];
+BEGIN
+    INSERT INTO smartetl.alert_backlog (pipeline_id)
+    SELECT DISTINCT c FROM unnest(changed) c ON CONFLICT DO NOTHING;
+    IF chunk IS NULL THEN
+        WITH d AS (DELETE FROM smartetl.alert_backlog RETURNING pipeline_id)
+        SELECT coalesce(array_agg(d.pipeline_id), '{}') INTO taken FROM d;
+        RETURN taken;
+    END IF;
+    SELECT coalesce(bool_or(NOT r.group_by && '{pipeline,namespace}'), false),
+           coalesce(bool_or(NOT 'pipeline' = ANY (r.group_by)), false)
+    INTO whole, by_namespace
+    FROM smartetl.alert_rule r JOIN smartetl.alert_rule_kinds() k ON k.kind = r.kind
+    WHERE r.enabled AND k.driven_by <> 'clock';
+    WITH muted AS (
+        -- pipelines with a muted alert: the first pass's inhibition may unmute it
+        SELECT DISTINCT a.labels->>'namespace' AS namespace, a.labels->>'pipeline' AS name
+        FROM smartetl.alert a WHERE a.inhibited_by IS NOT NULL AND a.state = 'firing'
+    ), b AS (
+        SELECT b.pipeline_id,
+               CASE WHEN whole THEN '' WHEN by_namespace THEN coalesce(p.namespace, '') ELSE b.pipeline_id::text END AS unit,
+               EXISTS (SELECT 1 FROM smartetl.alert_edge e WHERE e.up = b.pipeline_id)
+               OR EXISTS (SELECT 1 FROM smartetl.alert_edge e WHERE e.down = b.pipeline_id)
+               OR m.name IS NOT NULL AS graph
+        FROM smartetl.alert_backlog b
+        LEFT JOIN smartetl.pipeline p USING (pipeline_id)
+        LEFT JOIN muted m ON m.namespace = p.namespace AND m.name = p.name
+    ), u AS (
+        SELECT b.unit, count(*) AS n, min(b.pipeline_id) AS first, bool_or(b.graph) AS graph FROM b GROUP BY b.unit
+    ), c AS (
+        SELECT u.unit, u.graph,
+               sum(u.n) OVER (ORDER BY u.graph DESC, u.first ROWS UNBOUNDED PRECEDING) - u.n AS before
+        FROM u
+    ), d AS (
+        DELETE FROM smartetl.alert_backlog x
+        USING b JOIN c USING (unit)
+        WHERE x.pipeline_id = b.pipeline_id AND (c.graph OR c.before < chunk)
+        RETURNING x.pipeline_id
+    )
+    SELECT coalesce(array_agg(d.pipeline_id), '{}') INTO taken FROM d;
+    RETURN taken;
+END $$;
+COMMENT ON FUNCTION smartetl._alert_backlog_take(bigint[], integer) IS
+'the changed pipelines one evaluation pass takes: all (chunk NULL), or about chunk of them with the inhibition graph''s and each alert group''s pipelines kept together, the rest left in alert_backlog';
+
+-- API: Private
+-- One pass (evaluate_alerts), over at most about chunk changed pipelines
+-- when chunk is not NULL (the alert worker: smartetl.evaluation_chunk),
+-- the others left in alert_backlog for the next passes.
+CREATE FUNCTION smartetl._evaluate_alerts(chunk integer) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
 DECLARE
     r smartetl.alert_rule;
@@ -1036,8 +1111,15 @@ BEGIN
         INSERT INTO smartetl.alert_eval_state (singleton, full_at) VALUES (true, now())
         ON CONFLICT (singleton) DO UPDATE SET full_at = excluded.full_at;
         PERFORM smartetl._alert_edges_refresh(NULL);
-    ELSIF changed <> '{}' THEN
-        PERFORM smartetl._alert_edges_refresh(changed);
+        DELETE FROM smartetl.alert_backlog;
+    ELSE
+        IF changed <> '{}' THEN
+            PERFORM smartetl._alert_edges_refresh(changed);
+        END IF;
+        -- a chunk of them (and of those earlier chunks left), or all
+        IF (chunk IS NOT NULL AND changed <> '{}') OR EXISTS (SELECT 1 FROM smartetl.alert_backlog) THEN
+            changed := smartetl._alert_backlog_take(changed, chunk);
+        END IF;
     END IF;
     FOR r IN SELECT * FROM smartetl.alert_rule WHERE enabled ORDER BY name LOOP
         SELECT * INTO k FROM smartetl.alert_rule_kinds() x WHERE x.kind = r.kind;
@@ -1134,6 +1216,13 @@ BEGIN
     END IF;
     RETURN smartetl._alert_window_catch_up() + smartetl._alert_notify(full_pass) + smartetl._alert_escalate();
 END $$;
+COMMENT ON FUNCTION smartetl._evaluate_alerts(integer) IS 'one evaluation pass over every changed pipeline (chunk NULL) or about chunk of them (the alert worker), the rest left in alert_backlog; returns the number of deliveries queued';
+
+-- API: Public
+CREATE FUNCTION smartetl.evaluate_alerts() RETURNS integer
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT smartetl._evaluate_alerts(NULL)
+$$;
 COMMENT ON FUNCTION smartetl.evaluate_alerts() IS 'one evaluation pass: fire/resolve alerts from the enabled rules, apply silences, queue due notifications in smartetl.delivery; returns the number of deliveries queued';
 
 -- API: Public

@@ -20,7 +20,10 @@
 #     a failed run (the run_failed rule): commit -> sent p50/p95/p99 of each.
 #
 # Usage (as root, from anywhere; inside /work/lockrun.sh on the shared box):
-#   test/bench/alert_bench.sh [--pipelines N] [--seconds S] [--passes P] [--anomalies A] [--skip-burst]
+#   test/bench/alert_bench.sh [--pipelines N] [--seconds S] [--passes P] [--anomalies A] [--chunk C]
+#                             [--skip-burst] [--burst-only]
+# --chunk sets smartetl.evaluation_chunk (default: the server's, 1000; 0 =
+# the whole burst in one evaluation, as before chunked evaluation).
 # Own throwaway cluster /tmp/pgbench-alert.<pid> on SMARTETL_BENCH_PORT
 # (default a free port), nginx on the next free one; both stopped on exit.
 set -euo pipefail
@@ -30,6 +33,8 @@ SECONDS_RUN=30
 PASSES=5
 BURST=1
 ANOMALIES=100
+CHUNK=
+BURST_ONLY=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 		--pipelines) N=${2:?}; shift 2 ;;
@@ -37,6 +42,8 @@ while [ $# -gt 0 ]; do
 		--passes) PASSES=${2:?}; shift 2 ;;
 		--anomalies) ANOMALIES=${2:?}; shift 2 ;;
 		--skip-burst) BURST=0; shift ;;
+		--burst-only) BURST_ONLY=1; shift ;;
+		--chunk) CHUNK=${2:?}; shift 2 ;;
 		-h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 		*) echo "unknown argument: $1" >&2; exit 2 ;;
 	esac
@@ -84,6 +91,8 @@ for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$HTTP_PORT) 2>/dev/null && br
 
 cluster_init "$DIR" "$PORT"
 echo "smartetl.naptime = 1" >>"$DIR/data/postgresql.conf"
+[ -z "$CHUNK" ] || echo "smartetl.evaluation_chunk = $CHUNK" >>"$DIR/data/postgresql.conf"
+echo "chunk:   smartetl.evaluation_chunk = ${CHUNK:-default}"
 cluster_start "$DIR" "$PORT"
 psql_ -c "CREATE EXTENSION smartetl" \
       -c "INSERT INTO smartetl.channel (name, kind, target) VALUES ('nginx', 'webhook', 'http://127.0.0.1:$HTTP_PORT/hook')" \
@@ -116,6 +125,7 @@ psql_ -F ' ' -c "SELECT count(*), round(extract(epoch FROM min(sent_at)) - $t0, 
                  FROM smartetl.delivery WHERE status = 'sent'" |
 	awk '{printf "burst:   %s sent; first %s s after the commit, last %s s; %s notifications/s end to end, %s/s from the first to the last\n", $1, $2, $3, $4, $5}'
 psql_ -c "SELECT status, count(*) FROM smartetl.delivery GROUP BY 1 ORDER BY 1" | sed 's/^/         /'
+[ "$BURST_ONLY" = 0 ] || exit 0
 
 # evaluation passes at N pipelines / N firing alerts (in this session, the
 # worker evaluates too: each pass is timed inside the database)
