@@ -71,9 +71,104 @@ SELECT count(*) AS changed FROM smartetl.alert_changed;
 SELECT smartetl.evaluate_alerts() AS queued;
 SELECT labels->>'pipeline' AS pipeline, state, annotations->>'overdue' AS overdue FROM smartetl.alert WHERE rule_name = 'inc-fresh';
 
+-- anomaly rules are driven by runs: a run is scored when it is ingested,
+-- and the next pass evaluates its pipeline, with no clock to wait for.
+-- 30 hourly runs of about a minute, the latest 2 hours ago...
+INSERT INTO smartetl.alert_rule (name, kind, channels, selector, group_wait)
+VALUES ('inc-slow', 'duration_anomaly', '{inc-bus}', '{"namespace": "inca"}', '0');
+SELECT inserted FROM smartetl.ingest('csv',
+    (SELECT E'job,run_id,start,end,status\n' || string_agg(format(E'slow,%s,%s,%s,success\n', i,
+                date_trunc('minute', now()) - (32 - i) * interval '1 hour',
+                date_trunc('minute', now()) - (32 - i) * interval '1 hour' + (60 + i % 5) * interval '1 second'), '')
+     FROM generate_series(1, 30) i),
+    '{"namespace": "inca"}');
+SELECT smartetl.evaluate_alerts() >= 0 AS evaluated;
+SELECT count(*) AS slow_alerts FROM smartetl.alert WHERE rule_name = 'inc-slow';
+CREATE TEMP TABLE slow_pass AS SELECT evaluated_at FROM smartetl.alert_rule_state WHERE rule_name = 'inc-slow';
+-- ...then one that took 10 minutes: scored at ingest (detect_anomalies
+-- lists it), and one pass later, on the same clock, the alert fires with
+-- that score
+SELECT inserted FROM smartetl.ingest('csv', format(E'job,run_id,start,end,status\nslow,31,%s,%s,success\n',
+    date_trunc('minute', now()) - interval '20 minutes', date_trunc('minute', now()) - interval '10 minutes'),
+    '{"namespace": "inca"}');
+SELECT a.kind, a.value, round(a.score) > 4 AS above_threshold
+FROM smartetl.detect_anomalies(now() - interval '1 hour', now() + interval '1 hour') a
+WHERE a.pipeline = 'slow';
+SELECT smartetl.evaluate_alerts() AS queued;
+SELECT a.labels->>'pipeline' AS pipeline, a.state, a.annotations->>'summary' AS summary,
+       a.value = d.score AS value_is_score, (a.annotations->>'run_id')::bigint = d.run_id AS about_that_run,
+       s.evaluated_at - p.evaluated_at < interval '5 minutes' AS within_5_minutes
+FROM smartetl.alert a
+CROSS JOIN smartetl.detect_anomalies(now() - interval '1 hour', now() + interval '1 hour') d
+CROSS JOIN slow_pass p
+JOIN smartetl.alert_rule_state s ON s.rule_name = a.rule_name
+WHERE a.rule_name = 'inc-slow' AND d.pipeline = 'slow';
+SELECT count(*) AS queued_for_it FROM smartetl.delivery WHERE group_key LIKE 'inc-slow/%';
+-- the next run is normal: the alert resolves in the pass after it
+SELECT inserted FROM smartetl.ingest('csv', format(E'job,run_id,start,end,status\nslow,32,%s,%s,success\n',
+    date_trunc('minute', now()) - interval '5 minutes', date_trunc('minute', now()) - interval '4 minutes'),
+    '{"namespace": "inca"}');
+SELECT smartetl.evaluate_alerts() >= 0 AS evaluated;
+SELECT state FROM smartetl.alert WHERE rule_name = 'inc-slow';
+
+-- chunked evaluation (the worker's passes, smartetl.evaluation_chunk): a
+-- burst is evaluated a chunk of changed pipelines per pass; the pipelines
+-- of the inhibition graph go into the first chunk together, so the children
+-- of a parent failing in the same burst are muted before anything is sent
+INSERT INTO smartetl.alert_rule (name, kind, channels, selector, group_wait)
+VALUES ('chk-failures', 'run_failed', '{inc-bus}', '{"namespace": "chk"}', '0');
+SELECT smartetl.evaluate_alerts() >= 0 AS evaluated;
+SELECT inserted FROM smartetl.ingest('csv',
+    (SELECT E'job,run_id,start,end,status,error\n' || string_agg(format(E'iso%s,1,2024-05-01 10:00:00,2024-05-01 10:01:00,failed,boom\n', i), '')
+     FROM generate_series(1, 10) i), '{"namespace": "chk"}');
+SELECT inserted FROM smartetl.ingest('dbt', jsonb_build_object(
+    'metadata', jsonb_build_object('dbt_version', '1.9.0', 'generated_at', '2025-05-02T03:00:10Z', 'invocation_id', 'chk-inv'),
+    'elapsed_time', 12.5,
+    'results', (SELECT jsonb_agg(jsonb_build_object('status', 'error', 'unique_id', 'model.chk.m' || lpad(i::text, 2, '0'),
+                                                    'execution_time', 0.5, 'timing', '[]'::jsonb, 'adapter_response', '{}'::jsonb,
+                                                    'message', 'boom', 'failures', NULL))
+                FROM generate_series(1, 20) i))::text, '{"namespace": "chk"}');
+-- the first pass of chunk 3 takes the 21 pipelines of the graph and no other
+SELECT smartetl._evaluate_alerts(3) AS queued;
+SELECT count(*) AS backlog FROM smartetl.alert_backlog;
+SELECT count(*) FILTER (WHERE inhibited_by IS NULL) AS roots, count(*) FILTER (WHERE inhibited_by IS NOT NULL) AS muted
+FROM smartetl.alert WHERE rule_name = 'chk-failures' AND state = 'firing';
+-- then 3 isolated pipelines a pass until the backlog is empty
+SELECT smartetl._evaluate_alerts(3) AS queued;
+SELECT count(*) AS backlog FROM smartetl.alert_backlog;
+SELECT smartetl._evaluate_alerts(3) AS queued;
+SELECT count(*) AS backlog FROM smartetl.alert_backlog;
+SELECT smartetl._evaluate_alerts(3) AS queued;
+SELECT count(*) AS backlog FROM smartetl.alert_backlog;
+SELECT smartetl._evaluate_alerts(3) AS queued;
+SELECT count(*) AS backlog FROM smartetl.alert_backlog;
+-- as one pass would have it: 31 alerts, 20 muted, one notification per
+-- group that has an unmuted alert, each group notified once
+SELECT count(*) AS alerts, count(*) FILTER (WHERE inhibited_by IS NOT NULL) AS muted,
+       (SELECT count(*) FROM smartetl.delivery WHERE group_key LIKE 'chk-failures/%') AS deliveries,
+       (SELECT count(DISTINCT group_key) FROM smartetl.delivery WHERE group_key LIKE 'chk-failures/%') AS groups_notified
+FROM smartetl.alert WHERE rule_name = 'chk-failures' AND state = 'firing';
+-- a rule grouping by namespace (not pipeline): a namespace's pipelines stay
+-- in one chunk, so its group's first notification has all of them
+INSERT INTO smartetl.alert_rule (name, kind, channels, selector, group_by, group_wait)
+VALUES ('chk-by-ns', 'run_failed', '{inc-bus}', '{"namespace": "chk2"}', '{namespace}', '0');
+SELECT smartetl.evaluate_alerts() >= 0 AS evaluated;
+SELECT inserted FROM smartetl.ingest('csv',
+    (SELECT E'job,run_id,start,end,status,error\n' || string_agg(format(E'ns%s,1,2024-05-01 10:00:00,2024-05-01 10:01:00,failed,boom\n', i), '')
+     FROM generate_series(1, 5) i), '{"namespace": "chk2"}');
+SELECT inserted FROM smartetl.ingest('csv',
+    (SELECT E'job,run_id,start,end,status,error\n' || string_agg(format(E'other%s,1,2024-05-01 10:00:00,2024-05-01 10:01:00,failed,boom\n', i), '')
+     FROM generate_series(1, 4) i), '{"namespace": "chk3"}');
+SELECT smartetl._evaluate_alerts(2) AS queued;
+SELECT count(*) AS backlog FROM smartetl.alert_backlog;
+SELECT jsonb_array_length(notification->'alerts') AS alerts FROM smartetl.delivery WHERE group_key LIKE 'chk-by-ns/%';
+-- evaluate_alerts() takes whatever a chunked pass left
+SELECT smartetl.evaluate_alerts() >= 0 AS evaluated;
+SELECT count(*) AS backlog FROM smartetl.alert_backlog;
+
 DELETE FROM smartetl.alert_rule;
 DELETE FROM smartetl.alert;
 DELETE FROM smartetl.alert_group;
 DELETE FROM smartetl.delivery;
 DELETE FROM smartetl.channel WHERE name = 'inc-bus';
-DELETE FROM smartetl.pipeline WHERE namespace IN ('inc', 'incf');
+DELETE FROM smartetl.pipeline WHERE namespace IN ('inc', 'incf', 'inca', 'chk', 'chk2', 'chk3');

@@ -31,6 +31,7 @@ int			smartetl_naptime_s = 10;
 int			smartetl_http_timeout_ms = 10000;
 int			smartetl_max_attempts = 8;
 int			smartetl_max_in_flight = 64;
+int			smartetl_evaluation_chunk = 500;
 char	   *smartetl_allowed_hosts = NULL;
 int			smartetl_rule_timeout_ms = 5000;
 int			smartetl_worker_statement_timeout_ms = 60000;
@@ -106,6 +107,11 @@ define_gucs(void)
 	DefineCustomIntVariable("smartetl.max_in_flight",
 							"Notification requests in flight at once per worker.",
 							NULL, &smartetl_max_in_flight, 64, 1, 1000, PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("smartetl.evaluation_chunk",
+							"Changed pipelines the alert worker evaluates per transaction (0 = all at once).",
+							"A burst is evaluated in several passes, each committed, so that the first "
+							"notifications are sent while the rest is evaluated.",
+							&smartetl_evaluation_chunk, 500, 0, INT_MAX, PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("smartetl.allowed_hosts",
 							   "Hosts notifications may be sent to (comma-separated; * = any).",
 							   "Empty: none.  Set in postgresql.conf only.",

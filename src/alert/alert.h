@@ -24,6 +24,7 @@ extern int	smartetl_naptime_s;
 extern int	smartetl_http_timeout_ms;
 extern int	smartetl_max_attempts;
 extern int	smartetl_max_in_flight;
+extern int	smartetl_evaluation_chunk;
 extern char *smartetl_allowed_hosts;
 extern int	smartetl_worker_statement_timeout_ms;
 

@@ -9,6 +9,9 @@
  * group_wait ...: smartetl.next_alert_due()); record the
  * outcomes of finished transfers; when woken or every naptime, run
  * smartetl.evaluate_alerts(); claim due deliveries and start sending them.
+ * A burst is evaluated in chunks of smartetl.evaluation_chunk changed
+ * pipelines, one transaction each, a chunk per cycle: the deliveries of the
+ * first chunk are claimed and sent while the next ones are evaluated.
  *
  * Transactions are short and never span network waits, and each step has
  * its own, so that no step's failure can undo another's work: the
@@ -40,6 +43,7 @@
 
 #include "access/xact.h"
 #include "catalog/pg_extension.h"
+#include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -83,6 +87,16 @@ PGDLLEXPORT void smartetl_alert_worker_main(Datum main_arg);
 	"SELECT pg_catalog.pg_try_advisory_xact_lock(" CppAsString2(LOCK_ALERT_EVALUATION_CLASS) ", " \
 	CppAsString2(LOCK_ALERT_EVALUATION_SUB) ")"
 #define EVALUATE_SQL "SELECT smartetl.evaluate_alerts()"
+/*
+ * A chunked pass (smartetl.evaluation_chunk): at most about that many
+ * changed pipelines per transaction, the rest left in smartetl.alert_backlog
+ * for the next cycles, which come at once.  A database still at 0.1.0 has
+ * neither.
+ */
+#define EVALUATE_CHUNK_EXISTS_SQL \
+	"SELECT pg_catalog.to_regprocedure('smartetl._evaluate_alerts(integer)') IS NOT NULL"
+#define EVALUATE_CHUNK_SQL "SELECT smartetl._evaluate_alerts($1)"
+#define BACKLOG_SQL "SELECT EXISTS (SELECT FROM smartetl.alert_backlog)"
 
 /*
  * Milliseconds until the clock makes the next evaluation due (a deadline,
@@ -342,10 +356,32 @@ evaluate(WorkerState *ws)
 		elog(ERROR, "could not take the evaluation lock");
 	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
 	{
-		if (alert_spi_execute(EVALUATE_SQL, 0, NULL, NULL, NULL, false, 0) != SPI_OK_SELECT)
+		bool		chunked = false;
+		bool		more = false;
+
+		if (smartetl_evaluation_chunk > 0 &&
+			alert_spi_execute(EVALUATE_CHUNK_EXISTS_SQL, 0, NULL, NULL, NULL, true, 1) == SPI_OK_SELECT)
+			chunked = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		if (chunked)
+		{
+			Oid			argtypes[1] = {INT4OID};
+			Datum		args[1] = {Int32GetDatum(smartetl_evaluation_chunk)};
+
+			if (alert_spi_execute(EVALUATE_CHUNK_SQL, 1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
+				elog(ERROR, "smartetl._evaluate_alerts() failed");
+			/* pipelines left for the next passes: the next cycle evaluates again, after its claim */
+			if (alert_spi_execute(BACKLOG_SQL, 0, NULL, NULL, NULL, false, 1) == SPI_OK_SELECT)
+				more = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		}
+		else if (alert_spi_execute(EVALUATE_SQL, 0, NULL, NULL, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "smartetl.evaluate_alerts() failed");
-		/* when the clock makes the next one due: asked once the claimed deliveries are on their way */
-		ws->plan_evaluation = true;
+		if (more)
+			ws->next_evaluation = GetCurrentTimestamp();
+		else
+		{
+			/* when the clock makes the next one due: asked once the claimed deliveries are on their way */
+			ws->plan_evaluation = true;
+		}
 	}
 	else
 		ws->next_evaluation = in_ms(BUSY_RETRY_MS);

@@ -40,6 +40,17 @@ CREATE TABLE smartetl.alert_changed (
 COMMENT ON TABLE smartetl.alert_changed IS 'pipelines whose runs or settings changed since the last alert evaluation (NULL: evaluate everything); written by triggers, emptied by evaluate_alerts()';
 
 -- API: Private
+-- A pass of the alert worker evaluates at most smartetl.evaluation_chunk
+-- changed pipelines and commits, so that the first notifications of a
+-- burst are sent while the rest is evaluated: the pipelines it took from
+-- alert_changed (inhibition graph refreshed) but has not evaluated yet
+-- wait here for the next passes.
+CREATE TABLE smartetl.alert_backlog (
+    pipeline_id  bigint PRIMARY KEY
+);
+COMMENT ON TABLE smartetl.alert_backlog IS 'changed pipelines whose inhibition graph is refreshed but whose rules a chunked evaluation (the alert worker, smartetl.evaluation_chunk) has not evaluated yet';
+
+-- API: Private
 CREATE TABLE smartetl.alert_rule_due (
     rule_name    text NOT NULL,
     pipeline_id  bigint NOT NULL,
@@ -340,27 +351,46 @@ COMMENT ON FUNCTION smartetl._alert_cond_failures(smartetl.alert_rule, bigint[])
 
 -- API: Private
 -- duration_anomaly and volume_anomaly: the latest successful run of a
--- pipeline scored above threshold.
+-- pipeline, within the last 48 hours, scored above threshold.  Driven by
+-- runs: a run is scored when it arrives (run_anomaly_score, in the same
+-- transaction), so a pass reads the scores of the changed pipelines only;
+-- an alert whose run falls out of the 48 hours resolves in the next full
+-- pass.  The rows of detect_anomalies(now() - 48 h, threshold) restricted
+-- to each pipeline's latest success (a run stamped ahead of this clock
+-- included, as no later pass would see it change).
 CREATE FUNCTION smartetl._alert_cond_anomaly(r smartetl.alert_rule, pids bigint[])
 RETURNS TABLE (pipeline_id bigint, value double precision, annotations jsonb)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+DECLARE
+    thr double precision := coalesce(r.threshold, 4);
 BEGIN
     RETURN QUERY
-    SELECT a.pipeline_id, a.score,
+    SELECT s.pipeline_id, m.score,
            smartetl._run_annotations(
-               format('%s: abnormal %s', a.pipeline, a.kind),
-               format('%s of the latest run is %s, expected %s (%s .. %s), score %s', a.kind,
-                      round(a.value::numeric, 1), round(a.expected::numeric, 1),
-                      round(a.expected_low::numeric, 1), round(a.expected_high::numeric, 1),
-                      round(a.score::numeric, 1)),
-               a.run_id, a.run_at, a.pipeline_id)
-    FROM smartetl.detect_anomalies(now() - interval '48 hours', now(), coalesce(r.threshold, 4)) a
-    WHERE a.kind = CASE r.kind WHEN 'duration_anomaly' THEN 'duration' ELSE 'volume' END
-      AND a.run_id = (SELECT x.run_id FROM smartetl.run x WHERE x.pipeline_id = a.pipeline_id
-                      AND x.status = 'success' ORDER BY x.run_at DESC LIMIT 1);
+               format('%s: abnormal %s', p.name, m.kind),
+               format('%s of the latest run is %s, expected %s (%s .. %s), score %s', m.kind,
+                      round(m.x::numeric, 1), round((exp(m.center) - 1)::numeric, 1),
+                      round(greatest(exp(m.center - thr * m.scale) - 1, 0)::numeric, 1),
+                      round((exp(m.center + thr * m.scale) - 1)::numeric, 1),
+                      round(m.score::numeric, 1)),
+               s.run_id, s.run_at, s.pipeline_id)
+    FROM smartetl.pipeline p
+    CROSS JOIN LATERAL (SELECT x.run_id, x.run_at FROM smartetl.run x
+                        WHERE x.pipeline_id = p.pipeline_id AND x.status = 'success'
+                        ORDER BY x.run_at DESC LIMIT 1) l
+    JOIN smartetl.run_anomaly_score s ON s.pipeline_id = p.pipeline_id AND s.run_at = l.run_at AND s.run_id = l.run_id
+    CROSS JOIN LATERAL (SELECT CASE r.kind WHEN 'duration_anomaly' THEN 'duration' ELSE 'volume' END AS kind) k
+    CROSS JOIN LATERAL (SELECT k.kind,
+                               CASE k.kind WHEN 'duration' THEN s.duration_s ELSE s.rows_written END AS x,
+                               CASE k.kind WHEN 'duration' THEN s.duration_expected ELSE s.volume_expected END AS center,
+                               CASE k.kind WHEN 'duration' THEN s.duration_scale ELSE s.volume_scale END AS scale,
+                               CASE k.kind WHEN 'duration' THEN s.duration_score ELSE s.volume_score END AS score) m
+    WHERE (pids IS NULL OR p.pipeline_id = ANY (pids))
+      AND l.run_at >= now() - interval '48 hours'
+      AND m.center IS NOT NULL AND abs(m.score) > thr;
 END $$;
 COMMENT ON FUNCTION smartetl._alert_cond_anomaly(smartetl.alert_rule, bigint[]) IS
-'the condition of duration_anomaly and volume_anomaly rules: the latest successful run scored above threshold';
+'the condition of duration_anomaly and volume_anomaly rules: the latest successful run (of the last 48 hours) scored above threshold, read from run_anomaly_score';
 
 -- API: Private
 -- freshness: no run, or no success, for longer than the pipeline's
@@ -984,8 +1014,72 @@ BEGIN
     RETURN queued;
 END $$;
 
--- API: Public
-CREATE FUNCTION smartetl.evaluate_alerts() RETURNS integer
+-- API: Private
+-- The changed pipelines a pass evaluates: those just taken from
+-- alert_changed (their graph refreshed) and those left in alert_backlog by
+-- earlier passes; all of them when chunk is NULL, else about chunk of them
+-- and the rest left in the backlog.  A chunk never splits what must be
+-- evaluated together: every backlog pipeline in the inhibition graph
+-- (alert_edge, or muted by an alert now) goes into the first chunk, so
+-- that a parent failing in the same burst mutes its children before they
+-- are notified; and the pipelines an alert group of a run-driven rule can
+-- span stay together (one namespace when a rule groups by namespace but
+-- not pipeline, every one when a rule groups by neither).
+CREATE FUNCTION smartetl._alert_backlog_take(changed bigint[], chunk integer) RETURNS bigint[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+DECLARE
+    whole boolean;
+    by_namespace boolean;
+    taken bigint[];
+BEGIN
+    INSERT INTO smartetl.alert_backlog (pipeline_id)
+    SELECT DISTINCT c FROM unnest(changed) c ON CONFLICT DO NOTHING;
+    IF chunk IS NULL THEN
+        WITH d AS (DELETE FROM smartetl.alert_backlog RETURNING pipeline_id)
+        SELECT coalesce(array_agg(d.pipeline_id), '{}') INTO taken FROM d;
+        RETURN taken;
+    END IF;
+    SELECT coalesce(bool_or(NOT r.group_by && '{pipeline,namespace}'), false),
+           coalesce(bool_or(NOT 'pipeline' = ANY (r.group_by)), false)
+    INTO whole, by_namespace
+    FROM smartetl.alert_rule r JOIN smartetl.alert_rule_kinds() k ON k.kind = r.kind
+    WHERE r.enabled AND k.driven_by <> 'clock';
+    WITH muted AS (
+        -- pipelines with a muted alert: the first pass's inhibition may unmute it
+        SELECT DISTINCT a.labels->>'namespace' AS namespace, a.labels->>'pipeline' AS name
+        FROM smartetl.alert a WHERE a.inhibited_by IS NOT NULL AND a.state = 'firing'
+    ), b AS (
+        SELECT b.pipeline_id,
+               CASE WHEN whole THEN '' WHEN by_namespace THEN coalesce(p.namespace, '') ELSE b.pipeline_id::text END AS unit,
+               EXISTS (SELECT 1 FROM smartetl.alert_edge e WHERE e.up = b.pipeline_id)
+               OR EXISTS (SELECT 1 FROM smartetl.alert_edge e WHERE e.down = b.pipeline_id)
+               OR m.name IS NOT NULL AS graph
+        FROM smartetl.alert_backlog b
+        LEFT JOIN smartetl.pipeline p USING (pipeline_id)
+        LEFT JOIN muted m ON m.namespace = p.namespace AND m.name = p.name
+    ), u AS (
+        SELECT b.unit, count(*) AS n, min(b.pipeline_id) AS first, bool_or(b.graph) AS graph FROM b GROUP BY b.unit
+    ), c AS (
+        SELECT u.unit, u.graph,
+               sum(u.n) OVER (ORDER BY u.graph DESC, u.first ROWS UNBOUNDED PRECEDING) - u.n AS before
+        FROM u
+    ), d AS (
+        DELETE FROM smartetl.alert_backlog x
+        USING b JOIN c USING (unit)
+        WHERE x.pipeline_id = b.pipeline_id AND (c.graph OR c.before < chunk)
+        RETURNING x.pipeline_id
+    )
+    SELECT coalesce(array_agg(d.pipeline_id), '{}') INTO taken FROM d;
+    RETURN taken;
+END $$;
+COMMENT ON FUNCTION smartetl._alert_backlog_take(bigint[], integer) IS
+'the changed pipelines one evaluation pass takes: all (chunk NULL), or about chunk of them with the inhibition graph''s and each alert group''s pipelines kept together, the rest left in alert_backlog';
+
+-- API: Private
+-- One pass (evaluate_alerts), over at most about chunk changed pipelines
+-- when chunk is not NULL (the alert worker: smartetl.evaluation_chunk),
+-- the others left in alert_backlog for the next passes.
+CREATE FUNCTION smartetl._evaluate_alerts(chunk integer) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
 DECLARE
     r smartetl.alert_rule;
@@ -1017,8 +1111,15 @@ BEGIN
         INSERT INTO smartetl.alert_eval_state (singleton, full_at) VALUES (true, now())
         ON CONFLICT (singleton) DO UPDATE SET full_at = excluded.full_at;
         PERFORM smartetl._alert_edges_refresh(NULL);
-    ELSIF changed <> '{}' THEN
-        PERFORM smartetl._alert_edges_refresh(changed);
+        DELETE FROM smartetl.alert_backlog;
+    ELSE
+        IF changed <> '{}' THEN
+            PERFORM smartetl._alert_edges_refresh(changed);
+        END IF;
+        -- a chunk of them (and of those earlier chunks left), or all
+        IF (chunk IS NOT NULL AND changed <> '{}') OR EXISTS (SELECT 1 FROM smartetl.alert_backlog) THEN
+            changed := smartetl._alert_backlog_take(changed, chunk);
+        END IF;
     END IF;
     FOR r IN SELECT * FROM smartetl.alert_rule WHERE enabled ORDER BY name LOOP
         SELECT * INTO k FROM smartetl.alert_rule_kinds() x WHERE x.kind = r.kind;
@@ -1115,6 +1216,13 @@ BEGIN
     END IF;
     RETURN smartetl._alert_window_catch_up() + smartetl._alert_notify(full_pass) + smartetl._alert_escalate();
 END $$;
+COMMENT ON FUNCTION smartetl._evaluate_alerts(integer) IS 'one evaluation pass over every changed pipeline (chunk NULL) or about chunk of them (the alert worker), the rest left in alert_backlog; returns the number of deliveries queued';
+
+-- API: Public
+CREATE FUNCTION smartetl.evaluate_alerts() RETURNS integer
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT smartetl._evaluate_alerts(NULL)
+$$;
 COMMENT ON FUNCTION smartetl.evaluate_alerts() IS 'one evaluation pass: fire/resolve alerts from the enabled rules, apply silences, queue due notifications in smartetl.delivery; returns the number of deliveries queued';
 
 -- API: Public

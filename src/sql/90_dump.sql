@@ -28,6 +28,7 @@ SELECT pg_catalog.pg_extension_config_dump('smartetl.alert_group', '');
 SELECT pg_catalog.pg_extension_config_dump('smartetl.delivery', '');
 SELECT pg_catalog.pg_extension_config_dump('smartetl.alert_rule_state', '');
 SELECT pg_catalog.pg_extension_config_dump('smartetl.alert_changed', '');
+SELECT pg_catalog.pg_extension_config_dump('smartetl.alert_backlog', '');
 SELECT pg_catalog.pg_extension_config_dump('smartetl.alert_rule_due', '');
 SELECT pg_catalog.pg_extension_config_dump('smartetl.alert_group_due', '');
 SELECT pg_catalog.pg_extension_config_dump('smartetl.alert_eval_state', '');

@@ -254,3 +254,7 @@ GRANT EXECUTE ON FUNCTION smartetl._alert_freshness(bigint[], timestamptz),
                           smartetl._alert_rule_due_set(smartetl.alert_rule, bigint[]),
                           smartetl._alert_group_next_due(text), smartetl._alert_edges_refresh(bigint[])
     TO smartetl_admin;
+-- chunked evaluation (the worker's passes; evaluate_alerts() takes them all)
+GRANT SELECT, INSERT, DELETE ON smartetl.alert_backlog TO smartetl_admin;
+GRANT EXECUTE ON FUNCTION smartetl._evaluate_alerts(integer), smartetl._alert_backlog_take(bigint[], integer)
+    TO smartetl_admin;

@@ -13,10 +13,17 @@
 #   * steady: one failed run of a new pipeline every 50 ms (20/s) for
 #     --seconds, on top of the 10,000 firing alerts: commit -> sent
 #     (delivery.sent_at, recorded when nginx answered, minus run.ingested_at)
-#     p50/p95/p99.
+#     p50/p95/p99;
+#   * anomaly vs run_failed: --anomalies pipelines with 30 hourly runs of
+#     about a minute each; then, every 100 ms, one of them gets a 10-minute
+#     run (a duration_anomaly rule, group_wait 0) and a pipeline of its own
+#     a failed run (the run_failed rule): commit -> sent p50/p95/p99 of each.
 #
 # Usage (as root, from anywhere; inside /work/lockrun.sh on the shared box):
-#   test/bench/alert_bench.sh [--pipelines N] [--seconds S] [--passes P] [--skip-burst]
+#   test/bench/alert_bench.sh [--pipelines N] [--seconds S] [--passes P] [--anomalies A] [--chunk C]
+#                             [--skip-burst] [--burst-only]
+# --chunk sets smartetl.evaluation_chunk (default: the server's, 1000; 0 =
+# the whole burst in one evaluation, as before chunked evaluation).
 # Own throwaway cluster /tmp/pgbench-alert.<pid> on SMARTETL_BENCH_PORT
 # (default a free port), nginx on the next free one; both stopped on exit.
 set -euo pipefail
@@ -25,12 +32,18 @@ N=10000
 SECONDS_RUN=30
 PASSES=5
 BURST=1
+ANOMALIES=100
+CHUNK=
+BURST_ONLY=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 		--pipelines) N=${2:?}; shift 2 ;;
 		--seconds) SECONDS_RUN=${2:?}; shift 2 ;;
 		--passes) PASSES=${2:?}; shift 2 ;;
+		--anomalies) ANOMALIES=${2:?}; shift 2 ;;
 		--skip-burst) BURST=0; shift ;;
+		--burst-only) BURST_ONLY=1; shift ;;
+		--chunk) CHUNK=${2:?}; shift 2 ;;
 		-h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 		*) echo "unknown argument: $1" >&2; exit 2 ;;
 	esac
@@ -78,6 +91,8 @@ for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$HTTP_PORT) 2>/dev/null && br
 
 cluster_init "$DIR" "$PORT"
 echo "smartetl.naptime = 1" >>"$DIR/data/postgresql.conf"
+[ -z "$CHUNK" ] || echo "smartetl.evaluation_chunk = $CHUNK" >>"$DIR/data/postgresql.conf"
+echo "chunk:   smartetl.evaluation_chunk = ${CHUNK:-default}"
 cluster_start "$DIR" "$PORT"
 psql_ -c "CREATE EXTENSION smartetl" \
       -c "INSERT INTO smartetl.channel (name, kind, target) VALUES ('nginx', 'webhook', 'http://127.0.0.1:$HTTP_PORT/hook')" \
@@ -110,6 +125,7 @@ psql_ -F ' ' -c "SELECT count(*), round(extract(epoch FROM min(sent_at)) - $t0, 
                  FROM smartetl.delivery WHERE status = 'sent'" |
 	awk '{printf "burst:   %s sent; first %s s after the commit, last %s s; %s notifications/s end to end, %s/s from the first to the last\n", $1, $2, $3, $4, $5}'
 psql_ -c "SELECT status, count(*) FROM smartetl.delivery GROUP BY 1 ORDER BY 1" | sed 's/^/         /'
+[ "$BURST_ONLY" = 0 ] || exit 0
 
 # evaluation passes at N pipelines / N firing alerts (in this session, the
 # worker evaluates too: each pass is timed inside the database)
@@ -158,3 +174,41 @@ psql_ -F ' ' -c "WITH l AS (
   SELECT count(*), round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)), round(percentile_cont(0.95) WITHIN GROUP (ORDER BY ms)),
          round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)), round(max(ms)) FROM l" |
 	awk -v k="$k" '{printf "steady:  %s of %s runs notified; commit -> sent p50 %s ms, p95 %s ms, p99 %s ms, max %s ms\n", $1, k, $2, $3, $4, $5}'
+
+# anomaly vs run_failed: the same path, one rule scoring the run at ingest
+log "anomaly vs run_failed: $ANOMALIES 10-minute runs and $ANOMALIES failed runs, one of each every 100 ms"
+psql_ -c "INSERT INTO smartetl.alert_rule (name, kind, channels, selector, group_wait, group_interval)
+          VALUES ('slow', 'duration_anomaly', '{nginx}', '{\"pipeline\": \"a*\"}', '0', '0')"
+{
+	echo 'job,run_id,start,end,status'
+	for k in $(seq 1 "$ANOMALIES"); do
+		for i in $(seq 1 30); do
+			st=$((now - (32 - i) * 3600))
+			echo "a$k,$i,$(ts $st),$(ts $((st + 60 + i % 5))),success"
+		done
+	done
+} >"$DIR/history.csv"
+chmod 644 "$DIR/history.csv"
+psql_ -c "SELECT inserted FROM smartetl.ingest_file('$DIR/history.csv', 'csv')" >/dev/null
+sleep 3
+start_id=$(psql_ -c "SELECT coalesce(max(run_id), 0) FROM smartetl.run")
+pids=()
+for k in $(seq 1 "$ANOMALIES"); do
+	t=$(date +%s)
+	psql_ -c "SELECT inserted FROM smartetl.ingest('csv', E'job,run_id,start,end,status\\na$k,31,$(ts $((t - 700))),$(ts $((t - 100))),success\\n')" >/dev/null &
+	pids+=($!)
+	psql_ -c "SELECT inserted FROM smartetl.ingest('csv', E'job,run_id,start,status,error\\nf$k,1,$(ts "$t"),failed,steady\\n')" >/dev/null &
+	pids+=($!)
+	sleep 0.1
+done
+wait "${pids[@]}"
+sleep 5
+psql_ -F ' ' -c "WITH l AS (
+    SELECT a.rule_name, extract(epoch FROM d.sent_at - r.ingested_at) * 1000 AS ms
+    FROM smartetl.delivery d
+    JOIN smartetl.alert_group a ON a.group_key = d.group_key
+    JOIN smartetl.run r ON r.run_id = (d.notification->'alerts'->0->'annotations'->>'run_id')::bigint
+    WHERE r.run_id > $start_id AND d.status = 'sent')
+  SELECT rule_name, count(*), round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)), round(percentile_cont(0.95) WITHIN GROUP (ORDER BY ms)),
+         round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)), round(max(ms)) FROM l GROUP BY 1 ORDER BY 1" |
+	awk -v k="$ANOMALIES" '{printf "%-8s %s of %s runs notified; commit -> sent p50 %s ms, p95 %s ms, p99 %s ms, max %s ms\n", $1 ":", $2, k, $3, $4, $5, $6}'

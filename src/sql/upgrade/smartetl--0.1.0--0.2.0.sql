@@ -8124,3 +8124,309 @@ SELECT smartetl._kpi3_fill_months(array_agg(pipeline_id), array_agg(bucket)) FRO
 DROP FUNCTION smartetl._kpi3_fill_months(bigint[], timestamptz[]);
 SELECT smartetl._streak_refresh(array_agg(pipeline_id), array_agg('-infinity'::timestamptz))
 FROM smartetl.pipeline;
+
+-- alert3: duration_anomaly and volume_anomaly driven by runs (scores read
+-- from run_anomaly_score for the changed pipelines)
+CREATE OR REPLACE FUNCTION smartetl.alert_rule_kinds()
+RETURNS TABLE (kind text, evaluated_every interval, takes_query boolean, description text,
+              driven_by text, condition text)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    VALUES ('run_failed', interval '0', false,
+            'the latest finished run of a pipeline failed (once its retries are exhausted)', 'runs',
+            'smartetl._alert_cond_failures'),
+           ('consecutive_failures', interval '0', false,
+            'at least threshold (default 3) runs of a pipeline failed in a row', 'runs',
+            'smartetl._alert_cond_failures'),
+           ('duration_anomaly', interval '0', false,
+            'the latest successful run took abnormally long or short (robust score above threshold, default 4)', 'runs',
+            'smartetl._alert_cond_anomaly'),
+           ('volume_anomaly', interval '0', false,
+            'the latest successful run wrote an abnormal number of rows (robust score above threshold, default 4)', 'runs',
+            'smartetl._alert_cond_anomaly'),
+           ('freshness', interval '0', false,
+            'no run, or no success, for longer than the interval the pipeline usually keeps', 'runs and clock',
+            'smartetl._alert_cond_freshness'),
+           ('deadline', interval '0', false,
+            'no successful run finished since a scheduled start whose deadline passed (pipeline schedule and deadline)', 'runs and clock',
+            'smartetl._alert_cond_deadline'),
+           ('risk', interval '5 minutes', false,
+            'the predicted risk of failure within a day is above threshold (default 0.5)', 'clock',
+            'smartetl._alert_cond_risk'),
+           ('model_drift', interval '5 minutes', false,
+            'the champion risk model drifted (PSI above threshold, default 0.25) or lost accuracy', 'clock',
+            'smartetl._alert_cond_model_drift'),
+           ('sql', interval '0', true,
+            'query, a read-only SELECT of (pipeline, value), run as smartetl_reader; fires above threshold', 'clock',
+            'smartetl._alert_cond_sql')
+$$;
+COMMENT ON FUNCTION smartetl.alert_rule_kinds() IS 'the alert rule kinds: how often each is evaluated at most, whether it takes a query, what it fires on, what makes it evaluated (runs: the pipelines whose runs changed; runs and clock: those, and each pipeline when it becomes due; clock: the whole rule every evaluated_every), the function that evaluates its condition';
+-- duration_anomaly and volume_anomaly: the latest successful run of a
+-- pipeline, within the last 48 hours, scored above threshold.  Driven by
+-- runs: a run is scored when it arrives (run_anomaly_score, in the same
+-- transaction), so a pass reads the scores of the changed pipelines only;
+-- an alert whose run falls out of the 48 hours resolves in the next full
+-- pass.  The rows of detect_anomalies(now() - 48 h, threshold) restricted
+-- to each pipeline's latest success (a run stamped ahead of this clock
+-- included, as no later pass would see it change).
+CREATE OR REPLACE FUNCTION smartetl._alert_cond_anomaly(r smartetl.alert_rule, pids bigint[])
+RETURNS TABLE (pipeline_id bigint, value double precision, annotations jsonb)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+DECLARE
+    thr double precision := coalesce(r.threshold, 4);
+BEGIN
+    RETURN QUERY
+    SELECT s.pipeline_id, m.score,
+           smartetl._run_annotations(
+               format('%s: abnormal %s', p.name, m.kind),
+               format('%s of the latest run is %s, expected %s (%s .. %s), score %s', m.kind,
+                      round(m.x::numeric, 1), round((exp(m.center) - 1)::numeric, 1),
+                      round(greatest(exp(m.center - thr * m.scale) - 1, 0)::numeric, 1),
+                      round((exp(m.center + thr * m.scale) - 1)::numeric, 1),
+                      round(m.score::numeric, 1)),
+               s.run_id, s.run_at, s.pipeline_id)
+    FROM smartetl.pipeline p
+    CROSS JOIN LATERAL (SELECT x.run_id, x.run_at FROM smartetl.run x
+                        WHERE x.pipeline_id = p.pipeline_id AND x.status = 'success'
+                        ORDER BY x.run_at DESC LIMIT 1) l
+    JOIN smartetl.run_anomaly_score s ON s.pipeline_id = p.pipeline_id AND s.run_at = l.run_at AND s.run_id = l.run_id
+    CROSS JOIN LATERAL (SELECT CASE r.kind WHEN 'duration_anomaly' THEN 'duration' ELSE 'volume' END AS kind) k
+    CROSS JOIN LATERAL (SELECT k.kind,
+                               CASE k.kind WHEN 'duration' THEN s.duration_s ELSE s.rows_written END AS x,
+                               CASE k.kind WHEN 'duration' THEN s.duration_expected ELSE s.volume_expected END AS center,
+                               CASE k.kind WHEN 'duration' THEN s.duration_scale ELSE s.volume_scale END AS scale,
+                               CASE k.kind WHEN 'duration' THEN s.duration_score ELSE s.volume_score END AS score) m
+    WHERE (pids IS NULL OR p.pipeline_id = ANY (pids))
+      AND l.run_at >= now() - interval '48 hours'
+      AND m.center IS NOT NULL AND abs(m.score) > thr;
+END $$;
+COMMENT ON FUNCTION smartetl._alert_cond_anomaly(smartetl.alert_rule, bigint[]) IS
+'the condition of duration_anomaly and volume_anomaly rules: the latest successful run (of the last 48 hours) scored above threshold, read from run_anomaly_score';
+
+-- alert3: chunked evaluation (smartetl.evaluation_chunk): the backlog of
+-- changed pipelines, the chunk's choice, the pass over a chunk; the public
+-- evaluate_alerts() takes them all
+-- API: Private
+-- A pass of the alert worker evaluates at most smartetl.evaluation_chunk
+-- changed pipelines and commits, so that the first notifications of a
+-- burst are sent while the rest is evaluated: the pipelines it took from
+-- alert_changed (inhibition graph refreshed) but has not evaluated yet
+-- wait here for the next passes.
+CREATE TABLE smartetl.alert_backlog (
+    pipeline_id  bigint PRIMARY KEY
+);
+COMMENT ON TABLE smartetl.alert_backlog IS 'changed pipelines whose inhibition graph is refreshed but whose rules a chunked evaluation (the alert worker, smartetl.evaluation_chunk) has not evaluated yet';
+SELECT pg_catalog.pg_extension_config_dump('smartetl.alert_backlog', '');
+-- API: Private
+-- The changed pipelines a pass evaluates: those just taken from
+-- alert_changed (their graph refreshed) and those left in alert_backlog by
+-- earlier passes; all of them when chunk is NULL, else about chunk of them
+-- and the rest left in the backlog.  A chunk never splits what must be
+-- evaluated together: every backlog pipeline in the inhibition graph
+-- (alert_edge, or muted by an alert now) goes into the first chunk, so
+-- that a parent failing in the same burst mutes its children before they
+-- are notified; and the pipelines an alert group of a run-driven rule can
+-- span stay together (one namespace when a rule groups by namespace but
+-- not pipeline, every one when a rule groups by neither).
+CREATE FUNCTION smartetl._alert_backlog_take(changed bigint[], chunk integer) RETURNS bigint[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+DECLARE
+    whole boolean;
+    by_namespace boolean;
+    taken bigint[];
+BEGIN
+    INSERT INTO smartetl.alert_backlog (pipeline_id)
+    SELECT DISTINCT c FROM unnest(changed) c ON CONFLICT DO NOTHING;
+    IF chunk IS NULL THEN
+        WITH d AS (DELETE FROM smartetl.alert_backlog RETURNING pipeline_id)
+        SELECT coalesce(array_agg(d.pipeline_id), '{}') INTO taken FROM d;
+        RETURN taken;
+    END IF;
+    SELECT coalesce(bool_or(NOT r.group_by && '{pipeline,namespace}'), false),
+           coalesce(bool_or(NOT 'pipeline' = ANY (r.group_by)), false)
+    INTO whole, by_namespace
+    FROM smartetl.alert_rule r JOIN smartetl.alert_rule_kinds() k ON k.kind = r.kind
+    WHERE r.enabled AND k.driven_by <> 'clock';
+    WITH muted AS (
+        -- pipelines with a muted alert: the first pass's inhibition may unmute it
+        SELECT DISTINCT a.labels->>'namespace' AS namespace, a.labels->>'pipeline' AS name
+        FROM smartetl.alert a WHERE a.inhibited_by IS NOT NULL AND a.state = 'firing'
+    ), b AS (
+        SELECT b.pipeline_id,
+               CASE WHEN whole THEN '' WHEN by_namespace THEN coalesce(p.namespace, '') ELSE b.pipeline_id::text END AS unit,
+               EXISTS (SELECT 1 FROM smartetl.alert_edge e WHERE e.up = b.pipeline_id)
+               OR EXISTS (SELECT 1 FROM smartetl.alert_edge e WHERE e.down = b.pipeline_id)
+               OR m.name IS NOT NULL AS graph
+        FROM smartetl.alert_backlog b
+        LEFT JOIN smartetl.pipeline p USING (pipeline_id)
+        LEFT JOIN muted m ON m.namespace = p.namespace AND m.name = p.name
+    ), u AS (
+        SELECT b.unit, count(*) AS n, min(b.pipeline_id) AS first, bool_or(b.graph) AS graph FROM b GROUP BY b.unit
+    ), c AS (
+        SELECT u.unit, u.graph,
+               sum(u.n) OVER (ORDER BY u.graph DESC, u.first ROWS UNBOUNDED PRECEDING) - u.n AS before
+        FROM u
+    ), d AS (
+        DELETE FROM smartetl.alert_backlog x
+        USING b JOIN c USING (unit)
+        WHERE x.pipeline_id = b.pipeline_id AND (c.graph OR c.before < chunk)
+        RETURNING x.pipeline_id
+    )
+    SELECT coalesce(array_agg(d.pipeline_id), '{}') INTO taken FROM d;
+    RETURN taken;
+END $$;
+COMMENT ON FUNCTION smartetl._alert_backlog_take(bigint[], integer) IS
+'the changed pipelines one evaluation pass takes: all (chunk NULL), or about chunk of them with the inhibition graph''s and each alert group''s pipelines kept together, the rest left in alert_backlog';
+
+-- API: Private
+-- One pass (evaluate_alerts), over at most about chunk changed pipelines
+-- when chunk is not NULL (the alert worker: smartetl.evaluation_chunk),
+-- the others left in alert_backlog for the next passes.
+CREATE FUNCTION smartetl._evaluate_alerts(chunk integer) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+DECLARE
+    r smartetl.alert_rule;
+    k record;
+    rs smartetl.alert_rule_state;
+    full_pass boolean;
+    changed bigint[];
+    pids bigint[];
+    evaluated boolean := false;
+    started timestamptz;
+    detail text;
+    err text;
+BEGIN
+    -- one evaluation at a time, whoever calls it
+    PERFORM smartetl._xact_lock('alert_evaluation');
+    -- fold template occurrence deltas (cheap when already folded)
+    PERFORM smartetl.template_compact();
+    PERFORM smartetl.resolve_predictions();
+    -- the pipelines changed since the last pass (rows committed after this
+    -- statement stay for the next one); a full pass when asked for, and
+    -- every 15 minutes as a safety net
+    WITH d AS (DELETE FROM smartetl.alert_changed RETURNING pipeline_id)
+    SELECT coalesce(bool_or(d.pipeline_id IS NULL), false),
+           coalesce(array_agg(DISTINCT d.pipeline_id) FILTER (WHERE d.pipeline_id IS NOT NULL), '{}')
+    INTO full_pass, changed FROM d;
+    full_pass := full_pass OR NOT EXISTS (SELECT 1 FROM smartetl.alert_eval_state e
+                                          WHERE e.full_at > now() - interval '15 minutes' AND e.full_at <= now());
+    IF full_pass THEN
+        INSERT INTO smartetl.alert_eval_state (singleton, full_at) VALUES (true, now())
+        ON CONFLICT (singleton) DO UPDATE SET full_at = excluded.full_at;
+        PERFORM smartetl._alert_edges_refresh(NULL);
+        DELETE FROM smartetl.alert_backlog;
+    ELSE
+        IF changed <> '{}' THEN
+            PERFORM smartetl._alert_edges_refresh(changed);
+        END IF;
+        -- a chunk of them (and of those earlier chunks left), or all
+        IF (chunk IS NOT NULL AND changed <> '{}') OR EXISTS (SELECT 1 FROM smartetl.alert_backlog) THEN
+            changed := smartetl._alert_backlog_take(changed, chunk);
+        END IF;
+    END IF;
+    FOR r IN SELECT * FROM smartetl.alert_rule WHERE enabled ORDER BY name LOOP
+        SELECT * INTO k FROM smartetl.alert_rule_kinds() x WHERE x.kind = r.kind;
+        SELECT * INTO rs FROM smartetl.alert_rule_state x WHERE x.rule_name = r.name;
+        IF k.driven_by = 'clock' THEN
+            -- the whole rule, at most every evaluated_every (anomaly scoring
+            -- rebuilds 120 days of baselines; risk scores every pipeline);
+            -- a sql rule that ran out of time waits until retry_at
+            CONTINUE WHEN rs.evaluated_at > now() - k.evaluated_every OR rs.retry_at > now();
+            pids := NULL;
+        ELSIF full_pass OR rs.full_at IS NULL THEN
+            pids := NULL;
+        ELSE
+            -- the pipelines whose runs changed, and those due by the clock
+            pids := changed;
+            IF k.driven_by = 'runs and clock' THEN
+                pids := pids || ARRAY(SELECT d.pipeline_id FROM smartetl.alert_rule_due d
+                                      WHERE d.rule_name = r.name AND d.due_at <= now()
+                                        AND d.pipeline_id <> ALL (changed));
+            END IF;
+            CONTINUE WHEN pids = '{}';
+        END IF;
+        started := clock_timestamp();
+        evaluated := true;
+        BEGIN
+            PERFORM smartetl._alert_apply_rule(r, pids);
+            IF k.driven_by = 'runs and clock' THEN
+                PERFORM smartetl._alert_rule_due_set(r, pids);
+            END IF;
+            INSERT INTO smartetl.alert_rule_state (rule_name, evaluated_at, last_error, retry_at, full_at)
+            VALUES (r.name, now(), NULL, NULL, CASE WHEN pids IS NULL THEN now() END)
+            ON CONFLICT (rule_name) DO UPDATE
+            SET evaluated_at = now(), last_error = NULL, retry_at = NULL,
+                full_at = coalesce(excluded.full_at, alert_rule_state.full_at);
+        EXCEPTION WHEN OTHERS THEN
+            -- one broken rule must not stop the others
+            GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
+            err := SQLERRM || coalesce(': ' || nullif(detail, ''), '');
+            RAISE WARNING 'smartetl: alert rule "%" failed: %', r.name, err;
+            -- a sql rule that used up smartetl.rule_timeout would hold up every
+            -- evaluation, and the notifications queued after it: it waits 5
+            -- minutes; the changes it missed make its next evaluation a full one
+            INSERT INTO smartetl.alert_rule_state (rule_name, evaluated_at, last_error, retry_at, full_at)
+            VALUES (r.name, now(), err,
+                    CASE WHEN r.kind = 'sql'
+                              AND clock_timestamp() - started
+                                  >= coalesce(current_setting('smartetl.rule_timeout', true), '5s')::interval
+                         THEN now() + interval '5 minutes' END, NULL)
+            ON CONFLICT (rule_name) DO UPDATE
+            SET evaluated_at = now(), last_error = excluded.last_error, retry_at = excluded.retry_at, full_at = NULL;
+        END;
+    END LOOP;
+    IF full_pass THEN
+        -- rules deleted or disabled: their alerts resolve
+        UPDATE smartetl.alert SET state = 'resolved', resolved_at = now()
+        WHERE state = 'firing' AND rule_name NOT IN (SELECT name FROM smartetl.alert_rule WHERE enabled);
+    END IF;
+    -- silences: the alerts silenced now, and, while a silence holds, every
+    -- firing alert (without one, nothing else can be silenced)
+    UPDATE smartetl.alert a SET silenced = s.hit
+    FROM (SELECT a2.alert_id, EXISTS (SELECT 1 FROM smartetl.silence s
+                                      WHERE now() >= s.starts_at AND now() < s.ends_at
+                                        AND smartetl._silence_matches(s.matchers, a2.labels)) AS hit
+          FROM (SELECT x.* FROM smartetl.alert x WHERE x.silenced AND x.state = 'firing'
+                UNION ALL
+                SELECT x.* FROM smartetl.alert x
+                WHERE x.state = 'firing' AND NOT x.silenced
+                  AND EXISTS (SELECT 1 FROM smartetl.silence s WHERE now() >= s.starts_at AND now() < s.ends_at)) a2) s
+    WHERE a.alert_id = s.alert_id AND a.silenced IS DISTINCT FROM s.hit;
+    -- maintenance windows of rules and pipelines: alerts are recorded as muted
+    -- (firing ones, and resolved ones whose resolution is still to be sent);
+    -- while no such window is active, only the muted ones can change
+    UPDATE smartetl.alert a SET muted_by = m.win
+    FROM (SELECT a2.alert_id,
+                 (SELECT w.name FROM smartetl.maintenance_window w
+                  WHERE w.enabled AND (a2.rule_name = ANY (w.rules)
+                                       OR (w.selector <> '{}' AND p.pipeline_id IS NOT NULL
+                                           AND smartetl._selector_matches(w.selector, p)))
+                    AND smartetl.maintenance_window_active(w.name)
+                  ORDER BY w.name LIMIT 1) AS win
+          FROM (SELECT x.* FROM smartetl.alert x WHERE x.muted_by IS NOT NULL
+                UNION ALL
+                SELECT x.* FROM smartetl.alert x
+                WHERE (x.state = 'firing' OR (x.state = 'resolved' AND x.notified_state = 'firing'))
+                  AND x.muted_by IS NULL
+                  AND EXISTS (SELECT 1 FROM smartetl.maintenance_window w
+                              WHERE w.enabled AND (w.rules <> '{}' OR w.selector <> '{}')
+                                AND smartetl.maintenance_window_active(w.name))) a2
+          LEFT JOIN smartetl.pipeline p ON p.namespace = a2.labels->>'namespace' AND p.name = a2.labels->>'pipeline') m
+    WHERE a.alert_id = m.alert_id AND a.muted_by IS DISTINCT FROM m.win;
+    -- inhibition changes only with the alerts and the graph
+    IF full_pass OR evaluated OR changed <> '{}' THEN
+        PERFORM smartetl._alert_inhibit();
+    END IF;
+    RETURN smartetl._alert_window_catch_up() + smartetl._alert_notify(full_pass) + smartetl._alert_escalate();
+END $$;
+COMMENT ON FUNCTION smartetl._evaluate_alerts(integer) IS 'one evaluation pass over every changed pipeline (chunk NULL) or about chunk of them (the alert worker), the rest left in alert_backlog; returns the number of deliveries queued';
+
+-- API: Public
+CREATE OR REPLACE FUNCTION smartetl.evaluate_alerts() RETURNS integer
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT smartetl._evaluate_alerts(NULL)
+$$;
+COMMENT ON FUNCTION smartetl.evaluate_alerts() IS 'one evaluation pass: fire/resolve alerts from the enabled rules, apply silences, queue due notifications in smartetl.delivery; returns the number of deliveries queued';
+REVOKE ALL ON FUNCTION smartetl._evaluate_alerts(integer), smartetl._alert_backlog_take(bigint[], integer) FROM PUBLIC;
+GRANT SELECT, INSERT, DELETE ON smartetl.alert_backlog TO smartetl_admin;
+GRANT EXECUTE ON FUNCTION smartetl._evaluate_alerts(integer), smartetl._alert_backlog_take(bigint[], integer)
+    TO smartetl_admin;
