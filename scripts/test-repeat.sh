@@ -6,7 +6,8 @@
 # Two runs agree when every check has the same outcome in both: the same
 # TAP lines (ok / not ok, SKIP and TODO marks, descriptions) and pg_regress
 # results in the same order, with numbers masked (descriptions carry
-# measured figures: times, rates), and the same per-stage counts.  Prints each
+# measured figures: times, rates; and long hex strings, such as a signed
+# link's random token), and the same per-stage counts.  Prints each
 # run's wall time and outcome, then "identical" or the first differences.
 # Logs are kept in /tmp/smartetl-repeat.<pid>/.  Runs as root (README's test
 # command); takes N times the suite's time.
@@ -21,7 +22,7 @@ mkdir -p "$WORK"
 outcomes() {
 	# what must agree between runs, numbers masked
 	grep -E '^(not )?ok [0-9]|^[^ ]+\.sql \.+|^(test| ) +[a-z_0-9]+ +\.\.\. |^pg_regress [0-9]|^[0-9]+ checks in|SKIP' "$1" |
-		sed -E 's/[0-9]+([.,][0-9]+)*/N/g; s/ +/ /g; s/ $//'
+		sed -E 's/[0-9a-f]{16,}([.][0-9a-f]{16,})?/HEX/g; s/[0-9]+([.,][0-9]+)*/N/g; s/ +/ /g; s/ $//'
 }
 
 rc_all=0
